@@ -1,0 +1,1 @@
+"""What every childreg party shares: code lists, models, errors, PKI, RPC plumbing, stubs."""
