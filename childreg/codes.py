@@ -1,0 +1,237 @@
+"""Public code lists: the only categories a record may hold and a table may have.
+
+Every party shares these lists, so a table's shape never depends on the data: a count
+table over dimensions D1..Dk always has exactly prod(len(codes(Di))) cells, in the
+canonical order given by :func:`grid`.  Vocabularies follow ARCHITECTURE.md; regions are
+Azerbaijan's 14 economic regions (2021), the shape of its education administration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+EDUCATION_FORMS: Final = (
+    "preschool",
+    "mainstream_class",
+    "inclusive_class",
+    "integrated_inclusive_school",
+    "home_education",
+    "special_school",
+    "integrated_boarding_school",
+    "special_boarding_school",
+    "rehabilitation_centre",
+    "day_care_centre",
+    "not_enrolled",
+)
+
+#: Forms that make up "educated through special provision" in the published figures.
+SPECIAL_PROVISION_FORMS: Final = (
+    "inclusive_class",
+    "integrated_inclusive_school",
+    "home_education",
+    "special_school",
+    "integrated_boarding_school",
+    "special_boarding_school",
+)
+#: School-age forms counted in "attending general education institutions".
+GENERAL_EDUCATION_FORMS: Final = ("mainstream_class", *SPECIAL_PROVISION_FORMS)
+
+#: Published totals, each the sum of a set of forms.
+FORM_TOTALS: Final[dict[str, tuple[str, ...]]] = {
+    "general_education_total": GENERAL_EDUCATION_FORMS,
+    "special_provision_total": SPECIAL_PROVISION_FORMS,
+}
+
+CARE_SETTINGS: Final = (
+    "family",
+    "kinship_guardianship",
+    "foster_family",
+    "state_residential_institution",
+    "boarding_school_residence",
+    "shelter",
+)
+#: Table category for a child with no care setting recorded on the reference date.
+CARE_NOT_RECORDED: Final = "not_recorded"
+
+SEXES: Final = ("female", "male")
+
+#: Age bands at the snapshot's reference date: (code, lowest age, highest age or None).
+AGE_BANDS: Final[tuple[tuple[str, int, int | None], ...]] = (
+    ("age_0_2", 0, 2),
+    ("age_3_5", 3, 5),
+    ("age_6_10", 6, 10),
+    ("age_11_14", 11, 14),
+    ("age_15_17", 15, 17),
+    ("age_18_plus", 18, None),
+)
+
+#: Degree of health impairment bands used by the commissions.
+IMPAIRMENT_BANDS: Final = ("pct_25_40", "pct_41_60", "pct_61_80", "pct_81_100")
+#: Table category for a child with no assessment on or before the reference date.
+IMPAIRMENT_NOT_ASSESSED: Final = "not_assessed"
+
+#: UNICEF / Washington Group Child Functioning Module domains.
+FUNCTIONING_DOMAINS: Final = (
+    "seeing",
+    "hearing",
+    "walking",
+    "fine_motor",
+    "communication",
+    "learning",
+    "remembering",
+    "concentrating",
+    "accepting_change",
+    "controlling_behaviour",
+    "making_friends",
+    "anxiety",
+    "depression",
+    "self_care",
+)
+DIFFICULTY_LEVELS: Final = (
+    "no_difficulty",
+    "some_difficulty",
+    "a_lot_of_difficulty",
+    "cannot_do_at_all",
+)
+#: The two affect domains are asked as frequencies, not difficulty.
+FREQUENCY_LEVELS: Final = ("never", "few_times_a_year", "monthly", "weekly", "daily")
+FREQUENCY_DOMAINS: Final = ("anxiety", "depression")
+
+SUPPORTS: Final = (
+    "adapted_curriculum",
+    "assistive_technology",
+    "braille",
+    "individual_education_plan",
+    "physiotherapy",
+    "psychological_support",
+    "sign_language",
+    "speech_therapy",
+    "teaching_assistant",
+    "transport",
+)
+ACCOMMODATIONS: Final = (
+    "accessible_building",
+    "alternative_format",
+    "extra_time",
+    "large_print",
+    "reduced_workload",
+    "rest_breaks",
+    "seating_position",
+)
+
+ICF_CODE_RE: Final = re.compile(r"^[bsde][0-9]{1,5}(?:[.+][0-9]{1,3})?$")
+ICD10_CODE_RE: Final = re.compile(r"^[A-Z][0-9]{2}(?:\.[0-9A-Z]{1,4})?$")
+
+#: Economic region -> its districts (cities and rayons), as codes.
+REGIONS: Final[dict[str, tuple[str, ...]]] = {
+    "baku": (
+        "binagadi", "garadagh", "khatai", "khazar", "nasimi", "narimanov",
+        "nizami", "pirallahi", "sabail", "sabunchu", "surakhani", "yasamal",
+    ),
+    "absheron_khizi": ("sumgait", "absheron", "khizi"),
+    "daglig_shirvan": ("shamakhi", "agsu", "ismayilli", "gobustan"),
+    "ganja_dashkasan": ("ganja", "naftalan", "dashkasan", "goranboy", "goygol", "samukh"),
+    "karabakh": (
+        "khankendi", "aghjabadi", "agdam", "barda", "fuzuli", "khojaly",
+        "khojavend", "shusha", "tartar",
+    ),
+    "gazakh_tovuz": ("agstafa", "gadabay", "gazakh", "shamkir", "tovuz"),
+    "guba_khachmaz": ("guba", "gusar", "khachmaz", "shabran", "siyazan"),
+    "lankaran_astara": ("astara", "jalilabad", "lankaran", "lerik", "masally", "yardimli"),
+    "central_aran": ("mingachevir", "agdash", "goychay", "kurdamir", "ujar", "yevlakh", "zardab"),
+    "mil_mughan": ("beylagan", "imishli", "saatly", "sabirabad"),
+    "shaki_zagatala": ("balakan", "gakh", "gabala", "oghuz", "shaki", "zagatala"),
+    "shirvan_salyan": ("shirvan", "bilasuvar", "hajigabul", "neftchala", "salyan"),
+    "east_zangezur": ("jabrayil", "kalbajar", "gubadli", "lachin", "zangilan"),
+    "nakhchivan": (
+        "nakhchivan_city", "babek", "julfa", "kangarli", "ordubad", "sadarak",
+        "shahbuz", "sharur",
+    ),
+}  # fmt: skip
+DISTRICTS: Final = tuple(d for ds in REGIONS.values() for d in ds)
+DISTRICT_REGION: Final = {d: r for r, ds in REGIONS.items() for d in ds}
+
+#: Dimensions a count table may be broken down by, with their categories.
+DIMENSIONS: Final[dict[str, tuple[str, ...]]] = {
+    "education_form": EDUCATION_FORMS,
+    "sex": SEXES,
+    "age_band": tuple(code for code, _, _ in AGE_BANDS),
+    "care_setting": (*CARE_SETTINGS, CARE_NOT_RECORDED),
+    "impairment_band": (*IMPAIRMENT_BANDS, IMPAIRMENT_NOT_ASSESSED),
+    "region": tuple(REGIONS),
+    "district": DISTRICTS,
+}
+
+ACADEMIC_YEAR_RE: Final = re.compile(r"^(\d{4})/(\d{2})$")
+#: Month and day of the census day of an academic year (the snapshot's reference date).
+CENSUS_DAY: Final = (9, 15)
+
+
+def codes(dimension: str) -> tuple[str, ...]:
+    """The categories of a dimension; raises KeyError for an unknown dimension."""
+    return DIMENSIONS[dimension]
+
+
+def grid(dimensions: Sequence[str]) -> Iterator[tuple[str, ...]]:
+    """Every cell of a dense table over ``dimensions``, in canonical (row-major) order."""
+    return itertools.product(*(codes(d) for d in dimensions))
+
+
+def grid_size(dimensions: Sequence[str]) -> int:
+    """The number of cells of a dense table over ``dimensions``."""
+    size = 1
+    for d in dimensions:
+        size *= len(codes(d))
+    return size
+
+
+def is_valid_academic_year(year: str) -> bool:
+    """True for 'YYYY/YY' where YY is the year after YYYY."""
+    m = ACADEMIC_YEAR_RE.match(year)
+    return bool(m) and (int(m.group(1)) + 1) % 100 == int(m.group(2))  # type: ignore[union-attr]
+
+
+def reference_date(academic_year: str) -> dt.date:
+    """The census day of an academic year, e.g. '2023/24' -> 2023-09-15."""
+    if not is_valid_academic_year(academic_year):
+        raise ValueError("academic year must look like 2023/24")
+    month, day = CENSUS_DAY
+    return dt.date(int(academic_year[:4]), month, day)
+
+
+def age_on(born: dt.date, on: dt.date) -> int:
+    """Completed years of age on a date."""
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def age_band(born: dt.date, on: dt.date) -> str:
+    """The age-band code of a child born on ``born`` at date ``on``."""
+    age = age_on(born, on)
+    for code, low, high in AGE_BANDS:
+        if age >= low and (high is None or age <= high):
+            return code
+    return AGE_BANDS[0][0]  # born after the reference date: youngest band
+
+
+def age_band_birth_ranges(on: dt.date) -> list[tuple[str, dt.date | None, dt.date | None]]:
+    """For each age band, the birth dates (earliest, latest inclusive) that fall in it on ``on``.
+
+    Lets a store compute age bands in SQL by comparing ISO date strings.
+    """
+    ranges: list[tuple[str, dt.date | None, dt.date | None]] = []
+    for code, low, high in AGE_BANDS:
+        latest = _years_before(on, low)
+        earliest = None if high is None else _years_before(on, high + 1) + dt.timedelta(days=1)
+        ranges.append((code, earliest, None if low == 0 else latest))
+    return ranges
+
+
+def _years_before(on: dt.date, years: int) -> dt.date:
+    try:
+        return on.replace(year=on.year - years)
+    except ValueError:  # 29 February
+        return on.replace(year=on.year - years, day=28)

@@ -1,0 +1,65 @@
+"""Loading service configuration files (TOML or YAML) into validated models.
+
+Relative paths inside a file are resolved against the file's own directory, so a
+configuration folder can be moved as a whole. Errors name the file, the field and the
+problem, and say what to do next.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from childreg.errors import InvalidInput, Violation
+from childreg.models import violations_of
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """Parse a .toml, .yaml or .yml file into a mapping; InvalidInput if unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"cannot read configuration {path}", [Violation("file", type(exc).__name__)]
+        ) from None
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise InvalidInput(
+                f"unknown configuration format for {path}",
+                [Violation("file", "use a .toml, .yaml or .yml file")],
+            )
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise InvalidInput(
+            f"configuration {path} is not valid {path.suffix[1:].upper()}",
+            [Violation("file", str(exc).splitlines()[0])],
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"configuration {path} must be a mapping", [Violation("file", "shape")])
+    return data
+
+
+def load_config(model: type[C], path: Path) -> C:
+    """Read and validate a configuration file; paths in it are relative to its directory."""
+    data = read_mapping(path)
+    try:
+        return model.model_validate(data, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid configuration {path}", violations_of(exc)) from None
+
+
+def resolve_path(value: Path, info_context: Any) -> Path:
+    """Resolve a path from a config file against the file's directory (see load_config)."""
+    base = (info_context or {}).get("base_dir") if isinstance(info_context, dict) else None
+    if base is not None and not value.is_absolute():
+        return (Path(base) / value).resolve()
+    return value

@@ -1,0 +1,239 @@
+"""gRPC plumbing every party shares: mutual-TLS servers and channels, limits, and the boundary.
+
+The boundary interceptor wraps every handler: domain errors (``childreg.errors``) become
+their status from the one status table with their public message and, for invalid input,
+a ``google.rpc.BadRequest`` listing each bad field; anything unexpected becomes INTERNAL
+with a generic message (the detail goes to the log, never to the peer). It also writes one
+log line per RPC: caller identity, method, status, duration — never request contents.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from childreg.errors import ChildregError, InvalidInput, Violation, status_for
+from childreg.pki import IdentityFiles
+
+log = structlog.get_logger("childreg.rpc")
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_VIOLATIONS_SENT = 1000
+INTERNAL_MESSAGE = "internal error; the operator can find details in the server log"
+
+SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+    ("grpc.max_connection_idle_ms", 15 * 60_000),
+    ("grpc.so_reuseport", 0),
+]
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """PEM bytes of a party's identity: the federation root, its chain, its private key."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+
+    @classmethod
+    def from_dir(cls, directory: IdentityFiles) -> TlsMaterial:
+        """Read an identity directory (ca.crt, tls.crt, tls.key)."""
+        ca, cert, key = directory.read()
+        return cls(ca=ca, cert=cert, key=key)
+
+    def __repr__(self) -> str:  # never show key bytes, even in a debugger or a traceback
+        return "TlsMaterial(<redacted>)"
+
+
+def server_credentials(tls: TlsMaterial) -> grpc.ServerCredentials:
+    """Mutual TLS: the server demands and verifies a client certificate from our CA."""
+    return grpc.ssl_server_credentials(
+        [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+    )
+
+
+def make_server(
+    register: Callable[[grpc.Server], None],
+    *,
+    tls: TlsMaterial,
+    bind: str,
+    max_workers: int = 8,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> tuple[grpc.Server, int]:
+    """Build a started mutual-TLS server with limits; returns it and the bound port.
+
+    ``bind`` may use port 0 to let the OS choose a free port.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        interceptors=[BoundaryInterceptor(), *interceptors],
+        options=SERVER_OPTIONS,
+        maximum_concurrent_rpcs=max_workers * 8,
+    )
+    register(server)
+    port = server.add_secure_port(bind, server_credentials(tls))
+    if port == 0:
+        raise ChildregError(f"could not listen on {bind}")
+    server.start()
+    return server, port
+
+
+def secure_channel(address: str, tls: TlsMaterial, server_name: str | None) -> grpc.Channel:
+    """A mutual-TLS channel; ``server_name`` pins the name the server's certificate must carry."""
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+    )
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.enable_retries", 0),
+    ]
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return grpc.secure_channel(address, creds, options=options)
+
+
+def peer_identity(context: grpc.ServicerContext) -> str:
+    """The caller's SPIFFE id from its verified certificate, or '-' if none."""
+    try:
+        auth = context.auth_context()
+    except Exception:  # pragma: no cover - defensive: auth context unavailable
+        return "-"
+    for uri in auth.get("x509_subject_alternative_name", []):
+        text = uri.decode(errors="replace")
+        if text.startswith("spiffe://"):
+            return text
+    return "-"
+
+
+def _status_with_details(exc: ChildregError) -> status_pb2.Status:
+    code = status_for(exc)
+    status = status_pb2.Status(code=code.value[0], message=str(exc))
+    if isinstance(exc, InvalidInput) and exc.violations:
+        bad = error_details_pb2.BadRequest()
+        for v in exc.violations[:MAX_VIOLATIONS_SENT]:
+            fv = bad.field_violations.add()
+            fv.field = v.field if v.line is None else f"line[{v.line}].{v.field}"
+            fv.description = v.problem
+        if len(exc.violations) > MAX_VIOLATIONS_SENT:
+            fv = bad.field_violations.add()
+            fv.field = "more"
+            fv.description = f"{len(exc.violations) - MAX_VIOLATIONS_SENT} more not listed"
+        status.details.add().Pack(bad)
+    return status
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    if isinstance(exc, ChildregError):
+        context.abort_with_status(rpc_status.to_status(_status_with_details(exc)))
+    context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+class BoundaryInterceptor(grpc.ServerInterceptor):
+    """Translate errors at the boundary and log one line per RPC (no contents)."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        def guard(fn: Callable[..., Any], streaming_response: bool) -> Callable[..., Any]:
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                start = time.perf_counter()
+                code = "OK"
+                try:
+                    return fn(request, context)
+                except Exception as exc:
+                    code = _log_failure(method, context, exc)
+                    _abort(context, exc)
+                finally:
+                    _log_rpc(method, context, code, start)
+
+            def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                start = time.perf_counter()
+                code = "OK"
+                try:
+                    yield from fn(request, context)
+                except Exception as exc:
+                    code = _log_failure(method, context, exc)
+                    _abort(context, exc)
+                finally:
+                    _log_rpc(method, context, code, start)
+
+            return streaming if streaming_response else unary
+
+        kinds = {
+            "unary_unary": grpc.unary_unary_rpc_method_handler,
+            "unary_stream": grpc.unary_stream_rpc_method_handler,
+            "stream_unary": grpc.stream_unary_rpc_method_handler,
+            "stream_stream": grpc.stream_stream_rpc_method_handler,
+        }
+        for kind, make in kinds.items():
+            fn = getattr(handler, kind)
+            if fn is not None:
+                return make(  # type: ignore[no-any-return]
+                    guard(fn, handler.response_streaming),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+        return handler  # pragma: no cover - every handler has one of the four kinds
+
+
+def _log_failure(method: str, context: grpc.ServicerContext, exc: BaseException) -> str:
+    if isinstance(exc, ChildregError):
+        return status_for(exc).name
+    # Only the exception type: messages of foreign exceptions may quote personal data.
+    log.error("rpc.unexpected_error", method=method, error_type=type(exc).__name__)
+    return "INTERNAL"
+
+
+def _log_rpc(method: str, context: grpc.ServicerContext, code: str, start: float) -> None:
+    log.info(
+        "rpc",
+        method=method,
+        peer=peer_identity(context),
+        status=code,
+        duration_ms=round((time.perf_counter() - start) * 1000, 2),
+    )
+
+
+_LINE_FIELD = re.compile(r"^line\[(\d+)\]\.(.+)$")
+
+
+def violations_from_error(err: grpc.RpcError) -> list[Violation]:
+    """Recover the field violations a server attached to an INVALID_ARGUMENT error."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    out: list[Violation] = []
+    if status is None:
+        return out
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            for fv in bad.field_violations:
+                m = _LINE_FIELD.match(fv.field)
+                if m:
+                    out.append(Violation(m.group(2), fv.description, int(m.group(1))))
+                else:
+                    out.append(Violation(fv.field, fv.description))
+    return out
+

@@ -1,0 +1,86 @@
+"""The coordinator's configuration: the federation's departments and how to reach them.
+
+Example (TOML)::
+
+    federation = "az.childreg"
+    listen = "0.0.0.0:7443"
+    identity_dir = "identity"          # ca.crt, tls.crt, tls.key
+    department_deadline_seconds = 10
+
+    [[departments]]
+    id = "baku"
+    name = "Baku City Education Department"
+    address = "baku-node.example.org:7443"
+    server_name = "baku.node.az.childreg"   # the DNS name the node's certificate must carry
+    region = "baku"
+    districts = ["nasimi", "yasamal"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from childreg import codes
+from childreg.config import resolve_path
+
+
+def _known_region(value: str) -> str:
+    if value not in codes.REGIONS:
+        raise ValueError("unknown region; see docs/import-format.md")
+    return value
+
+
+def _known_district(value: str) -> str:
+    if value not in codes.DISTRICT_REGION:
+        raise ValueError("unknown district; see docs/import-format.md")
+    return value
+
+
+class Department(BaseModel):
+    """One department's node as the coordinator knows it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    name: str = Field(default="", max_length=200)
+    address: str = Field(pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
+    server_name: str | None = Field(default=None, pattern=r"^[a-z0-9.\-]{1,253}$")
+    region: Annotated[str, AfterValidator(_known_region)]
+    districts: tuple[Annotated[str, AfterValidator(_known_district)], ...] = ()
+
+
+class CoordinatorConfig(BaseModel):
+    """Validated coordinator configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    federation: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    listen: str = "127.0.0.1:0"
+    identity_dir: Path
+    department_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
+    departments: tuple[Department, ...] = Field(min_length=1)
+    log_level: str = "info"
+    max_workers: int = Field(default=8, ge=1, le=64)
+
+    @field_validator("identity_dir")
+    @classmethod
+    def _relative_to_file(cls, value: Path, info: ValidationInfo) -> Path:
+        return resolve_path(value, info.context)
+
+    @model_validator(mode="after")
+    def _unique_departments(self) -> Self:
+        ids = [d.id for d in self.departments]
+        if len(set(ids)) != len(ids):
+            raise ValueError("department ids must be unique")
+        return self

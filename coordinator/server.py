@@ -1,0 +1,76 @@
+"""The coordinator's composition root: channels to every node, the federation, the server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from childreg.pki import IdentityFiles
+from childreg.rpc import TlsMaterial, make_server, secure_channel
+from childreg.service import bound_address, wait_for_signal, write_ready_file
+from childreg.v1 import statistics_pb2_grpc as spb_grpc
+from coordinator.config import CoordinatorConfig
+from coordinator.federation import Federation
+from coordinator.servicer import NationalStatisticsServicer
+
+log = structlog.get_logger("childreg.coordinator")
+
+SERVICES = ("childreg.v1.NationalStatisticsService",)
+
+
+@dataclass
+class CoordinatorApp:
+    """A running coordinator: its server, port and channels to close on shutdown."""
+
+    server: grpc.Server
+    port: int
+    channels: list[grpc.Channel]
+    health: health.HealthServicer
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop serving and close every channel to the nodes."""
+        for service in ("", *SERVICES):
+            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.server.stop(grace).wait()
+        for channel in self.channels:
+            channel.close()
+
+
+def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
+    """Connect to every department (lazily) and start the mutual-TLS server."""
+    tls = TlsMaterial.from_dir(IdentityFiles(config.identity_dir))
+    channels: dict[str, grpc.Channel] = {
+        d.id: secure_channel(d.address, tls, d.server_name) for d in config.departments
+    }
+    federation = Federation(
+        {dept: spb_grpc.StatisticsServiceStub(ch) for dept, ch in channels.items()},
+        deadline_seconds=config.department_deadline_seconds,
+    )
+    health_servicer = health.HealthServicer()
+
+    def register(server: grpc.Server) -> None:
+        spb_grpc.add_NationalStatisticsServiceServicer_to_server(
+            NationalStatisticsServicer(federation), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+    server, port = make_server(register, tls=tls, bind=config.listen, max_workers=config.max_workers)
+    for service in ("", *SERVICES):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return CoordinatorApp(server, port, list(channels.values()), health_servicer)
+
+
+def serve(config: CoordinatorConfig, ready_file: Path | None = None) -> None:
+    """Run the coordinator until SIGTERM or SIGINT."""
+    app = start_coordinator(config)
+    address = bound_address(config.listen, app.port)
+    log.info("coordinator.serving", address=address, departments=len(config.departments))
+    if ready_file is not None:
+        write_ready_file(ready_file, address)
+    wait_for_signal()
+    log.info("coordinator.stopping")
+    app.stop()

@@ -1,0 +1,123 @@
+"""The node's composition root: build every dependency from the configuration, then serve.
+
+This is the one place where the node's store, keyring, domain objects, servicers and gRPC
+server are constructed and wired together; everything else receives them as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from childreg.errors import FailedPrecondition, KeyProblem
+from childreg.pki import IdentityFiles
+from childreg.rpc import TlsMaterial, make_server
+from childreg.service import bound_address, wait_for_signal, write_ready_file
+from childreg.v1 import records_pb2_grpc, statistics_pb2_grpc
+from node.config import NodeConfig
+from node.keys import KekSource, Keyring
+from node.records import Registry
+from node.servicer import RecordsServicer, StatisticsServicer
+from node.store.sqlcipher import SqlCipherStore
+
+log = structlog.get_logger("childreg.node")
+
+SERVICES = ("childreg.v1.RecordsService", "childreg.v1.StatisticsService")
+
+
+def kek_source(config: NodeConfig) -> KekSource:
+    """Where the key-encryption key comes from; KeyProblem if it is not available."""
+    if config.kek_file is not None:
+        return KekSource.from_key_file(config.kek_file)
+    env = config.kek_passphrase_env or ""
+    passphrase = os.environ.get(env, "")
+    if not passphrase:
+        raise KeyProblem(
+            f"the key-encryption passphrase is not set (environment variable {env} is empty)",
+            hint=f"export {env} before starting the node; it never falls back to plaintext",
+        )
+    return KekSource.from_passphrase(passphrase)
+
+
+def init_node(config: NodeConfig) -> None:
+    """Create a node's data directory, keyring and empty encrypted database."""
+    if config.keyring_path.exists() or config.db_path.exists():
+        raise FailedPrecondition(f"node already initialised in {config.data_dir}")
+    source = kek_source(config)
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keyring = Keyring.create(config.keyring_path, source)
+    SqlCipherStore.open(config.db_path, keyring.db_key_hex(), create=True).close()
+
+
+@dataclass
+class NodeApp:
+    """A running node: its server, port and the store to close on shutdown."""
+
+    server: grpc.Server
+    port: int
+    store: SqlCipherStore
+    health: health.HealthServicer
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
+        for service in ("", *SERVICES):
+            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.server.stop(grace).wait()
+        self.store.close()
+
+
+def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
+    """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key)."""
+    if not config.keyring_path.exists():
+        raise KeyProblem(
+            f"no keyring in {config.data_dir}",
+            hint="initialise the node first: childreg node init --config FILE",
+        )
+    keyring = Keyring.open(config.keyring_path, kek_source(config))
+    store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    return store, keyring
+
+
+def start_node(config: NodeConfig) -> NodeApp:
+    """Open storage and start the mutual-TLS gRPC server."""
+    store, keyring = open_node(config)
+    try:
+        registry = Registry(store, keyring)
+        tls = TlsMaterial.from_dir(IdentityFiles(config.identity_dir))
+        health_servicer = health.HealthServicer()
+
+        def register(server: grpc.Server) -> None:
+            records_pb2_grpc.add_RecordsServiceServicer_to_server(
+                RecordsServicer(registry), server
+            )
+            statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
+                StatisticsServicer(store), server
+            )
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+        server, port = make_server(
+            register, tls=tls, bind=config.listen, max_workers=config.max_workers
+        )
+    except BaseException:
+        store.close()
+        raise
+    for service in ("", *SERVICES):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return NodeApp(server=server, port=port, store=store, health=health_servicer)
+
+
+def serve(config: NodeConfig, ready_file: Path | None = None) -> None:
+    """Run the node until SIGTERM or SIGINT."""
+    app = start_node(config)
+    address = bound_address(config.listen, app.port)
+    log.info("node.serving", department=config.department_id, address=address)
+    if ready_file is not None:
+        write_ready_file(ready_file, address)
+    wait_for_signal()
+    log.info("node.stopping", department=config.department_id)
+    app.stop()

@@ -1,0 +1,69 @@
+"""The node's gRPC servicers: protobuf -> validated model -> domain call -> protobuf.
+
+Thin on purpose: no business logic, no storage, no error handling beyond what the boundary
+interceptor in ``childreg.rpc`` does for every RPC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from childreg.v1 import records_pb2 as pb
+from childreg.v1 import records_pb2_grpc as pb_grpc
+from childreg.v1 import statistics_pb2 as spb
+from childreg.v1 import statistics_pb2_grpc as spb_grpc
+from node import convert
+from node.records import Registry
+from node.statistics import count_vector
+from node.store.base import RecordStore
+
+ACK = pb.Ack()
+
+
+class RecordsServicer(pb_grpc.RecordsServiceServicer):
+    """Department staff's access to their children's records."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def RegisterChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
+        self._registry.register_child(convert.child_from_proto(request))
+        return ACK
+
+    def UpdateChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
+        self._registry.update_child(convert.child_from_proto(request))
+        return ACK
+
+    def RecordPlacement(self, request: pb.Placement, context: grpc.ServicerContext) -> pb.Ack:
+        self._registry.record_placement(convert.placement_from_proto(request))
+        return ACK
+
+    def RecordCareSetting(self, request: pb.CareSetting, context: grpc.ServicerContext) -> pb.Ack:
+        self._registry.record_care_setting(convert.care_setting_from_proto(request))
+        return ACK
+
+    def RecordAssessment(self, request: pb.Assessment, context: grpc.ServicerContext) -> pb.Ack:
+        self._registry.record_assessment(convert.assessment_from_proto(request))
+        return ACK
+
+    def GetChild(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.ChildRecord:
+        return convert.child_view_to_proto(self._registry.get_child(request.child_id))
+
+    def BulkImport(
+        self, request_iterator: Iterator[pb.ImportRecord], context: grpc.ServicerContext
+    ) -> pb.ImportSummary:
+        records = (convert.import_record_from_proto(m) for m in request_iterator)
+        return pb.ImportSummary(imported=self._registry.import_records(records))
+
+
+class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
+    """Count tables for the coordinator's statistics rounds."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self._store = store
+
+    def CountTable(self, request: spb.TableRequest, context: grpc.ServicerContext) -> spb.CountTable:
+        query = convert.table_query_from_proto(request)
+        return convert.count_table_to_proto(query, count_vector(self._store, query))

@@ -1,0 +1,17 @@
+"""Storage of a node's records: the abstract contract and its in-memory and SQLCipher versions."""
+
+from node.store.base import (
+    RecordStore,
+    StoredAssessment,
+    StoredCareSetting,
+    StoredChild,
+    StoredPlacement,
+)
+
+__all__ = [
+    "RecordStore",
+    "StoredAssessment",
+    "StoredCareSetting",
+    "StoredChild",
+    "StoredPlacement",
+]

@@ -1,0 +1,156 @@
+"""The storage contract every record store honours (in-memory for tests, SQLCipher for real).
+
+Stores hold records in their *stored* form: identity fields and sensitive assessment fields
+arrive already sealed (ciphertext) by the domain layer, so a store never sees a name or a
+diagnosis in the clear and never sees protobuf. One contract test suite
+(tests/contract/test_store_contract.py) runs against every implementation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StoredChild:
+    """A child row. ``sealed_identity`` is the identity fields sealed under the child's key."""
+
+    child_id: str
+    key_version: int
+    wrapped_key: bytes
+    national_id_hash: bytes | None
+    date_of_birth: dt.date
+    sex: str
+    district: str
+    sealed_identity: bytes
+
+
+@dataclass(frozen=True)
+class StoredPlacement:
+    """A child's form of education in one academic year (one per child and year)."""
+
+    child_id: str
+    academic_year: str
+    education_form: str
+    institution: str | None
+
+
+@dataclass(frozen=True)
+class StoredCareSetting:
+    """A child's care setting from ``since`` on (one per child and date)."""
+
+    child_id: str
+    care_setting: str
+    since: dt.date
+
+
+@dataclass(frozen=True)
+class StoredAssessment:
+    """A commission's assessment; ``sealed_fields`` maps field name -> ciphertext."""
+
+    child_id: str
+    assessment_id: int
+    assessment_date: dt.date
+    commission: str
+    impairment_band: str | None
+    recommended_form: str | None
+    next_review: dt.date | None
+    sealed_fields: dict[str, bytes] = field(default_factory=dict)
+
+
+class RecordStore(ABC):
+    """Where a node keeps its records.
+
+    Contract (every implementation):
+
+    - Writes MUST be atomic per call, and every write inside ``with store.atomic():`` MUST
+      commit together or not at all: an exception leaving the block rolls back every write
+      made inside it. Nested ``atomic()`` blocks join the outermost one.
+    - ``insert_child`` MUST raise :class:`childreg.errors.AlreadyExists` when the child id,
+      or a non-null ``national_id_hash``, is already present, and MUST NOT change anything.
+    - Writes naming a child that does not exist MUST raise :class:`childreg.errors.NotFound`.
+    - ``upsert_placement`` keeps one placement per (child, academic year), replacing it;
+      ``put_care_setting`` keeps one per (child, since), replacing it.
+    - ``add_assessment`` ignores the given ``assessment_id`` and returns a new one, unique
+      and increasing per child starting at 1.
+    - Reads return records ordered: placements by academic year, care settings by date,
+      assessments by id.
+    - ``count_table`` counts each child that has a placement for ``academic_year`` exactly
+      once, in the cell of its categories (see ``count_table``); it returns only non-zero
+      cells. It MUST NOT return anything about a child without such a placement.
+    - A store MUST NOT log record contents.
+    """
+
+    @abstractmethod
+    def atomic(self) -> AbstractContextManager[None]:
+        """A block whose writes commit together or not at all."""
+
+    @abstractmethod
+    def insert_child(self, child: StoredChild) -> None:
+        """Add a new child; AlreadyExists if the id or national-id hash is taken."""
+
+    @abstractmethod
+    def replace_child(self, child: StoredChild) -> None:
+        """Replace an existing child's row; NotFound if absent; AlreadyExists on a hash clash."""
+
+    @abstractmethod
+    def get_child(self, child_id: str) -> StoredChild | None:
+        """The child's row, or None."""
+
+    @abstractmethod
+    def find_by_national_id_hash(self, digest: bytes) -> str | None:
+        """The child id holding this national-id hash, or None."""
+
+    @abstractmethod
+    def upsert_placement(self, placement: StoredPlacement) -> None:
+        """Set the child's placement for that academic year."""
+
+    @abstractmethod
+    def put_care_setting(self, care: StoredCareSetting) -> None:
+        """Record the child's care setting from a date on."""
+
+    @abstractmethod
+    def add_assessment(self, assessment: StoredAssessment) -> int:
+        """Add an assessment and return its new id (1, 2, … per child)."""
+
+    @abstractmethod
+    def placements(self, child_id: str) -> list[StoredPlacement]:
+        """The child's placements, by academic year."""
+
+    @abstractmethod
+    def care_settings(self, child_id: str) -> list[StoredCareSetting]:
+        """The child's care settings, by date."""
+
+    @abstractmethod
+    def assessments(self, child_id: str) -> list[StoredAssessment]:
+        """The child's assessments, by id."""
+
+    @abstractmethod
+    def child_ids(self) -> Iterator[str]:
+        """Every child id, sorted."""
+
+    @abstractmethod
+    def child_count(self) -> int:
+        """How many children are stored."""
+
+    @abstractmethod
+    def count_table(
+        self, academic_year: str, reference_date: dt.date, dimensions: Sequence[str]
+    ) -> dict[tuple[str, ...], int]:
+        """Sparse counts of children placed in ``academic_year``, by ``dimensions``.
+
+        A child's categories: ``education_form`` from that year's placement; ``sex``;
+        ``age_band`` at ``reference_date`` (childreg.codes.age_band); ``care_setting`` from
+        the latest care setting with ``since <= reference_date`` else ``not_recorded``;
+        ``impairment_band`` from the latest assessment (by date, then id) with
+        ``assessment_date <= reference_date`` whose band is set, else ``not_assessed``;
+        ``district``; ``region`` of the district. Keys are tuples in ``dimensions`` order.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release resources; the store is unusable afterwards."""

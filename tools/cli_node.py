@@ -1,0 +1,124 @@
+"""`childreg node …`: what department staff and their operators run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from childreg import csvformat, logsetup
+from childreg.config import load_config
+from childreg.v1 import records_pb2 as pb
+from childreg.v1 import records_pb2_grpc as pb_grpc
+from node import convert
+from node.config import NodeConfig
+from node.keys import generate_key_file
+from node.server import init_node, serve
+from tools import importer
+from tools.client import Endpoint, rpc_failure
+from tools.options import (
+    ConfigOpt,
+    IdentityOpt,
+    JsonOpt,
+    ReadyFileOpt,
+    ServerNameOpt,
+    TimeoutOpt,
+)
+
+app = typer.Typer(help="Run a department's node and work with its records.", no_args_is_help=True)
+err = Console(stderr=True, highlight=False)
+
+NodeOpt = Annotated[
+    str, typer.Option("--node", envvar="CHILDREG_NODE", help="The node's address, host:port.")
+]
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option(help="Where to write the new key file (mode 0600).")],
+) -> None:
+    """Make a random key-encryption key (KEK) file; keep it off the node's data disk."""
+    generate_key_file(out)
+    err.print(f"wrote a new key-encryption key to {out} (mode 0600)")
+
+
+@app.command()
+def init(config: ConfigOpt) -> None:
+    """Create the node's data directory, keyring and empty encrypted database."""
+    cfg = load_config(NodeConfig, config)
+    init_node(cfg)
+    err.print(f"initialised node {cfg.department_id} in {cfg.data_dir}")
+
+
+@app.command("serve")
+def serve_cmd(config: ConfigOpt, ready_file: ReadyFileOpt = None) -> None:
+    """Run the node's mutual-TLS gRPC server until SIGTERM/SIGINT."""
+    cfg = load_config(NodeConfig, config)
+    logsetup.configure(cfg.log_level)
+    serve(cfg, ready_file)
+
+
+@app.command("import", help="Import a CSV file, all rows or none.\n\n" + csvformat.format_help())
+def import_cmd(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    node: NodeOpt,
+    identity: IdentityOpt,
+    server_name: ServerNameOpt = None,
+    check_only: Annotated[
+        bool, typer.Option("--check-only", help="Only validate the file; contact no node.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a CSV file into a node (documented in docs/import-format.md)."""
+    if check_only:
+        rows = importer.check(file)
+        _done(as_json, {"file": file.name, "valid_rows": rows}, f"{rows} rows are valid")
+        return
+    rows = importer.check(file)
+    endpoint = Endpoint(node, identity, server_name)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"importing {file.name}", total=rows)
+        imported = importer.import_file(
+            endpoint, file, lambda n: bar.advance(task, n), checked_rows=rows
+        )
+    _done(as_json, {"file": file.name, "imported": imported}, f"imported {imported} children")
+
+
+@app.command("show-child")
+def show_child(
+    child_id: Annotated[str, typer.Argument(help="The node's internal child id.")],
+    node: NodeOpt,
+    identity: IdentityOpt,
+    server_name: ServerNameOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Print everything the node holds about one child, as JSON."""
+    endpoint = Endpoint(node, identity, server_name, timeout)
+    with endpoint.channel() as channel:
+        try:
+            record = pb_grpc.RecordsServiceStub(channel).GetChild(
+                pb.ChildRef(child_id=child_id), timeout=timeout
+            )
+        except grpc.RpcError as e:
+            raise rpc_failure(e, "show-child", node) from None
+    view = convert.child_view_from_proto(record)
+    typer.echo(view.model_dump_json(indent=2))
+
+
+def _done(as_json: bool, data: dict[str, object], text: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        err.print(text)

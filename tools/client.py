@@ -1,0 +1,135 @@
+"""Client side of the CLI: connecting with an identity, and turning RPC failures into advice.
+
+Every call passes a deadline. Failures become :class:`CliError` with a one-line message
+that says what happened and what to do next, and the documented exit code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from childreg.errors import (
+    AlreadyExists,
+    ChildregError,
+    FailedPrecondition,
+    InvalidInput,
+    KeyProblem,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    Violation,
+)
+from childreg.pki import IdentityFiles
+from childreg.rpc import TlsMaterial, secure_channel, violations_from_error
+
+#: Documented exit codes of every `childreg` command (docs/cli.md).
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+EXIT_KEY = 4
+EXIT_UNAVAILABLE = 5
+EXIT_REJECTED = 6
+EXIT_REFUSED = 7
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class CliError(Exception):
+    """A failure to show a person: one line, an optional hint, violations, an exit code."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int = EXIT_INTERNAL,
+        hint: str = "",
+        violations: list[Violation] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.hint = hint
+        self.violations = list(violations or [])
+
+
+def exit_code_for(exc: ChildregError) -> int:
+    """The CLI exit code for a domain error raised locally."""
+    if isinstance(exc, KeyProblem):
+        return EXIT_KEY
+    if isinstance(exc, InvalidInput | NotFound | AlreadyExists):
+        return EXIT_REJECTED
+    if isinstance(exc, Unavailable):
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, PermissionDenied | FailedPrecondition):
+        return EXIT_REFUSED
+    return EXIT_INTERNAL
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server is and how to reach it: address, the name to pin, our identity."""
+
+    address: str
+    identity_dir: Path
+    server_name: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+    def channel(self) -> grpc.Channel:
+        """A mutual-TLS channel to the server using our identity."""
+        tls = TlsMaterial.from_dir(IdentityFiles(self.identity_dir))
+        return secure_channel(self.address, tls, self.server_name)
+
+
+def env_default(name: str) -> str | None:
+    """A value from the environment, or None when unset or empty."""
+    return os.environ.get(name) or None
+
+
+def rpc_failure(err: grpc.RpcError, what: str, address: str) -> CliError:
+    """Translate a failed call into advice for a person."""
+    code = err.code()  # type: ignore[attr-defined]
+    details = err.details() or ""  # type: ignore[attr-defined]
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return CliError(
+            f"{what}: could not reach {address} in time ({code.name})",
+            code=EXIT_UNAVAILABLE,
+            hint="check that the server runs, the address and --server-name are right, "
+            "and that your identity was issued by the same federation CA",
+        )
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return CliError(
+            f"{what}: rejected: {details}",
+            code=EXIT_REJECTED,
+            violations=violations_from_error(err),
+        )
+    if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS):
+        return CliError(f"{what}: {details}", code=EXIT_REJECTED)
+    if code in (
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ):
+        return CliError(f"{what}: refused ({code.name}): {details}", code=EXIT_REFUSED)
+    return CliError(
+        f"{what}: the server failed ({code.name}): {details}",
+        code=EXIT_INTERNAL,
+        hint="the server's log has the details",
+    )
+
+
+def rejected_import(violations: list[Violation], total_bad: int | None = None) -> CliError:
+    """The error shown when an import is refused because of bad rows."""
+    bad_lines = {v.line for v in violations if v.line is not None}
+    n = total_bad if total_bad is not None else len(bad_lines) or len(violations)
+    return CliError(
+        f"{n} bad rows; nothing was imported",
+        code=EXIT_REJECTED,
+        hint="fix the rows listed (line, column, problem) and import the whole file again",
+        violations=violations,
+    )
+

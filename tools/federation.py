@@ -1,0 +1,228 @@
+"""A whole federation on loopback: a private CA, node processes, a coordinator process.
+
+Used by ``childreg demo``, ``childreg bench`` and the end-to-end tests, so all three run
+the real thing: each party is a separate ``serve`` process with its own configuration,
+data directory, key-encryption key and certificate, on a port the OS chose, speaking
+mutual TLS. Nothing here is a mock.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import tomli_w
+
+from childreg.errors import Unavailable
+from childreg.pki import CertificateAuthority
+from node.config import NodeConfig
+from node.keys import generate_key_file
+from node.server import init_node
+from tools.client import Endpoint
+from tools.synth import DepartmentPlan
+
+Say = Callable[[str], None]
+
+FEDERATION = "demo.childreg"
+STARTUP_SECONDS = 90.0
+
+
+@dataclass
+class Party:
+    """One running service process and how to reach it."""
+
+    name: str
+    config: Path
+    log: Path
+    server_name: str
+    ready_file: Path
+    proc: subprocess.Popen[bytes] | None = None
+    address: str = ""
+
+
+@dataclass
+class LocalFederation:
+    """Lay out, start and stop a federation under ``root``."""
+
+    root: Path
+    departments: list[DepartmentPlan]
+    federation: str = FEDERATION
+    say: Say = field(default=lambda _msg: None)
+    nodes: dict[str, Party] = field(default_factory=dict)
+    coordinator: Party | None = None
+
+    # ----- layout ---------------------------------------------------------------------
+    def identity(self, name: str) -> Path:
+        """The identity directory of a party ('coordinator', 'statistician', 'node-<id>', …)."""
+        return self.root / "identities" / name
+
+    def setup(self) -> None:
+        """Make the CA, every identity, every key file and every node's configuration."""
+        self.say(f"making a private CA for {self.federation}")
+        ca = CertificateAuthority.create(self.federation, self.root / "ca")
+        loopback = {"dns_names": ("localhost",), "ip_addresses": ("127.0.0.1",)}
+        coord_name = f"coordinator.{self.federation}"
+        ca.issue(
+            "coordinator",
+            "national",
+            self.identity("coordinator"),
+            dns_names=(coord_name, "localhost"),
+            ip_addresses=("127.0.0.1",),
+        )
+        ca.issue("statistician", "demo-statistician", self.identity("statistician"))
+        for plan in self.departments:
+            server_name = f"{plan.id}.node.{self.federation}"
+            ca.issue(
+                "node",
+                plan.id,
+                self.identity(f"node-{plan.id}"),
+                dns_names=(server_name, *loopback["dns_names"]),
+                ip_addresses=loopback["ip_addresses"],
+            )
+            ca.issue("department-staff", f"{plan.id}-staff", self.identity(f"staff-{plan.id}"))
+            self.nodes[plan.id] = self._layout_node(plan, server_name)
+        self.say(f"initialised {len(self.departments)} encrypted node stores")
+
+    def _layout_node(self, plan: DepartmentPlan, server_name: str) -> Party:
+        home = self.root / "nodes" / plan.id
+        home.mkdir(parents=True, exist_ok=True)
+        kek = self.root / "secrets" / f"{plan.id}.kek"  # off the node's data directory
+        kek.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        generate_key_file(kek)
+        config = home / "node.toml"
+        data = {
+            "department_id": plan.id,
+            "name": plan.name,
+            "region": plan.region,
+            "districts": list(plan.districts),
+            "data_dir": str(home / "data"),
+            "listen": "127.0.0.1:0",
+            "identity_dir": str(self.identity(f"node-{plan.id}")),
+            "kek_file": str(kek),
+            "max_workers": 4,
+        }
+        config.write_bytes(tomli_w.dumps(data).encode())
+        init_node(NodeConfig.model_validate(data))
+        return Party(plan.id, config, home / "node.log", server_name, home / "ready.json")
+
+    # ----- processes ------------------------------------------------------------------
+    def start_nodes(self) -> None:
+        """Start every node's serve process and wait until each listens."""
+        self.say(f"starting {len(self.nodes)} node processes")
+        for party in self.nodes.values():
+            self._launch(party, "node")
+        for party in self.nodes.values():
+            self._await_ready(party)
+
+    def start_coordinator(self, deadline_seconds: float = 10.0) -> None:
+        """Write the coordinator's configuration from the running nodes, start it, wait."""
+        home = self.root / "coordinator"
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "coordinator.toml"
+        data = {
+            "federation": self.federation,
+            "listen": "127.0.0.1:0",
+            "identity_dir": str(self.identity("coordinator")),
+            "department_deadline_seconds": deadline_seconds,
+            "departments": [
+                {
+                    "id": plan.id,
+                    "name": plan.name,
+                    "address": self.nodes[plan.id].address,
+                    "server_name": self.nodes[plan.id].server_name,
+                    "region": plan.region,
+                    "districts": list(plan.districts),
+                }
+                for plan in self.departments
+            ],
+        }
+        config.write_bytes(tomli_w.dumps(data).encode())
+        self.coordinator = Party(
+            "coordinator",
+            config,
+            home / "coordinator.log",
+            f"coordinator.{self.federation}",
+            home / "ready.json",
+        )
+        self.say("starting the coordinator")
+        self._launch(self.coordinator, "coordinator")
+        self._await_ready(self.coordinator)
+
+    def _launch(self, party: Party, kind: str) -> None:
+        party.ready_file.unlink(missing_ok=True)
+        argv = [
+            sys.executable, "-m", "tools.cli", kind, "serve",
+            "--config", str(party.config), "--ready-file", str(party.ready_file),
+        ]  # fmt: skip
+        with party.log.open("ab") as log:
+            party.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+    def _await_ready(self, party: Party) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        assert party.proc is not None
+        while time.monotonic() < deadline:
+            if party.ready_file.exists():
+                party.address = json.loads(party.ready_file.read_text())["address"]
+                return
+            if party.proc.poll() is not None:
+                raise Unavailable(
+                    f"{party.name} exited with code {party.proc.returncode} while starting; "
+                    f"see {party.log}"
+                )
+            time.sleep(0.05)
+        raise Unavailable(f"{party.name} did not start within {STARTUP_SECONDS:.0f} s; see {party.log}")
+
+    def stop_party(self, party: Party, timeout: float = 15.0) -> None:
+        """SIGTERM a process, wait for a clean exit, kill it if it hangs."""
+        if party.proc is None or party.proc.poll() is not None:
+            return
+        party.proc.send_signal(signal.SIGTERM)
+        try:
+            party.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            party.proc.kill()
+            party.proc.wait()
+
+    def shutdown(self) -> None:
+        """Stop the coordinator, then every node."""
+        parties = ([self.coordinator] if self.coordinator else []) + list(self.nodes.values())
+        for party in parties:
+            if party.proc is not None and party.proc.poll() is None:
+                party.proc.send_signal(signal.SIGTERM)
+        for party in parties:
+            self.stop_party(party)
+
+    # ----- clients --------------------------------------------------------------------
+    def staff_endpoint(self, dept: str, timeout: float = 30.0) -> Endpoint:
+        """How the department's staff reach their node."""
+        node = self.nodes[dept]
+        return Endpoint(node.address, self.identity(f"staff-{dept}"), node.server_name, timeout)
+
+    def statistician_endpoint(self, timeout: float = 60.0) -> Endpoint:
+        """How a national statistician reaches the coordinator."""
+        assert self.coordinator is not None
+        return Endpoint(
+            self.coordinator.address,
+            self.identity("statistician"),
+            self.coordinator.server_name,
+            timeout,
+        )
+
+    def __enter__(self) -> LocalFederation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+

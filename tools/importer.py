@@ -1,0 +1,70 @@
+"""Importing a department's CSV file into its node: check everything, then stream once.
+
+All or nothing, twice over: the whole file is checked locally first (every bad row is
+listed and nothing is sent), then streamed to the node's ``BulkImport``, which validates
+again and commits every row in one transaction or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+
+from childreg import csvformat
+from childreg.errors import InvalidInput
+from childreg.models import ImportRecord
+from childreg.v1 import records_pb2 as pb
+from childreg.v1 import records_pb2_grpc as pb_grpc
+from node.convert import import_record_to_proto
+from tools.client import CliError, Endpoint, rejected_import, rpc_failure
+
+#: Generous per-file deadline: validation, encryption and one commit of every row.
+IMPORT_SECONDS_PER_ROW = 0.01
+IMPORT_MIN_SECONDS = 60.0
+
+Progress = Callable[[int], None]
+
+
+def check(path: Path) -> int:
+    """Validate a whole file locally; the number of good rows, or CliError listing every bad row."""
+    try:
+        good, violations = csvformat.check_file(path)
+    except InvalidInput as exc:
+        raise rejected_import(exc.violations) from None
+    if violations:
+        raise rejected_import(violations)
+    return good
+
+
+def _records(path: Path, progress: Progress | None) -> Iterator[pb.ImportRecord]:
+    for item in csvformat.iter_rows(path):
+        if not isinstance(item, ImportRecord):  # the file changed since it was checked
+            raise CliError("the file changed while it was being imported; nothing was imported")
+        if progress is not None:
+            progress(1)
+        yield import_record_to_proto(item)
+
+
+def import_file(
+    endpoint: Endpoint, path: Path, progress: Progress | None = None, *, checked_rows: int | None = None
+) -> int:
+    """Check ``path`` (unless already checked) then import every row into the node at ``endpoint``.
+
+    Returns the number of rows imported.
+    """
+    rows = check(path) if checked_rows is None else checked_rows
+    deadline = max(IMPORT_MIN_SECONDS, rows * IMPORT_SECONDS_PER_ROW)
+    with endpoint.channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        try:
+            summary: pb.ImportSummary = stub.BulkImport(
+                _records(path, progress), timeout=deadline
+            )
+        except grpc.RpcError as err:
+            failure = rpc_failure(err, f"import of {path.name}", endpoint.address)
+            if failure.violations:
+                raise rejected_import(failure.violations) from None
+            raise failure from None
+    return summary.imported
