@@ -138,5 +138,5 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     """The gRPC status code for an exception: from the table, else INTERNAL."""
     for cls in type(exc).__mro__:
         if cls in STATUS_TABLE:
-            return STATUS_TABLE[cls]  # type: ignore[index]
+            return STATUS_TABLE[cls]
     return grpc.StatusCode.INTERNAL

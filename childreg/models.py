@@ -26,7 +26,7 @@ from childreg import codes
 from childreg.errors import InvalidInput, Violation
 
 EARLIEST_BIRTH = dt.date(1990, 1, 1)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _no_control(value: str) -> str:
@@ -78,10 +78,14 @@ ChildId = Annotated[
 ]
 NationalId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z0-9]{5,20}$")]
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_no_control)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_no_control),
 ]
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_control)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_control),
 ]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,32}$")]
 AcademicYear = Annotated[str, AfterValidator(_academic_year)]
@@ -89,9 +93,7 @@ Sex = Annotated[str, AfterValidator(_one_of("sex", codes.SEXES))]
 District = Annotated[str, AfterValidator(_one_of("district", codes.DISTRICTS))]
 EducationForm = Annotated[str, AfterValidator(_one_of("form of education", codes.EDUCATION_FORMS))]
 CareSetting = Annotated[str, AfterValidator(_one_of("care setting", codes.CARE_SETTINGS))]
-ImpairmentBand = Annotated[
-    str, AfterValidator(_one_of("impairment band", codes.IMPAIRMENT_BANDS))
-]
+ImpairmentBand = Annotated[str, AfterValidator(_one_of("impairment band", codes.IMPAIRMENT_BANDS))]
 IcfCode = Annotated[str, AfterValidator(_matches("ICF-CY code (e.g. d140.2)", codes.ICF_CODE_RE))]
 Icd10Code = Annotated[
     str, AfterValidator(_matches("ICD-10 diagnosis code (e.g. F84.0)", codes.ICD10_CODE_RE))
@@ -241,7 +243,9 @@ class TableQuery(Model):
 M = TypeVar("M", bound=BaseModel)
 
 
-def violations_of(exc: ValidationError, *, prefix: str = "", line: int | None = None) -> list[Violation]:
+def violations_of(
+    exc: ValidationError, *, prefix: str = "", line: int | None = None
+) -> list[Violation]:
     """Turn a pydantic error into public violations: field path and message, never the input."""
     out: list[Violation] = []
     for err in exc.errors(include_input=False, include_url=False):

@@ -127,7 +127,9 @@ def spiffe_id_of(cert: x509.Certificate) -> SpiffeId:
         raise InvalidInput("certificate has no identity", [Violation("san", "missing")]) from None
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     if len(uris) != 1:
-        raise InvalidInput("certificate must carry exactly one URI SAN", [Violation("san", "count")])
+        raise InvalidInput(
+            "certificate must carry exactly one URI SAN", [Violation("san", "count")]
+        )
     return SpiffeId.parse(uris[0])
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import structlog
@@ -72,7 +72,7 @@ def make_server(
     tls: TlsMaterial,
     bind: str,
     max_workers: int = 8,
-    interceptors: Sequence[grpc.ServerInterceptor] = (),
+    interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
 ) -> tuple[grpc.Server, int]:
     """Build a started mutual-TLS server with limits; returns it and the bound port.
 
@@ -110,7 +110,8 @@ def secure_channel(address: str, tls: TlsMaterial, server_name: str | None) -> g
 def peer_identity(context: grpc.ServicerContext) -> str:
     """The caller's SPIFFE id from its verified certificate, or '-' if none."""
     try:
-        auth = context.auth_context()
+        # grpc-stubs says Mapping[str, bytes]; the runtime gives lists of bytes per key.
+        auth = cast(Mapping[str, list[bytes]], context.auth_context())
     except Exception:  # pragma: no cover - defensive: auth context unavailable
         return "-"
     for uri in auth.get("x509_subject_alternative_name", []):
@@ -137,20 +138,35 @@ def _status_with_details(exc: ChildregError) -> status_pb2.Status:
     return status
 
 
+def _already_aborted(context: grpc.ServicerContext) -> bool:
+    """True when the handler itself called ``context.abort`` (its status must stand)."""
+    code_of = getattr(context, "code", None)  # absent from grpc-stubs, present at run time
+    code = code_of() if callable(code_of) else None
+    return code is not None and code != grpc.StatusCode.OK
+
+
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    if _already_aborted(context):
+        raise exc
     if isinstance(exc, ChildregError):
         context.abort_with_status(rpc_status.to_status(_status_with_details(exc)))
     context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
 
-class BoundaryInterceptor(grpc.ServerInterceptor):
+if TYPE_CHECKING:  # grpc-stubs makes the interceptor generic; the runtime class is not
+    _Interceptor = grpc.ServerInterceptor[Any, Any]
+else:
+    _Interceptor = grpc.ServerInterceptor
+
+
+class BoundaryInterceptor(_Interceptor):
     """Translate errors at the boundary and log one line per RPC (no contents)."""
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
@@ -190,7 +206,7 @@ class BoundaryInterceptor(grpc.ServerInterceptor):
         for kind, make in kinds.items():
             fn = getattr(handler, kind)
             if fn is not None:
-                return make(  # type: ignore[no-any-return]
+                return make(
                     guard(fn, handler.response_streaming),
                     request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer,
@@ -201,6 +217,8 @@ class BoundaryInterceptor(grpc.ServerInterceptor):
 def _log_failure(method: str, context: grpc.ServicerContext, exc: BaseException) -> str:
     if isinstance(exc, ChildregError):
         return status_for(exc).name
+    if _already_aborted(context):
+        return "ABORTED"
     # Only the exception type: messages of foreign exceptions may quote personal data.
     log.error("rpc.unexpected_error", method=method, error_type=type(exc).__name__)
     return "INTERNAL"
@@ -236,4 +254,3 @@ def violations_from_error(err: grpc.RpcError) -> list[Violation]:
                 else:
                     out.append(Violation(fv.field, fv.description))
     return out
-

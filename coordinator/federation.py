@@ -98,16 +98,16 @@ class Federation:
         return NationalResult(query, total, tuple(answered), tuple(missing))
 
     def _collect(
-        self, dept: str, call: grpc.Future, query: TableQuery, size: int
+        self, dept: str, call: grpc.Future[spb.CountTable], query: TableQuery, size: int
     ) -> spb.CountTable | None:
         try:
             table: spb.CountTable = call.result()
         except grpc.RpcError as err:
-            code = err.code()  # type: ignore[attr-defined]
+            code = err.code()
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidInput(
                     "a department refused the question as invalid",
-                    [Violation("query", str(err.details()))],  # type: ignore[attr-defined]
+                    [Violation("query", str(err.details()))],
                 ) from None
             if code not in _MISSING:
                 log.warning("round.department_error", department=dept, status=code.name)

@@ -58,7 +58,9 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
         )
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
-    server, port = make_server(register, tls=tls, bind=config.listen, max_workers=config.max_workers)
+    server, port = make_server(
+        register, tls=tls, bind=config.listen, max_workers=config.max_workers
+    )
     for service in ("", *SERVICES):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     return CoordinatorApp(server, port, list(channels.values()), health_servicer)

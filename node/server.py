@@ -92,9 +92,7 @@ def start_node(config: NodeConfig) -> NodeApp:
         health_servicer = health.HealthServicer()
 
         def register(server: grpc.Server) -> None:
-            records_pb2_grpc.add_RecordsServiceServicer_to_server(
-                RecordsServicer(registry), server
-            )
+            records_pb2_grpc.add_RecordsServiceServicer_to_server(RecordsServicer(registry), server)
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
                 StatisticsServicer(store), server
             )

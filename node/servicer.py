@@ -64,6 +64,8 @@ class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
     def __init__(self, store: RecordStore) -> None:
         self._store = store
 
-    def CountTable(self, request: spb.TableRequest, context: grpc.ServicerContext) -> spb.CountTable:
+    def CountTable(
+        self, request: spb.TableRequest, context: grpc.ServicerContext
+    ) -> spb.CountTable:
         query = convert.table_query_from_proto(request)
         return convert.count_table_to_proto(query, count_vector(self._store, query))

@@ -14,6 +14,7 @@ Errors print one line (and a hint) to standard error and exit with a documented 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -77,8 +78,6 @@ def main() -> None:
             f"unexpected {type(exc).__name__}",
             "run again with CHILDREG_DEBUG=1 to see the traceback (it may contain data)",
         )
-        import os
-
         if os.environ.get("CHILDREG_DEBUG") == "1":
             raise
         sys.exit(EXIT_INTERNAL)

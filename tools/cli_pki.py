@@ -15,7 +15,8 @@ app = typer.Typer(help="The federation's private CA and its identities.", no_arg
 err = Console(stderr=True, highlight=False)
 
 CaDirOpt = Annotated[
-    Path, typer.Option("--ca-dir", envvar="CHILDREG_CA_DIR", help="The CA directory (ca.crt, ca.key).")
+    Path,
+    typer.Option("--ca-dir", envvar="CHILDREG_CA_DIR", help="The CA directory (ca.crt, ca.key)."),
 ]
 
 
@@ -33,7 +34,9 @@ def init(
 def issue(
     role: Annotated[str, typer.Argument(help=f"One of: {', '.join(ROLES)}.")],
     ident: Annotated[str, typer.Argument(help="The party's id, e.g. a department id.")],
-    out: Annotated[Path, typer.Option(help="Identity directory to write (ca.crt, tls.crt, tls.key).")],
+    out: Annotated[
+        Path, typer.Option(help="Identity directory to write (ca.crt, tls.crt, tls.key).")
+    ],
     ca_dir: CaDirOpt,
     dns: Annotated[list[str] | None, typer.Option(help="DNS name for a server (repeat).")] = None,
     ip: Annotated[list[str] | None, typer.Option(help="IP address for a server (repeat).")] = None,

@@ -22,9 +22,7 @@ out = Console(highlight=False)
 
 CoordinatorOpt = Annotated[
     str,
-    typer.Option(
-        "--coordinator", envvar="CHILDREG_COORDINATOR", help="The coordinator's address."
-    ),
+    typer.Option("--coordinator", envvar="CHILDREG_COORDINATOR", help="The coordinator's address."),
 ]
 
 
@@ -55,9 +53,7 @@ def incomplete_error(view: NationalView) -> CliError:
 def table(
     by: Annotated[
         list[str],
-        typer.Option(
-            "--by", help=f"Dimension (repeat for more): {', '.join(codes.DIMENSIONS)}."
-        ),
+        typer.Option("--by", help=f"Dimension (repeat for more): {', '.join(codes.DIMENSIONS)}."),
     ],
     coordinator: CoordinatorOpt,
     identity: IdentityOpt,

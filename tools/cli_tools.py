@@ -9,16 +9,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from tools import bench as bench_mod
 from tools import demo as demo_mod
 from tools import synth as synth_mod
 from tools.client import CliError
+from tools.federation import Say
 from tools.options import JsonOpt
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 
-def _say(quiet: bool) -> demo_mod.Say:
+def _say(quiet: bool) -> Say:
     def say(message: str) -> None:
         if not quiet:
             err.print(f"[dim]•[/dim] {message}")
@@ -40,7 +42,8 @@ def synth(
     if as_json:
         typer.echo(json.dumps(summary))
     else:
-        err.print(f"wrote {manifest.total_children} synthetic children in {departments} files to {out_dir}")
+        n = manifest.total_children
+        err.print(f"wrote {n} synthetic children in {departments} files to {out_dir}")
 
 
 def demo(
@@ -49,14 +52,19 @@ def demo(
     ] = 14,
     from_dir: Annotated[
         Path | None,
-        typer.Option(help="Use these per-department CSV files instead of synthetic data.", file_okay=False, exists=True),
+        typer.Option(
+            help="Use these per-department CSV files instead of synthetic data.",
+            file_okay=False,
+            exists=True,
+        ),
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the table (CSV, JSON).")] = Path(
-        "demo-out"
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where to write the table (CSV, JSON).")
+    ] = Path("demo-out"),
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
     workdir: Annotated[
-        Path | None, typer.Option(help="Keep the federation's files here (default: a temp dir, removed).")
+        Path | None,
+        typer.Option(help="Keep the federation's files here (default: a temp dir, removed)."),
     ] = None,
     keep_running: Annotated[
         bool, typer.Option(help="Leave the federation running until Ctrl-C.")
@@ -82,7 +90,7 @@ def demo(
     else:
         out.print(result.view.to_rich(result.reference))
         if result.matches_reference is not None:
-            verdict = "equal" if result.matches_reference else "DIFFERENT from"
+            verdict = "equal to" if result.matches_reference else "DIFFERENT from"
             out.print(f"The national table is {verdict} the published 2023/24 figures.")
         err.print(
             f"{result.imported} children in {len(result.view.answered)} departments; "
@@ -96,3 +104,4 @@ def register(app: typer.Typer) -> None:
     """Add these commands to the root app."""
     app.command()(synth)
     app.command()(demo)
+    app.command()(bench_mod.bench)

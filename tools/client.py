@@ -91,8 +91,8 @@ def env_default(name: str) -> str | None:
 
 def rpc_failure(err: grpc.RpcError, what: str, address: str) -> CliError:
     """Translate a failed call into advice for a person."""
-    code = err.code()  # type: ignore[attr-defined]
-    details = err.details() or ""  # type: ignore[attr-defined]
+    code = err.code()
+    details = err.details() or ""
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return CliError(
             f"{what}: could not reach {address} in time ({code.name})",
@@ -132,4 +132,3 @@ def rejected_import(violations: list[Violation], total_bad: int | None = None) -
         hint="fix the rows listed (line, column, problem) and import the whole file again",
         violations=violations,
     )
-

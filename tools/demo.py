@@ -8,7 +8,6 @@ the built-in synthetic set), writes it as CSV and JSON, and shuts everything dow
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -48,17 +47,11 @@ class DemoResult:
 
 def departments_from_dir(directory: Path) -> list[tuple[DepartmentPlan, Path]]:
     """Departments and their CSV files: from manifest.json if present, else one per CSV."""
-    manifest = directory / "manifest.json"
-    if manifest.exists():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+    if (directory / synth.MANIFEST_NAME).exists():
+        manifest = synth.read_manifest(directory)
         return [
-            (
-                DepartmentPlan(
-                    id=d["id"], name=d["name"], region=d["region"], districts=tuple(d["districts"])
-                ),
-                directory / d["file"],
-            )
-            for d in data["departments"]
+            (DepartmentPlan(d.id, d.name, d.region, d.districts), directory / d.file)
+            for d in manifest.departments
         ]
     files = sorted(directory.glob("*.csv"))
     if not files:
@@ -116,7 +109,9 @@ def run_demo(
             say("importing each department's file into its own node over mutual TLS")
             with ThreadPoolExecutor(max_workers=2) as pool:
                 counts = list(
-                    pool.map(lambda s: importer.import_file(fed.staff_endpoint(s[0].id), s[1]), sources)
+                    pool.map(
+                        lambda s: importer.import_file(fed.staff_endpoint(s[0].id), s[1]), sources
+                    )
                 )
             fed.start_coordinator()
             say("asking the coordinator for the national table by form of education")

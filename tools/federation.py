@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +32,11 @@ Say = Callable[[str], None]
 
 FEDERATION = "demo.childreg"
 STARTUP_SECONDS = 90.0
+
+
+def dns_label(ident: str) -> str:
+    """A department id as a DNS label (DNS names may not hold underscores)."""
+    return ident.replace("_", "-")
 
 
 @dataclass
@@ -78,7 +83,7 @@ class LocalFederation:
         )
         ca.issue("statistician", "demo-statistician", self.identity("statistician"))
         for plan in self.departments:
-            server_name = f"{plan.id}.node.{self.federation}"
+            server_name = f"{dns_label(plan.id)}.node.{self.federation}"
             ca.issue(
                 "node",
                 plan.id,
@@ -121,8 +126,14 @@ class LocalFederation:
         for party in self.nodes.values():
             self._await_ready(party)
 
-    def start_coordinator(self, deadline_seconds: float = 10.0) -> None:
-        """Write the coordinator's configuration from the running nodes, start it, wait."""
+    def start_coordinator(
+        self, deadline_seconds: float = 10.0, only: Sequence[str] | None = None
+    ) -> None:
+        """Write the coordinator's configuration from the running nodes, start it, wait.
+
+        ``only`` limits the federation the coordinator knows to those department ids.
+        """
+        plans = [p for p in self.departments if only is None or p.id in only]
         home = self.root / "coordinator"
         home.mkdir(parents=True, exist_ok=True)
         config = home / "coordinator.toml"
@@ -140,7 +151,7 @@ class LocalFederation:
                     "region": plan.region,
                     "districts": list(plan.districts),
                 }
-                for plan in self.departments
+                for plan in plans
             ],
         }
         config.write_bytes(tomli_w.dumps(data).encode())
@@ -154,6 +165,12 @@ class LocalFederation:
         self.say("starting the coordinator")
         self._launch(self.coordinator, "coordinator")
         self._await_ready(self.coordinator)
+
+    def restart_coordinator(self, only: Sequence[str] | None = None) -> None:
+        """Stop the coordinator if it runs and start it again over ``only`` departments."""
+        if self.coordinator is not None:
+            self.stop_party(self.coordinator)
+        self.start_coordinator(only=only)
 
     def _launch(self, party: Party, kind: str) -> None:
         party.ready_file.unlink(missing_ok=True)
@@ -177,7 +194,9 @@ class LocalFederation:
                     f"see {party.log}"
                 )
             time.sleep(0.05)
-        raise Unavailable(f"{party.name} did not start within {STARTUP_SECONDS:.0f} s; see {party.log}")
+        raise Unavailable(
+            f"{party.name} did not start within {STARTUP_SECONDS:.0f} s; see {party.log}"
+        )
 
     def stop_party(self, party: Party, timeout: float = 15.0) -> None:
         """SIGTERM a process, wait for a clean exit, kill it if it hangs."""
@@ -225,4 +244,3 @@ class LocalFederation:
         tb: TracebackType | None,
     ) -> None:
         self.shutdown()
-

@@ -48,7 +48,11 @@ def _records(path: Path, progress: Progress | None) -> Iterator[pb.ImportRecord]
 
 
 def import_file(
-    endpoint: Endpoint, path: Path, progress: Progress | None = None, *, checked_rows: int | None = None
+    endpoint: Endpoint,
+    path: Path,
+    progress: Progress | None = None,
+    *,
+    checked_rows: int | None = None,
 ) -> int:
     """Check ``path`` (unless already checked) then import every row into the node at ``endpoint``.
 
@@ -59,9 +63,7 @@ def import_file(
     with endpoint.channel() as channel:
         stub = pb_grpc.RecordsServiceStub(channel)
         try:
-            summary: pb.ImportSummary = stub.BulkImport(
-                _records(path, progress), timeout=deadline
-            )
+            summary: pb.ImportSummary = stub.BulkImport(_records(path, progress), timeout=deadline)
         except grpc.RpcError as err:
             failure = rpc_failure(err, f"import of {path.name}", endpoint.address)
             if failure.violations:

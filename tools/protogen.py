@@ -1,14 +1,14 @@
 """Regenerate the checked-in protobuf/gRPC stubs, or check that they are fresh.
 
-    python -m tools.protogen --out .      # write childreg/v1/*_pb2*.py(i)
-    python -m tools.protogen --check      # exit 1 if regenerating would change anything
+python -m tools.protogen --out .      # write childreg/v1/*_pb2*.py(i)
+python -m tools.protogen --check      # exit 1 if regenerating would change anything
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import filecmp
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not (ROOT / PACKAGE_DIR / p.name).exists()
                 or not filecmp.cmp(p, ROOT / PACKAGE_DIR / p.name, shallow=False)
             ]
-            extra = {
-                p.name for p in (ROOT / PACKAGE_DIR).glob("*_pb2*")
-            } - {p.name for p in fresh}
+            extra = {p.name for p in (ROOT / PACKAGE_DIR).glob("*_pb2*")} - {p.name for p in fresh}
         if stale or extra:
             print(
                 "generated protobuf code is stale: "

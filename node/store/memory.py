@@ -1,0 +1,229 @@
+"""A record store in process memory: fast, for tests; the reference the SQL store must match.
+
+It honours the whole :class:`~node.store.base.RecordStore` contract, including rollback of
+an ``atomic()`` block (by restoring a snapshot taken when the outermost block starts), and
+computes count tables in plain Python with :mod:`childreg.codes`, so the contract tests can
+compare the SQLCipher store's SQL against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from childreg import codes
+from childreg.errors import AlreadyExists, NotFound
+from node.store.base import (
+    RecordStore,
+    StoredAssessment,
+    StoredCareSetting,
+    StoredChild,
+    StoredPlacement,
+)
+
+
+@dataclass
+class _State:
+    children: dict[str, StoredChild] = field(default_factory=dict)
+    by_hash: dict[bytes, str] = field(default_factory=dict)
+    placements: dict[str, dict[str, StoredPlacement]] = field(default_factory=dict)
+    care: dict[str, dict[dt.date, StoredCareSetting]] = field(default_factory=dict)
+    assessments: dict[str, list[StoredAssessment]] = field(default_factory=dict)
+
+    def copy(self) -> _State:
+        return _State(
+            dict(self.children),
+            dict(self.by_hash),
+            {k: dict(v) for k, v in self.placements.items()},
+            {k: dict(v) for k, v in self.care.items()},
+            {k: list(v) for k, v in self.assessments.items()},
+        )
+
+
+def _copy_assessment(a: StoredAssessment, assessment_id: int | None = None) -> StoredAssessment:
+    return dataclasses.replace(
+        a,
+        assessment_id=a.assessment_id if assessment_id is None else assessment_id,
+        sealed_fields=dict(a.sealed_fields),
+    )
+
+
+class MemoryStore(RecordStore):
+    """Records in dictionaries, guarded by one re-entrant lock."""
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._closed = False
+
+    def _live(self) -> _State:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        return self._state
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """A block whose writes commit together; nested blocks join the outermost one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            snapshot = self._live().copy()
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._state = snapshot
+                raise
+            finally:
+                self._depth = 0
+
+    def insert_child(self, child: StoredChild) -> None:
+        """Add a new child; AlreadyExists if the id or national-id hash is taken."""
+        with self._lock:
+            s = self._live()
+            if child.child_id in s.children:
+                raise AlreadyExists("a child with this child_id already exists")
+            if child.national_id_hash is not None and child.national_id_hash in s.by_hash:
+                raise AlreadyExists("a child with this national id already exists")
+            s.children[child.child_id] = child
+            if child.national_id_hash is not None:
+                s.by_hash[child.national_id_hash] = child.child_id
+
+    def replace_child(self, child: StoredChild) -> None:
+        """Replace an existing child's row; NotFound if absent; AlreadyExists on a hash clash."""
+        with self._lock:
+            s = self._live()
+            old = self._require(child.child_id)
+            digest = child.national_id_hash
+            if digest is not None and s.by_hash.get(digest, child.child_id) != child.child_id:
+                raise AlreadyExists("a child with this national id already exists")
+            if old.national_id_hash is not None:
+                del s.by_hash[old.national_id_hash]
+            if digest is not None:
+                s.by_hash[digest] = child.child_id
+            s.children[child.child_id] = child
+
+    def get_child(self, child_id: str) -> StoredChild | None:
+        """The child's row, or None."""
+        with self._lock:
+            return self._live().children.get(child_id)
+
+    def find_by_national_id_hash(self, digest: bytes) -> str | None:
+        """The child id holding this national-id hash, or None."""
+        with self._lock:
+            return self._live().by_hash.get(digest)
+
+    def upsert_placement(self, placement: StoredPlacement) -> None:
+        """Set the child's placement for that academic year."""
+        with self._lock:
+            self._require(placement.child_id)
+            per_year = self._live().placements.setdefault(placement.child_id, {})
+            per_year[placement.academic_year] = placement
+
+    def put_care_setting(self, care: StoredCareSetting) -> None:
+        """Record the child's care setting from a date on."""
+        with self._lock:
+            self._require(care.child_id)
+            self._live().care.setdefault(care.child_id, {})[care.since] = care
+
+    def add_assessment(self, assessment: StoredAssessment) -> int:
+        """Add an assessment and return its new id (1, 2, … per child)."""
+        with self._lock:
+            self._require(assessment.child_id)
+            existing = self._live().assessments.setdefault(assessment.child_id, [])
+            new_id = existing[-1].assessment_id + 1 if existing else 1
+            existing.append(_copy_assessment(assessment, assessment_id=new_id))
+            return new_id
+
+    def placements(self, child_id: str) -> list[StoredPlacement]:
+        """The child's placements, by academic year."""
+        with self._lock:
+            per_year = self._live().placements.get(child_id, {})
+            return [per_year[year] for year in sorted(per_year)]
+
+    def care_settings(self, child_id: str) -> list[StoredCareSetting]:
+        """The child's care settings, by date."""
+        with self._lock:
+            per_date = self._live().care.get(child_id, {})
+            return [per_date[since] for since in sorted(per_date)]
+
+    def assessments(self, child_id: str) -> list[StoredAssessment]:
+        """The child's assessments, by id."""
+        with self._lock:
+            return [_copy_assessment(a) for a in self._live().assessments.get(child_id, [])]
+
+    def child_ids(self) -> Iterator[str]:
+        """Every child id, sorted."""
+        with self._lock:
+            ids = sorted(self._live().children)
+        return iter(ids)
+
+    def child_count(self) -> int:
+        """How many children are stored."""
+        with self._lock:
+            return len(self._live().children)
+
+    def count_table(
+        self, academic_year: str, reference_date: dt.date, dimensions: Sequence[str]
+    ) -> dict[tuple[str, ...], int]:
+        """Sparse counts of children placed in ``academic_year``, by ``dimensions``."""
+        for d in dimensions:
+            codes.codes(d)  # KeyError for an unknown dimension, as in the SQL store
+        counts: dict[tuple[str, ...], int] = {}
+        with self._lock:
+            s = self._live()
+            for child_id, per_year in s.placements.items():
+                placement = per_year.get(academic_year)
+                if placement is None:
+                    continue
+                categories = self._categories(child_id, placement, reference_date)
+                cell = tuple(categories[d] for d in dimensions)
+                counts[cell] = counts.get(cell, 0) + 1
+        return counts
+
+    def close(self) -> None:
+        """Drop every record; the store is unusable afterwards."""
+        with self._lock:
+            self._state = _State()
+            self._closed = True
+
+    def _categories(self, child_id: str, placement: StoredPlacement, on: dt.date) -> dict[str, str]:
+        s = self._state
+        child = s.children[child_id]
+        cares = [c for c in s.care.get(child_id, {}).values() if c.since <= on]
+        banded = [
+            a
+            for a in s.assessments.get(child_id, [])
+            if a.assessment_date <= on and a.impairment_band is not None
+        ]
+        care = max(cares, key=lambda c: c.since).care_setting if cares else None
+        latest = max(banded, key=lambda a: (a.assessment_date, a.assessment_id), default=None)
+        return {
+            "education_form": placement.education_form,
+            "sex": child.sex,
+            "age_band": codes.age_band(child.date_of_birth, on),
+            "care_setting": care or codes.CARE_NOT_RECORDED,
+            "impairment_band": (
+                latest.impairment_band
+                if latest and latest.impairment_band
+                else codes.IMPAIRMENT_NOT_ASSESSED
+            ),
+            "district": child.district,
+            "region": codes.DISTRICT_REGION[child.district],
+        }
+
+    def _require(self, child_id: str) -> StoredChild:
+        child = self._live().children.get(child_id)
+        if child is None:
+            raise NotFound(f"no child with child_id {child_id}")
+        return child

@@ -1,0 +1,136 @@
+"""The SQLCipher store's schema, as small ordered migrations.
+
+Each migration runs in its own transaction together with its row in ``schema_migrations``,
+so a crash leaves the schema either before or after a migration, never half-way, and a
+migration already applied is never applied again.
+
+Layout: ``child`` has an integer surrogate key (``id``) that the other tables reference,
+so joins compare integers; categories used by count tables sit in small covering indexes
+so a count reads neither names nor sealed blobs. Dates are ISO-8601 text, which sorts and
+compares as dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Final, NamedTuple, Protocol
+
+
+class Connection(Protocol):
+    """The part of a DB-API connection (autocommit mode) that migrations use."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any:
+        """Run one statement."""
+
+
+class Migration(NamedTuple):
+    """One schema step: its version, what it does, and its SQL statements."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        1,
+        "children, placements, care settings and assessments",
+        (
+            """CREATE TABLE child (
+                id INTEGER PRIMARY KEY,
+                child_id TEXT NOT NULL UNIQUE,
+                key_version INTEGER NOT NULL,
+                wrapped_key BLOB NOT NULL,
+                national_id_hash BLOB UNIQUE,
+                date_of_birth TEXT NOT NULL,
+                sex TEXT NOT NULL,
+                district TEXT NOT NULL,
+                sealed_identity BLOB NOT NULL
+            )""",
+            """CREATE TABLE placement (
+                child INTEGER NOT NULL REFERENCES child(id) ON DELETE CASCADE,
+                academic_year TEXT NOT NULL,
+                education_form TEXT NOT NULL,
+                institution TEXT,
+                PRIMARY KEY (academic_year, child)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX placement_by_child ON placement(child, academic_year)",
+            """CREATE TABLE care_setting (
+                child INTEGER NOT NULL REFERENCES child(id) ON DELETE CASCADE,
+                since TEXT NOT NULL,
+                care_setting TEXT NOT NULL,
+                PRIMARY KEY (child, since)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE assessment (
+                child INTEGER NOT NULL REFERENCES child(id) ON DELETE CASCADE,
+                assessment_id INTEGER NOT NULL,
+                assessment_date TEXT NOT NULL,
+                commission TEXT NOT NULL,
+                impairment_band TEXT,
+                recommended_form TEXT,
+                next_review TEXT,
+                sealed_fields BLOB NOT NULL,
+                PRIMARY KEY (child, assessment_id)
+            ) WITHOUT ROWID""",
+        ),
+    ),
+    Migration(
+        2,
+        "covering indexes for count tables",
+        (
+            "CREATE INDEX child_categories ON child(id, date_of_birth, sex, district)",
+            """CREATE INDEX assessment_banded ON assessment(
+                child, assessment_date, assessment_id, impairment_band
+            ) WHERE impairment_band IS NOT NULL""",
+        ),
+    ),
+)
+
+_CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)"""
+
+
+def applied_versions(conn: Connection) -> list[int]:
+    """The versions already applied to the database, ascending."""
+    conn.execute(_CREATE_TABLE)
+    rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    return [int(version) for (version,) in rows]
+
+
+def apply(conn: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Apply, in order, each migration not yet applied; return the versions applied now.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``): each migration opens
+    its own ``BEGIN IMMEDIATE`` transaction and commits it with its ``schema_migrations``
+    row, or rolls both back.
+    """
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)):
+        raise ValueError("migration versions must be unique and ascending")
+    done = set(applied_versions(conn))
+    newly: list[int] = []
+    for migration in migrations:
+        if migration.version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations(version, description, applied_at) VALUES (?, ?, ?)",
+                (
+                    migration.version,
+                    migration.description,
+                    dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                ),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        newly.append(migration.version)
+    return newly

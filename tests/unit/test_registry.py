@@ -1,0 +1,420 @@
+"""Tests of the records domain (node/records.py) over both stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from childreg.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    ImportRejected,
+    KeyProblem,
+    NotFound,
+    Violation,
+)
+from childreg.models import (
+    AssessmentIn,
+    CareSettingIn,
+    ChildIn,
+    FunctioningItem,
+    ImportRecord,
+    PlacementIn,
+)
+from node.keys import KekSource, Keyring, generate_key_file
+from node.records import Registry
+from node.store.base import RecordStore, StoredAssessment
+from node.store.memory import MemoryStore
+from node.store.sqlcipher import SqlCipherStore
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Keyring:
+    """A keyring made with a key file."""
+    generate_key_file(tmp_path / "kek.key")
+    return Keyring.create(tmp_path / "keyring.json", KekSource.from_key_file(tmp_path / "kek.key"))
+
+
+@pytest.fixture(params=["memory", "sqlcipher"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
+    """Each store implementation, empty."""
+    made: RecordStore = (
+        MemoryStore()
+        if request.param == "memory"
+        else SqlCipherStore.open(tmp_path / "node.db", secrets.token_hex(32), create=True)
+    )
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def registry(store: RecordStore, keyring: Keyring) -> Registry:
+    """A registry over the store."""
+    return Registry(store, keyring)
+
+
+def a_child(child_id: str = "C1", **changes: Any) -> ChildIn:
+    """A valid child record."""
+    fields: dict[str, Any] = {
+        "child_id": child_id,
+        "national_id": f"AZ{zlib.crc32(child_id.encode()) % 10**8:08d}",
+        "given_name": "Aysel",
+        "family_name": "Məmmədova",
+        "date_of_birth": dt.date(2015, 3, 14),
+        "sex": "female",
+        "district": "nasimi",
+        "guardian_name": "Leyla Məmmədova",
+        "guardian_phone": "+994 50 123 45 67",
+    }
+    return ChildIn(**(fields | changes))
+
+
+def an_assessment(child_id: str = "C1", **changes: Any) -> AssessmentIn:
+    """A valid assessment with every sealed field filled."""
+    fields: dict[str, Any] = {
+        "child_id": child_id,
+        "assessment_date": dt.date(2023, 5, 2),
+        "commission": "Baku PMPC",
+        "impairment_band": "pct_61_80",
+        "icf_codes": ("d140.2", "b167.3"),
+        "diagnoses": ("F84.0", "G80.1"),
+        "functioning": (
+            FunctioningItem(domain="seeing", level="some_difficulty"),
+            FunctioningItem(domain="anxiety", level="weekly"),
+        ),
+        "recommended_form": "inclusive_class",
+        "supports": ("speech_therapy", "teaching_assistant"),
+        "accommodations": ("extra_time",),
+        "next_review": dt.date(2024, 5, 2),
+    }
+    return AssessmentIn(**(fields | changes))
+
+
+def a_row(line: int, child_id: str, **child_changes: Any) -> ImportRecord:
+    """An import row with placement, care setting and assessment."""
+    return ImportRecord(
+        line=line,
+        child=a_child(child_id, **child_changes),
+        placement=PlacementIn(
+            child_id=child_id, academic_year="2023/24", education_form="special_school"
+        ),
+        care=CareSettingIn(child_id=child_id, care_setting="family", since=dt.date(2020, 1, 1)),
+        assessment=an_assessment(child_id),
+    )
+
+
+# --- children --------------------------------------------------------------------------
+
+
+def test_registered_child_reads_back_equal(registry: Registry) -> None:
+    """A registered child reads back with the same identifying record and nothing else."""
+    registry.register_child(a_child())
+    view = registry.get_child("C1")
+    assert view.child == a_child()
+    assert (view.placements, view.care_settings, view.assessments) == ((), (), ())
+
+
+def test_identity_is_sealed_and_national_id_is_hashed(
+    registry: Registry, store: RecordStore, keyring: Keyring
+) -> None:
+    """The store holds identity only sealed, and the national id only as its keyed hash."""
+    registry.register_child(a_child())
+    stored = store.get_child("C1")
+    assert stored is not None
+    for clear in ("Aysel", "Məmmədova", a_child().national_id, "+994"):
+        assert clear is not None
+        assert clear.encode() not in stored.sealed_identity
+    assert stored.national_id_hash == keyring.national_id_hash(a_child().national_id or "")
+    assert store.find_by_national_id_hash(stored.national_id_hash) == "C1"
+
+
+def test_child_without_national_id_has_no_hash(registry: Registry, store: RecordStore) -> None:
+    """A child registered without a national id stores no hash and reads back without one."""
+    registry.register_child(a_child(national_id=None, guardian_name=None, guardian_phone=None))
+    stored = store.get_child("C1")
+    assert stored is not None
+    assert stored.national_id_hash is None
+    assert registry.get_child("C1").child.national_id is None
+
+
+def test_registering_a_taken_child_id_is_refused(registry: Registry) -> None:
+    """A second child with the same id gives AlreadyExists and the first is unchanged."""
+    registry.register_child(a_child())
+    with pytest.raises(AlreadyExists) as info:
+        registry.register_child(a_child(given_name="Other", national_id="AZ99999999"))
+    assert "Other" not in str(info.value)
+    assert "AZ99999999" not in str(info.value)
+    assert registry.get_child("C1").child == a_child()
+
+
+def test_registering_a_taken_national_id_is_refused_without_naming_it(
+    registry: Registry, store: RecordStore
+) -> None:
+    """A new child with a national id already held gives AlreadyExists; the id is not shown."""
+    registry.register_child(a_child("C1", national_id="AZ11111111"))
+    with pytest.raises(AlreadyExists) as info:
+        registry.register_child(a_child("C2", national_id="AZ11111111"))
+    assert "AZ11111111" not in str(info.value)
+    assert store.get_child("C2") is None
+
+
+def test_get_unknown_child_is_not_found(registry: Registry) -> None:
+    """Reading a child that does not exist gives NotFound."""
+    with pytest.raises(NotFound):
+        registry.get_child("nobody")
+
+
+def test_update_child_changes_identity_and_keeps_the_key(
+    registry: Registry, store: RecordStore
+) -> None:
+    """Updating a child replaces its record but keeps its wrapped data key."""
+    registry.register_child(a_child())
+    registry.record_assessment(an_assessment())
+    before = store.get_child("C1")
+    updated = a_child(given_name="Aygün", national_id="AZ22222222", district="shaki")
+    registry.update_child(updated)
+    after = store.get_child("C1")
+    assert before is not None
+    assert after is not None
+    assert (after.wrapped_key, after.key_version) == (before.wrapped_key, before.key_version)
+    view = registry.get_child("C1")
+    assert view.child == updated
+    assert view.assessments == (an_assessment(),)  # still opens with the same key
+    assert store.find_by_national_id_hash(before.national_id_hash or b"") is None
+
+
+def test_update_unknown_child_is_not_found(registry: Registry, store: RecordStore) -> None:
+    """Updating a child that does not exist gives NotFound and creates nothing."""
+    with pytest.raises(NotFound):
+        registry.update_child(a_child())
+    assert store.child_count() == 0
+
+
+def test_update_to_another_childs_national_id_is_refused(registry: Registry) -> None:
+    """Updating a child to a national id another child holds gives AlreadyExists, no change."""
+    registry.register_child(a_child("C1", national_id="AZ11111111"))
+    registry.register_child(a_child("C2", national_id="AZ22222222"))
+    with pytest.raises(AlreadyExists):
+        registry.update_child(a_child("C2", national_id="AZ11111111", given_name="X"))
+    assert registry.get_child("C2").child == a_child("C2", national_id="AZ22222222")
+
+
+# --- placements, care, assessments -----------------------------------------------------
+
+
+def test_history_reads_back_in_order(registry: Registry) -> None:
+    """Placements, care settings and assessments read back as recorded, in order."""
+    registry.register_child(a_child())
+    p1 = PlacementIn(child_id="C1", academic_year="2023/24", education_form="special_school")
+    p0 = PlacementIn(
+        child_id="C1", academic_year="2022/23", education_form="preschool", institution="KG 4"
+    )
+    registry.record_placement(p1)
+    registry.record_placement(p0)
+    c1 = CareSettingIn(child_id="C1", care_setting="foster_family", since=dt.date(2022, 2, 1))
+    c0 = CareSettingIn(child_id="C1", care_setting="family", since=dt.date(2015, 3, 14))
+    registry.record_care_setting(c1)
+    registry.record_care_setting(c0)
+    a1 = an_assessment()
+    a2 = an_assessment(
+        assessment_date=dt.date(2023, 6, 1), diagnoses=(), functioning=(), impairment_band=None
+    )
+    assert registry.record_assessment(a1) == 1
+    assert registry.record_assessment(a2) == 2
+    view = registry.get_child("C1")
+    assert view.placements == (p0, p1)
+    assert view.care_settings == (c0, c1)
+    assert view.assessments == (a1, a2)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        lambda r: r.record_placement(
+            PlacementIn(child_id="C9", academic_year="2023/24", education_form="preschool")
+        ),
+        lambda r: r.record_care_setting(
+            CareSettingIn(child_id="C9", care_setting="family", since=dt.date(2020, 1, 1))
+        ),
+        lambda r: r.record_assessment(an_assessment("C9")),
+    ],
+    ids=["placement", "care", "assessment"],
+)
+def test_recording_for_an_unknown_child_is_not_found(registry: Registry, record: Any) -> None:
+    """Placements, care settings and assessments for an unknown child give NotFound."""
+    with pytest.raises(NotFound):
+        record(registry)
+
+
+def test_sensitive_assessment_fields_are_sealed_each_on_its_own(
+    registry: Registry, store: RecordStore
+) -> None:
+    """Each sensitive assessment field is stored sealed, none in the clear."""
+    registry.register_child(a_child())
+    registry.record_assessment(an_assessment())
+    (stored,) = store.assessments("C1")
+    assert set(stored.sealed_fields) == {
+        "icf_codes",
+        "diagnoses",
+        "functioning",
+        "supports",
+        "accommodations",
+    }
+    blob = b"".join(stored.sealed_fields.values())
+    for clear in (b"F84.0", b"d140.2", b"speech_therapy", b"extra_time", b"seeing"):
+        assert clear not in blob
+
+
+def test_sealed_fields_moved_to_another_assessment_do_not_open(
+    registry: Registry, store: RecordStore
+) -> None:
+    """An assessment whose sealed fields were copied from another one fails to open."""
+    registry.register_child(a_child())
+    registry.record_assessment(an_assessment())
+    (first,) = store.assessments("C1")
+    store.add_assessment(first)  # same ciphertext, now assessment 2
+    with pytest.raises(KeyProblem, match="tampered or moved"):
+        registry.get_child("C1")
+
+
+def test_sealed_fields_swapped_between_fields_do_not_open(
+    registry: Registry, store: RecordStore
+) -> None:
+    """Ciphertext moved from one field to another of the same assessment fails to open."""
+    registry.register_child(a_child())
+    registry.register_child(a_child("C2"))
+    registry.record_assessment(an_assessment("C2"))
+    (stored,) = store.assessments("C2")
+    fields = dict(stored.sealed_fields)
+    fields["diagnoses"], fields["supports"] = fields["supports"], fields["diagnoses"]
+    store.add_assessment(replace(stored, sealed_fields=fields))
+    registry.record_assessment(an_assessment("C1"))
+    assert registry.get_child("C1").assessments == (an_assessment("C1"),)
+    with pytest.raises(KeyProblem):
+        registry.get_child("C2")
+
+
+def test_identity_or_key_copied_to_another_child_does_not_open(
+    registry: Registry, store: RecordStore
+) -> None:
+    """A child whose sealed identity or wrapped key was copied from another child fails to open."""
+    registry.register_child(a_child("C1"))
+    registry.register_child(a_child("C2"))
+    one, two = store.get_child("C1"), store.get_child("C2")
+    assert one is not None
+    assert two is not None
+    store.replace_child(replace(two, sealed_identity=one.sealed_identity))
+    with pytest.raises(KeyProblem):
+        registry.get_child("C2")
+    store.replace_child(replace(two, wrapped_key=one.wrapped_key))
+    with pytest.raises(KeyProblem):
+        registry.get_child("C2")
+
+
+class SkippingStore(MemoryStore):
+    """A faulty store that skips an assessment id."""
+
+    def add_assessment(self, assessment: StoredAssessment) -> int:
+        super().add_assessment(assessment)
+        return super().add_assessment(assessment)
+
+
+def test_unexpected_assessment_id_is_refused_and_rolled_back(keyring: Keyring) -> None:
+    """If the store assigns an id other than the one sealed for, nothing is recorded."""
+    store = SkippingStore()
+    registry = Registry(store, keyring)
+    registry.register_child(a_child())
+    with pytest.raises(FailedPrecondition):
+        registry.record_assessment(an_assessment())
+    assert store.assessments("C1") == []
+
+
+# --- import ----------------------------------------------------------------------------
+
+
+def test_import_adds_every_row_with_its_history(registry: Registry, store: RecordStore) -> None:
+    """A clean import returns the number of rows and every child reads back whole."""
+    rows = [a_row(n + 2, f"C{n}") for n in range(5)]
+    assert registry.import_records(rows) == 5
+    assert store.child_count() == 5
+    view = registry.get_child("C3")
+    assert view.child == rows[3].child
+    assert view.placements == (rows[3].placement,)
+    assert view.care_settings == (rows[3].care,)
+    assert view.assessments == (rows[3].assessment,)
+
+
+def test_import_of_nothing_imports_nothing(registry: Registry) -> None:
+    """An empty import returns 0."""
+    assert registry.import_records([]) == 0
+
+
+def test_import_writes_rows_as_they_come(registry: Registry, store: RecordStore) -> None:
+    """Rows are inserted while the input is consumed, not collected first."""
+    seen: list[bool] = []
+
+    def rows() -> Iterator[ImportRecord]:
+        yield a_row(2, "C1")
+        seen.append(store.get_child("C1") is not None)
+        yield a_row(3, "C2")
+
+    assert registry.import_records(rows()) == 2
+    assert seen == [True]
+
+
+def test_import_collects_every_violation_and_imports_nothing(
+    registry: Registry, store: RecordStore, keyring: Keyring
+) -> None:
+    """Bad rows, in-batch duplicates and children already held are all reported; none imported."""
+    registry.register_child(a_child("OLD", national_id="AZ00000001"))
+    pre_bad: Sequence[Violation] = [
+        Violation("child.date_of_birth", "must not be in the future", 4),
+        Violation("placement.education_form", "unknown form of education", 4),
+    ]
+    items: list[ImportRecord | Sequence[Violation]] = [
+        a_row(2, "A", national_id="AZ10000001"),
+        a_row(3, "B", national_id="AZ10000002"),
+        pre_bad,
+        a_row(5, "A", national_id="AZ10000003"),  # duplicate id in the batch
+        a_row(6, "C", national_id="AZ10000002"),  # duplicate national id in the batch
+        a_row(7, "OLD", national_id="AZ10000004"),  # id already held
+        a_row(8, "D", national_id="AZ00000001"),  # national id already held
+        a_row(9, "OLD", national_id="AZ00000001"),  # both already held
+        a_row(10, "E", national_id="AZ10000005"),
+    ]
+    with pytest.raises(ImportRejected) as info:
+        registry.import_records(items)
+    assert str(info.value) == "6 bad rows; nothing was imported"
+    assert info.value.violations == [
+        *pre_bad,
+        Violation("child_id", "duplicate child_id (first on line 2)", 5),
+        Violation("national_id", "duplicate national_id (first on line 3)", 6),
+        Violation("child_id", "a child with this child_id already exists", 7),
+        Violation("national_id", "a child with this national_id already exists", 8),
+        Violation("child_id", "a child with this child_id already exists", 9),
+        Violation("national_id", "a child with this national_id already exists", 9),
+    ]
+    assert list(store.child_ids()) == ["OLD"]
+    assert (
+        store.find_by_national_id_hash(Keyring.national_id_hash(registry._keys, "AZ10000001"))
+        is None
+    )
+    text = info.value.describe()
+    for personal in ("AZ100", "AZ000", "Aysel", "Məmmədova", "2015"):
+        assert personal not in text
+
+
+def test_import_of_only_prevalidated_bad_rows_is_rejected(registry: Registry) -> None:
+    """Rows already found bad alone make the import fail with their violations."""
+    bad = [Violation("child.sex", "unknown sex", 2)]
+    with pytest.raises(ImportRejected) as info:
+        registry.import_records([bad])
+    assert info.value.violations == bad
+    assert str(info.value).startswith("1 bad rows")

@@ -1,0 +1,377 @@
+"""`childreg bench`: measured speed, each figure against a physical limit measured in the same run.
+
+(a) children imported per second through a real node's gRPC ``BulkImport`` (validation,
+    per-child keys, field encryption, SQLCipher) ÷ the same rows inserted straight into a
+    raw SQLCipher file with no validation or field encryption;
+(b) national-table latency through the coordinator at 10 and 50 departments ÷ the same
+    table computed by one GROUP BY over a single SQLCipher file holding every child (the
+    central-database baseline);
+(c) peak resident memory of one node process holding 100,000 children.
+
+Timings are reported, never asserted: tests only check that the benchmark runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import statistics
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlcipher3
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from childreg import csvformat
+from childreg.models import ImportRecord, TableQuery
+from childreg.seed import SEED_ACADEMIC_YEAR
+from childreg.v1 import records_pb2 as pb
+from childreg.v1 import records_pb2_grpc as pb_grpc
+from node.config import NodeConfig
+from node.convert import import_record_to_proto
+from node.server import open_node
+from node.store.base import (
+    RecordStore,
+    StoredAssessment,
+    StoredCareSetting,
+    StoredChild,
+    StoredPlacement,
+)
+from node.store.sqlcipher import SqlCipherStore
+from tools import synth
+from tools.cli_stats import fetch_table
+from tools.federation import LocalFederation, Say
+from tools.options import JsonOpt
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+SEALED_FIELDS = ("icf_codes", "diagnoses", "functioning", "supports", "accommodations")
+TABLES: tuple[tuple[str, ...], ...] = (
+    ("education_form",),
+    ("education_form", "sex", "age_band", "region"),
+)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each measurement is."""
+
+    import_children: int
+    departments: tuple[int, ...]
+    children_per_department: int
+    memory_children: int
+    repeats: int
+
+
+FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5)
+QUICK = Sizes(600, (3, 5), 300, 1_000, 2)
+
+
+# ----- data ---------------------------------------------------------------------------
+def base_records(workdir: Path) -> list[ImportRecord]:
+    """One synthetic national population (the demo's), parsed and validated."""
+    synth.generate(1, workdir, seed=7)
+    (file,) = [workdir / d.file for d in synth.read_manifest(workdir).departments]
+    return [r for r in csvformat.iter_rows(file) if isinstance(r, ImportRecord)]
+
+
+def scaled(base: Sequence[ImportRecord], n: int, tag: str) -> Iterator[ImportRecord]:
+    """``n`` records cycling through ``base`` with fresh child ids (and no national ids)."""
+    for i in range(n):
+        r = base[i % len(base)]
+        cid = f"{tag}-{i:07d}"
+        yield r.model_copy(
+            update={
+                "line": i + 2,
+                "child": r.child.model_copy(update={"child_id": cid, "national_id": None}),
+                "placement": r.placement.model_copy(update={"child_id": cid}),
+                "care": r.care.model_copy(update={"child_id": cid}) if r.care else None,
+                "assessment": (
+                    r.assessment.model_copy(update={"child_id": cid}) if r.assessment else None
+                ),
+            }
+        )
+
+
+def put_stored(store: RecordStore, records: Iterator[ImportRecord]) -> int:
+    """Insert records in stored form with realistic sealed-blob sizes (no crypto; for tables)."""
+    n = 0
+    with store.atomic():
+        for r in records:
+            c = r.child
+            store.insert_child(
+                StoredChild(c.child_id, 1, os.urandom(72), None, c.date_of_birth, c.sex,
+                            c.district, os.urandom(160))
+            )  # fmt: skip
+            p = r.placement
+            store.upsert_placement(
+                StoredPlacement(p.child_id, p.academic_year, p.education_form, p.institution)
+            )
+            if r.care is not None:
+                store.put_care_setting(
+                    StoredCareSetting(c.child_id, r.care.care_setting, r.care.since)
+                )
+            if (a := r.assessment) is not None:
+                store.add_assessment(
+                    StoredAssessment(
+                        c.child_id, 0, a.assessment_date, a.commission, a.impairment_band,
+                        a.recommended_form, a.next_review,
+                        {f: os.urandom(64) for f in SEALED_FIELDS},
+                    )
+                )  # fmt: skip
+            n += 1
+    return n
+
+
+# ----- (a) import ---------------------------------------------------------------------
+def raw_insert_rate(path: Path, records: Sequence[ImportRecord]) -> float:
+    """Rows per second for the same children inserted straight into raw SQLCipher tables."""
+    child_rows, placement_rows, care_rows, assessment_rows = [], [], [], []
+    for r in records:
+        c, p = r.child, r.placement
+        child_rows.append((c.child_id, c.national_id, c.given_name, c.family_name,
+                           c.date_of_birth.isoformat(), c.sex, c.district, c.guardian_name,
+                           c.guardian_phone))  # fmt: skip
+        placement_rows.append((p.child_id, p.academic_year, p.education_form, p.institution))
+        if r.care:
+            care_rows.append((c.child_id, r.care.care_setting, r.care.since.isoformat()))
+        if (a := r.assessment) is not None:
+            assessment_rows.append((c.child_id, a.assessment_date.isoformat(), a.commission,
+                                    a.impairment_band, ";".join(a.icf_codes),
+                                    ";".join(a.diagnoses), str(a.functioning),
+                                    ";".join(a.supports), ";".join(a.accommodations)))  # fmt: skip
+    conn = sqlcipher3.connect(str(path), isolation_level=None)
+    conn.execute(f"PRAGMA key = \"x'{secrets.token_hex(32)}'\"")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(
+        "CREATE TABLE child(id TEXT PRIMARY KEY, nid, gn, fn, dob, sex, district, g, ph);"
+        "CREATE TABLE placement(id, year, form, inst, PRIMARY KEY(id, year));"
+        "CREATE TABLE care(id, setting, since, PRIMARY KEY(id, since));"
+        "CREATE TABLE assessment(id, date, commission, band, icf, dx, fn, sup, acc);"
+    )
+    start = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO child VALUES (?,?,?,?,?,?,?,?,?)", child_rows)
+    conn.executemany("INSERT INTO placement VALUES (?,?,?,?)", placement_rows)
+    conn.executemany("INSERT INTO care VALUES (?,?,?)", care_rows)
+    conn.executemany("INSERT INTO assessment VALUES (?,?,?,?,?,?,?,?,?)", assessment_rows)
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    conn.close()
+    return len(records) / seconds
+
+
+def grpc_import(fed: LocalFederation, dept: str, records: Sequence[ImportRecord]) -> float:
+    """Seconds to stream pre-built records through a real node's BulkImport."""
+    messages = [import_record_to_proto(r) for r in records]
+    with fed.staff_endpoint(dept).channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        stub.BulkImport(iter([]), timeout=30)  # connect and handshake outside the timing
+        start = time.perf_counter()
+        summary: pb.ImportSummary = stub.BulkImport(iter(messages), timeout=3600)
+        seconds = time.perf_counter() - start
+    assert summary.imported == len(records)
+    return seconds
+
+
+def measure_import(base: list[ImportRecord], n: int, root: Path, say: Say) -> dict[str, Any]:
+    """(a): node import rate ÷ raw SQLCipher insert rate."""
+    records = list(scaled(base, n, "imp"))
+    plan = synth.plan_departments(1)[0]
+    with LocalFederation(root / "import", [plan], say=say) as fed:
+        fed.setup()
+        fed.start_nodes()
+        say(f"(a) importing {n} children through the node's gRPC BulkImport")
+        seconds = grpc_import(fed, plan.id, records)
+    say(f"(a) inserting the same {n} children into a raw SQLCipher file")
+    raw = raw_insert_rate(root / "raw.db", records)
+    node_rate = n / seconds
+    return {
+        "children": n,
+        "node_import_per_second": round(node_rate),
+        "raw_sqlcipher_insert_per_second": round(raw),
+        "ratio": round(node_rate / raw, 3),
+        "goal_min_ratio": 0.25,
+    }
+
+
+# ----- (b) national table -------------------------------------------------------------
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_tables(
+    base: list[ImportRecord], sizes: Sizes, root: Path, say: Say
+) -> list[dict[str, Any]]:
+    """(b): federated national table latency ÷ one GROUP BY over a central file."""
+    most = max(sizes.departments)
+    per = sizes.children_per_department
+    plans = synth.plan_departments(most)
+    results: list[dict[str, Any]] = []
+    central = SqlCipherStore.open(root / "central.db", secrets.token_hex(32), create=True)
+    with LocalFederation(root / "tables", plans, say=say) as fed:
+        fed.setup()
+        say(f"(b) filling {most} node stores with {per} children each, and the central file")
+        for i, plan in enumerate(plans):
+            cfg = NodeConfig.model_validate(_node_settings(fed, plan.id))
+            store, _ = open_node(cfg)
+            try:
+                put_stored(store, scaled(base, per, f"d{i:03d}"))
+            finally:
+                store.close()
+        fed.start_nodes()
+        filled = 0
+        for n in sorted(sizes.departments):
+            filled += put_stored(
+                central,
+                (r for i in range(filled // per, n) for r in scaled(base, per, f"d{i:03d}")),
+            )
+            fed.restart_coordinator([p.id for p in plans[:n]])
+            endpoint = fed.statistician_endpoint()
+            for dims in TABLES:
+                query = TableQuery(academic_year=SEED_ACADEMIC_YEAR, dimensions=dims)
+                say(f"(b) {n} departments: table by {' × '.join(dims)}")
+                fed_s = median_seconds(partial(fetch_table, endpoint, query), sizes.repeats)
+                cen_s = median_seconds(
+                    partial(central.count_table, SEED_ACADEMIC_YEAR, query.reference_date, dims),
+                    sizes.repeats,
+                )
+                results.append(
+                    {
+                        "departments": n,
+                        "children": n * per,
+                        "dimensions": list(dims),
+                        "federated_ms": round(fed_s * 1000, 1),
+                        "central_group_by_ms": round(cen_s * 1000, 1),
+                        "ratio": round(fed_s / cen_s, 3),
+                        "goal_max_ratio": 2.0,
+                    }
+                )
+    central.close()
+    return results
+
+
+def _node_settings(fed: LocalFederation, dept: str) -> dict[str, Any]:
+    return tomllib.loads(fed.nodes[dept].config.read_text(encoding="utf-8"))
+
+
+# ----- (c) memory ---------------------------------------------------------------------
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmHWM not available on this system")
+
+
+def measure_memory(base: list[ImportRecord], n: int, root: Path, say: Say) -> dict[str, Any]:
+    """(c): peak memory of one node process after importing ``n`` children and a table."""
+    plan = synth.plan_departments(1)[0]
+    with LocalFederation(root / "memory", [plan], say=say) as fed:
+        fed.setup()
+        fed.start_nodes()
+        proc = fed.nodes[plan.id].proc
+        assert proc is not None
+        idle = peak_rss_mb(proc.pid)
+        say(f"(c) importing {n} children into one node and asking for a table")
+        grpc_import(fed, plan.id, list(scaled(base, n, "mem")))
+        fed.start_coordinator()
+        fetch_table(
+            fed.statistician_endpoint(),
+            TableQuery(academic_year=SEED_ACADEMIC_YEAR, dimensions=TABLES[-1]),
+        )
+        peak = peak_rss_mb(proc.pid)
+    return {
+        "children": n,
+        "idle_node_mb": round(idle, 1),
+        "peak_node_mb": round(peak, 1),
+        "goal_max_mb": 150,
+    }
+
+
+# ----- command ------------------------------------------------------------------------
+def run(sizes: Sizes, say: Say) -> dict[str, Any]:
+    """Every measurement, in one run, on this machine."""
+    with tempfile.TemporaryDirectory(prefix="childreg-bench-") as tmp:
+        root = Path(tmp)
+        say("generating the synthetic population")
+        base = base_records(root / "synthetic")
+        return {
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "sqlite": sqlcipher3.sqlite_version,
+            },
+            "import": measure_import(base, sizes.import_children, root, say),
+            "national_table": measure_tables(base, sizes, root, say),
+            "memory": measure_memory(base, sizes.memory_children, root, say),
+        }
+
+
+def render(result: dict[str, Any]) -> Table:
+    """The figures as a readable table."""
+    table = Table(title="childreg bench")
+    for col in ("figure", "measured", "physical limit / baseline", "ratio", "goal"):
+        table.add_column(col)
+    imp = result["import"]
+    table.add_row(
+        f"import, {imp['children']} children",
+        f"{imp['node_import_per_second']:,}/s",
+        f"{imp['raw_sqlcipher_insert_per_second']:,}/s raw SQLCipher",
+        f"{imp['ratio']}",
+        f"≥ {imp['goal_min_ratio']}",
+    )
+    for row in result["national_table"]:
+        table.add_row(
+            f"national table, {row['departments']} departments × "
+            f"{row['children'] // row['departments']:,}, by {' × '.join(row['dimensions'])}",
+            f"{row['federated_ms']} ms",
+            f"{row['central_group_by_ms']} ms central GROUP BY",
+            f"{row['ratio']}",
+            f"≤ {row['goal_max_ratio']}",
+        )
+    mem = result["memory"]
+    table.add_row(
+        f"node peak memory, {mem['children']:,} children",
+        f"{mem['peak_node_mb']} MB",
+        f"{mem['idle_node_mb']} MB idle node",
+        "",
+        f"≤ {mem['goal_max_mb']} MB",
+    )
+    return table
+
+
+def bench(
+    as_json: JsonOpt = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Tiny sizes: checks the benchmark works, in seconds.")
+    ] = False,
+) -> None:
+    """Measure import rate, national-table latency and node memory against physical limits."""
+    sizes = QUICK if quick else FULL
+    say: Say = lambda msg: err.print(f"[dim]•[/dim] {msg}")  # noqa: E731
+    result = run(sizes, say)
+    result["sizes"] = "quick" if quick else "full"
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        out.print(render(result))
