@@ -91,6 +91,9 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0
 AcademicYear = Annotated[str, AfterValidator(_academic_year)]
 Sex = Annotated[str, AfterValidator(_one_of("sex", codes.SEXES))]
 District = Annotated[str, AfterValidator(_one_of("district", codes.DISTRICTS))]
+Region = Annotated[str, AfterValidator(_one_of("region", tuple(codes.REGIONS)))]
+#: Identifiers of parties and departments in configuration (also used in DNS names).
+PartyId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 EducationForm = Annotated[str, AfterValidator(_one_of("form of education", codes.EDUCATION_FORMS))]
 CareSetting = Annotated[str, AfterValidator(_one_of("care setting", codes.CARE_SETTINGS))]
 ImpairmentBand = Annotated[str, AfterValidator(_one_of("impairment band", codes.IMPAIRMENT_BANDS))]
@@ -131,6 +134,12 @@ class ChildIn(Model):
         if self.date_of_birth > dt.date.today():
             raise ValueError("date_of_birth must not be in the future")
         return self
+
+
+class ChildRefIn(Model):
+    """A reference to one child by the node's internal id."""
+
+    child_id: ChildId
 
 
 class PlacementIn(Model):

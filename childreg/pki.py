@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from childreg.errors import InvalidInput, KeyProblem, Violation
+from childreg.secretfile import write_private
 
 ROLES = ("node", "coordinator", "statistician", "school", "auditor", "department-staff")
 #: Roles that run servers and so need serverAuth (all roles act as clients too).
@@ -97,18 +97,6 @@ def _check_name(field: str, value: str) -> None:
             f"invalid {field}",
             [Violation(field, "use lowercase letters, digits, '.', '_' or '-' (1-64 characters)")],
         )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a secret file with mode 0600 from the start (never world-readable, even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -194,7 +182,7 @@ class CertificateAuthority:
             .sign(key, hashes.SHA256())
         )
         directory.mkdir(parents=True, exist_ok=True)
-        _write_private(directory / CA_KEY, _key_pem(key))
+        write_private(directory / CA_KEY, _key_pem(key))
         (directory / CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(federation, cert, key)
 
@@ -267,7 +255,7 @@ class CertificateAuthority:
         )
         files = IdentityFiles(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write_private(files.key, _key_pem(key))
+        write_private(files.key, _key_pem(key))
         files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         files.ca.write_bytes(self.cert_pem)
         return files

@@ -27,7 +27,12 @@ from childreg.pki import IdentityFiles
 log = structlog.get_logger("childreg.rpc")
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-MAX_VIOLATIONS_SENT = 1000
+#: Violations travel in the trailing metadata, whose default limit is 8 KiB (base64 makes
+#: them a third larger): keep their serialised size well under it, and say how many more.
+MAX_VIOLATION_BYTES = 4096
+#: Every call must carry a deadline, and none longer than this (a bulk import is the longest).
+MAX_DEADLINE_SECONDS = 3600.0
+MORE_FIELD = "more"
 INTERNAL_MESSAGE = "internal error; the operator can find details in the server log"
 
 SERVER_OPTIONS: list[tuple[str, Any]] = [
@@ -126,14 +131,19 @@ def _status_with_details(exc: ChildregError) -> status_pb2.Status:
     status = status_pb2.Status(code=code.value[0], message=str(exc))
     if isinstance(exc, InvalidInput) and exc.violations:
         bad = error_details_pb2.BadRequest()
-        for v in exc.violations[:MAX_VIOLATIONS_SENT]:
-            fv = bad.field_violations.add()
-            fv.field = v.field if v.line is None else f"line[{v.line}].{v.field}"
-            fv.description = v.problem
-        if len(exc.violations) > MAX_VIOLATIONS_SENT:
-            fv = bad.field_violations.add()
-            fv.field = "more"
-            fv.description = f"{len(exc.violations) - MAX_VIOLATIONS_SENT} more not listed"
+        size = 0
+        for sent, v in enumerate(exc.violations):
+            fv = error_details_pb2.BadRequest.FieldViolation(
+                field=v.field if v.line is None else f"line[{v.line}].{v.field}",
+                description=v.problem,
+            )
+            size += fv.ByteSize() + 4
+            if size > MAX_VIOLATION_BYTES:
+                more = bad.field_violations.add()
+                more.field = MORE_FIELD
+                more.description = f"{len(exc.violations) - sent} more not listed"
+                break
+            bad.field_violations.append(fv)
         status.details.add().Pack(bad)
     return status
 
@@ -177,6 +187,7 @@ class BoundaryInterceptor(_Interceptor):
                 start = time.perf_counter()
                 code = "OK"
                 try:
+                    _require_deadline(context)
                     return fn(request, context)
                 except Exception as exc:
                     code = _log_failure(method, context, exc)
@@ -188,6 +199,7 @@ class BoundaryInterceptor(_Interceptor):
                 start = time.perf_counter()
                 code = "OK"
                 try:
+                    _require_deadline(context)
                     yield from fn(request, context)
                 except Exception as exc:
                     code = _log_failure(method, context, exc)
@@ -212,6 +224,16 @@ class BoundaryInterceptor(_Interceptor):
                     response_serializer=handler.response_serializer,
                 )
         return handler  # pragma: no cover - every handler has one of the four kinds
+
+
+def _require_deadline(context: grpc.ServicerContext) -> None:
+    """Refuse calls without a deadline, or with one beyond MAX_DEADLINE_SECONDS."""
+    remaining = context.time_remaining()
+    if remaining is None or remaining > MAX_DEADLINE_SECONDS:
+        raise InvalidInput(
+            f"every call must carry a deadline of at most {MAX_DEADLINE_SECONDS:.0f} seconds",
+            [Violation("deadline", "missing or too long")],
+        )
 
 
 def _log_failure(method: str, context: grpc.ServicerContext, exc: BaseException) -> str:
@@ -239,7 +261,10 @@ _LINE_FIELD = re.compile(r"^line\[(\d+)\]\.(.+)$")
 
 def violations_from_error(err: grpc.RpcError) -> list[Violation]:
     """Recover the field violations a server attached to an INVALID_ARGUMENT error."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    try:
+        status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    except ValueError:  # details and status disagree (e.g. trailers cut by a size limit)
+        return []
     out: list[Violation] = []
     if status is None:
         return out

@@ -19,10 +19,9 @@ Example (TOML)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,20 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from childreg import codes
 from childreg.config import resolve_path
-
-
-def _known_region(value: str) -> str:
-    if value not in codes.REGIONS:
-        raise ValueError("unknown region; see docs/import-format.md")
-    return value
-
-
-def _known_district(value: str) -> str:
-    if value not in codes.DISTRICT_REGION:
-        raise ValueError("unknown district; see docs/import-format.md")
-    return value
+from childreg.models import District, PartyId, Region
 
 
 class Department(BaseModel):
@@ -52,12 +39,12 @@ class Department(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    id: PartyId
     name: str = Field(default="", max_length=200)
     address: str = Field(pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
     server_name: str | None = Field(default=None, pattern=r"^[a-z0-9.\-]{1,253}$")
-    region: Annotated[str, AfterValidator(_known_region)]
-    districts: tuple[Annotated[str, AfterValidator(_known_district)], ...] = ()
+    region: Region
+    districts: tuple[District, ...] = ()
 
 
 class CoordinatorConfig(BaseModel):
@@ -83,4 +70,7 @@ class CoordinatorConfig(BaseModel):
         ids = [d.id for d in self.departments]
         if len(set(ids)) != len(ids):
             raise ValueError("department ids must be unique")
+        addresses = [d.address for d in self.departments]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("department addresses must be unique (one node per department)")
         return self

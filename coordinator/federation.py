@@ -1,8 +1,10 @@
 """Statistics rounds: ask every department's node for its table at once, and add them up.
 
 A round fans out concurrently with one deadline for all departments. A department that
-does not answer in time (or answers with a table of the wrong shape) is *named* as
-missing and the result is flagged incomplete — totals are never silently smaller.
+does not answer in time, refuses, or answers with a table of the wrong shape is *named*
+as missing and the result is flagged incomplete — totals are never silently smaller.
+The question itself is validated before the round (a node refusing it is a disagreement,
+e.g. version skew, and is treated like any other missing answer).
 """
 
 from __future__ import annotations
@@ -15,26 +17,14 @@ import grpc
 import structlog
 
 from childreg import codes
-from childreg.errors import InvalidInput, Violation
 from childreg.models import TableQuery
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 
 log = structlog.get_logger("childreg.coordinator")
 
-#: Status codes that mean "this department could not answer now" (not "the question is bad").
-_MISSING = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.UNAUTHENTICATED,
-    grpc.StatusCode.UNIMPLEMENTED,
-}
+#: No department holds more children than this; a larger count is a broken answer.
+MAX_CELL_COUNT = 10**9
 
 
 @dataclass(frozen=True)
@@ -103,21 +93,15 @@ class Federation:
         try:
             table: spb.CountTable = call.result()
         except grpc.RpcError as err:
-            code = err.code()
-            if code == grpc.StatusCode.INVALID_ARGUMENT:
-                raise InvalidInput(
-                    "a department refused the question as invalid",
-                    [Violation("query", str(err.details()))],
-                ) from None
-            if code not in _MISSING:
-                log.warning("round.department_error", department=dept, status=code.name)
-            log.warning("round.department_missing", department=dept, status=code.name)
+            # Whatever the reason (down, slow, or disagreeing about a question the coordinator
+            # already validated: version skew), the department is named, never summed.
+            log.warning("round.department_missing", department=dept, status=err.code().name)
             return None
         if (
             list(table.dimensions) != list(query.dimensions)
             or table.academic_year != query.academic_year
             or len(table.counts) != size
-            or any(c < 0 for c in table.counts)
+            or any(c < 0 or c > MAX_CELL_COUNT for c in table.counts)
         ):
             log.warning("round.department_bad_shape", department=dept)
             return None

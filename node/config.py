@@ -15,10 +15,9 @@ Example (TOML)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,22 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from childreg import codes
 from childreg.config import resolve_path
-
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-
-
-def _known_district(value: str) -> str:
-    if value not in codes.DISTRICT_REGION:
-        raise ValueError("unknown district; see docs/import-format.md")
-    return value
-
-
-def _known_region(value: str) -> str:
-    if value not in codes.REGIONS:
-        raise ValueError("unknown region; see docs/import-format.md")
-    return value
+from childreg.models import District, PartyId, Region
 
 
 class NodeConfig(BaseModel):
@@ -50,10 +35,10 @@ class NodeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    department_id: Slug
+    department_id: PartyId
     name: str = Field(min_length=1, max_length=200)
-    region: Annotated[str, AfterValidator(_known_region)]
-    districts: tuple[Annotated[str, AfterValidator(_known_district)], ...] = Field(min_length=1)
+    region: Region
+    districts: tuple[District, ...] = Field(min_length=1)
     data_dir: Path
     listen: str = "127.0.0.1:0"
     identity_dir: Path

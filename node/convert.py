@@ -8,15 +8,17 @@ renders. In protobuf an empty string means "not given".
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Final
 
 from pydantic import ValidationError
 
-from childreg.errors import Violation
+from childreg.errors import InvalidInput, Violation
 from childreg.models import (
     AssessmentIn,
     CareSettingIn,
     ChildIn,
+    ChildRefIn,
     ChildView,
     ImportRecord,
     PlacementIn,
@@ -26,6 +28,9 @@ from childreg.models import (
 )
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import statistics_pb2 as spb
+
+#: Records per BulkImport stream message.
+IMPORT_BATCH: Final = 500
 
 
 def _opt(value: str) -> str | None:
@@ -112,6 +117,64 @@ def import_record_from_proto(m: pb.ImportRecord) -> ImportRecord | list[Violatio
         return ImportRecord.model_validate(data)
     except ValidationError as exc:
         return violations_of(exc, line=m.line or None)
+
+
+def child_ref_from_proto(m: pb.ChildRef) -> str:
+    """Validate a reference to a child (the id's shape, before any look-up)."""
+    return parse(ChildRefIn, {"child_id": m.child_id}, what="child reference").child_id
+
+
+def import_batches(
+    records: Iterable[ImportRecord], size: int = IMPORT_BATCH
+) -> Iterator[pb.ImportBatch]:
+    """Group records into stream messages of ``size`` records; the final one says ``last``."""
+    batch = pb.ImportBatch()
+    total = 0
+    for record in records:
+        if len(batch.records) >= size:
+            yield batch
+            batch = pb.ImportBatch()
+        batch.records.append(import_record_to_proto(record))
+        total += 1
+    batch.last = True
+    batch.total_records = total
+    yield batch
+
+
+def records_from_import_stream(
+    batches: Iterable[pb.ImportBatch],
+) -> Iterator[ImportRecord | list[Violation]]:
+    """Validate a BulkImport stream record by record, and insist on its proper end.
+
+    Raises InvalidInput — after the records, so an enclosing transaction rolls back — if
+    the stream ends without a ``last`` batch, has batches after it, or the client's count
+    disagrees with what arrived.
+    """
+    received = 0
+    last: pb.ImportBatch | None = None
+    for batch in batches:
+        if last is not None:
+            raise InvalidInput(
+                "the import stream continued after its last batch; nothing was imported",
+                [Violation("last", "set on more than one batch or not on the final one")],
+            )
+        for message in batch.records:
+            received += 1
+            yield import_record_from_proto(message)
+        if batch.last:
+            last = batch
+    if last is None:
+        raise InvalidInput(
+            "the import stream ended before its last batch (the client stopped or was cut "
+            "off); nothing was imported",
+            [Violation("last", "no batch was marked last")],
+        )
+    if last.total_records != received:
+        raise InvalidInput(
+            f"the client announced {last.total_records} records but {received} arrived; "
+            "nothing was imported",
+            [Violation("total_records", "does not match the records received")],
+        )
 
 
 def table_query_from_proto(m: spb.TableRequest) -> TableQuery:

@@ -49,12 +49,13 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
         return ACK
 
     def GetChild(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.ChildRecord:
-        return convert.child_view_to_proto(self._registry.get_child(request.child_id))
+        child_id = convert.child_ref_from_proto(request)
+        return convert.child_view_to_proto(self._registry.get_child(child_id))
 
     def BulkImport(
-        self, request_iterator: Iterator[pb.ImportRecord], context: grpc.ServicerContext
+        self, request_iterator: Iterator[pb.ImportBatch], context: grpc.ServicerContext
     ) -> pb.ImportSummary:
-        records = (convert.import_record_from_proto(m) for m in request_iterator)
+        records = convert.records_from_import_stream(request_iterator)
         return pb.ImportSummary(imported=self._registry.import_records(records))
 
 

@@ -19,6 +19,7 @@ from tools.tables import NationalView
 
 app = typer.Typer(help="National statistics tables.", no_args_is_help=True)
 out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
 
 CoordinatorOpt = Annotated[
     str,
@@ -85,4 +86,8 @@ def table(
     else:
         out.print(view.to_rich())
     if view.missing:
+        err.print(
+            f"warning: INCOMPLETE table: missing departments {', '.join(view.missing)}",
+            markup=False,
+        )
         raise typer.Exit(EXIT_INCOMPLETE)

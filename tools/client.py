@@ -122,13 +122,16 @@ def rpc_failure(err: grpc.RpcError, what: str, address: str) -> CliError:
     )
 
 
-def rejected_import(violations: list[Violation], total_bad: int | None = None) -> CliError:
-    """The error shown when an import is refused because of bad rows."""
+REJECTED_HINT = "fix the rows listed (line, column, problem) and import the whole file again"
+
+
+def rejected_import(violations: list[Violation]) -> CliError:
+    """The error shown when the local check refuses a file because of bad rows."""
     bad_lines = {v.line for v in violations if v.line is not None}
-    n = total_bad if total_bad is not None else len(bad_lines) or len(violations)
+    n = len(bad_lines) or len(violations)
     return CliError(
         f"{n} bad rows; nothing was imported",
         code=EXIT_REJECTED,
-        hint="fix the rows listed (line, column, problem) and import the whole file again",
+        hint=REJECTED_HINT,
         violations=violations,
     )

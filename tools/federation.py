@@ -9,6 +9,7 @@ mutual TLS. Nothing here is a mock.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -60,6 +61,8 @@ class LocalFederation:
     departments: list[DepartmentPlan]
     federation: str = FEDERATION
     say: Say = field(default=lambda _msg: None)
+    #: Extra environment for every service process (e.g. TMPDIR in tests).
+    env: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, Party] = field(default_factory=dict)
     coordinator: Party | None = None
 
@@ -178,8 +181,11 @@ class LocalFederation:
             sys.executable, "-m", "tools.cli", kind, "serve",
             "--config", str(party.config), "--ready-file", str(party.ready_file),
         ]  # fmt: skip
+        env = {**os.environ, **self.env}
         with party.log.open("ab") as log:
-            party.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            party.proc = subprocess.Popen(
+                argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env
+            )
 
     def _await_ready(self, party: Party) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS

@@ -17,8 +17,15 @@ from childreg.errors import InvalidInput
 from childreg.models import ImportRecord
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
-from node.convert import import_record_to_proto
-from tools.client import CliError, Endpoint, rejected_import, rpc_failure
+from node.convert import import_batches
+from tools.client import (
+    EXIT_REJECTED,
+    REJECTED_HINT,
+    CliError,
+    Endpoint,
+    rejected_import,
+    rpc_failure,
+)
 
 #: Generous per-file deadline: validation, encryption and one commit of every row.
 IMPORT_SECONDS_PER_ROW = 0.01
@@ -38,13 +45,27 @@ def check(path: Path) -> int:
     return good
 
 
-def _records(path: Path, progress: Progress | None) -> Iterator[pb.ImportRecord]:
-    for item in csvformat.iter_rows(path):
-        if not isinstance(item, ImportRecord):  # the file changed since it was checked
-            raise CliError("the file changed while it was being imported; nothing was imported")
-        if progress is not None:
-            progress(1)
-        yield import_record_to_proto(item)
+class _FileRecords:
+    """The file's records for the stream; remembers why it stopped early, since gRPC swallows
+    exceptions raised while iterating requests (the call then fails as CANCELLED/UNKNOWN)."""
+
+    def __init__(self, path: Path, progress: Progress | None) -> None:
+        self.path = path
+        self.progress = progress
+        self.failure: CliError | None = None
+
+    def __iter__(self) -> Iterator[ImportRecord]:
+        for item in csvformat.iter_rows(self.path):
+            if not isinstance(item, ImportRecord):  # the file changed since it was checked
+                self.failure = CliError(
+                    "the file changed while it was being imported; nothing was imported",
+                    code=EXIT_REJECTED,
+                    hint="import it again once nobody is editing it",
+                )
+                raise self.failure
+            if self.progress is not None:
+                self.progress(1)
+            yield item
 
 
 def import_file(
@@ -60,13 +81,16 @@ def import_file(
     """
     rows = check(path) if checked_rows is None else checked_rows
     deadline = max(IMPORT_MIN_SECONDS, rows * IMPORT_SECONDS_PER_ROW)
+    source = _FileRecords(path, progress)
     with endpoint.channel() as channel:
         stub = pb_grpc.RecordsServiceStub(channel)
         try:
-            summary: pb.ImportSummary = stub.BulkImport(_records(path, progress), timeout=deadline)
+            summary: pb.ImportSummary = stub.BulkImport(import_batches(source), timeout=deadline)
         except grpc.RpcError as err:
+            if source.failure is not None:
+                raise source.failure from None
             failure = rpc_failure(err, f"import of {path.name}", endpoint.address)
-            if failure.violations:
-                raise rejected_import(failure.violations) from None
+            if failure.violations:  # the node's own count of bad rows is in the message
+                failure.hint = REJECTED_HINT
             raise failure from None
     return summary.imported

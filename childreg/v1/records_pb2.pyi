@@ -291,6 +291,39 @@ class ImportRecord(_message.Message):
 Global___ImportRecord: _TypeAlias = ImportRecord  # noqa: Y015
 
 @_typing.final
+class ImportBatch(_message.Message):
+    """Records travel in batches (a few hundred per message) to keep per-message cost low.
+    The client marks its final batch with `last` and the number of records it sent in all:
+    a stream that ends without it (client stopped, cancelled, cut off) imports nothing,
+    since a cancelled stream can look like a normal end to the server.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    TOTAL_RECORDS_FIELD_NUMBER: _builtins.int
+    last: _builtins.bool
+    total_records: _builtins.int
+    """set on the last batch only"""
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportRecord]: ...
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___ImportRecord] | None = ...,
+        last: _builtins.bool = ...,
+        total_records: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last", b"last", "records", b"records", "total_records", b"total_records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportBatch: _TypeAlias = ImportBatch  # noqa: Y015
+
+@_typing.final
 class ImportSummary(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

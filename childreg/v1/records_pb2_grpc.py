@@ -66,7 +66,7 @@ class RecordsServiceStub:
                 _registered_method=True)
         self.BulkImport = channel.stream_unary(
                 '/childreg.v1.RecordsService/BulkImport',
-                request_serializer=childreg_dot_v1_dot_records__pb2.ImportRecord.SerializeToString,
+                request_serializer=childreg_dot_v1_dot_records__pb2.ImportBatch.SerializeToString,
                 response_deserializer=childreg_dot_v1_dot_records__pb2.ImportSummary.FromString,
                 _registered_method=True)
 
@@ -111,8 +111,9 @@ class RecordsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BulkImport(self, request_iterator, context):
-        """All or nothing: if any record is bad, none is imported and the status is
-        INVALID_ARGUMENT with a BadRequest listing every bad record's line and field.
+        """All or nothing: if any record is bad, or the stream ends without its last batch, none
+        is imported and the status is INVALID_ARGUMENT with a BadRequest listing every bad
+        record's line and field.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -153,7 +154,7 @@ def add_RecordsServiceServicer_to_server(servicer, server):
             ),
             'BulkImport': grpc.stream_unary_rpc_method_handler(
                     servicer.BulkImport,
-                    request_deserializer=childreg_dot_v1_dot_records__pb2.ImportRecord.FromString,
+                    request_deserializer=childreg_dot_v1_dot_records__pb2.ImportBatch.FromString,
                     response_serializer=childreg_dot_v1_dot_records__pb2.ImportSummary.SerializeToString,
             ),
     }
@@ -344,7 +345,7 @@ class RecordsService:
             request_iterator,
             target,
             '/childreg.v1.RecordsService/BulkImport',
-            childreg_dot_v1_dot_records__pb2.ImportRecord.SerializeToString,
+            childreg_dot_v1_dot_records__pb2.ImportBatch.SerializeToString,
             childreg_dot_v1_dot_records__pb2.ImportSummary.FromString,
             options,
             channel_credentials,

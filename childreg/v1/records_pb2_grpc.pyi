@@ -43,9 +43,10 @@ class RecordsServiceStub:
     RecordCareSetting: _grpc.UnaryUnaryMultiCallable[_records_pb2.CareSetting, _records_pb2.Ack]
     RecordAssessment: _grpc.UnaryUnaryMultiCallable[_records_pb2.Assessment, _records_pb2.Ack]
     GetChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.ChildRef, _records_pb2.ChildRecord]
-    BulkImport: _grpc.StreamUnaryMultiCallable[_records_pb2.ImportRecord, _records_pb2.ImportSummary]
-    """All or nothing: if any record is bad, none is imported and the status is
-    INVALID_ARGUMENT with a BadRequest listing every bad record's line and field.
+    BulkImport: _grpc.StreamUnaryMultiCallable[_records_pb2.ImportBatch, _records_pb2.ImportSummary]
+    """All or nothing: if any record is bad, or the stream ends without its last batch, none
+    is imported and the status is INVALID_ARGUMENT with a BadRequest listing every bad
+    record's line and field.
     """
 
 @_typing.type_check_only
@@ -57,9 +58,10 @@ class RecordsServiceAsyncStub(RecordsServiceStub):
     RecordCareSetting: _aio.UnaryUnaryMultiCallable[_records_pb2.CareSetting, _records_pb2.Ack]  # type: ignore[assignment]
     RecordAssessment: _aio.UnaryUnaryMultiCallable[_records_pb2.Assessment, _records_pb2.Ack]  # type: ignore[assignment]
     GetChild: _aio.UnaryUnaryMultiCallable[_records_pb2.ChildRef, _records_pb2.ChildRecord]  # type: ignore[assignment]
-    BulkImport: _aio.StreamUnaryMultiCallable[_records_pb2.ImportRecord, _records_pb2.ImportSummary]  # type: ignore[assignment]
-    """All or nothing: if any record is bad, none is imported and the status is
-    INVALID_ARGUMENT with a BadRequest listing every bad record's line and field.
+    BulkImport: _aio.StreamUnaryMultiCallable[_records_pb2.ImportBatch, _records_pb2.ImportSummary]  # type: ignore[assignment]
+    """All or nothing: if any record is bad, or the stream ends without its last batch, none
+    is imported and the status is INVALID_ARGUMENT with a BadRequest listing every bad
+    record's line and field.
     """
 
 class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -108,11 +110,12 @@ class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def BulkImport(
         self,
-        request_iterator: _MaybeAsyncIterator[_records_pb2.ImportRecord],
+        request_iterator: _MaybeAsyncIterator[_records_pb2.ImportBatch],
         context: _ServicerContext,
     ) -> _typing.Union[_records_pb2.ImportSummary, _abc.Awaitable[_records_pb2.ImportSummary]]:
-        """All or nothing: if any record is bad, none is imported and the status is
-        INVALID_ARGUMENT with a BadRequest listing every bad record's line and field.
+        """All or nothing: if any record is bad, or the stream ends without its last batch, none
+        is imported and the status is INVALID_ARGUMENT with a BadRequest listing every bad
+        record's line and field.
         """
 
 def add_RecordsServiceServicer_to_server(servicer: RecordsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

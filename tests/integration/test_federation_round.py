@@ -11,7 +11,6 @@ import grpc
 import pytest
 
 from childreg import codes
-from childreg.errors import InvalidInput
 from childreg.models import TableQuery
 from childreg.rpc import make_server, secure_channel
 from childreg.v1 import statistics_pb2 as spb
@@ -21,13 +20,14 @@ from tests.conftest import FEDERATION, IssueFn, tls
 
 QUERY = TableQuery(academic_year="2023/24", dimensions=("education_form", "sex"))
 SIZE = codes.grid_size(QUERY.dimensions)
+BENDS = ("short", "negative", "huge", "dims", "year")
 
 
 class FakeDepartment(spb_grpc.StatisticsServiceServicer):
-    """Answers with a fixed dense table, optionally slowly or with a wrong shape."""
+    """Answers with a fixed dense table, optionally slowly or bent in one way."""
 
-    def __init__(self, base: int, delay: float = 0.0, size: int = SIZE) -> None:
-        self.base, self.delay, self.size = base, delay, size
+    def __init__(self, base: int, delay: float = 0.0, bend: str = "") -> None:
+        self.base, self.delay, self.bend = base, delay, bend
         self.calls = 0
         self.release = threading.Event()
 
@@ -37,21 +37,30 @@ class FakeDepartment(spb_grpc.StatisticsServiceServicer):
         self.calls += 1
         if self.delay:
             self.release.wait(self.delay)
-        return spb.CountTable(
-            academic_year=request.academic_year,
-            dimensions=list(request.dimensions),
-            counts=[self.base + i for i in range(self.size)],
-        )
+        counts = [self.base + i for i in range(SIZE)]
+        dims, year = list(request.dimensions), request.academic_year
+        if self.bend == "short":
+            counts = counts[:-1]
+        elif self.bend == "negative":
+            counts[3] = -1
+        elif self.bend == "huge":
+            counts[0] = 2**62
+        elif self.bend == "dims":
+            dims = dims[::-1]
+        elif self.bend == "year":
+            year = "2022/23"
+        return spb.CountTable(academic_year=year, dimensions=dims, counts=counts)
 
 
 @pytest.fixture
 def departments(issue: IssueFn) -> Iterator[dict[str, tuple[FakeDepartment, str]]]:
-    """Four departments on real mutual-TLS servers: two good, one slow, one malformed."""
+    """Departments on real mutual-TLS servers: two good, two hanging, one per malformation."""
     fakes = {
         "a": FakeDepartment(1),
         "b": FakeDepartment(100),
         "slow": FakeDepartment(5, delay=10.0),
-        "bent": FakeDepartment(7, size=SIZE - 1),
+        "slow2": FakeDepartment(6, delay=10.0),
+        **{f"bent-{b}": FakeDepartment(7, bend=b) for b in BENDS},
     }
     servers = []
     out = {}
@@ -107,12 +116,15 @@ def test_slow_department_is_named_within_the_deadline(
     assert result.counts == [101 + 2 * i for i in range(SIZE)]
 
 
+@pytest.mark.parametrize("bend", ["down", *BENDS])
 def test_unreachable_and_malformed_departments_are_missing(
-    departments: dict[str, tuple[FakeDepartment, str]], issue: IssueFn
+    departments: dict[str, tuple[FakeDepartment, str]], issue: IssueFn, bend: str
 ) -> None:
-    """A department that is down, or answers with the wrong shape, is named, not summed."""
-    result = federation_of(["a", "down", "bent"], departments, issue).national_table(QUERY)
-    assert set(result.missing) == {"down", "bent"}
+    """A department that is down, or answers short, negative, huge, reordered or for another
+    year, is named missing and not summed."""
+    name = "down" if bend == "down" else f"bent-{bend}"
+    result = federation_of(["a", name], departments, issue).national_table(QUERY)
+    assert result.missing == (name,)
     assert result.counts == [1 + i for i in range(SIZE)]
 
 
@@ -134,8 +146,8 @@ class Refusing(spb_grpc.StatisticsServiceServicer):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unknown dimension")
 
 
-def test_invalid_question_is_an_error_not_a_missing_department(issue: IssueFn) -> None:
-    """A department refusing the question as invalid fails the round with InvalidInput."""
+def test_a_department_refusing_the_question_is_named_missing(issue: IssueFn) -> None:
+    """A node that refuses a question the coordinator validated is named, not fatal to the round."""
     server, port = make_server(
         lambda s: spb_grpc.add_StatisticsServiceServicer_to_server(Refusing(), s),
         tls=tls(issue("node", "strict")),
@@ -145,7 +157,8 @@ def test_invalid_question_is_an_error_not_a_missing_department(issue: IssueFn) -
         material = tls(issue("coordinator", "national"))
         channel = secure_channel(f"127.0.0.1:{port}", material, f"strict.node.{FEDERATION}")
         fed = Federation({"strict": spb_grpc.StatisticsServiceStub(channel)}, 2.0)
-        with pytest.raises(InvalidInput):
-            fed.national_table(QUERY)
+        result = fed.national_table(QUERY)
+        assert result.missing == ("strict",)
+        assert result.counts == [0] * SIZE
     finally:
         server.stop(None)

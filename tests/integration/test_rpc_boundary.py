@@ -12,7 +12,14 @@ from structlog.testing import capture_logs
 
 from childreg.errors import InvalidInput, NotFound, Violation
 from childreg.pki import CertificateAuthority
-from childreg.rpc import TlsMaterial, make_server, secure_channel, violations_from_error
+from childreg.rpc import (
+    MAX_DEADLINE_SECONDS,
+    MORE_FIELD,
+    TlsMaterial,
+    make_server,
+    secure_channel,
+    violations_from_error,
+)
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from tests.conftest import FEDERATION, IssueFn, tls
@@ -30,6 +37,10 @@ class Exploding(pb_grpc.RecordsServiceServicer):
         )
 
     def GetChild(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.ChildRecord:
+        if request.child_id == "many":
+            raise InvalidInput(
+                "5000 bad rows", [Violation("sex", "unknown sex", n) for n in range(5000)]
+            )
         raise NotFound("no such child")
 
     def UpdateChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
@@ -45,7 +56,7 @@ class Exploding(pb_grpc.RecordsServiceServicer):
         return pb.Ack()
 
     def BulkImport(
-        self, request_iterator: Iterator[pb.ImportRecord], context: grpc.ServicerContext
+        self, request_iterator: Iterator[pb.ImportBatch], context: grpc.ServicerContext
     ) -> pb.ImportSummary:
         return pb.ImportSummary()
 
@@ -160,3 +171,29 @@ def test_tls_material_repr_hides_keys(issue: IssueFn) -> None:
     assert b"PRIVATE" in material.key
     assert "PRIVATE" not in repr(material)
     structlog.get_logger().info("x", tls=material)  # must not raise
+
+
+def test_calls_without_a_deadline_are_refused(server_address: str, issue: IssueFn) -> None:
+    """A call with no deadline, or one beyond the maximum, is refused before the handler runs."""
+    stub = stub_for(server_address, tls(issue("department-staff", "alpha-staff")))
+    for timeout in (None, MAX_DEADLINE_SECONDS * 2):
+        with pytest.raises(grpc.RpcError) as info:
+            stub.RecordPlacement(pb.Placement(), timeout=timeout)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "deadline" in (info.value.details() or "")
+    stub.RecordPlacement(pb.Placement(), timeout=MAX_DEADLINE_SECONDS / 2)
+
+
+def test_thousands_of_violations_fit_the_metadata_limit(
+    server_address: str, issue: IssueFn
+) -> None:
+    """5000 violations arrive as INVALID_ARGUMENT with a readable prefix and a count of the rest."""
+    stub = stub_for(server_address, tls(issue("department-staff", "alpha-staff")))
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetChild(pb.ChildRef(child_id="many"), timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    got = violations_from_error(info.value)
+    assert 50 < len(got) < 5000
+    assert got[0] == Violation("sex", "unknown sex", 0)
+    assert got[-1].field == MORE_FIELD
+    assert got[-1].problem == f"{5000 - (len(got) - 1)} more not listed"

@@ -65,3 +65,40 @@ def test_unknown_dimension_is_invalid_input() -> None:
             spb.TableRequest(academic_year="2023/24", dimensions=["shoe_size"])
         )
     assert info.value.violations[0].field == "dimensions.0"
+
+
+def stream_of(records: list[ImportRecord], size: int = 2) -> list[pb.ImportBatch]:
+    return list(convert.import_batches(records, size=size))
+
+
+@given(st.lists(s.import_records(), max_size=7), st.integers(1, 4))
+@settings(max_examples=40)
+def test_batched_stream_round_trips_and_ends_properly(
+    records: list[ImportRecord], size: int
+) -> None:
+    """Any number of records, in any batch size, arrive in order with exactly one last batch."""
+    batches = stream_of(records, size)
+    assert [b.last for b in batches] == [False] * (len(batches) - 1) + [True]
+    assert batches[-1].total_records == len(records)
+    assert list(convert.records_from_import_stream(batches)) == records
+
+
+@pytest.mark.parametrize("damage", ["no_last", "after_last", "count"])
+@given(records=st.lists(s.import_records(), min_size=1, max_size=5))
+@settings(max_examples=10)
+def test_badly_ended_streams_raise_after_their_records(
+    damage: str, records: list[ImportRecord]
+) -> None:
+    """A stream without its last batch, with batches after it, or with a wrong count raises."""
+    batches = stream_of(records)
+    if damage == "no_last":
+        batches[-1].last = False
+    elif damage == "after_last":
+        batches.append(pb.ImportBatch())
+    else:
+        batches[-1].total_records += 1
+    seen: list[object] = []
+    with pytest.raises(InvalidInput) as info:
+        seen.extend(convert.records_from_import_stream(batches))
+    assert "nothing was imported" in str(info.value)
+    assert len(seen) == len(records)  # the raise comes after the records: inside the transaction

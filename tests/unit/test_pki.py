@@ -88,3 +88,18 @@ def test_malformed_spiffe_ids_are_refused(uri: str) -> None:
     """Only spiffe://federation/<known role>/<id> parses."""
     with pytest.raises(InvalidInput):
         SpiffeId.parse(uri)
+
+
+def test_leftover_temp_files_or_symlinks_are_not_written_through(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """A planted world-readable tls.key.tmp or symlink does not receive the new private key."""
+    out = tmp_path / "id"
+    out.mkdir()
+    decoy = tmp_path / "decoy"
+    decoy.write_bytes(b"")
+    (out / "tls.key.tmp").symlink_to(decoy)
+    files = ca.issue("school", "s-9", out)
+    assert decoy.read_bytes() == b""
+    assert stat.S_IMODE(files.key.stat().st_mode) == 0o600
+    assert b"PRIVATE KEY" in files.key.read_bytes()
