@@ -7,6 +7,11 @@ pseudonyms) and one data key per child. Sensitive fields are sealed under the ch
 with associated data naming the child and the field, so ciphertext moved to another row
 or field does not open. Erasing a child is destroying its wrapped key.
 
+Every wrapped key and sealed field is XChaCha20-Poly1305 (IETF) stored as
+``nonce (24 random bytes) || ciphertext``, the layout of PyNaCl's ``nacl.secret.Aead``;
+libsodium is called through ``nacl.bindings`` directly because building an ``Aead``
+object per field costs more than the encryption itself.
+
 No key material or plaintext ever appears in a log line or an exception message.
 """
 
@@ -24,20 +29,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.pwhash
-import nacl.secret
 
 from childreg.errors import KeyProblem
 
 KEY_BYTES: Final = 32
+NONCE_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 SALT_BYTES: Final = nacl.pwhash.argon2id.SALTBYTES
+#: Upper bounds on argon2id's cost: a damaged keyring must fail, not hang or exhaust memory.
+KDF_OPSLIMIT_MAX: Final = 16
+KDF_MEMLIMIT_MAX: Final = 1024 * 1024 * 1024
 KEYRING_FORMAT: Final = "childreg-keyring"
 KEYRING_VERSION: Final = 1
 #: Version of the wrapping of per-child keys (bound into their associated data).
 CHILD_KEY_VERSION: Final = 1
 
-_HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
+#: Exactly 64 hexadecimal digits: a 32-byte key as text (key files, SQLCipher's raw key).
+HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
 _DB_KEY_AD: Final = b"childreg/v1/db-key"
 _LOOKUP_KEY_AD: Final = b"childreg/v1/lookup-key"
 _CHILD_KEY_TAG: Final = b"childreg/v1/child-key\0"
@@ -49,7 +59,7 @@ KekKind = Literal["passphrase", "key_file"]
 _KIND_WORDS: Final[dict[str, str]] = {"passphrase": "a passphrase", "key_file": "a key file"}
 _KIND_HINTS: Final[dict[str, str]] = {
     "passphrase": "check the passphrase; the keyring was made with a passphrase",
-    "key_file": "check --kek-file; the keyring was made with a key file",
+    "key_file": "check kek_file in the node configuration; the keyring was made with a key file",
 }
 
 
@@ -62,12 +72,14 @@ class KdfParams:
     memlimit: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        if len(self.salt) != SALT_BYTES:
+        if not isinstance(self.salt, bytes) or len(self.salt) != SALT_BYTES:
             raise KeyProblem(f"the KDF salt must be {SALT_BYTES} bytes")
-        if self.opslimit < nacl.pwhash.argon2id.OPSLIMIT_MIN:
-            raise KeyProblem("the KDF opslimit is below argon2id's minimum")
-        if self.memlimit < nacl.pwhash.argon2id.MEMLIMIT_MIN:
-            raise KeyProblem("the KDF memlimit is below argon2id's minimum")
+        for name, value, low, high in (
+            ("opslimit", self.opslimit, nacl.pwhash.argon2id.OPSLIMIT_MIN, KDF_OPSLIMIT_MAX),
+            ("memlimit", self.memlimit, nacl.pwhash.argon2id.MEMLIMIT_MIN, KDF_MEMLIMIT_MAX),
+        ):
+            if type(value) is not int or not low <= value <= high:
+                raise KeyProblem(f"the KDF {name} must be an integer from {low} to {high}")
 
     @classmethod
     def fresh(cls, opslimit: int = 3, memlimit: int = 64 * 1024 * 1024) -> KdfParams:
@@ -78,9 +90,17 @@ class KdfParams:
         """The 32-byte KEK derived from ``passphrase``."""
         if not passphrase:
             raise KeyProblem("the passphrase is empty", hint="give the node's KEK passphrase")
-        return nacl.pwhash.argon2id.kdf(
-            KEY_BYTES, passphrase.encode("utf-8"), self.salt, self.opslimit, self.memlimit
-        )
+        try:
+            return nacl.pwhash.argon2id.kdf(
+                KEY_BYTES, passphrase.encode("utf-8"), self.salt, self.opslimit, self.memlimit
+            )
+        except (nacl.exceptions.CryptoError, ValueError, TypeError, MemoryError, RuntimeError):
+            raise KeyProblem(
+                "cannot derive the KEK from the passphrase with the keyring's argon2id "
+                f"parameters (opslimit {self.opslimit}, memlimit {self.memlimit})",
+                hint="check that the machine has that much free memory, or restore "
+                "keyring.json from a backup",
+            ) from None
 
     def to_json(self) -> dict[str, Any]:
         """The parameters as JSON-ready values."""
@@ -93,10 +113,10 @@ class KdfParams:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KdfParams:
-        """Parameters read back from :meth:`to_json` output."""
+        """Parameters read back from :meth:`to_json` output; KeyProblem if out of bounds."""
         if data.get("alg") != "argon2id":
             raise ValueError("unknown KDF")
-        return cls(bytes.fromhex(data["salt"]), int(data["opslimit"]), int(data["memlimit"]))
+        return cls(bytes.fromhex(data["salt"]), data["opslimit"], data["memlimit"])
 
 
 @dataclass(frozen=True)
@@ -152,41 +172,59 @@ def read_key_file(path: Path) -> bytes:
     except OSError as exc:
         raise KeyProblem(
             f"cannot read the key file {path} ({exc.strerror})",
-            hint="check --kek-file and the file's permissions",
+            hint="check kek_file in the node configuration and the file's permissions",
         ) from None
     text = raw.removesuffix(b"\n").removesuffix(b"\r")
-    if len(text) != 64 or not _HEX64.fullmatch(text.decode("ascii", errors="replace")):
+    if len(text) != 64 or not HEX64.fullmatch(text.decode("ascii", errors="replace")):
         raise KeyProblem(
             f"the key file {path} is malformed: it must contain exactly 64 hexadecimal "
             "characters (optionally followed by a newline)",
-            hint="use the key file made by the node's init command",
+            hint="use the key file made by `childreg node keygen` (64 hex characters)",
         )
     return bytes.fromhex(text.decode("ascii"))
+
+
+_encrypt: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
+_decrypt: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt
+
+
+def _seal(key: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    """XChaCha20-Poly1305 of ``plaintext`` bound to ``ad``: random nonce || ciphertext."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + _encrypt(plaintext, ad, nonce, key)
+
+
+def _open(key: bytes, blob: bytes, ad: bytes) -> bytes | None:
+    """The plaintext of a :func:`_seal` blob, or None if it does not open with ``key``/``ad``."""
+    try:
+        return _decrypt(blob[NONCE_BYTES:], ad, blob[:NONCE_BYTES], key)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+        return None
 
 
 class Kek:
     """A key-encryption key: wraps and unwraps other keys with XChaCha20-Poly1305."""
 
-    __slots__ = ("_box",)
+    __slots__ = ("_key",)
 
     def __init__(self, key: bytes) -> None:
-        if len(key) != KEY_BYTES:
+        if not isinstance(key, bytes) or len(key) != KEY_BYTES:
             raise KeyProblem("a KEK must be 32 bytes")
-        self._box = nacl.secret.Aead(key)
+        self._key = key
 
     def __repr__(self) -> str:
         return "Kek(<hidden>)"
 
     def wrap(self, key: bytes, ad: bytes) -> bytes:
         """``key`` encrypted under the KEK with associated data ``ad`` (random nonce)."""
-        return bytes(self._box.encrypt(key, ad))
+        return _seal(self._key, key, ad)
 
     def unwrap(self, blob: bytes, ad: bytes) -> bytes:
         """The key inside ``blob``; KeyProblem if the KEK or ``ad`` is wrong or it was altered."""
-        try:
-            return self._box.decrypt(blob, ad)
-        except (nacl.exceptions.CryptoError, ValueError, TypeError):
-            raise KeyProblem("a wrapped key does not open with this KEK") from None
+        key = _open(self._key, blob, ad)
+        if key is None:
+            raise KeyProblem("a wrapped key does not open with this KEK")
+        return key
 
 
 def _kek_for(source: KekSource, kdf: KdfParams | None) -> Kek:
@@ -288,7 +326,12 @@ class Keyring:
                 raise ValueError("kind")
             wrapped_db = base64.b64decode(document["db_key"], validate=True)
             wrapped_lookup = base64.b64decode(document["lookup_key"], validate=True)
-        except (KeyError, TypeError, ValueError, binascii.Error, KeyProblem):
+        except KeyProblem as problem:  # KDF parameters out of bounds (damaged or hostile)
+            raise KeyProblem(
+                f"the keyring at {path} is damaged: {problem}",
+                hint="restore keyring.json from a backup",
+            ) from None
+        except (KeyError, TypeError, ValueError, binascii.Error):
             raise KeyProblem(
                 f"the keyring at {path} is not a valid childreg keyring (version "
                 f"{KEYRING_VERSION})",
@@ -318,7 +361,7 @@ class Keyring:
     def db_key_hex(self) -> str:
         """The database key as 64 lowercase hex characters (for ``PRAGMA key``)."""
         text = self._db_key.hex()
-        if len(text) != 64 or not _HEX64.fullmatch(text):
+        if len(text) != 64 or not HEX64.fullmatch(text):
             raise KeyProblem("the database key is malformed")
         return text
 
@@ -334,14 +377,17 @@ class Keyring:
 
     def seal(self, child_key: bytes, child_id: str, context: str, plaintext: bytes) -> bytes:
         """Encrypt a field of a child under its key, bound to the child and ``context``."""
-        return bytes(nacl.secret.Aead(child_key).encrypt(plaintext, _field_ad(child_id, context)))
+        try:
+            return _seal(child_key, plaintext, _field_ad(child_id, context))
+        except (nacl.exceptions.CryptoError, ValueError, TypeError):
+            raise KeyProblem("a field cannot be sealed with this child key") from None
 
     def unseal(self, child_key: bytes, child_id: str, context: str, ciphertext: bytes) -> bytes:
         """Decrypt a field sealed by :meth:`seal`; KeyProblem if tampered with or moved."""
-        try:
-            return nacl.secret.Aead(child_key).decrypt(ciphertext, _field_ad(child_id, context))
-        except (nacl.exceptions.CryptoError, ValueError, TypeError):
-            raise KeyProblem("a sealed field does not open (tampered or moved)") from None
+        plaintext = _open(child_key, ciphertext, _field_ad(child_id, context))
+        if plaintext is None:
+            raise KeyProblem("a sealed field does not open (tampered or moved)")
+        return plaintext
 
     def national_id_hash(self, national_id: str) -> bytes:
         """Keyed BLAKE2b-256 of a national id, to find a child without storing the id."""

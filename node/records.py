@@ -5,15 +5,20 @@ contacts) are sealed together under the child's own data key, and each sensitive
 assessment field separately, before anything reaches the store; the national id is kept
 only as a keyed hash for look-ups. Reading a child unseals them again. Error messages may
 name a child id (an internal identifier) but never a name, a national id or a date.
+
+A bulk import seals rows as they arrive and checks and writes them a batch at a time
+(:data:`IMPORT_BATCH`): one look-up per batch for ids and national ids already held, then
+one bulk insert (:meth:`~node.store.base.RecordStore.insert_new_children`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Sequence
+from json.encoder import encode_basestring
+from typing import Final, NamedTuple, TypeVar
 
-from childreg.errors import AlreadyExists, FailedPrecondition, ImportRejected, NotFound, Violation
+from childreg.errors import FailedPrecondition, ImportRejected, NotFound, Violation
 from childreg.models import (
     AssessmentIn,
     CareSettingIn,
@@ -29,6 +34,7 @@ from node.store.base import (
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
+    StoredImport,
     StoredPlacement,
 )
 
@@ -49,11 +55,39 @@ SEALED_ASSESSMENT_FIELDS: Final = (
 )
 
 
-_CANONICAL_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: Rows an import checks against the store and inserts at a time.
+IMPORT_BATCH: Final = 256
+
+_V = TypeVar("_V", str, bytes)
+
+_SORTED_IDENTITY: Final = tuple(sorted(IDENTITY_FIELDS))
 
 
-def _canonical(value: Any) -> bytes:
-    return _CANONICAL_JSON.encode(value).encode("utf-8")
+# Sealed plaintexts are canonical JSON, i.e. the bytes of json.dumps(value, sort_keys=True,
+# separators=(",", ":"), ensure_ascii=False) in UTF-8. These build them for the shapes sealed
+# on every row without setting up an encoder per call (tests/unit/test_registry.py checks
+# that they agree with json.dumps).
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _canonical_identity(child: ChildIn) -> bytes:
+    """Canonical JSON of the child's identity fields (an object with sorted keys)."""
+    inner = ",".join([f'"{name}":{_json_text(getattr(child, name))}' for name in _SORTED_IDENTITY])
+    return ("{" + inner + "}").encode("utf-8")
+
+
+def _canonical_strings(values: Iterable[str]) -> bytes:
+    """Canonical JSON of a list of strings."""
+    return ("[" + ",".join(map(encode_basestring, values)) + "]").encode("utf-8")
+
+
+def _canonical_functioning(items: Iterable[FunctioningItem]) -> bytes:
+    """Canonical JSON of a functioning profile: ``[[domain, level], ...]``."""
+    inner = ",".join(
+        [f"[{encode_basestring(f.domain)},{encode_basestring(f.level)}]" for f in items]
+    )
+    return ("[" + inner + "]").encode("utf-8")
 
 
 def assessment_context(assessment_id: int, field: str) -> str:
@@ -111,7 +145,7 @@ class Registry:
 
     def get_child(self, child_id: str) -> ChildView:
         """Everything held about a child, unsealed; NotFound if absent."""
-        with self._store.atomic():  # one consistent view while other threads write
+        with self._store.read_view():  # one consistent view; does not wait for writers
             stored = self._require(child_id)
             placements = self._store.placements(child_id)
             cares = self._store.care_settings(child_id)
@@ -146,88 +180,36 @@ class Registry:
         """Import new children all-or-nothing; return how many, or raise ImportRejected.
 
         ``items`` are validated rows, or the violations of rows already found bad. Every
-        violation is collected (bad rows, duplicates within the batch, children already
-        held) and, if there is any, nothing is imported. Rows are written as they come,
-        inside one transaction, so memory holds only the id and national-id-hash maps.
+        violation is collected, in input order (bad rows, duplicates within the import,
+        children already held) and, if there is any, nothing is imported. Inside one
+        transaction, rows are sealed as they arrive and checked against the store and
+        written a batch at a time, so memory holds one batch of sealed rows and the id and
+        national-id-hash maps. Once a violation is known, rows are only checked, no longer
+        sealed or written (the transaction is rolled back anyway).
         """
-        violations: list[Violation] = []
-        bad_rows = 0
-        imported = 0
-        line_of_id: dict[str, int] = {}
-        line_of_hash: dict[bytes, int] = {}
+        run = _ImportRun(self._store, self._keys, self._new_row)
         with self._store.atomic():
             for item in items:
-                if isinstance(item, ImportRecord):
-                    found = self._import_one(item, line_of_id, line_of_hash)
-                    if not found:
-                        imported += 1
-                        continue
-                else:
-                    found = list(item)
-                bad_rows += 1
-                violations.extend(found)
-            if bad_rows:
-                raise ImportRejected(f"{bad_rows} bad rows; nothing was imported", violations)
-        return imported
-
-    def _import_one(
-        self, record: ImportRecord, line_of_id: dict[str, int], line_of_hash: dict[bytes, int]
-    ) -> list[Violation]:
-        line = record.line
-        child_id = record.child.child_id
-        nid = record.child.national_id
-        digest = self._keys.national_id_hash(nid) if nid is not None else None
-        found: list[Violation] = []
-        first_id = line_of_id.get(child_id)
-        if first_id is None:
-            line_of_id[child_id] = line
-        else:
-            found.append(
-                Violation("child_id", f"duplicate child_id (first on line {first_id})", line)
-            )
-        first_hash = None if digest is None else line_of_hash.get(digest)
-        if digest is not None and first_hash is None:
-            line_of_hash[digest] = line
-        elif first_hash is not None:
-            found.append(
-                Violation(
-                    "national_id", f"duplicate national_id (first on line {first_hash})", line
+                run.add(item)
+            run.flush()
+            if run.bad_rows:
+                raise ImportRejected(
+                    f"{run.bad_rows} bad rows; nothing was imported", run.violations
                 )
-            )
-        if not found:
-            try:
-                self._insert_row(record, digest)
-                return []
-            except AlreadyExists:
-                pass  # which of the two is worked out below
-        # Held before this import: say so, and let later rows be told the same (not "dup").
-        if first_id is None and self._store.get_child(child_id) is not None:
-            found.append(Violation("child_id", "a child with this child_id already exists", line))
-            del line_of_id[child_id]
-        if (
-            digest is not None
-            and first_hash is None
-            and self._store.find_by_national_id_hash(digest) is not None
-        ):
-            found.append(
-                Violation("national_id", "a child with this national_id already exists", line)
-            )
-            del line_of_hash[digest]
-        return found or [Violation("child_id", "a child with this child_id already exists", line)]
+        return run.imported
 
-    def _insert_row(self, record: ImportRecord, digest: bytes | None) -> None:
+    def _new_row(self, record: ImportRecord, digest: bytes | None) -> StoredImport:
+        """A new child's row with its key made and its identity and assessment sealed."""
         child = record.child
-        key, wrapped, version = self._keys.new_child_key(child.child_id)
-        self._store.insert_child(self._stored_child(child, key, wrapped, version, digest))
-        p = record.placement
-        self._store.upsert_placement(
-            StoredPlacement(child.child_id, p.academic_year, p.education_form, p.institution)
+        child_id = child.child_id
+        key, wrapped, version = self._keys.new_child_key(child_id)
+        p, c, a = record.placement, record.care, record.assessment
+        return StoredImport(
+            self._stored_child(child, key, wrapped, version, digest),
+            StoredPlacement(child_id, p.academic_year, p.education_form, p.institution),
+            None if c is None else StoredCareSetting(child_id, c.care_setting, c.since),
+            None if a is None else self._stored_assessment(a, key, 1),
         )
-        if record.care is not None:
-            c = record.care
-            self._store.put_care_setting(StoredCareSetting(c.child_id, c.care_setting, c.since))
-        if record.assessment is not None:
-            self._add_assessment(record.assessment, key, 1)
 
     def _new_stored_child(self, child: ChildIn) -> StoredChild:
         key, wrapped, version = self._keys.new_child_key(child.child_id)
@@ -243,7 +225,6 @@ class Registry:
     ) -> StoredChild:
         if digest is None and child.national_id is not None:
             digest = self._keys.national_id_hash(child.national_id)
-        identity = {name: getattr(child, name) for name in IDENTITY_FIELDS}
         return StoredChild(
             child_id=child.child_id,
             key_version=version,
@@ -252,39 +233,43 @@ class Registry:
             date_of_birth=child.date_of_birth,
             sex=child.sex,
             district=child.district,
-            sealed_identity=self._keys.seal(key, child.child_id, "identity", _canonical(identity)),
+            sealed_identity=self._keys.seal(
+                key, child.child_id, "identity", _canonical_identity(child)
+            ),
         )
 
     def _add_assessment(self, a: AssessmentIn, key: bytes, expected_id: int) -> int:
         """Seal the sensitive fields for the id the store will assign, then add."""
-        values: dict[str, Any] = {
-            "icf_codes": list(a.icf_codes),
-            "diagnoses": list(a.diagnoses),
-            "functioning": [[f.domain, f.level] for f in a.functioning],
-            "supports": list(a.supports),
-            "accommodations": list(a.accommodations),
-        }
-        sealed = {
-            name: self._keys.seal(
-                key, a.child_id, assessment_context(expected_id, name), _canonical(values[name])
-            )
-            for name in SEALED_ASSESSMENT_FIELDS
-        }
-        got = self._store.add_assessment(
-            StoredAssessment(
-                child_id=a.child_id,
-                assessment_id=expected_id,
-                assessment_date=a.assessment_date,
-                commission=a.commission,
-                impairment_band=a.impairment_band,
-                recommended_form=a.recommended_form,
-                next_review=a.next_review,
-                sealed_fields=sealed,
-            )
-        )
+        got = self._store.add_assessment(self._stored_assessment(a, key, expected_id))
         if got != expected_id:  # raising inside atomic() rolls the assessment back
             raise FailedPrecondition("the store assigned an unexpected assessment id")
         return got
+
+    def _stored_assessment(
+        self, a: AssessmentIn, key: bytes, assessment_id: int
+    ) -> StoredAssessment:
+        """The assessment with each sensitive field sealed on its own for ``assessment_id``."""
+        plain = {
+            "icf_codes": _canonical_strings(a.icf_codes),
+            "diagnoses": _canonical_strings(a.diagnoses),
+            "functioning": _canonical_functioning(a.functioning),
+            "supports": _canonical_strings(a.supports),
+            "accommodations": _canonical_strings(a.accommodations),
+        }
+        seal, child_id = self._keys.seal, a.child_id
+        return StoredAssessment(
+            child_id=child_id,
+            assessment_id=assessment_id,
+            assessment_date=a.assessment_date,
+            commission=a.commission,
+            impairment_band=a.impairment_band,
+            recommended_form=a.recommended_form,
+            next_review=a.next_review,
+            sealed_fields={
+                name: seal(key, child_id, assessment_context(assessment_id, name), plain[name])
+                for name in SEALED_ASSESSMENT_FIELDS
+            },
+        )
 
     def _open_assessment(self, a: StoredAssessment, key: bytes) -> AssessmentIn:
         values = {
@@ -320,3 +305,102 @@ class Registry:
         if stored is None:
             raise NotFound(f"no child with child_id {child_id}")
         return stored
+
+
+class _Row(NamedTuple):
+    """A row waiting for its batch's check: sealed unless a violation was already known."""
+
+    line: int
+    child_id: str
+    digest: bytes | None
+    sealed: StoredImport | None
+
+
+class _ImportRun:
+    """One import's state: what was seen on which line, what was wrong, the pending batch.
+
+    Rows are sealed on arrival and kept in that compact form (not as the parsed records),
+    which keeps the batch small for memory and for the garbage collector.
+    """
+
+    def __init__(
+        self,
+        store: RecordStore,
+        keys: Keyring,
+        seal: Callable[[ImportRecord, bytes | None], StoredImport],
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._seal = seal
+        self._batch: list[_Row | list[Violation]] = []
+        self._spoiled = False  # a violation is known: stop sealing and writing
+        self.line_of_id: dict[str, int] = {}  # first line of each id new to the store
+        self.line_of_hash: dict[bytes, int] = {}  # likewise for national-id hashes
+        self.violations: list[Violation] = []
+        self.bad_rows = 0
+        self.imported = 0
+
+    def add(self, item: ImportRecord | Sequence[Violation]) -> None:
+        """Take the next row (sealed while nothing is wrong yet); check a full batch."""
+        if isinstance(item, ImportRecord):
+            nid = item.child.national_id
+            digest = None if nid is None else self._keys.national_id_hash(nid)
+            sealed = None if self._spoiled else self._seal(item, digest)
+            self._batch.append(_Row(item.line, item.child.child_id, digest, sealed))
+        else:
+            self._batch.append(list(item))
+            self._spoiled = True
+        if len(self._batch) >= IMPORT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Check the pending rows in input order and, if nothing is wrong, write them.
+
+        A value is a duplicate if an earlier line of this import introduced it, else
+        "already exists" if the store holds it (then later lines are told the same).
+        """
+        batch, self._batch = self._batch, []
+        rows = [item for item in batch if isinstance(item, _Row)]
+        held_ids = self._store.existing_child_ids(
+            {r.child_id for r in rows} - self.line_of_id.keys()
+        )
+        held_hashes = self._store.existing_national_id_hashes(
+            {r.digest for r in rows if r.digest is not None} - self.line_of_hash.keys()
+        )
+        for item in batch:
+            if not isinstance(item, _Row):
+                self._bad(item)
+                continue
+            seen = [_sighting(self.line_of_id, item.child_id, held_ids, "child_id", item.line)]
+            if item.digest is not None:
+                seen.append(
+                    _sighting(self.line_of_hash, item.digest, held_hashes, "national_id", item.line)
+                )
+            found = [v for v in seen if v is not None]
+            if found:
+                self._bad(found)
+        if self.bad_rows:
+            self._spoiled = True
+            return
+        sealed = [r.sealed for r in rows if r.sealed is not None]
+        if len(sealed) != len(rows):  # cannot happen: rows are sealed until something is wrong
+            raise RuntimeError("an import row was not sealed")
+        self._store.insert_new_children(sealed)
+        self.imported += len(sealed)
+
+    def _bad(self, found: list[Violation]) -> None:
+        self.bad_rows += 1
+        self.violations.extend(found)
+
+
+def _sighting(
+    seen: dict[_V, int], value: _V, held: set[_V], name: str, line: int
+) -> Violation | None:
+    """The violation if ``value`` was seen on an earlier line or is held, else note its line."""
+    first = seen.get(value)
+    if first is not None:
+        return Violation(name, f"duplicate {name} (first on line {first})", line)
+    if value in held:
+        return Violation(name, f"a child with this {name} already exists", line)
+    seen[value] = line
+    return None

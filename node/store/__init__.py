@@ -5,6 +5,7 @@ from node.store.base import (
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
+    StoredImport,
     StoredPlacement,
 )
 
@@ -13,5 +14,6 @@ __all__ = [
     "StoredAssessment",
     "StoredCareSetting",
     "StoredChild",
+    "StoredImport",
     "StoredPlacement",
 ]

@@ -4,14 +4,16 @@ Stores hold records in their *stored* form: identity fields and sensitive assess
 arrive already sealed (ciphertext) by the domain layer, so a store never sees a name or a
 diagnosis in the clear and never sees protobuf. One contract test suite
 (tests/contract/test_store_contract.py) runs against every implementation.
+:class:`BlockNesting` is the nesting of ``atomic()`` blocks both stores share.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 
@@ -62,6 +64,61 @@ class StoredAssessment:
     sealed_fields: dict[str, bytes] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredImport:
+    """A brand-new child with its first placement and optional care setting and assessment.
+
+    Every part must name the child (ValueError otherwise). The assessment of a new child is
+    its first, so the store numbers it 1 whatever ``assessment_id`` it carries.
+    """
+
+    child: StoredChild
+    placement: StoredPlacement
+    care: StoredCareSetting | None = None
+    assessment: StoredAssessment | None = None
+
+    def __post_init__(self) -> None:
+        child_id = self.child.child_id
+        if self.placement.child_id != child_id or (
+            (self.care is not None and self.care.child_id != child_id)
+            or (self.assessment is not None and self.assessment.child_id != child_id)
+        ):
+            raise ValueError("every part of a StoredImport must name its child")
+
+
+class BlockNesting:
+    """How both stores nest ``atomic()`` blocks: inner blocks join the outermost one.
+
+    Use it while holding the store's re-entrant lock, so one thread at a time is inside.
+    Only the outermost :meth:`enter` runs ``outermost()``: a context manager that begins a
+    transaction and, on leaving, commits it or, if an exception is leaving, rolls it back.
+    ``owner`` is the thread inside the outermost block (None when there is none).
+    """
+
+    __slots__ = ("_depth", "owner")
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self.owner: int | None = None
+
+    @contextmanager
+    def enter(self, outermost: Callable[[], AbstractContextManager[None]]) -> Iterator[None]:
+        """Join the open block, or run ``outermost()`` around a new one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with outermost():
+            self._depth, self.owner = 1, threading.get_ident()
+            try:
+                yield
+            finally:
+                self._depth, self.owner = 0, None
+
+
 class RecordStore(ABC):
     """Where a node keeps its records.
 
@@ -70,8 +127,22 @@ class RecordStore(ABC):
     - Writes MUST be atomic per call, and every write inside ``with store.atomic():`` MUST
       commit together or not at all: an exception leaving the block rolls back every write
       made inside it. Nested ``atomic()`` blocks join the outermost one.
+    - Reads by the thread inside an ``atomic()`` block MUST see the block's own uncommitted
+      writes; reads by any other thread MUST NOT see them (they see the last committed
+      state, or wait for the block to end).
+    - Inside ``with store.read_view():`` every read by that thread MUST see one consistent
+      committed state (inside an ``atomic()`` block it is the block's state). Writing or
+      opening ``atomic()`` inside a read view is a programming error and MUST raise
+      RuntimeError without changing anything.
     - ``insert_child`` MUST raise :class:`childreg.errors.AlreadyExists` when the child id,
       or a non-null ``national_id_hash``, is already present, and MUST NOT change anything.
+    - ``insert_new_children`` MUST store every row (child, placement, care setting and
+      assessment numbered 1) or none: on AlreadyExists (an id or non-null hash already
+      present, or repeated within the rows) it MUST NOT change anything, and an enclosing
+      ``atomic()`` block stays usable. Stored rows read back exactly as the single-row
+      writes would have stored them.
+    - ``existing_child_ids`` / ``existing_national_id_hashes`` MUST return exactly those of
+      the given values that are present, and nothing else.
     - Writes naming a child that does not exist MUST raise :class:`childreg.errors.NotFound`.
     - ``upsert_placement`` keeps one placement per (child, academic year), replacing it;
       ``put_care_setting`` keeps one per (child, since), replacing it.
@@ -90,8 +161,29 @@ class RecordStore(ABC):
         """A block whose writes commit together or not at all."""
 
     @abstractmethod
+    def read_view(self) -> AbstractContextManager[None]:
+        """A block whose reads by this thread see one consistent state; no writes inside."""
+
+    @abstractmethod
     def insert_child(self, child: StoredChild) -> None:
         """Add a new child; AlreadyExists if the id or national-id hash is taken."""
+
+    @abstractmethod
+    def insert_new_children(self, rows: Sequence[StoredImport]) -> None:
+        """Add new children with their first records, all or none; AlreadyExists if any is held.
+
+        The bulk path of an import: the caller checks first (``existing_child_ids``,
+        ``existing_national_id_hashes``) so the refusal is a safety net, not the way to find
+        duplicates. Inside the caller's ``atomic()`` block, or atomic by itself without one.
+        """
+
+    @abstractmethod
+    def existing_child_ids(self, child_ids: Iterable[str]) -> set[str]:
+        """Those of ``child_ids`` that are held."""
+
+    @abstractmethod
+    def existing_national_id_hashes(self, digests: Iterable[bytes]) -> set[bytes]:
+        """Those of ``digests`` that some held child has as its national-id hash."""
 
     @abstractmethod
     def replace_child(self, child: StoredChild) -> None:

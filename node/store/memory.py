@@ -3,7 +3,8 @@
 It honours the whole :class:`~node.store.base.RecordStore` contract, including rollback of
 an ``atomic()`` block (by restoring a snapshot taken when the outermost block starts), and
 computes count tables in plain Python with :mod:`childreg.codes`, so the contract tests can
-compare the SQLCipher store's SQL against it.
+compare the SQLCipher store's SQL against it. One re-entrant lock guards everything: a
+read from another thread waits while an ``atomic()`` block or a ``read_view()`` is open.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from childreg import codes
 from childreg.errors import AlreadyExists, NotFound
 from node.store.base import (
+    BlockNesting,
     RecordStore,
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
+    StoredImport,
     StoredPlacement,
 )
 
@@ -58,7 +61,8 @@ class MemoryStore(RecordStore):
     def __init__(self) -> None:
         self._state = _State()
         self._lock = threading.RLock()
-        self._depth = 0
+        self._nesting = BlockNesting()
+        self._viewer: int | None = None  # the thread inside read_view(), if any
         self._closed = False
 
     def _live(self) -> _State:
@@ -66,31 +70,48 @@ class MemoryStore(RecordStore):
             raise RuntimeError("the store is closed")
         return self._state
 
+    def _writable(self) -> _State:
+        """The state to change (caller holds the lock); RuntimeError inside a read view."""
+        if self._viewer == threading.get_ident():
+            raise RuntimeError("cannot write inside read_view()")
+        return self._live()
+
     @contextmanager
     def atomic(self) -> Iterator[None]:
         """A block whose writes commit together; nested blocks join the outermost one."""
         with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
+            self._writable()
+            with self._nesting.enter(self._snapshot):
+                yield
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        snapshot = self._live().copy()
+        try:
+            yield
+        except BaseException:
+            self._state = snapshot
+            raise
+
+    @contextmanager
+    def read_view(self) -> Iterator[None]:
+        """Holds the lock, so no other thread changes anything until the block ends."""
+        with self._lock:
+            me = threading.get_ident()
+            if me in (self._viewer, self._nesting.owner):
+                yield
                 return
-            snapshot = self._live().copy()
-            self._depth = 1
+            self._live()
+            self._viewer = me
             try:
                 yield
-            except BaseException:
-                self._state = snapshot
-                raise
             finally:
-                self._depth = 0
+                self._viewer = None
 
     def insert_child(self, child: StoredChild) -> None:
         """Add a new child; AlreadyExists if the id or national-id hash is taken."""
         with self._lock:
-            s = self._live()
+            s = self._writable()
             if child.child_id in s.children:
                 raise AlreadyExists("a child with this child_id already exists")
             if child.national_id_hash is not None and child.national_id_hash in s.by_hash:
@@ -99,10 +120,48 @@ class MemoryStore(RecordStore):
             if child.national_id_hash is not None:
                 s.by_hash[child.national_id_hash] = child.child_id
 
+    def insert_new_children(self, rows: Sequence[StoredImport]) -> None:
+        """Add new children with their first records, all or none; AlreadyExists if any is held."""
+        with self._lock:
+            s = self._writable()
+            ids: set[str] = set()
+            digests: set[bytes] = set()
+            for row in rows:  # check everything before changing anything
+                child_id, digest = row.child.child_id, row.child.national_id_hash
+                if child_id in s.children or child_id in ids:
+                    raise AlreadyExists("a child with this child_id already exists")
+                if digest is not None and (digest in s.by_hash or digest in digests):
+                    raise AlreadyExists("a child with this national id already exists")
+                ids.add(child_id)
+                if digest is not None:
+                    digests.add(digest)
+            for row in rows:
+                child_id = row.child.child_id
+                s.children[child_id] = row.child
+                if row.child.national_id_hash is not None:
+                    s.by_hash[row.child.national_id_hash] = child_id
+                s.placements[child_id] = {row.placement.academic_year: row.placement}
+                if row.care is not None:
+                    s.care[child_id] = {row.care.since: row.care}
+                if row.assessment is not None:
+                    s.assessments[child_id] = [_copy_assessment(row.assessment, assessment_id=1)]
+
+    def existing_child_ids(self, child_ids: Iterable[str]) -> set[str]:
+        """Those of ``child_ids`` that are held."""
+        with self._lock:
+            held = self._live().children
+            return {child_id for child_id in child_ids if child_id in held}
+
+    def existing_national_id_hashes(self, digests: Iterable[bytes]) -> set[bytes]:
+        """Those of ``digests`` that some held child has as its national-id hash."""
+        with self._lock:
+            held = self._live().by_hash
+            return {digest for digest in digests if digest in held}
+
     def replace_child(self, child: StoredChild) -> None:
         """Replace an existing child's row; NotFound if absent; AlreadyExists on a hash clash."""
         with self._lock:
-            s = self._live()
+            s = self._writable()
             old = self._require(child.child_id)
             digest = child.national_id_hash
             if digest is not None and s.by_hash.get(digest, child.child_id) != child.child_id:
@@ -126,21 +185,24 @@ class MemoryStore(RecordStore):
     def upsert_placement(self, placement: StoredPlacement) -> None:
         """Set the child's placement for that academic year."""
         with self._lock:
+            s = self._writable()
             self._require(placement.child_id)
-            per_year = self._live().placements.setdefault(placement.child_id, {})
+            per_year = s.placements.setdefault(placement.child_id, {})
             per_year[placement.academic_year] = placement
 
     def put_care_setting(self, care: StoredCareSetting) -> None:
         """Record the child's care setting from a date on."""
         with self._lock:
+            s = self._writable()
             self._require(care.child_id)
-            self._live().care.setdefault(care.child_id, {})[care.since] = care
+            s.care.setdefault(care.child_id, {})[care.since] = care
 
     def add_assessment(self, assessment: StoredAssessment) -> int:
         """Add an assessment and return its new id (1, 2, … per child)."""
         with self._lock:
+            s = self._writable()
             self._require(assessment.child_id)
-            existing = self._live().assessments.setdefault(assessment.child_id, [])
+            existing = s.assessments.setdefault(assessment.child_id, [])
             new_id = existing[-1].assessment_id + 1 if existing else 1
             existing.append(_copy_assessment(assessment, assessment_id=new_id))
             return new_id

@@ -3,23 +3,29 @@
 A stolen disk or backup must yield nothing: pages are encrypted (SQLCipher, raw 256-bit
 key, never a passphrase), identity and sensitive fields arrive already sealed by the
 domain layer, ``secure_delete`` overwrites freed pages, temporary tables stay in memory
-and ``close()`` checkpoints the WAL away. An SQL authorizer stops any code holding the
-connection from attaching a plaintext database, exporting, or touching key pragmas.
+and ``close()`` checkpoints the WAL away. Once the schema is migrated, an SQL authorizer
+allows only reading and writing rows, transactions and a short list of pragmas: no
+ATTACH, export, extension, key or cipher pragma, no change of those settings, and no
+CREATE, DROP or ALTER of anything.
 
-One connection serves every gRPC worker thread, guarded by a re-entrant lock; an
-``atomic()`` block holds the lock and one ``BEGIN IMMEDIATE`` transaction throughout.
-Count tables are computed in SQL from small covering indexes (see migrations.py).
+Two connections: the writer, guarded by a re-entrant lock (an ``atomic()`` block holds it
+and one ``BEGIN IMMEDIATE`` transaction throughout), and a read-only reader with its own
+lock. Reads by the thread inside ``atomic()`` use the writer, to see the block's own
+writes; reads by other threads use the reader, which in WAL mode sees the last committed
+state without waiting for an open write transaction (a long import does not stall
+statistics or look-ups). Count tables are computed in SQL from small covering indexes (see
+migrations.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
-import re
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -28,24 +34,63 @@ import sqlcipher3
 
 from childreg import codes
 from childreg.errors import AlreadyExists, FailedPrecondition, KeyProblem, NotFound
+from node.keys import HEX64
 from node.store import migrations
 from node.store.base import (
+    BlockNesting,
     RecordStore,
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
+    StoredImport,
     StoredPlacement,
 )
 
-_HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
 #: Settings a SQLCipher 4 database must have (beyond ``cipher_version`` 4.x).
 _EXPECTED_CIPHER: Final = {
     "cipher_hmac_algorithm": "HMAC_SHA512",
     "cipher_plaintext_header_size": "0",
 }
-_KEY_PRAGMAS: Final = frozenset({"key", "rekey", "hexkey", "hexrekey", "textkey", "textrekey"})
-_DENIED_FUNCTIONS: Final = frozenset({"sqlcipher_export", "load_extension"})
+#: Set on both connections before the authorizer is installed.
+_PRAGMAS: Final = (
+    "synchronous = FULL",
+    "secure_delete = ON",
+    "temp_store = MEMORY",
+    "foreign_keys = ON",
+    "cache_size = -8192",  # 8 MiB per connection; count tables ran as fast as with 64 MiB
+)
+#: What the authorizer lets through once the connection is set up.
+_ALLOWED_ACTIONS: Final = frozenset(
+    {
+        sqlcipher3.SQLITE_SELECT,
+        sqlcipher3.SQLITE_READ,
+        sqlcipher3.SQLITE_INSERT,
+        sqlcipher3.SQLITE_UPDATE,
+        sqlcipher3.SQLITE_DELETE,
+        sqlcipher3.SQLITE_TRANSACTION,
+        sqlcipher3.SQLITE_SAVEPOINT,
+        sqlcipher3.SQLITE_RECURSIVE,
+        sqlcipher3.SQLITE_FUNCTION,  # except _DENIED_FUNCTIONS
+        sqlcipher3.SQLITE_PRAGMA,  # only _READABLE_PRAGMAS (no value) and _ALLOWED_PRAGMAS
+    }
+)
+_READABLE_PRAGMAS: Final = frozenset(
+    {
+        "journal_mode",
+        "synchronous",
+        "secure_delete",
+        "temp_store",
+        "foreign_keys",
+        "cache_size",
+        "query_only",
+        "user_version",
+        "data_version",
+    }
+)
+_ALLOWED_PRAGMAS: Final = frozenset({"wal_checkpoint"})  # close() truncates the WAL
+_DENIED_FUNCTIONS: Final = frozenset({"sqlcipher_export", "load_extension", "fts3_tokenizer"})
 _PAGE: Final = 1000  # child ids fetched per round trip by child_ids()
+_IN_CHUNK: Final = 500  # values per IN (...) list in existing_* look-ups
 
 _CHILD_COLUMNS: Final = (
     "child_id, key_version, wrapped_key, national_id_hash, date_of_birth, sex, district, "
@@ -67,36 +112,58 @@ _PUT_CARE: Final = (
     "SELECT id, ?, ? FROM child WHERE child_id = ? "
     "ON CONFLICT(child, since) DO UPDATE SET care_setting = excluded.care_setting"
 )
+_ASSESSMENT_COLUMNS: Final = (
+    "child, assessment_id, assessment_date, commission, impairment_band, recommended_form, "
+    "next_review, sealed_fields"
+)
 _ADD_ASSESSMENT: Final = (
-    "INSERT INTO assessment(child, assessment_id, assessment_date, commission, "
-    "impairment_band, recommended_form, next_review, sealed_fields) "
+    f"INSERT INTO assessment({_ASSESSMENT_COLUMNS}) "
     "SELECT c.id, COALESCE((SELECT max(a.assessment_id) FROM assessment a "
     "WHERE a.child = c.id), 0) + 1, ?, ?, ?, ?, ?, ? FROM child c WHERE c.child_id = ? "
     "RETURNING assessment_id"
 )
+# The bulk path of insert_new_children: surrogate ids are assigned here, under the lock.
+_NEW_CHILD: Final = f"INSERT INTO child(id, {_CHILD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_NEW_PLACEMENT: Final = (
+    "INSERT INTO placement(child, academic_year, education_form, institution) VALUES (?, ?, ?, ?)"
+)
+_NEW_CARE: Final = "INSERT INTO care_setting(child, since, care_setting) VALUES (?, ?, ?)"
+_NEW_ASSESSMENT: Final = (
+    f"INSERT INTO assessment({_ASSESSMENT_COLUMNS}) VALUES (?, 1, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
-    """Deny what would let a connection holder copy, re-key or unlock the database."""
-    if action in (sqlcipher3.SQLITE_ATTACH, sqlcipher3.SQLITE_DETACH):
+    """Allow row reads and writes, transactions and a few pragmas; deny everything else.
+
+    Denied after set-up: ATTACH and DETACH (copying into a plaintext file), key and cipher
+    pragmas, any pragma that changes a setting (secure_delete, temp_store, journal_mode,
+    writable_schema, ...), CREATE / DROP / ALTER of tables, indexes, views, triggers and
+    virtual tables, and the functions in ``_DENIED_FUNCTIONS``.
+    """
+    if action not in _ALLOWED_ACTIONS:
         return int(sqlcipher3.SQLITE_DENY)
     if action == sqlcipher3.SQLITE_PRAGMA:
         name = (arg1 or "").lower()
-        if name in _KEY_PRAGMAS or name.startswith("cipher"):
-            return int(sqlcipher3.SQLITE_DENY)
+        if name in _ALLOWED_PRAGMAS or (arg2 is None and name in _READABLE_PRAGMAS):
+            return int(sqlcipher3.SQLITE_OK)
+        return int(sqlcipher3.SQLITE_DENY)
     if action == sqlcipher3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
         return int(sqlcipher3.SQLITE_DENY)
     return int(sqlcipher3.SQLITE_OK)
 
 
+@functools.lru_cache(maxsize=64)
+def _field_header(name: str) -> bytes:
+    raw = name.encode("utf-8")
+    return struct.pack(">H", len(raw)) + raw
+
+
 def _pack(fields: dict[str, bytes]) -> bytes:
     """Sealed assessment fields as one blob: (u16 name length, name, u32 length, value)*."""
-    out = bytearray()
-    for name in sorted(fields):
-        raw = name.encode("utf-8")
-        out += struct.pack(">H", len(raw)) + raw + struct.pack(">I", len(fields[name]))
-        out += fields[name]
-    return bytes(out)
+    return b"".join(
+        [_field_header(name) + struct.pack(">I", len(v)) + v for name, v in sorted(fields.items())]
+    )
 
 
 def _unpack(blob: bytes) -> dict[str, bytes]:
@@ -116,20 +183,27 @@ def _date(value: str | None) -> dt.date | None:
     return None if value is None else dt.date.fromisoformat(value)
 
 
+def _placeholders(n: int) -> str:
+    return ", ".join("?" * n)
+
+
 class SqlCipherStore(RecordStore):
     """Records in one SQLCipher 4 file; use :meth:`open` to get one."""
 
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-        self._lock = threading.RLock()
-        self._depth = 0
+    def __init__(self, writer: Any, reader: Any) -> None:
+        self._conn = writer
+        self._reader = reader
+        self._lock = threading.RLock()  # the writer
+        self._read_lock = threading.RLock()  # the reader
+        self._nesting = BlockNesting()
+        self._viewer: int | None = None  # the thread inside read_view(), if any
         self._closed = False
 
     @classmethod
     def open(cls, path: Path, key_hex: str, *, create: bool = False) -> SqlCipherStore:
         """Open (or with ``create`` make) the database at ``path`` with a 64-hex-digit key."""
         path = Path(path)
-        if not isinstance(key_hex, str) or not _HEX64.fullmatch(key_hex):
+        if not isinstance(key_hex, str) or not HEX64.fullmatch(key_hex):
             raise KeyProblem(
                 "the database key must be exactly 64 hexadecimal characters",
                 hint="pass the key from the node's keyring (Keyring.db_key_hex())",
@@ -143,28 +217,34 @@ class SqlCipherStore(RecordStore):
             # Owner-only from the start; SQLite gives -wal and -shm the same mode.
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             created = True
-        conn = sqlcipher3.connect(str(path), check_same_thread=False, isolation_level=None)
+        opened: list[Any] = []
         try:
-            cls._key(conn, path, key_hex)
-            for pragma in (
-                "synchronous = FULL",
-                "secure_delete = ON",
-                "temp_store = MEMORY",
-                "foreign_keys = ON",
-                "cache_size = -65536",
-            ):
-                conn.execute(f"PRAGMA {pragma}")
-            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+            writer = cls._connect(path, key_hex, opened)
+            if writer.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise FailedPrecondition(f"cannot switch {path} to WAL journal mode")
-            migrations.apply(conn)
-            conn.set_authorizer(_authorize)
+            migrations.apply(writer)
+            writer.set_authorizer(_authorize)
+            reader = cls._connect(path, key_hex, opened)
+            reader.execute("PRAGMA query_only = ON")
+            reader.set_authorizer(_authorize)
         except BaseException:
-            conn.close()
+            for conn in reversed(opened):
+                conn.close()
             if created:
                 for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                     leftover.unlink(missing_ok=True)
             raise
-        return cls(conn)
+        return cls(writer, reader)
+
+    @classmethod
+    def _connect(cls, path: Path, key_hex: str, opened: list[Any]) -> Any:
+        """A keyed connection with the store's pragmas, appended to ``opened``."""
+        conn = sqlcipher3.connect(str(path), check_same_thread=False, isolation_level=None)
+        opened.append(conn)
+        cls._key(conn, path, key_hex)
+        for pragma in _PRAGMAS:
+            conn.execute(f"PRAGMA {pragma}")
+        return conn
 
     @staticmethod
     def _key(conn: Any, path: Path, key_hex: str) -> None:
@@ -191,31 +271,59 @@ class SqlCipherStore(RecordStore):
             if not got or str(got[0]) != expected:
                 raise FailedPrecondition(f"{path} has unexpected SQLCipher setting {pragma}")
 
+    # --- transactions and connection choice ------------------------------------------
+
+    def _not_viewing(self) -> None:
+        if self._viewer == threading.get_ident():
+            raise RuntimeError("cannot write inside read_view()")
+
     @contextmanager
     def atomic(self) -> Iterator[None]:
         """One ``BEGIN IMMEDIATE`` transaction; nested blocks join the outermost one."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+        self._not_viewing()
+        with self._lock, self._nesting.enter(self._transaction):
+            yield
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def read_view(self) -> Iterator[None]:
+        """One read transaction on the reader (or, inside ``atomic()``, the block's own)."""
+        me = threading.get_ident()
+        if me in (self._nesting.owner, self._viewer):
+            yield
+            return
+        with self._read_lock:
+            self._reader.execute("BEGIN")
+            self._viewer = me
             try:
                 yield
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
             finally:
-                self._depth = 0
+                self._viewer = None
+                if self._reader.in_transaction:
+                    self._reader.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        """Every row of a read: on the writer inside this thread's atomic(), else the reader."""
+        if self._nesting.owner == threading.get_ident():
+            return self._conn.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+
+    # --- writes ----------------------------------------------------------------------
 
     def insert_child(self, child: StoredChild) -> None:
         """Add a new child; AlreadyExists if the id or national-id hash is taken."""
+        self._not_viewing()
         with self._lock:  # one statement: atomic by itself
             try:
                 self._conn.execute(
@@ -234,8 +342,69 @@ class SqlCipherStore(RecordStore):
             except sqlcipher3.IntegrityError as exc:
                 raise _already_exists(exc) from None
 
+    def insert_new_children(self, rows: Sequence[StoredImport]) -> None:
+        """Add new children with their first records, all or none; AlreadyExists if any is held.
+
+        One ``executemany`` per table inside a savepoint, so a refusal undoes only this
+        call; surrogate ids follow the largest one held (the write lock is held throughout).
+        """
+        self._not_viewing()
+        if not rows:
+            return
+        with self._lock, self._nesting.enter(self._transaction):
+            conn = self._conn
+            (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM child").fetchone()
+            children: list[tuple[Any, ...]] = []
+            placements: list[tuple[Any, ...]] = []
+            cares: list[tuple[Any, ...]] = []
+            assessments: list[tuple[Any, ...]] = []
+            for surrogate, row in enumerate(rows, start=last + 1):
+                c, p, care, a = row.child, row.placement, row.care, row.assessment
+                children.append(
+                    (
+                        surrogate,
+                        c.child_id,
+                        c.key_version,
+                        c.wrapped_key,
+                        c.national_id_hash,
+                        c.date_of_birth.isoformat(),
+                        c.sex,
+                        c.district,
+                        c.sealed_identity,
+                    )
+                )
+                placements.append((surrogate, p.academic_year, p.education_form, p.institution))
+                if care is not None:
+                    cares.append((surrogate, care.since.isoformat(), care.care_setting))
+                if a is not None:
+                    assessments.append(
+                        (
+                            surrogate,
+                            a.assessment_date.isoformat(),
+                            a.commission,
+                            a.impairment_band,
+                            a.recommended_form,
+                            None if a.next_review is None else a.next_review.isoformat(),
+                            _pack(a.sealed_fields),
+                        )
+                    )
+            conn.execute("SAVEPOINT new_children")
+            try:
+                conn.executemany(_NEW_CHILD, children)
+                conn.executemany(_NEW_PLACEMENT, placements)
+                conn.executemany(_NEW_CARE, cares)
+                conn.executemany(_NEW_ASSESSMENT, assessments)
+            except BaseException as exc:
+                conn.execute("ROLLBACK TO new_children")
+                conn.execute("RELEASE new_children")
+                if isinstance(exc, sqlcipher3.IntegrityError):
+                    raise _already_exists(exc) from None
+                raise
+            conn.execute("RELEASE new_children")
+
     def replace_child(self, child: StoredChild) -> None:
         """Replace an existing child's row; NotFound if absent; AlreadyExists on a hash clash."""
+        self._not_viewing()
         with self._lock:  # one statement: atomic by itself
             try:
                 cursor = self._conn.execute(
@@ -256,35 +425,9 @@ class SqlCipherStore(RecordStore):
             if cursor.rowcount == 0:
                 raise NotFound(f"no child with child_id {child.child_id}")
 
-    def get_child(self, child_id: str) -> StoredChild | None:
-        """The child's row, or None."""
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_CHILD_COLUMNS} FROM child WHERE child_id = ?", (child_id,)
-            ).fetchone()
-        if row is None:
-            return None
-        return StoredChild(
-            child_id=row[0],
-            key_version=row[1],
-            wrapped_key=row[2],
-            national_id_hash=row[3],
-            date_of_birth=dt.date.fromisoformat(row[4]),
-            sex=row[5],
-            district=row[6],
-            sealed_identity=row[7],
-        )
-
-    def find_by_national_id_hash(self, digest: bytes) -> str | None:
-        """The child id holding this national-id hash, or None."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT child_id FROM child WHERE national_id_hash = ?", (digest,)
-            ).fetchone()
-        return None if row is None else str(row[0])
-
     def upsert_placement(self, placement: StoredPlacement) -> None:
         """Set the child's placement for that academic year."""
+        self._not_viewing()
         with self._lock:  # one statement: atomic by itself
             cursor = self._conn.execute(
                 _UPSERT_PLACEMENT,
@@ -300,6 +443,7 @@ class SqlCipherStore(RecordStore):
 
     def put_care_setting(self, care: StoredCareSetting) -> None:
         """Record the child's care setting from a date on."""
+        self._not_viewing()
         with self._lock:  # one statement: atomic by itself
             cursor = self._conn.execute(
                 _PUT_CARE, (care.since.isoformat(), care.care_setting, care.child_id)
@@ -309,6 +453,7 @@ class SqlCipherStore(RecordStore):
 
     def add_assessment(self, assessment: StoredAssessment) -> int:
         """Add an assessment and return its new id (1, 2, … per child)."""
+        self._not_viewing()
         a = assessment
         with self._lock:  # one statement: atomic by itself
             row = self._conn.execute(
@@ -322,29 +467,67 @@ class SqlCipherStore(RecordStore):
                     _pack(a.sealed_fields),
                     a.child_id,
                 ),
-            ).fetchone()
-            if row is None:
+            ).fetchall()
+            if not row:
                 raise NotFound(f"no child with child_id {a.child_id}")
-            return int(row[0])
+            return int(row[0][0])
+
+    # --- reads -----------------------------------------------------------------------
+
+    def get_child(self, child_id: str) -> StoredChild | None:
+        """The child's row, or None."""
+        rows = self._query(f"SELECT {_CHILD_COLUMNS} FROM child WHERE child_id = ?", (child_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredChild(
+            child_id=row[0],
+            key_version=row[1],
+            wrapped_key=row[2],
+            national_id_hash=row[3],
+            date_of_birth=dt.date.fromisoformat(row[4]),
+            sex=row[5],
+            district=row[6],
+            sealed_identity=row[7],
+        )
+
+    def find_by_national_id_hash(self, digest: bytes) -> str | None:
+        """The child id holding this national-id hash, or None."""
+        rows = self._query("SELECT child_id FROM child WHERE national_id_hash = ?", (digest,))
+        return str(rows[0][0]) if rows else None
+
+    def existing_child_ids(self, child_ids: Iterable[str]) -> set[str]:
+        """Those of ``child_ids`` that are held (looked up by the unique index, in chunks)."""
+        return {str(v) for v in self._existing("child_id", list(dict.fromkeys(child_ids)))}
+
+    def existing_national_id_hashes(self, digests: Iterable[bytes]) -> set[bytes]:
+        """Those of ``digests`` that some held child has as its national-id hash."""
+        return {bytes(v) for v in self._existing("national_id_hash", list(dict.fromkeys(digests)))}
+
+    def _existing(self, column: str, values: list[Any]) -> list[Any]:
+        found: list[Any] = []
+        for at in range(0, len(values), _IN_CHUNK):
+            chunk = values[at : at + _IN_CHUNK]
+            sql = f"SELECT {column} FROM child WHERE {column} IN ({_placeholders(len(chunk))})"
+            found += (v for (v,) in self._query(sql, chunk))
+        return found
 
     def placements(self, child_id: str) -> list[StoredPlacement]:
         """The child's placements, by academic year."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT p.academic_year, p.education_form, p.institution FROM placement p "
-                "JOIN child c ON c.id = p.child WHERE c.child_id = ? ORDER BY p.academic_year",
-                (child_id,),
-            ).fetchall()
+        rows = self._query(
+            "SELECT p.academic_year, p.education_form, p.institution FROM placement p "
+            "JOIN child c ON c.id = p.child WHERE c.child_id = ? ORDER BY p.academic_year",
+            (child_id,),
+        )
         return [StoredPlacement(child_id, year, form, inst) for year, form, inst in rows]
 
     def care_settings(self, child_id: str) -> list[StoredCareSetting]:
         """The child's care settings, by date."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT s.care_setting, s.since FROM care_setting s "
-                "JOIN child c ON c.id = s.child WHERE c.child_id = ? ORDER BY s.since",
-                (child_id,),
-            ).fetchall()
+        rows = self._query(
+            "SELECT s.care_setting, s.since FROM care_setting s "
+            "JOIN child c ON c.id = s.child WHERE c.child_id = ? ORDER BY s.since",
+            (child_id,),
+        )
         return [
             StoredCareSetting(child_id, setting, dt.date.fromisoformat(since))
             for setting, since in rows
@@ -352,13 +535,12 @@ class SqlCipherStore(RecordStore):
 
     def assessments(self, child_id: str) -> list[StoredAssessment]:
         """The child's assessments, by id."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT a.assessment_id, a.assessment_date, a.commission, a.impairment_band, "
-                "a.recommended_form, a.next_review, a.sealed_fields FROM assessment a "
-                "JOIN child c ON c.id = a.child WHERE c.child_id = ? ORDER BY a.assessment_id",
-                (child_id,),
-            ).fetchall()
+        rows = self._query(
+            "SELECT a.assessment_id, a.assessment_date, a.commission, a.impairment_band, "
+            "a.recommended_form, a.next_review, a.sealed_fields FROM assessment a "
+            "JOIN child c ON c.id = a.child WHERE c.child_id = ? ORDER BY a.assessment_id",
+            (child_id,),
+        )
         return [
             StoredAssessment(
                 child_id=child_id,
@@ -377,11 +559,10 @@ class SqlCipherStore(RecordStore):
         """Every child id, sorted (fetched a page at a time)."""
         after = ""
         while True:
-            with self._lock:
-                page = self._conn.execute(
-                    "SELECT child_id FROM child WHERE child_id > ? ORDER BY child_id LIMIT ?",
-                    (after, _PAGE),
-                ).fetchall()
+            page = self._query(
+                "SELECT child_id FROM child WHERE child_id > ? ORDER BY child_id LIMIT ?",
+                (after, _PAGE),
+            )
             for (child_id,) in page:
                 yield str(child_id)
             if len(page) < _PAGE:
@@ -390,8 +571,7 @@ class SqlCipherStore(RecordStore):
 
     def child_count(self) -> int:
         """How many children are stored."""
-        with self._lock:
-            return int(self._conn.execute("SELECT count(*) FROM child").fetchone()[0])
+        return int(self._query("SELECT count(*) FROM child")[0][0])
 
     def count_table(
         self, academic_year: str, reference_date: dt.date, dimensions: Sequence[str]
@@ -403,8 +583,7 @@ class SqlCipherStore(RecordStore):
         and, when asked for, one index seek each for care setting and impairment band.
         """
         sql, params = _count_sql(academic_year, reference_date, dimensions)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+        rows = self._query(sql, params)
         counts: dict[tuple[str, ...], int] = {}
         fold = [d == "region" for d in dimensions]
         for row in rows:
@@ -416,15 +595,18 @@ class SqlCipherStore(RecordStore):
         return counts
 
     def close(self) -> None:
-        """Checkpoint and truncate the WAL, then close; the store is unusable afterwards."""
-        with self._lock:
+        """Close the reader, checkpoint and truncate the WAL, close; unusable afterwards."""
+        with self._lock, self._read_lock:
             if self._closed:
                 return
             self._closed = True
             try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._reader.close()
             finally:
-                self._conn.close()
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    self._conn.close()
 
 
 def _already_exists(exc: Exception) -> AlreadyExists:

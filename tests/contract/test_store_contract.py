@@ -25,6 +25,7 @@ from node.store.base import (
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
+    StoredImport,
     StoredPlacement,
 )
 from node.store.memory import MemoryStore
@@ -365,6 +366,200 @@ def test_concurrent_atomic_blocks_from_threads_do_not_interfere(store: RecordSto
     assert errors == []
     assert store.child_count() == 8 * 20
     assert sum(store.count_table(YEAR, REF, ["sex"]).values()) == 8 * 20
+
+
+# --- bulk insert of new children -------------------------------------------------------
+
+
+def new_row(
+    child_id: str, *, nid: bytes | None = None, care: bool = True, assessed: bool = True
+) -> StoredImport:
+    """A new child with a placement and, unless told otherwise, a care setting and assessment."""
+    return StoredImport(
+        child(child_id, nid=nid),
+        StoredPlacement(child_id, YEAR, "special_school", f"School of {child_id}"),
+        StoredCareSetting(child_id, "foster_family", dt.date(2019, 4, 1)) if care else None,
+        assessment(child_id, given_id=99) if assessed else None,
+    )
+
+
+def test_insert_new_children_stores_every_part_as_the_single_writes_do(
+    store: RecordStore,
+) -> None:
+    """Bulk-inserted children read back with placement, care setting and assessment number 1."""
+    rows = [new_row("N1", nid=b"1" * 32), new_row("N2", care=False, assessed=False)]
+    store.insert_new_children(rows)
+    assert store.get_child("N1") == child("N1", nid=b"1" * 32)
+    assert store.find_by_national_id_hash(b"1" * 32) == "N1"
+    assert store.placements("N1") == [rows[0].placement]
+    assert store.care_settings("N1") == [rows[0].care]
+    assert store.assessments("N1") == [replace(assessment("N1"), assessment_id=1)]
+    assert (store.care_settings("N2"), store.assessments("N2")) == ([], [])
+    assert store.add_assessment(assessment("N1")) == 2
+    assert store.count_table(YEAR, REF, ["education_form", "care_setting"]) == {
+        ("special_school", "foster_family"): 1,
+        ("special_school", "not_recorded"): 1,
+    }
+    store.insert_new_children([])
+    assert list(store.child_ids()) == ["N1", "N2"]
+
+
+def test_insert_new_children_agrees_with_insert_child_on_surrogate_order(
+    store: RecordStore,
+) -> None:
+    """Children added one by one and in bulk, interleaved, are all kept with their own records."""
+    store.insert_child(child("A"))
+    store.insert_new_children([new_row("B"), new_row("C")])
+    store.insert_child(child("D"))
+    store.insert_new_children([new_row("E")])
+    for child_id in ("B", "C", "E"):
+        assert store.placements(child_id) == [new_row(child_id).placement]
+    assert store.placements("A") == store.placements("D") == []
+    assert store.child_count() == 5
+
+
+@pytest.mark.parametrize(
+    ("held", "batch"),
+    [
+        (child("C1"), [new_row("N1"), new_row("C1")]),
+        (child("C1", nid=b"h" * 32), [new_row("N1"), new_row("N2", nid=b"h" * 32)]),
+        (None, [new_row("N1"), new_row("N2"), new_row("N1")]),
+        (None, [new_row("N1", nid=b"h" * 32), new_row("N2", nid=b"h" * 32)]),
+    ],
+    ids=["held-id", "held-hash", "repeated-id", "repeated-hash"],
+)
+def test_insert_new_children_refuses_the_whole_batch_and_keeps_the_block_usable(
+    store: RecordStore, held: StoredChild | None, batch: list[StoredImport]
+) -> None:
+    """A held or repeated id or hash gives AlreadyExists, stores no row, and the block commits."""
+    if held is not None:
+        store.insert_child(held)
+    with store.atomic():
+        store.insert_child(child("BEFORE"))
+        with pytest.raises(AlreadyExists):
+            store.insert_new_children(batch)
+        store.insert_new_children([new_row("AFTER")])
+    expected = sorted(["BEFORE", "AFTER", *([held.child_id] if held else [])])
+    assert list(store.child_ids()) == expected
+    assert store.placements("N1") == []
+    assert store.assessments("N1") == []
+    assert store.count_table(YEAR, REF, ["sex"]) == {("female",): 1}
+
+
+def test_insert_new_children_rolls_back_with_the_block(store: RecordStore) -> None:
+    """Children bulk-inserted inside a block that fails are gone afterwards."""
+    with pytest.raises(BoomError):
+        fail_inside_atomic(store, lambda: store.insert_new_children([new_row("N1", nid=b"a" * 32)]))
+    assert store.child_count() == 0
+    assert store.existing_national_id_hashes([b"a" * 32]) == set()
+    assert store.count_table(YEAR, REF, ["sex"]) == {}
+
+
+def test_stored_import_parts_must_name_its_child() -> None:
+    """A StoredImport whose placement, care setting or assessment names another child is refused."""
+    row = new_row("N1")
+    for part in ("placement", "care", "assessment"):
+        other = replace(getattr(new_row("N2"), part))
+        with pytest.raises(ValueError, match="name its child"):
+            replace(row, **{part: other})
+
+
+def test_existing_ids_and_hashes_are_exactly_those_held(store: RecordStore) -> None:
+    """The existing_* look-ups return the held values among those asked, however many are asked."""
+    store.insert_child(child("C1", nid=b"a" * 32))
+    store.insert_child(child("C2"))
+    asked_ids = ["C1", "C2", "C3", "C1", *(f"X{n}" for n in range(1200))]
+    assert store.existing_child_ids(asked_ids) == {"C1", "C2"}
+    assert store.existing_child_ids(iter(["C2"])) == {"C2"}
+    assert store.existing_child_ids([]) == set()
+    asked_hashes = [b"a" * 32, b"b" * 32, *(n.to_bytes(32, "big") for n in range(1200))]
+    assert store.existing_national_id_hashes(asked_hashes) == {b"a" * 32}
+    assert store.existing_national_id_hashes([]) == set()
+
+
+def test_reads_inside_a_block_see_its_uncommitted_writes(store: RecordStore) -> None:
+    """The thread inside atomic() reads its own writes before they are committed."""
+    with store.atomic():
+        store.insert_new_children([new_row("N1", nid=b"a" * 32)])
+        store.insert_child(child("C2"))
+        assert store.existing_child_ids(["N1", "C2", "C3"]) == {"N1", "C2"}
+        assert store.existing_national_id_hashes([b"a" * 32]) == {b"a" * 32}
+        assert store.get_child("C2") == child("C2")
+        assert store.child_count() == 2
+        assert store.count_table(YEAR, REF, ["sex"]) == {("female",): 1}
+
+
+def test_other_threads_never_see_a_blocks_uncommitted_writes(store: RecordStore) -> None:
+    """A read from another thread while a block is open does not see the block's writes."""
+    inserted, reader_started = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def reader() -> None:
+        inserted.wait(timeout=30)
+        reader_started.set()
+        seen.append(store.get_child("C1"))
+        seen.append(store.existing_child_ids(["C1"]))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+
+    def writes() -> None:
+        store.insert_child(child("C1"))
+        inserted.set()
+        assert reader_started.wait(timeout=30)
+
+    with pytest.raises(BoomError):
+        fail_inside_atomic(store, writes)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert seen == [None, set()]
+
+
+# --- read views ------------------------------------------------------------------------
+
+
+def test_read_view_reads_like_plain_reads(store: RecordStore) -> None:
+    """Reads inside a read view return what plain reads return, and views nest."""
+    store.insert_new_children([new_row("N1")])
+    with store.read_view():
+        assert store.get_child("N1") == child("N1")
+        with store.read_view():
+            assert store.placements("N1") == [new_row("N1").placement]
+        assert store.child_count() == 1
+    with store.atomic(), store.read_view():  # inside a block: the block's own state
+        store.insert_child(child("C2"))
+        assert store.child_count() == 2
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s: s.insert_child(child("C2")),
+        lambda s: s.insert_new_children([new_row("C2")]),
+        lambda s: s.replace_child(child("C1", sex="male")),
+        lambda s: place(s, "C1"),
+        lambda s: s.put_care_setting(StoredCareSetting("C1", "family", dt.date(2020, 1, 1))),
+        lambda s: s.add_assessment(assessment("C1")),
+        lambda s: s.atomic().__enter__(),
+    ],
+    ids=["insert", "bulk", "replace", "placement", "care", "assessment", "atomic"],
+)
+def test_writing_inside_a_read_view_is_refused(
+    store: RecordStore, write: Callable[[RecordStore], object]
+) -> None:
+    """Any write, or atomic(), inside a read view raises RuntimeError and changes nothing."""
+    store.insert_child(child("C1"))
+    with store.read_view(), pytest.raises(RuntimeError, match="read_view"):
+        write(store)
+    assert list(store.child_ids()) == ["C1"]
+    assert store.get_child("C1") == child("C1")
+    assert (store.placements("C1"), store.care_settings("C1"), store.assessments("C1")) == (
+        [],
+        [],
+        [],
+    )
+    store.insert_child(child("C3"))  # the store is still usable
+    assert store.child_count() == 2
 
 
 # --- count_table -----------------------------------------------------------------------

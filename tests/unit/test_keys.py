@@ -9,12 +9,17 @@ import stat
 from pathlib import Path
 
 import nacl.encoding
+import nacl.exceptions
 import nacl.hash
+import nacl.pwhash
+import nacl.secret
 import pytest
 
 from childreg.errors import KeyProblem
 from node.keys import (
     CHILD_KEY_VERSION,
+    KDF_MEMLIMIT_MAX,
+    KDF_OPSLIMIT_MAX,
     KdfParams,
     Kek,
     KekSource,
@@ -237,7 +242,7 @@ def test_keyring_made_with_key_file_refuses_a_passphrase(
     with pytest.raises(KeyProblem) as info:
         Keyring.open(keyring_path, KekSource.from_passphrase("anything"))
     assert "key file" in str(info.value)
-    assert "--kek-file" in info.value.hint
+    assert "kek_file" in info.value.hint
 
 
 def test_keyring_made_with_passphrase_refuses_a_key_file(
@@ -258,7 +263,7 @@ def test_keyring_refuses_another_key_file(
     generate_key_file(tmp_path / "other.key")
     with pytest.raises(KeyProblem) as info:
         Keyring.open(keyring_path, KekSource.from_key_file(tmp_path / "other.key"))
-    assert "--kek-file" in info.value.hint
+    assert "kek_file" in info.value.hint
 
 
 @pytest.mark.parametrize(
@@ -369,3 +374,100 @@ def test_reprs_hide_key_material(keyring: Keyring) -> None:
     """Neither a Kek nor a Keyring shows key bytes in its repr."""
     assert keyring.db_key.hex() not in repr(keyring)
     assert repr(Kek(b"k" * 32)) == "Kek(<hidden>)"
+
+
+# --- KDF bounds, derivation failures and the sealed format ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("opslimit", "memlimit"),
+    [
+        (KDF_OPSLIMIT_MAX + 1, 8192),
+        (1, KDF_MEMLIMIT_MAX + 1),
+        (1, 2**62),
+        (0, 8192),
+        (1, 8191),
+        (True, 8192),
+        (1.0, 8192),
+        ("3", 8192),
+    ],
+    ids=["ops-high", "mem-high", "mem-2^62", "ops-low", "mem-low", "bool", "float", "text"],
+)
+def test_kdf_params_out_of_bounds_are_refused(opslimit: object, memlimit: object) -> None:
+    """KDF parameters outside argon2id's minimum and the node's maximum, or not integers, fail."""
+    with pytest.raises(KeyProblem, match=r"(opslimit|memlimit) must be an integer from"):
+        KdfParams(b"s" * 16, opslimit, memlimit)  # type: ignore[arg-type]
+
+
+def test_kdf_params_at_the_upper_bounds_are_accepted() -> None:
+    """The largest allowed opslimit and memlimit are accepted (the bounds are inclusive)."""
+    kdf = KdfParams(b"s" * 16, KDF_OPSLIMIT_MAX, KDF_MEMLIMIT_MAX)
+    assert (kdf.opslimit, kdf.memlimit) == (16, 1024**3)
+
+
+@pytest.mark.parametrize(
+    "kdf_change",
+    [{"memlimit": 2**62}, {"opslimit": 10**9}, {"memlimit": "64 MiB"}, {"opslimit": None}],
+    ids=["memlimit-2^62", "opslimit-huge", "memlimit-text", "opslimit-null"],
+)
+def test_keyring_with_damaged_kdf_parameters_is_refused_before_deriving(
+    keyring_path: Path, kdf_change: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keyring whose argon2id parameters are out of bounds gives KeyProblem with a hint."""
+    Keyring.create(keyring_path, KekSource.from_passphrase("p"), kdf=FAST_KDF)
+    document = json.loads(keyring_path.read_text())
+    document["kek"]["kdf"].update(kdf_change)
+    keyring_path.write_text(json.dumps(document))
+    derived: list[object] = []
+    monkeypatch.setattr(nacl.pwhash.argon2id, "kdf", lambda *args: derived.append(args))
+    with pytest.raises(KeyProblem) as info:
+        Keyring.open(keyring_path, KekSource.from_passphrase("p"))
+    assert "is damaged" in str(info.value)
+    assert "backup" in info.value.hint
+    assert derived == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [MemoryError(), nacl.exceptions.RuntimeError("out of memory"), ValueError("memlimit")],
+    ids=["memory", "nacl-runtime", "value"],
+)
+def test_failure_to_derive_the_kek_is_a_key_problem(failure: Exception) -> None:
+    """If argon2id fails (e.g. too little memory) deriving the KEK gives KeyProblem, not a crash."""
+
+    def failing(*_: object) -> bytes:
+        raise failure
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nacl.pwhash.argon2id, "kdf", failing)
+        with pytest.raises(KeyProblem) as info:
+            FAST_KDF.derive("correct horse")
+    assert "memory" in info.value.hint
+    assert "correct horse" not in str(info.value)
+
+
+def test_sealed_format_is_nacl_aead_nonce_then_ciphertext(keyring: Keyring) -> None:
+    """Sealed fields and wrapped keys are nacl.secret.Aead blobs with the same associated data."""
+    key, wrapped, version = keyring.new_child_key("C1")
+    field_ad = b"childreg/v1/field\0C1\0identity"
+    old = bytes(nacl.secret.Aead(key).encrypt(b"made before", field_ad))
+    assert keyring.unseal(key, "C1", "identity", old) == b"made before"
+    new = keyring.seal(key, "C1", "identity", b"made now")
+    assert len(new) == 24 + len(b"made now") + 16
+    assert nacl.secret.Aead(key).decrypt(new, field_ad) == b"made now"
+    kek = Kek(b"k" * 32)
+    ad = b"childreg/v1/child-key\0C1\0" + str(version).encode()
+    assert nacl.secret.Aead(b"k" * 32).decrypt(kek.wrap(key, ad), ad) == key
+    assert kek.unwrap(bytes(nacl.secret.Aead(b"k" * 32).encrypt(key, ad)), ad) == key
+    assert wrapped[:24] != keyring.new_child_key("C1")[1][:24]  # fresh random nonces
+
+
+@pytest.mark.parametrize("bad_key", [b"short", b"k" * 33, "k" * 32], ids=["short", "long", "str"])
+def test_sealing_with_a_malformed_child_key_is_a_key_problem(
+    keyring: Keyring, bad_key: object
+) -> None:
+    """A child key that is not 32 bytes gives KeyProblem when sealing or unsealing."""
+    with pytest.raises(KeyProblem):
+        keyring.seal(bad_key, "C1", "identity", b"x")  # type: ignore[arg-type]
+    with pytest.raises(KeyProblem):
+        keyring.unseal(bad_key, "C1", "identity", b"\0" * 64)  # type: ignore[arg-type]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
+import json
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from childreg.errors import (
     AlreadyExists,
@@ -28,30 +29,18 @@ from childreg.models import (
     ImportRecord,
     PlacementIn,
 )
-from node.keys import KekSource, Keyring, generate_key_file
-from node.records import Registry
+from node.keys import Keyring
+from node.records import (
+    IDENTITY_FIELDS,
+    IMPORT_BATCH,
+    Registry,
+    _canonical_functioning,
+    _canonical_identity,
+    _canonical_strings,
+)
 from node.store.base import RecordStore, StoredAssessment
 from node.store.memory import MemoryStore
-from node.store.sqlcipher import SqlCipherStore
-
-
-@pytest.fixture
-def keyring(tmp_path: Path) -> Keyring:
-    """A keyring made with a key file."""
-    generate_key_file(tmp_path / "kek.key")
-    return Keyring.create(tmp_path / "keyring.json", KekSource.from_key_file(tmp_path / "kek.key"))
-
-
-@pytest.fixture(params=["memory", "sqlcipher"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
-    """Each store implementation, empty."""
-    made: RecordStore = (
-        MemoryStore()
-        if request.param == "memory"
-        else SqlCipherStore.open(tmp_path / "node.db", secrets.token_hex(32), create=True)
-    )
-    yield made
-    made.close()
+from tests.strategies import functioning
 
 
 @pytest.fixture
@@ -356,17 +345,32 @@ def test_import_of_nothing_imports_nothing(registry: Registry) -> None:
     assert registry.import_records([]) == 0
 
 
-def test_import_writes_rows_as_they_come(registry: Registry, store: RecordStore) -> None:
-    """Rows are inserted while the input is consumed, not collected first."""
-    seen: list[bool] = []
+def test_import_writes_rows_a_batch_at_a_time(registry: Registry, store: RecordStore) -> None:
+    """Rows are written a batch at a time while the input is consumed, not collected first."""
+    written: list[int] = []
 
     def rows() -> Iterator[ImportRecord]:
-        yield a_row(2, "C1")
-        seen.append(store.get_child("C1") is not None)
-        yield a_row(3, "C2")
+        for n in range(2 * IMPORT_BATCH + 3):
+            if n % IMPORT_BATCH == 0:
+                written.append(store.child_count())
+            yield a_row(n + 2, f"C{n:04d}")
 
-    assert registry.import_records(rows()) == 2
-    assert seen == [True]
+    assert registry.import_records(rows()) == 2 * IMPORT_BATCH + 3
+    assert written == [0, IMPORT_BATCH, 2 * IMPORT_BATCH]
+    assert store.child_count() == 2 * IMPORT_BATCH + 3
+    last = f"C{2 * IMPORT_BATCH + 2:04d}"
+    assert registry.get_child(last).assessments == (an_assessment(last),)
+
+
+def test_imported_assessment_is_number_1_and_the_next_is_2(
+    registry: Registry, store: RecordStore
+) -> None:
+    """An imported child's assessment opens as number 1; one recorded later is number 2."""
+    registry.import_records([a_row(2, "C1")])
+    assert [a.assessment_id for a in store.assessments("C1")] == [1]
+    later = an_assessment(assessment_date=dt.date(2024, 1, 9), diagnoses=("F90.0",))
+    assert registry.record_assessment(later) == 2
+    assert registry.get_child("C1").assessments == (an_assessment(), later)
 
 
 def test_import_collects_every_violation_and_imports_nothing(
@@ -418,3 +422,128 @@ def test_import_of_only_prevalidated_bad_rows_is_rejected(registry: Registry) ->
         registry.import_records([bad])
     assert info.value.violations == bad
     assert str(info.value).startswith("1 bad rows")
+
+
+def test_import_reports_violations_in_input_order_across_batches(
+    registry: Registry, store: RecordStore
+) -> None:
+    """Violations of pre-checked rows, duplicates and held children stay in input order."""
+    registry.register_child(a_child("OLD", national_id="AZ00000001"))
+    pre_bad = [Violation("child.sex", "unknown sex", 5)]
+    items: list[ImportRecord | Sequence[Violation]] = []
+    for n in range(IMPORT_BATCH + 40):
+        line = n + 2
+        if line == 5:
+            items.append(pre_bad)
+        elif line == IMPORT_BATCH + 1:  # last row of the first batch: held national id
+            items.append(a_row(line, "NEW", national_id="AZ00000001"))
+        elif line == IMPORT_BATCH + 10:  # second batch: id first seen on line 2
+            items.append(a_row(line, "R0", national_id="AZ77777777"))
+        elif line == IMPORT_BATCH + 11:  # second batch: held id, then again
+            items.append(a_row(line, "OLD", national_id="AZ55555555"))
+        elif line == IMPORT_BATCH + 12:
+            items.append(a_row(line, "OLD", national_id="AZ66666666"))
+        else:
+            items.append(a_row(line, f"R{n}"))
+    with pytest.raises(ImportRejected) as info:
+        registry.import_records(items)
+    b = IMPORT_BATCH
+    assert info.value.violations == [
+        *pre_bad,
+        Violation("national_id", "a child with this national_id already exists", b + 1),
+        Violation("child_id", "duplicate child_id (first on line 2)", b + 10),
+        Violation("child_id", "a child with this child_id already exists", b + 11),
+        Violation("child_id", "a child with this child_id already exists", b + 12),
+    ]
+    assert list(store.child_ids()) == ["OLD"]
+
+
+class CountingKeyring:
+    """A keyring that counts the child keys it makes and the fields it seals."""
+
+    def __init__(self, inner: Keyring) -> None:
+        self.inner = inner
+        self.keys_made = 0
+        self.sealed = 0
+
+    def new_child_key(self, child_id: str) -> tuple[bytes, bytes, int]:
+        self.keys_made += 1
+        return self.inner.new_child_key(child_id)
+
+    def seal(self, child_key: bytes, child_id: str, context: str, plaintext: bytes) -> bytes:
+        self.sealed += 1
+        return self.inner.seal(child_key, child_id, context, plaintext)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize(
+    ("first_bad", "sealed_rows"),
+    [("pre-checked", 10), ("held", IMPORT_BATCH)],
+    ids=["pre-checked-row", "held-child"],
+)
+def test_import_stops_sealing_after_the_first_violation_but_keeps_checking(
+    store: RecordStore, keyring: Keyring, first_bad: str, sealed_rows: int
+) -> None:
+    """Once a violation is known no further row is sealed or written; later ones are reported."""
+    Registry(store, keyring).register_child(a_child("OLD", national_id="AZ00000001"))
+    counting = CountingKeyring(keyring)
+    registry = Registry(store, counting)  # type: ignore[arg-type]
+    rows: list[ImportRecord | Sequence[Violation]] = [
+        a_row(n + 2, f"C{n}") for n in range(3 * IMPORT_BATCH)
+    ]
+    if first_bad == "pre-checked":  # known on arrival: the rows before it were sealed
+        rows[10] = first = [Violation("child.sex", "unknown sex", 12)]
+    else:  # known when its batch is checked: that batch was sealed, nothing after it
+        rows[10] = a_row(12, "OLD", national_id="AZ10000001")
+        first = [Violation("child_id", "a child with this child_id already exists", 12)]
+    rows[-1] = a_row(3 * IMPORT_BATCH + 1, "C0", national_id="AZ99999999")
+    with pytest.raises(ImportRejected) as info:
+        registry.import_records(rows)
+    assert info.value.violations == [
+        *first,
+        Violation("child_id", "duplicate child_id (first on line 2)", 3 * IMPORT_BATCH + 1),
+    ]
+    assert counting.keys_made == sealed_rows
+    assert counting.sealed == sealed_rows * 6  # identity and five assessment fields per row
+    assert list(store.child_ids()) == ["OLD"]
+
+
+_IDENTITY_TEXT = st.text(max_size=12) | st.sampled_from(["", 'é"\\\u2028\x00', "Məmmədova"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    given_name=_IDENTITY_TEXT,
+    national_id=st.none() | st.just("AZ12345678"),
+    guardian_name=st.none() | _IDENTITY_TEXT,
+    strings=st.lists(_IDENTITY_TEXT, max_size=4),
+    functioning=functioning(),
+)
+def test_canonical_json_helpers_match_json_dumps(
+    given_name: str,
+    national_id: str | None,
+    guardian_name: str | None,
+    strings: list[str],
+    functioning: tuple[FunctioningItem, ...],
+) -> None:
+    """The fast canonical-JSON builders give exactly json.dumps with sorted keys, compact, UTF-8."""
+
+    def canonical(value: Any) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
+
+    child = ChildIn.model_construct(  # unvalidated: any text, the encoder must cope
+        **(
+            a_child().model_dump()
+            | {"given_name": given_name, "national_id": national_id, "guardian_name": guardian_name}
+        )
+    )
+    identity = {name: getattr(child, name) for name in IDENTITY_FIELDS}
+    assert _canonical_identity(child) == canonical(identity)
+    assert _canonical_strings(strings) == canonical(strings)
+    assert _canonical_functioning(functioning) == canonical(
+        [[f.domain, f.level] for f in functioning]
+    )

@@ -1,4 +1,4 @@
-"""SQLCipher-specific behaviour of the node's store: keys, authorizer, pragmas, migrations, disk."""
+"""SQLCipher-specific store behaviour: keys, authorizer, pragmas, reader, migrations, disk."""
 
 from __future__ import annotations
 
@@ -6,20 +6,26 @@ import datetime as dt
 import secrets
 import sqlite3
 import stat
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlcipher3
 
-from childreg.errors import FailedPrecondition, KeyProblem
+from childreg import codes
+from childreg.errors import AlreadyExists, FailedPrecondition, KeyProblem
 from childreg.models import AssessmentIn, ChildIn, FunctioningItem, PlacementIn
 from node.keys import KekSource, Keyring, generate_key_file
 from node.records import Registry
 from node.store import migrations
-from node.store.base import StoredChild
-from node.store.sqlcipher import SqlCipherStore, _authorize, _count_sql
+from node.store.base import StoredChild, StoredImport, StoredPlacement
+from node.store.sqlcipher import SqlCipherStore, _count_sql, _pack, _unpack
+
+T = TypeVar("T")
+YEAR = "2023/24"
+REF = codes.reference_date(YEAR)
 
 
 @pytest.fixture
@@ -179,14 +185,27 @@ def test_sqlcipher_other_than_4_is_refused(
         SqlCipherStore.open(db_path, key_hex, create=True)
 
 
-def test_connection_pragmas_are_set(store: SqlCipherStore) -> None:
-    """WAL, synchronous FULL, secure_delete, in-memory temp store and foreign keys are on."""
-    conn = store._conn
+@pytest.mark.parametrize("which", ["writer", "reader"])
+def test_connection_pragmas_are_set(store: SqlCipherStore, which: str) -> None:
+    """Both connections: WAL, synchronous FULL, secure_delete, memory temp, FKs, 8 MiB cache."""
+    conn = store._conn if which == "writer" else store._reader
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
     assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA cache_size").fetchone()[0] == -8192
+    assert conn.execute("PRAGMA query_only").fetchone()[0] == (which == "reader")
+
+
+def test_reader_connection_cannot_write(store: SqlCipherStore) -> None:
+    """The reader connection refuses writes (query_only), so only the writer changes the file."""
+    with pytest.raises(sqlcipher3.OperationalError, match="readonly"):
+        store._reader.execute("DELETE FROM child")
+    store.insert_child(a_child())
+    with pytest.raises(sqlcipher3.OperationalError, match="readonly"):
+        store._reader.execute("UPDATE child SET sex = 'female'")
+    assert store.get_child("C1") == a_child()
 
 
 def test_close_truncates_the_wal_and_is_idempotent(store: SqlCipherStore, db_path: Path) -> None:
@@ -201,63 +220,279 @@ def test_close_truncates_the_wal_and_is_idempotent(store: SqlCipherStore, db_pat
 # --- authorizer ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "ATTACH DATABASE ':memory:' AS plain",
-        "ATTACH DATABASE '{dir}/plain.db' AS plain KEY ''",
-        "DETACH DATABASE main",
-        "VACUUM INTO '{dir}/copy.db'",
-        "SELECT sqlcipher_export('main')",
-        "SELECT SQLCipher_Export('main')",
-        "PRAGMA key = 'x'",
-        "PRAGMA main.rekey = 'x'",
-        "PRAGMA hexkey = 'abcd'",
-        "PRAGMA hexrekey = 'abcd'",
-        "PRAGMA KEY = 'x'",
-        "PRAGMA cipher_version",
-        "PRAGMA cipher_compatibility = 3",
-        "PRAGMA cipher_plaintext_header_size = 32",
-        "PRAGMA Cipher_Page_Size = 1024",
-    ],
-)
-def test_authorizer_denies_copying_rekeying_and_cipher_pragmas(
-    store: SqlCipherStore, sql: str, tmp_path: Path
+DENIED_SQL = [
+    # copying the data out, re-keying, unlocking
+    "ATTACH DATABASE ':memory:' AS plain",
+    "ATTACH DATABASE '{dir}/plain.db' AS plain KEY ''",
+    "DETACH DATABASE main",
+    "VACUUM INTO '{dir}/copy.db'",
+    "SELECT sqlcipher_export('main')",
+    "SELECT SQLCipher_Export('main')",
+    "PRAGMA key = 'x'",
+    "PRAGMA main.rekey = 'x'",
+    "PRAGMA hexkey = 'abcd'",
+    "PRAGMA hexrekey = 'abcd'",
+    "PRAGMA KEY = 'x'",
+    "PRAGMA cipher_version",
+    "PRAGMA cipher_compatibility = 3",
+    "PRAGMA cipher_plaintext_header_size = 32",
+    "PRAGMA Cipher_Page_Size = 1024",
+    # weakening the settings made at open
+    "PRAGMA secure_delete = OFF",
+    "PRAGMA secure_delete = FAST",
+    "PRAGMA temp_store = FILE",
+    "PRAGMA journal_mode = DELETE",
+    "PRAGMA main.journal_mode = MEMORY",
+    "PRAGMA writable_schema = ON",
+    "PRAGMA synchronous = OFF",
+    "PRAGMA foreign_keys = OFF",
+    "PRAGMA query_only = OFF",
+    "PRAGMA cache_size = -1000000",
+    "PRAGMA mmap_size = 268435456",
+    "PRAGMA trusted_schema = ON",
+    "PRAGMA wal_autocheckpoint = 0",
+    # changing the schema (migrations run before the authorizer is installed)
+    "CREATE TABLE t(x)",
+    "CREATE TEMP TABLE t(x)",
+    "CREATE INDEX i ON child(sex)",
+    "CREATE VIEW v AS SELECT child_id FROM child",
+    "CREATE TEMP VIEW v AS SELECT 1",
+    "CREATE TRIGGER tr AFTER INSERT ON child BEGIN SELECT 1; END",
+    "CREATE TEMP TRIGGER tr AFTER INSERT ON child BEGIN SELECT 1; END",
+    "CREATE VIRTUAL TABLE v USING fts5(x)",
+    "CREATE VIRTUAL TABLE r USING rtree(id, lo, hi)",
+    "DROP TABLE placement",
+    "DROP INDEX child_categories",
+    "ALTER TABLE child ADD COLUMN note TEXT",
+    "ALTER TABLE child RENAME TO kid",
+    "REINDEX",
+    "ANALYZE",
+]
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> Iterator[Any]:
+    """A keyed connection without the authorizer to another database with the node's schema."""
+    key = secrets.token_hex(32)
+    SqlCipherStore.open(tmp_path / "control.db", key, create=True).close()
+    conn = raw_connection(tmp_path / "control.db", key)
+    yield conn
+    conn.close()
+
+
+def service_state(conn: Any) -> tuple[object, ...]:
+    """What a denied statement must leave unchanged: the schema and the connection settings."""
+    return (
+        conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall(),
+        *(
+            conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in (
+                "journal_mode",
+                "secure_delete",
+                "temp_store",
+                "synchronous",
+                "foreign_keys",
+            )
+        ),
+        conn.execute("PRAGMA cache_size").fetchone()[0],
+        conn.execute("PRAGMA query_only").fetchone()[0],
+    )
+
+
+@pytest.mark.parametrize("which", ["writer", "reader"])
+@pytest.mark.parametrize("sql", DENIED_SQL)
+def test_authorizer_denies_copying_rekeying_weakening_and_schema_changes(
+    store: SqlCipherStore, control: Any, sql: str, which: str, tmp_path: Path
 ) -> None:
-    """The service connection refuses ATTACH, DETACH, export, key and cipher pragmas."""
+    """Each service connection refuses the statement, which works or fails otherwise unguarded."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     statement = sql.format(dir=scratch)
     # Without the authorizer SQLite does not say "not authorized" (so the test can fail).
-    other = raw_connection(tmp_path / "other.db", secrets.token_hex(32))
     error = ""
     try:
-        other.execute(statement)
+        control.execute(statement)
     except sqlcipher3.DatabaseError as exc:
         error = str(exc)
-    finally:
-        other.close()
-    assert "authoriz" not in error
+    assert "not authorized" not in error
+    assert "authorization denied" not in error
     for leftover in scratch.iterdir():
         leftover.unlink()
+    conn = store._conn if which == "writer" else store._reader
+    before = service_state(conn)
     with pytest.raises(sqlcipher3.DatabaseError, match=r"not authorized|authorization denied"):
-        store._conn.execute(statement)
+        conn.execute(statement)
+    assert service_state(conn) == before
     assert list(scratch.iterdir()) == []
-
-
-def test_authorizer_denies_load_extension() -> None:
-    """The authorizer denies the load_extension function in any letter case."""
-    for name in ("load_extension", "LOAD_EXTENSION"):
-        assert _authorize(sqlcipher3.SQLITE_FUNCTION, None, name) == sqlcipher3.SQLITE_DENY
-    assert _authorize(sqlcipher3.SQLITE_FUNCTION, None, "count") == sqlcipher3.SQLITE_OK
-
-
-def test_authorizer_allows_ordinary_work(store: SqlCipherStore) -> None:
-    """Ordinary queries, transactions and non-key pragmas still work under the authorizer."""
     store.insert_child(a_child())
-    assert store._conn.execute("SELECT count(*) FROM child").fetchone()[0] == 1
-    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 0
-    store._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    assert store.get_child("C1") == a_child()
+
+
+@pytest.mark.parametrize("which", ["writer", "reader"])
+def test_authorizer_denies_load_extension_even_when_loading_is_enabled(
+    store: SqlCipherStore, control: Any, which: str, tmp_path: Path
+) -> None:
+    """load_extension is refused by the authorizer, not only by extension loading being off."""
+    statement = f"SELECT load_extension('{tmp_path / 'no-such-library'}')"
+    control.enable_load_extension(True)
+    with pytest.raises(sqlcipher3.OperationalError) as unguarded:
+        control.execute(statement)
+    assert "not authorized" not in str(unguarded.value)  # it tried to load the file
+    conn = store._conn if which == "writer" else store._reader
+    conn.enable_load_extension(True)
+    try:
+        for name in ("load_extension", "LOAD_EXTENSION"):
+            with pytest.raises(sqlcipher3.DatabaseError, match="not authorized"):
+                conn.execute(statement.replace("load_extension", name))
+    finally:
+        conn.enable_load_extension(False)
+
+
+@pytest.mark.parametrize("which", ["writer", "reader"])
+def test_authorizer_allows_ordinary_work(store: SqlCipherStore, which: str) -> None:
+    """Row reads, transactions, savepoints, setting reads and checkpoints pass the authorizer."""
+    store.insert_child(a_child())
+    conn = store._conn if which == "writer" else store._reader
+    conn.execute("BEGIN")
+    conn.execute("SAVEPOINT s")
+    assert conn.execute("SELECT count(*), max(sex) FROM child").fetchone() == (1, "male")
+    conn.execute("RELEASE s")
+    conn.execute("COMMIT")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert conn.execute("SELECT * FROM pragma_journal_mode").fetchone()[0] == "wal"
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+# --- the reader connection: reads do not wait for an open write -----------------------
+
+
+def placed(child_id: str) -> StoredImport:
+    """A new male child placed in 2023/24, for insert_new_children."""
+    return StoredImport(a_child(child_id), StoredPlacement(child_id, YEAR, "preschool", None))
+
+
+def run_while_a_block_is_open(
+    store: SqlCipherStore, write: Callable[[], object], read: Callable[[], T]
+) -> tuple[bool, list[T], list[BaseException]]:
+    """Open atomic() in one thread, ``write`` in it, run ``read`` in another, then commit.
+
+    Returns whether ``read`` finished while the block was still open, its result, and any
+    error of the writing thread. Events synchronise; timeouts only bound a failing test.
+    """
+    opened, release, read_done = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    results: list[T] = []
+
+    def writer() -> None:
+        try:
+            with store.atomic():
+                write()
+                opened.set()
+                release.wait(timeout=60)
+        except BaseException as exc:  # reported to the test
+            errors.append(exc)
+            opened.set()
+
+    def reader() -> None:
+        results.append(read())
+        read_done.set()
+
+    writing = threading.Thread(target=writer)
+    writing.start()
+    assert opened.wait(timeout=60)
+    reading = threading.Thread(target=reader)
+    reading.start()
+    finished_first = read_done.wait(timeout=10)
+    release.set()
+    writing.join(timeout=60)
+    reading.join(timeout=60)
+    assert not writing.is_alive()
+    assert not reading.is_alive()
+    return finished_first, results, errors
+
+
+def test_count_from_another_thread_does_not_wait_for_an_open_block(store: SqlCipherStore) -> None:
+    """count_table from another thread completes during an open atomic() with committed counts."""
+    store.insert_new_children([placed("C0")])
+    inside: list[dict[tuple[str, ...], int]] = []
+
+    def write() -> None:
+        store.insert_new_children([placed("C1"), placed("C2")])
+        inside.append(store.count_table(YEAR, REF, ["sex"]))  # the writer sees its own rows
+
+    finished_first, counts, errors = run_while_a_block_is_open(
+        store, write, lambda: store.count_table(YEAR, REF, ["sex"])
+    )
+    assert errors == []
+    assert finished_first
+    assert counts == [{("male",): 1}]
+    assert inside == [{("male",): 3}]
+    assert store.count_table(YEAR, REF, ["sex"]) == {("male",): 3}
+
+
+def test_registry_get_child_does_not_wait_for_an_open_block(
+    store: SqlCipherStore, tmp_path: Path
+) -> None:
+    """Registry.get_child from another thread completes while an import's block is open."""
+    generate_key_file(tmp_path / "kek.key")
+    keyring = Keyring.create(tmp_path / "kr.json", KekSource.from_key_file(tmp_path / "kek.key"))
+    registry = Registry(store, keyring)
+    child = ChildIn(
+        child_id="C1",
+        given_name="Aysel",
+        family_name="Aliyeva",
+        date_of_birth=dt.date(2016, 4, 2),
+        sex="female",
+        district="nasimi",
+    )
+    registry.register_child(child)
+    finished_first, views, errors = run_while_a_block_is_open(
+        store, lambda: store.insert_child(a_child("C2")), lambda: registry.get_child("C1")
+    )
+    assert errors == []
+    assert finished_first
+    assert [v.child for v in views] == [child]
+
+
+def test_read_view_is_one_snapshot_while_another_thread_commits(store: SqlCipherStore) -> None:
+    """Inside a read view, writes committed by another thread stay invisible until it ends."""
+    store.insert_child(a_child("C1"))
+    with store.read_view():
+        assert store.child_count() == 1
+        other = threading.Thread(target=lambda: store.insert_new_children([placed("C2")]))
+        other.start()
+        other.join(timeout=60)
+        assert not other.is_alive()
+        assert store.child_count() == 1
+        assert store.get_child("C2") is None
+        assert store.count_table(YEAR, REF, ["sex"]) == {}
+    assert store.child_count() == 2
+    assert store.count_table(YEAR, REF, ["sex"]) == {("male",): 1}
+
+
+def test_failed_bulk_insert_leaves_the_surrounding_transaction_intact(
+    store: SqlCipherStore,
+) -> None:
+    """A refused insert_new_children rolls back only its savepoint, and the block commits."""
+    store.insert_child(a_child("C1"))
+    with store.atomic():
+        store.insert_new_children([placed("C2")])
+        with pytest.raises(AlreadyExists):
+            store.insert_new_children([placed("C3"), placed("C1")])
+        assert store._conn.in_transaction
+    assert list(store.child_ids()) == ["C1", "C2"]
+    assert store.placements("C3") == []
+
+
+def test_sealed_fields_blob_layout_is_unchanged() -> None:
+    """Assessment fields are packed as (u16 name length, name, u32 length, value)* by name."""
+    fields = {"supports": b"\x00s", "diagnoses": b"", "é": b"xyz"}
+    assert _pack(fields) == (
+        b"\x00\x09diagnoses\x00\x00\x00\x00"
+        b"\x00\x08supports\x00\x00\x00\x02\x00s"
+        b"\x00\x02\xc3\xa9\x00\x00\x00\x03xyz"
+    )
+    assert _unpack(_pack(fields)) == fields
 
 
 # --- migrations ------------------------------------------------------------------------

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytest
 
 from childreg import codes
 from childreg.errors import FailedPrecondition
 from childreg.models import CareSettingIn, ChildIn, ImportRecord, PlacementIn, TableQuery
-from node.keys import KekSource, Keyring, generate_key_file
+from node.keys import Keyring
 from node.records import Registry
 from node.statistics import count_vector
 from node.store.base import RecordStore
 from node.store.memory import MemoryStore
-from node.store.sqlcipher import SqlCipherStore
 
 
 class FixedCounts(MemoryStore):
@@ -33,25 +30,6 @@ class FixedCounts(MemoryStore):
     ) -> dict[tuple[str, ...], int]:
         self.asked.append((academic_year, reference_date, tuple(dimensions)))
         return self.counts
-
-
-@pytest.fixture
-def keyring(tmp_path: Path) -> Keyring:
-    """A keyring made with a key file."""
-    generate_key_file(tmp_path / "kek.key")
-    return Keyring.create(tmp_path / "keyring.json", KekSource.from_key_file(tmp_path / "kek.key"))
-
-
-@pytest.fixture(params=["memory", "sqlcipher"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
-    """Each store implementation, empty."""
-    made: RecordStore = (
-        MemoryStore()
-        if request.param == "memory"
-        else SqlCipherStore.open(tmp_path / "node.db", secrets.token_hex(32), create=True)
-    )
-    yield made
-    made.close()
 
 
 def query(*dimensions: str, year: str = "2023/24") -> TableQuery:
