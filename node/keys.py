@@ -24,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -34,6 +33,7 @@ import nacl.exceptions
 import nacl.pwhash
 
 from childreg.errors import KeyProblem
+from childreg.secretfile import write_private
 
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -235,25 +235,6 @@ def _kek_for(source: KekSource, kdf: KdfParams | None) -> Kek:
     return Kek(read_key_file(source.key_file))
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -298,7 +279,7 @@ class Keyring:
             "db_key": _b64(kek.wrap(keyring._db_key, _DB_KEY_AD)),
             "lookup_key": _b64(kek.wrap(keyring._lookup_key, _LOOKUP_KEY_AD)),
         }
-        _write_atomically(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+        write_private(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
         return keyring
 
     @classmethod

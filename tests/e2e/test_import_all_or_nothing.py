@@ -93,6 +93,12 @@ def write(path: Path, header: list[str], rows: list[dict[str, str]]) -> Path:
     return path
 
 
+def records_of(source: Path, tmp_path: Path, start: int, stop: int) -> list[ImportRecord]:
+    """Validated records ``start``..``stop`` (0-based data rows) of a CSV file."""
+    head = trim(source, tmp_path / f"first-{stop}.csv", stop)
+    return [r for r in csvformat.iter_rows(head) if isinstance(r, ImportRecord)][start:stop]
+
+
 def ids_in(path: Path) -> list[str]:
     return [r.child.child_id for r in csvformat.iter_rows(path) if isinstance(r, ImportRecord)]
 
@@ -169,11 +175,7 @@ def test_node_revalidates_a_stream_that_skipped_the_local_check(
 ) -> None:
     """A client streaming a bad record directly gets INVALID_ARGUMENT naming its line."""
     fed, source = node
-    records = [
-        r
-        for r in csvformat.iter_rows(trim(source, tmp_path / "s.csv", 50))
-        if isinstance(r, ImportRecord)
-    ][40:45]
+    records = records_of(source, tmp_path, 40, 45)
     messages = [import_record_to_proto(r) for r in records]
     messages[2].child.sex = "unknown"
     ids = [r.child.child_id for r in records]
@@ -198,11 +200,7 @@ def test_a_stream_cut_off_mid_way_changes_nothing(
 ) -> None:
     """A client that sends some batches then stalls past its deadline leaves the node unchanged."""
     fed, source = node
-    records = [
-        r
-        for r in csvformat.iter_rows(trim(source, tmp_path / "s.csv", 120))
-        if isinstance(r, ImportRecord)
-    ][100:120]
+    records = records_of(source, tmp_path, 100, 120)
     ids = [r.child.child_id for r in records]
     before = snapshot(fed, ids)
     released = threading.Event()
