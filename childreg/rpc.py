@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -21,7 +21,15 @@ import structlog
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from childreg.errors import ChildregError, InvalidInput, Violation, status_for
+from childreg.authz import Authorizer
+from childreg.errors import (
+    ChildregError,
+    InvalidInput,
+    PermissionDenied,
+    Unauthenticated,
+    Violation,
+    status_for,
+)
 from childreg.pki import IdentityFiles
 
 log = structlog.get_logger("childreg.rpc")
@@ -76,16 +84,17 @@ def make_server(
     *,
     tls: TlsMaterial,
     bind: str,
+    authorizer: Authorizer,
     max_workers: int = 8,
-    interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
 ) -> tuple[grpc.Server, int]:
     """Build a started mutual-TLS server with limits; returns it and the bound port.
 
+    Every call is authorized by ``authorizer`` before its handler runs (deny by default).
     ``bind`` may use port 0 to let the OS choose a free port.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[BoundaryInterceptor(), *interceptors],
+        interceptors=[BoundaryInterceptor(authorizer)],
         options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=max_workers * 8,
     )
@@ -170,7 +179,10 @@ else:
 
 
 class BoundaryInterceptor(_Interceptor):
-    """Translate errors at the boundary and log one line per RPC (no contents)."""
+    """Authorize, translate errors at the boundary, and log one line per RPC (no contents)."""
+
+    def __init__(self, authorizer: Authorizer) -> None:
+        self._authorizer = authorizer
 
     def intercept_service(
         self,
@@ -187,6 +199,7 @@ class BoundaryInterceptor(_Interceptor):
                 start = time.perf_counter()
                 code = "OK"
                 try:
+                    self._authorizer.check(method, context)
                     _require_deadline(context)
                     return fn(request, context)
                 except Exception as exc:
@@ -199,6 +212,7 @@ class BoundaryInterceptor(_Interceptor):
                 start = time.perf_counter()
                 code = "OK"
                 try:
+                    self._authorizer.check(method, context)
                     _require_deadline(context)
                     yield from fn(request, context)
                 except Exception as exc:
@@ -237,6 +251,9 @@ def _require_deadline(context: grpc.ServicerContext) -> None:
 
 
 def _log_failure(method: str, context: grpc.ServicerContext, exc: BaseException) -> str:
+    if isinstance(exc, PermissionDenied | Unauthenticated):
+        # Reasons are about certificates and roles, never about records.
+        log.warning("rpc.denied", method=method, peer=peer_identity(context), reason=str(exc))
     if isinstance(exc, ChildregError):
         return status_for(exc).name
     if _already_aborted(context):

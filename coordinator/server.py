@@ -9,6 +9,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from childreg.authz import Authorizer
 from childreg.pki import IdentityFiles
 from childreg.rpc import TlsMaterial, make_server, secure_channel
 from childreg.service import bound_address, wait_for_signal, write_ready_file
@@ -59,7 +60,11 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
     server, port = make_server(
-        register, tls=tls, bind=config.listen, max_workers=config.max_workers
+        register,
+        tls=tls,
+        bind=config.listen,
+        authorizer=Authorizer(config.federation),
+        max_workers=config.max_workers,
     )
     for service in ("", *SERVICES):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)

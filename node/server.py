@@ -14,6 +14,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from childreg.authz import Authorizer
 from childreg.errors import FailedPrecondition, KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.rpc import TlsMaterial, make_server
@@ -88,7 +89,9 @@ def start_node(config: NodeConfig) -> NodeApp:
     store, keyring = open_node(config)
     try:
         registry = Registry(store, keyring)
-        tls = TlsMaterial.from_dir(IdentityFiles(config.identity_dir))
+        identity = IdentityFiles(config.identity_dir)
+        tls = TlsMaterial.from_dir(identity)
+        authorizer = Authorizer(identity.spiffe_id().federation, department=config.department_id)
         health_servicer = health.HealthServicer()
 
         def register(server: grpc.Server) -> None:
@@ -99,7 +102,11 @@ def start_node(config: NodeConfig) -> NodeApp:
             health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
         server, port = make_server(
-            register, tls=tls, bind=config.listen, max_workers=config.max_workers
+            register,
+            tls=tls,
+            bind=config.listen,
+            authorizer=authorizer,
+            max_workers=config.max_workers,
         )
     except BaseException:
         store.close()

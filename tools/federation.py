@@ -94,7 +94,7 @@ class LocalFederation:
                 dns_names=(server_name, *loopback["dns_names"]),
                 ip_addresses=loopback["ip_addresses"],
             )
-            ca.issue("department-staff", f"{plan.id}-staff", self.identity(f"staff-{plan.id}"))
+            ca.issue("department-staff", f"{plan.id}.registrar", self.identity(f"staff-{plan.id}"))
             self.nodes[plan.id] = self._layout_node(plan, server_name)
         self.say(f"initialised {len(self.departments)} encrypted node stores")
 
@@ -229,6 +229,11 @@ class LocalFederation:
         """How the department's staff reach their node."""
         node = self.nodes[dept]
         return Endpoint(node.address, self.identity(f"staff-{dept}"), node.server_name, timeout)
+
+    def node_endpoint_as(self, dept: str, identity: str, timeout: float = 30.0) -> Endpoint:
+        """A department's node reached with another party's identity (e.g. 'coordinator')."""
+        node = self.nodes[dept]
+        return Endpoint(node.address, self.identity(identity), node.server_name, timeout)
 
     def statistician_endpoint(self, timeout: float = 60.0) -> Endpoint:
         """How a national statistician reaches the coordinator."""

@@ -58,6 +58,7 @@ def snapshot(fed: LocalFederation, ids: list[str]) -> tuple[list[bytes], list[in
     with fed.staff_endpoint(dept).channel() as channel:
         records = pb_grpc.RecordsServiceStub(channel)
         children = [child_bytes(records, cid) for cid in ids]
+    with fed.node_endpoint_as(dept, "coordinator").channel() as channel:
         table = spb_grpc.StatisticsServiceStub(channel).CountTable(
             spb.TableRequest(
                 academic_year="2023/24", dimensions=["education_form", "sex", "district"]

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from childreg import codes
+from childreg.authz import Authorizer
 from childreg.models import TableQuery
 from childreg.rpc import make_server, secure_channel
 from childreg.v1 import statistics_pb2 as spb
@@ -69,6 +70,7 @@ def departments(issue: IssueFn) -> Iterator[dict[str, tuple[FakeDepartment, str]
             partial(spb_grpc.add_StatisticsServiceServicer_to_server, fake),
             tls=tls(issue("node", name)),
             bind="127.0.0.1:0",
+            authorizer=Authorizer(FEDERATION),
         )
         servers.append(server)
         out[name] = (fake, f"127.0.0.1:{port}")
@@ -152,6 +154,7 @@ def test_a_department_refusing_the_question_is_named_missing(issue: IssueFn) -> 
         lambda s: spb_grpc.add_StatisticsServiceServicer_to_server(Refusing(), s),
         tls=tls(issue("node", "strict")),
         bind="127.0.0.1:0",
+        authorizer=Authorizer(FEDERATION),
     )
     try:
         material = tls(issue("coordinator", "national"))

@@ -10,6 +10,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from childreg.authz import Authorizer
 from childreg.errors import InvalidInput, NotFound, Violation
 from childreg.pki import CertificateAuthority
 from childreg.rpc import (
@@ -68,6 +69,7 @@ def server_address(issue: IssueFn) -> Iterator[str]:
         lambda s: pb_grpc.add_RecordsServiceServicer_to_server(Exploding(), s),
         tls=tls(issue("node", "alpha")),
         bind="127.0.0.1:0",
+        authorizer=Authorizer(FEDERATION, department="alpha"),
     )
     yield f"127.0.0.1:{port}"
     server.stop(None)
@@ -81,7 +83,7 @@ def stub_for(
 
 def test_invalid_input_carries_field_violations(server_address: str, issue: IssueFn) -> None:
     """InvalidInput becomes INVALID_ARGUMENT with every violation recoverable by the client."""
-    stub = stub_for(server_address, tls(issue("department-staff", "alpha-staff")))
+    stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
     with pytest.raises(grpc.RpcError) as info:
         stub.RegisterChild(pb.Child(), timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -93,7 +95,7 @@ def test_invalid_input_carries_field_violations(server_address: str, issue: Issu
 
 def test_domain_error_maps_through_status_table(server_address: str, issue: IssueFn) -> None:
     """NotFound raised by a handler reaches the client as NOT_FOUND with its public message."""
-    stub = stub_for(server_address, tls(issue("department-staff", "alpha-staff")))
+    stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
     with pytest.raises(grpc.RpcError) as info:
         stub.GetChild(pb.ChildRef(child_id="c1"), timeout=5)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
@@ -102,7 +104,7 @@ def test_domain_error_maps_through_status_table(server_address: str, issue: Issu
 
 def test_unexpected_error_is_internal_without_detail(server_address: str, issue: IssueFn) -> None:
     """An unexpected exception becomes INTERNAL; its message reaches neither peer nor log."""
-    stub = stub_for(server_address, tls(issue("department-staff", "alpha-staff")))
+    stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
     with capture_logs() as logs, pytest.raises(grpc.RpcError) as info:
         stub.UpdateChild(pb.Child(), timeout=5)
     assert info.value.code() == grpc.StatusCode.INTERNAL
@@ -113,13 +115,13 @@ def test_unexpected_error_is_internal_without_detail(server_address: str, issue:
 
 def test_one_log_line_per_rpc_with_caller_identity(server_address: str, issue: IssueFn) -> None:
     """Each RPC logs method, verified caller identity, status and duration, and nothing else."""
-    stub = stub_for(server_address, tls(issue("department-staff", "alpha-staff")))
+    stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
     with capture_logs() as logs:
         stub.RecordPlacement(pb.Placement(child_id="c-secret-1"), timeout=5)
     lines = [e for e in logs if e["event"] == "rpc"]
     assert len(lines) == 1
     line = lines[0]
-    assert line["peer"] == f"spiffe://{FEDERATION}/department-staff/alpha-staff"
+    assert line["peer"] == f"spiffe://{FEDERATION}/department-staff/alpha.staff"
     assert line["method"] == "/childreg.v1.RecordsService/RecordPlacement"
     assert line["status"] == "OK"
     assert set(line) == {"event", "log_level", "method", "peer", "status", "duration_ms"}
@@ -158,7 +160,7 @@ def test_client_from_another_ca_is_refused(
 def test_server_name_is_pinned(server_address: str, issue: IssueFn) -> None:
     """A client expecting another node's name refuses this server's certificate."""
     stub = stub_for(
-        server_address, tls(issue("department-staff", "alpha-staff")), f"beta.node.{FEDERATION}"
+        server_address, tls(issue("department-staff", "alpha.staff")), f"beta.node.{FEDERATION}"
     )
     with pytest.raises(grpc.RpcError) as info:
         stub.RecordPlacement(pb.Placement(), timeout=5)
@@ -175,7 +177,7 @@ def test_tls_material_repr_hides_keys(issue: IssueFn) -> None:
 
 def test_calls_without_a_deadline_are_refused(server_address: str, issue: IssueFn) -> None:
     """A call with no deadline, or one beyond the maximum, is refused before the handler runs."""
-    stub = stub_for(server_address, tls(issue("department-staff", "alpha-staff")))
+    stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
     for timeout in (None, MAX_DEADLINE_SECONDS * 2):
         with pytest.raises(grpc.RpcError) as info:
             stub.RecordPlacement(pb.Placement(), timeout=timeout)
@@ -188,7 +190,7 @@ def test_thousands_of_violations_fit_the_metadata_limit(
     server_address: str, issue: IssueFn
 ) -> None:
     """5000 violations arrive as INVALID_ARGUMENT with a readable prefix and a count of the rest."""
-    stub = stub_for(server_address, tls(issue("department-staff", "alpha-staff")))
+    stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
     with pytest.raises(grpc.RpcError) as info:
         stub.GetChild(pb.ChildRef(child_id="many"), timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

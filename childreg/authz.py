@@ -1,0 +1,130 @@
+"""Who may call what: the one table from RPC method to allowed roles, and its enforcement.
+
+Deny by default: a method missing from :data:`RULES` is refused for everyone. Every call
+is checked before its handler runs, from the caller's verified certificate:
+
+- the certificate carries exactly one URI SAN, a SPIFFE id of this federation;
+- it is meant for client use (EKU clientAuth);
+- the caller's role is allowed for the method;
+- on a department's node, department staff must belong to that department: their id is
+  ``<department_id>.<person>`` (e.g. ``spiffe://az.childreg/department-staff/baku.registrar-1``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, cast
+
+import grpc
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from childreg.errors import InvalidInput, PermissionDenied, Unauthenticated
+from childreg.pki import ROLES, SpiffeId, spiffe_id_of
+
+STAFF: Final = "department-staff"
+_RECORDS = "/childreg.v1.RecordsService/"
+_HEALTH = "/grpc.health.v1.Health/"
+
+#: The single authorization table: full gRPC method name -> roles allowed to call it.
+RULES: Final[Mapping[str, frozenset[str]]] = {
+    **{
+        _RECORDS + m: frozenset({STAFF})
+        for m in (
+            "RegisterChild",
+            "UpdateChild",
+            "RecordPlacement",
+            "RecordCareSetting",
+            "RecordAssessment",
+            "GetChild",
+            "BulkImport",
+        )
+    },
+    "/childreg.v1.StatisticsService/CountTable": frozenset({"coordinator"}),
+    "/childreg.v1.NationalStatisticsService/NationalTable": frozenset({"statistician"}),
+    # Supervisors (systemd, Kubernetes probes) hold an identity too; health says nothing else.
+    _HEALTH + "Check": frozenset(ROLES),
+    _HEALTH + "Watch": frozenset(ROLES),
+}
+
+#: Methods whose callers, when department staff, must belong to the serving department.
+DEPARTMENT_SCOPED: Final = frozenset(m for m in RULES if m.startswith(_RECORDS))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A verified caller: its identity and its certificate's serial number."""
+
+    spiffe: SpiffeId
+    serial: int
+
+
+class Authorizer:
+    """Checks each call against :data:`RULES` for one server of one federation."""
+
+    def __init__(
+        self,
+        federation: str,
+        *,
+        department: str | None = None,
+        rules: Mapping[str, frozenset[str]] = RULES,
+    ) -> None:
+        self._federation = federation
+        self._department = department
+        self._rules = rules
+        self._certs: OrderedDict[bytes, Caller | str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, method: str, context: grpc.ServicerContext) -> Caller:
+        """The verified caller, or PermissionDenied/Unauthenticated with the reason."""
+        caller = self.caller(context)
+        allowed = self._rules.get(method, frozenset())
+        if caller.spiffe.role not in allowed:
+            raise PermissionDenied(f"the role {caller.spiffe.role} may not call this method")
+        if (
+            method in DEPARTMENT_SCOPED
+            and caller.spiffe.role == STAFF
+            and self._department is not None
+            and caller.spiffe.ident.split(".", 1)[0] != self._department
+        ):
+            raise PermissionDenied("department staff may only use their own department's node")
+        return caller
+
+    def caller(self, context: grpc.ServicerContext) -> Caller:
+        """Identify the caller from its verified certificate (cached per certificate)."""
+        auth = cast(Mapping[str, list[bytes]], context.auth_context())
+        pems = auth.get("x509_pem_cert") or []
+        if not pems:
+            raise Unauthenticated("a client certificate is required")
+        pem = pems[0]
+        with self._lock:
+            known = self._certs.get(pem)
+        if known is None:
+            known = self._inspect(pem)
+            with self._lock:
+                self._certs[pem] = known
+                while len(self._certs) > 1024:
+                    self._certs.popitem(last=False)
+        if isinstance(known, str):
+            raise PermissionDenied(known)
+        return known
+
+    def _inspect(self, pem: bytes) -> Caller | str:
+        """A Caller, or the reason the certificate is not acceptable here."""
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+            spiffe = spiffe_id_of(cert)
+        except (ValueError, InvalidInput) as exc:
+            return f"the client certificate has no acceptable identity ({exc})"
+        if spiffe.federation != self._federation:
+            return "the client certificate belongs to another federation"
+        try:
+            usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            return "the client certificate is not for client authentication"
+        if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+            return "the client certificate is not for client authentication"
+        return Caller(spiffe, cert.serial_number)
