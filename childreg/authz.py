@@ -6,6 +6,7 @@ is checked before its handler runs, from the caller's verified certificate:
 - the certificate carries exactly one URI SAN, a SPIFFE id of this federation;
 - it is meant for client use (EKU clientAuth);
 - the caller's role is allowed for the method;
+- its serial is not on the federation's signed deny-list (``childreg.revocation``);
 - on a department's node, department staff must belong to that department: their id is
   ``<department_id>.<person>`` (e.g. ``spiffe://az.childreg/department-staff/baku.registrar-1``).
 """
@@ -16,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, cast
 
 import grpc
@@ -23,7 +25,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from childreg.errors import InvalidInput, PermissionDenied, Unauthenticated
-from childreg.pki import ROLES, SpiffeId, spiffe_id_of
+from childreg.pki import ROLES, IdentityFiles, SpiffeId, spiffe_id_of
+from childreg.revocation import RevocationCheck
 
 STAFF: Final = "department-staff"
 _RECORDS = "/childreg.v1.RecordsService/"
@@ -70,10 +73,12 @@ class Authorizer:
         federation: str,
         *,
         department: str | None = None,
+        revoked: RevocationCheck | None = None,
         rules: Mapping[str, frozenset[str]] = RULES,
     ) -> None:
         self._federation = federation
         self._department = department
+        self._revoked = revoked
         self._rules = rules
         self._certs: OrderedDict[bytes, Caller | str] = OrderedDict()
         self._lock = threading.Lock()
@@ -81,6 +86,8 @@ class Authorizer:
     def check(self, method: str, context: grpc.ServicerContext) -> Caller:
         """The verified caller, or PermissionDenied/Unauthenticated with the reason."""
         caller = self.caller(context)
+        if self._revoked is not None and self._revoked.is_revoked(caller.serial):
+            raise PermissionDenied("the client certificate has been revoked")
         allowed = self._rules.get(method, frozenset())
         if caller.spiffe.role not in allowed:
             raise PermissionDenied(f"the role {caller.spiffe.role} may not call this method")
@@ -128,3 +135,13 @@ class Authorizer:
         if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
             return "the client certificate is not for client authentication"
         return Caller(spiffe, cert.serial_number)
+
+
+def authorizer_for(
+    identity: IdentityFiles, *, department: str | None = None, denylist: Path | None = None
+) -> Authorizer:
+    """The authorizer of a server holding ``identity``: its federation, its deny-list."""
+    ca = x509.load_pem_x509_certificate(identity.ca.read_bytes())
+    federation = identity.spiffe_id().federation
+    revoked = None if denylist is None else RevocationCheck(denylist, ca, federation)
+    return Authorizer(federation, department=department, revoked=revoked)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from childreg import revocation
 from childreg.errors import InvalidInput, KeyProblem, Violation
 from childreg.secretfile import write_private
 
@@ -139,11 +141,16 @@ class CertificateAuthority:
     """A federation's private CA: its certificate, its key, and issuance of identities."""
 
     def __init__(
-        self, federation: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+        self,
+        federation: str,
+        cert: x509.Certificate,
+        key: ec.EllipticCurvePrivateKey,
+        directory: Path | None = None,
     ) -> None:
         self.federation = federation
         self.cert = cert
         self._key = key
+        self.directory = directory
 
     @property
     def cert_pem(self) -> bytes:
@@ -184,7 +191,7 @@ class CertificateAuthority:
         directory.mkdir(parents=True, exist_ok=True)
         write_private(directory / CA_KEY, _key_pem(key))
         (directory / CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return cls(federation, cert, key)
+        return cls(federation, cert, key, directory)
 
     @classmethod
     def load(cls, directory: Path) -> CertificateAuthority:
@@ -201,7 +208,7 @@ class CertificateAuthority:
             raise KeyProblem(f"the CA key in {directory} is not an EC key")
         cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
         federation = str(cn).removesuffix(" federation CA")
-        return cls(federation, cert, key)
+        return cls(federation, cert, key, directory)
 
     def issue(
         self,
@@ -253,9 +260,27 @@ class CertificateAuthority:
             .add_extension(x509.SubjectAlternativeName(san), critical=False)
             .sign(self._key, hashes.SHA256())
         )
+        if self.directory is not None:
+            revocation.record_issued(
+                self.directory, cert.serial_number, str(spiffe), cert.not_valid_after_utc
+            )
         files = IdentityFiles(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_private(files.key, _key_pem(key))
         files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         files.ca.write_bytes(self.cert_pem)
         return files
+
+    def revoke(self, serials: Iterable[int]) -> revocation.DenyList:
+        """Add serials to the CA's signed deny-list (``denylist.json`` in its directory)."""
+        if self.directory is None:
+            raise KeyProblem("this CA was not loaded from a directory; cannot keep a deny-list")
+        path = self.directory / revocation.DENYLIST_FILE
+        current = revocation.DenyList(self.federation, 0, frozenset())
+        if path.exists():
+            current = revocation.verify(path.read_bytes(), self.cert)
+        updated = revocation.DenyList(
+            self.federation, current.version + 1, current.serials | frozenset(serials)
+        )
+        revocation.write(path, updated, self._key)
+        return updated

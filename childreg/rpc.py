@@ -31,6 +31,7 @@ from childreg.errors import (
     status_for,
 )
 from childreg.pki import IdentityFiles
+from childreg.ratelimit import RateLimit, RateLimiter
 
 log = structlog.get_logger("childreg.rpc")
 
@@ -85,16 +86,18 @@ def make_server(
     tls: TlsMaterial,
     bind: str,
     authorizer: Authorizer,
+    rate_limit: RateLimit | None = None,
     max_workers: int = 8,
 ) -> tuple[grpc.Server, int]:
     """Build a started mutual-TLS server with limits; returns it and the bound port.
 
-    Every call is authorized by ``authorizer`` before its handler runs (deny by default).
+    Every call is authorized by ``authorizer`` before its handler runs (deny by default),
+    then charged to its caller's rate limit (``rate_limit``, or the default).
     ``bind`` may use port 0 to let the OS choose a free port.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[BoundaryInterceptor(authorizer)],
+        interceptors=[BoundaryInterceptor(authorizer, RateLimiter(rate_limit or RateLimit()))],
         options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=max_workers * 8,
     )
@@ -181,8 +184,15 @@ else:
 class BoundaryInterceptor(_Interceptor):
     """Authorize, translate errors at the boundary, and log one line per RPC (no contents)."""
 
-    def __init__(self, authorizer: Authorizer) -> None:
+    def __init__(self, authorizer: Authorizer, limiter: RateLimiter) -> None:
         self._authorizer = authorizer
+        self._limiter = limiter
+
+    def _admit(self, method: str, context: grpc.ServicerContext) -> None:
+        """Authorize, charge the caller's rate limit, and insist on a deadline."""
+        caller = self._authorizer.check(method, context)
+        self._limiter.take(str(caller.spiffe))
+        _require_deadline(context)
 
     def intercept_service(
         self,
@@ -199,8 +209,7 @@ class BoundaryInterceptor(_Interceptor):
                 start = time.perf_counter()
                 code = "OK"
                 try:
-                    self._authorizer.check(method, context)
-                    _require_deadline(context)
+                    self._admit(method, context)
                     return fn(request, context)
                 except Exception as exc:
                     code = _log_failure(method, context, exc)
@@ -212,8 +221,7 @@ class BoundaryInterceptor(_Interceptor):
                 start = time.perf_counter()
                 code = "OK"
                 try:
-                    self._authorizer.check(method, context)
-                    _require_deadline(context)
+                    self._admit(method, context)
                     yield from fn(request, context)
                 except Exception as exc:
                     code = _log_failure(method, context, exc)

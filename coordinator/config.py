@@ -59,11 +59,16 @@ class CoordinatorConfig(BaseModel):
     departments: tuple[Department, ...] = Field(min_length=1)
     log_level: str = "info"
     max_workers: int = Field(default=8, ge=1, le=64)
+    #: Per-caller rate limit (token bucket): calls per second, and how many at once.
+    rate_per_second: float = Field(default=100.0, gt=0, le=100_000)
+    rate_burst: int = Field(default=300, ge=1, le=1_000_000)
+    #: The federation's signed deny-list of revoked certificates (reloaded when it changes).
+    denylist_file: Path | None = None
 
-    @field_validator("identity_dir")
+    @field_validator("identity_dir", "denylist_file")
     @classmethod
-    def _relative_to_file(cls, value: Path, info: ValidationInfo) -> Path:
-        return resolve_path(value, info.context)
+    def _relative_to_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else resolve_path(value, info.context)
 
     @model_validator(mode="after")
     def _unique_departments(self) -> Self:

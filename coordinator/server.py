@@ -9,8 +9,10 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from childreg.authz import Authorizer
+from childreg.authz import authorizer_for
+from childreg.errors import KeyProblem
 from childreg.pki import IdentityFiles
+from childreg.ratelimit import RateLimit
 from childreg.rpc import TlsMaterial, make_server, secure_channel
 from childreg.service import bound_address, wait_for_signal, write_ready_file
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
@@ -43,7 +45,14 @@ class CoordinatorApp:
 
 def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
     """Connect to every department (lazily) and start the mutual-TLS server."""
-    tls = TlsMaterial.from_dir(IdentityFiles(config.identity_dir))
+    identity = IdentityFiles(config.identity_dir)
+    tls = TlsMaterial.from_dir(identity)
+    authorizer = authorizer_for(identity, denylist=config.denylist_file)
+    if identity.spiffe_id().federation != config.federation:
+        raise KeyProblem(
+            f"the identity in {config.identity_dir} belongs to another federation",
+            hint=f"issue the coordinator's identity from the CA of {config.federation}",
+        )
     channels: dict[str, grpc.Channel] = {
         d.id: secure_channel(d.address, tls, d.server_name) for d in config.departments
     }
@@ -63,7 +72,8 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
         register,
         tls=tls,
         bind=config.listen,
-        authorizer=Authorizer(config.federation),
+        authorizer=authorizer,
+        rate_limit=RateLimit(config.rate_per_second, config.rate_burst),
         max_workers=config.max_workers,
     )
     for service in ("", *SERVICES):

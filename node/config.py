@@ -46,8 +46,13 @@ class NodeConfig(BaseModel):
     kek_passphrase_env: str | None = None
     log_level: str = "info"
     max_workers: int = Field(default=8, ge=1, le=64)
+    #: Per-caller rate limit (token bucket): calls per second, and how many at once.
+    rate_per_second: float = Field(default=100.0, gt=0, le=100_000)
+    rate_burst: int = Field(default=300, ge=1, le=1_000_000)
+    #: The federation's signed deny-list of revoked certificates (reloaded when it changes).
+    denylist_file: Path | None = None
 
-    @field_validator("data_dir", "identity_dir", "kek_file")
+    @field_validator("data_dir", "identity_dir", "kek_file", "denylist_file")
     @classmethod
     def _relative_to_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         return None if value is None else resolve_path(value, info.context)

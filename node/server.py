@@ -14,9 +14,10 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from childreg.authz import Authorizer
+from childreg.authz import authorizer_for
 from childreg.errors import FailedPrecondition, KeyProblem
 from childreg.pki import IdentityFiles
+from childreg.ratelimit import RateLimit
 from childreg.rpc import TlsMaterial, make_server
 from childreg.service import bound_address, wait_for_signal, write_ready_file
 from childreg.v1 import records_pb2_grpc, statistics_pb2_grpc
@@ -91,7 +92,9 @@ def start_node(config: NodeConfig) -> NodeApp:
         registry = Registry(store, keyring)
         identity = IdentityFiles(config.identity_dir)
         tls = TlsMaterial.from_dir(identity)
-        authorizer = Authorizer(identity.spiffe_id().federation, department=config.department_id)
+        authorizer = authorizer_for(
+            identity, department=config.department_id, denylist=config.denylist_file
+        )
         health_servicer = health.HealthServicer()
 
         def register(server: grpc.Server) -> None:
@@ -106,6 +109,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             tls=tls,
             bind=config.listen,
             authorizer=authorizer,
+            rate_limit=RateLimit(config.rate_per_second, config.rate_burst),
             max_workers=config.max_workers,
         )
     except BaseException:

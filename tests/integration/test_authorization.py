@@ -95,9 +95,11 @@ def spied(issue: IssueFn) -> Iterator[tuple[str, Spy]]:
     server.stop(None)
 
 
-def call(address: str, material: TlsMaterial, m: MethodDescriptor) -> grpc.StatusCode:
+def call(
+    address: str, material: TlsMaterial, m: MethodDescriptor, server_name: str = SERVER_NAME
+) -> grpc.StatusCode:
     """Call one method with an empty request; the resulting status code."""
-    channel = secure_channel(address, material, SERVER_NAME)
+    channel = secure_channel(address, material, server_name)
     req = message_factory.GetMessageClass(m.input_type)
     resp = message_factory.GetMessageClass(m.output_type)
     try:

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 from childreg.authz import Authorizer
 from childreg.errors import InvalidInput, NotFound, Violation
 from childreg.pki import CertificateAuthority
+from childreg.ratelimit import RateLimit
 from childreg.rpc import (
     MAX_DEADLINE_SECONDS,
     MORE_FIELD,
@@ -199,3 +200,35 @@ def test_thousands_of_violations_fit_the_metadata_limit(
     assert got[0] == Violation("sex", "unknown sex", 0)
     assert got[-1].field == MORE_FIELD
     assert got[-1].problem == f"{5000 - (len(got) - 1)} more not listed"
+
+
+def test_oversized_request_is_resource_exhausted(server_address: str, issue: IssueFn) -> None:
+    """A request larger than the server's maximum message size is refused as RESOURCE_EXHAUSTED."""
+    stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
+    huge = pb.Placement(child_id="c", institution="x" * (17 * 1024 * 1024))
+    with pytest.raises(grpc.RpcError) as info:
+        stub.RecordPlacement(huge, timeout=10)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_a_caller_over_its_rate_is_refused_and_others_are_not(issue: IssueFn) -> None:
+    """Past its burst a caller gets RESOURCE_EXHAUSTED; a second caller is still served."""
+    server, port = make_server(
+        lambda s: pb_grpc.add_RecordsServiceServicer_to_server(Exploding(), s),
+        tls=tls(issue("node", "alpha")),
+        bind="127.0.0.1:0",
+        authorizer=Authorizer(FEDERATION, department="alpha"),
+        rate_limit=RateLimit(rate=0.01, burst=3),
+    )
+    try:
+        address = f"127.0.0.1:{port}"
+        noisy = stub_for(address, tls(issue("department-staff", "alpha.noisy")))
+        for _ in range(3):
+            noisy.RecordPlacement(pb.Placement(), timeout=5)
+        with pytest.raises(grpc.RpcError) as info:
+            noisy.RecordPlacement(pb.Placement(), timeout=5)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        quiet = stub_for(address, tls(issue("department-staff", "alpha.quiet")))
+        quiet.RecordPlacement(pb.Placement(), timeout=5)
+    finally:
+        server.stop(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -103,3 +104,31 @@ def test_leftover_temp_files_or_symlinks_are_not_written_through(
     assert decoy.read_bytes() == b""
     assert stat.S_IMODE(files.key.stat().st_mode) == 0o600
     assert b"PRIVATE KEY" in files.key.read_bytes()
+
+
+def test_pki_commands_issue_list_and_revoke(tmp_path: Path) -> None:
+    """`pki init`, `issue`, `revoke`, `list --json` work together and never print a key."""
+    from typer.testing import CliRunner
+
+    from tools.cli import app
+
+    runner = CliRunner()
+    ca_dir = str(tmp_path / "ca")
+    steps = [
+        ["pki", "init", "--federation", "cli.childreg", "--ca-dir", ca_dir],
+        ["pki", "issue", "school", "school-1", "--out", str(tmp_path / "s1"), "--ca-dir", ca_dir],
+        ["pki", "issue", "school", "school-2", "--out", str(tmp_path / "s2"), "--ca-dir", ca_dir],
+        ["pki", "revoke", "--cert", str(tmp_path / "s1" / "tls.crt"), "--ca-dir", ca_dir],
+    ]
+    outputs = []
+    for argv in steps:
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    listed = runner.invoke(app, ["pki", "list", "--ca-dir", ca_dir, "--json"])
+    rows = json.loads(listed.stdout)
+    assert [(r["spiffe_id"], r["revoked"]) for r in rows] == [
+        ("spiffe://cli.childreg/school/school-1", True),
+        ("spiffe://cli.childreg/school/school-2", False),
+    ]
+    assert not any("PRIVATE KEY" in out for out in [*outputs, listed.output])
