@@ -48,7 +48,7 @@ class Federation:
     def __init__(
         self, stubs: Mapping[str, spb_grpc.StatisticsServiceStub], deadline_seconds: float
     ) -> None:
-        self._stubs = dict(stubs)
+        self._stubs = stubs  # may be live (renewed channels); read once per round
         self._deadline = deadline_seconds
 
     @property
@@ -62,9 +62,10 @@ class Federation:
             academic_year=query.academic_year, dimensions=list(query.dimensions)
         )
         started = time.perf_counter()
+        stubs = dict(self._stubs)
         calls = {
             dept: stub.CountTable.future(request, timeout=self._deadline)
-            for dept, stub in self._stubs.items()
+            for dept, stub in stubs.items()
         }
         size = codes.grid_size(query.dimensions)
         total = [0] * size

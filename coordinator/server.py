@@ -13,9 +13,10 @@ from childreg.authz import authorizer_for
 from childreg.errors import KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.ratelimit import RateLimit
-from childreg.rpc import TlsMaterial, make_server, secure_channel
+from childreg.rpc import RotatingCredentials, make_server
 from childreg.service import bound_address, wait_for_signal, write_ready_file
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
+from coordinator.channels import NodeChannels
 from coordinator.config import CoordinatorConfig
 from coordinator.federation import Federation
 from coordinator.servicer import NationalStatisticsServicer
@@ -31,7 +32,7 @@ class CoordinatorApp:
 
     server: grpc.Server
     port: int
-    channels: list[grpc.Channel]
+    channels: NodeChannels
     health: health.HealthServicer
 
     def stop(self, grace: float = 5.0) -> None:
@@ -39,27 +40,20 @@ class CoordinatorApp:
         for service in ("", *SERVICES):
             self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.server.stop(grace).wait()
-        for channel in self.channels:
-            channel.close()
+        self.channels.close()
 
 
 def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
     """Connect to every department (lazily) and start the mutual-TLS server."""
     identity = IdentityFiles(config.identity_dir)
-    tls = TlsMaterial.from_dir(identity)
     authorizer = authorizer_for(identity, denylist=config.denylist_file)
     if identity.spiffe_id().federation != config.federation:
         raise KeyProblem(
             f"the identity in {config.identity_dir} belongs to another federation",
             hint=f"issue the coordinator's identity from the CA of {config.federation}",
         )
-    channels: dict[str, grpc.Channel] = {
-        d.id: secure_channel(d.address, tls, d.server_name) for d in config.departments
-    }
-    federation = Federation(
-        {dept: spb_grpc.StatisticsServiceStub(ch) for dept, ch in channels.items()},
-        deadline_seconds=config.department_deadline_seconds,
-    )
+    channels = NodeChannels(config.departments, identity)
+    federation = Federation(channels, deadline_seconds=config.department_deadline_seconds)
     health_servicer = health.HealthServicer()
 
     def register(server: grpc.Server) -> None:
@@ -70,7 +64,7 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
 
     server, port = make_server(
         register,
-        tls=tls,
+        tls=RotatingCredentials(identity),
         bind=config.listen,
         authorizer=authorizer,
         rate_limit=RateLimit(config.rate_per_second, config.rate_burst),
@@ -78,7 +72,7 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
     )
     for service in ("", *SERVICES):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    return CoordinatorApp(server, port, list(channels.values()), health_servicer)
+    return CoordinatorApp(server, port, channels, health_servicer)
 
 
 def serve(config: CoordinatorConfig, ready_file: Path | None = None) -> None:

@@ -18,7 +18,7 @@ from childreg.authz import authorizer_for
 from childreg.errors import FailedPrecondition, KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.ratelimit import RateLimit
-from childreg.rpc import TlsMaterial, make_server
+from childreg.rpc import RotatingCredentials, make_server
 from childreg.service import bound_address, wait_for_signal, write_ready_file
 from childreg.v1 import records_pb2_grpc, statistics_pb2_grpc
 from node.config import NodeConfig
@@ -91,7 +91,6 @@ def start_node(config: NodeConfig) -> NodeApp:
     try:
         registry = Registry(store, keyring)
         identity = IdentityFiles(config.identity_dir)
-        tls = TlsMaterial.from_dir(identity)
         authorizer = authorizer_for(
             identity, department=config.department_id, denylist=config.denylist_file
         )
@@ -106,7 +105,7 @@ def start_node(config: NodeConfig) -> NodeApp:
 
         server, port = make_server(
             register,
-            tls=tls,
+            tls=RotatingCredentials(identity),
             bind=config.listen,
             authorizer=authorizer,
             rate_limit=RateLimit(config.rate_per_second, config.rate_burst),

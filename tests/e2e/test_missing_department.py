@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.conftest import cli, trim
 from tools import importer
@@ -42,6 +43,18 @@ def stats(fed: LocalFederation, *extra: str) -> tuple[int, str, str, float]:
     args += ["--identity", str(ep.identity_dir), *extra]
     r = cli("stats", "table", "--by", "education_form", *args)
     return r.returncode, r.stdout, r.stderr, time.monotonic() - started
+
+
+def test_every_service_answers_health_checks(running: LocalFederation) -> None:
+    """Nodes and the coordinator report SERVING to the standard gRPC health check."""
+    endpoints = [running.node_endpoint_as(d.id, "coordinator") for d in running.departments]
+    endpoints.append(running.statistician_endpoint())
+    for endpoint in endpoints:
+        with endpoint.channel() as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=5
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_all_departments_answer(running: LocalFederation) -> None:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
+from structlog.testing import capture_logs
 
 from childreg.authz import RULES, Authorizer
 from childreg.pki import ROLES, CertificateAuthority, IdentityFiles
@@ -230,3 +231,45 @@ def test_bad_certificates_are_refused_before_any_handler(
     get_child = next(m for m in METHODS if m.name == "GetChild")
     assert call(address, material, get_child) == expected
     assert spy.ran == []
+
+
+def test_no_certificate_or_another_ca_never_reaches_a_handler(
+    spied: tuple[str, Spy], issue: IssueFn, tmp_path: Path
+) -> None:
+    """No certificate, or one from another CA: the handshake fails and no handler runs."""
+    address, spy = spied
+    get_child = next(m for m in METHODS if m.name == "GetChild")
+    ca_pem = issue("node", DEPARTMENT).ca.read_bytes()
+    channel = grpc.secure_channel(
+        address,
+        grpc.ssl_channel_credentials(root_certificates=ca_pem),
+        options=[("grpc.ssl_target_name_override", SERVER_NAME)],
+    )
+    stub = channel.unary_unary(
+        full_name(get_child),
+        request_serializer=records_pb2.ChildRef.SerializeToString,
+        response_deserializer=records_pb2.ChildRecord.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        stub(records_pb2.ChildRef(child_id="x"), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    other = CertificateAuthority.create(FEDERATION, tmp_path / "other-ca")
+    stranger = other.issue("department-staff", f"{DEPARTMENT}.clerk", tmp_path / "stranger")
+    material = TlsMaterial(
+        ca=ca_pem, cert=stranger.cert.read_bytes(), key=stranger.key.read_bytes()
+    )
+    assert call(address, material, get_child) == grpc.StatusCode.UNAVAILABLE
+    assert spy.ran == []
+
+
+def test_denials_are_logged_with_caller_and_reason(spied: tuple[str, Spy], issue: IssueFn) -> None:
+    """A refused call leaves a log line naming the caller, the method and why."""
+    address, _ = spied
+    count_table = next(m for m in METHODS if m.name == "CountTable")
+    with capture_logs() as logs:
+        call(address, tls(issue("school", "school-7")), count_table)
+    denied = [e for e in logs if e["event"] == "rpc.denied"]
+    assert len(denied) == 1
+    assert denied[0]["peer"] == f"spiffe://{FEDERATION}/school/school-7"
+    assert denied[0]["method"] == full_name(count_table)
+    assert "school" in denied[0]["reason"]

@@ -1,0 +1,77 @@
+"""The coordinator's channels to every department's node, renewed with its certificate.
+
+When the coordinator's identity files change (a renewed certificate), the next round
+builds fresh channels with the new certificate and closes the old ones — no restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+
+import grpc
+import structlog
+
+from childreg.pki import IdentityFiles
+from childreg.rpc import TlsMaterial, secure_channel
+from childreg.v1 import statistics_pb2_grpc as spb_grpc
+from coordinator.config import Department
+
+log = structlog.get_logger("childreg.coordinator")
+
+
+class NodeChannels(Mapping[str, spb_grpc.StatisticsServiceStub]):
+    """Department id -> statistics stub, rebuilt when the identity files change."""
+
+    def __init__(self, departments: tuple[Department, ...], identity: IdentityFiles) -> None:
+        self._departments = departments
+        self._identity = identity
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, ...] = ()
+        self._channels: dict[str, grpc.Channel] = {}
+        self._stubs: dict[str, spb_grpc.StatisticsServiceStub] = {}
+        self._refresh()
+
+    def _files_stamp(self) -> tuple[int, ...]:
+        paths = (self._identity.ca, self._identity.cert, self._identity.key)
+        return tuple(p.stat().st_mtime_ns for p in paths)
+
+    def _refresh(self) -> None:
+        with self._lock:
+            try:
+                stamp = self._files_stamp()
+                if stamp == self._stamp:
+                    return
+                tls = TlsMaterial.from_dir(self._identity)
+            except Exception:  # half-written files: keep the channels we have
+                log.warning("tls.client_reload_failed")
+                return
+            old = self._channels
+            self._channels = {
+                d.id: secure_channel(d.address, tls, d.server_name) for d in self._departments
+            }
+            self._stubs = {
+                dept: spb_grpc.StatisticsServiceStub(ch) for dept, ch in self._channels.items()
+            }
+            if self._stamp:
+                log.info("tls.client_reloaded")
+            self._stamp = stamp
+        for channel in old.values():
+            channel.close()
+
+    def __getitem__(self, dept: str) -> spb_grpc.StatisticsServiceStub:
+        return self._stubs[dept]
+
+    def __iter__(self) -> Iterator[str]:
+        self._refresh()  # once per round: rounds iterate the departments first
+        return iter(list(self._stubs))
+
+    def __len__(self) -> int:
+        return len(self._stubs)
+
+    def close(self) -> None:
+        """Close every channel."""
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels = {}
