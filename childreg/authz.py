@@ -13,9 +13,10 @@ is checked before its handler runs, from the caller's verified certificate:
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, cast
@@ -49,8 +50,8 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
     "/childreg.v1.StatisticsService/CountTable": frozenset({"coordinator"}),
     "/childreg.v1.NationalStatisticsService/NationalTable": frozenset({"statistician"}),
     # Supervisors (systemd, Kubernetes probes) hold an identity too; health says nothing else.
+    # Watch is not offered: each open stream would hold a worker thread for its deadline.
     _HEALTH + "Check": frozenset(ROLES),
-    _HEALTH + "Watch": frozenset(ROLES),
 }
 
 #: Methods whose callers, when department staff, must belong to the serving department.
@@ -59,10 +60,12 @@ DEPARTMENT_SCOPED: Final = frozenset(m for m in RULES if m.startswith(_RECORDS))
 
 @dataclass(frozen=True)
 class Caller:
-    """A verified caller: its identity and its certificate's serial number."""
+    """A verified caller: its identity, its certificate's serial number and validity."""
 
     spiffe: SpiffeId
     serial: int
+    not_before: dt.datetime
+    not_after: dt.datetime
 
 
 class Authorizer:
@@ -75,7 +78,9 @@ class Authorizer:
         department: str | None = None,
         revoked: RevocationCheck | None = None,
         rules: Mapping[str, frozenset[str]] = RULES,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        self._clock = clock
         self._federation = federation
         self._department = department
         self._revoked = revoked
@@ -84,10 +89,27 @@ class Authorizer:
         self._lock = threading.Lock()
 
     def check(self, method: str, context: grpc.ServicerContext) -> Caller:
-        """The verified caller, or PermissionDenied/Unauthenticated with the reason."""
+        """The verified caller allowed to call ``method``, or PermissionDenied/Unauthenticated."""
+        caller = self.identify(context)
+        self.permit(method, caller)
+        return caller
+
+    def identify(self, context: grpc.ServicerContext) -> Caller:
+        """The caller, checked on every call: identity, validity now, not revoked.
+
+        Validity is re-checked per call because TLS checks dates only at the handshake: a
+        connection opened before a certificate expired must not keep working after it.
+        """
         caller = self.caller(context)
+        now = self._clock()
+        if not caller.not_before <= now <= caller.not_after:
+            raise PermissionDenied("the client certificate is expired or not yet valid")
         if self._revoked is not None and self._revoked.is_revoked(caller.serial):
             raise PermissionDenied("the client certificate has been revoked")
+        return caller
+
+    def permit(self, method: str, caller: Caller) -> None:
+        """PermissionDenied unless the table allows ``caller`` to call ``method`` here."""
         allowed = self._rules.get(method, frozenset())
         if caller.spiffe.role not in allowed:
             raise PermissionDenied(f"the role {caller.spiffe.role} may not call this method")
@@ -98,7 +120,6 @@ class Authorizer:
             and caller.spiffe.ident.split(".", 1)[0] != self._department
         ):
             raise PermissionDenied("department staff may only use their own department's node")
-        return caller
 
     def caller(self, context: grpc.ServicerContext) -> Caller:
         """Identify the caller from its verified certificate (cached per certificate)."""
@@ -134,7 +155,9 @@ class Authorizer:
             return "the client certificate is not for client authentication"
         if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
             return "the client certificate is not for client authentication"
-        return Caller(spiffe, cert.serial_number)
+        return Caller(
+            spiffe, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc
+        )
 
 
 def authorizer_for(

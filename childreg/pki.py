@@ -53,7 +53,7 @@ class SpiffeId:
     @classmethod
     def parse(cls, uri: str) -> SpiffeId:
         """Parse and check an identity URI; InvalidInput if malformed or of an unknown role."""
-        m = SPIFFE_RE.match(uri)
+        m = SPIFFE_RE.fullmatch(uri)
         if not m or m.group("role") not in ROLES:
             raise InvalidInput("not a childreg identity", [Violation("spiffe_id", "malformed")])
         return cls(m.group("federation"), m.group("role"), m.group("id"))
@@ -94,7 +94,7 @@ class IdentityFiles:
 
 
 def _check_name(field: str, value: str) -> None:
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise InvalidInput(
             f"invalid {field}",
             [Violation(field, "use lowercase letters, digits, '.', '_' or '-' (1-64 characters)")],
@@ -191,7 +191,9 @@ class CertificateAuthority:
         directory.mkdir(parents=True, exist_ok=True)
         write_private(directory / CA_KEY, _key_pem(key))
         (directory / CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return cls(federation, cert, key, directory)
+        ca = cls(federation, cert, key, directory)
+        ca.revoke([])  # an empty signed deny-list (version 1) for servers to start from
+        return ca
 
     @classmethod
     def load(cls, directory: Path) -> CertificateAuthority:

@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from childreg.errors import InvalidInput, Violation
+from childreg.errors import InvalidInput, KeyProblem, Violation
 from childreg.secretfile import write_private
 
 log = structlog.get_logger("childreg.revocation")
@@ -104,7 +104,18 @@ class RevocationCheck:
         self._current = DenyList(federation, 0, frozenset())
         self._seen: tuple[int, int] | None = None  # (mtime_ns, size) last loaded
         self._checked = float("-inf")
-        self._refresh(force=True)
+        if path is not None:
+            try:
+                self._current = verify(path.read_bytes(), ca_cert)
+            except (OSError, InvalidInput):
+                raise KeyProblem(
+                    f"the deny-list {path} is missing or does not verify",
+                    hint="copy denylist.json from the federation CA (childreg pki init/revoke)",
+                ) from None
+            if self._current.federation != federation:
+                raise KeyProblem(f"the deny-list {path} belongs to another federation")
+            st = path.stat()
+            self._seen = (st.st_mtime_ns, st.st_size)
 
     @property
     def current(self) -> DenyList:
@@ -126,7 +137,8 @@ class RevocationCheck:
             self._checked = now
             try:
                 st = self._path.stat()
-            except FileNotFoundError:
+            except FileNotFoundError:  # keep what is in force; revocations never lapse
+                log.warning("denylist.missing", path=str(self._path))
                 return
             stamp = (st.st_mtime_ns, st.st_size)
             if stamp == self._seen:

@@ -51,6 +51,10 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
     ("grpc.max_connection_idle_ms", 15 * 60_000),
+    # Connections are re-established (new handshake: certificate dates and chain checked
+    # again) at least hourly; calls in flight get an hour to finish.
+    ("grpc.max_connection_age_ms", 60 * 60_000),
+    ("grpc.max_connection_age_grace_ms", 60 * 60_000),
     ("grpc.so_reuseport", 0),
 ]
 
@@ -237,9 +241,11 @@ class BoundaryInterceptor(_Interceptor):
         self._limiter = limiter
 
     def _admit(self, method: str, context: grpc.ServicerContext) -> None:
-        """Authorize, charge the caller's rate limit, and insist on a deadline."""
-        caller = self._authorizer.check(method, context)
+        """Identify the caller, charge its rate limit (refused calls count too), authorize,
+        and insist on a deadline."""
+        caller = self._authorizer.identify(context)
         self._limiter.take(str(caller.spiffe))
+        self._authorizer.permit(method, caller)
         _require_deadline(context)
 
     def intercept_service(

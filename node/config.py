@@ -50,7 +50,7 @@ class NodeConfig(BaseModel):
     rate_per_second: float = Field(default=100.0, gt=0, le=100_000)
     rate_burst: int = Field(default=300, ge=1, le=1_000_000)
     #: The federation's signed deny-list of revoked certificates (reloaded when it changes).
-    denylist_file: Path | None = None
+    denylist_file: Path
 
     @field_validator("data_dir", "identity_dir", "kek_file", "denylist_file")
     @classmethod

@@ -23,6 +23,7 @@ import tomli_w
 
 from childreg.errors import Unavailable
 from childreg.pki import CertificateAuthority
+from childreg.revocation import DENYLIST_FILE
 from node.config import NodeConfig
 from node.keys import generate_key_file
 from node.server import init_node
@@ -113,6 +114,7 @@ class LocalFederation:
             "data_dir": str(home / "data"),
             "listen": "127.0.0.1:0",
             "identity_dir": str(self.identity(f"node-{plan.id}")),
+            "denylist_file": str(self.root / "ca" / DENYLIST_FILE),
             "kek_file": str(kek),
             "max_workers": 4,
         }
@@ -144,6 +146,7 @@ class LocalFederation:
             "federation": self.federation,
             "listen": "127.0.0.1:0",
             "identity_dir": str(self.identity("coordinator")),
+            "denylist_file": str(self.root / "ca" / DENYLIST_FILE),
             "department_deadline_seconds": deadline_seconds,
             "departments": [
                 {

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -55,6 +56,13 @@ def test_every_service_answers_health_checks(running: LocalFederation) -> None:
                 health_pb2.HealthCheckRequest(service=""), timeout=5
             )
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        with endpoint.channel() as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service=""), timeout=5
+            )
+            with pytest.raises(grpc.RpcError) as info:
+                next(watch)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED  # would hold a worker
 
 
 def test_all_departments_answer(running: LocalFederation) -> None:

@@ -13,7 +13,7 @@ from cryptography import x509
 from childreg.authz import Authorizer, authorizer_for
 from childreg.pki import CertificateAuthority, IdentityFiles
 from childreg.revocation import DENYLIST_FILE
-from childreg.rpc import RotatingCredentials, make_server
+from childreg.rpc import RotatingCredentials, TlsMaterial, make_server, secure_channel
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.channels import NodeChannels
 from coordinator.config import Department
@@ -87,12 +87,19 @@ def test_coordinator_renews_its_client_certificate_without_restart(tmp_path: Pat
     try:
         assert federation.national_table(QUERY).complete
         old_serial = serial_of(coord)
+        old_material = TlsMaterial.from_dir(coord)
         time.sleep(0.01)
         ca.issue("coordinator", "national", tmp_path / "coord")  # renewed in place
         ca.revoke([old_serial])
         time.sleep(1.2)  # the node reloads its deny-list within a second
         result = federation.national_table(QUERY)
         assert result.complete, result.missing  # only the renewed certificate can pass
+        old = Federation(
+            {"alpha": spb_grpc.StatisticsServiceStub(
+                secure_channel(dept.address, old_material, dept.server_name))},
+            deadline_seconds=5,
+        )  # fmt: skip
+        assert old.national_table(QUERY).missing == ("alpha",)  # the old one is refused
     finally:
         channels.close()
         server.stop(None)

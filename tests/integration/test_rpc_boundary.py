@@ -16,6 +16,7 @@ from childreg.pki import CertificateAuthority
 from childreg.ratelimit import RateLimit
 from childreg.rpc import (
     MAX_DEADLINE_SECONDS,
+    MAX_MESSAGE_BYTES,
     MORE_FIELD,
     TlsMaterial,
     make_server,
@@ -203,12 +204,20 @@ def test_thousands_of_violations_fit_the_metadata_limit(
 
 
 def test_oversized_request_is_resource_exhausted(server_address: str, issue: IssueFn) -> None:
-    """A request larger than the server's maximum message size is refused as RESOURCE_EXHAUSTED."""
-    stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
-    huge = pb.Placement(child_id="c", institution="x" * (17 * 1024 * 1024))
+    """A request larger than the server's maximum message size is refused as RESOURCE_EXHAUSTED
+    by the server (the client here has no send limit of its own)."""
+    material = tls(issue("department-staff", "alpha.staff"))
+    creds = grpc.ssl_channel_credentials(material.ca, material.key, material.cert)
+    options = [
+        ("grpc.ssl_target_name_override", f"alpha.node.{FEDERATION}"),
+        ("grpc.max_send_message_length", -1),
+    ]
+    stub = pb_grpc.RecordsServiceStub(grpc.secure_channel(server_address, creds, options))
+    huge = pb.Placement(child_id="c", institution="x" * (MAX_MESSAGE_BYTES + 1024))
     with pytest.raises(grpc.RpcError) as info:
         stub.RecordPlacement(huge, timeout=10)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "CLIENT" not in (info.value.details() or "")  # refused by the server, not locally
 
 
 def test_a_caller_over_its_rate_is_refused_and_others_are_not(issue: IssueFn) -> None:
@@ -230,5 +239,15 @@ def test_a_caller_over_its_rate_is_refused_and_others_are_not(issue: IssueFn) ->
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         quiet = stub_for(address, tls(issue("department-staff", "alpha.quiet")))
         quiet.RecordPlacement(pb.Placement(), timeout=5)
+        # Refused calls are charged too: a role with no rights cannot flood the server.
+        school = stub_for(address, tls(issue("school", "flooder")))
+        codes = []
+        for _ in range(4):
+            with pytest.raises(grpc.RpcError) as refused:
+                school.RecordPlacement(pb.Placement(), timeout=5)
+            codes.append(refused.value.code())
+        assert codes == [grpc.StatusCode.PERMISSION_DENIED] * 3 + [
+            grpc.StatusCode.RESOURCE_EXHAUSTED
+        ]
     finally:
         server.stop(None)

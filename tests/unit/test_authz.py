@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from childreg.authz import Authorizer
-from childreg.errors import PermissionDenied, Unauthenticated
+from childreg.errors import KeyProblem, PermissionDenied, Unauthenticated
 from childreg.pki import CertificateAuthority
+from childreg.revocation import RevocationCheck
 from tests.conftest import FEDERATION, IssueFn
 from tests.integration.test_authorization import forge
 
@@ -56,3 +58,27 @@ def test_verdicts_are_cached_per_certificate(issue: IssueFn) -> None:
     second = authz.check("/childreg.v1.StatisticsService/CountTable", FakeContext(pem))  # type: ignore[arg-type]
     assert first == second
     assert str(first.spiffe) == f"spiffe://{FEDERATION}/coordinator/national"
+
+
+def test_expired_certificate_is_refused_on_an_open_connection(issue: IssueFn) -> None:
+    """Dates are checked on every call, so expiry bites even without a new handshake."""
+    pem = issue("statistician", "s-exp").cert.read_bytes()
+    later = [dt.datetime.now(dt.UTC)]
+    authz = Authorizer(FEDERATION, clock=lambda: later[0])
+    method = "/childreg.v1.NationalStatisticsService/NationalTable"
+    authz.check(method, FakeContext(pem))  # type: ignore[arg-type]
+    later[0] += dt.timedelta(days=2)  # issued for 24 hours
+    with pytest.raises(PermissionDenied, match="expired"):
+        authz.check(method, FakeContext(pem))  # type: ignore[arg-type]
+
+
+def test_missing_or_bad_deny_list_stops_start_up(ca: CertificateAuthority, tmp_path: Path) -> None:
+    """A configured deny-list that is absent or unsigned is an error, not 'nothing revoked'."""
+    with pytest.raises(KeyProblem):
+        RevocationCheck(tmp_path / "absent.json", ca.cert, FEDERATION)
+    forged = tmp_path / "forged.json"
+    forged.write_text(
+        '{"federation": "test.childreg", "version": 9, "serials": [], "signature": "AA=="}'
+    )
+    with pytest.raises(KeyProblem):
+        RevocationCheck(forged, ca.cert, FEDERATION)

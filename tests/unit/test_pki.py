@@ -83,7 +83,13 @@ def test_bad_role_or_id_is_refused(
 
 @pytest.mark.parametrize(
     "uri",
-    ["spiffe://f/school", "https://f/school/x", "spiffe://f/wizard/x", "spiffe://f/school/x/y"],
+    [
+        "spiffe://f/school",
+        "https://f/school/x",
+        "spiffe://f/wizard/x",
+        "spiffe://f/school/x/y",
+        "spiffe://f/school/x\n",
+    ],
 )
 def test_malformed_spiffe_ids_are_refused(uri: str) -> None:
     """Only spiffe://federation/<known role>/<id> parses."""
