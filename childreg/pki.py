@@ -87,6 +87,10 @@ class IdentityFiles:
                 hint="issue an identity with the federation CA (ca.crt, tls.crt, tls.key)",
             ) from None
 
+    def stamp(self) -> tuple[int, ...]:
+        """Modification times of the three files: changes when the identity is renewed."""
+        return tuple(p.stat().st_mtime_ns for p in (self.ca, self.cert, self.key))
+
     def spiffe_id(self) -> SpiffeId:
         """The identity named by this directory's certificate."""
         _, cert, _ = self.read()

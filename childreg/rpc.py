@@ -94,11 +94,7 @@ class RotatingCredentials:
 
     def __init__(self, identity: IdentityFiles) -> None:
         self._identity = identity
-        self._stamp = self._files_stamp()
-
-    def _files_stamp(self) -> tuple[int, ...]:
-        paths = (self._identity.ca, self._identity.cert, self._identity.key)
-        return tuple(p.stat().st_mtime_ns for p in paths)
+        self._stamp = self._identity.stamp()
 
     def _config(self) -> grpc.ServerCertificateConfiguration:
         material = TlsMaterial.from_dir(self._identity)
@@ -117,7 +113,7 @@ class RotatingCredentials:
     def fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """A new configuration if the files changed since the last look, else None."""
         try:
-            stamp = self._files_stamp()
+            stamp = self._identity.stamp()
             if stamp == self._stamp:
                 return None
             config = self._config()

@@ -6,8 +6,11 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+
+from grpc_health.v1 import health, health_pb2
 
 
 def write_ready_file(path: Path, address: str) -> None:
@@ -33,3 +36,14 @@ def bound_address(listen: str, port: int) -> str:
     """The address a client can dial after binding ``listen`` (which may say port 0)."""
     host = listen.rsplit(":", 1)[0]
     return f"{host}:{port}"
+
+
+def set_health(servicer: health.HealthServicer, services: Sequence[str], serving: bool) -> None:
+    """Report the server as a whole ('') and each of its services as (not) serving."""
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for service in ("", *services):
+        servicer.set(service, status)

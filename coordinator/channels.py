@@ -32,14 +32,10 @@ class NodeChannels(Mapping[str, spb_grpc.StatisticsServiceStub]):
         self._stubs: dict[str, spb_grpc.StatisticsServiceStub] = {}
         self._refresh()
 
-    def _files_stamp(self) -> tuple[int, ...]:
-        paths = (self._identity.ca, self._identity.cert, self._identity.key)
-        return tuple(p.stat().st_mtime_ns for p in paths)
-
     def _refresh(self) -> None:
         with self._lock:
             try:
-                stamp = self._files_stamp()
+                stamp = self._identity.stamp()
                 if stamp == self._stamp:
                     return
                 tls = TlsMaterial.from_dir(self._identity)

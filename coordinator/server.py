@@ -7,14 +7,14 @@ from pathlib import Path
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
 from childreg.authz import authorizer_for
 from childreg.errors import KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.ratelimit import RateLimit
 from childreg.rpc import RotatingCredentials, make_server
-from childreg.service import bound_address, wait_for_signal, write_ready_file
+from childreg.service import bound_address, set_health, wait_for_signal, write_ready_file
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.channels import NodeChannels
 from coordinator.config import CoordinatorConfig
@@ -37,8 +37,7 @@ class CoordinatorApp:
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving and close every channel to the nodes."""
-        for service in ("", *SERVICES):
-            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        set_health(self.health, SERVICES, serving=False)
         self.server.stop(grace).wait()
         self.channels.close()
 
@@ -70,8 +69,7 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
         rate_limit=RateLimit(config.rate_per_second, config.rate_burst),
         max_workers=config.max_workers,
     )
-    for service in ("", *SERVICES):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    set_health(health_servicer, SERVICES, serving=True)
     return CoordinatorApp(server, port, channels, health_servicer)
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
 from childreg.authz import authorizer_for
 from childreg.errors import FailedPrecondition, KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.ratelimit import RateLimit
 from childreg.rpc import RotatingCredentials, make_server
-from childreg.service import bound_address, wait_for_signal, write_ready_file
+from childreg.service import bound_address, set_health, wait_for_signal, write_ready_file
 from childreg.v1 import records_pb2_grpc, statistics_pb2_grpc
 from node.config import NodeConfig
 from node.keys import KekSource, Keyring
@@ -67,8 +67,7 @@ class NodeApp:
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
-        for service in ("", *SERVICES):
-            self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        set_health(self.health, SERVICES, serving=False)
         self.server.stop(grace).wait()
         self.store.close()
 
@@ -114,8 +113,7 @@ def start_node(config: NodeConfig) -> NodeApp:
     except BaseException:
         store.close()
         raise
-    for service in ("", *SERVICES):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    set_health(health_servicer, SERVICES, serving=True)
     return NodeApp(server=server, port=port, store=store, health=health_servicer)
 
 
