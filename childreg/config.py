@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from childreg.errors import InvalidInput, Violation
 from childreg.models import violations_of
@@ -63,3 +63,27 @@ def resolve_path(value: Path, info_context: Any) -> Path:
     if base is not None and not value.is_absolute():
         return (Path(base) / value).resolve()
     return value
+
+
+class ServiceSettings(BaseModel):
+    """What every childreg service's configuration holds: where it listens, who it is, limits.
+
+    Node and coordinator configurations extend this; paths are relative to the file.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = "127.0.0.1:0"
+    identity_dir: Path
+    #: The federation's signed deny-list of revoked certificates (reloaded when it changes).
+    denylist_file: Path
+    log_level: str = "info"
+    max_workers: int = Field(default=8, ge=1, le=64)
+    #: Per-caller rate limit (token bucket): calls per second, and how many at once.
+    rate_per_second: float = Field(default=100.0, gt=0, le=100_000)
+    rate_burst: int = Field(default=300, ge=1, le=1_000_000)
+
+    @field_validator("identity_dir", "denylist_file")
+    @classmethod
+    def _service_paths(cls, value: Path, info: ValidationInfo) -> Path:
+        return resolve_path(value, info.context)

@@ -1,4 +1,4 @@
-"""What every long-running childreg service does the same way: readiness and shutdown."""
+"""What every long-running childreg service does the same way: start-up, readiness, shutdown."""
 
 from __future__ import annotations
 
@@ -6,11 +6,18 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from grpc_health.v1 import health, health_pb2
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from childreg.authz import authorizer_for
+from childreg.config import ServiceSettings
+from childreg.pki import IdentityFiles
+from childreg.ratelimit import RateLimit
+from childreg.rpc import RotatingCredentials, make_server
 
 
 def write_ready_file(path: Path, address: str) -> None:
@@ -47,3 +54,35 @@ def set_health(servicer: health.HealthServicer, services: Sequence[str], serving
     )
     for service in ("", *services):
         servicer.set(service, status)
+
+
+def start_grpc_service(
+    settings: ServiceSettings,
+    register: Callable[[grpc.Server], None],
+    services: Sequence[str],
+    *,
+    department: str | None = None,
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """Start a service's mutual-TLS server the one way every childreg service starts:
+
+    its identity (renewable without restart), the authorization table and deny-list, the
+    per-caller rate limit, limits and health checking. Returns server, port and health.
+    """
+    identity = IdentityFiles(settings.identity_dir)
+    authorizer = authorizer_for(identity, department=department, denylist=settings.denylist_file)
+    health_servicer = health.HealthServicer()
+
+    def register_all(server: grpc.Server) -> None:
+        register(server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+    server, port = make_server(
+        register_all,
+        tls=RotatingCredentials(identity),
+        bind=settings.listen,
+        authorizer=authorizer,
+        rate_limit=RateLimit(settings.rate_per_second, settings.rate_burst),
+        max_workers=settings.max_workers,
+    )
+    set_health(health_servicer, services, serving=True)
+    return server, port, health_servicer

@@ -18,19 +18,16 @@ Example (TOML)::
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 
-from childreg.config import resolve_path
+from childreg.config import ServiceSettings
 from childreg.models import District, PartyId, Region
 
 
@@ -47,28 +44,12 @@ class Department(BaseModel):
     districts: tuple[District, ...] = ()
 
 
-class CoordinatorConfig(BaseModel):
+class CoordinatorConfig(ServiceSettings):
     """Validated coordinator configuration."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     federation: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
-    listen: str = "127.0.0.1:0"
-    identity_dir: Path
     department_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     departments: tuple[Department, ...] = Field(min_length=1)
-    log_level: str = "info"
-    max_workers: int = Field(default=8, ge=1, le=64)
-    #: Per-caller rate limit (token bucket): calls per second, and how many at once.
-    rate_per_second: float = Field(default=100.0, gt=0, le=100_000)
-    rate_burst: int = Field(default=300, ge=1, le=1_000_000)
-    #: The federation's signed deny-list of revoked certificates (reloaded when it changes).
-    denylist_file: Path
-
-    @field_validator("identity_dir", "denylist_file")
-    @classmethod
-    def _relative_to_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else resolve_path(value, info.context)
 
     @model_validator(mode="after")
     def _unique_departments(self) -> Self:

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2_grpc
+from grpc_health.v1 import health
 
-from childreg.authz import authorizer_for
 from childreg.errors import KeyProblem
 from childreg.pki import IdentityFiles
-from childreg.ratelimit import RateLimit
-from childreg.rpc import RotatingCredentials, make_server
-from childreg.service import bound_address, set_health, wait_for_signal, write_ready_file
+from childreg.service import (
+    bound_address,
+    set_health,
+    start_grpc_service,
+    wait_for_signal,
+    write_ready_file,
+)
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.channels import NodeChannels
 from coordinator.config import CoordinatorConfig
@@ -45,7 +48,6 @@ class CoordinatorApp:
 def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
     """Connect to every department (lazily) and start the mutual-TLS server."""
     identity = IdentityFiles(config.identity_dir)
-    authorizer = authorizer_for(identity, denylist=config.denylist_file)
     if identity.spiffe_id().federation != config.federation:
         raise KeyProblem(
             f"the identity in {config.identity_dir} belongs to another federation",
@@ -53,23 +55,13 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
         )
     channels = NodeChannels(config.departments, identity)
     federation = Federation(channels, deadline_seconds=config.department_deadline_seconds)
-    health_servicer = health.HealthServicer()
 
     def register(server: grpc.Server) -> None:
         spb_grpc.add_NationalStatisticsServiceServicer_to_server(
             NationalStatisticsServicer(federation), server
         )
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
-    server, port = make_server(
-        register,
-        tls=RotatingCredentials(identity),
-        bind=config.listen,
-        authorizer=authorizer,
-        rate_limit=RateLimit(config.rate_per_second, config.rate_burst),
-        max_workers=config.max_workers,
-    )
-    set_health(health_servicer, SERVICES, serving=True)
+    server, port, health_servicer = start_grpc_service(config, register, SERVICES)
     return CoordinatorApp(server, port, channels, health_servicer)
 
 

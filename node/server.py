@@ -12,14 +12,16 @@ from pathlib import Path
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2_grpc
+from grpc_health.v1 import health
 
-from childreg.authz import authorizer_for
 from childreg.errors import FailedPrecondition, KeyProblem
-from childreg.pki import IdentityFiles
-from childreg.ratelimit import RateLimit
-from childreg.rpc import RotatingCredentials, make_server
-from childreg.service import bound_address, set_health, wait_for_signal, write_ready_file
+from childreg.service import (
+    bound_address,
+    set_health,
+    start_grpc_service,
+    wait_for_signal,
+    write_ready_file,
+)
 from childreg.v1 import records_pb2_grpc, statistics_pb2_grpc
 from node.config import NodeConfig
 from node.keys import KekSource, Keyring
@@ -89,31 +91,19 @@ def start_node(config: NodeConfig) -> NodeApp:
     store, keyring = open_node(config)
     try:
         registry = Registry(store, keyring)
-        identity = IdentityFiles(config.identity_dir)
-        authorizer = authorizer_for(
-            identity, department=config.department_id, denylist=config.denylist_file
-        )
-        health_servicer = health.HealthServicer()
 
         def register(server: grpc.Server) -> None:
             records_pb2_grpc.add_RecordsServiceServicer_to_server(RecordsServicer(registry), server)
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
                 StatisticsServicer(store), server
             )
-            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
-        server, port = make_server(
-            register,
-            tls=RotatingCredentials(identity),
-            bind=config.listen,
-            authorizer=authorizer,
-            rate_limit=RateLimit(config.rate_per_second, config.rate_burst),
-            max_workers=config.max_workers,
+        server, port, health_servicer = start_grpc_service(
+            config, register, SERVICES, department=config.department_id
         )
     except BaseException:
         store.close()
         raise
-    set_health(health_servicer, SERVICES, serving=True)
     return NodeApp(server=server, port=port, store=store, health=health_servicer)
 
 
