@@ -590,21 +590,3 @@ def check_file(path: Path) -> tuple[int, list[Violation]]:
         else:
             problems.extend(item)
     return good, problems
-
-
-def count_rows(path: Path) -> int:
-    """The number of non-empty data rows (for progress bars); reads without validating."""
-    n = -1  # the header
-    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as f:
-        reader = csv.reader(f)
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                break
-            except csv.Error:
-                n += 1
-                continue
-            if any(c.strip() for c in cells):
-                n += 1
-    return max(n, 0)

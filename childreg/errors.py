@@ -52,13 +52,6 @@ class InvalidInput(ChildregError):
         super().__init__(message)
         self.violations: list[Violation] = list(violations or [])
 
-    def describe(self, limit: int = 50) -> str:
-        """The message followed by up to ``limit`` violations, one per line."""
-        lines = [str(self)] + [f"  {v}" for v in self.violations[:limit]]
-        if len(self.violations) > limit:
-            lines.append(f"  … and {len(self.violations) - limit} more")
-        return "\n".join(lines)
-
 
 class ImportRejected(InvalidInput):
     """A bulk import found bad rows; no row was imported."""

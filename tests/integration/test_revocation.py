@@ -83,7 +83,8 @@ def test_tampered_deny_list_is_ignored_and_the_old_one_stays(
         grpc.StatusCode.PERMISSION_DENIED
     )
     path = tmp_path / "ca" / DENYLIST_FILE
-    doc = json.loads(path.read_text())
+    good = path.read_bytes()
+    doc = json.loads(good)
     doc["serials"] = []  # an insider tries to un-revoke
     doc["version"] += 1
     path.write_text(json.dumps(doc))
@@ -91,6 +92,14 @@ def test_tampered_deny_list_is_ignored_and_the_old_one_stays(
         verify(path.read_bytes(), ca.cert)
     time.sleep(1.5)  # past the reload interval: the server has seen the tampered file
     assert call(address, tls(staff), GET_CHILD, server_name="alpha.node.rev.childreg") == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+    # Reloading still works after the bad file: a genuine new list (signed, newer) takes hold.
+    other = ca.issue("department-staff", "alpha.other", tmp_path / "other")
+    assert call_until(address, other, grpc.StatusCode.OK) == grpc.StatusCode.OK
+    path.write_bytes(good)  # the CA's own file back, so it can sign the next version
+    ca.revoke([_serial(other)])
+    assert call_until(address, other, grpc.StatusCode.PERMISSION_DENIED) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
 

@@ -50,13 +50,24 @@ def test_unknown_method_is_denied_for_every_role(issue: IssueFn) -> None:
         Authorizer(FEDERATION).check("/childreg.v1.Secret/Leak", FakeContext(pem))  # type: ignore[arg-type]
 
 
-def test_verdicts_are_cached_per_certificate(issue: IssueFn) -> None:
+def test_verdicts_are_cached_per_certificate(
+    issue: IssueFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same certificate is parsed once; a cached verdict gives the same caller."""
     pem = issue("coordinator", "national").cert.read_bytes()
     authz = Authorizer(FEDERATION)
+    parsed: list[bytes] = []
+    inspect = authz._inspect
+
+    def counting(pem_bytes: bytes) -> object:
+        parsed.append(pem_bytes)
+        return inspect(pem_bytes)
+
+    monkeypatch.setattr(authz, "_inspect", counting)
     first = authz.check("/childreg.v1.StatisticsService/CountTable", FakeContext(pem))  # type: ignore[arg-type]
     second = authz.check("/childreg.v1.StatisticsService/CountTable", FakeContext(pem))  # type: ignore[arg-type]
     assert first == second
+    assert parsed == [pem]
     assert str(first.spiffe) == f"spiffe://{FEDERATION}/coordinator/national"
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from childreg import codes, csvformat
-from childreg.csvformat import COLUMN_NAMES, COLUMNS, check_file, count_rows, iter_rows
+from childreg.csvformat import COLUMN_NAMES, COLUMNS, check_file, iter_rows
 from childreg.errors import Violation
 from childreg.models import (
     AssessmentIn,
@@ -514,16 +514,6 @@ def test_check_file_counts_good_rows_and_gathers_violations(tmp_path: Path) -> N
     good, violations = check_file(path)
     assert good == 2
     assert [(v.line, v.field) for v in violations] == [(3, "sex"), (5, "child_id")]
-
-
-def test_count_rows_counts_data_rows(tmp_path: Path) -> None:
-    """count_rows counts non-empty data rows, including bad ones and multi-line ones."""
-    rows = [MINIMAL, {}, dict(MINIMAL, institution="a\nb"), dict(MINIMAL, sex="x")]
-    path = write_csv(tmp_path / "f.csv", rows)
-    assert count_rows(path) == 3
-    empty = tmp_path / "empty.csv"
-    empty.write_bytes(b"")
-    assert count_rows(empty) == 0
 
 
 def test_iter_rows_streams_in_bounded_memory(tmp_path: Path) -> None:
