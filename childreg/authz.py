@@ -47,8 +47,11 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
             "BulkImport",
         )
     },
-    "/childreg.v1.StatisticsService/CountTable": frozenset({"coordinator"}),
-    "/childreg.v1.NationalStatisticsService/NationalTable": frozenset({"statistician"}),
+    "/childreg.v1.StatisticsService/NoisyTable": frozenset({"coordinator"}),
+    **{
+        "/childreg.v1.NationalStatisticsService/" + m: frozenset({"statistician"})
+        for m in ("PublishedTable", "Budget", "Catalogue")
+    },
     # Supervisors (systemd, Kubernetes probes) hold an identity too; health says nothing else.
     # Watch is not offered: each open stream would hold a worker thread for its deadline.
     _HEALTH + "Check": frozenset(ROLES),

@@ -77,13 +77,16 @@ class ServiceSettings(BaseModel):
     identity_dir: Path
     #: The federation's signed deny-list of revoked certificates (reloaded when it changes).
     denylist_file: Path
+    #: The statistics authority's Ed25519 public key (`authority.pub`): pinned, it is the
+    #: only key whose signed table catalogue this service accepts.
+    statistics_authority_key: Path
     log_level: str = "info"
     max_workers: int = Field(default=8, ge=1, le=64)
     #: Per-caller rate limit (token bucket): calls per second, and how many at once.
     rate_per_second: float = Field(default=100.0, gt=0, le=100_000)
     rate_burst: int = Field(default=300, ge=1, le=1_000_000)
 
-    @field_validator("identity_dir", "denylist_file")
+    @field_validator("identity_dir", "denylist_file", "statistics_authority_key")
     @classmethod
     def _service_paths(cls, value: Path, info: ValidationInfo) -> Path:
         return resolve_path(value, info.context)

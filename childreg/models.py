@@ -249,6 +249,18 @@ class TableQuery(Model):
         return codes.reference_date(self.academic_year)
 
 
+#: Catalogue table ids (childreg.catalogue): a slug.
+TableId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+class NoisyTableQuestion(Model):
+    """The coordinator's question to a node: one table of a signed catalogue at a snapshot."""
+
+    signed_catalogue: bytes = Field(min_length=1, max_length=256 * 1024)
+    table_id: TableId
+    academic_year: AcademicYear
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

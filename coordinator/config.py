@@ -6,6 +6,14 @@ Example (TOML)::
     listen = "0.0.0.0:7443"
     identity_dir = "identity"          # ca.crt, tls.crt, tls.key
     department_deadline_seconds = 10
+    denylist_file = "denylist.json"
+    statistics_authority_key = "authority.pub"   # pinned statistics-authority key
+    catalogue_file = "catalogue.signed.json"     # signed by that authority
+    state_dir = "state"                          # release store and ledger
+
+    [[statisticians]]
+    id = "alice"          # spiffe://az.childreg/statistician/alice
+    rho = "1/8"           # her share of each snapshot's privacy budget
 
     [[departments]]
     id = "baku"
@@ -18,16 +26,21 @@ Example (TOML)::
 
 from __future__ import annotations
 
+from fractions import Fraction
+from pathlib import Path
 from typing import Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
-from childreg.config import ServiceSettings
+from childreg.config import ServiceSettings, resolve_path
+from childreg.dp import zcdp
 from childreg.models import District, PartyId, Region
 
 
@@ -44,12 +57,51 @@ class Department(BaseModel):
     districts: tuple[District, ...] = ()
 
 
+class Statistician(BaseModel):
+    """A national statistician and the share of every snapshot's budget they may spend."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: PartyId  # the id in their certificate: spiffe://<federation>/statistician/<id>
+    rho: Fraction  # zCDP sub-budget per snapshot, exact fraction such as "1/8"
+
+    @field_validator("rho", mode="before")
+    @classmethod
+    def _rho(cls, value: object) -> Fraction:
+        return zcdp.parse_rho(value if isinstance(value, Fraction) else str(value))
+
+
 class CoordinatorConfig(ServiceSettings):
     """Validated coordinator configuration."""
 
     federation: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     department_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     departments: tuple[Department, ...] = Field(min_length=1)
+    #: The table catalogue as signed by the statistics authority (childreg.catalogue).
+    catalogue_file: Path
+    #: Where the release store lives (published tables, charges; no department's table).
+    state_dir: Path
+    #: Who may ask for tables, and each one's sub-budget per snapshot; nobody else may.
+    statisticians: tuple[Statistician, ...] = Field(min_length=1)
+    #: Seconds the consistent-publication solver may take per region before its fallback.
+    solver_time_limit_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("catalogue_file", "state_dir")
+    @classmethod
+    def _relative_to_file(cls, value: Path, info: ValidationInfo) -> Path:
+        return resolve_path(value, info.context)
+
+    @model_validator(mode="after")
+    def _unique_statisticians(self) -> Self:
+        ids = [s.id for s in self.statisticians]
+        if len(set(ids)) != len(ids):
+            raise ValueError("statistician ids must be unique")
+        return self
+
+    @property
+    def releases_path(self) -> Path:
+        """The release store's database file."""
+        return self.state_dir / "releases.db"
 
     @model_validator(mode="after")
     def _unique_departments(self) -> Self:

@@ -1,10 +1,9 @@
-"""Statistics rounds: ask every department's node for its table at once, and add them up.
+"""Statistics rounds: ask every department's node for one catalogue table at once.
 
-A round fans out concurrently with one deadline for all departments. A department that
-does not answer in time, refuses, or answers with a table of the wrong shape is *named*
-as missing and the result is flagged incomplete — totals are never silently smaller.
-The question itself is validated before the round (a node refusing it is a disagreement,
-e.g. version skew, and is treated like any other missing answer).
+A round asks every node for one table of the signed catalogue, concurrently with one
+deadline for all departments. A department that does not answer in time, refuses (its
+own budget, version skew) or answers with a table of the wrong shape is *named* as
+missing — totals are never silently smaller; the publisher then publishes nothing.
 """
 
 from __future__ import annotations
@@ -17,23 +16,20 @@ import grpc
 import structlog
 
 from childreg import codes
-from childreg.models import TableQuery
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 
 log = structlog.get_logger("childreg.coordinator")
 
-#: No department holds more children than this; a larger count is a broken answer.
+#: No department holds more children than this; a larger |count| is a broken answer.
 MAX_CELL_COUNT = 10**9
 
 
 @dataclass(frozen=True)
-class NationalResult:
-    """A summed table and who did (not) contribute to it."""
+class RoundResult:
+    """Every answering department's noisy vector, and who did not answer."""
 
-    query: TableQuery
-    counts: list[int]
-    answered: tuple[str, ...]
+    vectors: dict[str, list[int]]
     missing: tuple[str, ...]
 
     @property
@@ -56,54 +52,61 @@ class Federation:
         """Department ids in configuration order."""
         return tuple(self._stubs)
 
-    def national_table(self, query: TableQuery) -> NationalResult:
-        """Sum every department's dense table for ``query``; name the ones that did not answer."""
-        request = spb.TableRequest(
-            academic_year=query.academic_year, dimensions=list(query.dimensions)
-        )
+    def noisy_round(
+        self, request: spb.NoisyTableRequest, *, catalogue_version: int, dimensions: Sequence[str]
+    ) -> RoundResult:
+        """Ask every department for one catalogue table at once; name the ones that fail."""
         started = time.perf_counter()
         stubs = dict(self._stubs)
         calls = {
-            dept: stub.CountTable.future(request, timeout=self._deadline)
+            dept: stub.NoisyTable.future(request, timeout=self._deadline)
             for dept, stub in stubs.items()
         }
-        size = codes.grid_size(query.dimensions)
-        total = [0] * size
-        answered: list[str] = []
+        size = codes.grid_size(dimensions)
+        vectors: dict[str, list[int]] = {}
         missing: list[str] = []
         for dept, call in calls.items():
-            table = self._collect(dept, call, query, size)
-            if table is None:
+            table = self._collect(dept, call)
+            if table is None or not _fits(table, request, catalogue_version, dimensions, size):
+                if table is not None:
+                    log.warning("round.department_bad_shape", department=dept)
                 missing.append(dept)
                 continue
-            answered.append(dept)
-            for i, value in enumerate(table.counts):
-                total[i] += value
+            vectors[dept] = list(table.counts)
         log.info(
             "round.done",
-            dimensions=list(query.dimensions),
-            answered=len(answered),
+            table=request.table_id,
+            snapshot=request.academic_year,
+            answered=len(vectors),
             missing=missing,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
-        return NationalResult(query, total, tuple(answered), tuple(missing))
+        return RoundResult(vectors, tuple(missing))
 
-    def _collect(
-        self, dept: str, call: grpc.Future[spb.CountTable], query: TableQuery, size: int
-    ) -> spb.CountTable | None:
+    @staticmethod
+    def _collect(dept: str, call: grpc.Future[spb.NoisyTable]) -> spb.NoisyTable | None:
         try:
-            table: spb.CountTable = call.result()
+            return call.result()
         except grpc.RpcError as err:
-            # Whatever the reason (down, slow, or disagreeing about a question the coordinator
-            # already validated: version skew), the department is named, never summed.
+            # Whatever the reason (down, slow, budget refused, or disagreeing about a
+            # question the coordinator already validated), the department is named.
             log.warning("round.department_missing", department=dept, status=err.code().name)
             return None
-        if (
-            list(table.dimensions) != list(query.dimensions)
-            or table.academic_year != query.academic_year
-            or len(table.counts) != size
-            or any(c < 0 or c > MAX_CELL_COUNT for c in table.counts)
-        ):
-            log.warning("round.department_bad_shape", department=dept)
-            return None
-        return table
+
+
+def _fits(
+    table: spb.NoisyTable,
+    request: spb.NoisyTableRequest,
+    catalogue_version: int,
+    dimensions: Sequence[str],
+    size: int,
+) -> bool:
+    """Whether a node's answer is the table that was asked for, with a sane shape."""
+    return (
+        table.catalogue_version == catalogue_version
+        and table.table_id == request.table_id
+        and table.academic_year == request.academic_year
+        and list(table.dimensions) == list(dimensions)
+        and len(table.counts) == size
+        and all(-MAX_CELL_COUNT <= c <= MAX_CELL_COUNT for c in table.counts)
+    )

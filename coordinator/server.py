@@ -1,4 +1,4 @@
-"""The coordinator's composition root: channels to every node, the federation, the server."""
+"""The coordinator's composition root: catalogue, release store, channels, publisher, server."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health
 
+from childreg.catalogue import load_verify_key, read_signed_catalogue
 from childreg.errors import KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.service import (
@@ -22,6 +23,8 @@ from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.channels import NodeChannels
 from coordinator.config import CoordinatorConfig
 from coordinator.federation import Federation
+from coordinator.publisher import Publisher, SignedCatalogue
+from coordinator.releases import ReleaseStore
 from coordinator.servicer import NationalStatisticsServicer
 
 log = structlog.get_logger("childreg.coordinator")
@@ -37,12 +40,14 @@ class CoordinatorApp:
     port: int
     channels: NodeChannels
     health: health.HealthServicer
+    store: ReleaseStore
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving and close every channel to the nodes."""
         set_health(self.health, SERVICES, serving=False)
         self.server.stop(grace).wait()
         self.channels.close()
+        self.store.close()
 
 
 def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
@@ -53,16 +58,34 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
             f"the identity in {config.identity_dir} belongs to another federation",
             hint=f"issue the coordinator's identity from the CA of {config.federation}",
         )
+    authority = load_verify_key(config.statistics_authority_key)
+    catalogue = SignedCatalogue(
+        config.catalogue_file.read_bytes(),
+        read_signed_catalogue(config.catalogue_file, authority, federation=config.federation),
+    )
+    store = ReleaseStore(config.releases_path)
     channels = NodeChannels(config.departments, identity)
-    federation = Federation(channels, deadline_seconds=config.department_deadline_seconds)
-
-    def register(server: grpc.Server) -> None:
-        spb_grpc.add_NationalStatisticsServiceServicer_to_server(
-            NationalStatisticsServicer(federation), server
+    try:
+        publisher = Publisher(
+            catalogue,
+            Federation(channels, deadline_seconds=config.department_deadline_seconds),
+            {d.id: d.region for d in config.departments},
+            store,
+            {s.id: s.rho for s in config.statisticians},
+            solver_time_limit=config.solver_time_limit_seconds,
         )
 
-    server, port, health_servicer = start_grpc_service(config, register, SERVICES)
-    return CoordinatorApp(server, port, channels, health_servicer)
+        def register(server: grpc.Server) -> None:
+            spb_grpc.add_NationalStatisticsServiceServicer_to_server(
+                NationalStatisticsServicer(publisher, store), server
+            )
+
+        server, port, health_servicer = start_grpc_service(config, register, SERVICES)
+    except BaseException:
+        channels.close()
+        store.close()
+        raise
+    return CoordinatorApp(server, port, channels, health_servicer, store)
 
 
 def serve(config: CoordinatorConfig, ready_file: Path | None = None) -> None:

@@ -10,10 +10,14 @@ Example (TOML)::
     listen = "0.0.0.0:7443"
     identity_dir = "/etc/childreg/identity"   # ca.crt, tls.crt, tls.key
     kek_file = "/run/secrets/childreg-kek"    # or: kek_passphrase_env = "CHILDREG_KEK_PASSPHRASE"
+    denylist_file = "/etc/childreg/denylist.json"
+    statistics_authority_key = "/etc/childreg/authority.pub"
+    max_snapshot_rho = "1/4"
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Self
 
@@ -25,6 +29,7 @@ from pydantic import (
 )
 
 from childreg.config import ServiceSettings, resolve_path
+from childreg.dp import zcdp
 from childreg.models import District, PartyId, Region
 
 
@@ -38,6 +43,14 @@ class NodeConfig(ServiceSettings):
     data_dir: Path
     kek_file: Path | None = None
     kek_passphrase_env: str | None = None
+    #: This node's own ceiling on a snapshot's privacy budget (zCDP ρ, exact fraction); the
+    #: node enforces the smaller of it and the signed catalogue's cap.
+    max_snapshot_rho: Fraction = Fraction(1, 4)
+
+    @field_validator("max_snapshot_rho", mode="before")
+    @classmethod
+    def _rho(cls, value: object) -> Fraction:
+        return zcdp.parse_rho(value if isinstance(value, Fraction) else str(value))
 
     @field_validator("data_dir", "kek_file")
     @classmethod

@@ -21,13 +21,14 @@ from childreg.models import (
     ChildRefIn,
     ChildView,
     ImportRecord,
+    NoisyTableQuestion,
     PlacementIn,
-    TableQuery,
     parse,
     violations_of,
 )
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import statistics_pb2 as spb
+from node.privacy import NoisyAnswer
 
 #: Records per BulkImport stream message.
 IMPORT_BATCH: Final = 500
@@ -177,11 +178,15 @@ def records_from_import_stream(
         )
 
 
-def table_query_from_proto(m: spb.TableRequest) -> TableQuery:
-    """Validate a table request."""
+def noisy_question_from_proto(m: spb.NoisyTableRequest) -> NoisyTableQuestion:
+    """Validate the coordinator's question (catalogue, table, snapshot)."""
     return parse(
-        TableQuery,
-        {"academic_year": m.academic_year, "dimensions": tuple(m.dimensions)},
+        NoisyTableQuestion,
+        {
+            "signed_catalogue": m.signed_catalogue,
+            "table_id": m.table_id,
+            "academic_year": m.academic_year,
+        },
         what="table request",
     )
 
@@ -269,8 +274,12 @@ def child_view_from_proto(m: pb.ChildRecord) -> ChildView:
     )
 
 
-def count_table_to_proto(query: TableQuery, counts: list[int]) -> spb.CountTable:
-    """Render a dense count vector."""
-    return spb.CountTable(
-        academic_year=query.academic_year, dimensions=list(query.dimensions), counts=counts
+def noisy_table_to_proto(answer: NoisyAnswer) -> spb.NoisyTable:
+    """Render a released noisy table."""
+    return spb.NoisyTable(
+        catalogue_version=answer.catalogue_version,
+        table_id=answer.table.id,
+        academic_year=answer.academic_year,
+        dimensions=list(answer.table.dimensions),
+        counts=answer.counts,
     )

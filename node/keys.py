@@ -54,6 +54,7 @@ _CHILD_KEY_TAG: Final = b"childreg/v1/child-key\0"
 _FIELD_TAG: Final = b"childreg/v1/field\0"
 _NID_PERSON: Final = b"childreg-nid"
 _PSEUDONYM_PERSON: Final = b"childreg-pseudo"
+_NOISE_PERSON: Final = b"childreg-noise"
 
 KekKind = Literal["passphrase", "key_file"]
 _KIND_WORDS: Final[dict[str, str]] = {"passphrase": "a passphrase", "key_file": "a key file"}
@@ -377,6 +378,14 @@ class Keyring:
     def pseudonym(self, child_id: str) -> bytes:
         """Keyed BLAKE2b-256 of a child id, to name a child in the audit log."""
         return self._keyed_hash(child_id, _PSEUDONYM_PERSON)
+
+    def noise_secret(self) -> bytes:
+        """The node's 32-byte secret for deterministic statistics noise (childreg.dp.prng).
+
+        Derived from the lookup key with its own domain, so it needs no keyring change, and
+        the coordinator, which never holds it, cannot predict or remove the noise.
+        """
+        return self._keyed_hash("statistics-noise", _NOISE_PERSON)
 
     def _keyed_hash(self, value: str, person: bytes) -> bytes:
         # Standard keyed BLAKE2b (the same function as libsodium's generichash), via

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import grpc
 import structlog
+from childreg.catalogue import load_verify_key
 from grpc_health.v1 import health
 
 from childreg.errors import FailedPrecondition, KeyProblem
+from childreg.pki import IdentityFiles
 from childreg.service import (
     bound_address,
     set_health,
@@ -25,6 +27,7 @@ from childreg.service import (
 from childreg.v1 import records_pb2_grpc, statistics_pb2_grpc
 from node.config import NodeConfig
 from node.keys import KekSource, Keyring
+from node.privacy import StatisticsDesk
 from node.records import Registry
 from node.servicer import RecordsServicer, StatisticsServicer
 from node.store.sqlcipher import SqlCipherStore
@@ -91,11 +94,18 @@ def start_node(config: NodeConfig) -> NodeApp:
     store, keyring = open_node(config)
     try:
         registry = Registry(store, keyring)
+        desk = StatisticsDesk(
+            store,
+            keyring.noise_secret(),
+            load_verify_key(config.statistics_authority_key),
+            federation=IdentityFiles(config.identity_dir).spiffe_id().federation,
+            max_snapshot_rho=config.max_snapshot_rho,
+        )
 
         def register(server: grpc.Server) -> None:
             records_pb2_grpc.add_RecordsServiceServicer_to_server(RecordsServicer(registry), server)
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
-                StatisticsServicer(store), server
+                StatisticsServicer(desk), server
             )
 
         server, port, health_servicer = start_grpc_service(

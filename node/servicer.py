@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import grpc
 
+from childreg.rpc import peer_identity
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from node import convert
+from node.privacy import StatisticsDesk
 from node.records import Registry
-from node.statistics import count_vector
-from node.store.base import RecordStore
 
 ACK = pb.Ack()
 
@@ -60,13 +60,13 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
 
 
 class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
-    """Count tables for the coordinator's statistics rounds."""
+    """Noisy catalogue tables for the coordinator (the desk decides; this only converts)."""
 
-    def __init__(self, store: RecordStore) -> None:
-        self._store = store
+    def __init__(self, desk: StatisticsDesk) -> None:
+        self._desk = desk
 
-    def CountTable(
-        self, request: spb.TableRequest, context: grpc.ServicerContext
-    ) -> spb.CountTable:
-        query = convert.table_query_from_proto(request)
-        return convert.count_table_to_proto(query, count_vector(self._store, query))
+    def NoisyTable(
+        self, request: spb.NoisyTableRequest, context: grpc.ServicerContext
+    ) -> spb.NoisyTable:
+        question = convert.noisy_question_from_proto(request)
+        return convert.noisy_table_to_proto(self._desk.answer(question, peer_identity(context)))

@@ -21,6 +21,13 @@ from types import TracebackType
 
 import tomli_w
 
+from childreg.catalogue import (
+    Catalogue,
+    generate_authority_key,
+    load_signing_key,
+    parse_catalogue,
+    sign_catalogue,
+)
 from childreg.errors import Unavailable
 from childreg.pki import CertificateAuthority
 from childreg.revocation import DENYLIST_FILE
@@ -34,6 +41,58 @@ Say = Callable[[str], None]
 
 FEDERATION = "demo.childreg"
 STARTUP_SECONDS = 90.0
+STATISTICIAN = "demo-statistician"
+
+#: The starting catalogue (PRIVACY.md "Starting parameters"): 8 tables of ρ = 1/32 each,
+#: σ = 4 per department and cell, a snapshot cap of ρ = 1/4 (ε ≈ 4.4 at δ = 1e-9).
+#: deploy/config/catalogue.toml is the same catalogue as a file (a test keeps them equal).
+DEFAULT_TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("education_form", "Children by form of education", ("education_form",)),
+    ("education_form_by_sex", "Children by form of education and sex", ("education_form", "sex")),
+    (
+        "education_form_by_age_band",
+        "Children by form of education and age band",
+        ("education_form", "age_band"),
+    ),
+    (
+        "education_form_by_care_setting",
+        "Children by form of education and care setting",
+        ("education_form", "care_setting"),
+    ),
+    (
+        "education_form_by_impairment_band",
+        "Children by form of education and degree of impairment",
+        ("education_form", "impairment_band"),
+    ),
+    ("sex_by_age_band", "Children by sex and age band", ("sex", "age_band")),
+    (
+        "care_setting_by_age_band",
+        "Children by care setting and age band",
+        ("care_setting", "age_band"),
+    ),
+    (
+        "impairment_band_by_sex",
+        "Children by degree of impairment and sex",
+        ("impairment_band", "sex"),
+    ),
+)
+
+
+def default_catalogue(federation: str = FEDERATION, version: int = 1) -> Catalogue:
+    """The starting catalogue for ``federation``."""
+    return parse_catalogue(
+        {
+            "federation": federation,
+            "version": version,
+            "snapshot_rho": "1/4",
+            "delta": 1e-9,
+            "display_threshold": 10,
+            "tables": [
+                {"id": i, "title": t, "dimensions": list(d), "rho": "1/32"}
+                for i, t, d in DEFAULT_TABLES
+            ],
+        }
+    )
 
 
 def dns_label(ident: str) -> str:
@@ -66,16 +125,42 @@ class LocalFederation:
     env: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, Party] = field(default_factory=dict)
     coordinator: Party | None = None
+    #: The catalogue to sign at set-up (the default one when None).
+    catalogue: Catalogue | None = None
 
     # ----- layout ---------------------------------------------------------------------
     def identity(self, name: str) -> Path:
         """The identity directory of a party ('coordinator', 'statistician', 'node-<id>', …)."""
         return self.root / "identities" / name
 
+    @property
+    def authority_dir(self) -> Path:
+        """The statistics authority's key pair (kept apart from every service)."""
+        return self.root / "authority"
+
+    @property
+    def catalogue_file(self) -> Path:
+        """The signed catalogue every party uses."""
+        return self.root / "catalogue.signed.json"
+
+    def sign_catalogue(self, catalogue: Catalogue) -> None:
+        """Sign ``catalogue`` with the authority's key and install it for the coordinator."""
+        key = load_signing_key(self.authority_dir / "authority.key")
+        self.catalogue_file.write_bytes(sign_catalogue(catalogue, key))
+
+    def issue_statistician(self, ident: str) -> Path:
+        """Issue another statistician's identity; returns its directory."""
+        ca = CertificateAuthority.load(self.root / "ca")
+        ca.issue("statistician", ident, self.identity(f"statistician-{ident}"))
+        return self.identity(f"statistician-{ident}")
+
     def setup(self) -> None:
-        """Make the CA, every identity, every key file and every node's configuration."""
+        """Make the CA, the statistics authority and catalogue, identities, keys, nodes."""
         self.say(f"making a private CA for {self.federation}")
         ca = CertificateAuthority.create(self.federation, self.root / "ca")
+        generate_authority_key(self.authority_dir)
+        self.sign_catalogue(self.catalogue or default_catalogue(self.federation))
+        self.say("signed the table catalogue with a new statistics-authority key")
         loopback = {"dns_names": ("localhost",), "ip_addresses": ("127.0.0.1",)}
         coord_name = f"coordinator.{self.federation}"
         ca.issue(
@@ -85,7 +170,7 @@ class LocalFederation:
             dns_names=(coord_name, "localhost"),
             ip_addresses=("127.0.0.1",),
         )
-        ca.issue("statistician", "demo-statistician", self.identity("statistician"))
+        ca.issue("statistician", STATISTICIAN, self.identity("statistician"))
         for plan in self.departments:
             server_name = f"{dns_label(plan.id)}.node.{self.federation}"
             ca.issue(
@@ -116,6 +201,7 @@ class LocalFederation:
             "identity_dir": str(self.identity(f"node-{plan.id}")),
             "denylist_file": str(self.root / "ca" / DENYLIST_FILE),
             "kek_file": str(kek),
+            "statistics_authority_key": str(self.authority_dir / "authority.pub"),
             "max_workers": 4,
         }
         config.write_bytes(tomli_w.dumps(data).encode())
@@ -132,11 +218,15 @@ class LocalFederation:
             self._await_ready(party)
 
     def start_coordinator(
-        self, deadline_seconds: float = 10.0, only: Sequence[str] | None = None
+        self,
+        deadline_seconds: float = 10.0,
+        only: Sequence[str] | None = None,
+        statisticians: dict[str, str] | None = None,
     ) -> None:
         """Write the coordinator's configuration from the running nodes, start it, wait.
 
-        ``only`` limits the federation the coordinator knows to those department ids.
+        ``only`` limits the federation the coordinator knows to those department ids;
+        ``statisticians`` maps ids to sub-budgets (default: the demo statistician, 1/4).
         """
         plans = [p for p in self.departments if only is None or p.id in only]
         home = self.root / "coordinator"
@@ -148,6 +238,13 @@ class LocalFederation:
             "identity_dir": str(self.identity("coordinator")),
             "denylist_file": str(self.root / "ca" / DENYLIST_FILE),
             "department_deadline_seconds": deadline_seconds,
+            "statistics_authority_key": str(self.authority_dir / "authority.pub"),
+            "catalogue_file": str(self.catalogue_file),
+            "state_dir": str(home / "state"),
+            "statisticians": [
+                {"id": ident, "rho": rho}
+                for ident, rho in (statisticians or {STATISTICIAN: "1/4"}).items()
+            ],
             "departments": [
                 {
                     "id": plan.id,
@@ -172,11 +269,13 @@ class LocalFederation:
         self._launch(self.coordinator, "coordinator")
         self._await_ready(self.coordinator)
 
-    def restart_coordinator(self, only: Sequence[str] | None = None) -> None:
+    def restart_coordinator(
+        self, only: Sequence[str] | None = None, statisticians: dict[str, str] | None = None
+    ) -> None:
         """Stop the coordinator if it runs and start it again over ``only`` departments."""
         if self.coordinator is not None:
             self.stop_party(self.coordinator)
-        self.start_coordinator(only=only)
+        self.start_coordinator(only=only, statisticians=statisticians)
 
     def _launch(self, party: Party, kind: str) -> None:
         party.ready_file.unlink(missing_ok=True)
@@ -238,14 +337,12 @@ class LocalFederation:
         node = self.nodes[dept]
         return Endpoint(node.address, self.identity(identity), node.server_name, timeout)
 
-    def statistician_endpoint(self, timeout: float = 60.0) -> Endpoint:
-        """How a national statistician reaches the coordinator."""
+    def statistician_endpoint(self, timeout: float = 120.0, ident: str | None = None) -> Endpoint:
+        """How a national statistician (the demo one, or ``ident``) reaches the coordinator."""
         assert self.coordinator is not None
+        name = "statistician" if ident is None else f"statistician-{ident}"
         return Endpoint(
-            self.coordinator.address,
-            self.identity("statistician"),
-            self.coordinator.server_name,
-            timeout,
+            self.coordinator.address, self.identity(name), self.coordinator.server_name, timeout
         )
 
     def __enter__(self) -> LocalFederation:

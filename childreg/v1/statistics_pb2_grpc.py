@@ -35,10 +35,10 @@ class StatisticsServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.CountTable = channel.unary_unary(
-                '/childreg.v1.StatisticsService/CountTable',
-                request_serializer=childreg_dot_v1_dot_statistics__pb2.TableRequest.SerializeToString,
-                response_deserializer=childreg_dot_v1_dot_statistics__pb2.CountTable.FromString,
+        self.NoisyTable = channel.unary_unary(
+                '/childreg.v1.StatisticsService/NoisyTable',
+                request_serializer=childreg_dot_v1_dot_statistics__pb2.NoisyTableRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_statistics__pb2.NoisyTable.FromString,
                 _registered_method=True)
 
 
@@ -46,7 +46,7 @@ class StatisticsServiceServicer:
     """Served by a department's node to the coordinator.
     """
 
-    def CountTable(self, request, context):
+    def NoisyTable(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -55,10 +55,10 @@ class StatisticsServiceServicer:
 
 def add_StatisticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'CountTable': grpc.unary_unary_rpc_method_handler(
-                    servicer.CountTable,
-                    request_deserializer=childreg_dot_v1_dot_statistics__pb2.TableRequest.FromString,
-                    response_serializer=childreg_dot_v1_dot_statistics__pb2.CountTable.SerializeToString,
+            'NoisyTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.NoisyTable,
+                    request_deserializer=childreg_dot_v1_dot_statistics__pb2.NoisyTableRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_statistics__pb2.NoisyTable.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -73,7 +73,7 @@ class StatisticsService:
     """
 
     @staticmethod
-    def CountTable(request,
+    def NoisyTable(request,
             target,
             options=(),
             channel_credentials=None,
@@ -86,9 +86,9 @@ class StatisticsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/childreg.v1.StatisticsService/CountTable',
-            childreg_dot_v1_dot_statistics__pb2.TableRequest.SerializeToString,
-            childreg_dot_v1_dot_statistics__pb2.CountTable.FromString,
+            '/childreg.v1.StatisticsService/NoisyTable',
+            childreg_dot_v1_dot_statistics__pb2.NoisyTableRequest.SerializeToString,
+            childreg_dot_v1_dot_statistics__pb2.NoisyTable.FromString,
             options,
             channel_credentials,
             insecure,
@@ -110,10 +110,20 @@ class NationalStatisticsServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.NationalTable = channel.unary_unary(
-                '/childreg.v1.NationalStatisticsService/NationalTable',
+        self.PublishedTable = channel.unary_unary(
+                '/childreg.v1.NationalStatisticsService/PublishedTable',
                 request_serializer=childreg_dot_v1_dot_statistics__pb2.TableRequest.SerializeToString,
-                response_deserializer=childreg_dot_v1_dot_statistics__pb2.NationalTable.FromString,
+                response_deserializer=childreg_dot_v1_dot_statistics__pb2.PublishedTable.FromString,
+                _registered_method=True)
+        self.Budget = channel.unary_unary(
+                '/childreg.v1.NationalStatisticsService/Budget',
+                request_serializer=childreg_dot_v1_dot_statistics__pb2.BudgetRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_statistics__pb2.BudgetReport.FromString,
+                _registered_method=True)
+        self.Catalogue = channel.unary_unary(
+                '/childreg.v1.NationalStatisticsService/Catalogue',
+                request_serializer=childreg_dot_v1_dot_statistics__pb2.CatalogueRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_statistics__pb2.SignedCatalogue.FromString,
                 _registered_method=True)
 
 
@@ -121,7 +131,19 @@ class NationalStatisticsServiceServicer:
     """Served by the coordinator to national statisticians.
     """
 
-    def NationalTable(self, request, context):
+    def PublishedTable(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Budget(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Catalogue(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,10 +152,20 @@ class NationalStatisticsServiceServicer:
 
 def add_NationalStatisticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'NationalTable': grpc.unary_unary_rpc_method_handler(
-                    servicer.NationalTable,
+            'PublishedTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishedTable,
                     request_deserializer=childreg_dot_v1_dot_statistics__pb2.TableRequest.FromString,
-                    response_serializer=childreg_dot_v1_dot_statistics__pb2.NationalTable.SerializeToString,
+                    response_serializer=childreg_dot_v1_dot_statistics__pb2.PublishedTable.SerializeToString,
+            ),
+            'Budget': grpc.unary_unary_rpc_method_handler(
+                    servicer.Budget,
+                    request_deserializer=childreg_dot_v1_dot_statistics__pb2.BudgetRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_statistics__pb2.BudgetReport.SerializeToString,
+            ),
+            'Catalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.Catalogue,
+                    request_deserializer=childreg_dot_v1_dot_statistics__pb2.CatalogueRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_statistics__pb2.SignedCatalogue.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -148,7 +180,7 @@ class NationalStatisticsService:
     """
 
     @staticmethod
-    def NationalTable(request,
+    def PublishedTable(request,
             target,
             options=(),
             channel_credentials=None,
@@ -161,9 +193,63 @@ class NationalStatisticsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/childreg.v1.NationalStatisticsService/NationalTable',
+            '/childreg.v1.NationalStatisticsService/PublishedTable',
             childreg_dot_v1_dot_statistics__pb2.TableRequest.SerializeToString,
-            childreg_dot_v1_dot_statistics__pb2.NationalTable.FromString,
+            childreg_dot_v1_dot_statistics__pb2.PublishedTable.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Budget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.NationalStatisticsService/Budget',
+            childreg_dot_v1_dot_statistics__pb2.BudgetRequest.SerializeToString,
+            childreg_dot_v1_dot_statistics__pb2.BudgetReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Catalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.NationalStatisticsService/Catalogue',
+            childreg_dot_v1_dot_statistics__pb2.CatalogueRequest.SerializeToString,
+            childreg_dot_v1_dot_statistics__pb2.SignedCatalogue.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,23 @@ class StoredChild:
     sex: str
     district: str
     sealed_identity: bytes
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One statistics release in a node's privacy ledger: what was spent, on what, for whom.
+
+    The ledger is append-only: an entry is never changed or removed, so the spend of a
+    snapshot only grows. (snapshot, catalogue_version, table_id) is unique: asking the same
+    question again yields the same deterministic noise and costs nothing more.
+    """
+
+    snapshot: str
+    catalogue_version: int
+    table_id: str
+    rho: Fraction
+    released_at: dt.datetime
+    requested_by: str
 
 
 @dataclass(frozen=True)
@@ -242,6 +260,14 @@ class RecordStore(ABC):
         ``assessment_date <= reference_date`` whose band is set, else ``not_assessed``;
         ``district``; ``region`` of the district. Keys are tuples in ``dimensions`` order.
         """
+
+    @abstractmethod
+    def ledger(self, snapshot: str) -> list[LedgerEntry]:
+        """Every privacy-ledger entry of ``snapshot``, in the order they were appended."""
+
+    @abstractmethod
+    def append_ledger(self, entry: LedgerEntry) -> None:
+        """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
 
     @abstractmethod
     def close(self) -> None:

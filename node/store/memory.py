@@ -20,6 +20,7 @@ from childreg import codes
 from childreg.errors import AlreadyExists, NotFound
 from node.store.base import (
     BlockNesting,
+    LedgerEntry,
     RecordStore,
     StoredAssessment,
     StoredCareSetting,
@@ -36,6 +37,7 @@ class _State:
     placements: dict[str, dict[str, StoredPlacement]] = field(default_factory=dict)
     care: dict[str, dict[dt.date, StoredCareSetting]] = field(default_factory=dict)
     assessments: dict[str, list[StoredAssessment]] = field(default_factory=dict)
+    ledger: list[LedgerEntry] = field(default_factory=list)
 
     def copy(self) -> _State:
         return _State(
@@ -44,6 +46,7 @@ class _State:
             {k: dict(v) for k, v in self.placements.items()},
             {k: dict(v) for k, v in self.care.items()},
             {k: list(v) for k, v in self.assessments.items()},
+            list(self.ledger),
         )
 
 
@@ -252,6 +255,20 @@ class MemoryStore(RecordStore):
                 cell = tuple(categories[d] for d in dimensions)
                 counts[cell] = counts.get(cell, 0) + 1
         return counts
+
+    def ledger(self, snapshot: str) -> list[LedgerEntry]:
+        """Every privacy-ledger entry of ``snapshot``, in the order they were appended."""
+        with self._lock:
+            return [e for e in self._live().ledger if e.snapshot == snapshot]
+
+    def append_ledger(self, entry: LedgerEntry) -> None:
+        """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
+        with self._lock:
+            state = self._writable()
+            key = (entry.snapshot, entry.catalogue_version, entry.table_id)
+            if any((e.snapshot, e.catalogue_version, e.table_id) == key for e in state.ledger):
+                raise AlreadyExists("this table is already in the privacy ledger")
+            state.ledger.append(entry)
 
     def close(self) -> None:
         """Drop every record; the store is unusable afterwards."""

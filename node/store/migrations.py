@@ -85,6 +85,27 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             ) WHERE impairment_band IS NOT NULL""",
         ),
     ),
+    Migration(
+        3,
+        "append-only privacy ledger of statistics releases",
+        (
+            """CREATE TABLE privacy_ledger (
+                seq INTEGER PRIMARY KEY,
+                snapshot TEXT NOT NULL,
+                catalogue_version INTEGER NOT NULL,
+                table_id TEXT NOT NULL,
+                rho_numerator INTEGER NOT NULL CHECK (rho_numerator > 0),
+                rho_denominator INTEGER NOT NULL CHECK (rho_denominator > 0),
+                released_at TEXT NOT NULL,
+                requested_by TEXT NOT NULL,
+                UNIQUE (snapshot, catalogue_version, table_id)
+            )""",
+            """CREATE TRIGGER privacy_ledger_no_update BEFORE UPDATE ON privacy_ledger
+               BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END""",
+            """CREATE TRIGGER privacy_ledger_no_delete BEFORE DELETE ON privacy_ledger
+               BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END""",
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

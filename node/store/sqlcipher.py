@@ -27,6 +27,7 @@ import struct
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,6 +39,7 @@ from node.keys import HEX64
 from node.store import migrations
 from node.store.base import (
     BlockNesting,
+    LedgerEntry,
     RecordStore,
     StoredAssessment,
     StoredCareSetting,
@@ -593,6 +595,47 @@ class SqlCipherStore(RecordStore):
             )
             counts[cell] = counts.get(cell, 0) + int(row[-1])
         return counts
+
+    def ledger(self, snapshot: str) -> list[LedgerEntry]:
+        """Every privacy-ledger entry of ``snapshot``, in the order they were appended."""
+        rows = self._query(
+            "SELECT snapshot, catalogue_version, table_id, rho_numerator, rho_denominator,"
+            " released_at, requested_by FROM privacy_ledger WHERE snapshot = ? ORDER BY seq",
+            (snapshot,),
+        )
+        return [
+            LedgerEntry(
+                snapshot=str(r[0]),
+                catalogue_version=int(r[1]),
+                table_id=str(r[2]),
+                rho=Fraction(int(r[3]), int(r[4])),
+                released_at=dt.datetime.fromisoformat(str(r[5])),
+                requested_by=str(r[6]),
+            )
+            for r in rows
+        ]
+
+    def append_ledger(self, entry: LedgerEntry) -> None:
+        """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
+        self._not_viewing()
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO privacy_ledger(snapshot, catalogue_version, table_id,"
+                    " rho_numerator, rho_denominator, released_at, requested_by)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        entry.snapshot,
+                        entry.catalogue_version,
+                        entry.table_id,
+                        entry.rho.numerator,
+                        entry.rho.denominator,
+                        entry.released_at.isoformat(),
+                        entry.requested_by,
+                    ),
+                )
+            except sqlcipher3.IntegrityError:
+                raise AlreadyExists("this table is already in the privacy ledger") from None
 
     def close(self) -> None:
         """Close the reader, checkpoint and truncate the WAL, close; unusable afterwards."""

@@ -12,6 +12,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from childreg import codes
 from childreg.errors import AlreadyExists, NotFound
 from node.store.base import (
+    LedgerEntry,
     RecordStore,
     StoredAssessment,
     StoredCareSetting,
@@ -780,3 +782,44 @@ def _load(store: RecordStore, child_id: str, spec: ChildSpec) -> None:
         store.put_care_setting(StoredCareSetting(child_id, setting, since))
     for on, band in spec.assessments:
         store.add_assessment(assessment(child_id, on, band))
+
+
+# --- privacy ledger ------------------------------------------------------------------
+
+
+def ledger_entry(table_id: str = "education_form", *, snapshot: str = YEAR) -> LedgerEntry:
+    """A ledger entry of 1/32 for ``table_id``."""
+    return LedgerEntry(
+        snapshot=snapshot,
+        catalogue_version=1,
+        table_id=table_id,
+        rho=Fraction(1, 32),
+        released_at=dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC),
+        requested_by="spiffe://test.childreg/coordinator/national",
+    )
+
+
+def test_ledger_keeps_entries_per_snapshot_in_append_order(store: RecordStore) -> None:
+    """Entries come back equal, in append order, and only for their snapshot."""
+    first, second = ledger_entry("b_table"), ledger_entry("a_table")
+    other = ledger_entry("b_table", snapshot="2024/25")
+    for entry in (first, other, second):
+        store.append_ledger(entry)
+    assert store.ledger(YEAR) == [first, second]
+    assert store.ledger("2024/25") == [other]
+    assert store.ledger("2022/23") == []
+
+
+def test_ledger_refuses_the_same_table_twice(store: RecordStore) -> None:
+    """(snapshot, version, table) is unique: a second append is refused and changes nothing."""
+    store.append_ledger(ledger_entry())
+    with pytest.raises(AlreadyExists):
+        store.append_ledger(replace(ledger_entry(), rho=Fraction(1, 2)))
+    assert [e.rho for e in store.ledger(YEAR)] == [Fraction(1, 32)]
+
+
+def test_ledger_append_rolls_back_with_its_atomic_block(store: RecordStore) -> None:
+    """A ledger entry written inside a failed atomic block is not kept."""
+    with pytest.raises(BoomError):
+        fail_inside_atomic(store, lambda: store.append_ledger(ledger_entry()))
+    assert store.ledger(YEAR) == []

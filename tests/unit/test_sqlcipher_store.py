@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ from childreg.models import AssessmentIn, ChildIn, FunctioningItem, PlacementIn
 from node.keys import KekSource, Keyring, generate_key_file
 from node.records import Registry
 from node.store import migrations
-from node.store.base import StoredChild, StoredImport, StoredPlacement
+from node.store.base import LedgerEntry, StoredChild, StoredImport, StoredPlacement
 from node.store.sqlcipher import SqlCipherStore, _count_sql, _pack, _unpack
 
 T = TypeVar("T")
@@ -619,5 +620,43 @@ def test_no_plaintext_marker_in_any_file_of_the_data_directory(tmp_path: Path) -
     reopened = SqlCipherStore.open(db, keyring.db_key_hex())
     try:
         assert Registry(reopened, keyring).get_child("C1").assessments[0].diagnoses == (diagnosis,)
+    finally:
+        reopened.close()
+
+
+# --- privacy ledger ---------------------------------------------------------------------
+
+
+def test_ledger_is_append_only_even_for_raw_sql(
+    store: SqlCipherStore, db_path: Path, key_hex: str
+) -> None:
+    """UPDATE and DELETE on the ledger abort, even on a connection without the authorizer."""
+    store.append_ledger(
+        LedgerEntry("2023/24", 1, "education_form", Fraction(1, 32), dt.datetime.now(dt.UTC), "x")
+    )
+    store.close()
+    conn = raw_connection(db_path, key_hex)
+    try:
+        for sql in (
+            "UPDATE privacy_ledger SET rho_numerator = 0",
+            "DELETE FROM privacy_ledger",
+        ):
+            with pytest.raises(sqlcipher3.IntegrityError, match="append-only"):
+                conn.execute(sql)
+        assert conn.execute("SELECT count(*) FROM privacy_ledger").fetchone()[0] == 1
+    finally:
+        conn.close()
+
+
+def test_ledger_survives_reopening(store: SqlCipherStore, db_path: Path, key_hex: str) -> None:
+    """What was spent is still spent after a restart."""
+    entry = LedgerEntry(
+        "2023/24", 3, "sex_by_age", Fraction(1, 16), dt.datetime.now(dt.UTC), "coordinator"
+    )
+    store.append_ledger(entry)
+    store.close()
+    reopened = SqlCipherStore.open(db_path, key_hex)
+    try:
+        assert reopened.ledger("2023/24") == [entry]
     finally:
         reopened.close()

@@ -1,0 +1,205 @@
+"""Publishing a national table: budget first, then the round, then consistent numbers.
+
+The order is the guarantee (docs/statistics-method.md):
+
+1. the question must name a table of the signed catalogue (dimensions in any order);
+2. a table already published for the snapshot is returned from the release store,
+   byte-identical and free;
+3. otherwise the statistician's sub-budget and the snapshot cap are charged *before* any
+   node is contacted (a retry of a charged but unpublished table is not charged again:
+   the nodes' noise is deterministic, so nothing more is revealed);
+4. every department answers with its noisy table, or nothing is published and the
+   missing departments are named;
+5. departments are summed per region, post-processed with every table published before
+   in the snapshot (weighted least squares, then controlled rounding), and the table is
+   stored with its privacy statement and 95 % margins; nation = sum of regions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+import structlog
+
+from childreg import codes
+from childreg.catalogue import Catalogue, CatalogueTable
+from childreg.dp import zcdp
+from childreg.errors import PermissionDenied, Unavailable
+from childreg.models import TableQuery
+from childreg.v1 import statistics_pb2 as spb
+from coordinator.federation import Federation
+from coordinator.postprocess import RegionMeasurement, SnapshotState, publish
+from coordinator.releases import ReleaseStore, release_key
+
+log = structlog.get_logger("childreg.coordinator")
+
+NATIONAL = "national"
+MECHANISM = "discrete_gaussian/zcdp/per-department"
+
+
+class IncompleteRound(Unavailable):
+    """Departments did not answer: nothing was published (the message names them)."""
+
+
+@dataclass(frozen=True)
+class SignedCatalogue:
+    """The catalogue the coordinator serves: its signed bytes and their verified content."""
+
+    blob: bytes
+    catalogue: Catalogue
+
+
+class Publisher:
+    """Answers statisticians' questions from the release store or by a new publication."""
+
+    def __init__(
+        self,
+        catalogue: SignedCatalogue,
+        federation: Federation,
+        regions: Mapping[str, str],
+        store: ReleaseStore,
+        budgets: Mapping[str, Fraction],
+        *,
+        solver_time_limit: float = 30.0,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._signed = catalogue
+        self._federation = federation
+        self._regions = dict(regions)  # department id -> region code
+        self._store = store
+        self._budgets = dict(budgets)
+        self._time_limit = solver_time_limit
+        self._clock = clock
+        self._lock = threading.Lock()  # one publication at a time: state must not fork
+
+    @property
+    def catalogue(self) -> SignedCatalogue:
+        """The signed catalogue this coordinator answers from."""
+        return self._signed
+
+    def sub_budget(self, statistician: str) -> Fraction:
+        """A statistician's sub-budget per snapshot; PermissionDenied if none is configured."""
+        budget = self._budgets.get(statistician)
+        if budget is None:
+            raise PermissionDenied(
+                "no privacy sub-budget is configured for you on this coordinator; "
+                "ask the coordinator's operator to add you to `statisticians`"
+            )
+        return budget
+
+    def table(self, query: TableQuery, statistician: str) -> bytes:
+        """The published table's bytes (a serialized PublishedTable)."""
+        catalogue = self._signed.catalogue
+        table = catalogue.table_for(query.dimensions)
+        key = release_key(query.academic_year, catalogue.version, table.dimensions)
+        sub_budget = self.sub_budget(statistician)
+        with self._lock:
+            stored = self._store.release(key)
+            if stored is not None:
+                return stored
+            self._store.charge(
+                query.academic_year,
+                catalogue.version,
+                table.id,
+                table.rho,
+                statistician=statistician,
+                sub_budget=sub_budget,
+                cap=catalogue.snapshot_rho,
+            )
+            body = self._publish(table, query.academic_year, key)
+        log.info("table.published", table=table.id, snapshot=query.academic_year, key=key)
+        return body
+
+    def _publish(self, table: CatalogueTable, snapshot: str, key: str) -> bytes:
+        catalogue = self._signed.catalogue
+        request = spb.NoisyTableRequest(
+            signed_catalogue=self._signed.blob, table_id=table.id, academic_year=snapshot
+        )
+        result = self._federation.noisy_round(
+            request, catalogue_version=catalogue.version, dimensions=table.dimensions
+        )
+        if result.missing:
+            raise IncompleteRound(
+                f"incomplete round: {len(result.missing)} department(s) did not answer: "
+                f"{', '.join(result.missing)}; nothing was published. Ask again later: the "
+                "budget already charged for this table is not charged again"
+            )
+        sigma2 = zcdp.sigma_squared(table.rho)
+        by_region: dict[str, list[str]] = {}
+        for dept in result.vectors:
+            by_region.setdefault(self._regions[dept], []).append(dept)
+        regions = [r for r in codes.REGIONS if r in by_region]
+        measurements = {
+            region: RegionMeasurement(
+                values=[
+                    sum(col)
+                    for col in zip(*(result.vectors[d] for d in by_region[region]), strict=True)
+                ],
+                variance=float(sigma2 * len(by_region[region])),
+            )
+            for region in regions
+        }
+        raw_state = self._store.state(snapshot)
+        state = SnapshotState.empty() if raw_state is None else SnapshotState.from_json(raw_state)
+        outcome = publish(state, table.dimensions, measurements, time_limit=self._time_limit)
+        if outcome.diagnostics:
+            log.warning("table.postprocess_fallback", table=table.id, detail=outcome.diagnostics)
+        areas = [
+            _area(NATIONAL, sorted(result.vectors), outcome.national, sigma2, catalogue),
+            *(
+                _area(r, sorted(by_region[r]), outcome.regions[r], sigma2, catalogue)
+                for r in regions
+            ),
+        ]
+        published = spb.PublishedTable(
+            academic_year=snapshot,
+            reference_date=codes.reference_date(snapshot).isoformat(),
+            catalogue_version=catalogue.version,
+            table_id=table.id,
+            title=table.title,
+            dimensions=list(table.dimensions),
+            privacy=privacy_statement(table, catalogue),
+            areas=areas,
+            published_at=self._clock().isoformat(timespec="seconds"),
+            release_key=key,
+        )
+        body = published.SerializeToString(deterministic=True)
+        self._store.publish(key, snapshot, table.id, body, outcome.state.to_json())
+        return body
+
+
+def privacy_statement(table: CatalogueTable, catalogue: Catalogue) -> spb.PrivacyStatement:
+    """What every published table says about its guarantee."""
+    sigma2 = zcdp.sigma_squared(table.rho)
+    return spb.PrivacyStatement(
+        mechanism=MECHANISM,
+        rho=str(table.rho),
+        sigma_squared=str(sigma2),
+        sigma=float(sigma2) ** 0.5,
+        epsilon=zcdp.epsilon(table.rho, catalogue.delta),
+        delta=catalogue.delta,
+        snapshot_rho=str(catalogue.snapshot_rho),
+        snapshot_epsilon=zcdp.epsilon(catalogue.snapshot_rho, catalogue.delta),
+        display_threshold=catalogue.display_threshold,
+    )
+
+
+def _area(
+    name: str,
+    departments: list[str],
+    values: tuple[int, ...] | list[int],
+    sigma2: Fraction,
+    catalogue: Catalogue,
+) -> spb.AreaValues:
+    margin = zcdp.margin95(sigma2 * len(departments))
+    return spb.AreaValues(
+        area=name,
+        departments=departments,
+        values=list(values),
+        margins=[margin] * len(values),
+        confidential=[v < catalogue.display_threshold for v in values],
+    )
