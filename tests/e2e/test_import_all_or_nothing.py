@@ -53,15 +53,21 @@ def import_args(fed: LocalFederation, path: Path) -> list[str]:
 
 
 def snapshot(fed: LocalFederation, ids: list[str]) -> tuple[list[bytes], list[int]]:
-    """Everything observable about the node's records: each child and a national-grid table."""
+    """Everything observable about the node's records: each child and a noisy table.
+
+    The noise is deterministic per question, so the noisy table is identical exactly when
+    the counts behind it are (asking again costs the node nothing).
+    """
     dept = fed.departments[0].id
     with fed.staff_endpoint(dept).channel() as channel:
         records = pb_grpc.RecordsServiceStub(channel)
         children = [child_bytes(records, cid) for cid in ids]
     with fed.node_endpoint_as(dept, "coordinator").channel() as channel:
-        table = spb_grpc.StatisticsServiceStub(channel).CountTable(
-            spb.TableRequest(
-                academic_year="2023/24", dimensions=["education_form", "sex", "district"]
+        table = spb_grpc.StatisticsServiceStub(channel).NoisyTable(
+            spb.NoisyTableRequest(
+                signed_catalogue=fed.catalogue_file.read_bytes(),
+                table_id="education_form_by_sex",
+                academic_year="2023/24",
             ),
             timeout=10,
         )

@@ -265,7 +265,7 @@ def test_no_certificate_or_another_ca_never_reaches_a_handler(
 def test_denials_are_logged_with_caller_and_reason(spied: tuple[str, Spy], issue: IssueFn) -> None:
     """A refused call leaves a log line naming the caller, the method and why."""
     address, _ = spied
-    count_table = next(m for m in METHODS if m.name == "CountTable")
+    count_table = next(m for m in METHODS if m.name == "NoisyTable")
     with capture_logs() as logs:
         call(address, tls(issue("school", "school-7")), count_table)
     denied = [e for e in logs if e["event"] == "rpc.denied"]

@@ -1,4 +1,4 @@
-"""Coordinator rounds: concurrent fan-out, exact sums, missing departments named, never hidden."""
+"""Coordinator rounds: concurrent fan-out, vectors kept as sent, missing departments named."""
 
 from __future__ import annotations
 
@@ -12,16 +12,18 @@ import pytest
 
 from childreg import codes
 from childreg.authz import Authorizer
-from childreg.models import TableQuery
 from childreg.rpc import make_server, secure_channel
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
-from coordinator.federation import Federation
+from coordinator.federation import Federation, RoundResult
 from tests.conftest import FEDERATION, IssueFn, tls
 
-QUERY = TableQuery(academic_year="2023/24", dimensions=("education_form", "sex"))
-SIZE = codes.grid_size(QUERY.dimensions)
-BENDS = ("short", "negative", "huge", "dims", "year")
+DIMS = ("education_form", "sex")
+SIZE = codes.grid_size(DIMS)
+QUERY = spb.NoisyTableRequest(
+    signed_catalogue=b"(opaque to the round)", table_id="form_by_sex", academic_year="2023/24"
+)
+BENDS = ("short", "huge", "dims", "year", "version", "table")
 
 
 class FakeDepartment(spb_grpc.StatisticsServiceServicer):
@@ -32,25 +34,33 @@ class FakeDepartment(spb_grpc.StatisticsServiceServicer):
         self.calls = 0
         self.release = threading.Event()
 
-    def CountTable(
-        self, request: spb.TableRequest, context: grpc.ServicerContext
-    ) -> spb.CountTable:
+    def NoisyTable(
+        self, request: spb.NoisyTableRequest, context: grpc.ServicerContext
+    ) -> spb.NoisyTable:
         self.calls += 1
         if self.delay:
             self.release.wait(self.delay)
-        counts = [self.base + i for i in range(SIZE)]
-        dims, year = list(request.dimensions), request.academic_year
+        counts = [self.base + i - 3 for i in range(SIZE)]  # noisy: some negative
+        dims, year, version, table = list(DIMS), request.academic_year, 1, request.table_id
         if self.bend == "short":
             counts = counts[:-1]
-        elif self.bend == "negative":
-            counts[3] = -1
         elif self.bend == "huge":
             counts[0] = 2**62
         elif self.bend == "dims":
             dims = dims[::-1]
         elif self.bend == "year":
             year = "2022/23"
-        return spb.CountTable(academic_year=year, dimensions=dims, counts=counts)
+        elif self.bend == "version":
+            version = 2
+        elif self.bend == "table":
+            table = "another_table"
+        return spb.NoisyTable(
+            catalogue_version=version,
+            table_id=table,
+            academic_year=year,
+            dimensions=dims,
+            counts=counts,
+        )
 
 
 @pytest.fixture
@@ -94,14 +104,23 @@ def federation_of(
     return Federation(stubs, deadline_seconds=deadline)
 
 
+def ask(fed: Federation) -> RoundResult:
+    """One round for the test table."""
+    return fed.noisy_round(QUERY, catalogue_version=1, dimensions=DIMS)
+
+
+def vector(base: int) -> list[int]:
+    """What FakeDepartment(base) answers."""
+    return [base + i - 3 for i in range(SIZE)]
+
+
 def test_sum_of_all_departments(
     departments: dict[str, tuple[FakeDepartment, str]], issue: IssueFn
 ) -> None:
-    """With every department answering, the national table is the exact cell-wise sum."""
-    result = federation_of(["a", "b"], departments, issue).national_table(QUERY)
+    """With every department answering, every department's vector is kept as sent."""
+    result = ask(federation_of(["a", "b"], departments, issue))
     assert result.complete
-    assert result.counts == [101 + 2 * i for i in range(SIZE)]
-    assert result.answered == ("a", "b")
+    assert result.vectors == {"a": vector(1), "b": vector(100)}
 
 
 def test_slow_department_is_named_within_the_deadline(
@@ -109,25 +128,23 @@ def test_slow_department_is_named_within_the_deadline(
 ) -> None:
     """A department slower than the deadline is listed missing and the round ends on time."""
     started = time.monotonic()
-    result = federation_of(["a", "slow", "b"], departments, issue, deadline=1.0).national_table(
-        QUERY
-    )
+    result = ask(federation_of(["a", "slow", "b"], departments, issue, deadline=1.0))
     assert time.monotonic() - started < 3.0
     assert result.missing == ("slow",)
     assert not result.complete
-    assert result.counts == [101 + 2 * i for i in range(SIZE)]
+    assert set(result.vectors) == {"a", "b"}
 
 
 @pytest.mark.parametrize("bend", ["down", *BENDS])
 def test_unreachable_and_malformed_departments_are_missing(
     departments: dict[str, tuple[FakeDepartment, str]], issue: IssueFn, bend: str
 ) -> None:
-    """A department that is down, or answers short, negative, huge, reordered or for another
-    year, is named missing and not summed."""
+    """A department that is down, or answers short, huge, reordered, for another year,
+    catalogue version or table, is named missing and not used."""
     name = "down" if bend == "down" else f"bent-{bend}"
-    result = federation_of(["a", name], departments, issue).national_table(QUERY)
+    result = ask(federation_of(["a", name], departments, issue))
     assert result.missing == (name,)
-    assert result.counts == [1 + i for i in range(SIZE)]
+    assert result.vectors == {"a": vector(1)}
 
 
 def test_fan_out_is_concurrent(
@@ -135,17 +152,17 @@ def test_fan_out_is_concurrent(
 ) -> None:
     """Every department is asked before any answer is awaited (one deadline for all)."""
     fed = federation_of(["slow", "a", "b"], departments, issue, deadline=0.5)
-    fed.national_table(QUERY)
+    ask(fed)
     assert departments["a"][0].calls == 1
     assert departments["b"][0].calls == 1
     assert departments["slow"][0].calls == 1
 
 
 class Refusing(spb_grpc.StatisticsServiceServicer):
-    def CountTable(
-        self, request: spb.TableRequest, context: grpc.ServicerContext
-    ) -> spb.CountTable:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unknown dimension")
+    def NoisyTable(
+        self, request: spb.NoisyTableRequest, context: grpc.ServicerContext
+    ) -> spb.NoisyTable:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "privacy budget spent")
 
 
 def test_a_department_refusing_the_question_is_named_missing(issue: IssueFn) -> None:
@@ -160,8 +177,8 @@ def test_a_department_refusing_the_question_is_named_missing(issue: IssueFn) -> 
         material = tls(issue("coordinator", "national"))
         channel = secure_channel(f"127.0.0.1:{port}", material, f"strict.node.{FEDERATION}")
         fed = Federation({"strict": spb_grpc.StatisticsServiceStub(channel)}, 2.0)
-        result = fed.national_table(QUERY)
+        result = ask(fed)
         assert result.missing == ("strict",)
-        assert result.counts == [0] * SIZE
+        assert result.vectors == {}
     finally:
         server.stop(None)

@@ -64,8 +64,8 @@ def test_verdicts_are_cached_per_certificate(
         return inspect(pem_bytes)
 
     monkeypatch.setattr(authz, "_inspect", counting)
-    first = authz.check("/childreg.v1.StatisticsService/CountTable", FakeContext(pem))  # type: ignore[arg-type]
-    second = authz.check("/childreg.v1.StatisticsService/CountTable", FakeContext(pem))  # type: ignore[arg-type]
+    first = authz.check("/childreg.v1.StatisticsService/NoisyTable", FakeContext(pem))  # type: ignore[arg-type]
+    second = authz.check("/childreg.v1.StatisticsService/NoisyTable", FakeContext(pem))  # type: ignore[arg-type]
     assert first == second
     assert parsed == [pem]
     assert str(first.spiffe) == f"spiffe://{FEDERATION}/coordinator/national"
@@ -76,7 +76,7 @@ def test_expired_certificate_is_refused_on_an_open_connection(issue: IssueFn) ->
     pem = issue("statistician", "s-exp").cert.read_bytes()
     later = [dt.datetime.now(dt.UTC)]
     authz = Authorizer(FEDERATION, clock=lambda: later[0])
-    method = "/childreg.v1.NationalStatisticsService/NationalTable"
+    method = "/childreg.v1.NationalStatisticsService/PublishedTable"
     authz.check(method, FakeContext(pem))  # type: ignore[arg-type]
     later[0] += dt.timedelta(days=2)  # issued for 24 hours
     with pytest.raises(PermissionDenied, match="expired"):
