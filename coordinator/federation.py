@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import structlog
@@ -31,6 +31,8 @@ class RoundResult:
 
     vectors: dict[str, list[int]]
     missing: tuple[str, ...]
+    #: Why each missing department is missing: a gRPC status name, or "bad_shape".
+    reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -64,15 +66,22 @@ class Federation:
         }
         size = codes.grid_size(dimensions)
         vectors: dict[str, list[int]] = {}
-        missing: list[str] = []
+        reasons: dict[str, str] = {}
         for dept, call in calls.items():
-            table = self._collect(dept, call)
-            if table is None or not _fits(table, request, catalogue_version, dimensions, size):
-                if table is not None:
-                    log.warning("round.department_bad_shape", department=dept)
-                missing.append(dept)
+            try:
+                table: spb.NoisyTable = call.result()
+            except grpc.RpcError as err:
+                # Whatever the reason (down, slow, its own budget spent, or disagreeing about
+                # a question the coordinator already validated), the department is named.
+                reasons[dept] = err.code().name
+                log.warning("round.department_missing", department=dept, status=reasons[dept])
+                continue
+            if not _fits(table, request, catalogue_version, dimensions, size):
+                reasons[dept] = "bad_shape"
+                log.warning("round.department_bad_shape", department=dept)
                 continue
             vectors[dept] = list(table.counts)
+        missing = [d for d in calls if d in reasons]
         log.info(
             "round.done",
             table=request.table_id,
@@ -81,17 +90,7 @@ class Federation:
             missing=missing,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
-        return RoundResult(vectors, tuple(missing))
-
-    @staticmethod
-    def _collect(dept: str, call: grpc.Future[spb.NoisyTable]) -> spb.NoisyTable | None:
-        try:
-            return call.result()
-        except grpc.RpcError as err:
-            # Whatever the reason (down, slow, budget refused, or disagreeing about a
-            # question the coordinator already validated), the department is named.
-            log.warning("round.department_missing", department=dept, status=err.code().name)
-            return None
+        return RoundResult(vectors, tuple(missing), reasons)
 
 
 def _fits(

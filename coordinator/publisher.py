@@ -123,10 +123,11 @@ class Publisher:
             request, catalogue_version=catalogue.version, dimensions=table.dimensions
         )
         if result.missing:
+            named = ", ".join(f"{d} ({result.reasons.get(d, 'no answer')})" for d in result.missing)
             raise IncompleteRound(
                 f"incomplete round: {len(result.missing)} department(s) did not answer: "
-                f"{', '.join(result.missing)}; nothing was published. Ask again later: the "
-                "budget already charged for this table is not charged again"
+                f"{named}; nothing was published. Ask again later: the budget already "
+                "charged for this table is not charged again"
             )
         sigma2 = zcdp.sigma_squared(table.rho)
         by_region: dict[str, list[str]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,6 @@ from rich.console import Console
 from tools import bench as bench_mod
 from tools import demo as demo_mod
 from tools import synth as synth_mod
-from tools.client import CliError
 from tools.federation import Say
 from tools.options import JsonOpt
 
@@ -81,23 +81,24 @@ def demo(
         workdir=workdir,
         keep_running=keep_running,
     )
+    comparisons = result.comparisons()
     if as_json:
         data = result.view.to_json()
         data["reference"] = result.reference
-        data["matches_reference"] = result.matches_reference
+        data["comparison"] = [
+            {**dataclasses.asdict(c), "within_margin": c.within_margin} for c in comparisons
+        ]
         data["imported"] = result.imported
         typer.echo(json.dumps(data, indent=2))
-    else:
-        out.print(result.view.to_rich(result.reference))
-        if result.matches_reference is not None:
-            verdict = "equal to" if result.matches_reference else "DIFFERENT from"
-            out.print(f"The national table is {verdict} the published 2023/24 figures.")
-        err.print(
-            f"{result.imported} children in {len(result.view.answered)} departments; "
-            f"{result.seconds:.1f} s; table written to {out_dir}/national_table.csv and .json"
-        )
-    if result.matches_reference is False:
-        raise CliError("the national table does not reproduce the published figures")
+        return
+    out.print(result.view.to_rich())
+    if comparisons:
+        out.print(demo_mod.comparison_table(comparisons))
+    departments_n = len(result.view.area("national").departments)
+    err.print(
+        f"{result.imported} children in {departments_n} departments; {result.seconds:.1f} s; "
+        f"table written to {out_dir}/ as {', '.join(demo_mod.OUTPUTS)}"
+    )
 
 
 def register(app: typer.Typer) -> None:

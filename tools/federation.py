@@ -61,7 +61,7 @@ DEFAULT_TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     (
         "education_form_by_impairment_band",
-        "Children by form of education and degree of impairment",
+        "Children by form of education and degree of health impairment",
         ("education_form", "impairment_band"),
     ),
     ("sex_by_age_band", "Children by sex and age band", ("sex", "age_band")),
@@ -72,7 +72,7 @@ DEFAULT_TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     (
         "impairment_band_by_sex",
-        "Children by degree of impairment and sex",
+        "Children by degree of health impairment and sex",
         ("impairment_band", "sex"),
     ),
 )

@@ -144,6 +144,7 @@ def test_unreachable_and_malformed_departments_are_missing(
     name = "down" if bend == "down" else f"bent-{bend}"
     result = ask(federation_of(["a", name], departments, issue))
     assert result.missing == (name,)
+    assert result.reasons[name] == ("UNAVAILABLE" if bend == "down" else "bad_shape")
     assert result.vectors == {"a": vector(1)}
 
 
@@ -179,6 +180,7 @@ def test_a_department_refusing_the_question_is_named_missing(issue: IssueFn) -> 
         fed = Federation({"strict": spb_grpc.StatisticsServiceStub(channel)}, 2.0)
         result = ask(fed)
         assert result.missing == ("strict",)
+        assert result.reasons == {"strict": "RESOURCE_EXHAUSTED"}
         assert result.vectors == {}
     finally:
         server.stop(None)

@@ -67,3 +67,13 @@ def test_example_coordinator_config_is_valid() -> None:
     """The shipped coordinator configuration example validates."""
     cfg = load_config(CoordinatorConfig, ROOT / "deploy" / "config" / "coordinator.example.yaml")
     assert [d.id for d in cfg.departments] == ["baku", "nakhchivan"]
+
+
+def test_example_catalogue_is_the_demos_default() -> None:
+    """deploy/config/catalogue.toml and the embedded default catalogue are the same tables."""
+    from childreg.catalogue import load_catalogue
+    from tools.federation import default_catalogue
+
+    shipped = load_catalogue(ROOT / "deploy" / "config" / "catalogue.toml")
+    embedded = default_catalogue(shipped.federation, shipped.version)
+    assert shipped.canonical_bytes() == embedded.canonical_bytes()
