@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol
 
 import structlog
 
@@ -31,7 +32,7 @@ from childreg.dp import zcdp
 from childreg.errors import PermissionDenied, Unavailable
 from childreg.models import TableQuery
 from childreg.v1 import statistics_pb2 as spb
-from coordinator.federation import Federation
+from coordinator.federation import RoundResult
 from coordinator.postprocess import RegionMeasurement, SnapshotState, publish
 from coordinator.releases import ReleaseStore, release_key
 
@@ -39,6 +40,15 @@ log = structlog.get_logger("childreg.coordinator")
 
 NATIONAL = "national"
 MECHANISM = "discrete_gaussian/zcdp/per-department"
+
+
+class Rounds(Protocol):
+    """What the publisher needs of the federation: one round for one catalogue table."""
+
+    def noisy_round(
+        self, request: spb.NoisyTableRequest, *, catalogue_version: int, dimensions: Sequence[str]
+    ) -> RoundResult:
+        """Every department's noisy vector, and who is missing."""
 
 
 class IncompleteRound(Unavailable):
@@ -59,7 +69,7 @@ class Publisher:
     def __init__(
         self,
         catalogue: SignedCatalogue,
-        federation: Federation,
+        federation: Rounds,
         regions: Mapping[str, str],
         store: ReleaseStore,
         budgets: Mapping[str, Fraction],
@@ -145,10 +155,15 @@ class Publisher:
             for region in regions
         }
         raw_state = self._store.state(snapshot)
-        state = SnapshotState.empty() if raw_state is None else SnapshotState.from_json(raw_state)
+        state = SnapshotState() if raw_state is None else SnapshotState.from_json(raw_state)
         outcome = publish(state, table.dimensions, measurements, time_limit=self._time_limit)
-        if outcome.diagnostics:
-            log.warning("table.postprocess_fallback", table=table.id, detail=outcome.diagnostics)
+        for region in outcome.fallbacks:
+            log.warning(
+                "table.postprocess_fallback",
+                table=table.id,
+                region=region,
+                detail=outcome.diagnostics[region].detail,
+            )
         areas = [
             _area(NATIONAL, sorted(result.vectors), outcome.national, sigma2, catalogue),
             *(
@@ -162,7 +177,7 @@ class Publisher:
             catalogue_version=catalogue.version,
             table_id=table.id,
             title=table.title,
-            dimensions=list(table.dimensions),
+            dimensions=list(outcome.dimensions),  # canonical order (codes.DIMENSIONS)
             privacy=privacy_statement(table, catalogue),
             areas=areas,
             published_at=self._clock().isoformat(timespec="seconds"),
