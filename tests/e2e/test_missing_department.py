@@ -1,4 +1,5 @@
-"""A department that is down or hung is named to the statistician within the deadline."""
+"""A department that is down or hung is named to the statistician within the deadline,
+and nothing is published over the others."""
 
 from __future__ import annotations
 
@@ -37,12 +38,14 @@ def running(
         yield fed
 
 
-def stats(fed: LocalFederation, *extra: str) -> tuple[int, str, str, float]:
+def stats(
+    fed: LocalFederation, *extra: str, table: str = "education_form"
+) -> tuple[int, str, str, float]:
     ep = fed.statistician_endpoint()
     started = time.monotonic()
     args = ["--coordinator", ep.address, "--server-name", ep.server_name or ""]
     args += ["--identity", str(ep.identity_dir), *extra]
-    r = cli("stats", "table", "--by", "education_form", *args)
+    r = cli("stats", "table", "--by", table, *args)
     return r.returncode, r.stdout, r.stderr, time.monotonic() - started
 
 
@@ -66,43 +69,51 @@ def test_every_service_answers_health_checks(running: LocalFederation) -> None:
 
 
 def test_all_departments_answer(running: LocalFederation) -> None:
-    """With every department up, the table is complete and counts all 60 children."""
+    """With every department up, the table is published over all three."""
     code, out, _, _ = stats(running, "--json")
     assert code == 0
     data = json.loads(out)
-    assert data["complete"] is True
-    assert sum(c["count"] for c in data["cells"]) == 60
+    assert data["areas"][0]["departments"] == sorted(d.id for d in running.departments)
 
 
 def test_hung_department_is_named_within_the_deadline(running: LocalFederation) -> None:
-    """A frozen node (SIGSTOP) is reported missing, by name, within the deadline plus start-up."""
+    """A frozen node (SIGSTOP) is named within the deadline and nothing is published; once it
+    is back, the same question is published, and the budget was charged only once."""
     victim = running.departments[1].id
     proc = running.nodes[victim].proc
     assert proc is not None
     proc.send_signal(signal.SIGSTOP)
     try:
-        code, out, err, seconds = stats(running)
+        code, out, err, seconds = stats(running, "--by", "sex", table="age_band")
         assert code == 3
-        assert victim in err
-        assert "did not answer" in err
-        assert out == ""  # no partial numbers without --allow-incomplete
+        assert f"{victim} (DEADLINE_EXCEEDED)" in err
+        assert "nothing was published" in err
+        assert out == ""
         assert seconds < DEADLINE + 10
-        code, out, _, _ = stats(running, "--json", "--allow-incomplete")
-        assert code == 3
-        data = json.loads(out)
-        assert data["complete"] is False
-        assert data["missing_departments"] == [victim]
-        assert sum(c["count"] for c in data["cells"]) == 40
     finally:
         proc.send_signal(signal.SIGCONT)
+    code, out, err, _ = stats(running, "--by", "sex", "--json", table="age_band")
+    assert code == 0, err
+    assert len(json.loads(out)["areas"][0]["departments"]) == 3
+    assert budget(running)["statistician_spent"] == "1/16"  # form, and sex × age once
 
 
 def test_stopped_department_is_named(running: LocalFederation) -> None:
-    """A department whose node has exited is named missing; the others are still summed."""
+    """A department whose node has exited is named missing; nothing is published."""
     victim = running.departments[2].id
     running.stop_party(running.nodes[victim])
-    code, out, err, _ = stats(running, "--csv", "--allow-incomplete")
+    code, out, err, _ = stats(running, "--by", "care_setting", table="age_band")
     assert code == 3
-    assert out.splitlines()[0] == "education_form,count"
-    assert sum(int(line.rsplit(",", 1)[1]) for line in out.splitlines()[1:]) == 40
-    assert f"INCOMPLETE table: missing departments {victim}" in err
+    assert f"{victim} (UNAVAILABLE)" in err
+    assert out == ""
+    assert "care_setting_by_age_band" not in budget(running)["published_tables"]
+
+
+def budget(fed: LocalFederation) -> dict[str, object]:
+    """`childreg stats budget --json` as the demo statistician."""
+    ep = fed.statistician_endpoint()
+    r = cli("stats", "budget", "--json", "--coordinator", ep.address,
+            "--server-name", ep.server_name or "", "--identity", str(ep.identity_dir))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    data: dict[str, object] = json.loads(r.stdout)
+    return data
