@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -109,11 +110,11 @@ def test_stopped_department_is_named(running: LocalFederation) -> None:
     assert "care_setting_by_age_band" not in budget(running)["published_tables"]
 
 
-def budget(fed: LocalFederation) -> dict[str, object]:
+def budget(fed: LocalFederation) -> dict[str, Any]:
     """`childreg stats budget --json` as the demo statistician."""
     ep = fed.statistician_endpoint()
     r = cli("stats", "budget", "--json", "--coordinator", ep.address,
             "--server-name", ep.server_name or "", "--identity", str(ep.identity_dir))  # fmt: skip
     assert r.returncode == 0, r.stderr
-    data: dict[str, object] = json.loads(r.stdout)
+    data: dict[str, Any] = json.loads(r.stdout)
     return data
