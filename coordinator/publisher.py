@@ -12,7 +12,9 @@ The order is the guarantee (docs/statistics-method.md):
    missing departments are named;
 5. departments are summed per region, post-processed with every table published before
    in the snapshot (weighted least squares, then controlled rounding), and the table is
-   stored with its privacy statement and 95 % margins; nation = sum of regions.
+   stored with its privacy statement and 95 % margins (the error of the fit, which
+   carries part of the earlier tables' noise: coordinator/margins.py); nation = sum of
+   regions. A table is published once per snapshot, whatever the catalogue version.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from childreg.errors import PermissionDenied, Unavailable
 from childreg.models import TableQuery
 from childreg.v1 import statistics_pb2 as spb
 from coordinator.federation import RoundResult
+from coordinator.margins import cell_variances
 from coordinator.postprocess import RegionMeasurement, SnapshotState, publish
 from coordinator.releases import ReleaseStore, release_key
 
@@ -108,7 +111,11 @@ class Publisher:
         key = release_key(query.academic_year, catalogue.version, table.dimensions)
         sub_budget = self.sub_budget(statistician)
         with self._lock:
-            stored = self._store.release(key)
+            # A table is published once per snapshot: under this catalogue version, or an
+            # earlier one with the same dimensions (new noise would only cost budget).
+            stored = self._store.release(key) or self._store.release_of(
+                query.academic_year, table.dimensions
+            )
             if stored is not None:
                 return stored
             self._store.charge(
@@ -164,10 +171,15 @@ class Publisher:
                 region=region,
                 detail=outcome.diagnostics[region].detail,
             )
+        earlier = [spb.PublishedTable.FromString(b) for b in self._store.bodies(snapshot)]
+        sequence = [(tuple(t.dimensions), Fraction(t.privacy.sigma_squared)) for t in earlier] + [
+            (outcome.dimensions, sigma2)
+        ]
+        per_department = [float(v) for v in cell_variances(sequence)[-1]]
         areas = [
-            _area(NATIONAL, sorted(result.vectors), outcome.national, sigma2, catalogue),
+            _area(NATIONAL, sorted(result.vectors), outcome.national, per_department, catalogue),
             *(
-                _area(r, sorted(by_region[r]), outcome.regions[r], sigma2, catalogue)
+                _area(r, sorted(by_region[r]), outcome.regions[r], per_department, catalogue)
                 for r in regions
             ),
         ]
@@ -184,7 +196,14 @@ class Publisher:
             release_key=key,
         )
         body = published.SerializeToString(deterministic=True)
-        self._store.publish(key, snapshot, table.id, body, outcome.state.to_json())
+        self._store.publish(
+            key,
+            snapshot,
+            table_id=table.id,
+            dimensions=table.dimensions,
+            body=body,
+            state=outcome.state.to_json(),
+        )
         return body
 
 
@@ -208,14 +227,14 @@ def _area(
     name: str,
     departments: list[str],
     values: tuple[int, ...] | list[int],
-    sigma2: Fraction,
+    per_department: Sequence[float],
     catalogue: Catalogue,
 ) -> spb.AreaValues:
-    margin = zcdp.margin95(sigma2 * len(departments))
+    """One area's published values, 95 % margins (error propagated through the fit) and flags."""
     return spb.AreaValues(
         area=name,
         departments=departments,
         values=list(values),
-        margins=[margin] * len(values),
+        margins=[zcdp.margin95(v * len(departments)) for v in per_department],
         confidential=[v < catalogue.display_threshold for v in values],
     )

@@ -47,7 +47,9 @@ _SCHEMA: Final = (
         release_key TEXT PRIMARY KEY,
         snapshot TEXT NOT NULL,
         table_id TEXT NOT NULL,
-        body BLOB NOT NULL
+        dimensions TEXT NOT NULL,
+        body BLOB NOT NULL,
+        UNIQUE (snapshot, dimensions)
     )""",
     """CREATE TABLE IF NOT EXISTS snapshot_state (
         snapshot TEXT PRIMARY KEY,
@@ -64,7 +66,12 @@ _SCHEMA: Final = (
 
 def release_key(academic_year: str, catalogue_version: int, dimensions: tuple[str, ...]) -> str:
     """The canonical key of a published table: snapshot, catalogue version, sorted dimensions."""
-    return f"{academic_year}/catalogue-{catalogue_version}/{'+'.join(sorted(dimensions))}"
+    return f"{academic_year}/catalogue-{catalogue_version}/{dimension_key(dimensions)}"
+
+
+def dimension_key(dimensions: tuple[str, ...]) -> str:
+    """A table's dimensions as a set, written canonically."""
+    return "+".join(sorted(dimensions))
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,21 @@ class ReleaseStore:
         """The stored bytes of a published table, or None."""
         rows = self._rows("SELECT body FROM releases WHERE release_key = ?", (key,))
         return bytes(rows[0][0]) if rows else None
+
+    def release_of(self, snapshot: str, dimensions: tuple[str, ...]) -> bytes | None:
+        """The table over ``dimensions`` already published for ``snapshot`` (any version)."""
+        rows = self._rows(
+            "SELECT body FROM releases WHERE snapshot = ? AND dimensions = ?",
+            (snapshot, dimension_key(dimensions)),
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    def bodies(self, snapshot: str) -> list[bytes]:
+        """Every table published for ``snapshot``, in publication order."""
+        rows = self._rows(
+            "SELECT body FROM releases WHERE snapshot = ? ORDER BY rowid", (snapshot,)
+        )
+        return [bytes(r[0]) for r in rows]
 
     def published(self, snapshot: str) -> list[str]:
         """Table ids published for ``snapshot``, in publication order."""
@@ -174,13 +196,21 @@ class ReleaseStore:
         return dict(json.loads(rows[0][0])) if rows else None
 
     def publish(
-        self, key: str, snapshot: str, table_id: str, body: bytes, state: dict[str, Any]
+        self,
+        key: str,
+        snapshot: str,
+        *,
+        table_id: str,
+        dimensions: tuple[str, ...],
+        body: bytes,
+        state: dict[str, Any],
     ) -> None:
         """Store a published table and the snapshot's new state in one transaction."""
         with self._transaction() as conn:
             conn.execute(
-                "INSERT INTO releases(release_key, snapshot, table_id, body) VALUES (?, ?, ?, ?)",
-                (key, snapshot, table_id, body),
+                "INSERT INTO releases(release_key, snapshot, table_id, dimensions, body)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, snapshot, table_id, dimension_key(dimensions), body),
             )
             conn.execute(
                 "INSERT INTO snapshot_state(snapshot, state) VALUES (?, ?)"

@@ -3,9 +3,12 @@
 (a) children imported per second through a real node's gRPC ``BulkImport`` (validation,
     per-child keys, field encryption, SQLCipher) ÷ the same rows inserted straight into a
     raw SQLCipher file with no validation or field encryption;
-(b) national-table latency through the coordinator at 10 and 50 departments ÷ the same
-    table computed by one GROUP BY over a single SQLCipher file holding every child (the
-    central-database baseline);
+(b) national tables through the coordinator at 10 and 50 departments: the first
+    computation (budget, noisy round, consistent post-processing, release store) and a
+    repeat (served from the release store), each ÷ the exact-count path of the
+    foundation (every department's exact dense count, summed: the same computation
+    with no noise, no budget, no post-processing and no transport), and ÷ one GROUP BY
+    over a single SQLCipher file holding every child (the central-database baseline);
 (c) peak resident memory of one node process holding 100,000 children.
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
@@ -33,7 +36,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from childreg import csvformat
+from childreg import codes, csvformat
 from childreg.models import ImportRecord, TableQuery
 from childreg.seed import SEED_ACADEMIC_YEAR
 from childreg.v1 import records_pb2 as pb
@@ -41,6 +44,7 @@ from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.config import NodeConfig
 from node.convert import import_batches
 from node.server import open_node
+from node.statistics import count_vector
 from node.store.base import (
     RecordStore,
     StoredAssessment,
@@ -58,9 +62,12 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 SEALED_FIELDS = ("icf_codes", "diagnoses", "functioning", "supports", "accommodations")
+#: Catalogue tables measured in (b), published in this order (later ones must agree
+#: with earlier ones, so post-processing grows with the order).
 TABLES: tuple[tuple[str, ...], ...] = (
     ("education_form",),
-    ("education_form", "sex", "age_band", "region"),
+    ("education_form", "sex"),
+    ("care_setting", "age_band"),
 )
 
 
@@ -223,52 +230,84 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 def measure_tables(
     base: list[ImportRecord], sizes: Sizes, root: Path, say: Say
 ) -> list[dict[str, Any]]:
-    """(b): federated national table latency ÷ one GROUP BY over a central file."""
+    """(b): first computation and repeat ÷ the exact-count path, and ÷ a central GROUP BY."""
     most = max(sizes.departments)
     per = sizes.children_per_department
     plans = synth.plan_departments(most)
-    results: list[dict[str, Any]] = []
     central = SqlCipherStore.open(root / "central.db", secrets.token_hex(32), create=True)
+    queries = [TableQuery(academic_year=SEED_ACADEMIC_YEAR, dimensions=d) for d in TABLES]
     with LocalFederation(root / "tables", plans, say=say) as fed:
         fed.setup()
         say(f"(b) filling {most} node stores with {per} children each, and the central file")
+        stores = []
         for i, plan in enumerate(plans):
-            cfg = NodeConfig.model_validate(_node_settings(fed, plan.id))
-            store, _ = open_node(cfg)
-            try:
-                put_stored(store, scaled(base, per, f"d{i:03d}"))
-            finally:
+            store, _ = open_node(NodeConfig.model_validate(_node_settings(fed, plan.id)))
+            put_stored(store, scaled(base, per, f"d{i:03d}"))
+            stores.append(store)
+        put_stored(central, (r for i in range(most) for r in scaled(base, per, f"d{i:03d}")))
+        exact: dict[tuple[int, tuple[str, ...]], float] = {}
+        try:
+            for n in sizes.departments:
+                for q in queries:
+                    exact[n, q.dimensions] = median_seconds(
+                        partial(_exact_national, stores[:n], q), sizes.repeats
+                    )
+        finally:
+            for store in stores:
                 store.close()
-        fed.start_nodes()
-        filled = 0
-        for n in sorted(sizes.departments):
-            filled += put_stored(
-                central,
-                (r for i in range(filled // per, n) for r in scaled(base, per, f"d{i:03d}")),
+        central_s = {
+            q.dimensions: median_seconds(
+                partial(central.count_table, SEED_ACADEMIC_YEAR, q.reference_date, q.dimensions),
+                sizes.repeats,
             )
-            fed.restart_coordinator([p.id for p in plans[:n]])
-            endpoint = fed.statistician_endpoint()
-            for dims in TABLES:
-                query = TableQuery(academic_year=SEED_ACADEMIC_YEAR, dimensions=dims)
-                say(f"(b) {n} departments: table by {' × '.join(dims)}")
-                fed_s = median_seconds(partial(fetch_table, endpoint, query), sizes.repeats)
-                cen_s = median_seconds(
-                    partial(central.count_table, SEED_ACADEMIC_YEAR, query.reference_date, dims),
-                    sizes.repeats,
-                )
+            for q in queries
+        }
+        central.close()
+        fed.start_nodes()
+        results: list[dict[str, Any]] = []
+        for n in sorted(sizes.departments):
+            first: dict[tuple[str, ...], list[float]] = {q.dimensions: [] for q in queries}
+            for attempt in range(sizes.repeats):
+                # A fresh release store each time, so each table is computed anew (the nodes'
+                # noise is deterministic: asking them again spends nothing more).
+                fed.restart_coordinator([p.id for p in plans[:n]], state=f"state-{n}-{attempt}")
+                endpoint = fed.statistician_endpoint()
+                for q in queries:
+                    say(f"(b) {n} departments: first computation by {' × '.join(q.dimensions)}")
+                    first[q.dimensions].append(_seconds(partial(fetch_table, endpoint, q)))
+            for q in queries:
+                repeat_s = median_seconds(partial(fetch_table, endpoint, q), sizes.repeats)
+                first_s = statistics.median(first[q.dimensions])
+                exact_s = exact[n, q.dimensions]
                 results.append(
                     {
                         "departments": n,
                         "children": n * per,
-                        "dimensions": list(dims),
-                        "federated_ms": round(fed_s * 1000, 1),
-                        "central_group_by_ms": round(cen_s * 1000, 1),
-                        "ratio": round(fed_s / cen_s, 3),
-                        "goal_max_ratio": 2.0,
+                        "dimensions": list(q.dimensions),
+                        "first_ms": round(first_s * 1000, 1),
+                        "repeat_ms": round(repeat_s * 1000, 1),
+                        "exact_count_ms": round(exact_s * 1000, 1),
+                        "central_group_by_ms": round(central_s[q.dimensions] * 1000, 1),
+                        "first_ratio": round(first_s / exact_s, 3),
+                        "repeat_ratio": round(repeat_s / exact_s, 3),
                     }
                 )
-    central.close()
     return results
+
+
+def _exact_national(stores: Sequence[RecordStore], query: TableQuery) -> list[int]:
+    """The foundation's exact national table: every department's dense count, summed."""
+    total = [0] * codes.grid_size(query.dimensions)
+    for store in stores:
+        for i, v in enumerate(count_vector(store, query)):
+            total[i] += v
+    return total
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def _node_settings(fed: LocalFederation, dept: str) -> dict[str, Any]:
@@ -342,13 +381,24 @@ def render(result: dict[str, Any]) -> Table:
         f"≥ {imp['goal_min_ratio']}",
     )
     for row in result["national_table"]:
+        what = (
+            f"{row['departments']} departments × {row['children'] // row['departments']:,}, "
+            f"by {' × '.join(row['dimensions'])}"
+        )
         table.add_row(
-            f"national table, {row['departments']} departments × "
-            f"{row['children'] // row['departments']:,}, by {' × '.join(row['dimensions'])}",
-            f"{row['federated_ms']} ms",
-            f"{row['central_group_by_ms']} ms central GROUP BY",
-            f"{row['ratio']}",
-            f"≤ {row['goal_max_ratio']}",
+            f"published table, first computation, {what}",
+            f"{row['first_ms']} ms",
+            f"{row['exact_count_ms']} ms exact count (central GROUP BY "
+            f"{row['central_group_by_ms']} ms)",
+            f"{row['first_ratio']}",
+            "",
+        )
+        table.add_row(
+            f"published table, repeat (release store), {what}",
+            f"{row['repeat_ms']} ms",
+            f"{row['exact_count_ms']} ms exact count",
+            f"{row['repeat_ratio']}",
+            "",
         )
     mem = result["memory"]
     table.add_row(
@@ -367,7 +417,7 @@ def bench(
         bool, typer.Option("--quick", help="Tiny sizes: checks the benchmark works, in seconds.")
     ] = False,
 ) -> None:
-    """Measure import rate, national-table latency and node memory against physical limits."""
+    """Measure import rate, published-table latency and node memory against physical limits."""
     sizes = QUICK if quick else FULL
     say: Say = lambda msg: err.print(f"[dim]•[/dim] {msg}")  # noqa: E731
     result = run(sizes, say)

@@ -222,11 +222,13 @@ class LocalFederation:
         deadline_seconds: float = 10.0,
         only: Sequence[str] | None = None,
         statisticians: dict[str, str] | None = None,
+        state: str = "state",
     ) -> None:
         """Write the coordinator's configuration from the running nodes, start it, wait.
 
         ``only`` limits the federation the coordinator knows to those department ids;
-        ``statisticians`` maps ids to sub-budgets (default: the demo statistician, 1/4).
+        ``statisticians`` maps ids to sub-budgets (default: the demo statistician, 1/4);
+        ``state`` names the release store's directory under the coordinator's home.
         """
         plans = [p for p in self.departments if only is None or p.id in only]
         home = self.root / "coordinator"
@@ -240,7 +242,7 @@ class LocalFederation:
             "department_deadline_seconds": deadline_seconds,
             "statistics_authority_key": str(self.authority_dir / "authority.pub"),
             "catalogue_file": str(self.catalogue_file),
-            "state_dir": str(home / "state"),
+            "state_dir": str(home / state),
             "statisticians": [
                 {"id": ident, "rho": rho}
                 for ident, rho in (statisticians or {STATISTICIAN: "1/4"}).items()
@@ -270,12 +272,15 @@ class LocalFederation:
         self._await_ready(self.coordinator)
 
     def restart_coordinator(
-        self, only: Sequence[str] | None = None, statisticians: dict[str, str] | None = None
+        self,
+        only: Sequence[str] | None = None,
+        statisticians: dict[str, str] | None = None,
+        state: str = "state",
     ) -> None:
         """Stop the coordinator if it runs and start it again over ``only`` departments."""
         if self.coordinator is not None:
             self.stop_party(self.coordinator)
-        self.start_coordinator(only=only, statisticians=statisticians)
+        self.start_coordinator(only=only, statisticians=statisticians, state=state)
 
     def _launch(self, party: Party, kind: str) -> None:
         party.ready_file.unlink(missing_ok=True)

@@ -6,14 +6,16 @@ Steinke 2020, "The Discrete Gaussian for Differential Privacy", Thm. 4 and Prop.
 Costs add up over tables. The equivalent (ε, δ) uses the tight conversion of their
 Corollary 13, minimised numerically over the Rényi order (display only: the budget
 itself is kept in exact ρ fractions, so no rounding ever lets a query through).
+
+Pure Python on purpose: nodes import this module, and a node's memory is budgeted
+(numpy and scipy would add tens of MB for one number shown in a table).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
-
-from scipy.optimize import minimize_scalar
 
 #: Two-sided 95 % quantile of the standard normal distribution.
 Z95 = 1.959963984540054
@@ -75,9 +77,25 @@ def epsilon(rho: Fraction | float, delta: float) -> float:
         ) / (alpha - 1)
 
     simple = r + 2 * math.sqrt(r * log_inv_delta)  # CKS Prop. 1.3's looser, closed form
-    best = minimize_scalar(bound, bounds=(1.0 + 1e-9, 1e7), method="bounded")
-    value = float(best.fun)
-    return min(value, simple) if math.isfinite(value) else simple
+    return min(_minimise(bound, 1.0 + 1e-9, 1e7), simple)
+
+
+def _minimise(f: Callable[[float], float], low: float, high: float) -> float:
+    """The minimum of a unimodal ``f`` on [low, high]: a log-spaced scan, then golden section."""
+    grid = [low * (high / low) ** (i / 400) for i in range(401)]
+    values = [f(x) for x in grid]
+    k = min(range(len(grid)), key=values.__getitem__)
+    a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    for _ in range(100):
+        if f(c) < f(d):
+            b, d = d, c
+            c = b - ratio * (b - a)
+        else:
+            a, c = c, d
+            d = a + ratio * (b - a)
+    return min(values[k], f((a + b) / 2))
 
 
 def margin95(variance: Fraction | float) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from childreg import codes
+from childreg.catalogue import Catalogue, parse_catalogue
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from tests.e2e.conftest import cli, trim
@@ -168,18 +169,39 @@ def test_a_statisticians_sub_budget_is_enforced_before_any_node(fed: LocalFedera
     assert spent(fed, BOB)["statistician_spent"] == "1/32"
 
 
+def catalogue_v2(fed: LocalFederation) -> Catalogue:
+    """Version 2: the same tables at 1/36 each, and a new three-way table at 1/36."""
+    tables = [
+        {"id": t.id, "title": t.title, "dimensions": list(t.dimensions), "rho": "1/36"}
+        for t in default_catalogue(fed.federation).tables
+    ]
+    tables.append(
+        {"id": "form_sex_age", "title": "By form, sex and age band", "rho": "1/36",
+         "dimensions": ["education_form", "sex", "age_band"]}
+    )  # fmt: skip
+    return parse_catalogue(
+        {"federation": fed.federation, "version": 2, "snapshot_rho": "1/4", "delta": 1e-9,
+         "display_threshold": 10, "tables": tables}
+    )  # fmt: skip
+
+
 def test_the_snapshot_cap_holds_for_all_and_at_the_nodes_without_the_coordinator(
     fed: LocalFederation,
 ) -> None:
-    """Publish every table (1/4 = the cap); a re-signed catalogue version (fresh noise) is
-    refused by the coordinator before any node; with its ledger wiped, every node refuses."""
+    """Publish every table (1/4 = the cap). Under a re-signed catalogue, a table published
+    before is served as it was, free; a new table is refused by the coordinator before any
+    node; with the coordinator's ledger wiped, every node refuses it on its own."""
     for table in default_catalogue(fed.federation).tables:
         assert stats(fed, "table", *[f"--by={d}" for d in table.dimensions])[0] == 0
     assert spent(fed)["snapshot_spent"] == "1/4"
-    fed.sign_catalogue(default_catalogue(fed.federation, version=2))
+    fed.sign_catalogue(catalogue_v2(fed))
     fed.restart_coordinator(statisticians={"demo-statistician": "1/2", BOB: "1/32"})
     rounds = noisy_calls(fed)
-    code, _, err = stats(fed, "table", "--by", "education_form")
+    code, out, err = stats(fed, "table", "--by", "education_form", "--json")
+    assert code == 0, err
+    assert json.loads(out)["release_key"] == f"{YEAR}/catalogue-1/education_form"
+    new_table = ["--by", "education_form", "--by", "sex", "--by", "age_band"]
+    code, _, err = stats(fed, "table", *new_table)
     assert code == 7
     assert "spent by all statisticians" in err
     assert noisy_calls(fed) == rounds
@@ -187,7 +209,7 @@ def test_the_snapshot_cap_holds_for_all_and_at_the_nodes_without_the_coordinator
     fed.stop_party(fed.coordinator)
     shutil.rmtree(fed.root / "coordinator" / "state")
     fed.start_coordinator(statisticians={"demo-statistician": "1/2", BOB: "1/32"})
-    code, out, err = stats(fed, "table", "--by", "education_form")
+    code, out, err = stats(fed, "table", *new_table)
     assert code == 3, err
     assert out == ""
     for dept in fed.nodes:
