@@ -8,7 +8,8 @@ from tests.e2e.conftest import cli
 
 
 def test_quick_bench_reports_the_three_figures() -> None:
-    """Import ratio, national-table ratios at two federation sizes, and node memory are reported."""
+    """Import ratio, published-table ratios (first computation and repeat, against the exact
+    count) at two federation sizes, and node memory are reported."""
     result = cli("bench", "--quick", "--json", timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(result.stdout)
@@ -20,5 +21,16 @@ def test_quick_bench_reports_the_three_figures() -> None:
     )
     tables = data["national_table"]
     assert {row["departments"] for row in tables} == {3, 5}
-    assert all(row["federated_ms"] > 0 and row["central_group_by_ms"] > 0 for row in tables)
+    assert {tuple(row["dimensions"]) for row in tables} == {
+        ("education_form",),
+        ("education_form", "sex"),
+        ("care_setting", "age_band"),
+    }
+    for row in tables:
+        assert row["first_ms"] > 0
+        assert row["repeat_ms"] > 0
+        assert row["exact_count_ms"] > 0
+        assert row["central_group_by_ms"] > 0
+        assert row["first_ratio"] > 0
+        assert row["repeat_ratio"] > 0
     assert data["memory"]["peak_node_mb"] >= data["memory"]["idle_node_mb"] > 0

@@ -1,10 +1,11 @@
-"""`childreg demo` end to end: real processes, real TLS, the published figures reproduced."""
+"""`childreg demo` end to end: real processes, real TLS, a privacy-protected national table."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from childreg import codes
 from childreg.seed import SEED_FORM_COUNTS, SEED_TOTALS
 from tests.e2e.conftest import cli, trim
 
@@ -19,30 +20,41 @@ def key_material(root: Path) -> list[bytes]:
     return secrets
 
 
-def test_demo_reproduces_the_published_figures(tmp_path: Path) -> None:
-    """The default demo's table equals the seed figures for the nine forms and two totals,
-    and no private key or KEK appears in any log or in the command's output."""
+def test_demo_publishes_the_noisy_table_with_margins(tmp_path: Path) -> None:
+    """The default demo publishes the table by form of education with its privacy
+    statement and margins, near the seed figures; every export is written; and no private
+    key or KEK appears in any log or in the command's output."""
     work = tmp_path / "work"
     result = cli(
         "demo", "--json", "--out", str(tmp_path / "out"), "--workdir", str(work), timeout=600
     )
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(result.stdout)  # stdout carries only the JSON
-    by_form = {c["education_form"]: c["count"] for c in data["cells"]}
-    assert {f: by_form[f] for f in SEED_FORM_COUNTS} == SEED_FORM_COUNTS
-    assert data["totals"] == SEED_TOTALS
-    assert by_form["day_care_centre"] == 0
-    assert by_form["not_enrolled"] == 0
-    assert data["complete"] is True
-    assert data["missing_departments"] == []
-    assert len(data["answered_departments"]) == 14
-    assert data["matches_reference"] is True
+    assert data["privacy"]["rho"] == "1/32"
+    assert data["privacy"]["snapshot_rho"] == "1/4"
+    nation = data["areas"][0]
+    assert nation["area"] == "national"
+    assert len(nation["departments"]) == 14
+    assert len(data["areas"]) == 15  # the nation and 14 regions
+    by_form = {c["education_form"]: c for c in nation["cells"]}
+    assert set(by_form) == set(codes.EDUCATION_FORMS)
+    comparison = {c["name"]: c for c in data["comparison"]}
+    assert set(comparison) == set(SEED_FORM_COUNTS) | set(SEED_TOTALS)
+    for name, figure in SEED_FORM_COUNTS.items():
+        cell = by_form[name]
+        assert cell["margin"] == 30  # 1.96 × 4 × √14, rounded up
+        # Each within its margin with probability ≈ 95 %; within twice it, ≈ 1 - 6e-5.
+        assert abs(cell["value"] - figure) <= 2 * cell["margin"], name
+        assert comparison[name]["within_margin"] == (abs(cell["value"] - figure) <= 30)
     assert data["imported"] == sum(SEED_FORM_COUNTS.values())
-    written = json.loads((tmp_path / "out" / "national_table.json").read_text())
-    assert written["cells"] == data["cells"]
-    csv_lines = (tmp_path / "out" / "national_table.csv").read_text().splitlines()
-    assert csv_lines[0] == "education_form,count"
-    assert "preschool,509" in csv_lines
+    out = tmp_path / "out"
+    written = json.loads((out / "national_table.json").read_text())
+    assert written["areas"] == data["areas"]
+    csv_lines = (out / "national_table.csv").read_text().splitlines()
+    assert csv_lines[0] == "area,education_form,value,margin_95,confidential"
+    assert (out / "national_table.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "national_table.sdmx.csv").read_text().startswith("STRUCTURE,")
+    assert b"GenericData" in (out / "national_table.xml").read_bytes()
     secrets = key_material(work)
     assert len(secrets) > 14 * 2  # every node's key and KEK, and more, were found
     logs = [p.read_bytes() for p in work.rglob("*.log")]
@@ -51,6 +63,10 @@ def test_demo_reproduces_the_published_figures(tmp_path: Path) -> None:
     for text in [*logs, result.stdout.encode(), result.stderr.encode()]:
         for secret in secrets:
             assert secret not in text
+    authority_file = work / "federation" / "authority" / "authority.key"
+    authority_key = authority_file.read_bytes().strip().split(b":")[-1]  # the base64 seed
+    for text in [*logs, result.stdout.encode(), result.stderr.encode()]:
+        assert authority_key not in text
 
 
 def test_demo_from_dir_uses_the_given_files(
@@ -67,6 +83,6 @@ def test_demo_from_dir_uses_the_given_files(
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(result.stdout)
     assert data["imported"] == 40 + 41 + 42
-    assert sum(c["count"] for c in data["cells"]) == 123
     assert data["reference"] is None
-    assert len(data["answered_departments"]) == 3
+    assert data["comparison"] == []
+    assert len(data["areas"][0]["departments"]) == 3

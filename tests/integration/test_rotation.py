@@ -20,7 +20,7 @@ from coordinator.channels import NodeChannels
 from coordinator.config import Department
 from coordinator.federation import Federation
 from tests.conftest import FEDERATION, IssueFn
-from tests.integration.test_federation_round import QUERY, FakeDepartment
+from tests.integration.test_federation_round import FakeDepartment, ask
 
 
 def served_serial(port: int, client: IdentityFiles, name: str) -> int:
@@ -93,20 +93,20 @@ def test_coordinator_renews_its_client_certificate_without_restart(tmp_path: Pat
     channels = NodeChannels((dept,), coord)
     federation = Federation(channels, deadline_seconds=5)
     try:
-        assert federation.national_table(QUERY).complete
+        assert ask(federation).complete
         old_serial = serial_of(coord)
         old_material = TlsMaterial.from_dir(coord)
         bump_mtimes(ca.issue("coordinator", "national", tmp_path / "coord"))  # renewed in place
         ca.revoke([old_serial])
         time.sleep(1.2)  # the node reloads its deny-list within a second
-        result = federation.national_table(QUERY)
+        result = ask(federation)
         assert result.complete, result.missing  # only the renewed certificate can pass
         old = Federation(
             {"alpha": spb_grpc.StatisticsServiceStub(
                 secure_channel(dept.address, old_material, dept.server_name))},
             deadline_seconds=5,
         )  # fmt: skip
-        assert old.national_table(QUERY).missing == ("alpha",)  # the old one is refused
+        assert ask(old).missing == ("alpha",)  # the old one is refused
     finally:
         channels.close()
         server.stop(None)

@@ -58,13 +58,27 @@ def test_bad_import_record_becomes_violations_with_its_line() -> None:
     assert not any("Secretname" in str(v) or "2010-02-30" in str(v) for v in out)
 
 
-def test_unknown_dimension_is_invalid_input() -> None:
-    """A table request naming an unknown dimension is refused as INVALID input."""
+@pytest.mark.parametrize(
+    ("request_fields", "field"),
+    [
+        ({"table_id": "Bad Id!", "academic_year": "2023/24"}, "table_id"),
+        ({"table_id": "education_form", "academic_year": "2023/25"}, "academic_year"),
+        (
+            {"table_id": "education_form", "academic_year": "2023/24", "catalogue": b""},
+            "signed_catalogue",
+        ),
+    ],
+)
+def test_malformed_noisy_table_request_is_invalid_input(
+    request_fields: dict[str, object], field: str
+) -> None:
+    """The coordinator's question is validated field by field before anything else."""
+    catalogue = request_fields.pop("catalogue", b"{}")
     with pytest.raises(InvalidInput) as info:
-        convert.table_query_from_proto(
-            spb.TableRequest(academic_year="2023/24", dimensions=["shoe_size"])
+        convert.noisy_question_from_proto(
+            spb.NoisyTableRequest(signed_catalogue=catalogue, **request_fields)  # type: ignore[arg-type]
         )
-    assert info.value.violations[0].field == "dimensions.0"
+    assert info.value.violations[0].field == field
 
 
 def stream_of(records: list[ImportRecord], size: int = 2) -> list[pb.ImportBatch]:
