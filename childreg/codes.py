@@ -166,7 +166,9 @@ DIMENSIONS: Final[dict[str, tuple[str, ...]]] = {
     "district": DISTRICTS,
 }
 
-ACADEMIC_YEAR_RE: Final = re.compile(r"^(\d{4})/(\d{2})$")
+#: ASCII digits only: "\d" would also accept other scripts' digits, giving one snapshot
+#: many spellings (each with its own budget).
+ACADEMIC_YEAR_RE: Final = re.compile(r"([0-9]{4})/([0-9]{2})")
 #: Month and day of the census day of an academic year (the snapshot's reference date).
 CENSUS_DAY: Final = (9, 15)
 
@@ -191,8 +193,8 @@ def grid_size(dimensions: Sequence[str]) -> int:
 
 def is_valid_academic_year(year: str) -> bool:
     """True for 'YYYY/YY' where YY is the year after YYYY."""
-    m = ACADEMIC_YEAR_RE.match(year)
-    return bool(m) and (int(m.group(1)) + 1) % 100 == int(m.group(2))  # type: ignore[union-attr]
+    m = ACADEMIC_YEAR_RE.fullmatch(year)
+    return m is not None and (int(m.group(1)) + 1) % 100 == int(m.group(2))
 
 
 def reference_date(academic_year: str) -> dt.date:

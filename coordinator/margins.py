@@ -38,9 +38,24 @@ def cell_variances(sequence: Sequence[tuple[Dims, Fraction]]) -> list[Matrix]:
     dimensions and the per-cell noise variance σ² one department adds to that table.
     Multiply a result by the number of departments in an area for that area's variance.
     """
+    errors, scale = _error_model(sequence)
+    return [(error**2) @ scale[: error.shape[1]] for error in errors]
+
+
+def combination_variance(sequence: Sequence[tuple[Dims, Fraction]], weights: Matrix) -> float:
+    """Error variance of ``weights · cells`` of the last table (one department's worth).
+
+    A sum of cells is not the sum of their variances: the fit correlates their errors.
+    """
+    errors, scale = _error_model(sequence)
+    combined = weights @ errors[-1]
+    return float((combined**2) @ scale)
+
+
+def _error_model(sequence: Sequence[tuple[Dims, Fraction]]) -> tuple[list[Matrix], Matrix]:
+    """Each table's error as a matrix over every measurement's noise, and the noise scale."""
     errors: list[Matrix] = []  # per table: cells × (all noise so far)
     widths: list[int] = []  # noise columns contributed by each table
-    variances: list[Matrix] = []
     for t, (dims, _) in enumerate(sequence):
         size = rounding.shape(dims)
         cells = int(np.prod(size)) if size else 1
@@ -58,9 +73,8 @@ def cell_variances(sequence: Sequence[tuple[Dims, Fraction]]) -> list[Matrix]:
         errors = [np.pad(e, ((0, 0), (0, cells))) for e in errors]
         errors.append(error)
         widths.append(cells)
-        scale = np.concatenate([np.full(w, float(sequence[k][1])) for k, w in enumerate(widths)])
-        variances.append((error**2) @ scale)
-    return variances
+    scale = np.concatenate([np.full(w, float(sequence[k][1])) for k, w in enumerate(widths)])
+    return errors, scale
 
 
 def _constraints(

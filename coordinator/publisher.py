@@ -26,16 +26,17 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
 
+import numpy as np
 import structlog
 
 from childreg import codes
 from childreg.catalogue import Catalogue, CatalogueTable
 from childreg.dp import zcdp
-from childreg.errors import PermissionDenied, Unavailable
+from childreg.errors import FailedPrecondition, PermissionDenied, Unavailable
 from childreg.models import TableQuery
 from childreg.v1 import statistics_pb2 as spb
 from coordinator.federation import RoundResult
-from coordinator.margins import cell_variances
+from coordinator.margins import cell_variances, combination_variance
 from coordinator.postprocess import RegionMeasurement, SnapshotState, publish
 from coordinator.releases import ReleaseStore, release_key
 
@@ -110,14 +111,14 @@ class Publisher:
         table = catalogue.table_for(query.dimensions)
         key = release_key(query.academic_year, catalogue.version, table.dimensions)
         sub_budget = self.sub_budget(statistician)
+        stored = self._stored(key, query.academic_year, table.dimensions)
+        if stored is not None:  # without waiting for a publication in progress
+            return stored
         with self._lock:
-            # A table is published once per snapshot: under this catalogue version, or an
-            # earlier one with the same dimensions (new noise would only cost budget).
-            stored = self._store.release(key) or self._store.release_of(
-                query.academic_year, table.dimensions
-            )
+            stored = self._stored(key, query.academic_year, table.dimensions)
             if stored is not None:
                 return stored
+            self._check_regions(query.academic_year)
             self._store.charge(
                 query.academic_year,
                 catalogue.version,
@@ -130,6 +131,24 @@ class Publisher:
             body = self._publish(table, query.academic_year, key)
         log.info("table.published", table=table.id, snapshot=query.academic_year, key=key)
         return body
+
+    def _stored(self, key: str, snapshot: str, dimensions: tuple[str, ...]) -> bytes | None:
+        """A table is published once per snapshot: under this catalogue version, or an
+        earlier one with the same dimensions (new noise would only cost budget)."""
+        return self._store.release(key) or self._store.release_of(snapshot, dimensions)
+
+    def _check_regions(self, snapshot: str) -> None:
+        """Refuse, before any charge, a snapshot whose regions changed since it began."""
+        state = self._store.state(snapshot)
+        if state is None:
+            return
+        now = set(self._regions.values())
+        if set(SnapshotState.from_json(state).regions) != now:
+            raise FailedPrecondition(
+                f"the federation's regions changed after tables of snapshot {snapshot} were "
+                "published; its remaining tables cannot be made consistent with them. "
+                "Restore the departments of that snapshot to publish more"
+            )
 
     def _publish(self, table: CatalogueTable, snapshot: str, key: str) -> bytes:
         catalogue = self._signed.catalogue
@@ -175,11 +194,14 @@ class Publisher:
         sequence = [(tuple(t.dimensions), Fraction(t.privacy.sigma_squared)) for t in earlier] + [
             (outcome.dimensions, sigma2)
         ]
-        per_department = [float(v) for v in cell_variances(sequence)[-1]]
+        errors = _ErrorModel(
+            [float(v) for v in cell_variances(sequence)[-1]],
+            _total_variances(sequence, outcome.dimensions),
+        )
         areas = [
-            _area(NATIONAL, sorted(result.vectors), outcome.national, per_department, catalogue),
+            _area(NATIONAL, sorted(result.vectors), outcome.national, errors, catalogue),
             *(
-                _area(r, sorted(by_region[r]), outcome.regions[r], per_department, catalogue)
+                _area(r, sorted(by_region[r]), outcome.regions[r], errors, catalogue)
                 for r in regions
             ),
         ]
@@ -223,18 +245,55 @@ def privacy_statement(table: CatalogueTable, catalogue: Catalogue) -> spb.Privac
     )
 
 
+@dataclass(frozen=True)
+class _ErrorModel:
+    """Per-department error variances of a table's cells and of its published totals."""
+
+    cells: list[float]
+    totals: dict[str, tuple[list[int], float]]  # name -> (cell indices, variance)
+
+
+def _total_variances(
+    sequence: list[tuple[tuple[str, ...], Fraction]], dims: tuple[str, ...]
+) -> dict[str, tuple[list[int], float]]:
+    """The published totals of a table by education form alone (codes.FORM_TOTALS)."""
+    if dims != ("education_form",):
+        return {}
+    out: dict[str, tuple[list[int], float]] = {}
+    for name, forms in codes.FORM_TOTALS.items():
+        cells = [codes.EDUCATION_FORMS.index(f) for f in forms]
+        weights = np.zeros(len(codes.EDUCATION_FORMS))
+        weights[cells] = 1.0
+        out[name] = (cells, combination_variance(sequence, weights))
+    return out
+
+
 def _area(
     name: str,
     departments: list[str],
     values: tuple[int, ...] | list[int],
-    per_department: Sequence[float],
+    errors: _ErrorModel,
     catalogue: Catalogue,
 ) -> spb.AreaValues:
-    """One area's published values, 95 % margins (error propagated through the fit) and flags."""
+    """One area's published values, 95 % margins (error propagated through the fit), flags."""
+    n = len(departments)
+    threshold = catalogue.display_threshold
+    totals = []
+    for total, (cells, variance) in errors.totals.items():
+        value = sum(values[i] for i in cells)
+        totals.append(
+            spb.AreaTotal(
+                name=total,
+                value=value,
+                margin=zcdp.margin95(variance * n),
+                confidential=value < threshold,
+            )
+        )
     return spb.AreaValues(
         area=name,
         departments=departments,
         values=list(values),
-        margins=[zcdp.margin95(v * len(departments)) for v in per_department],
-        confidential=[v < catalogue.display_threshold for v in values],
+        margins=[zcdp.margin95(v * n) for v in errors.cells],
+        confidential=[v < threshold for v in values],
+        totals=totals,
     )

@@ -9,7 +9,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health
 
-from childreg.catalogue import load_verify_key, read_signed_catalogue
+from childreg.catalogue import load_verify_key, verify_catalogue
 from childreg.errors import KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.service import (
@@ -59,9 +59,9 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
             hint=f"issue the coordinator's identity from the CA of {config.federation}",
         )
     authority = load_verify_key(config.statistics_authority_key)
+    blob = config.catalogue_file.read_bytes()  # verify exactly the bytes that are served
     catalogue = SignedCatalogue(
-        config.catalogue_file.read_bytes(),
-        read_signed_catalogue(config.catalogue_file, authority, federation=config.federation),
+        blob, verify_catalogue(blob, authority, federation=config.federation)
     )
     store = ReleaseStore(config.releases_path)
     channels = NodeChannels(config.departments, identity)

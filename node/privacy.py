@@ -11,7 +11,10 @@ the same answer and asking again gains nothing and costs nothing
 (docs/statistics-method.md).
 
 Every refusal is decided before the children's records are read, from the question and
-the ledger only, so refusals carry no information about the data.
+the ledger only, so refusals carry no information about the data. The ledger keeps the
+released vector itself: a repeat returns it, never a recount. One catalogue version
+number stands for one content (by digest), and once a newer version has been answered
+no new table is charged under an older one (its cap or tables may be superseded).
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import structlog
-from childreg.catalogue import Catalogue, CatalogueTable, verify_catalogue
-from childreg.dp.dgauss import noisy_counts
 from nacl.signing import VerifyKey
 
+from childreg.catalogue import Catalogue, CatalogueTable, verify_catalogue
 from childreg.dp import zcdp
+from childreg.dp.dgauss import noisy_counts
 from childreg.dp.prng import noise_seed
-from childreg.errors import AlreadyExists, ResourceExhausted
+from childreg.errors import FailedPrecondition, PermissionDenied, ResourceExhausted
 from childreg.models import NoisyTableQuestion, TableQuery
 from node.statistics import count_vector
 from node.store.base import LedgerEntry, RecordStore
@@ -101,70 +104,109 @@ class StatisticsDesk:
         return sum((e.rho for e in self._store.ledger(snapshot)), Fraction(0))
 
     def answer(self, question: NoisyTableQuestion, caller: str) -> NoisyAnswer:
-        """Charge the ledger (once per table and snapshot), then count and add noise."""
+        """The released vector: from the ledger if paid already, else charged, counted, noised.
+
+        Charge, count and noise happen in one transaction, and the noisy vector is stored
+        with the charge before it is returned: a repeat returns exactly what was released,
+        never a recount (records may have changed; the same noise on new counts would
+        show the change exactly).
+        """
         catalogue = self.catalogue(question.signed_catalogue)
         table = catalogue.table(question.table_id)
-        charged = self._charge(catalogue, table, question.academic_year, caller)
-        query = TableQuery(academic_year=question.academic_year, dimensions=table.dimensions)
+        snapshot = question.academic_year
+        with self._lock, self._store.atomic():
+            entries = self._store.ledger(snapshot)
+            paid = next(
+                (
+                    e
+                    for e in entries
+                    if e.catalogue_version == catalogue.version and e.table_id == table.id
+                ),
+                None,
+            )
+            self._check_version(catalogue, already_paid=paid is not None)
+            if paid is not None:
+                counts, charged = list(paid.released), False
+            else:
+                self._check_budget(catalogue, table, snapshot, entries)
+                counts, charged = self._release(catalogue, table, snapshot), True
+                self._store.append_ledger(
+                    LedgerEntry(
+                        snapshot=snapshot,
+                        catalogue_version=catalogue.version,
+                        catalogue_digest=catalogue.digest(),
+                        table_id=table.id,
+                        rho=table.rho,
+                        released=tuple(counts),
+                        released_at=self._clock(),
+                        requested_by=caller,
+                    )
+                )
+        log.info(
+            "statistics.released",
+            table=table.id,
+            snapshot=snapshot,
+            catalogue_version=catalogue.version,
+            rho=str(table.rho),
+            charged=charged,
+            cells=len(counts),
+        )
+        return NoisyAnswer(catalogue.version, table, snapshot, counts, charged)
+
+    def _check_version(self, catalogue: Catalogue, *, already_paid: bool) -> None:
+        """One content per version number, and no new charges under a superseded version."""
+        known = self._store.catalogue_versions()
+        digest = known.get(catalogue.version)
+        if digest is not None and digest != catalogue.digest():
+            raise PermissionDenied(
+                f"catalogue version {catalogue.version} was used at this node with other "
+                "content; the statistics authority must sign a new version number"
+            )
+        newest = max(known, default=0)
+        if not already_paid and catalogue.version < newest:
+            raise FailedPrecondition(
+                f"catalogue version {catalogue.version} is older than version {newest} "
+                "already answered at this node; ask with the current catalogue"
+            )
+
+    def _check_budget(
+        self,
+        catalogue: Catalogue,
+        table: CatalogueTable,
+        snapshot: str,
+        entries: list[LedgerEntry],
+    ) -> None:
+        """ResourceExhausted if this table would take the snapshot past the cap."""
+        spent = sum((e.rho for e in entries), Fraction(0))
+        cap = self.cap(catalogue)
+        if spent + table.rho > cap:
+            log.warning(
+                "statistics.budget_refused",
+                table=table.id,
+                snapshot=snapshot,
+                spent=str(spent),
+                cap=str(cap),
+            )
+            raise ResourceExhausted(
+                f"the privacy budget of snapshot {snapshot} does not allow table "
+                f"{table.id}: {spent} of {cap} spent, the table costs {table.rho}"
+            )
+
+    def _release(self, catalogue: Catalogue, table: CatalogueTable, snapshot: str) -> list[int]:
+        """True counts plus discrete Gaussian noise on every cell (stage 1: the full σ)."""
+        query = TableQuery(academic_year=snapshot, dimensions=table.dimensions)
         exact = count_vector(self._store, query)
-        sigma2 = zcdp.sigma_squared(table.rho)
+        # The seed names the table by id, dimensions and cost, so a table can never share
+        # noise with a different table, even under a (refused) reused version number.
+        identity = f"{table.id}/{'+'.join(table.dimensions)}/{table.rho}"
 
         def seed(cell: int) -> bytes:
             return noise_seed(
                 self._secret,
                 catalogue_version=catalogue.version,
-                table_id=table.id,
-                snapshot=question.academic_year,
+                table_id=identity,
+                snapshot=snapshot,
                 cell=cell,
             )
 
-        noisy = noisy_counts(exact, sigma2, seed)
-        log.info(
-            "statistics.released",
-            table=table.id,
-            snapshot=question.academic_year,
-            catalogue_version=catalogue.version,
-            rho=str(table.rho),
-            charged=charged,
-            cells=len(noisy),
-        )
-        return NoisyAnswer(catalogue.version, table, question.academic_year, noisy, charged)
-
-    def _charge(
-        self, catalogue: Catalogue, table: CatalogueTable, snapshot: str, caller: str
-    ) -> bool:
-        """Append the ledger entry and commit it; False when this table was paid already."""
-        with self._lock, self._store.atomic():
-            entries = self._store.ledger(snapshot)
-            if any(
-                e.catalogue_version == catalogue.version and e.table_id == table.id for e in entries
-            ):
-                return False
-            spent = sum((e.rho for e in entries), Fraction(0))
-            cap = self.cap(catalogue)
-            if spent + table.rho > cap:
-                log.warning(
-                    "statistics.budget_refused",
-                    table=table.id,
-                    snapshot=snapshot,
-                    spent=str(spent),
-                    cap=str(cap),
-                )
-                raise ResourceExhausted(
-                    f"the privacy budget of snapshot {snapshot} does not allow table "
-                    f"{table.id}: {spent} of {cap} spent, the table costs {table.rho}"
-                )
-            try:
-                self._store.append_ledger(
-                    LedgerEntry(
-                        snapshot=snapshot,
-                        catalogue_version=catalogue.version,
-                        table_id=table.id,
-                        rho=table.rho,
-                        released_at=self._clock(),
-                        requested_by=caller,
-                    )
-                )
-            except AlreadyExists:  # pragma: no cover - guarded by the lock and check above
-                return False
-        return True
+        return noisy_counts(exact, zcdp.sigma_squared(table.rho), seed)

@@ -2,7 +2,8 @@
 
 Statistical offices exchange tables as SDMX (ISO 17369) and read charts, not protobuf.
 Everything here is built from :class:`tools.published.PublishedView`, which never holds
-the number of a confidential cell, so no export can leak one: SDMX carries it as a
+the number of a confidential cell, so no export writes one (the display rule is
+presentation, not protection: see tools/published.py): SDMX carries it as a
 missing observation value with ``CONF_STATUS = "C"`` (SDMX code list CL_CONF_STATUS:
 ``F`` free, ``C`` confidential), and the chart draws it hatched at the threshold height.
 Outputs are deterministic: the same table gives the same bytes (no clock, no randomness).

@@ -5,9 +5,11 @@ noise (docs/statistics-method.md). This module is the one place where that messa
 into something readable, so the display rule lives here once: a cell whose *published*
 (noisy) value is below the display threshold is shown as "<N", and its number is written
 nowhere — :class:`PublishedCell` does not even hold it (``value`` is None). Totals of
-education forms are computed from the published values while reading the message, then
-follow the same rule. docs/publication.md documents the shapes; tools/exports.py adds
-SDMX and a chart on top of :class:`PublishedView`.
+education forms come with the message (the coordinator computes their margins through
+its error model) and follow the same rule. The rule is presentation, not protection:
+a published total minus the other published forms gives a hidden cell's *noisy* value,
+which the differential-privacy guarantee already covers. docs/publication.md documents
+the shapes; tools/exports.py adds SDMX and a chart on top of :class:`PublishedView`.
 
 JSON shape (stable)::
 
@@ -29,14 +31,12 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 from childreg import codes
-from childreg.dp import zcdp
 from childreg.errors import InvalidInput, Violation
 from childreg.v1 import statistics_pb2 as spb
 
@@ -119,23 +119,14 @@ def _area(msg: spb.AreaValues, dims: tuple[str, ...], privacy: Privacy) -> Publi
     threshold = privacy.display_threshold
     raw = list(zip(codes.grid(dims), msg.values, msg.margins, msg.confidential, strict=True))
     cells = tuple(_cell(k, v, m, c, threshold) for k, v, m, c in raw)
-    totals: tuple[PublishedCell, ...] = ()
-    if dims == ("education_form",):
-        try:
-            variance = Fraction(privacy.sigma_squared)
-        except (ValueError, ZeroDivisionError):
-            raise _invalid("privacy.sigma_squared", "must be an exact fraction") from None
-        by_form = {k[0]: v for k, v, _, _ in raw}
-        totals = tuple(
-            _cell(
-                (name,),
-                sum(by_form[f] for f in forms),
-                zcdp.margin95(len(forms) * variance * len(msg.departments)),
-                False,
-                threshold,
-            )
-            for name, forms in codes.FORM_TOTALS.items()
-        )
+    by_form = {k[0]: v for k, v, _, _ in raw} if dims == ("education_form",) else {}
+    for t in msg.totals:
+        forms = codes.FORM_TOTALS.get(t.name)
+        if forms is None or not by_form or t.value != sum(by_form[f] for f in forms):
+            raise _invalid(f"{where}.totals", f"{t.name!r} is not a sum of this table's cells")
+    totals = tuple(
+        _cell((t.name,), t.value, t.margin, t.confidential, threshold) for t in msg.totals
+    )
     return PublishedArea(msg.area, tuple(msg.departments), cells, totals)
 
 

@@ -170,6 +170,37 @@ class PrivacyStatement(_message.Message):
 Global___PrivacyStatement: _TypeAlias = PrivacyStatement  # noqa: Y015
 
 @_typing.final
+class AreaTotal(_message.Message):
+    """A published total: the sum of some cells (e.g. the forms of special provision)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    MARGIN_FIELD_NUMBER: _builtins.int
+    CONFIDENTIAL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    value: _builtins.int
+    margin: _builtins.int
+    """95 % margin of the sum (cells' errors are correlated by the fit)"""
+    confidential: _builtins.bool
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        value: _builtins.int = ...,
+        margin: _builtins.int = ...,
+        confidential: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confidential", b"confidential", "margin", b"margin", "name", b"name", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AreaTotal: _TypeAlias = AreaTotal  # noqa: Y015
+
+@_typing.final
 class AreaValues(_message.Message):
     """One geography of a published table: the nation, or one region."""
 
@@ -180,6 +211,7 @@ class AreaValues(_message.Message):
     VALUES_FIELD_NUMBER: _builtins.int
     MARGINS_FIELD_NUMBER: _builtins.int
     CONFIDENTIAL_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
     area: _builtins.str
     """"national" or a region code"""
     @_builtins.property
@@ -198,6 +230,10 @@ class AreaValues(_message.Message):
     def confidential(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
         """value below the display threshold"""
 
+    @_builtins.property
+    def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___AreaTotal]:
+        """only for the table by education_form alone"""
+
     def __init__(
         self,
         *,
@@ -206,10 +242,11 @@ class AreaValues(_message.Message):
         values: _abc.Iterable[_builtins.int] | None = ...,
         margins: _abc.Iterable[_builtins.int] | None = ...,
         confidential: _abc.Iterable[_builtins.bool] | None = ...,
+        totals: _abc.Iterable[Global___AreaTotal] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["area", b"area", "confidential", b"confidential", "departments", b"departments", "margins", b"margins", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area", b"area", "confidential", b"confidential", "departments", b"departments", "margins", b"margins", "totals", b"totals", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -37,14 +37,19 @@ class LedgerEntry:
     """One statistics release in a node's privacy ledger: what was spent, on what, for whom.
 
     The ledger is append-only: an entry is never changed or removed, so the spend of a
-    snapshot only grows. (snapshot, catalogue_version, table_id) is unique: asking the same
-    question again yields the same deterministic noise and costs nothing more.
+    snapshot only grows. (snapshot, catalogue_version, table_id) is unique, and the entry
+    keeps the exact noisy vector released: asking again returns it unchanged, even if the
+    records changed since (a recount with the same noise would reveal the change).
+    ``catalogue_digest`` names the catalogue's content, so one version number can never
+    stand for two different catalogues.
     """
 
     snapshot: str
     catalogue_version: int
+    catalogue_digest: str
     table_id: str
     rho: Fraction
+    released: tuple[int, ...]
     released_at: dt.datetime
     requested_by: str
 
@@ -268,6 +273,10 @@ class RecordStore(ABC):
     @abstractmethod
     def append_ledger(self, entry: LedgerEntry) -> None:
         """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
+
+    @abstractmethod
+    def catalogue_versions(self) -> dict[int, str]:
+        """Every catalogue version the ledger holds (any snapshot), with its digest."""
 
     @abstractmethod
     def close(self) -> None:

@@ -270,6 +270,11 @@ class MemoryStore(RecordStore):
                 raise AlreadyExists("this table is already in the privacy ledger")
             state.ledger.append(entry)
 
+    def catalogue_versions(self) -> dict[int, str]:
+        """Every catalogue version the ledger holds (any snapshot), with its digest."""
+        with self._lock:
+            return {e.catalogue_version: e.catalogue_digest for e in self._live().ledger}
+
     def close(self) -> None:
         """Drop every record; the store is unusable afterwards."""
         with self._lock:

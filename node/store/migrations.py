@@ -93,9 +93,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 seq INTEGER PRIMARY KEY,
                 snapshot TEXT NOT NULL,
                 catalogue_version INTEGER NOT NULL,
+                catalogue_digest TEXT NOT NULL,
                 table_id TEXT NOT NULL,
                 rho_numerator INTEGER NOT NULL CHECK (rho_numerator > 0),
                 rho_denominator INTEGER NOT NULL CHECK (rho_denominator > 0),
+                released TEXT NOT NULL,
                 released_at TEXT NOT NULL,
                 requested_by TEXT NOT NULL,
                 UNIQUE (snapshot, catalogue_version, table_id)

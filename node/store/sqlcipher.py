@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import json
 import os
 import struct
 import threading
@@ -599,18 +600,21 @@ class SqlCipherStore(RecordStore):
     def ledger(self, snapshot: str) -> list[LedgerEntry]:
         """Every privacy-ledger entry of ``snapshot``, in the order they were appended."""
         rows = self._query(
-            "SELECT snapshot, catalogue_version, table_id, rho_numerator, rho_denominator,"
-            " released_at, requested_by FROM privacy_ledger WHERE snapshot = ? ORDER BY seq",
+            "SELECT snapshot, catalogue_version, catalogue_digest, table_id, rho_numerator,"
+            " rho_denominator, released, released_at, requested_by FROM privacy_ledger"
+            " WHERE snapshot = ? ORDER BY seq",
             (snapshot,),
         )
         return [
             LedgerEntry(
                 snapshot=str(r[0]),
                 catalogue_version=int(r[1]),
-                table_id=str(r[2]),
-                rho=Fraction(int(r[3]), int(r[4])),
-                released_at=dt.datetime.fromisoformat(str(r[5])),
-                requested_by=str(r[6]),
+                catalogue_digest=str(r[2]),
+                table_id=str(r[3]),
+                rho=Fraction(int(r[4]), int(r[5])),
+                released=tuple(int(v) for v in json.loads(r[6])),
+                released_at=dt.datetime.fromisoformat(str(r[7])),
+                requested_by=str(r[8]),
             )
             for r in rows
         ]
@@ -621,21 +625,30 @@ class SqlCipherStore(RecordStore):
         with self._lock:
             try:
                 self._conn.execute(
-                    "INSERT INTO privacy_ledger(snapshot, catalogue_version, table_id,"
-                    " rho_numerator, rho_denominator, released_at, requested_by)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO privacy_ledger(snapshot, catalogue_version, catalogue_digest,"
+                    " table_id, rho_numerator, rho_denominator, released, released_at,"
+                    " requested_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         entry.snapshot,
                         entry.catalogue_version,
+                        entry.catalogue_digest,
                         entry.table_id,
                         entry.rho.numerator,
                         entry.rho.denominator,
+                        json.dumps(list(entry.released), separators=(",", ":")),
                         entry.released_at.isoformat(),
                         entry.requested_by,
                     ),
                 )
             except sqlcipher3.IntegrityError:
                 raise AlreadyExists("this table is already in the privacy ledger") from None
+
+    def catalogue_versions(self) -> dict[int, str]:
+        """Every catalogue version the ledger holds (any snapshot), with its digest."""
+        rows = self._query(
+            "SELECT DISTINCT catalogue_version, catalogue_digest FROM privacy_ledger"
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
 
     def close(self) -> None:
         """Close the reader, checkpoint and truncate the WAL, close; unusable afterwards."""

@@ -792,8 +792,10 @@ def ledger_entry(table_id: str = "education_form", *, snapshot: str = YEAR) -> L
     return LedgerEntry(
         snapshot=snapshot,
         catalogue_version=1,
+        catalogue_digest="d1",
         table_id=table_id,
         rho=Fraction(1, 32),
+        released=(3, -1, 0, 12),
         released_at=dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC),
         requested_by="spiffe://test.childreg/coordinator/national",
     )
@@ -816,6 +818,15 @@ def test_ledger_refuses_the_same_table_twice(store: RecordStore) -> None:
     with pytest.raises(AlreadyExists):
         store.append_ledger(replace(ledger_entry(), rho=Fraction(1, 2)))
     assert [e.rho for e in store.ledger(YEAR)] == [Fraction(1, 32)]
+
+
+def test_catalogue_versions_span_every_snapshot(store: RecordStore) -> None:
+    """The versions used, with their digests, whatever the snapshot."""
+    assert store.catalogue_versions() == {}
+    store.append_ledger(ledger_entry())
+    store.append_ledger(replace(ledger_entry(snapshot="2024/25"), catalogue_version=2,
+                                catalogue_digest="d2"))  # fmt: skip
+    assert store.catalogue_versions() == {1: "d1", 2: "d2"}
 
 
 def test_ledger_append_rolls_back_with_its_atomic_block(store: RecordStore) -> None:

@@ -13,7 +13,13 @@ from nacl.signing import SigningKey
 
 from childreg import codes
 from childreg.catalogue import Catalogue, sign_catalogue
-from childreg.errors import ChildregError, InvalidInput, PermissionDenied, ResourceExhausted
+from childreg.errors import (
+    ChildregError,
+    FailedPrecondition,
+    InvalidInput,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from childreg.models import ChildIn, ImportRecord, NoisyTableQuestion, PlacementIn
 from node.keys import Keyring
 from node.privacy import StatisticsDesk
@@ -224,10 +230,11 @@ def test_refusals_do_not_depend_on_the_data(
     assert messages[0] == messages[1]
 
 
-def test_the_charge_is_committed_before_the_answer(
+def test_a_failure_while_counting_charges_and_releases_nothing(
     filled: RecordStore, desk_for: Callable[..., StatisticsDesk]
 ) -> None:
-    """Write-ahead: if counting fails after the charge, the charge stays (and a retry is free)."""
+    """Charge, count and noise are one transaction: if counting fails, the charge is undone
+    and nothing was released; the next answer is charged normally."""
 
     class Broken(CountSpy):
         def __getattr__(self, name: str) -> Any:
@@ -238,8 +245,49 @@ def test_the_charge_is_committed_before_the_answer(
     blob = signed(default_catalogue(FEDERATION))
     with pytest.raises(RuntimeError):
         desk_for(Broken(filled)).answer(question(blob), "coordinator")
-    assert [e.table_id for e in filled.ledger(YEAR)] == ["education_form"]
-    assert desk_for(filled).answer(question(blob), "coordinator").charged is False
+    assert filled.ledger(YEAR) == []
+    assert desk_for(filled).answer(question(blob), "coordinator").charged is True
+
+
+def test_a_repeat_returns_what_was_released_even_after_the_records_change(
+    store: RecordStore, keyring: Keyring, desk_for: Callable[..., StatisticsDesk]
+) -> None:
+    """Asking before and after an import gives the same vector: a recount with the same
+    noise would reveal the new child's cell exactly."""
+    desk = desk_for(store)
+    blob = signed(default_catalogue(FEDERATION))
+    before = desk.answer(question(blob), "coordinator")
+    Registry(store, keyring).import_records([import_record(7)])
+    after = desk.answer(question(blob), "coordinator")
+    assert after.counts == before.counts
+    assert after.charged is False
+    assert [e.released for e in store.ledger(YEAR)] == [tuple(before.counts)]
+
+
+def test_one_version_number_cannot_stand_for_two_catalogues(
+    store: RecordStore, desk_for: Callable[..., StatisticsDesk]
+) -> None:
+    """Re-signing version 1 with other content is refused, before any count or charge."""
+    desk = desk_for(store)
+    desk.answer(question(signed(default_catalogue(FEDERATION))), "coordinator")
+    changed = default_catalogue(FEDERATION).model_copy(update={"display_threshold": 5})
+    with pytest.raises(PermissionDenied, match="other content"):
+        desk.answer(question(signed(changed), "sex_by_age_band"), "coordinator")
+    assert len(store.ledger(YEAR)) == 1
+
+
+def test_no_new_charge_under_a_superseded_version(
+    store: RecordStore, desk_for: Callable[..., StatisticsDesk]
+) -> None:
+    """Once version 2 was answered, version 1 may repeat what it paid for, nothing new."""
+    desk = desk_for(store)
+    v1 = signed(default_catalogue(FEDERATION, version=1))
+    v2 = signed(default_catalogue(FEDERATION, version=2))
+    first = desk.answer(question(v1), "coordinator")
+    desk.answer(question(v2, "sex_by_age_band"), "coordinator")
+    assert desk.answer(question(v1), "coordinator").counts == first.counts
+    with pytest.raises(FailedPrecondition, match="older than version 2"):
+        desk.answer(question(v1, "impairment_band_by_sex"), "coordinator")
 
 
 def test_dense_over_the_code_lists(

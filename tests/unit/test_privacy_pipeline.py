@@ -158,31 +158,40 @@ def empirical_epsilon(a: list[int], b: list[int], min_count: int = 40) -> float:
     return worst
 
 
-def neighbours_loss(tmp: Path, rho: str, n_snapshots: int) -> float:
-    """Measured loss of the published special_school value, D versus D + one child."""
-    counts = {f: 40 + i for i, f in enumerate(codes.EDUCATION_FORMS)}
-    plus_one = {**counts, "special_school": counts["special_school"] + 1}
+COUNTS = {f: 40 + i for i, f in enumerate(codes.EDUCATION_FORMS)}
+
+
+def neighbours(tmp: Path, rho: str, n_snapshots: int) -> tuple[list[int], list[int]]:
+    """The published special_school value over many snapshots, for D and D + one child."""
+    plus_one = {**COUNTS, "special_school": COUNTS["special_school"] + 1}
     years = snapshots(n_snapshots)
     outputs: list[list[int]] = []
-    for name, data in (("d", counts), ("d_prime", plus_one)):
+    for name, data in (("d", COUNTS), ("d_prime", plus_one)):
         (tmp / name).mkdir()
         pub = publisher(tmp / name, {"solo": data}, catalogue(rho))
         outputs.append([value_of(national(pub, y), "special_school") for y in years])
-    return empirical_epsilon(outputs[0], outputs[1])
+    return outputs[0], outputs[1]
 
 
 def test_neighbouring_datasets_stay_within_the_stated_epsilon(tmp_path: Path) -> None:
     """Over 1,500 snapshots, adding one child moves the published value's distribution by
-    no more than the ε the catalogue states for the table (1/32 → ε ≈ 1.47 at δ = 1e-9)."""
+    no more than the ε the catalogue states for the table (1/32 → ε ≈ 1.47 at δ = 1e-9),
+    and the noise really has the stated variance σ² = 16 (a loss measurement alone would
+    not notice several times less noise)."""
     stated = zcdp.epsilon(Fraction(1, 32), 1e-9)
-    measured = neighbours_loss(tmp_path, "1/32", 1500)
+    d, d_prime = neighbours(tmp_path, "1/32", 1500)
+    measured = empirical_epsilon(d, d_prime)
     assert measured <= stated, (measured, stated)
     assert measured > 0.05  # the loss is real: the estimator sees the shift
+    truth = COUNTS["special_school"]
+    variance = sum((v - truth) ** 2 for v in d) / len(d)
+    assert 16 * 0.88 <= variance <= 16 * 1.12, variance  # sd of the estimate ≈ 3.7 %
 
 
 def test_the_measurement_catches_a_mechanism_with_too_little_noise(tmp_path: Path) -> None:
     """With σ² = 1/64 (ρ = 32) the same measurement is far above the ε of ρ = 1/32."""
-    assert neighbours_loss(tmp_path, "32", 300) > zcdp.epsilon(Fraction(1, 32), 1e-9)
+    d, d_prime = neighbours(tmp_path, "32", 300)
+    assert empirical_epsilon(d, d_prime) > zcdp.epsilon(Fraction(1, 32), 1e-9)
 
 
 def test_seed_figures_fall_within_their_margins_about_95_percent_of_the_time(

@@ -24,6 +24,7 @@ import sdmx
 from rich.console import Console
 
 from childreg import codes
+from childreg.dp import zcdp
 from childreg.errors import InvalidInput
 from childreg.v1 import statistics_pb2 as spb
 from tools import exports
@@ -66,8 +67,29 @@ def area(name: str, departments: list[str], values: list[int]) -> spb.AreaValues
     )
 
 
+def with_totals(a: spb.AreaValues) -> spb.AreaValues:
+    """The totals a coordinator publishes with a table by education form alone; margins
+    as if the cells' errors were independent, margin95(k · σ² · departments)."""
+    if len(a.values) != len(FORMS):
+        return a  # a malformed area: leave it for the test that refuses it
+    by_form = dict(zip(FORMS, a.values, strict=True))
+    for name, forms in codes.FORM_TOTALS.items():
+        value = sum(by_form[f] for f in forms)
+        a.totals.append(
+            spb.AreaTotal(
+                name=name,
+                value=value,
+                margin=zcdp.margin95(len(forms) * 16 * len(a.departments)),
+                confidential=value < THRESHOLD,
+            )
+        )
+    return a
+
+
 def message(dimensions: list[str], areas: list[spb.AreaValues]) -> spb.PublishedTable:
-    """A published table for 2023/24 with the given areas."""
+    """A published table for 2023/24 with the given areas (and totals by education form)."""
+    if dimensions == ["education_form"]:
+        areas = [with_totals(a) for a in areas]
     return spb.PublishedTable(
         academic_year="2023/24",
         reference_date="2023-09-15",
@@ -184,7 +206,7 @@ def test_rich_caption_states_the_privacy_terms() -> None:
 
 
 def test_rich_and_json_totals_are_sums_with_their_own_margin() -> None:
-    """Totals sum the published forms; margin = margin95(k · σ² · departments)."""
+    """Totals are shown as the coordinator published them, with their own margins."""
     text = rich_text(one_d())
     general = next(line for line in text.splitlines() if "general_education_total" in line)
     special = next(line for line in text.splitlines() if "special_provision_total" in line)
@@ -423,3 +445,11 @@ def test_write_export_chooses_the_format_by_suffix(tmp_path: Path) -> None:
     assert out[".png"].read_bytes().startswith(b"\x89PNG")
     forced = exports.write_export(view, tmp_path / "any.txt", fmt="json", area="baku")
     assert json.loads(forced.read_text(encoding="utf-8")) == view.to_json("baku")
+
+
+def test_a_total_that_is_not_the_sum_of_its_cells_is_refused() -> None:
+    """A message whose total disagrees with its cells is malformed, not displayed."""
+    msg = message(["education_form"], [area("national", ["d"], BAKU)])
+    msg.areas[0].totals[0].value += 1
+    with pytest.raises(InvalidInput, match="not a sum"):
+        PublishedView.from_proto(msg)

@@ -632,7 +632,16 @@ def test_ledger_is_append_only_even_for_raw_sql(
 ) -> None:
     """UPDATE and DELETE on the ledger abort, even on a connection without the authorizer."""
     store.append_ledger(
-        LedgerEntry("2023/24", 1, "education_form", Fraction(1, 32), dt.datetime.now(dt.UTC), "x")
+        LedgerEntry(
+            "2023/24",
+            1,
+            "d",
+            "education_form",
+            Fraction(1, 32),
+            (1, 2),
+            dt.datetime.now(dt.UTC),
+            "x",
+        )
     )
     store.close()
     conn = raw_connection(db_path, key_hex)
@@ -651,7 +660,14 @@ def test_ledger_is_append_only_even_for_raw_sql(
 def test_ledger_survives_reopening(store: SqlCipherStore, db_path: Path, key_hex: str) -> None:
     """What was spent is still spent after a restart."""
     entry = LedgerEntry(
-        "2023/24", 3, "sex_by_age", Fraction(1, 16), dt.datetime.now(dt.UTC), "coordinator"
+        "2023/24",
+        3,
+        "d3",
+        "sex_by_age",
+        Fraction(1, 16),
+        (-4, 0, 9),
+        dt.datetime.now(dt.UTC),
+        "coordinator",
     )
     store.append_ledger(entry)
     store.close()

@@ -80,3 +80,24 @@ def test_a_node_does_not_load_numpy_or_scipy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "year",
+    [
+        "\uff12\uff10\uff12\uff13/\uff12\uff14",  # fullwidth digits
+        "\u0662\u0660\u0662\u0663/\u0662\u0664",  # Arabic-Indic digits
+        "2023/24\n",
+        " 2023/24",
+        "2023/25",
+        "2023-24",
+        "23/24",
+    ],
+)
+def test_a_snapshot_has_one_spelling(year: str) -> None:
+    """Other scripts' digits, a trailing newline or a wrong pair are not academic years:
+    each spelling would otherwise be a snapshot with a budget of its own."""
+    from childreg import codes
+
+    assert not codes.is_valid_academic_year(year)
+    assert codes.is_valid_academic_year("2023/24")
