@@ -7,7 +7,6 @@ import typer
 from childreg import logsetup
 from childreg.config import load_config
 from coordinator.config import CoordinatorConfig
-from coordinator.server import serve
 from tools.options import ConfigOpt, ReadyFileOpt
 
 app = typer.Typer(help="Run the national coordinator.", no_args_is_help=True)
@@ -16,6 +15,10 @@ app = typer.Typer(help="Run the national coordinator.", no_args_is_help=True)
 @app.command("serve")
 def serve_cmd(config: ConfigOpt, ready_file: ReadyFileOpt = None) -> None:
     """Run the coordinator's mutual-TLS gRPC server until SIGTERM/SIGINT."""
+    # The server (numpy, scipy for post-processing) is imported only to serve, so other
+    # commands, and node processes started through the same command line, stay small.
+    from coordinator.server import serve  # noqa: PLC0415
+
     cfg = load_config(CoordinatorConfig, config)
     logsetup.configure(cfg.log_level)
     serve(cfg, ready_file)

@@ -26,7 +26,7 @@ from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from tools.cli_catalogue import app as catalogue_app
 from tools.cli_catalogue import catalogue_summary, render_catalogue
 from tools.client import EXIT_INCOMPLETE, CliError, Endpoint, rpc_failure
-from tools.exports import FORMATS, chart_png, write_export
+from tools.exports import FORMATS, write_export
 from tools.options import IdentityOpt, JsonOpt, ServerNameOpt, TimeoutOpt
 from tools.published import NATIONAL, PublishedView
 
@@ -108,7 +108,7 @@ def table(
     for path in out_files or []:
         write_export(view, path)
     if chart is not None:
-        chart_png(view, chart, area=selected.area)
+        write_export(view, chart, fmt="png", area=selected.area)
     if as_json:
         typer.echo(view.to_json_text(selected.area))
     elif as_csv:

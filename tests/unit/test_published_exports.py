@@ -27,7 +27,7 @@ from childreg import codes
 from childreg.dp import zcdp
 from childreg.errors import InvalidInput
 from childreg.v1 import statistics_pb2 as spb
-from tools import exports
+from tools import chart, exports
 from tools.published import PublishedView
 
 FORMS = codes.EDUCATION_FORMS
@@ -388,8 +388,8 @@ def test_secret_absent_from_every_text_export() -> None:
 def test_chart_is_a_readable_deterministic_png(tmp_path: Path, name: str, area_name: str) -> None:
     """The chart is a PNG matplotlib reads back, of sensible size, the same bytes twice."""
     view = VIEWS[name]()
-    first = exports.chart_png(view, tmp_path / "a.png", area_name)
-    second = exports.chart_png(view, tmp_path / "b.png", area_name)
+    first = chart.chart_png(view, tmp_path / "a.png", area_name)
+    second = chart.chart_png(view, tmp_path / "b.png", area_name)
     data = first.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert data == second.read_bytes()
@@ -405,7 +405,7 @@ def test_chart_of_three_dimensions_has_a_panel_per_category(tmp_path: Path) -> N
     dims = ["education_form", "sex", "age_band"]
     values = [(i * 37) % 300 for i in range(codes.grid_size(dims))]
     view = PublishedView.from_proto(message(dims, [area("national", ["d"], values)]))
-    image = matplotlib.image.imread(exports.chart_png(view, tmp_path / "c.png"))
+    image = matplotlib.image.imread(chart.chart_png(view, tmp_path / "c.png"))
     assert image.shape[0] > 4 * image.shape[1] / 2
 
 
@@ -416,7 +416,7 @@ def test_unknown_area_is_refused_naming_the_available_ones(tmp_path: Path) -> No
         lambda: view.area("nowhere"),
         lambda: view.to_rich("nowhere"),
         lambda: view.to_csv("nowhere"),
-        lambda: exports.chart_png(view, tmp_path / "x.png", "nowhere"),
+        lambda: chart.chart_png(view, tmp_path / "x.png", "nowhere"),
         lambda: exports.write_export(view, tmp_path / "x.csv", area="nowhere"),
     )
     for call in calls:

@@ -69,10 +69,12 @@ def test_margin95(variance: int, margin: int) -> None:
     assert zcdp.margin95(variance) == margin
 
 
-def test_a_node_does_not_load_numpy_or_scipy() -> None:
-    """A node's memory is budgeted: its import graph stays free of numpy, scipy, matplotlib."""
+@pytest.mark.parametrize("module", ["node.server", "tools.cli"])
+def test_a_node_does_not_load_numpy_or_scipy(module: str) -> None:
+    """A node's memory is budgeted: neither the node nor the command line that starts it
+    (`childreg node serve`) loads numpy, scipy, matplotlib, pandas or sdmx."""
     code = (
-        "import sys, node.server; "
+        f"import sys, {module}; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'numpy', 'scipy', 'matplotlib', 'pandas', 'sdmx'}))"
     )
