@@ -381,7 +381,7 @@ def sign_catalogue(catalogue: Catalogue, signing_key: SigningKey) -> bytes:
     return text.encode("utf-8")
 
 
-def _malformed(problem: str, field: str = "file") -> InvalidInput:
+def _malformed(problem: str, field: str = "signed_catalogue") -> InvalidInput:
     return InvalidInput(
         f"the signed catalogue is malformed: {problem}", [Violation(field, problem)]
     )
