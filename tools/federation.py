@@ -78,13 +78,15 @@ DEFAULT_TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
-def default_catalogue(federation: str = FEDERATION, version: int = 1) -> Catalogue:
-    """The starting catalogue for ``federation``."""
+def default_catalogue(
+    federation: str = FEDERATION, version: int = 1, snapshot_rho: str = "1/4"
+) -> Catalogue:
+    """The starting catalogue for ``federation`` (``snapshot_rho`` other than 1/4: benches)."""
     return parse_catalogue(
         {
             "federation": federation,
             "version": version,
-            "snapshot_rho": "1/4",
+            "snapshot_rho": snapshot_rho,
             "delta": 1e-9,
             "display_threshold": 10,
             "tables": [
@@ -127,6 +129,8 @@ class LocalFederation:
     coordinator: Party | None = None
     #: The catalogue to sign at set-up (the default one when None).
     catalogue: Catalogue | None = None
+    #: Every node's own ceiling on a snapshot's budget (benchmarks raise it to re-measure).
+    max_snapshot_rho: str = "1/4"
 
     # ----- layout ---------------------------------------------------------------------
     def identity(self, name: str) -> Path:
@@ -202,6 +206,7 @@ class LocalFederation:
             "denylist_file": str(self.root / "ca" / DENYLIST_FILE),
             "kek_file": str(kek),
             "statistics_authority_key": str(self.authority_dir / "authority.pub"),
+            "max_snapshot_rho": self.max_snapshot_rho,
             "max_workers": 4,
         }
         config.write_bytes(tomli_w.dumps(data).encode())
