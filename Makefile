@@ -22,8 +22,8 @@ test: $(STAMP)
 check: $(STAMP) lint typecheck proto-check
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import grpc
 import structlog
-from childreg.catalogue import load_verify_key
 from grpc_health.v1 import health
 
+from childreg.catalogue import load_verify_key
 from childreg.errors import FailedPrecondition, KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.service import (
