@@ -52,6 +52,14 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
         "/childreg.v1.NationalStatisticsService/" + m: frozenset({"statistician"})
         for m in ("PublishedTable", "Budget", "Catalogue")
     },
+    # The audit log: read by auditors and witnesses (the coordinator is a witness too).
+    **{
+        "/childreg.v1.AuditLogService/" + m: frozenset({"auditor", "witness", "coordinator"})
+        for m in ("LatestCheckpoint", "GetEntries", "InclusionProof", "ConsistencyProof")
+    },
+    # Witnesses are given checkpoints by nodes; anyone auditing may read what they hold.
+    "/childreg.v1.WitnessService/AddCheckpoint": frozenset({"node"}),
+    "/childreg.v1.WitnessService/GetState": frozenset({"node", "auditor", "coordinator"}),
     # Supervisors (systemd, Kubernetes probes) hold an identity too; health says nothing else.
     # Watch is not offered: each open stream would hold a worker thread for its deadline.
     _HEALTH + "Check": frozenset(ROLES),

@@ -25,9 +25,11 @@ from childreg import revocation
 from childreg.errors import InvalidInput, KeyProblem, Violation
 from childreg.secretfile import write_private
 
-ROLES = ("node", "coordinator", "statistician", "school", "auditor", "department-staff")
+ROLES = (
+    "node", "coordinator", "statistician", "school", "auditor", "department-staff", "witness",
+)  # fmt: skip
 #: Roles that run servers and so need serverAuth (all roles act as clients too).
-SERVER_ROLES = frozenset({"node", "coordinator"})
+SERVER_ROLES = frozenset({"node", "coordinator", "witness"})
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 SPIFFE_RE = re.compile(
     r"^spiffe://(?P<federation>[a-z0-9._-]+)/(?P<role>[a-z-]+)/(?P<id>[a-z0-9._-]+)$"

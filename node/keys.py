@@ -55,6 +55,7 @@ _FIELD_TAG: Final = b"childreg/v1/field\0"
 _NID_PERSON: Final = b"childreg-nid"
 _PSEUDONYM_PERSON: Final = b"childreg-pseudo"
 _NOISE_PERSON: Final = b"childreg-noise"
+_AUDIT_PERSON: Final = b"childreg-audit"
 
 KekKind = Literal["passphrase", "key_file"]
 _KIND_WORDS: Final[dict[str, str]] = {"passphrase": "a passphrase", "key_file": "a key file"}
@@ -386,6 +387,14 @@ class Keyring:
         the coordinator, which never holds it, cannot predict or remove the noise.
         """
         return self._keyed_hash("statistics-noise", _NOISE_PERSON)
+
+    def audit_signing_seed(self) -> bytes:
+        """The 32-byte Ed25519 seed of the node's audit-log signing key (node/audit.py).
+
+        Derived from the lookup key with its own domain: stable for the node's life,
+        recoverable from the keyring and its KEK, never stored in the clear.
+        """
+        return self._keyed_hash("audit-log-signing-key", _AUDIT_PERSON)
 
     def _keyed_hash(self, value: str, person: bytes) -> bytes:
         # Standard keyed BLAKE2b (the same function as libsodium's generichash), via

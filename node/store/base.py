@@ -275,6 +275,30 @@ class RecordStore(ABC):
         """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
 
     @abstractmethod
+    def audit_size(self) -> int:
+        """How many leaves the audit log holds."""
+
+    @abstractmethod
+    def audit_append(self, body: bytes, rows: Sequence[tuple[int, int, bytes]]) -> int:
+        """Append a leaf (index = the current size) with its new Merkle rows; its index."""
+
+    @abstractmethod
+    def audit_hash(self, level: int, index: int) -> bytes:
+        """A stored complete-subtree hash; KeyError if absent (a corruption signal)."""
+
+    @abstractmethod
+    def audit_leaves(self, start: int, end: int) -> list[bytes]:
+        """Leaf bytes with indices in [start, end)."""
+
+    @abstractmethod
+    def audit_put_checkpoint(self, size: int, note: str) -> None:
+        """Keep a signed checkpoint (one per size; a second for one size is refused)."""
+
+    @abstractmethod
+    def audit_checkpoint(self, size: int | None = None) -> tuple[int, str] | None:
+        """The checkpoint of ``size`` (default: the latest), or None."""
+
+    @abstractmethod
     def catalogue_versions(self) -> dict[int, str]:
         """Every catalogue version the ledger holds (any snapshot), with its digest."""
 

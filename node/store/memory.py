@@ -38,6 +38,9 @@ class _State:
     care: dict[str, dict[dt.date, StoredCareSetting]] = field(default_factory=dict)
     assessments: dict[str, list[StoredAssessment]] = field(default_factory=dict)
     ledger: list[LedgerEntry] = field(default_factory=list)
+    leaves: list[bytes] = field(default_factory=list)
+    hashes: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    checkpoints: dict[int, str] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -47,6 +50,9 @@ class _State:
             {k: dict(v) for k, v in self.care.items()},
             {k: list(v) for k, v in self.assessments.items()},
             list(self.ledger),
+            list(self.leaves),
+            dict(self.hashes),
+            dict(self.checkpoints),
         )
 
 
@@ -269,6 +275,48 @@ class MemoryStore(RecordStore):
             if any((e.snapshot, e.catalogue_version, e.table_id) == key for e in state.ledger):
                 raise AlreadyExists("this table is already in the privacy ledger")
             state.ledger.append(entry)
+
+    def audit_size(self) -> int:
+        """How many leaves the audit log holds."""
+        with self._lock:
+            return len(self._live().leaves)
+
+    def audit_append(self, body: bytes, rows: Sequence[tuple[int, int, bytes]]) -> int:
+        """Append a leaf (index = the current size) with its new Merkle rows; its index."""
+        with self._lock, self.atomic():
+            state = self._writable()
+            for level, index, digest in rows:
+                if state.hashes.setdefault((level, index), digest) != digest:
+                    raise AlreadyExists("a Merkle row would be overwritten")
+            state.leaves.append(bytes(body))
+            return len(state.leaves) - 1
+
+    def audit_hash(self, level: int, index: int) -> bytes:
+        """A stored complete-subtree hash; KeyError if absent (a corruption signal)."""
+        with self._lock:
+            return self._live().hashes[level, index]
+
+    def audit_leaves(self, start: int, end: int) -> list[bytes]:
+        """Leaf bytes with indices in [start, end)."""
+        with self._lock:
+            return list(self._live().leaves[start:end])
+
+    def audit_put_checkpoint(self, size: int, note: str) -> None:
+        """Keep a signed checkpoint (one per size; a second for one size is refused)."""
+        with self._lock:
+            state = self._writable()
+            if size in state.checkpoints:
+                raise AlreadyExists("a checkpoint of this size exists")
+            state.checkpoints[size] = note
+
+    def audit_checkpoint(self, size: int | None = None) -> tuple[int, str] | None:
+        """The checkpoint of ``size`` (default: the latest), or None."""
+        with self._lock:
+            held = self._live().checkpoints
+            if not held:
+                return None
+            key = max(held) if size is None else size
+            return (key, held[key]) if key in held else None
 
     def catalogue_versions(self) -> dict[int, str]:
         """Every catalogue version the ledger holds (any snapshot), with its digest."""

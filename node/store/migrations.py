@@ -108,6 +108,32 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END""",
         ),
     ),
+    Migration(
+        4,
+        "tamper-evident audit log: leaves, Merkle subtree hashes, signed checkpoints",
+        (
+            """CREATE TABLE audit_leaf (
+                seq INTEGER PRIMARY KEY,
+                body BLOB NOT NULL
+            )""",
+            """CREATE TABLE audit_hash (
+                level INTEGER NOT NULL,
+                idx INTEGER NOT NULL,
+                hash BLOB NOT NULL,
+                PRIMARY KEY (level, idx)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE audit_checkpoint (
+                size INTEGER PRIMARY KEY,
+                note TEXT NOT NULL
+            )""",
+            *(
+                f"""CREATE TRIGGER {table}_no_{verb} BEFORE {verb.upper()} ON {table}
+                   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"""
+                for table in ("audit_leaf", "audit_hash", "audit_checkpoint")
+                for verb in ("update", "delete")
+            ),
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

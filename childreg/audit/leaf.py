@@ -1,0 +1,117 @@
+"""What one audit-log leaf says, as canonical bytes: who did what to which child, and how.
+
+A leaf never holds personal data: the child appears only as the node's keyed pseudonym
+(BLAKE2b under a key that never leaves the node, so nobody else can link it to a child;
+the department can compute it for a guardian's "who accessed my child's data"), the
+request only as a SHA-256 digest. Canonical bytes (sorted-key, compact UTF-8 JSON with
+a fixed key set) make the leaf hash reproducible by any auditor holding the bytes.
+
+Fields: ``v`` (format version), ``node`` (department id), ``seq`` (leaf index), ``time``
+(UTC, seconds), ``actor`` (the caller's SPIFFE id), ``action`` (see :data:`ACTIONS`),
+``purpose``, ``grant``, ``subject`` (hex pseudonym or ""), ``request`` (hex SHA-256 of
+the request bytes or ""), ``outcome`` ("OK" or a gRPC status name).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from childreg.errors import InvalidInput, Violation
+
+VERSION: Final = 1
+
+#: Every action a leaf may record.
+ACTIONS: Final = frozenset(
+    {
+        "child.read",
+        "child.register",
+        "child.update",
+        "placement.record",
+        "care_setting.record",
+        "assessment.record",
+        "records.import",
+        "statistics.release",
+        "extract.disclose",
+        "breakglass.read",
+        "consent.grant",
+        "consent.withdraw",
+        "audit.read",
+        "denied",
+    }
+)
+
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+_KEYS: Final = (
+    "action", "actor", "grant", "node", "outcome", "purpose", "request", "seq", "subject",
+    "time", "v",
+)  # fmt: skip
+MAX_LEAF_BYTES: Final = 4096
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One leaf's content (``seq`` and ``time`` are set when it is appended)."""
+
+    node: str
+    seq: int
+    time: str
+    actor: str
+    action: str
+    purpose: str = ""
+    grant: str = ""
+    subject: str = ""
+    request: str = ""
+    outcome: str = "OK"
+    v: int = VERSION
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.action not in ACTIONS:
+            problems.append(Violation("action", "not an audit action"))
+        if self.seq < 0:
+            problems.append(Violation("seq", "must not be negative"))
+        for name in ("subject", "request"):
+            value = getattr(self, name)
+            if value and not _HEX64.fullmatch(value):
+                problems.append(Violation(name, "must be 64 lowercase hex digits or empty"))
+        try:
+            dt.datetime.strptime(self.time, "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            problems.append(Violation("time", "must be UTC like 2026-11-22T12:00:00Z"))
+        if problems:
+            raise InvalidInput("invalid audit leaf", problems)
+
+    def to_bytes(self) -> bytes:
+        """The canonical bytes that are hashed into the log."""
+        data = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return data.encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AuditEvent:
+        """Parse and check canonical bytes (InvalidInput if they are not canonical)."""
+        if len(data) > MAX_LEAF_BYTES:
+            raise InvalidInput("audit leaf too large", [Violation("leaf", "too large")])
+        try:
+            obj: Any = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InvalidInput(
+                "audit leaf is not UTF-8 JSON", [Violation("leaf", "not JSON")]
+            ) from None
+        if not isinstance(obj, dict) or tuple(sorted(obj)) != _KEYS:
+            raise InvalidInput("audit leaf has other fields", [Violation("leaf", "wrong fields")])
+        try:
+            event = cls(**obj)
+        except TypeError:
+            raise InvalidInput("audit leaf has wrong types", [Violation("leaf", "types")]) from None
+        if event.to_bytes() != data:
+            raise InvalidInput("audit leaf is not canonical", [Violation("leaf", "not canonical")])
+        return event
+
+
+def utc_now() -> str:
+    """The current time as a leaf writes it."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
