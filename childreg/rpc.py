@@ -133,6 +133,7 @@ def make_server(
     authorizer: Authorizer,
     rate_limit: RateLimit | None = None,
     max_workers: int = 8,
+    on_denied: DenialHook | None = None,
 ) -> tuple[grpc.Server, int]:
     """Build a started mutual-TLS server with limits; returns it and the bound port.
 
@@ -144,7 +145,9 @@ def make_server(
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[BoundaryInterceptor(authorizer, RateLimiter(rate_limit or RateLimit()))],
+        interceptors=[
+            BoundaryInterceptor(authorizer, RateLimiter(rate_limit or RateLimit()), on_denied)
+        ],
         options=SERVER_OPTIONS,
         maximum_concurrent_rpcs=max_workers * 8,
     )
@@ -229,19 +232,36 @@ else:
     _Interceptor = grpc.ServerInterceptor
 
 
+#: Called with (method, caller's SPIFFE id, status name) when a call is refused by
+#: authorization, before the refusal is sent.
+DenialHook = Callable[[str, str, str], None]
+
+
 class BoundaryInterceptor(_Interceptor):
     """Authorize, translate errors at the boundary, and log one line per RPC (no contents)."""
 
-    def __init__(self, authorizer: Authorizer, limiter: RateLimiter) -> None:
+    def __init__(
+        self, authorizer: Authorizer, limiter: RateLimiter, on_denied: DenialHook | None = None
+    ) -> None:
         self._authorizer = authorizer
         self._limiter = limiter
+        self._on_denied = on_denied
 
     def _admit(self, method: str, context: grpc.ServicerContext) -> None:
         """Identify the caller, charge its rate limit (refused calls count too), authorize,
-        and insist on a deadline."""
-        caller = self._authorizer.identify(context)
-        self._limiter.take(str(caller.spiffe))
-        self._authorizer.permit(method, caller)
+        and insist on a deadline. An authorization refusal is reported to ``on_denied``
+        (a node records it in its audit log) before the call is refused."""
+        try:
+            caller = self._authorizer.identify(context)
+            self._limiter.take(str(caller.spiffe))
+            self._authorizer.permit(method, caller)
+        except (PermissionDenied, Unauthenticated) as exc:
+            if self._on_denied is not None:
+                try:
+                    self._on_denied(method, peer_identity(context), status_for(exc).name)
+                except Exception as hook_error:  # the call is refused either way
+                    log.error("rpc.denial_hook_failed", error_type=type(hook_error).__name__)
+            raise
         _require_deadline(context)
 
     def intercept_service(

@@ -17,7 +17,7 @@ from childreg.authz import authorizer_for
 from childreg.config import ServiceSettings
 from childreg.pki import IdentityFiles
 from childreg.ratelimit import RateLimit
-from childreg.rpc import RotatingCredentials, make_server
+from childreg.rpc import DenialHook, RotatingCredentials, make_server
 
 
 def write_ready_file(path: Path, address: str) -> None:
@@ -62,6 +62,7 @@ def start_grpc_service(
     services: Sequence[str],
     *,
     department: str | None = None,
+    on_denied: DenialHook | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Start a service's mutual-TLS server the one way every childreg service starts:
 
@@ -83,6 +84,7 @@ def start_grpc_service(
         authorizer=authorizer,
         rate_limit=RateLimit(settings.rate_per_second, settings.rate_burst),
         max_workers=settings.max_workers,
+        on_denied=on_denied,
     )
     set_health(health_servicer, services, serving=True)
     return server, port, health_servicer

@@ -25,11 +25,12 @@ from childreg.service import (
     write_ready_file,
 )
 from childreg.v1 import records_pb2_grpc, statistics_pb2_grpc
+from node.audit import AuditLog
 from node.config import NodeConfig
 from node.keys import KekSource, Keyring
 from node.privacy import StatisticsDesk
 from node.records import Registry
-from node.servicer import RecordsServicer, StatisticsServicer
+from node.servicer import Audited, RecordsServicer, StatisticsServicer
 from node.store.sqlcipher import SqlCipherStore
 
 log = structlog.get_logger("childreg.node")
@@ -94,22 +95,36 @@ def start_node(config: NodeConfig) -> NodeApp:
     store, keyring = open_node(config)
     try:
         registry = Registry(store, keyring)
+        federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         desk = StatisticsDesk(
             store,
             keyring.noise_secret(),
             load_verify_key(config.statistics_authority_key),
-            federation=IdentityFiles(config.identity_dir).spiffe_id().federation,
+            federation=federation,
             max_snapshot_rho=config.max_snapshot_rho,
         )
 
+        audit = AuditLog(
+            store,
+            keyring.audit_signing_seed(),
+            federation=federation,
+            department=config.department_id,
+        )
+        audited = Audited(store, keyring, audit)
+
         def register(server: grpc.Server) -> None:
-            records_pb2_grpc.add_RecordsServiceServicer_to_server(RecordsServicer(registry), server)
+            records_pb2_grpc.add_RecordsServiceServicer_to_server(
+                RecordsServicer(registry, audited), server
+            )
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
-                StatisticsServicer(desk), server
+                StatisticsServicer(desk, audited), server
             )
 
+        def on_denied(method: str, peer: str, status: str) -> None:
+            audit.append(actor=peer, action="denied", purpose=method, outcome=status)
+
         server, port, health_servicer = start_grpc_service(
-            config, register, SERVICES, department=config.department_id
+            config, register, SERVICES, department=config.department_id, on_denied=on_denied
         )
     except BaseException:
         store.close()

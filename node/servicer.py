@@ -1,72 +1,223 @@
 """The node's gRPC servicers: protobuf -> validated model -> domain call -> protobuf.
 
 Thin on purpose: no business logic, no storage, no error handling beyond what the boundary
-interceptor in ``childreg.rpc`` does for every RPC.
+interceptor in ``childreg.rpc`` does for every RPC — except the audit log, which must see
+every call that touches a child: each RPC appends exactly one leaf (node/audit.py). A
+change's leaf commits in the change's own transaction; a read's or a release's leaf
+commits before the answer is returned (write-ahead), so if the log cannot be written the
+caller gets an error and no data. A refused or failed call leaves a leaf with its
+status instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import grpc
 
+from childreg.errors import ChildregError, status_for
 from childreg.rpc import peer_identity
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from node import convert
+from node.audit import AuditLog
+from node.keys import Keyring
 from node.privacy import StatisticsDesk
 from node.records import Registry
+from node.store.base import RecordStore
 
 ACK = pb.Ack()
+T = TypeVar("T")
+
+
+class Audited:
+    """Runs a call with its one audit leaf (shared by every node servicer)."""
+
+    def __init__(self, store: RecordStore, keyring: Keyring, audit: AuditLog) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._audit = audit
+
+    def change(
+        self,
+        context: grpc.ServicerContext,
+        action: str,
+        request: bytes | Callable[[], bytes],
+        fn: Callable[[], T],
+        child_id: str | None = None,
+    ) -> T:
+        """A change and its leaf commit together, or neither does (then a failure leaf).
+
+        ``request`` may be a function, read after ``fn`` (a stream's digest is complete
+        only once the stream was consumed).
+        """
+        actor = peer_identity(context)
+        subject = self._subject(child_id)
+        try:
+            with self._store.atomic():
+                result = fn()
+                self._audit.append(
+                    actor=actor, action=action, subject=subject, request=_bytes(request)
+                )
+        except ChildregError as exc:
+            self._failed(actor, action, subject, _bytes(request), exc)
+            raise
+        return result
+
+    def disclose(
+        self,
+        context: grpc.ServicerContext,
+        action: str,
+        request: bytes,
+        fn: Callable[[], T],
+        child_id: str | None = None,
+    ) -> T:
+        """Compute the answer, commit its leaf, and only then return it (write-ahead)."""
+        actor = peer_identity(context)
+        subject = self._subject(child_id)
+        try:
+            result = fn()
+        except ChildregError as exc:
+            self._failed(actor, action, subject, request, exc)
+            raise
+        self._audit.append(actor=actor, action=action, subject=subject, request=request)
+        return result
+
+    def _subject(self, child_id: str | None) -> bytes | None:
+        return self._keyring.pseudonym(child_id) if child_id else None
+
+    def _failed(
+        self, actor: str, action: str, subject: bytes | None, request: bytes, exc: ChildregError
+    ) -> None:
+        self._audit.append(
+            actor=actor,
+            action=action,
+            subject=subject,
+            request=request,
+            outcome=status_for(exc).name,
+        )
+
+
+def _acked(fn: Callable[[], object]) -> Callable[[], pb.Ack]:
+    """``fn`` as a call that answers with an Ack."""
+
+    def run() -> pb.Ack:
+        fn()
+        return ACK
+
+    return run
+
+
+def _bytes(request: bytes | Callable[[], bytes]) -> bytes:
+    return request if isinstance(request, bytes) else request()
 
 
 class RecordsServicer(pb_grpc.RecordsServiceServicer):
     """Department staff's access to their children's records."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, audited: Audited) -> None:
         self._registry = registry
+        self._audited = audited
 
     def RegisterChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
-        self._registry.register_child(convert.child_from_proto(request))
-        return ACK
+        return self._audited.change(
+            context,
+            "child.register",
+            request.SerializeToString(),
+            _acked(lambda: self._registry.register_child(convert.child_from_proto(request))),
+            request.child_id,
+        )
 
     def UpdateChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
-        self._registry.update_child(convert.child_from_proto(request))
-        return ACK
+        return self._audited.change(
+            context,
+            "child.update",
+            request.SerializeToString(),
+            _acked(lambda: self._registry.update_child(convert.child_from_proto(request))),
+            request.child_id,
+        )
 
     def RecordPlacement(self, request: pb.Placement, context: grpc.ServicerContext) -> pb.Ack:
-        self._registry.record_placement(convert.placement_from_proto(request))
-        return ACK
+        return self._audited.change(
+            context,
+            "placement.record",
+            request.SerializeToString(),
+            _acked(lambda: self._registry.record_placement(convert.placement_from_proto(request))),
+            request.child_id,
+        )
 
     def RecordCareSetting(self, request: pb.CareSetting, context: grpc.ServicerContext) -> pb.Ack:
-        self._registry.record_care_setting(convert.care_setting_from_proto(request))
-        return ACK
+        return self._audited.change(
+            context,
+            "care_setting.record",
+            request.SerializeToString(),
+            _acked(
+                lambda: self._registry.record_care_setting(convert.care_setting_from_proto(request))
+            ),
+            request.child_id,
+        )
 
     def RecordAssessment(self, request: pb.Assessment, context: grpc.ServicerContext) -> pb.Ack:
-        self._registry.record_assessment(convert.assessment_from_proto(request))
-        return ACK
+        return self._audited.change(
+            context,
+            "assessment.record",
+            request.SerializeToString(),
+            _acked(
+                lambda: self._registry.record_assessment(convert.assessment_from_proto(request))
+            ),
+            request.child_id,
+        )
 
     def GetChild(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.ChildRecord:
-        child_id = convert.child_ref_from_proto(request)
-        return convert.child_view_to_proto(self._registry.get_child(child_id))
+        return self._audited.disclose(
+            context,
+            "child.read",
+            request.SerializeToString(),
+            lambda: convert.child_view_to_proto(
+                self._registry.get_child(convert.child_ref_from_proto(request))
+            ),
+            request.child_id,
+        )
 
     def BulkImport(
         self, request_iterator: Iterator[pb.ImportBatch], context: grpc.ServicerContext
     ) -> pb.ImportSummary:
-        records = convert.records_from_import_stream(request_iterator)
-        return pb.ImportSummary(imported=self._registry.import_records(records))
+        digest = hashlib.sha256()
+
+        def hashed() -> Iterator[pb.ImportBatch]:
+            for batch in request_iterator:
+                digest.update(batch.SerializeToString())
+                yield batch
+
+        records = convert.records_from_import_stream(hashed())  # reads the whole stream
+        return self._audited.change(
+            context,
+            "records.import",
+            digest.digest,
+            lambda: pb.ImportSummary(imported=self._registry.import_records(records)),
+        )
 
 
 class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
     """Noisy catalogue tables for the coordinator (the desk decides; this only converts)."""
 
-    def __init__(self, desk: StatisticsDesk) -> None:
+    def __init__(self, desk: StatisticsDesk, audited: Audited) -> None:
         self._desk = desk
+        self._audited = audited
 
     def NoisyTable(
         self, request: spb.NoisyTableRequest, context: grpc.ServicerContext
     ) -> spb.NoisyTable:
         question = convert.noisy_question_from_proto(request)
-        return convert.noisy_table_to_proto(self._desk.answer(question, peer_identity(context)))
+        return self._audited.disclose(
+            context,
+            "statistics.release",
+            request.SerializeToString(),
+            lambda: convert.noisy_table_to_proto(
+                self._desk.answer(question, peer_identity(context))
+            ),
+        )

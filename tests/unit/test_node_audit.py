@@ -1,0 +1,166 @@
+"""Every RPC that touches a child leaves exactly one audit leaf, without personal data.
+
+The node's servicers run over a real store (both implementations) and a real AuditLog;
+only the gRPC context is a stand-in (the caller's identity comes from it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from childreg.audit import merkle
+from childreg.audit.checkpoint import open_checkpoint
+from childreg.audit.leaf import AuditEvent
+from childreg.audit.note import NoteVerifier
+from childreg.errors import ChildregError, InvalidInput, NotFound
+from childreg.models import AssessmentIn, CareSettingIn, ChildIn, PlacementIn
+from childreg.v1 import records_pb2 as pb
+from node import convert
+from node.audit import AuditLog
+from node.keys import Keyring
+from node.records import Registry
+from node.servicer import Audited, RecordsServicer
+from node.store.base import RecordStore
+
+NAME, NATIONAL_ID, DIAGNOSIS = "Zarifa", "AZE1234567", "F84.0"
+STAFF = "spiffe://test.childreg/department-staff/alpha.clerk"
+
+
+class Context:
+    """The part of a gRPC context the servicers use: the caller's verified identity."""
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"x509_subject_alternative_name": [STAFF.encode()]}
+
+
+def child(child_id: str = "C00001") -> ChildIn:
+    return ChildIn(
+        child_id=child_id,
+        national_id=NATIONAL_ID,
+        given_name=NAME,
+        family_name="Aliyeva",
+        date_of_birth=dt.date(2015, 3, 1),
+        sex="female",
+        district="shaki",
+    )
+
+
+@pytest.fixture
+def parts(store: RecordStore, keyring: Keyring) -> tuple[RecordsServicer, AuditLog, Keyring]:
+    audit = AuditLog(store, bytes(32), federation="test.childreg", department="alpha")
+    servicer = RecordsServicer(Registry(store, keyring), Audited(store, keyring, audit))
+    return servicer, audit, keyring
+
+
+def leaves(audit: AuditLog) -> list[AuditEvent]:
+    return [AuditEvent.from_bytes(b) for b in audit.entries(0, audit.size)]
+
+
+def test_every_records_rpc_leaves_one_leaf_without_personal_data(
+    parts: tuple[RecordsServicer, AuditLog, Keyring],
+) -> None:
+    """Register, update, placement, care, assessment, read: one leaf each, the child named
+    only by its pseudonym; no name, national id or diagnosis anywhere in the leaves."""
+    servicer, audit, keyring = parts
+    ctx: Any = Context()
+    c = child()
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("child.register", lambda: servicer.RegisterChild(convert.child_to_proto(c), ctx)),
+        ("child.update", lambda: servicer.UpdateChild(convert.child_to_proto(c), ctx)),
+        ("placement.record", lambda: servicer.RecordPlacement(
+            convert.placement_to_proto(PlacementIn(
+                child_id=c.child_id, academic_year="2023/24", education_form="special_school"
+            )), ctx)),
+        ("care_setting.record", lambda: servicer.RecordCareSetting(
+            convert.care_setting_to_proto(CareSettingIn(
+                child_id=c.child_id, care_setting="family", since=dt.date(2020, 1, 1)
+            )), ctx)),
+        ("assessment.record", lambda: servicer.RecordAssessment(
+            convert.assessment_to_proto(AssessmentIn(
+                child_id=c.child_id, assessment_date=dt.date(2023, 5, 2), commission="PMPC 1",
+                diagnoses=(DIAGNOSIS,), impairment_band="pct_41_60",
+            )), ctx)),
+        ("child.read", lambda: servicer.GetChild(pb.ChildRef(child_id=c.child_id), ctx)),
+    ]  # fmt: skip
+    for i, (action, call) in enumerate(calls):
+        call()
+        assert audit.size == i + 1
+        leaf = leaves(audit)[-1]
+        assert (leaf.action, leaf.actor, leaf.outcome) == (action, STAFF, "OK")
+        assert leaf.subject == keyring.pseudonym(c.child_id).hex()
+        assert leaf.seq == i
+        assert len(leaf.request) == 64
+    raw = b"".join(audit.entries(0, audit.size))
+    for secret in (NAME, NATIONAL_ID, DIAGNOSIS, c.child_id):
+        assert secret.encode() not in raw
+
+
+def test_a_failed_change_changes_nothing_and_leaves_a_failure_leaf(
+    parts: tuple[RecordsServicer, AuditLog, Keyring], store: RecordStore
+) -> None:
+    """An update of an unknown child: nothing changed, one leaf with NOT_FOUND."""
+    servicer, audit, _ = parts
+    with pytest.raises(NotFound):
+        servicer.UpdateChild(convert.child_to_proto(child("C00009")), Context())  # type: ignore[arg-type]
+    assert store.child_count() == 0
+    (leaf,) = leaves(audit)
+    assert (leaf.action, leaf.outcome) == ("child.update", "NOT_FOUND")
+
+
+def test_an_invalid_request_is_logged_as_invalid(
+    parts: tuple[RecordsServicer, AuditLog, Keyring],
+) -> None:
+    """A malformed request is refused with INVALID_ARGUMENT and leaves one leaf saying so."""
+    servicer, audit, _ = parts
+    with pytest.raises(InvalidInput):
+        servicer.RegisterChild(pb.Child(child_id="C1", sex="x"), Context())  # type: ignore[arg-type]
+    assert [(e.action, e.outcome) for e in leaves(audit)] == [
+        ("child.register", "INVALID_ARGUMENT")
+    ]
+
+
+def test_nothing_is_returned_when_the_log_cannot_be_written(
+    parts: tuple[RecordsServicer, AuditLog, Keyring],
+    store: RecordStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Write-ahead: with the log unwritable a read fails and a change is rolled back."""
+    servicer, audit, _ = parts
+    servicer.RegisterChild(convert.child_to_proto(child()), Context())  # type: ignore[arg-type]
+
+    def disk_full(*_: object) -> int:
+        raise ChildregError("disk full")
+
+    monkeypatch.setattr(store, "audit_append", disk_full)
+    with pytest.raises(ChildregError, match="disk full"):
+        servicer.GetChild(pb.ChildRef(child_id="C00001"), Context())  # type: ignore[arg-type]
+    with pytest.raises(ChildregError, match="disk full"):
+        servicer.RegisterChild(convert.child_to_proto(child("C00002")), Context())  # type: ignore[arg-type]
+    assert store.child_count() == 1
+    assert audit.size == 1
+
+
+def test_proofs_and_checkpoints_verify(parts: tuple[RecordsServicer, AuditLog, Keyring]) -> None:
+    """Over the real store: a signed checkpoint opens with the node's verifier key, and
+    inclusion and consistency proofs verify against it."""
+    _, audit, _ = parts
+    for i in range(37):
+        audit.append(actor=STAFF, action="child.read", request=bytes([i]))
+    note = audit.checkpoint()
+    verifier = NoteVerifier.from_key_string(audit.verifier_key)
+    cp, _ = open_checkpoint(note, [verifier], origin=audit.origin)
+    assert cp.size == 37
+    bodies = audit.entries(0, 37)
+    assert cp.root == merkle.root_from_leaves(bodies)
+    for i in (0, 17, 36):
+        proof = audit.inclusion_proof(i, 37)
+        assert merkle.verify_inclusion(merkle.leaf_hash(bodies[i]), i, 37, proof, cp.root)
+    old_root = audit.root(20)
+    assert merkle.verify_consistency(20, 37, old_root, cp.root, audit.consistency_proof(20, 37))
+    assert audit.checkpoint() == note  # same size: the same signed note
+    with pytest.raises(InvalidInput):
+        audit.inclusion_proof(37, 37)
