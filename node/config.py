@@ -22,15 +22,40 @@ from pathlib import Path
 from typing import Self
 
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from childreg.audit.note import NoteVerifier
 from childreg.config import ServiceSettings, resolve_path
 from childreg.dp import zcdp
 from childreg.models import District, PartyId, Region
+
+
+class WitnessEndpoint(BaseModel):
+    """A witness the node gives its audit checkpoints to (childreg/audit/witness.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    address: str = Field(pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
+    server_name: str | None = Field(default=None, pattern=r"^[a-z0-9.\-]{1,253}$")
+    #: The witness's note verifier key string (its cosignature is checked with it).
+    verifier_key: str = Field(min_length=10, max_length=300)
+
+    def verifier(self) -> NoteVerifier:
+        """The witness's pinned verifier."""
+        return NoteVerifier.from_key_string(self.verifier_key)
+
+    @field_validator("verifier_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        NoteVerifier.from_key_string(value)  # MalformedKey (InvalidInput) if it is not one
+        return value
 
 
 class NodeConfig(ServiceSettings):
@@ -46,6 +71,9 @@ class NodeConfig(ServiceSettings):
     #: This node's own ceiling on a snapshot's privacy budget (zCDP ρ, exact fraction); the
     #: node enforces the smaller of it and the signed catalogue's cap.
     max_snapshot_rho: Fraction = Fraction(1, 4)
+    #: How often the audit log is checkpointed and given to the witnesses (seconds).
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    witnesses: tuple[WitnessEndpoint, ...] = ()
 
     @field_validator("max_snapshot_rho", mode="before")
     @classmethod

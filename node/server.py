@@ -26,6 +26,7 @@ from childreg.service import (
 )
 from childreg.v1 import records_pb2_grpc, statistics_pb2_grpc
 from node.audit import AuditLog
+from node.checkpointer import Checkpointer
 from node.config import NodeConfig
 from node.keys import KekSource, Keyring
 from node.privacy import StatisticsDesk
@@ -70,10 +71,13 @@ class NodeApp:
     port: int
     store: SqlCipherStore
     health: health.HealthServicer
+    audit: AuditLog
+    checkpointer: Checkpointer
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
         set_health(self.health, SERVICES, serving=False)
+        self.checkpointer.stop()
         self.server.stop(grace).wait()
         self.store.close()
 
@@ -129,7 +133,14 @@ def start_node(config: NodeConfig) -> NodeApp:
     except BaseException:
         store.close()
         raise
-    return NodeApp(server=server, port=port, store=store, health=health_servicer)
+    checkpointer = Checkpointer(
+        audit,
+        IdentityFiles(config.identity_dir),
+        config.witnesses,
+        config.audit_checkpoint_seconds,
+    )
+    checkpointer.start()
+    return NodeApp(server, port, store, health_servicer, audit, checkpointer)
 
 
 def serve(config: NodeConfig, ready_file: Path | None = None) -> None:

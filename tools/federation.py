@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import tomli_w
 
@@ -131,6 +132,8 @@ class LocalFederation:
     catalogue: Catalogue | None = None
     #: Every node's own ceiling on a snapshot's budget (benchmarks raise it to re-measure).
     max_snapshot_rho: str = "1/4"
+    #: Extra settings for every node's configuration (e.g. audit_checkpoint_seconds).
+    node_settings: dict[str, Any] = field(default_factory=dict)
 
     # ----- layout ---------------------------------------------------------------------
     def identity(self, name: str) -> Path:
@@ -208,6 +211,7 @@ class LocalFederation:
             "statistics_authority_key": str(self.authority_dir / "authority.pub"),
             "max_snapshot_rho": self.max_snapshot_rho,
             "max_workers": 4,
+            **self.node_settings,
         }
         config.write_bytes(tomli_w.dumps(data).encode())
         init_node(NodeConfig.model_validate(data))

@@ -183,39 +183,42 @@ class WitnessStore:
             ).fetchone()
         return None if row is None else Held(origin, int(row[0]), bytes(row[1]), str(row[2]))
 
-    def put_latest(self, origin: str, size: int, root: bytes, note: str, at: str) -> None:
-        """Replace the checkpoint held for ``origin`` (call inside :meth:`transaction`)."""
+    def put_latest(self, held: Held, at: str) -> None:
+        """Replace the checkpoint held for its origin (call inside :meth:`transaction`)."""
         with self._lock:
             self._conn.execute(
                 "INSERT INTO checkpoints (origin, size, root, note, updated_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET"
                 " size = excluded.size, root = excluded.root, note = excluded.note,"
                 " updated_at = excluded.updated_at",
-                (origin, str(size), root, note, at),
+                (held.origin, str(held.size), held.root, held.note, at),
             )
 
     def add_evidence(
-        self,
-        origin: str,
-        kind: Kind,
-        held: Held,
-        submitted: tuple[int, str],
-        proof: Sequence[bytes],
-        at: str,
+        self, kind: Kind, held: Held, submitted: Held, proof: Sequence[bytes], at: str
     ) -> tuple[int, bool]:
         """Keep a contradiction; returns its sequence number and whether it is new."""
-        size, note = submitted
+        blob = b"".join(proof)
         digest = hashlib.sha256(
-            "\x00".join((kind, held.note, note)).encode("utf-8") + b"\x00" + b"".join(proof)
+            "\x00".join((kind, held.note, submitted.note)).encode("utf-8") + b"\x00" + blob
         ).hexdigest()
         with self._lock:
             cursor = self._conn.execute(
                 "INSERT OR IGNORE INTO evidence (digest, origin, kind, held_size, held_note,"
                 " submitted_size, submitted_note, proof, recorded_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (digest, origin, kind, str(held.size), held.note, str(size), note,
-                 b"".join(proof), at),
-            )  # fmt: skip
+                (
+                    digest,
+                    held.origin,
+                    kind,
+                    str(held.size),
+                    held.note,
+                    str(submitted.size),
+                    submitted.note,
+                    blob,
+                    at,
+                ),
+            )
             new = cursor.rowcount == 1
             row = self._conn.execute(
                 "SELECT seq FROM evidence WHERE digest = ?", (digest,)
@@ -291,39 +294,63 @@ class _Verdict:
     kind: Kind | None = None
 
 
+def _refuse(message: str) -> _Verdict:
+    return _Verdict("refuse", FailedPrecondition(message))
+
+
+def _evidence(kind: Kind, message: str) -> _Verdict:
+    return _Verdict("evidence", FailedPrecondition(message), kind)
+
+
+def _first_contact(new: Checkpoint, old_size: int, proof: Sequence[bytes]) -> _Verdict:
+    """Trust on first use: accept the log as presented, from the empty tree."""
+    if old_size != 0:
+        return _refuse(
+            f"this witness holds no checkpoint of {new.origin} (size 0); "
+            "send old_size 0 and an empty consistency proof"
+        )
+    if not verify_consistency(0, new.size, EMPTY_ROOT, new.root, proof):
+        return _refuse(
+            "a proof from the empty tree is empty, and a checkpoint of size 0 has the "
+            "empty tree's root"
+        )
+    return _Verdict("store")
+
+
 def _judge(held: Held | None, new: Checkpoint, old_size: int, proof: Sequence[bytes]) -> _Verdict:
     """What to do with ``new`` given what is held (pure: no storage, no signing)."""
-    origin = new.origin
     if held is None:
-        if old_size != 0:
-            return _Verdict("refuse", FailedPrecondition(
-                f"this witness holds no checkpoint for {origin} (size 0); "
-                "send old_size 0 and an empty consistency proof"))  # fmt: skip
-        if not verify_consistency(0, new.size, EMPTY_ROOT, new.root, proof):
-            return _Verdict("refuse", FailedPrecondition(
-                "a proof from the empty tree is empty, and a checkpoint of size 0 has the "
-                "empty root"))  # fmt: skip
-        return _Verdict("store")
+        return _first_contact(new, old_size, proof)
+    origin = new.origin
+    verdict = _Verdict("store")
     if new.size == held.size:
-        if new.root == held.root:
-            return _Verdict("repeat")
-        return _Verdict("evidence", FailedPrecondition(
-            f"this witness holds another root for size {new.size} of {origin}: the log "
-            "equivocates; both signed checkpoints are kept as evidence"), EQUIVOCATION)  # fmt: skip
-    if new.size < held.size:
-        return _Verdict("evidence", FailedPrecondition(
+        verdict = (
+            _Verdict("repeat")
+            if new.root == held.root
+            else _evidence(
+                EQUIVOCATION,
+                f"this witness holds another root for size {new.size} of {origin}: the log "
+                "equivocates; both signed checkpoints are kept as evidence",
+            )
+        )
+    elif new.size < held.size:
+        verdict = _evidence(
+            ROLLBACK,
             f"this witness holds size {held.size} of {origin}, newer than {new.size}: a log "
-            "never shrinks; both signed checkpoints are kept as evidence"), ROLLBACK)  # fmt: skip
-    if old_size != held.size:
-        return _Verdict("refuse", FailedPrecondition(
+            "never shrinks; both signed checkpoints are kept as evidence",
+        )
+    elif old_size != held.size:
+        verdict = _refuse(
             f"old_size is {old_size} but this witness holds size {held.size} of {origin}; "
-            f"send a consistency proof from size {held.size}"))  # fmt: skip
-    if not verify_consistency(held.size, new.size, held.root, new.root, proof):
-        return _Verdict("evidence", FailedPrecondition(
+            f"send a consistency proof from size {held.size}"
+        )
+    elif not verify_consistency(held.size, new.size, held.root, new.root, proof):
+        verdict = _evidence(
+            INCONSISTENT,
             f"the consistency proof from size {held.size} to {new.size} of {origin} does not "
-            "verify; both signed checkpoints and the proof are kept as evidence"),
-            INCONSISTENT)  # fmt: skip
-    return _Verdict("store")
+            "verify; both signed checkpoints and the proof are kept as evidence",
+        )
+    return verdict
 
 
 class Witness:
@@ -365,35 +392,41 @@ class Witness:
         """
         hashes = check_request(note, old_size, proof)
         new = self._open(note)
+        kept: tuple[int, bool] | None = None
         with self._store.transaction():
             held = self._store.latest(new.origin)
             verdict = _judge(held, new, old_size, hashes)
-            cosigned = ""
             if verdict.action == "store":
                 cosigned = add_signatures(note, self._signer)
-                self._store.put_latest(new.origin, new.size, new.root, cosigned, self._clock())
-            elif verdict.action == "evidence":
-                assert held is not None and verdict.kind is not None
-                seq, fresh = self._store.add_evidence(
-                    new.origin, verdict.kind, held, (new.size, note), hashes, self._clock()
+                self._store.put_latest(
+                    Held(new.origin, new.size, new.root, cosigned), self._clock()
                 )
+            elif held is not None and verdict.kind is not None:
+                submitted = Held(new.origin, new.size, new.root, note)
+                kept = self._store.add_evidence(
+                    verdict.kind, held, submitted, hashes, self._clock()
+                )
+        if held is not None and verdict.kind is not None and kept is not None:
+            self._alert(verdict.kind, held, new, kept[0], repeated=not kept[1])
         if verdict.action == "store":
             log.info("witness.cosigned", origin=new.origin, size=new.size, old_size=old_size)
             return cosigned
         if verdict.action == "repeat":
             return add_signatures(note, self._signer)
-        if verdict.action == "evidence":
-            assert held is not None
-            log.warning(
-                f"witness.{verdict.kind}",
-                origin=new.origin,
-                held_size=held.size,
-                submitted_size=new.size,
-                evidence=seq,
-                repeated=not fresh,
-            )
         assert verdict.error is not None
         raise verdict.error
+
+    @staticmethod
+    def _alert(kind: Kind, held: Held, new: Checkpoint, seq: int, *, repeated: bool) -> None:
+        """The operator's alarm: which log, which sizes, where the evidence is (no leaf data)."""
+        log.warning(
+            f"witness.{kind}",
+            origin=new.origin,
+            held_size=held.size,
+            submitted_size=new.size,
+            evidence=seq,
+            repeated=repeated,
+        )
 
     def state(self, origin: str) -> str | None:
         """The latest (cosigned) checkpoint note held for ``origin``, if any."""

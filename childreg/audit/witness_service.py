@@ -1,0 +1,39 @@
+"""The gRPC WitnessService over a :class:`~childreg.audit.witness.Witness` (thin: proto <-> domain).
+
+Why: nodes reach a witness — the coordinator, or an independent body's ``childreg audit
+witness serve`` — over mutual TLS; this adapter checks the request's fields (note size,
+proof shape) and hands them to the domain, which never sees protobuf. Who may call is
+decided before this runs (``childreg.authz``: AddCheckpoint for nodes; GetState for nodes,
+auditors and the coordinator); domain errors become gRPC statuses at the RPC boundary.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from childreg.audit.witness import Witness, check_origin, check_request
+from childreg.v1 import audit_pb2 as apb
+from childreg.v1 import audit_pb2_grpc as apb_grpc
+
+SERVICE: str = apb.DESCRIPTOR.services_by_name["WitnessService"].full_name
+"""The full service name, for health checking: ``childreg.v1.WitnessService``."""
+
+
+class WitnessServicer(apb_grpc.WitnessServiceServicer):
+    """AddCheckpoint cosigns a node's newer checkpoint or refuses; GetState shows what is held."""
+
+    def __init__(self, witness: Witness) -> None:
+        self._witness = witness
+
+    def AddCheckpoint(  # noqa: N802 - the name is fixed by the proto
+        self, request: apb.WitnessRequest, context: grpc.ServicerContext
+    ) -> apb.WitnessResponse:
+        proof = check_request(request.note, request.old_size, list(request.consistency))
+        cosigned = self._witness.add_checkpoint(request.note, request.old_size, proof)
+        return apb.WitnessResponse(cosigned_note=cosigned)
+
+    def GetState(  # noqa: N802 - the name is fixed by the proto
+        self, request: apb.WitnessStateRequest, context: grpc.ServicerContext
+    ) -> apb.WitnessState:
+        origin = check_origin(request.origin)
+        return apb.WitnessState(origin=origin, note=self._witness.state(origin) or "")
