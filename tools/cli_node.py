@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +15,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from childreg import csvformat, logsetup
 from childreg.config import load_config
+from childreg.pki import IdentityFiles
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node import convert
+from node.audit import AuditLog
 from node.config import NodeConfig
-from node.keys import generate_key_file
-from node.server import init_node, serve
+from node.keys import Keyring, generate_key_file
+from node.server import init_node, open_node, serve
 from tools import importer
 from tools.client import Endpoint, rpc_failure
 from tools.options import (
@@ -115,6 +119,51 @@ def show_child(
             raise rpc_failure(e, "show-child", node) from None
     view = convert.child_view_from_proto(record)
     typer.echo(view.model_dump_json(indent=2))
+
+
+@app.command("audit-key")
+def audit_key(config: ConfigOpt, as_json: JsonOpt = False) -> None:
+    """Print the node's audit-log verifier key and origin (auditors and witnesses pin it)."""
+    cfg = load_config(NodeConfig, config)
+    with _opened(cfg) as (_, audit):
+        origin, key = audit.origin, audit.verifier_key
+    _done(as_json, {"origin": origin, "verifier_key": key}, key)
+
+
+@app.command()
+def pseudonym(
+    child_id: Annotated[str, typer.Argument(help="The child's id at this department.")],
+    config: ConfigOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """The child's keyed pseudonym in the audit log, for a guardian's access report.
+
+    Then: `childreg audit search --subject HEX …` lists who accessed the child's record.
+    Only the department can compute it (the key never leaves its keyring).
+    """
+    cfg = load_config(NodeConfig, config)
+    with _opened(cfg) as (keyring, _):
+        value = keyring.pseudonym(child_id).hex()
+    _done(as_json, {"subject": value}, value)
+
+
+@contextmanager
+def _opened(cfg: NodeConfig) -> Iterator[tuple[Keyring, AuditLog]]:
+    """The node's keyring and audit log, opened with its KEK (read-only use)."""
+    store, keyring = open_node(cfg)
+    try:
+        federation = IdentityFiles(cfg.identity_dir).spiffe_id().federation
+        yield (
+            keyring,
+            AuditLog(
+                store,
+                keyring.audit_signing_seed(),
+                federation=federation,
+                department=cfg.department_id,
+            ),
+        )
+    finally:
+        store.close()
 
 
 def _done(as_json: bool, data: dict[str, object], text: str) -> None:
