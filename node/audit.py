@@ -31,6 +31,11 @@ log = structlog.get_logger("childreg.node.audit")
 MAX_ENTRIES = 1000
 
 
+def node_signer(signing_seed: bytes, *, federation: str, department: str) -> NoteSigner:
+    """The node's checkpoint signer, named after its log's origin."""
+    return NoteSigner(childreg_origin(federation, department), SigningKey(signing_seed))
+
+
 class AuditLog:
     """The node's log over its store; thread-safe through the store's transactions."""
 
@@ -46,7 +51,7 @@ class AuditLog:
         self._store = store
         self.origin = childreg_origin(federation, department)
         self.department = department
-        self._signer = NoteSigner(self.origin, SigningKey(signing_seed))
+        self._signer = node_signer(signing_seed, federation=federation, department=department)
         self._clock = clock
         self._lock = threading.Lock()  # one checkpoint signing at a time
 

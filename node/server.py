@@ -24,8 +24,9 @@ from childreg.service import (
     wait_for_signal,
     write_ready_file,
 )
-from childreg.v1 import records_pb2_grpc, statistics_pb2_grpc
+from childreg.v1 import audit_pb2_grpc, records_pb2_grpc, statistics_pb2_grpc
 from node.audit import AuditLog
+from node.audit_servicer import AuditLogServicer
 from node.checkpointer import Checkpointer
 from node.config import NodeConfig
 from node.keys import KekSource, Keyring
@@ -36,7 +37,11 @@ from node.store.sqlcipher import SqlCipherStore
 
 log = structlog.get_logger("childreg.node")
 
-SERVICES = ("childreg.v1.RecordsService", "childreg.v1.StatisticsService")
+SERVICES = (
+    "childreg.v1.RecordsService",
+    "childreg.v1.StatisticsService",
+    "childreg.v1.AuditLogService",
+)
 
 
 def kek_source(config: NodeConfig) -> KekSource:
@@ -123,6 +128,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
                 StatisticsServicer(desk, audited), server
             )
+            audit_pb2_grpc.add_AuditLogServiceServicer_to_server(AuditLogServicer(audit), server)
 
         def on_denied(method: str, peer: str, status: str) -> None:
             audit.append(actor=peer, action="denied", purpose=method, outcome=status)

@@ -55,7 +55,7 @@ from node.store.base import (
     StoredPlacement,
 )
 from node.store.sqlcipher import SqlCipherStore
-from tools import synth
+from tools import bench_audit, synth
 from tools.cli_stats import fetch_table
 from tools.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.options import JsonOpt
@@ -86,10 +86,12 @@ class Sizes:
     children_per_department: int
     memory_children: int
     repeats: int
+    audit_appends: int
+    proof_leaves: int
 
 
-FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5)
-QUICK = Sizes(600, (3, 5), 300, 1_000, 2)
+FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000)
+QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000)
 
 
 # ----- data ---------------------------------------------------------------------------
@@ -386,7 +388,20 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
             "import": measure_import(base, sizes.import_children, root, say),
             "national_table": measure_tables(base, sizes, root, say),
             "memory": measure_memory(base, sizes.memory_children, root, say),
-        }
+            "audit_appends": _say_then(
+                say, f"(d) {sizes.audit_appends} durable audit appends and raw inserts",
+                lambda: bench_audit.measure_appends(root, sizes.audit_appends),
+            ),
+            "audit_proofs": _say_then(
+                say, f"(e) proofs from an audit log of {sizes.proof_leaves:,} leaves",
+                lambda: bench_audit.measure_proofs(root, sizes.proof_leaves),
+            ),
+        }  # fmt: skip
+
+
+def _say_then(say: Say, message: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    say(message)
+    return fn()
 
 
 def render(result: dict[str, Any]) -> Table:
@@ -422,6 +437,22 @@ def render(result: dict[str, Any]) -> Table:
             f"{row['repeat_ratio']}",
             "",
         )
+    app = result["audit_appends"]
+    table.add_row(
+        f"durable audit appends ({app['leaf_bytes']}-byte leaves, one commit each)",
+        f"{app['audit_appends_per_second']:,}/s",
+        f"{app['raw_durable_inserts_per_second']:,}/s raw SQLCipher insert + commit",
+        f"{app['ratio']}",
+        "",
+    )
+    proofs = result["audit_proofs"]
+    table.add_row(
+        f"audit inclusion proof, {proofs['leaves']:,} leaves (consistency beside it)",
+        f"{proofs['inclusion_proof_ms']} ms ({proofs['consistency_proof_ms']} ms)",
+        "",
+        "",
+        f"≤ {proofs['goal_max_ms']} ms",
+    )
     mem = result["memory"]
     table.add_row(
         f"node peak memory, {mem['children']:,} children",

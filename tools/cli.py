@@ -4,6 +4,7 @@
     childreg coordinator …  the national coordinator service
     childreg stats …        national statisticians: tables
     childreg pki …          the federation operator: CA and identities
+    childreg audit …        auditors: verify, search, report a node's access log; witnesses
     childreg synth          synthetic departments modelled on published figures
     childreg demo           a whole local federation, end to end
     childreg bench          measured speed against physical limits
@@ -21,7 +22,7 @@ import typer
 from rich.console import Console
 
 from childreg.errors import ChildregError, InvalidInput, KeyProblem
-from tools import cli_coordinator, cli_node, cli_pki, cli_stats, cli_tools
+from tools import cli_audit, cli_coordinator, cli_node, cli_pki, cli_stats, cli_tools, cli_witness
 from tools.client import EXIT_INTERNAL, CliError, exit_code_for
 
 app = typer.Typer(
@@ -36,6 +37,8 @@ app.add_typer(cli_node.app, name="node")
 app.add_typer(cli_coordinator.app, name="coordinator")
 app.add_typer(cli_stats.app, name="stats")
 app.add_typer(cli_pki.app, name="pki")
+cli_audit.app.add_typer(cli_witness.app, name="witness")
+app.add_typer(cli_audit.app, name="audit")
 cli_tools.register(app)
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -21,7 +21,7 @@ import json
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -30,6 +30,7 @@ import grpc
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 
 from childreg.audit.checkpoint import Checkpoint
@@ -54,6 +55,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
 
 #: Exit code when a log or an evidence bundle does not verify.
 EXIT_UNVERIFIED = 8
@@ -128,12 +130,15 @@ def fetch(endpoint: Endpoint, previous: str | None) -> Fetched:
         reply = _call(endpoint, "checkpoint", stub.LatestCheckpoint, apb.CheckpointRequest())
         size = _size_of(reply.note) or 0
         leaves: list[bytes] = []
-        while len(leaves) < size:
-            request = apb.EntriesRequest(start=len(leaves), end=min(size, len(leaves) + PAGE))
-            page = _call(endpoint, "entries", stub.GetEntries, request)
-            if page.start != request.start or not page.leaves:
-                break  # a short log: verification names it
-            leaves += page.leaves[: request.end - request.start]
+        with Progress(console=err, transient=True, disable=size <= PAGE) as bar:
+            task = bar.add_task("fetching leaves", total=size)
+            while len(leaves) < size:
+                request = apb.EntriesRequest(start=len(leaves), end=min(size, len(leaves) + PAGE))
+                page = _call(endpoint, "entries", stub.GetEntries, request)
+                if page.start != request.start or not page.leaves:
+                    break  # a short log: verification names it
+                leaves += page.leaves[: request.end - request.start]
+                bar.update(task, completed=len(leaves))
         old = None if previous is None else _size_of(previous)
         proof = None
         if old is not None and old <= size:
@@ -169,7 +174,9 @@ class StateDir:
         folder.mkdir(parents=True)
         (folder / "previous.checkpoint").write_text(old, encoding="utf-8")
         (folder / "new.checkpoint").write_text(new, encoding="utf-8")
-        (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        (folder / "report.json").write_text(
+            json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
+        )
         return folder
 
 
@@ -259,7 +266,7 @@ def _leaf_time(event: AuditEvent) -> dt.datetime:
 
 
 def select(
-    events: Iterable[AuditEvent],
+    events: Sequence[AuditEvent],
     *,
     subject: str | None = None,
     actor: str | None = None,
@@ -279,14 +286,17 @@ def select(
     ]
 
 
-def event_table(title: str, events: Iterable[AuditEvent]) -> Table:
+def event_table(title: str, events: Sequence[AuditEvent]) -> Table:
     """Events as a readable table (the pseudonym shortened; --json gives it whole)."""
     table = Table(title=title)
-    for column in ("seq", "time", "actor", "action", "purpose", "grant", "subject", "outcome"):
+    grants = any(e.grant for e in events)
+    columns = ("seq", "time", "actor", "action", "purpose", "grant", "subject", "outcome")
+    for column in columns if grants else tuple(c for c in columns if c != "grant"):
         table.add_column(column, overflow="fold")
     for e in events:
         subject = f"{e.subject[:12]}…" if e.subject else ""
-        table.add_row(str(e.seq), e.time, e.actor, e.action, e.purpose, e.grant, subject, e.outcome)
+        row = [str(e.seq), e.time, e.actor, e.action, e.purpose, e.grant, subject, e.outcome]
+        table.add_row(*(row if grants else row[:5] + row[6:]))
     return table
 
 
@@ -364,8 +374,8 @@ def _role(actor: str) -> str:
         return ""
 
 
-@app.command()
-def report(
+@app.command("report")
+def report_command(
     node: NodeOpt,
     node_key: NodeKeyOpt,
     identity: IdentityOpt,
@@ -427,7 +437,7 @@ def bundle(
     size = len(fetched.leaves)
     wanted = sorted(set(leaf or []))
     if any(not 0 <= i < size for i in wanted):
-        raise CliError(f"--leaf: the log holds leaves 0 to {size - 1}", code=EXIT_USAGE)
+        raise CliError(f"--leaf: the log holds {size} leaves, numbered from 0", code=EXIT_USAGE)
     proofs: dict[int, list[bytes]] = {}
     with endpoint.channel() as channel:
         stub = apb_grpc.AuditLogServiceStub(channel)

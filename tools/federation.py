@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any
 
 import tomli_w
 
+from childreg.audit.checkpoint import childreg_origin
+from childreg.audit.witness_config import generate_witness_key
 from childreg.catalogue import (
     Catalogue,
     generate_authority_key,
@@ -32,8 +35,9 @@ from childreg.catalogue import (
 from childreg.errors import Unavailable
 from childreg.pki import CertificateAuthority
 from childreg.revocation import DENYLIST_FILE
+from node.audit import node_signer
 from node.config import NodeConfig
-from node.keys import generate_key_file
+from node.keys import KekSource, Keyring, generate_key_file
 from node.server import init_node
 from tools.client import Endpoint
 from tools.synth import DepartmentPlan
@@ -43,6 +47,7 @@ Say = Callable[[str], None]
 FEDERATION = "demo.childreg"
 STARTUP_SECONDS = 90.0
 STATISTICIAN = "demo-statistician"
+WITNESS_NAME = "witness.demo"
 
 #: The starting catalogue (PRIVACY.md "Starting parameters"): 8 tables of ρ = 1/32 each,
 #: σ = 4 per department and cell, a snapshot cap of ρ = 1/4 (ε ≈ 4.4 at δ = 1e-9).
@@ -134,6 +139,10 @@ class LocalFederation:
     max_snapshot_rho: str = "1/4"
     #: Extra settings for every node's configuration (e.g. audit_checkpoint_seconds).
     node_settings: dict[str, Any] = field(default_factory=dict)
+    #: Run an independent audit witness that every node gives its checkpoints to.
+    witness: bool = False
+    witness_party: Party | None = None
+    witness_key: str = ""  # the witness's note verifier key string, once made
 
     # ----- layout ---------------------------------------------------------------------
     def identity(self, name: str) -> Path:
@@ -178,6 +187,7 @@ class LocalFederation:
             ip_addresses=("127.0.0.1",),
         )
         ca.issue("statistician", STATISTICIAN, self.identity("statistician"))
+        ca.issue("auditor", "demo-auditor", self.identity("auditor"))
         for plan in self.departments:
             server_name = f"{dns_label(plan.id)}.node.{self.federation}"
             ca.issue(
@@ -190,6 +200,8 @@ class LocalFederation:
             ca.issue("department-staff", f"{plan.id}.registrar", self.identity(f"staff-{plan.id}"))
             self.nodes[plan.id] = self._layout_node(plan, server_name)
         self.say(f"initialised {len(self.departments)} encrypted node stores")
+        if self.witness:
+            self._layout_witness(ca)
 
     def _layout_node(self, plan: DepartmentPlan, server_name: str) -> Party:
         home = self.root / "nodes" / plan.id
@@ -217,9 +229,64 @@ class LocalFederation:
         init_node(NodeConfig.model_validate(data))
         return Party(plan.id, config, home / "node.log", server_name, home / "ready.json")
 
+    def audit_verifier_key(self, dept: str) -> str:
+        """A node's audit-log verifier key string (derived from its keyring)."""
+        config = NodeConfig.model_validate(tomllib.loads(self.nodes[dept].config.read_text()))
+        assert config.kek_file is not None
+        keyring = Keyring.open(config.keyring_path, KekSource.from_key_file(config.kek_file))
+        signer = node_signer(
+            keyring.audit_signing_seed(), federation=self.federation, department=dept
+        )
+        return signer.verifier().key_string()
+
+    def _layout_witness(self, ca: CertificateAuthority) -> None:
+        home = self.root / "witness"
+        home.mkdir(parents=True, exist_ok=True)
+        server_name = f"witness.{self.federation}"
+        ca.issue("witness", "demo-witness", self.identity("witness"),
+                 dns_names=(server_name, "localhost"), ip_addresses=("127.0.0.1",))  # fmt: skip
+        self.witness_key = generate_witness_key(home / "witness.key", WITNESS_NAME)
+        data = {
+            "name": WITNESS_NAME,
+            "signing_key_file": str(home / "witness.key"),
+            "state_dir": str(home / "state"),
+            "listen": "127.0.0.1:0",
+            "identity_dir": str(self.identity("witness")),
+            "denylist_file": str(self.root / "ca" / DENYLIST_FILE),
+            "statistics_authority_key": str(self.authority_dir / "authority.pub"),
+            "nodes": [
+                {
+                    "origin": childreg_origin(self.federation, p.id),
+                    "verifier_key": self.audit_verifier_key(p.id),
+                }
+                for p in self.departments
+            ],
+        }
+        config = home / "witness.toml"
+        config.write_bytes(tomli_w.dumps(data).encode())
+        self.witness_party = Party("witness", config, home / "witness.log", server_name,
+                                   home / "ready.json")  # fmt: skip
+
+    def _start_witness(self) -> None:
+        """Start the witness and point every node's configuration at it."""
+        party = self.witness_party
+        assert party is not None
+        if party.proc is None or party.proc.poll() is not None:
+            self.say("starting the audit witness")
+            self._launch(party, "audit", "witness")
+            self._await_ready(party)
+        entry = {"name": WITNESS_NAME, "address": party.address,
+                 "server_name": party.server_name, "verifier_key": self.witness_key}  # fmt: skip
+        for node in self.nodes.values():
+            data = tomllib.loads(node.config.read_text())
+            data["witnesses"] = [entry]
+            node.config.write_bytes(tomli_w.dumps(data).encode())
+
     # ----- processes ------------------------------------------------------------------
     def start_nodes(self) -> None:
-        """Start every node's serve process and wait until each listens."""
+        """Start every node's serve process (after the witness, if any) and wait for each."""
+        if self.witness_party is not None:
+            self._start_witness()
         self.say(f"starting {len(self.nodes)} node processes")
         for party in self.nodes.values():
             self._launch(party, "node")
@@ -291,10 +358,10 @@ class LocalFederation:
             self.stop_party(self.coordinator)
         self.start_coordinator(only=only, statisticians=statisticians, state=state)
 
-    def _launch(self, party: Party, kind: str) -> None:
+    def _launch(self, party: Party, *command: str) -> None:
         party.ready_file.unlink(missing_ok=True)
         argv = [
-            sys.executable, "-m", "tools.cli", kind, "serve",
+            sys.executable, "-m", "tools.cli", *command, "serve",
             "--config", str(party.config), "--ready-file", str(party.ready_file),
         ]  # fmt: skip
         env = {**os.environ, **self.env}
@@ -332,8 +399,9 @@ class LocalFederation:
             party.proc.wait()
 
     def shutdown(self) -> None:
-        """Stop the coordinator, then every node."""
+        """Stop the coordinator, then every node, then the witness."""
         parties = ([self.coordinator] if self.coordinator else []) + list(self.nodes.values())
+        parties += [self.witness_party] if self.witness_party else []
         for party in parties:
             if party.proc is not None and party.proc.poll() is None:
                 party.proc.send_signal(signal.SIGTERM)

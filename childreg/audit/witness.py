@@ -436,3 +436,7 @@ class Witness:
     def evidence(self, origin: str | None = None) -> list[Evidence]:
         """Every contradiction kept, oldest first."""
         return self._store.evidence(origin)
+
+    def close(self) -> None:
+        """Close the witness's store (on shutdown)."""
+        self._store.close()

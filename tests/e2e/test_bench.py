@@ -34,3 +34,10 @@ def test_quick_bench_reports_the_three_figures() -> None:
         assert row["first_ratio"] > 0
         assert row["repeat_ratio"] > 0
     assert data["memory"]["peak_node_mb"] >= data["memory"]["idle_node_mb"] > 0
+    appends = data["audit_appends"]
+    assert appends["audit_appends_per_second"] > 0
+    assert appends["raw_durable_inserts_per_second"] > 0
+    proofs = data["audit_proofs"]
+    assert proofs["leaves"] == 10_000
+    assert proofs["proof_verifies"] is True
+    assert proofs["inclusion_proof_ms"] > 0

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from childreg.audit.leaf import AuditEvent
@@ -54,7 +55,8 @@ class Node:
         if command != "verify-bundle":
             argv += ["--node", self.address, "--identity", str(self.auditor.directory)]
             argv += ["--server-name", SERVER_NAME]
-        result = CliRunner().invoke(app, argv)
+        with capture_logs():  # the in-process server's log lines stay out of stdout
+            result = CliRunner().invoke(app, argv)
         exc = result.exception
         code = exc.code if isinstance(exc, CliError) else result.exit_code
         return code, result.stdout, exc
@@ -202,7 +204,7 @@ def test_a_rewritten_log_is_refused_and_both_notes_kept(node: Node, tmp_path: Pa
     assert node.cli("verify", "--state", str(state))[0] == 0
     saved = next(state.glob("*.checkpoint")).read_text(encoding="utf-8")
     forked = MemoryStore()  # the same node key, a different history
-    node.log._store = forked  # type: ignore[misc]  # the insider swaps the database
+    node.log._store = forked  # the insider swaps the database
     for _ in range(40):
         node.log.append(actor=STAFF, action="child.update", subject=CHILD)
     code, stdout, exc = node.cli("verify", "--state", str(state), "--json")
@@ -211,8 +213,10 @@ def test_a_rewritten_log_is_refused_and_both_notes_kept(node: Node, tmp_path: Pa
     assert data["rewritten"] is True
     evidence = Path(data["evidence"])
     assert (evidence / "previous.checkpoint").read_text(encoding="utf-8") == saved
-    assert (evidence / "new.checkpoint").read_text(encoding="utf-8").startswith(
-        "childreg.test.childreg/alpha\n"
+    assert (
+        (evidence / "new.checkpoint")
+        .read_text(encoding="utf-8")
+        .startswith("childreg.test.childreg/alpha\n")
     )
     assert next(state.glob("*.checkpoint")).read_text(encoding="utf-8") == saved
 
