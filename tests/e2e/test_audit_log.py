@@ -105,6 +105,20 @@ def test_the_auditor_verifies_the_log_and_no_leaf_holds_personal_data(
         assert secret.encode() not in raw
 
 
+def test_a_guardians_access_report_is_made_at_the_department(fed: LocalFederation) -> None:
+    """The department lists who registered and read the planted child, from its own log."""
+    party = fed.nodes[fed.departments[0].id]
+    r = cli("node", "access-report", "PLANTED1", "--config", str(party.config), "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    staff = f"spiffe://{fed.federation}/department-staff/{fed.departments[0].id}.registrar"
+    assert [(a["action"], a["who"]) for a in report["accesses"]][:2] == [
+        ("child.register", staff),
+        ("child.read", staff),
+    ]
+    assert NAME not in r.stdout
+
+
 def test_the_witness_cosigns_the_nodes_checkpoints(fed: LocalFederation) -> None:
     """Within a few checkpoint intervals the witness holds a checkpoint of the log."""
     deadline = time.monotonic() + 20
