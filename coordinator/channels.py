@@ -55,6 +55,11 @@ class NodeChannels(Mapping[str, spb_grpc.StatisticsServiceStub]):
         for channel in old.values():
             channel.close()
 
+    def channel(self, dept: str) -> grpc.Channel:
+        """The current channel to a department's node (renewed like the stubs)."""
+        self._refresh()
+        return self._channels[dept]
+
     def __getitem__(self, dept: str) -> spb_grpc.StatisticsServiceStub:
         return self._stubs[dept]
 

@@ -55,6 +55,19 @@ class Department(BaseModel):
     server_name: str | None = Field(default=None, pattern=r"^[a-z0-9.\-]{1,253}$")
     region: Region
     districts: tuple[District, ...] = ()
+    #: The node's audit-log verifier key (`childreg node audit-key`): with it, the
+    #: coordinator witnesses this department's log.
+    audit_key: str | None = Field(default=None, max_length=400)
+
+
+class CoordinatorWitness(BaseModel):
+    """The coordinator's own witness of the departments' access logs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)  # its cosignature's key name
+    signing_key_file: Path  # from `childreg audit witness keygen`
+    interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
 
 
 class Statistician(BaseModel):
@@ -83,6 +96,8 @@ class CoordinatorConfig(ServiceSettings):
     state_dir: Path
     #: Who may ask for tables, and each one's sub-budget per snapshot; nobody else may.
     statisticians: tuple[Statistician, ...] = Field(min_length=1)
+    #: Witness every department whose `audit_key` is set (docs/witness.md).
+    witness: CoordinatorWitness | None = None
     #: Seconds the consistent-publication solver may take per region before its fallback.
     solver_time_limit_seconds: float = Field(default=30.0, gt=0, le=600)
 
@@ -90,6 +105,16 @@ class CoordinatorConfig(ServiceSettings):
     @classmethod
     def _relative_to_file(cls, value: Path, info: ValidationInfo) -> Path:
         return resolve_path(value, info.context)
+
+    @field_validator("witness")
+    @classmethod
+    def _witness_key_path(
+        cls, value: CoordinatorWitness | None, info: ValidationInfo
+    ) -> CoordinatorWitness | None:
+        if value is None:
+            return None
+        path = resolve_path(value.signing_key_file, info.context)
+        return value.model_copy(update={"signing_key_file": path})
 
     @model_validator(mode="after")
     def _unique_statisticians(self) -> Self:

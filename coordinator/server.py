@@ -9,6 +9,10 @@ import grpc
 import structlog
 from grpc_health.v1 import health
 
+from childreg.audit.checkpoint import childreg_origin
+from childreg.audit.witness_config import WitnessedNode, build_witness, load_witness_signer
+from childreg.audit.witness_service import SERVICE as WITNESS_SERVICE
+from childreg.audit.witness_service import WitnessServicer
 from childreg.catalogue import load_verify_key, verify_catalogue
 from childreg.errors import KeyProblem
 from childreg.pki import IdentityFiles
@@ -19,6 +23,7 @@ from childreg.service import (
     wait_for_signal,
     write_ready_file,
 )
+from childreg.v1 import audit_pb2_grpc as apb_grpc
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.channels import NodeChannels
 from coordinator.config import CoordinatorConfig
@@ -26,6 +31,7 @@ from coordinator.federation import Federation
 from coordinator.publisher import Publisher, SignedCatalogue
 from coordinator.releases import ReleaseStore
 from coordinator.servicer import NationalStatisticsServicer
+from coordinator.witnessing import PullWitness
 
 log = structlog.get_logger("childreg.coordinator")
 
@@ -41,11 +47,16 @@ class CoordinatorApp:
     channels: NodeChannels
     health: health.HealthServicer
     store: ReleaseStore
+    witness: PullWitness | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving and close every channel to the nodes."""
         set_health(self.health, SERVICES, serving=False)
+        if self.witness is not None:
+            self.witness.stop()
         self.server.stop(grace).wait()
+        if self.witness is not None:
+            self.witness.witness.close()
         self.channels.close()
         self.store.close()
 
@@ -75,17 +86,45 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
             solver_time_limit=config.solver_time_limit_seconds,
         )
 
+        witness = _witness(config, channels)
+
         def register(server: grpc.Server) -> None:
             spb_grpc.add_NationalStatisticsServiceServicer_to_server(
                 NationalStatisticsServicer(publisher, store), server
             )
+            if witness is not None:
+                apb_grpc.add_WitnessServiceServicer_to_server(
+                    WitnessServicer(witness.witness), server
+                )
 
-        server, port, health_servicer = start_grpc_service(config, register, SERVICES)
+        services = SERVICES + ((WITNESS_SERVICE,) if witness is not None else ())
+        server, port, health_servicer = start_grpc_service(config, register, services)
     except BaseException:
         channels.close()
         store.close()
         raise
-    return CoordinatorApp(server, port, channels, health_servicer, store)
+    if witness is not None:
+        witness.start()
+    return CoordinatorApp(server, port, channels, health_servicer, store, witness)
+
+
+def _witness(config: CoordinatorConfig, channels: NodeChannels) -> PullWitness | None:
+    """The coordinator's witness of every department whose audit key is configured."""
+    if config.witness is None:
+        return None
+    origins = {
+        d.id: childreg_origin(config.federation, d.id)
+        for d in config.departments
+        if d.audit_key is not None
+    }
+    nodes = [
+        WitnessedNode(origin=origins[d.id], verifier_key=d.audit_key)
+        for d in config.departments
+        if d.audit_key is not None
+    ]
+    signer = load_witness_signer(config.witness.signing_key_file, config.witness.name)
+    witness = build_witness(config.state_dir / "witness.db", signer, nodes)
+    return PullWitness(witness, channels.channel, origins, config.witness.interval_seconds)
 
 
 def serve(config: CoordinatorConfig, ready_file: Path | None = None) -> None:

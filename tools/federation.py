@@ -48,6 +48,9 @@ FEDERATION = "demo.childreg"
 STARTUP_SECONDS = 90.0
 STATISTICIAN = "demo-statistician"
 WITNESS_NAME = "witness.demo"
+COORDINATOR_WITNESS = "witness.coordinator"
+#: How often the coordinator witnesses the logs in a local federation (seconds).
+WITNESS_INTERVAL = 0.5
 
 #: The starting catalogue (PRIVACY.md "Starting parameters"): 8 tables of ρ = 1/32 each,
 #: σ = 4 per department and cell, a snapshot cap of ρ = 1/4 (ε ≈ 4.4 at δ = 1e-9).
@@ -331,10 +334,17 @@ class LocalFederation:
                     "server_name": self.nodes[plan.id].server_name,
                     "region": plan.region,
                     "districts": list(plan.districts),
+                    **({"audit_key": self.audit_verifier_key(plan.id)} if self.witness else {}),
                 }
                 for plan in plans
             ],
         }
+        if self.witness:  # the coordinator witnesses every department's log too
+            key = home / "witness.key"
+            if not key.exists():
+                generate_witness_key(key, COORDINATOR_WITNESS)
+            data["witness"] = {"name": COORDINATOR_WITNESS, "signing_key_file": str(key),
+                               "interval_seconds": WITNESS_INTERVAL}  # fmt: skip
         config.write_bytes(tomli_w.dumps(data).encode())
         self.coordinator = Party(
             "coordinator",

@@ -22,6 +22,7 @@ import sqlcipher3
 
 from childreg.audit import merkle
 from childreg.audit.leaf import AuditEvent
+from childreg.audit.witness import WitnessStore
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from childreg.v1 import records_pb2 as pb
@@ -58,6 +59,7 @@ def fed(
                                         date_of_birth="2016-06-06", sex="female",
                                         district=plans[0].districts[0]), timeout=10)  # fmt: skip
             stub.GetChild(pb.ChildRef(child_id="PLANTED1"), timeout=10)
+        federation.start_coordinator()  # the coordinator witnesses the log too
         yield federation
 
 
@@ -71,12 +73,14 @@ def audit(fed: LocalFederation, command: str, *args: str) -> tuple[int, str, str
     return r.returncode, r.stdout, r.stderr
 
 
-def witnessed_size(fed: LocalFederation) -> int:
-    """The size of the node's checkpoint the witness holds (0 if none)."""
-    assert fed.witness_party is not None
+def witnessed_size(fed: LocalFederation, who: str = "witness") -> int:
+    """The size of the node's checkpoint a witness holds (0 if none): the independent
+    witness, or the coordinator."""
+    party = fed.witness_party if who == "witness" else fed.coordinator
+    assert party is not None
     origin = f"childreg.{fed.federation}/{fed.departments[0].id}"
     ep = fed.node_endpoint_as(fed.departments[0].id, "auditor")
-    ep = type(ep)(fed.witness_party.address, ep.identity_dir, fed.witness_party.server_name, 10)
+    ep = type(ep)(party.address, ep.identity_dir, party.server_name, 10)
     with ep.channel() as channel:
         state = apb_grpc.WitnessServiceStub(channel).GetState(
             apb.WitnessStateRequest(origin=origin), timeout=10
@@ -120,11 +124,12 @@ def test_a_guardians_access_report_is_made_at_the_department(fed: LocalFederatio
 
 
 def test_the_witness_cosigns_the_nodes_checkpoints(fed: LocalFederation) -> None:
-    """Within a few checkpoint intervals the witness holds a checkpoint of the log."""
+    """Within a few intervals both witnesses (independent, pushed to by the node; the
+    coordinator, pulling) hold a checkpoint of the log."""
     deadline = time.monotonic() + 20
-    while witnessed_size(fed) < 3 and time.monotonic() < deadline:
+    while min(witnessed_size(fed), witnessed_size(fed, "coordinator")) < 3:
+        assert time.monotonic() < deadline, "a witness holds no checkpoint"
         time.sleep(0.2)
-    assert witnessed_size(fed) >= 3
 
 
 def test_an_insider_rewriting_a_past_leaf_is_caught(fed: LocalFederation, tmp_path: Path) -> None:
@@ -134,13 +139,14 @@ def test_an_insider_rewriting_a_past_leaf_is_caught(fed: LocalFederation, tmp_pa
     state = tmp_path / "state"
     code, _, err = audit(fed, "verify", "--state", str(state))
     assert code == 0, err
-    held = witnessed_size(fed)
-    assert held >= 3
     dept = fed.departments[0].id
     party = fed.nodes[dept]
     fed.stop_party(party)
+    held = witnessed_size(fed)  # read once the node is down: it cannot grow any more
+    assert held >= 3
     rewrite_leaf(party.config, 2)
     fed.start_nodes()  # the node restarts, appends, checkpoints and asks the witness
+    fed.restart_coordinator()  # on the node's new port; its witness state is kept
     with fed.staff_endpoint(dept).channel() as channel:
         pb_grpc.RecordsServiceStub(channel).GetChild(pb.ChildRef(child_id="PLANTED1"), timeout=10)
     assert fed.witness_party is not None
@@ -153,12 +159,26 @@ def test_an_insider_rewriting_a_past_leaf_is_caught(fed: LocalFederation, tmp_pa
         evidence = json.loads(r.stdout)
     assert evidence, "the witness kept no evidence of the rewritten history"
     assert witnessed_size(fed) == held  # it did not cosign the rewritten log
+    coordinator_db = fed.root / "coordinator" / "state" / "witness.db"
+    deadline = time.monotonic() + 20
+    while not coordinator_evidence(coordinator_db):
+        assert time.monotonic() < deadline, "the coordinator kept no evidence"
+        time.sleep(0.3)
     code, out, _ = audit(fed, "verify", "--json", "--state", str(state))
     assert code == 8
     report = json.loads(out)
     assert report["ok"] is False
     assert report["rewritten"] is True
     assert any((state / "evidence").iterdir())
+
+
+def coordinator_evidence(db: Path) -> list[object]:
+    """The evidence the coordinator's witness has kept."""
+    store = WitnessStore(db, readonly=True)
+    try:
+        return list(store.evidence())
+    finally:
+        store.close()
 
 
 def rewrite_leaf(config_file: Path, index: int) -> None:
