@@ -20,6 +20,7 @@ import structlog
 
 from childreg.audit.checkpoint import open_checkpoint
 from childreg.audit.note import NoteVerifier
+from childreg.errors import FailedPrecondition
 from childreg.pki import IdentityFiles
 from childreg.rpc import TlsMaterial, secure_channel
 from childreg.v1 import audit_pb2 as apb
@@ -74,6 +75,20 @@ class Checkpointer:
     def last_witnessed(self) -> float | None:
         """When any witness last cosigned a checkpoint (monotonic seconds), if ever."""
         return max(self.witnessed_at.values(), default=None)
+
+    def require_recent_witness(self, max_age: float) -> None:
+        """Fail closed: FailedPrecondition unless a witness cosigned within ``max_age`` s.
+
+        Disclosures (school extracts) call this first: a node whose log nobody has
+        witnessed lately must not hand out data whose access could later be denied.
+        """
+        last = self.last_witnessed()
+        if last is None or time.monotonic() - last > max_age:
+            raise FailedPrecondition(
+                "the access log has not been witnessed recently; disclosures are paused "
+                "until a witness cosigns a checkpoint (check the witnesses and this "
+                "node's log)"
+            )
 
     def _witness(self, witness: WitnessEndpoint, note: str) -> None:
         tls = TlsMaterial.from_dir(self.identity)

@@ -164,3 +164,42 @@ def test_proofs_and_checkpoints_verify(parts: tuple[RecordsServicer, AuditLog, K
     assert audit.checkpoint() == note  # same size: the same signed note
     with pytest.raises(InvalidInput):
         audit.inclusion_proof(37, 37)
+
+
+def test_a_statistics_release_returns_nothing_when_the_log_cannot_be_written(
+    store: RecordStore, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write-ahead for releases: with the log unwritable the coordinator gets an error, not
+    a table; with it writable, the release is one leaf."""
+    from nacl.signing import SigningKey
+
+    from childreg.catalogue import sign_catalogue
+    from childreg.v1 import statistics_pb2 as spb
+    from node.privacy import StatisticsDesk
+    from node.servicer import StatisticsServicer
+    from tools.federation import default_catalogue
+
+    authority = SigningKey(bytes(range(32)))
+    audit = AuditLog(store, bytes(32), federation="test.childreg", department="alpha")
+    desk = StatisticsDesk(
+        store, keyring.noise_secret(), authority.verify_key, federation="test.childreg",
+        max_snapshot_rho=default_catalogue().snapshot_rho,
+    )  # fmt: skip
+    servicer = StatisticsServicer(desk, Audited(store, keyring, audit))
+    request = spb.NoisyTableRequest(
+        signed_catalogue=sign_catalogue(default_catalogue("test.childreg"), authority),
+        table_id="education_form",
+        academic_year="2023/24",
+    )
+    real_append = store.audit_append
+
+    def disk_full(*_: object) -> int:
+        raise ChildregError("disk full")
+
+    monkeypatch.setattr(store, "audit_append", disk_full)
+    with pytest.raises(ChildregError, match="disk full"):
+        servicer.NoisyTable(request, Context())  # type: ignore[arg-type]
+    monkeypatch.setattr(store, "audit_append", real_append)
+    table = servicer.NoisyTable(request, Context())  # type: ignore[arg-type]
+    assert len(table.counts) == 11
+    assert [(e.action, e.outcome) for e in leaves(audit)] == [("statistics.release", "OK")]
