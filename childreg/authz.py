@@ -52,10 +52,15 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
         "/childreg.v1.NationalStatisticsService/" + m: frozenset({"statistician"})
         for m in ("PublishedTable", "Budget", "Catalogue")
     },
-    # The audit log: read by auditors and witnesses (the coordinator is a witness too).
+    # The audit log: auditors read it all; witnesses (the coordinator is one) need only
+    # checkpoints and consistency proofs, never leaves.
     **{
         "/childreg.v1.AuditLogService/" + m: frozenset({"auditor", "witness", "coordinator"})
-        for m in ("LatestCheckpoint", "GetEntries", "InclusionProof", "ConsistencyProof")
+        for m in ("LatestCheckpoint", "ConsistencyProof")
+    },
+    **{
+        "/childreg.v1.AuditLogService/" + m: frozenset({"auditor"})
+        for m in ("GetEntries", "InclusionProof")
     },
     # Witnesses are given checkpoints by nodes; anyone auditing may read what they hold.
     "/childreg.v1.WitnessService/AddCheckpoint": frozenset({"node"}),

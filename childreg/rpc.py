@@ -251,9 +251,12 @@ class BoundaryInterceptor(_Interceptor):
         """Identify the caller, charge its rate limit (refused calls count too), authorize,
         and insist on a deadline. An authorization refusal is reported to ``on_denied``
         (a node records it in its audit log) before the call is refused."""
+        # Charged first, by the identity the certificate claims: a revoked or expired
+        # certificate still completes TLS, and its refusals must not be free (each one
+        # may be written to a node's audit log).
+        self._limiter.take(peer_identity(context))
         try:
             caller = self._authorizer.identify(context)
-            self._limiter.take(str(caller.spiffe))
             self._authorizer.permit(method, caller)
         except (PermissionDenied, Unauthenticated) as exc:
             if self._on_denied is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import grpc
 import structlog
 
+from childreg.audit import merkle
 from childreg.audit.checkpoint import Checkpoint
 from childreg.audit.note import note_text
 from childreg.audit.witness import Witness
@@ -67,14 +68,21 @@ class PullWitness:
                 log.warning("witness.node_unreachable", department=dept, status=err.code().name)
             except ChildregError as exc:  # evidence is kept and alerted by the Witness
                 outcome[dept] = type(exc).__name__
+            except Exception as exc:  # the loop must outlive any one department's trouble
+                outcome[dept] = "error"
+                log.error("witness.pull_failed", department=dept, error=type(exc).__name__)
         return outcome
 
     def _witness(self, dept: str, origin: str) -> None:
         stub = apb_grpc.AuditLogServiceStub(self.channel_for(dept))
         note = stub.LatestCheckpoint(apb.CheckpointRequest(), timeout=self.deadline).note
-        new_size = Checkpoint.parse(note_text(note)).size
+        new = Checkpoint.parse(note_text(note))
+        new_size = new.size
         held = self.witness.state(origin)
-        old_size = Checkpoint.parse(note_text(held)).size if held else 0
+        old = Checkpoint.parse(note_text(held)) if held else None
+        old_size = old.size if old else 0
+        if old is not None and new_size < old_size and self._stale(stub, new, old):
+            return  # a checkpoint pushed meanwhile is newer; not a rollback
         proof: list[bytes] = []
         if 0 < old_size < new_size:
             reply = stub.ConsistencyProof(
@@ -83,3 +91,12 @@ class PullWitness:
             )
             proof = list(reply.hashes)
         self.witness.add_checkpoint(note, old_size, proof)
+
+    def _stale(self, stub: apb_grpc.AuditLogServiceStub, new: Checkpoint, held: Checkpoint) -> bool:
+        """Whether the held checkpoint provably extends the one just fetched (a race)."""
+        reply = stub.ConsistencyProof(
+            apb.ConsistencyRequest(old_size=new.size, new_size=held.size), timeout=self.deadline
+        )
+        return merkle.verify_consistency(
+            new.size, held.size, new.root, held.root, list(reply.hashes)
+        )

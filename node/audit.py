@@ -20,7 +20,7 @@ from nacl.signing import SigningKey
 
 from childreg.audit import merkle
 from childreg.audit.checkpoint import Checkpoint, childreg_origin, sign_checkpoint
-from childreg.audit.leaf import AuditEvent, utc_now
+from childreg.audit.leaf import MAX_LEAF_BYTES, AuditEvent, utc_now
 from childreg.audit.note import NoteSigner
 from childreg.errors import InvalidInput, Violation
 from node.store.base import RecordStore
@@ -52,6 +52,11 @@ class AuditLog:
         self.origin = childreg_origin(federation, department)
         self.department = department
         self._signer = node_signer(signing_seed, federation=federation, department=department)
+        # Request digests are keyed: a plain hash of a short request (a child id) could be
+        # reversed by trying every id. The key is derived from the node's secret seed.
+        self._digest_key = hashlib.blake2b(
+            signing_seed, digest_size=32, person=b"childreg-reqdig"
+        ).digest()
         self._clock = clock
         self._lock = threading.Lock()  # one checkpoint signing at a time
 
@@ -79,7 +84,8 @@ class AuditLog:
         """Append one leaf and return its index (inside the caller's transaction, if any).
 
         ``subject`` is the child's keyed pseudonym (never an id), ``request`` the request's
-        bytes (only their SHA-256 is kept).
+        bytes (only a keyed BLAKE2b-256 digest is kept, so it cannot be reversed by trying
+        candidate requests).
         """
         with self._store.atomic():
             seq = self._store.audit_size()
@@ -92,13 +98,19 @@ class AuditLog:
                 purpose=purpose,
                 grant=grant,
                 subject=subject.hex() if subject else "",
-                request=hashlib.sha256(request).hexdigest() if request is not None else "",
+                request=self.digest(request) if request is not None else "",
                 outcome=outcome,
             )
             body = event.to_bytes()
+            if len(body) > MAX_LEAF_BYTES:  # never write a leaf the verifier would refuse
+                raise InvalidInput("audit leaf too large", [Violation("leaf", "too large")])
             rows = merkle.append_hashes(seq, merkle.leaf_hash(body), self._store.audit_hash)
             index = self._store.audit_append(body, rows)
         return index
+
+    def digest(self, request: bytes) -> str:
+        """The keyed digest a leaf keeps of a request (hex)."""
+        return hashlib.blake2b(request, digest_size=32, key=self._digest_key).hexdigest()
 
     def root(self, size: int) -> bytes:
         """The RFC 9162 root of the first ``size`` leaves."""

@@ -70,6 +70,8 @@ class Checkpointer:
                 self._witness(witness, note)
             except grpc.RpcError as err:
                 log.warning("audit.witness_failed", witness=witness.name, status=err.code().name)
+            except Exception as exc:  # one witness's trouble must not stop the others
+                log.error("audit.witness_failed", witness=witness.name, error=type(exc).__name__)
         return note
 
     def last_witnessed(self) -> float | None:
@@ -103,7 +105,9 @@ class Checkpointer:
                 checkpoint, _ = open_checkpoint(held.note, [verifier], origin=self.audit.origin)
                 old_size = checkpoint.size
             _, size = self._size_of(note)
-            proof = self.audit.consistency_proof(old_size, size) if old_size <= size else []
+            if old_size > size:  # the witness already holds a newer checkpoint of ours
+                return
+            proof = self.audit.consistency_proof(old_size, size)
             reply = stub.AddCheckpoint(
                 apb.WitnessRequest(note=note, old_size=old_size, consistency=proof),
                 timeout=self.deadline,

@@ -75,6 +75,8 @@ class Audited:
         request: bytes,
         fn: Callable[[], T],
         child_id: str | None = None,
+        *,
+        purpose: str = "",
     ) -> T:
         """Compute the answer, commit its leaf, and only then return it (write-ahead)."""
         actor = peer_identity(context)
@@ -82,16 +84,28 @@ class Audited:
         try:
             result = fn()
         except ChildregError as exc:
-            self._failed(actor, action, subject, request, exc)
+            self._failed(actor, action, subject, request, exc, purpose=purpose)
             raise
-        self._audit.append(actor=actor, action=action, subject=subject, request=request)
+        self._audit.append(
+            actor=actor, action=action, subject=subject, request=request, purpose=purpose
+        )
         return result
 
     def _subject(self, child_id: str | None) -> bytes | None:
-        return self._keyring.pseudonym(child_id) if child_id else None
+        # The id as validation sees it (whitespace trimmed, like the models do), so a read
+        # of " C1 " is in C1's access report.
+        cleaned = child_id.strip() if child_id else ""
+        return self._keyring.pseudonym(cleaned) if cleaned else None
 
     def _failed(
-        self, actor: str, action: str, subject: bytes | None, request: bytes, exc: ChildregError
+        self,
+        actor: str,
+        action: str,
+        subject: bytes | None,
+        request: bytes,
+        exc: ChildregError,
+        *,
+        purpose: str = "",
     ) -> None:
         self._audit.append(
             actor=actor,
@@ -99,6 +113,7 @@ class Audited:
             subject=subject,
             request=request,
             outcome=status_for(exc).name,
+            purpose=purpose,
         )
 
 
@@ -220,4 +235,5 @@ class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
             lambda: convert.noisy_table_to_proto(
                 self._desk.answer(question, peer_identity(context))
             ),
+            purpose=f"{question.table_id}/{question.academic_year}",
         )

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import grpc
 
+from childreg.audit.checkpoint import Checkpoint, parse_childreg_origin
+from childreg.audit.note import note_text
 from childreg.audit.witness import Witness, check_origin, check_request
+from childreg.errors import ChildregError, PermissionDenied
+from childreg.pki import SpiffeId
+from childreg.rpc import peer_identity
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 
@@ -29,6 +34,7 @@ class WitnessServicer(apb_grpc.WitnessServiceServicer):
         self, request: apb.WitnessRequest, context: grpc.ServicerContext
     ) -> apb.WitnessResponse:
         proof = check_request(request.note, request.old_size, list(request.consistency))
+        _require_own_log(context, request.note)
         cosigned = self._witness.add_checkpoint(request.note, request.old_size, proof)
         return apb.WitnessResponse(cosigned_note=cosigned)
 
@@ -37,3 +43,16 @@ class WitnessServicer(apb_grpc.WitnessServiceServicer):
     ) -> apb.WitnessState:
         origin = check_origin(request.origin)
         return apb.WitnessState(origin=origin, note=self._witness.state(origin) or "")
+
+
+def _require_own_log(context: grpc.ServicerContext, note: str) -> None:
+    """A node may submit only its own log's checkpoints: another department replaying an
+    old note of this origin must not be able to make the witness record false evidence."""
+    caller = SpiffeId.parse(peer_identity(context))
+    try:
+        origin = Checkpoint.parse(note_text(note)).origin
+        federation, department = parse_childreg_origin(origin)
+    except ChildregError:
+        return  # malformed: the witness refuses it with a precise message
+    if caller.role != "node" or (caller.federation, caller.ident) != (federation, department):
+        raise PermissionDenied("a node may submit only its own log's checkpoints")

@@ -204,3 +204,17 @@ def test_serve_runs_until_sigterm(issue: IssueFn, ca: CertificateAuthority, tmp_
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert b"witness.serving" in stderr
+
+
+def test_a_node_may_not_submit_another_departments_log(
+    witness: tuple[WitnessApp, NoteVerifier], issue: IssueFn
+) -> None:
+    """Department beta replaying alpha's (validly signed) note is refused, and no evidence
+    is recorded against alpha."""
+    app, _ = witness
+    log = tree(b"log", 6)
+    add(stub(app, issue, "node", "alpha"), note_at(log, 6), 0, [])
+    with pytest.raises(grpc.RpcError) as caught:
+        add(stub(app, issue, "node", "beta"), note_at(log, 2), 0, [])
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert app.witness.evidence() == []

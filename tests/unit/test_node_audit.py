@@ -203,3 +203,33 @@ def test_a_statistics_release_returns_nothing_when_the_log_cannot_be_written(
     table = servicer.NoisyTable(request, Context())  # type: ignore[arg-type]
     assert len(table.counts) == 11
     assert [(e.action, e.outcome) for e in leaves(audit)] == [("statistics.release", "OK")]
+
+
+def test_a_leaf_cannot_be_reversed_to_the_child_id(
+    parts: tuple[RecordsServicer, AuditLog, Keyring],
+) -> None:
+    """The request digest is keyed: hashing every candidate request does not find it (a
+    plain SHA-256 of ``ChildRef{child_id}`` would give the id away in a few guesses)."""
+    import hashlib
+
+    servicer, audit, _ = parts
+    servicer.RegisterChild(convert.child_to_proto(child()), Context())  # type: ignore[arg-type]
+    servicer.GetChild(pb.ChildRef(child_id="C00001"), Context())  # type: ignore[arg-type]
+    read = leaves(audit)[-1]
+    candidates = {
+        hashlib.sha256(pb.ChildRef(child_id=f"C{i:05d}").SerializeToString()).hexdigest()
+        for i in range(1000)
+    }
+    assert read.request not in candidates
+    assert read.request == audit.digest(pb.ChildRef(child_id="C00001").SerializeToString())
+
+
+def test_a_padded_id_is_logged_under_the_childs_pseudonym(
+    parts: tuple[RecordsServicer, AuditLog, Keyring],
+) -> None:
+    """A read of " C00001\\t" returns C00001 and is in C00001's access report."""
+    servicer, audit, keyring = parts
+    servicer.RegisterChild(convert.child_to_proto(child()), Context())  # type: ignore[arg-type]
+    servicer.GetChild(pb.ChildRef(child_id=" C00001\t"), Context())  # type: ignore[arg-type]
+    subject = keyring.pseudonym("C00001")
+    assert [e.action for e in audit.events_about(subject)] == ["child.register", "child.read"]
