@@ -22,7 +22,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -37,8 +37,10 @@ from childreg.audit.checkpoint import Checkpoint
 from childreg.audit.leaf import ACTIONS, AuditEvent, utc_now
 from childreg.audit.note import NoteVerifier, note_text
 from childreg.audit.verify import (
+    Problem,
     VerificationReport,
     bundle_text,
+    check_witnessed,
     make_bundle,
     verify_bundle,
     verify_log,
@@ -180,18 +182,58 @@ class StateDir:
         return folder
 
 
+@dataclass(frozen=True)
+class WitnessRef:
+    """A witness the auditor asks what it cosigned: where it is and its pinned key."""
+
+    endpoint: Endpoint
+    verifier: NoteVerifier
+
+
+def witnessed_problems(
+    witnesses: Sequence[WitnessRef], fetched: Fetched, verifier: NoteVerifier
+) -> tuple[list[Problem], str | None]:
+    """What each witness holds, checked against the leaves the node served."""
+    problems: list[Problem] = []
+    contradicted: str | None = None
+    for w in witnesses:
+        with w.endpoint.channel() as channel:
+            state = _call(
+                w.endpoint,
+                "witness state",
+                apb_grpc.WitnessServiceStub(channel).GetState,
+                apb.WitnessStateRequest(origin=verifier.name),
+            )
+        if not state.note:
+            continue
+        found = check_witnessed(fetched.leaves, state.note, verifier, w.verifier)
+        if found and contradicted is None:
+            contradicted = state.note
+        problems += found
+    return problems, contradicted
+
+
 def fetch_verified(
-    endpoint: Endpoint, verifier: NoteVerifier, state: Path | None
+    endpoint: Endpoint,
+    verifier: NoteVerifier,
+    state: Path | None,
+    witnesses: Sequence[WitnessRef] = (),
 ) -> tuple[VerificationReport, Fetched, Path | None]:
-    """Fetch and verify the whole log (against the saved state, if any); update the state."""
+    """Fetch and verify the whole log (against the saved state and what the witnesses hold,
+    if any); update the state."""
     held = None if state is None else StateDir(state, verifier.name)
     previous = None if held is None else held.previous()
     fetched = fetch(endpoint, previous)
     report = verify_log(
         fetched.note, fetched.leaves, verifier, previous=previous, consistency=fetched.consistency
     )
+    extra, witnessed = witnessed_problems(witnesses, fetched, verifier)
+    if extra:
+        report = replace(report, problems=(*report.problems, *extra))
     evidence = None
-    if held is not None and previous is not None and report.rewritten:
+    if held is not None and witnessed is not None:
+        evidence = held.keep_evidence(witnessed, fetched.note, report)
+    elif held is not None and previous is not None and report.rewritten:
         evidence = held.keep_evidence(previous, fetched.note, report)
     elif held is not None and report.ok:
         held.save(fetched.note)
@@ -222,11 +264,11 @@ def finish(report: VerificationReport, what: str) -> None:
 
 def checked(
     node: str, node_key: str, identity: Path, server_name: str | None, timeout: float,
-    state: Path | None, as_json: bool, *, show_ok: bool,
+    state: Path | None, as_json: bool, *, show_ok: bool, witnesses: Sequence[WitnessRef] = (),
 ) -> VerificationReport:  # fmt: skip
     """Fetch and verify; print the verdict (always when it failed), exit if it failed."""
     endpoint = Endpoint(node, identity, server_name, timeout)
-    report, _, evidence = fetch_verified(endpoint, pinned(node_key), state)
+    report, _, evidence = fetch_verified(endpoint, pinned(node_key), state, witnesses)
     if show_ok or not report.ok:
         if as_json:
             data = report.to_dict() | {"evidence": None if evidence is None else str(evidence)}
@@ -244,11 +286,40 @@ def verify(
     identity: IdentityOpt,
     server_name: ServerNameOpt = None,
     state: StateOpt = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="A witness's address (repeatable; with --witness-key each)."),
+    ] = None,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(help="That witness's pinned verifier key string, in the same order."),
+    ] = None,
+    witness_server_name: Annotated[
+        list[str] | None,
+        typer.Option(help="That witness's certificate DNS name, in the same order."),
+    ] = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
-    """Fetch the whole log, verify signature, root, leaves and (with --state) consistency."""
-    checked(node, node_key, identity, server_name, timeout, state, as_json, show_ok=True)
+    """Fetch the whole log, verify signature, root, leaves and (with --state) consistency;
+    with --witness, also that the node showed the history its witnesses cosigned."""
+    addresses, keys = witness or [], witness_key or []
+    names: list[str | None] = (
+        list(witness_server_name) if witness_server_name else [None] * len(addresses)
+    )
+    if not (len(addresses) == len(keys) == len(names)):
+        raise CliError(
+            "give one --witness-key (and --witness-server-name, if any) per --witness",
+            code=EXIT_USAGE,
+        )
+    refs = [
+        WitnessRef(Endpoint(a, identity, n, timeout), pinned(k))
+        for a, k, n in zip(addresses, keys, names, strict=True)
+    ]
+    checked(
+        node, node_key, identity, server_name, timeout, state, as_json, show_ok=True,
+        witnesses=refs,
+    )  # fmt: skip
 
 
 def _time(text: str | None, option: str) -> dt.datetime | None:

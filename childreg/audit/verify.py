@@ -33,7 +33,7 @@ from childreg.audit.checkpoint import (
 )
 from childreg.audit.leaf import AuditEvent
 from childreg.audit.note import NoteVerifier, UnverifiedNote
-from childreg.errors import InvalidInput
+from childreg.errors import ChildregError, InvalidInput
 
 BUNDLE_FORMAT: Final = "childreg-audit-bundle/1"
 
@@ -354,3 +354,43 @@ def verify_bundle(data: str | bytes, verifier: NoteVerifier) -> VerificationRepo
                 Problem(BAD_INCLUSION, f"inclusion proofs of leaves {_indices(failed)} fail")
             )
     return replace(report, problems=report.problems + tuple(extra))
+
+
+def check_witnessed(
+    leaves: Sequence[bytes],
+    witnessed_note: str,
+    node: NoteVerifier,
+    witness: NoteVerifier,
+) -> list[Problem]:
+    """Compare the leaves a node served with the checkpoint a witness cosigned.
+
+    A node could show auditors a history other than the one it gave its witnesses; a
+    witnessed checkpoint of N leaves pins the first N leaves, so their root must match
+    (and the node must not show fewer). Problems are LOG_REWRITTEN (keep the evidence),
+    or BAD_SIGNATURE when the note is not signed by both the node and the witness.
+    """
+    try:
+        checkpoint, opened = open_checkpoint(witnessed_note, [node, witness], origin=node.name)
+    except ChildregError as exc:
+        return [Problem(BAD_SIGNATURE, f"the witness's checkpoint does not open: {exc}")]
+    if {node.name, witness.name} - set(opened.verified_by):
+        return [
+            Problem(BAD_SIGNATURE, "the witness's checkpoint lacks the node's or its own signature")
+        ]
+    if checkpoint.size > len(leaves):
+        return [
+            Problem(
+                LOG_REWRITTEN,
+                f"witness {witness.name} holds {checkpoint.size} leaves; the node showed "
+                f"only {len(leaves)}",
+            )
+        ]
+    if merkle.root_from_leaves(list(leaves[: checkpoint.size])) != checkpoint.root:
+        return [
+            Problem(
+                LOG_REWRITTEN,
+                f"the first {checkpoint.size} leaves differ from those witness "
+                f"{witness.name} cosigned",
+            )
+        ]
+    return []

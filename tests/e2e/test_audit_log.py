@@ -170,6 +170,14 @@ def test_an_insider_rewriting_a_past_leaf_is_caught(fed: LocalFederation, tmp_pa
     assert report["ok"] is False
     assert report["rewritten"] is True
     assert any((state / "evidence").iterdir())
+    # An auditor who never saw this log before is not fooled either: the witness holds the
+    # history the node gave it.
+    party_w = fed.witness_party
+    code, out, _ = audit(fed, "verify", "--json", "--witness", party_w.address,
+                         "--witness-key", fed.witness_key,
+                         "--witness-server-name", party_w.server_name)  # fmt: skip
+    assert code == 8
+    assert json.loads(out)["rewritten"] is True
 
 
 def coordinator_evidence(db: Path) -> list[object]:

@@ -1,0 +1,39 @@
+"""An auditor with no saved state still catches a node that shows another history than
+the one its witnesses cosigned (childreg/audit/verify.check_witnessed)."""
+
+from __future__ import annotations
+
+from childreg.audit.note import NoteSigner, NoteVerifier, add_signatures, generate_signer
+from childreg.audit.verify import BAD_SIGNATURE, LOG_REWRITTEN, check_witnessed
+from node.audit import AuditLog
+from node.store.memory import MemoryStore
+
+ACTOR = "spiffe://test.childreg/department-staff/alpha.clerk"
+
+
+def log_with(reads: list[bytes]) -> AuditLog:
+    audit = AuditLog(MemoryStore(), bytes(32), federation="test.childreg", department="alpha")
+    for r in reads:
+        audit.append(actor=ACTOR, action="child.read", request=r, subject=bytes(32))
+    return audit
+
+
+def test_the_witnessed_history_must_be_the_one_shown() -> None:
+    """Same leaves: fine. A fork from leaf 2, or fewer leaves than witnessed: rewritten.
+    A note without the witness's signature: refused."""
+    witness = NoteSigner.from_key_string(generate_signer("witness.test")[0])
+    honest = log_with([b"a", b"b", b"c", b"d", b"e"])
+    note = add_signatures(honest.checkpoint(), witness)
+    node = NoteVerifier.from_key_string(honest.verifier_key)
+    shown = honest.entries(0, honest.size)
+    assert check_witnessed(shown, note, node, witness.verifier()) == []
+    assert check_witnessed([*shown, b"later"], note, node, witness.verifier()) == []
+    fork = log_with([b"a", b"b", b"X", b"d", b"e"])
+    codes = [p.code for p in check_witnessed(fork.entries(0, 5), note, node, witness.verifier())]
+    assert codes == [LOG_REWRITTEN]
+    short = [p.code for p in check_witnessed(shown[:3], note, node, witness.verifier())]
+    assert short == [LOG_REWRITTEN]
+    unsigned = [
+        p.code for p in check_witnessed(shown, honest.checkpoint(), node, witness.verifier())
+    ]
+    assert unsigned == [BAD_SIGNATURE]
