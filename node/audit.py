@@ -143,15 +143,20 @@ class AuditLog:
             )
         return self._store.audit_leaves(start, end)
 
+    def leaves(self) -> list[bytes]:
+        """Every leaf, in order (read in pages)."""
+        size = self._store.audit_size()
+        return [
+            body
+            for start in range(0, size, MAX_ENTRIES)
+            for body in self._store.audit_leaves(start, min(start + MAX_ENTRIES, size))
+        ]
+
     def events_about(self, subject: bytes) -> list[AuditEvent]:
         """Every leaf naming this pseudonym, oldest first (a guardian's access report)."""
-        wanted, size, found = subject.hex(), self._store.audit_size(), []
-        for start in range(0, size, MAX_ENTRIES):
-            for body in self._store.audit_leaves(start, min(start + MAX_ENTRIES, size)):
-                event = AuditEvent.from_bytes(body)
-                if event.subject == wanted:
-                    found.append(event)
-        return found
+        wanted = subject.hex()
+        events = (AuditEvent.from_bytes(body) for body in self.leaves())
+        return [e for e in events if e.subject == wanted]
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""

@@ -49,7 +49,7 @@ from childreg.errors import InvalidInput
 from childreg.pki import SpiffeId
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
-from tools.client import EXIT_USAGE, CliError, Endpoint, rpc_failure
+from tools.client import EXIT_UNVERIFIED, EXIT_USAGE, CliError, Endpoint, rpc_failure
 from tools.options import IdentityOpt, JsonOpt, ServerNameOpt, TimeoutOpt
 
 app = typer.Typer(
@@ -60,7 +60,6 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 #: Exit code when a log or an evidence bundle does not verify.
-EXIT_UNVERIFIED = 8
 #: Leaves asked for per GetEntries call (the node's limit).
 PAGE = 1000
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -233,3 +234,31 @@ def test_a_padded_id_is_logged_under_the_childs_pseudonym(
     servicer.GetChild(pb.ChildRef(child_id=" C00001\t"), Context())  # type: ignore[arg-type]
     subject = keyring.pseudonym("C00001")
     assert [e.action for e in audit.events_about(subject)] == ["child.register", "child.read"]
+
+
+def test_with_the_database_read_only_a_read_returns_nothing(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    """The real thing, not a stand-in exception: the node's database turned read-only
+    (``query_only``) under a running servicer — the read fails and returns no record, the
+    change fails and nothing is stored."""
+    import sqlcipher3
+
+    from node.store.sqlcipher import SqlCipherStore
+
+    store = SqlCipherStore.open(tmp_path / "node.db", keyring.db_key_hex(), create=True)
+    try:
+        audit = AuditLog(store, bytes(32), federation="test.childreg", department="alpha")
+        servicer = RecordsServicer(Registry(store, keyring), Audited(store, keyring, audit))
+        servicer.RegisterChild(convert.child_to_proto(child()), Context())  # type: ignore[arg-type]
+        store._conn.set_authorizer(None)
+        store._conn.execute("PRAGMA query_only = ON")
+        with pytest.raises(sqlcipher3.OperationalError):
+            servicer.GetChild(pb.ChildRef(child_id="C00001"), Context())  # type: ignore[arg-type]
+        with pytest.raises(sqlcipher3.OperationalError):
+            servicer.RegisterChild(convert.child_to_proto(child("C00002")), Context())  # type: ignore[arg-type]
+        assert store.child_count() == 1
+        assert audit.size == 1
+    finally:
+        store._conn.execute("PRAGMA query_only = OFF")
+        store.close()
