@@ -28,8 +28,8 @@ from node.audit import AuditLog
 from node.audit_servicer import AuditLogServicer
 from node.store.memory import MemoryStore
 from tests.conftest import FEDERATION, IssueFn, tls
-from tools.cli_audit import EXIT_UNVERIFIED, app
-from tools.client import EXIT_REFUSED, EXIT_USAGE, CliError
+from tools.cli_audit import app
+from tools.client import EXIT_REFUSED, EXIT_UNVERIFIED, EXIT_USAGE, CliError
 
 DEPARTMENT = "alpha"
 SERVER_NAME = f"{DEPARTMENT}.node.{FEDERATION}"
