@@ -74,6 +74,9 @@ class NodeConfig(ServiceSettings):
     #: How often the audit log is checkpointed and given to the witnesses (seconds).
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0, le=86_400)
     witnesses: tuple[WitnessEndpoint, ...] = ()
+    #: Disclosures (school extracts) are refused when no witness has cosigned a checkpoint
+    #: for this long (fail closed; Checkpointer.require_recent_witness).
+    witness_max_age_seconds: float = Field(default=3600.0, gt=0, le=30 * 86_400)
 
     @field_validator("max_snapshot_rho", mode="before")
     @classmethod
