@@ -56,6 +56,8 @@ _NID_PERSON: Final = b"childreg-nid"
 _PSEUDONYM_PERSON: Final = b"childreg-pseudo"
 _NOISE_PERSON: Final = b"childreg-noise"
 _AUDIT_PERSON: Final = b"childreg-audit"
+_GRANT_PERSON: Final = b"childreg-grant"
+_EXTRACT_PERSON: Final = b"childreg-extract"
 
 KekKind = Literal["passphrase", "key_file"]
 _KIND_WORDS: Final[dict[str, str]] = {"passphrase": "a passphrase", "key_file": "a key file"}
@@ -395,6 +397,14 @@ class Keyring:
         recoverable from the keyring and its KEK, never stored in the clear.
         """
         return self._keyed_hash("audit-log-signing-key", _AUDIT_PERSON)
+
+    def grant_hash(self, grant: str) -> bytes:
+        """Keyed BLAKE2b-256 of a school's grant: the node stores this, never the grant."""
+        return self._keyed_hash(grant, _GRANT_PERSON)
+
+    def extract_signing_seed(self) -> bytes:
+        """The 32-byte Ed25519 seed of the key that signs extracts (its own domain)."""
+        return self._keyed_hash("extract-signing-key", _EXTRACT_PERSON)
 
     def _keyed_hash(self, value: str, person: bytes) -> bytes:
         # Standard keyed BLAKE2b (the same function as libsodium's generichash), via

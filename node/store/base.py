@@ -55,6 +55,28 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
+class StoredConsent:
+    """A guardian's consent to share one purpose's fields with one school.
+
+    ``grant_hash`` is a keyed hash of the grant handed to the school (the grant itself is
+    never stored); ``sealed_guardian`` the guardian's name sealed under the child's key.
+    """
+
+    consent_id: str
+    child_id: str
+    purpose: str
+    school: str
+    valid_from: dt.date
+    valid_until: dt.date
+    evidence_ref: str
+    granted_at: dt.datetime
+    granted_by: str
+    grant_hash: bytes
+    sealed_guardian: bytes
+    withdrawn_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
 class StoredPlacement:
     """A child's form of education in one academic year (one per child and year)."""
 
@@ -297,6 +319,26 @@ class RecordStore(ABC):
     @abstractmethod
     def audit_checkpoint(self, size: int | None = None) -> tuple[int, str] | None:
         """The checkpoint of ``size`` (default: the latest), or None."""
+
+    @abstractmethod
+    def insert_consent(self, consent: StoredConsent) -> None:
+        """Add a consent; AlreadyExists if its id or grant hash is taken."""
+
+    @abstractmethod
+    def get_consent(self, consent_id: str) -> StoredConsent | None:
+        """One consent by id, or None."""
+
+    @abstractmethod
+    def consent_by_grant(self, grant_hash: bytes) -> StoredConsent | None:
+        """The consent a grant belongs to, or None."""
+
+    @abstractmethod
+    def consents_of(self, child_id: str) -> list[StoredConsent]:
+        """A child's consents, oldest first."""
+
+    @abstractmethod
+    def withdraw_consent(self, consent_id: str, at: dt.datetime) -> bool:
+        """Mark a standing consent withdrawn; False if absent or withdrawn already."""
 
     @abstractmethod
     def catalogue_versions(self) -> dict[int, str]:

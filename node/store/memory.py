@@ -25,6 +25,7 @@ from node.store.base import (
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
+    StoredConsent,
     StoredImport,
     StoredPlacement,
 )
@@ -41,6 +42,7 @@ class _State:
     leaves: list[bytes] = field(default_factory=list)
     hashes: dict[tuple[int, int], bytes] = field(default_factory=dict)
     checkpoints: dict[int, str] = field(default_factory=dict)
+    consents: dict[str, StoredConsent] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -53,6 +55,7 @@ class _State:
             list(self.leaves),
             dict(self.hashes),
             dict(self.checkpoints),
+            dict(self.consents),
         )
 
 
@@ -317,6 +320,43 @@ class MemoryStore(RecordStore):
                 return None
             key = max(held) if size is None else size
             return (key, held[key]) if key in held else None
+
+    def insert_consent(self, consent: StoredConsent) -> None:
+        """Add a consent; AlreadyExists if its id or grant hash is taken."""
+        with self._lock:
+            state = self._writable()
+            if consent.consent_id in state.consents or any(
+                c.grant_hash == consent.grant_hash for c in state.consents.values()
+            ):
+                raise AlreadyExists("a consent with this id or grant exists")
+            state.consents[consent.consent_id] = consent
+
+    def get_consent(self, consent_id: str) -> StoredConsent | None:
+        """One consent by id, or None."""
+        with self._lock:
+            return self._live().consents.get(consent_id)
+
+    def consent_by_grant(self, grant_hash: bytes) -> StoredConsent | None:
+        """The consent a grant belongs to, or None."""
+        with self._lock:
+            found = [c for c in self._live().consents.values() if c.grant_hash == grant_hash]
+            return found[0] if found else None
+
+    def consents_of(self, child_id: str) -> list[StoredConsent]:
+        """A child's consents, oldest first."""
+        with self._lock:
+            found = [c for c in self._live().consents.values() if c.child_id == child_id]
+            return sorted(found, key=lambda c: (c.granted_at, c.consent_id))
+
+    def withdraw_consent(self, consent_id: str, at: dt.datetime) -> bool:
+        """Mark a standing consent withdrawn; False if absent or withdrawn already."""
+        with self._lock:
+            state = self._writable()
+            held = state.consents.get(consent_id)
+            if held is None or held.withdrawn_at is not None:
+                return False
+            state.consents[consent_id] = dataclasses.replace(held, withdrawn_at=at)
+            return True
 
     def catalogue_versions(self) -> dict[int, str]:
         """Every catalogue version the ledger holds (any snapshot), with its digest."""

@@ -134,6 +134,35 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             ),
         ),
     ),
+    Migration(
+        5,
+        "guardians' consents and the grants that schools hold",
+        (
+            """CREATE TABLE consent (
+                consent_id TEXT PRIMARY KEY,
+                child_id TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                school TEXT NOT NULL,
+                valid_from TEXT NOT NULL,
+                valid_until TEXT NOT NULL,
+                evidence_ref TEXT NOT NULL,
+                granted_at TEXT NOT NULL,
+                granted_by TEXT NOT NULL,
+                grant_hash BLOB NOT NULL UNIQUE,
+                sealed_guardian BLOB NOT NULL,
+                withdrawn_at TEXT
+            )""",
+            "CREATE INDEX consent_by_child ON consent(child_id, granted_at)",
+            """CREATE TRIGGER consent_no_delete BEFORE DELETE ON consent
+               BEGIN SELECT RAISE(ABORT, 'consents are kept'); END""",
+            """CREATE TRIGGER consent_only_withdrawn BEFORE UPDATE ON consent
+               WHEN OLD.withdrawn_at IS NOT NULL OR NEW.consent_id IS NOT OLD.consent_id
+                 OR NEW.child_id IS NOT OLD.child_id OR NEW.purpose IS NOT OLD.purpose
+                 OR NEW.school IS NOT OLD.school OR NEW.valid_from IS NOT OLD.valid_from
+                 OR NEW.valid_until IS NOT OLD.valid_until OR NEW.grant_hash IS NOT OLD.grant_hash
+               BEGIN SELECT RAISE(ABORT, 'a consent can only be withdrawn, once'); END""",
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

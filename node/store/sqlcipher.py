@@ -45,6 +45,7 @@ from node.store.base import (
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
+    StoredConsent,
     StoredImport,
     StoredPlacement,
 )
@@ -695,6 +696,85 @@ class SqlCipherStore(RecordStore):
         else:
             rows = self._query("SELECT size, note FROM audit_checkpoint WHERE size = ?", (size,))
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    _CONSENT_COLUMNS = (
+        "consent_id, child_id, purpose, school, valid_from, valid_until, evidence_ref,"
+        " granted_at, granted_by, grant_hash, sealed_guardian, withdrawn_at"
+    )
+
+    def insert_consent(self, consent: StoredConsent) -> None:
+        """Add a consent; AlreadyExists if its id or grant hash is taken."""
+        self._not_viewing()
+        with self._lock:
+            try:
+                self._conn.execute(
+                    f"INSERT INTO consent({self._CONSENT_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        consent.consent_id,
+                        consent.child_id,
+                        consent.purpose,
+                        consent.school,
+                        consent.valid_from.isoformat(),
+                        consent.valid_until.isoformat(),
+                        consent.evidence_ref,
+                        consent.granted_at.isoformat(),
+                        consent.granted_by,
+                        consent.grant_hash,
+                        consent.sealed_guardian,
+                        None if consent.withdrawn_at is None else consent.withdrawn_at.isoformat(),
+                    ),
+                )
+            except sqlcipher3.IntegrityError:
+                raise AlreadyExists("a consent with this id or grant exists") from None
+
+    def _consents(self, where: str, params: tuple[Any, ...]) -> list[StoredConsent]:
+        rows = self._query(
+            f"SELECT {self._CONSENT_COLUMNS} FROM consent WHERE {where}"
+            " ORDER BY granted_at, consent_id",
+            params,
+        )
+        return [
+            StoredConsent(
+                consent_id=str(r[0]),
+                child_id=str(r[1]),
+                purpose=str(r[2]),
+                school=str(r[3]),
+                valid_from=dt.date.fromisoformat(str(r[4])),
+                valid_until=dt.date.fromisoformat(str(r[5])),
+                evidence_ref=str(r[6]),
+                granted_at=dt.datetime.fromisoformat(str(r[7])),
+                granted_by=str(r[8]),
+                grant_hash=bytes(r[9]),
+                sealed_guardian=bytes(r[10]),
+                withdrawn_at=None if r[11] is None else dt.datetime.fromisoformat(str(r[11])),
+            )
+            for r in rows
+        ]
+
+    def get_consent(self, consent_id: str) -> StoredConsent | None:
+        """One consent by id, or None."""
+        found = self._consents("consent_id = ?", (consent_id,))
+        return found[0] if found else None
+
+    def consent_by_grant(self, grant_hash: bytes) -> StoredConsent | None:
+        """The consent a grant belongs to, or None."""
+        found = self._consents("grant_hash = ?", (grant_hash,))
+        return found[0] if found else None
+
+    def consents_of(self, child_id: str) -> list[StoredConsent]:
+        """A child's consents, oldest first."""
+        return self._consents("child_id = ?", (child_id,))
+
+    def withdraw_consent(self, consent_id: str, at: dt.datetime) -> bool:
+        """Mark a standing consent withdrawn; False if absent or withdrawn already."""
+        self._not_viewing()
+        with self._lock:
+            cursor = self._conn.execute(
+                "UPDATE consent SET withdrawn_at = ? WHERE consent_id = ? AND withdrawn_at IS NULL",
+                (at.isoformat(), consent_id),
+            )
+            return bool(cursor.rowcount)
 
     def catalogue_versions(self) -> dict[int, str]:
         """Every catalogue version the ledger holds (any snapshot), with its digest."""
