@@ -77,6 +77,7 @@ class Audited:
         child_id: str | None = None,
         *,
         purpose: str = "",
+        grant: str = "",
     ) -> T:
         """Compute the answer, commit its leaf, and only then return it (write-ahead)."""
         actor = peer_identity(context)
@@ -84,10 +85,15 @@ class Audited:
         try:
             result = fn()
         except ChildregError as exc:
-            self._failed(actor, action, subject, request, exc, purpose=purpose)
+            self._failed(actor, action, subject, request, exc, purpose=purpose, grant=grant)
             raise
         self._audit.append(
-            actor=actor, action=action, subject=subject, request=request, purpose=purpose
+            actor=actor,
+            action=action,
+            subject=subject,
+            request=request,
+            purpose=purpose,
+            grant=grant,
         )
         return result
 
@@ -106,6 +112,7 @@ class Audited:
         exc: ChildregError,
         *,
         purpose: str = "",
+        grant: str = "",
     ) -> None:
         self._audit.append(
             actor=actor,
@@ -114,6 +121,7 @@ class Audited:
             request=request,
             outcome=status_for(exc).name,
             purpose=purpose,
+            grant=grant,
         )
 
 
