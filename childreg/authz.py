@@ -32,6 +32,7 @@ from childreg.revocation import RevocationCheck
 STAFF: Final = "department-staff"
 _RECORDS = "/childreg.v1.RecordsService/"
 _HEALTH = "/grpc.health.v1.Health/"
+_CONSENT = "/childreg.v1.ConsentService/"
 
 #: The single authorization table: full gRPC method name -> roles allowed to call it.
 RULES: Final[Mapping[str, frozenset[str]]] = {
@@ -47,6 +48,12 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
             "BulkImport",
         )
     },
+    **{
+        _CONSENT + m: frozenset({STAFF})
+        for m in ("GrantConsent", "WithdrawConsent", "GetConsent", "ListConsents")
+    },
+    # A school asks for an extract with the grant it holds (checked against its identity).
+    "/childreg.v1.ExtractService/GetExtract": frozenset({"school"}),
     "/childreg.v1.StatisticsService/NoisyTable": frozenset({"coordinator"}),
     **{
         "/childreg.v1.NationalStatisticsService/" + m: frozenset({"statistician"})
@@ -71,7 +78,9 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
 }
 
 #: Methods whose callers, when department staff, must belong to the serving department.
-DEPARTMENT_SCOPED: Final = frozenset(m for m in RULES if m.startswith(_RECORDS))
+DEPARTMENT_SCOPED: Final = frozenset(
+    m for m in RULES if m.startswith(_RECORDS) or m.startswith(_CONSENT)
+)
 
 
 @dataclass(frozen=True)

@@ -169,9 +169,13 @@ class LocalFederation:
 
     def issue_statistician(self, ident: str) -> Path:
         """Issue another statistician's identity; returns its directory."""
+        return self.issue_identity("statistician", ident)
+
+    def issue_identity(self, role: str, ident: str) -> Path:
+        """Issue an identity of ``role`` (a school, another statistician…); its directory."""
         ca = CertificateAuthority.load(self.root / "ca")
-        ca.issue("statistician", ident, self.identity(f"statistician-{ident}"))
-        return self.identity(f"statistician-{ident}")
+        ca.issue(role, ident, self.identity(f"{role}-{ident}"))
+        return self.identity(f"{role}-{ident}")
 
     def setup(self) -> None:
         """Make the CA, the statistics authority and catalogue, identities, keys, nodes."""
