@@ -76,20 +76,18 @@ class AuditLogServicer(apb_grpc.AuditLogServiceServicer):
         """A lower bound of the log's size once this call's leaf is appended."""
         return self._log.size + 1
 
-    def LatestCheckpoint(  # noqa: N802 - the name is fixed by the proto
+    def LatestCheckpoint(
         self, request: apb.CheckpointRequest, context: grpc.ServicerContext
     ) -> apb.SignedCheckpoint:
         self._record(request, context)
         return apb.SignedCheckpoint(note=self._log.checkpoint())
 
-    def GetEntries(  # noqa: N802 - the name is fixed by the proto
-        self, request: apb.EntriesRequest, context: grpc.ServicerContext
-    ) -> apb.Entries:
+    def GetEntries(self, request: apb.EntriesRequest, context: grpc.ServicerContext) -> apb.Entries:
         start, end = request.start, request.end
         self._record(request, context, _entries_problem(start, end, self._at_least()))
         return apb.Entries(start=start, leaves=self._log.entries(start, end))
 
-    def InclusionProof(  # noqa: N802 - the name is fixed by the proto
+    def InclusionProof(
         self, request: apb.InclusionRequest, context: grpc.ServicerContext
     ) -> apb.Proof:
         index, tree_size = request.index, request.tree_size
@@ -99,7 +97,7 @@ class AuditLogServicer(apb_grpc.AuditLogServiceServicer):
         self._record(request, context, problem)
         return apb.Proof(hashes=self._log.inclusion_proof(index, tree_size))
 
-    def ConsistencyProof(  # noqa: N802 - the name is fixed by the proto
+    def ConsistencyProof(
         self, request: apb.ConsistencyRequest, context: grpc.ServicerContext
     ) -> apb.Proof:
         old_size, new_size = request.old_size, request.new_size

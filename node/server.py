@@ -24,11 +24,13 @@ from childreg.service import (
     wait_for_signal,
     write_ready_file,
 )
-from childreg.v1 import audit_pb2_grpc, records_pb2_grpc, statistics_pb2_grpc
+from childreg.v1 import audit_pb2_grpc, consent_pb2_grpc, records_pb2_grpc, statistics_pb2_grpc
 from node.audit import AuditLog
 from node.audit_servicer import AuditLogServicer
 from node.checkpointer import Checkpointer
 from node.config import NodeConfig
+from node.consent import ConsentDesk
+from node.consent_servicer import ConsentServicer
 from node.keys import KekSource, Keyring
 from node.privacy import StatisticsDesk
 from node.records import Registry
@@ -41,6 +43,7 @@ SERVICES = (
     "childreg.v1.RecordsService",
     "childreg.v1.StatisticsService",
     "childreg.v1.AuditLogService",
+    "childreg.v1.ConsentService",
 )
 
 
@@ -129,6 +132,9 @@ def start_node(config: NodeConfig) -> NodeApp:
                 StatisticsServicer(desk, audited), server
             )
             audit_pb2_grpc.add_AuditLogServiceServicer_to_server(AuditLogServicer(audit), server)
+            consent_pb2_grpc.add_ConsentServiceServicer_to_server(
+                ConsentServicer(ConsentDesk(store, keyring, federation), audited), server
+            )
 
         def on_denied(method: str, peer: str, status: str) -> None:
             audit.append(actor=peer, action="denied", purpose=method, outcome=status)

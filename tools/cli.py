@@ -5,6 +5,7 @@
     childreg stats …        national statisticians: tables
     childreg pki …          the federation operator: CA and identities
     childreg audit …        auditors: verify, search, report a node's access log; witnesses
+    childreg consent …      department staff: guardians' consents, grants and receipts
     childreg synth          synthetic departments modelled on published figures
     childreg demo           a whole local federation, end to end
     childreg bench          measured speed against physical limits
@@ -22,7 +23,16 @@ import typer
 from rich.console import Console
 
 from childreg.errors import ChildregError, InvalidInput, KeyProblem
-from tools import cli_audit, cli_coordinator, cli_node, cli_pki, cli_stats, cli_tools, cli_witness
+from tools import (
+    cli_audit,
+    cli_consent,
+    cli_coordinator,
+    cli_node,
+    cli_pki,
+    cli_stats,
+    cli_tools,
+    cli_witness,
+)
 from tools.client import EXIT_INTERNAL, CliError, exit_code_for
 
 app = typer.Typer(
@@ -39,6 +49,7 @@ app.add_typer(cli_stats.app, name="stats")
 app.add_typer(cli_pki.app, name="pki")
 cli_audit.app.add_typer(cli_witness.app, name="witness")
 app.add_typer(cli_audit.app, name="audit")
+app.add_typer(cli_consent.app, name="consent")
 cli_tools.register(app)
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,0 +1,70 @@
+"""The gRPC face of school extracts: one audit leaf per call, committed before the answer.
+
+Why: every extract and every refusal must appear exactly once in the node's audit log
+with the grant reference and outcome. :class:`~node.servicer.Audited` fixes the subject
+before the call runs, but an extract learns its child only from the grant, so this
+servicer writes its leaf itself: a refusal before the grant lookup has no subject; after
+it, the leaf names the child's pseudonym and the grant reference (never the grant). The
+leaf of a granted extract is committed before the sealed bytes are returned
+(write-ahead): if the log cannot be written, the school gets an error and no data.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from childreg.errors import ChildregError, status_for
+from childreg.ratelimit import RateLimiter
+from childreg.rpc import peer_identity
+from childreg.v1 import consent_pb2 as cpb
+from childreg.v1 import consent_pb2_grpc as cpb_grpc
+from node.audit import AuditLog
+from node.extract import Attempt, ExtractDesk
+from node.keys import Keyring
+
+ACTION = "extract.disclose"
+
+
+class ExtractServicer(cpb_grpc.ExtractServiceServicer):
+    """Schools' access to the purpose-limited extracts their grants allow."""
+
+    def __init__(
+        self,
+        desk: ExtractDesk,
+        audit: AuditLog,
+        keyring: Keyring,
+        *,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._desk = desk
+        self._audit = audit
+        self._keyring = keyring
+        self._limiter = limiter
+
+    def GetExtract(
+        self, request: cpb.ExtractRequest, context: grpc.ServicerContext
+    ) -> cpb.SealedExtract:
+        actor = peer_identity(context)
+        request_bytes = request.SerializeToString()
+        attempt = Attempt()
+        try:
+            if self._limiter is not None:
+                self._limiter.take(actor)  # per-school rate limit; refusals are logged too
+            sealed, _, _ = self._desk.extract(request.grant, request.recipient_key, actor, attempt)
+        except ChildregError as exc:
+            self._leaf(actor, request_bytes, attempt, status_for(exc).name)
+            raise
+        self._leaf(actor, request_bytes, attempt, "OK")  # committed before we answer
+        return cpb.SealedExtract(sealed=sealed)
+
+    def _leaf(self, actor: str, request: bytes, attempt: Attempt, outcome: str) -> None:
+        subject = self._keyring.pseudonym(attempt.child_id) if attempt.child_id else None
+        self._audit.append(
+            actor=actor,
+            action=ACTION,
+            subject=subject,
+            request=request,
+            outcome=outcome,
+            purpose=attempt.purpose,
+            grant=attempt.grant_ref,
+        )

@@ -1,0 +1,186 @@
+"""The extract format (docs/extracts.md) opened by a program that knows only the document.
+
+``standalone_open`` below uses nothing but PyNaCl, json and base64, as another school
+system would; it and ``childreg.extract_format.open_extract`` must both accept a real
+extract and refuse a damaged, re-sealed, foreign, expired or wrongly signed one.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from typing import Any
+
+import nacl.exceptions
+import nacl.public
+import nacl.signing
+import pytest
+
+from childreg.errors import ChildregError, InvalidInput, PermissionDenied
+from childreg.extract_format import open_extract
+from node.extract import extract_verify_key
+from node.keys import Keyring
+from node.store.base import RecordStore
+from tests.unit.test_extract import NOW, OTHER_SCHOOL, SCHOOL, Node
+
+
+def standalone_open(
+    sealed: bytes, private_key: bytes, node_key_b64: str, audience: str, now_rfc3339: str
+) -> dict[str, Any]:
+    """Open and verify an extract from the documented format alone (no childreg code)."""
+    box = nacl.public.SealedBox(nacl.public.PrivateKey(private_key))
+    envelope = json.loads(box.decrypt(sealed))
+    node_key = base64.b64decode(node_key_b64)
+    if base64.b64decode(envelope["signer"]) != node_key:
+        raise ValueError("not signed by the node's key")
+    payload = envelope["payload"].encode("utf-8")
+    signature = base64.b64decode(envelope["signature"])
+    nacl.signing.VerifyKey(node_key).verify(b"childreg-extract-v1\n" + payload, signature)
+    body: dict[str, Any] = json.loads(payload)
+    own_public = base64.b64encode(bytes(nacl.public.PrivateKey(private_key).public_key))
+    if body["type"] != "childreg.extract" or body["v"] != 1:
+        raise ValueError("not an extract")
+    if body["recipient_key"] != own_public.decode() or body["audience"] != audience:
+        raise ValueError("not for us")
+    if now_rfc3339 > body["expires_at"]:
+        raise ValueError("expired")
+    return body
+
+
+@pytest.fixture
+def node(store: RecordStore, keyring: Keyring) -> Node:
+    return Node(store, keyring)
+
+
+def _sealed(node: Node) -> bytes:
+    return node.desk.extract(node.grant, node.public, SCHOOL)[0]
+
+
+def _node_key_b64(node: Node) -> str:
+    return base64.b64encode(extract_verify_key(node.keyring)).decode()
+
+
+def test_a_standalone_program_opens_and_verifies_an_extract(node: Node) -> None:
+    sealed = _sealed(node)
+    body = standalone_open(
+        sealed, bytes(node.school_key), _node_key_b64(node), SCHOOL, "2024-10-01T12:00:00Z"
+    )
+    verify_key = extract_verify_key(node.keyring)
+    assert body == open_extract(sealed, node.school_key, verify_key, SCHOOL, NOW)
+    assert body["child"]["given_name"] == "Aysel"
+
+
+def test_flipping_any_byte_makes_opening_fail(node: Node) -> None:
+    sealed = _sealed(node)
+    positions = sorted(
+        {0, 1, 31, 32, 33, 47, 48, len(sealed) // 2, len(sealed) - 1}
+        | set(range(0, len(sealed), max(1, len(sealed) // 40)))
+    )
+    verify_key = extract_verify_key(node.keyring)
+    for at in positions:
+        for flip in (0x01, 0x80):
+            damaged = bytearray(sealed)
+            damaged[at] ^= flip
+            with pytest.raises((nacl.exceptions.CryptoError, ValueError)):
+                standalone_open(
+                    bytes(damaged),
+                    bytes(node.school_key),
+                    _node_key_b64(node),
+                    SCHOOL,
+                    "2024-10-01T12:00:00Z",
+                )
+            with pytest.raises(PermissionDenied):
+                open_extract(bytes(damaged), node.school_key, verify_key, SCHOOL, NOW)
+
+
+def _envelope(node: Node) -> dict[str, Any]:
+    opened: dict[str, Any] = json.loads(
+        nacl.public.SealedBox(node.school_key).decrypt(_sealed(node))
+    )
+    return opened
+
+
+def _seal(envelope: dict[str, Any], to: nacl.public.PublicKey) -> bytes:
+    return nacl.public.SealedBox(to).encrypt(json.dumps(envelope).encode())
+
+
+def test_an_altered_payload_fails_the_signature(node: Node) -> None:
+    envelope = _envelope(node)
+    envelope["payload"] = envelope["payload"].replace("Aysel", "Aysal")
+    with pytest.raises(PermissionDenied, match="signature"):
+        open_extract(
+            _seal(envelope, node.school_key.public_key),
+            node.school_key,
+            extract_verify_key(node.keyring),
+            SCHOOL,
+            NOW,
+        )
+
+
+def test_an_extract_resealed_to_another_school_is_refused(node: Node) -> None:
+    other = nacl.public.PrivateKey.generate()
+    resealed = _seal(_envelope(node), other.public_key)
+    with pytest.raises(PermissionDenied, match="another recipient"):
+        open_extract(resealed, other, extract_verify_key(node.keyring), None, NOW)
+    with pytest.raises(ValueError, match="not for us"):
+        standalone_open(resealed, bytes(other), _node_key_b64(node), SCHOOL, "2024-10-01T12:00:00Z")
+
+
+def test_another_recipient_cannot_unseal(node: Node) -> None:
+    with pytest.raises(PermissionDenied, match="cannot be opened"):
+        open_extract(
+            _sealed(node),
+            nacl.public.PrivateKey.generate(),
+            extract_verify_key(node.keyring),
+            SCHOOL,
+            NOW,
+        )
+
+
+def test_another_audience_is_refused(node: Node) -> None:
+    with pytest.raises(PermissionDenied, match="another school"):
+        open_extract(
+            _sealed(node), node.school_key, extract_verify_key(node.keyring), OTHER_SCHOOL, NOW
+        )
+
+
+def test_an_expired_extract_is_refused(node: Node) -> None:
+    sealed = _sealed(node)
+    key = extract_verify_key(node.keyring)
+    last = dt.datetime(2025, 6, 30, 23, 59, 59, tzinfo=dt.UTC)
+    assert open_extract(sealed, node.school_key, key, SCHOOL, last)
+    with pytest.raises(PermissionDenied, match="expired"):
+        open_extract(sealed, node.school_key, key, SCHOOL, last + dt.timedelta(seconds=1))
+
+
+def test_a_wrong_signer_is_refused(node: Node) -> None:
+    sealed = _sealed(node)
+    impostor = bytes(nacl.signing.SigningKey.generate().verify_key)
+    with pytest.raises(PermissionDenied, match="pinned"):
+        open_extract(sealed, node.school_key, impostor, SCHOOL, NOW)
+    # An impostor signing its own extract with its own key is refused by the pinned key too.
+    envelope = _envelope(node)
+    forger = nacl.signing.SigningKey.generate()
+    payload = envelope["payload"].encode()
+    envelope["signature"] = base64.b64encode(
+        forger.sign(b"childreg-extract-v1\n" + payload).signature
+    ).decode()
+    envelope["signer"] = base64.b64encode(bytes(forger.verify_key)).decode()
+    with pytest.raises(PermissionDenied, match="pinned"):
+        open_extract(
+            _seal(envelope, node.school_key.public_key),
+            node.school_key,
+            extract_verify_key(node.keyring),
+            SCHOOL,
+            NOW,
+        )
+
+
+@pytest.mark.parametrize("junk", [b"", b"x" * 10, b"\x00" * 200])
+def test_junk_is_refused_with_defined_errors(node: Node, junk: bytes) -> None:
+    with pytest.raises(ChildregError):
+        open_extract(junk, node.school_key, extract_verify_key(node.keyring), SCHOOL, NOW)
+    not_json = nacl.public.SealedBox(node.school_key.public_key).encrypt(b"\xff" + junk)
+    with pytest.raises(InvalidInput):
+        open_extract(not_json, node.school_key, extract_verify_key(node.keyring), SCHOOL, NOW)
