@@ -77,6 +77,9 @@ class NodeConfig(ServiceSettings):
     #: Disclosures (school extracts) are refused when no witness has cosigned a checkpoint
     #: for this long (fail closed; Checkpointer.require_recent_witness).
     witness_max_age_seconds: float = Field(default=3600.0, gt=0, le=30 * 86_400)
+    #: Each school's own limit on extract requests (on top of the per-caller RPC limit).
+    extract_rate_per_second: float = Field(default=1.0, gt=0, le=1000)
+    extract_rate_burst: int = Field(default=20, ge=1, le=10_000)
 
     @field_validator("max_snapshot_rho", mode="before")
     @classmethod

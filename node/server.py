@@ -17,6 +17,7 @@ from grpc_health.v1 import health
 from childreg.catalogue import load_verify_key
 from childreg.errors import FailedPrecondition, KeyProblem
 from childreg.pki import IdentityFiles
+from childreg.ratelimit import RateLimit, RateLimiter
 from childreg.service import (
     bound_address,
     set_health,
@@ -31,6 +32,8 @@ from node.checkpointer import Checkpointer
 from node.config import NodeConfig
 from node.consent import ConsentDesk
 from node.consent_servicer import ConsentServicer
+from node.extract import ExtractDesk
+from node.extract_servicer import ExtractServicer
 from node.keys import KekSource, Keyring
 from node.privacy import StatisticsDesk
 from node.records import Registry
@@ -44,6 +47,7 @@ SERVICES = (
     "childreg.v1.StatisticsService",
     "childreg.v1.AuditLogService",
     "childreg.v1.ConsentService",
+    "childreg.v1.ExtractService",
 )
 
 
@@ -123,6 +127,20 @@ def start_node(config: NodeConfig) -> NodeApp:
             department=config.department_id,
         )
         audited = Audited(store, keyring, audit)
+        checkpointer = Checkpointer(
+            audit,
+            IdentityFiles(config.identity_dir),
+            config.witnesses,
+            config.audit_checkpoint_seconds,
+        )
+        # Extracts fail closed: none while no witness has cosigned the log recently.
+        extracts = ExtractDesk(
+            store,
+            keyring,
+            registry,
+            origin=audit.origin,
+            guard=lambda: checkpointer.require_recent_witness(config.witness_max_age_seconds),
+        )
 
         def register(server: grpc.Server) -> None:
             records_pb2_grpc.add_RecordsServiceServicer_to_server(
@@ -135,6 +153,17 @@ def start_node(config: NodeConfig) -> NodeApp:
             consent_pb2_grpc.add_ConsentServiceServicer_to_server(
                 ConsentServicer(ConsentDesk(store, keyring, federation), audited), server
             )
+            consent_pb2_grpc.add_ExtractServiceServicer_to_server(
+                ExtractServicer(
+                    extracts,
+                    audit,
+                    keyring,
+                    limiter=RateLimiter(
+                        RateLimit(config.extract_rate_per_second, config.extract_rate_burst)
+                    ),
+                ),
+                server,
+            )
 
         def on_denied(method: str, peer: str, status: str) -> None:
             audit.append(actor=peer, action="denied", purpose=method, outcome=status)
@@ -145,12 +174,6 @@ def start_node(config: NodeConfig) -> NodeApp:
     except BaseException:
         store.close()
         raise
-    checkpointer = Checkpointer(
-        audit,
-        IdentityFiles(config.identity_dir),
-        config.witnesses,
-        config.audit_checkpoint_seconds,
-    )
     checkpointer.start()
     return NodeApp(server, port, store, health_servicer, audit, checkpointer)
 

@@ -6,6 +6,7 @@
     childreg pki …          the federation operator: CA and identities
     childreg audit …        auditors: verify, search, report a node's access log; witnesses
     childreg consent …      department staff: guardians' consents, grants and receipts
+    childreg extract …      schools: request and open a child's purpose-limited extract
     childreg synth          synthetic departments modelled on published figures
     childreg demo           a whole local federation, end to end
     childreg bench          measured speed against physical limits
@@ -27,6 +28,7 @@ from tools import (
     cli_audit,
     cli_consent,
     cli_coordinator,
+    cli_extract,
     cli_node,
     cli_pki,
     cli_stats,
@@ -50,6 +52,7 @@ app.add_typer(cli_pki.app, name="pki")
 cli_audit.app.add_typer(cli_witness.app, name="witness")
 app.add_typer(cli_audit.app, name="audit")
 app.add_typer(cli_consent.app, name="consent")
+app.add_typer(cli_extract.app, name="extract")
 cli_tools.register(app)
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

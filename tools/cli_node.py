@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import grpc
 import typer
+from nacl.signing import SigningKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
@@ -133,6 +135,15 @@ def audit_key(config: ConfigOpt, as_json: JsonOpt = False) -> None:
     with _opened(cfg) as (_, audit):
         origin, key = audit.origin, audit.verifier_key
     _done(as_json, {"origin": origin, "verifier_key": key}, key)
+
+
+@app.command("extract-key")
+def extract_key(config: ConfigOpt, as_json: JsonOpt = False) -> None:
+    """Print the public key that signs this node's extracts (schools pin it; base64)."""
+    cfg = load_config(NodeConfig, config)
+    with _opened(cfg) as (keyring, _):
+        key = base64.b64encode(bytes(SigningKey(keyring.extract_signing_seed()).verify_key))
+    _done(as_json, {"extract_key": key.decode()}, key.decode())
 
 
 @app.command()

@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import nacl.exceptions
 import nacl.public
 import nacl.signing
 import pytest
+from typer.testing import CliRunner
 
 from childreg.errors import ChildregError, InvalidInput, PermissionDenied
 from childreg.extract_format import open_extract
@@ -23,6 +25,7 @@ from node.extract import extract_verify_key
 from node.keys import Keyring
 from node.store.base import RecordStore
 from tests.unit.test_extract import NOW, OTHER_SCHOOL, SCHOOL, Node
+from tools import cli_extract
 
 
 def standalone_open(
@@ -184,3 +187,40 @@ def test_junk_is_refused_with_defined_errors(node: Node, junk: bytes) -> None:
     not_json = nacl.public.SealedBox(node.school_key.public_key).encrypt(b"\xff" + junk)
     with pytest.raises(InvalidInput):
         open_extract(not_json, node.school_key, extract_verify_key(node.keyring), SCHOOL, NOW)
+
+
+def test_the_documented_snippet_opens_an_extract(node: Node) -> None:
+    """The Python in docs/extracts.md works as printed (up to its file-reading lines)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "extracts.md").read_text("utf-8")
+    code = doc.split("```python\n", 1)[1].split("# The key file", 1)[0]
+    namespace: dict[str, Any] = {}
+    node.grant = node.consent(valid_until=dt.date(2099, 12, 31))  # the snippet uses real time
+    exec(compile(code, "docs/extracts.md", "exec"), namespace)
+    child = namespace["open_extract"](
+        _sealed(node), bytes(node.school_key), _node_key_b64(node), SCHOOL
+    )
+    assert child["given_name"] == "Aysel"
+
+
+def test_cli_keygen_and_open(node: Node, tmp_path: Path) -> None:
+    runner = CliRunner()
+    key_file = tmp_path / "school.key"
+    made = runner.invoke(cli_extract.app, ["keygen", "--out", str(key_file)])
+    assert made.exit_code == 0, made.output
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = cli_extract.read_private_key(key_file)
+    assert made.output.strip() == base64.b64encode(bytes(key.public_key)).decode()
+    node.school_key = key
+    node.grant = node.consent(valid_until=dt.date(2099, 12, 31))  # `open` uses real time
+    sealed_file = tmp_path / "extract.sealed"
+    sealed_file.write_bytes(_sealed(node))
+    common = ["open", str(sealed_file), "--key-file", str(key_file)]
+    common += ["--node-key", _node_key_b64(node)]
+    shown = runner.invoke(cli_extract.app, [*common, "--audience", SCHOOL, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["child"]["given_name"] == "Aysel"
+    table = runner.invoke(cli_extract.app, common)
+    assert table.exit_code == 0
+    assert "Aysel" in table.output
+    foreign = runner.invoke(cli_extract.app, [*common, "--audience", OTHER_SCHOOL])
+    assert isinstance(foreign.exception, PermissionDenied)
