@@ -55,7 +55,7 @@ from node.store.base import (
     StoredPlacement,
 )
 from node.store.sqlcipher import SqlCipherStore
-from tools import bench_audit, synth
+from tools import bench_audit, bench_extract, synth
 from tools.cli_stats import fetch_table
 from tools.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.options import JsonOpt
@@ -88,10 +88,11 @@ class Sizes:
     repeats: int
     audit_appends: int
     proof_leaves: int
+    extract_requests: int
 
 
-FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000)
-QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000)
+FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500)
+QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30)
 
 
 # ----- data ---------------------------------------------------------------------------
@@ -396,6 +397,7 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
                 say, f"(e) proofs from an audit log of {sizes.proof_leaves:,} leaves",
                 lambda: bench_audit.measure_proofs(root, sizes.proof_leaves),
             ),
+            "extracts": bench_extract.measure_extracts(root, sizes.extract_requests, say),
         }  # fmt: skip
 
 
@@ -452,6 +454,14 @@ def render(result: dict[str, Any]) -> Table:
         "",
         "",
         f"≤ {proofs['goal_max_ms']} ms",
+    )
+    ext = result["extracts"]
+    table.add_row(
+        f"school extract, {ext['requests']} requests (p50 / p99)",
+        f"{ext['extract_p50_ms']} / {ext['extract_p99_ms']} ms",
+        f"{ext['commit_p50_ms']} / {ext['commit_p99_ms']} ms bare durable commit",
+        f"{ext['p99_ratio']} (p99)",
+        f"≤ {ext['goal_max_p99_ratio']}",
     )
     mem = result["memory"]
     table.add_row(

@@ -41,3 +41,7 @@ def test_quick_bench_reports_the_three_figures() -> None:
     assert proofs["leaves"] == 10_000
     assert proofs["proof_verifies"] is True
     assert proofs["inclusion_proof_ms"] > 0
+    extracts = data["extracts"]
+    assert extracts["requests"] == 30
+    assert extracts["extract_p99_ms"] >= extracts["extract_p50_ms"] > 0
+    assert extracts["commit_p99_ms"] > 0
