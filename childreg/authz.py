@@ -50,7 +50,13 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
     },
     **{
         _CONSENT + m: frozenset({STAFF})
-        for m in ("GrantConsent", "WithdrawConsent", "GetConsent", "ListConsents")
+        for m in (
+            "GrantConsent",
+            "WithdrawConsent",
+            "GetConsent",
+            "ListConsents",
+            "BreakGlassRead",
+        )
     },
     # A school asks for an extract with the grant it holds (checked against its identity).
     "/childreg.v1.ExtractService/GetExtract": frozenset({"school"}),

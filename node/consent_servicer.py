@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import grpc
 
-from childreg.errors import ChildregError
+from childreg.errors import ChildregError, FailedPrecondition
 from childreg.rpc import peer_identity
 from childreg.v1 import consent_pb2 as cpb
 from childreg.v1 import consent_pb2_grpc as cpb_grpc
+from childreg.v1 import records_pb2 as pb
+from node import convert
+from node.breakglass import BreakGlassDesk, new_breakglass_id
 from node.consent import ConsentDesk
 from node.receipts import Kind, receipt_html, receipt_json
 from node.servicer import Audited
@@ -40,9 +43,31 @@ def consent_to_proto(consent: StoredConsent) -> cpb.Consent:
 class ConsentServicer(cpb_grpc.ConsentServiceServicer):
     """Department staff's consent desk (authorization: childreg.authz RULES)."""
 
-    def __init__(self, desk: ConsentDesk, audited: Audited) -> None:
+    def __init__(
+        self, desk: ConsentDesk, audited: Audited, breakglass: BreakGlassDesk | None = None
+    ) -> None:
         self._desk = desk
         self._audited = audited
+        self._breakglass = breakglass
+
+    def BreakGlassRead(
+        self, request: cpb.BreakGlassRequest, context: grpc.ServicerContext
+    ) -> pb.ChildRecord:
+        """Emergency access: the reason kept sealed, the access a "breakglass.read" leaf."""
+        if self._breakglass is None:
+            raise FailedPrecondition("emergency access is not enabled at this node")
+        desk, ident = self._breakglass, new_breakglass_id()
+        return self._audited.change(
+            context,
+            "breakglass.read",
+            request.SerializeToString(),
+            lambda: convert.child_view_to_proto(
+                desk.read(request.child_id, request.reason, peer_identity(context), ident)
+            ),
+            request.child_id,
+            purpose="emergency",
+            grant=ident,
+        )
 
     def GrantConsent(
         self, request: cpb.ConsentRequest, context: grpc.ServicerContext

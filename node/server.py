@@ -28,6 +28,7 @@ from childreg.service import (
 from childreg.v1 import audit_pb2_grpc, consent_pb2_grpc, records_pb2_grpc, statistics_pb2_grpc
 from node.audit import AuditLog
 from node.audit_servicer import AuditLogServicer
+from node.breakglass import BreakGlassDesk
 from node.checkpointer import Checkpointer
 from node.config import NodeConfig
 from node.consent import ConsentDesk
@@ -151,7 +152,12 @@ def start_node(config: NodeConfig) -> NodeApp:
             )
             audit_pb2_grpc.add_AuditLogServiceServicer_to_server(AuditLogServicer(audit), server)
             consent_pb2_grpc.add_ConsentServiceServicer_to_server(
-                ConsentServicer(ConsentDesk(store, keyring, federation), audited), server
+                ConsentServicer(
+                    ConsentDesk(store, keyring, federation),
+                    audited,
+                    BreakGlassDesk(store, keyring, registry),
+                ),
+                server,
             )
             consent_pb2_grpc.add_ExtractServiceServicer_to_server(
                 ExtractServicer(

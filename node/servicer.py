@@ -49,6 +49,9 @@ class Audited:
         request: bytes | Callable[[], bytes],
         fn: Callable[[], T],
         child_id: str | None = None,
+        *,
+        purpose: str = "",
+        grant: str = "",
     ) -> T:
         """A change and its leaf commit together, or neither does (then a failure leaf).
 
@@ -61,10 +64,15 @@ class Audited:
             with self._store.atomic():
                 result = fn()
                 self._audit.append(
-                    actor=actor, action=action, subject=subject, request=_bytes(request)
+                    actor=actor,
+                    action=action,
+                    subject=subject,
+                    request=_bytes(request),
+                    purpose=purpose,
+                    grant=grant,
                 )
         except ChildregError as exc:
-            self._failed(actor, action, subject, _bytes(request), exc)
+            self._failed(actor, action, subject, _bytes(request), exc, purpose=purpose, grant=grant)
             raise
         return result
 

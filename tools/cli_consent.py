@@ -14,6 +14,7 @@ from typing import Annotated
 
 import grpc
 import typer
+from google.protobuf.json_format import MessageToJson
 from rich.console import Console
 
 from childreg.secretfile import write_private
@@ -202,3 +203,27 @@ def show(
         return
     for key, value in data.items():
         typer.echo(f"{key}: {value or '-'}")
+
+
+@app.command("break-glass")
+def break_glass(
+    child_id: Annotated[str, typer.Argument(help="The child's id at this department.")],
+    reason: Annotated[
+        str, typer.Option(help="Why this emergency access is needed (20–500 characters).")
+    ],
+    node: NodeOpt,
+    identity: IdentityOpt,
+    server_name: ServerNameOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Emergency access to a child's whole record: the reason is kept (sealed) at the node,
+    and the access is logged as break-glass for the auditors' report. Prints the record."""
+    channel, stub = _stub(Endpoint(node, identity, server_name, timeout))
+    with channel:
+        try:
+            record = stub.BreakGlassRead(
+                cpb.BreakGlassRequest(child_id=child_id, reason=reason), timeout=timeout
+            )
+        except grpc.RpcError as e:
+            raise rpc_failure(e, "break-glass access", node) from None
+    typer.echo(MessageToJson(record, preserving_proto_field_name=True))

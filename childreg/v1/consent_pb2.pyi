@@ -229,6 +229,32 @@ class ConsentReceipt(_message.Message):
 Global___ConsentReceipt: _TypeAlias = ConsentReceipt  # noqa: Y015
 
 @_typing.final
+class BreakGlassRequest(_message.Message):
+    """A department officer's emergency access: the reason is mandatory, kept sealed at the
+    node, and the access is a "breakglass.read" leaf that `childreg audit report` lists.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHILD_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    child_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        child_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BreakGlassRequest: _TypeAlias = BreakGlassRequest  # noqa: Y015
+
+@_typing.final
 class ExtractRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

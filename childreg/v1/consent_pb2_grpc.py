@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from childreg.v1 import consent_pb2 as childreg_dot_v1_dot_consent__pb2
+from childreg.v1 import records_pb2 as childreg_dot_v1_dot_records__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -55,6 +56,11 @@ class ConsentServiceStub:
                 request_serializer=childreg_dot_v1_dot_consent__pb2.ChildConsentsRequest.SerializeToString,
                 response_deserializer=childreg_dot_v1_dot_consent__pb2.Consents.FromString,
                 _registered_method=True)
+        self.BreakGlassRead = channel.unary_unary(
+                '/childreg.v1.ConsentService/BreakGlassRead',
+                request_serializer=childreg_dot_v1_dot_consent__pb2.BreakGlassRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_records__pb2.ChildRecord.FromString,
+                _registered_method=True)
 
 
 class ConsentServiceServicer:
@@ -85,6 +91,12 @@ class ConsentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BreakGlassRead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConsentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +119,11 @@ def add_ConsentServiceServicer_to_server(servicer, server):
                     servicer.ListConsents,
                     request_deserializer=childreg_dot_v1_dot_consent__pb2.ChildConsentsRequest.FromString,
                     response_serializer=childreg_dot_v1_dot_consent__pb2.Consents.SerializeToString,
+            ),
+            'BreakGlassRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.BreakGlassRead,
+                    request_deserializer=childreg_dot_v1_dot_consent__pb2.BreakGlassRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_records__pb2.ChildRecord.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +235,33 @@ class ConsentService:
             '/childreg.v1.ConsentService/ListConsents',
             childreg_dot_v1_dot_consent__pb2.ChildConsentsRequest.SerializeToString,
             childreg_dot_v1_dot_consent__pb2.Consents.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BreakGlassRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.ConsentService/BreakGlassRead',
+            childreg_dot_v1_dot_consent__pb2.BreakGlassRequest.SerializeToString,
+            childreg_dot_v1_dot_records__pb2.ChildRecord.FromString,
             options,
             channel_credentials,
             insecure,

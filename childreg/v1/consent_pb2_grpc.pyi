@@ -11,6 +11,7 @@ leaf of the node's audit log.
 """
 
 from childreg.v1 import consent_pb2 as _consent_pb2
+from childreg.v1 import records_pb2 as _records_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -44,6 +45,7 @@ class ConsentServiceStub:
     WithdrawConsent: _grpc.UnaryUnaryMultiCallable[_consent_pb2.WithdrawRequest, _consent_pb2.ConsentReceipt]
     GetConsent: _grpc.UnaryUnaryMultiCallable[_consent_pb2.ConsentRef, _consent_pb2.Consent]
     ListConsents: _grpc.UnaryUnaryMultiCallable[_consent_pb2.ChildConsentsRequest, _consent_pb2.Consents]
+    BreakGlassRead: _grpc.UnaryUnaryMultiCallable[_consent_pb2.BreakGlassRequest, _records_pb2.ChildRecord]
 
 @_typing.type_check_only
 class ConsentServiceAsyncStub(ConsentServiceStub):
@@ -54,6 +56,7 @@ class ConsentServiceAsyncStub(ConsentServiceStub):
     WithdrawConsent: _aio.UnaryUnaryMultiCallable[_consent_pb2.WithdrawRequest, _consent_pb2.ConsentReceipt]  # type: ignore[assignment]
     GetConsent: _aio.UnaryUnaryMultiCallable[_consent_pb2.ConsentRef, _consent_pb2.Consent]  # type: ignore[assignment]
     ListConsents: _aio.UnaryUnaryMultiCallable[_consent_pb2.ChildConsentsRequest, _consent_pb2.Consents]  # type: ignore[assignment]
+    BreakGlassRead: _aio.UnaryUnaryMultiCallable[_consent_pb2.BreakGlassRequest, _records_pb2.ChildRecord]  # type: ignore[assignment]
 
 class ConsentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by a department's node: consents to its staff, extracts to schools."""
@@ -85,6 +88,13 @@ class ConsentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _consent_pb2.ChildConsentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_consent_pb2.Consents, _abc.Awaitable[_consent_pb2.Consents]]: ...
+
+    @_abc_1.abstractmethod
+    def BreakGlassRead(
+        self,
+        request: _consent_pb2.BreakGlassRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_records_pb2.ChildRecord, _abc.Awaitable[_records_pb2.ChildRecord]]: ...
 
 def add_ConsentServiceServicer_to_server(servicer: ConsentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -77,6 +77,17 @@ class StoredConsent:
 
 
 @dataclass(frozen=True)
+class StoredBreakGlass:
+    """An emergency access: who, when, to which child, and why (sealed)."""
+
+    breakglass_id: str
+    child_id: str
+    at: dt.datetime
+    actor: str
+    sealed_reason: bytes
+
+
+@dataclass(frozen=True)
 class StoredPlacement:
     """A child's form of education in one academic year (one per child and year)."""
 
@@ -339,6 +350,14 @@ class RecordStore(ABC):
     @abstractmethod
     def withdraw_consent(self, consent_id: str, at: dt.datetime) -> bool:
         """Mark a standing consent withdrawn; False if absent or withdrawn already."""
+
+    @abstractmethod
+    def add_breakglass(self, entry: StoredBreakGlass) -> None:
+        """Keep an emergency access (never changed or removed)."""
+
+    @abstractmethod
+    def breakglass_of(self, child_id: str) -> list[StoredBreakGlass]:
+        """A child's emergency accesses, oldest first."""
 
     @abstractmethod
     def catalogue_versions(self) -> dict[int, str]:

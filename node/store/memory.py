@@ -23,6 +23,7 @@ from node.store.base import (
     LedgerEntry,
     RecordStore,
     StoredAssessment,
+    StoredBreakGlass,
     StoredCareSetting,
     StoredChild,
     StoredConsent,
@@ -43,6 +44,7 @@ class _State:
     hashes: dict[tuple[int, int], bytes] = field(default_factory=dict)
     checkpoints: dict[int, str] = field(default_factory=dict)
     consents: dict[str, StoredConsent] = field(default_factory=dict)
+    breakglass: list[StoredBreakGlass] = field(default_factory=list)
 
     def copy(self) -> _State:
         return _State(
@@ -56,6 +58,7 @@ class _State:
             dict(self.hashes),
             dict(self.checkpoints),
             dict(self.consents),
+            list(self.breakglass),
         )
 
 
@@ -357,6 +360,16 @@ class MemoryStore(RecordStore):
                 return False
             state.consents[consent_id] = dataclasses.replace(held, withdrawn_at=at)
             return True
+
+    def add_breakglass(self, entry: StoredBreakGlass) -> None:
+        """Keep an emergency access (never changed or removed)."""
+        with self._lock:
+            self._writable().breakglass.append(entry)
+
+    def breakglass_of(self, child_id: str) -> list[StoredBreakGlass]:
+        """A child's emergency accesses, oldest first."""
+        with self._lock:
+            return [e for e in self._live().breakglass if e.child_id == child_id]
 
     def catalogue_versions(self) -> dict[int, str]:
         """Every catalogue version the ledger holds (any snapshot), with its digest."""

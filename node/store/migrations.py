@@ -163,6 +163,25 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                BEGIN SELECT RAISE(ABORT, 'a consent can only be withdrawn, once'); END""",
         ),
     ),
+    Migration(
+        6,
+        "emergency (break-glass) accesses with their sealed reasons",
+        (
+            """CREATE TABLE breakglass (
+                breakglass_id TEXT PRIMARY KEY,
+                child_id TEXT NOT NULL,
+                at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                sealed_reason BLOB NOT NULL
+            )""",
+            "CREATE INDEX breakglass_by_child ON breakglass(child_id, at)",
+            *(
+                f"""CREATE TRIGGER breakglass_no_{verb} BEFORE {verb.upper()} ON breakglass
+                   BEGIN SELECT RAISE(ABORT, 'emergency accesses are kept'); END"""
+                for verb in ("update", "delete")
+            ),
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

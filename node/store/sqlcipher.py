@@ -43,6 +43,7 @@ from node.store.base import (
     LedgerEntry,
     RecordStore,
     StoredAssessment,
+    StoredBreakGlass,
     StoredCareSetting,
     StoredChild,
     StoredConsent,
@@ -775,6 +776,30 @@ class SqlCipherStore(RecordStore):
                 (at.isoformat(), consent_id),
             )
             return bool(cursor.rowcount)
+
+    def add_breakglass(self, entry: StoredBreakGlass) -> None:
+        """Keep an emergency access (never changed or removed)."""
+        self._not_viewing()
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO breakglass(breakglass_id, child_id, at, actor, sealed_reason)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (entry.breakglass_id, entry.child_id, entry.at.isoformat(), entry.actor,
+                 entry.sealed_reason),
+            )  # fmt: skip
+
+    def breakglass_of(self, child_id: str) -> list[StoredBreakGlass]:
+        """A child's emergency accesses, oldest first."""
+        rows = self._query(
+            "SELECT breakglass_id, child_id, at, actor, sealed_reason FROM breakglass"
+            " WHERE child_id = ? ORDER BY at, breakglass_id",
+            (child_id,),
+        )
+        return [
+            StoredBreakGlass(str(r[0]), str(r[1]), dt.datetime.fromisoformat(str(r[2])),
+                             str(r[3]), bytes(r[4]))
+            for r in rows
+        ]  # fmt: skip
 
     def catalogue_versions(self) -> dict[int, str]:
         """Every catalogue version the ledger holds (any snapshot), with its digest."""

@@ -124,3 +124,27 @@ def test_consent_extract_withdraw_and_audit(
     assert len({m["grant"] for m in matches}) == 1
     assert matches[0]["grant"]
     assert [m["actor"] for m in matches] == [school_id(fed, s) for s in (SCHOOL, OTHER, SCHOOL)]
+
+
+def test_break_glass_needs_a_reason_and_is_in_the_auditors_report(
+    world: tuple[LocalFederation, ImportRecord, Path],
+) -> None:
+    """An officer's emergency read: refused without a proper reason; with one, the record
+    comes back and the auditor's report lists the access (the reason itself is not in any
+    leaf)."""
+    fed, child, _ = world
+    dept = fed.departments[0].id
+    staff = fed.identity(f"staff-{dept}")
+    cid = child.child.child_id
+    r = cli("consent", "break-glass", cid, "--reason", "urgent", *node_args(fed, staff))
+    assert r.returncode == 6, r.stderr
+    reason = "Child taken to hospital; the school nurse needs the supports now"
+    r = cli("consent", "break-glass", cid, "--reason", reason, *node_args(fed, staff))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["child"]["child_id"] == cid
+    auditor = fed.identity("auditor")
+    r = cli("audit", "report", *node_args(fed, auditor), "--node-key",
+            fed.audit_verifier_key(dept), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "breakglass" in r.stdout
+    assert "hospital" not in r.stdout
