@@ -19,6 +19,7 @@ from childreg.v1 import records_pb2 as pb
 from node import convert
 from node.breakglass import BreakGlassDesk, new_breakglass_id
 from node.consent import ConsentDesk
+from node.extract import grant_ref
 from node.receipts import Kind, receipt_html, receipt_json
 from node.servicer import Audited
 from node.store.base import StoredConsent
@@ -100,12 +101,19 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
             stored = self._desk.withdraw(request.consent_id, peer_identity(context))
             return self._receipt(stored, self._desk.guardian_of(stored), "withdrawal")
 
+        try:
+            held: StoredConsent | None = self._desk.get(request.consent_id)
+        except ChildregError:
+            held = None
         return self._audited.change(
             context,
             "consent.withdraw",
             request.SerializeToString(),
             withdraw,
-            self._child_of(request.consent_id),
+            held.child_id if held else None,
+            # the extract leaves name the grant the same way: an auditor links them
+            purpose=held.purpose if held else "",
+            grant=grant_ref(held.grant_hash) if held else "",
         )
 
     def GetConsent(self, request: cpb.ConsentRef, context: grpc.ServicerContext) -> cpb.Consent:

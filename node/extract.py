@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -210,6 +211,18 @@ class ExtractDesk:
             raise PermissionDenied("the grant's purpose allows no extract")
         sealed = self._build(consent, attempt.grant_ref, recipient_key, now)
         return sealed, consent.child_id, attempt.grant_ref
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """The store's write transaction: withdrawals wait for it, and it for them."""
+        return self._store.atomic()
+
+    def confirm(self, grant: str, caller: str) -> None:
+        """Inside :meth:`transaction`: the consent still stands (a withdrawal that landed
+        while the extract was built stops it here, before its leaf and its bytes)."""
+        consent = self._store.consent_by_grant(self._keyring.grant_hash(grant))
+        if consent is None:
+            raise PermissionDenied(DENIED)
+        self._check_standing(consent, caller, self._clock().astimezone(dt.UTC).date())
 
     @staticmethod
     def _check_standing(consent: StoredConsent, caller: str, today: dt.date) -> None:

@@ -47,14 +47,18 @@ class ExtractServicer(cpb_grpc.ExtractServiceServicer):
         actor = peer_identity(context)
         request_bytes = request.SerializeToString()
         attempt = Attempt()
+        if self._limiter is not None:
+            # Refused before any leaf: a school over its limit must not be able to force a
+            # durable write per call (the boundary's log line still records the refusal).
+            self._limiter.take(actor)
         try:
-            if self._limiter is not None:
-                self._limiter.take(actor)  # per-school rate limit; refusals are logged too
             sealed, _, _ = self._desk.extract(request.grant, request.recipient_key, actor, attempt)
+            with self._desk.transaction():  # serialised with withdrawals
+                self._desk.confirm(request.grant, actor)
+                self._leaf(actor, request_bytes, attempt, "OK")  # committed before we answer
         except ChildregError as exc:
             self._leaf(actor, request_bytes, attempt, status_for(exc).name)
             raise
-        self._leaf(actor, request_bytes, attempt, "OK")  # committed before we answer
         return cpb.SealedExtract(sealed=sealed)
 
     def _leaf(self, actor: str, request: bytes, attempt: Attempt, outcome: str) -> None:

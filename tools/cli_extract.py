@@ -114,8 +114,12 @@ def open_cmd(
     key_file: KeyFileOpt,
     node_key: Annotated[str, typer.Option(help="The node's extract key (base64).")],
     audience: Annotated[
-        str | None, typer.Option(help="Your school's identity (spiffe://…/school/…).")
-    ] = None,
+        str,
+        typer.Option(
+            help="Your school's identity (spiffe://…/school/…): an extract addressed to "
+            "another school is refused."
+        ),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Verify an extract against the node's key and print it (refuses foreign or expired)."""

@@ -401,3 +401,27 @@ def test_every_one_char_change_of_a_grant_is_refused(at: int, char: str) -> None
         return
     with pytest.raises((InvalidInput, PermissionDenied)):
         _FUZZ.desk.extract(altered, _FUZZ.public, SCHOOL)
+
+
+def test_a_withdrawal_landing_while_an_extract_is_built_stops_it(node: Node) -> None:
+    """The consent is confirmed again in the transaction that writes the leaf: a withdrawal
+    committed after the first check means a denial leaf and no bytes."""
+    audit = AuditLog(
+        node.store, node.keyring.audit_signing_seed(), federation="fed.test", department="d1"
+    )
+    servicer = ExtractServicer(node.desk, audit, node.keyring)
+    consent = node.store.consent_by_grant(node.keyring.grant_hash(node.grant))
+    assert consent is not None
+    build = node.desk.extract
+
+    def build_then_withdraw(*args: Any, **kwargs: Any) -> Any:
+        made = build(*args, **kwargs)
+        node.store.withdraw_consent(consent.consent_id, NOW)  # staff, meanwhile
+        return made
+
+    node.desk.extract = build_then_withdraw  # type: ignore[method-assign]
+    ctx: Any = FakeContext(SCHOOL)
+    with pytest.raises(PermissionDenied):
+        servicer.GetExtract(cpb.ExtractRequest(grant=node.grant, recipient_key=node.public), ctx)
+    (leaf,) = [AuditEvent.from_bytes(b) for b in audit.entries(0, audit.size)]
+    assert leaf.outcome == "PERMISSION_DENIED"

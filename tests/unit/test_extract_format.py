@@ -219,8 +219,10 @@ def test_cli_keygen_and_open(node: Node, tmp_path: Path) -> None:
     shown = runner.invoke(cli_extract.app, [*common, "--audience", SCHOOL, "--json"])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["child"]["given_name"] == "Aysel"
-    table = runner.invoke(cli_extract.app, common)
+    table = runner.invoke(cli_extract.app, [*common, "--audience", SCHOOL])
     assert table.exit_code == 0
     assert "Aysel" in table.output
+    unaddressed = runner.invoke(cli_extract.app, common)  # --audience is required
+    assert unaddressed.exit_code == 2
     foreign = runner.invoke(cli_extract.app, [*common, "--audience", OTHER_SCHOOL])
     assert isinstance(foreign.exception, PermissionDenied)
