@@ -35,6 +35,8 @@ from childreg.catalogue import (
 from childreg.errors import Unavailable
 from childreg.pki import CertificateAuthority
 from childreg.revocation import DENYLIST_FILE
+from childreg.v1 import audit_pb2 as apb
+from childreg.v1 import audit_pb2_grpc as apb_grpc
 from node.audit import node_signer
 from node.config import NodeConfig
 from node.keys import KekSource, Keyring, generate_key_file
@@ -288,6 +290,23 @@ class LocalFederation:
             data = tomllib.loads(node.config.read_text())
             data["witnesses"] = [entry]
             node.config.write_bytes(tomli_w.dumps(data).encode())
+
+    def wait_witnessed(self, dept: str, timeout: float = 60.0) -> None:
+        """Wait until the witness holds a checkpoint of ``dept``'s log (extracts need one)."""
+        party = self.witness_party
+        assert party is not None, "this federation runs no witness"
+        origin = childreg_origin(self.federation, dept)
+        endpoint = Endpoint(party.address, self.identity("auditor"), party.server_name, 10)
+        deadline = time.monotonic() + timeout
+        with endpoint.channel() as channel:
+            stub = apb_grpc.WitnessServiceStub(channel)
+            while time.monotonic() < deadline:
+                state = stub.GetState(apb.WitnessStateRequest(origin=origin), timeout=10)
+                if state.note:
+                    time.sleep(0.5)  # the node hears the cosignature just after the witness
+                    return
+                time.sleep(0.1)
+        raise Unavailable(f"the witness holds no checkpoint of {dept} after {timeout:.0f} s")
 
     # ----- processes ------------------------------------------------------------------
     def start_nodes(self) -> None:

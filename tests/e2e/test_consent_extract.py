@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def world(
             r for r in records
             if r.assessment and r.assessment.diagnoses and r.child.national_id
         )  # fmt: skip
-        time.sleep(1.0)  # a few checkpoint intervals: the witness has cosigned the log
+        fed.wait_witnessed(plans[0].id)  # extracts fail closed until the log is witnessed
         yield fed, child, root
 
 
