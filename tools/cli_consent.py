@@ -9,8 +9,9 @@ both give the guardian a receipt; ``--receipt-dir`` writes it as JSON and printa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import grpc
 import typer
@@ -41,9 +42,16 @@ GRANT_NOTICE = (
 )
 
 
-def _stub(endpoint: Endpoint) -> tuple[grpc.Channel, cpb_grpc.ConsentServiceStub]:
-    channel = endpoint.channel()
-    return channel, cpb_grpc.ConsentServiceStub(channel)
+R = TypeVar("R")
+
+
+def _call(endpoint: Endpoint, what: str, fn: Callable[[cpb_grpc.ConsentServiceStub], R]) -> R:
+    """One call to the node's ConsentService; a failure becomes advice (one place)."""
+    with endpoint.channel() as channel:
+        try:
+            return fn(cpb_grpc.ConsentServiceStub(channel))
+        except grpc.RpcError as e:
+            raise rpc_failure(e, what, endpoint.address) from None
 
 
 def _consent_dict(consent: cpb.Consent) -> dict[str, str]:
@@ -105,12 +113,11 @@ def grant(
         valid_until=valid_until,
         evidence_ref=evidence,
     )
-    channel, stub = _stub(Endpoint(node, identity, server_name, timeout))
-    with channel:
-        try:
-            receipt = stub.GrantConsent(request, timeout=timeout)
-        except grpc.RpcError as e:
-            raise rpc_failure(e, "consent grant", node) from None
+    receipt = _call(
+        Endpoint(node, identity, server_name, timeout),
+        "consent grant",
+        lambda stub: stub.GrantConsent(request, timeout=timeout),
+    )
     files = _write_receipt(receipt_dir, receipt, "grant")
     if as_json:
         data = {"consent": _consent_dict(receipt.consent), "grant": receipt.grant}
@@ -134,14 +141,13 @@ def withdraw(
     as_json: JsonOpt = False,
 ) -> None:
     """Withdraw a consent now: its grant stops working immediately."""
-    channel, stub = _stub(Endpoint(node, identity, server_name, timeout))
-    with channel:
-        try:
-            receipt = stub.WithdrawConsent(
-                cpb.WithdrawRequest(consent_id=consent_id), timeout=timeout
-            )
-        except grpc.RpcError as e:
-            raise rpc_failure(e, "consent withdraw", node) from None
+    receipt = _call(
+        Endpoint(node, identity, server_name, timeout),
+        "consent withdraw",
+        lambda stub: stub.WithdrawConsent(
+            cpb.WithdrawRequest(consent_id=consent_id), timeout=timeout
+        ),
+    )
     files = _write_receipt(receipt_dir, receipt, "withdrawal")
     if as_json:
         typer.echo(json.dumps({"consent": _consent_dict(receipt.consent), "receipt_files": files}))
@@ -161,12 +167,11 @@ def list_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List a child's consents, oldest first."""
-    channel, stub = _stub(Endpoint(node, identity, server_name, timeout))
-    with channel:
-        try:
-            reply = stub.ListConsents(cpb.ChildConsentsRequest(child_id=child), timeout=timeout)
-        except grpc.RpcError as e:
-            raise rpc_failure(e, "consent list", node) from None
+    reply = _call(
+        Endpoint(node, identity, server_name, timeout),
+        "consent list",
+        lambda stub: stub.ListConsents(cpb.ChildConsentsRequest(child_id=child), timeout=timeout),
+    )
     rows = [_consent_dict(c) for c in reply.consents]
     if as_json:
         typer.echo(json.dumps({"consents": rows}))
@@ -191,12 +196,11 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one consent (never its grant: the node does not keep it)."""
-    channel, stub = _stub(Endpoint(node, identity, server_name, timeout))
-    with channel:
-        try:
-            consent = stub.GetConsent(cpb.ConsentRef(consent_id=consent_id), timeout=timeout)
-        except grpc.RpcError as e:
-            raise rpc_failure(e, "consent show", node) from None
+    consent = _call(
+        Endpoint(node, identity, server_name, timeout),
+        "consent show",
+        lambda stub: stub.GetConsent(cpb.ConsentRef(consent_id=consent_id), timeout=timeout),
+    )
     data = _consent_dict(consent)
     if as_json:
         typer.echo(json.dumps(data))
@@ -218,12 +222,11 @@ def break_glass(
 ) -> None:
     """Emergency access to a child's whole record: the reason is kept (sealed) at the node,
     and the access is logged as break-glass for the auditors' report. Prints the record."""
-    channel, stub = _stub(Endpoint(node, identity, server_name, timeout))
-    with channel:
-        try:
-            record = stub.BreakGlassRead(
-                cpb.BreakGlassRequest(child_id=child_id, reason=reason), timeout=timeout
-            )
-        except grpc.RpcError as e:
-            raise rpc_failure(e, "break-glass access", node) from None
+    record = _call(
+        Endpoint(node, identity, server_name, timeout),
+        "break-glass access",
+        lambda stub: stub.BreakGlassRead(
+            cpb.BreakGlassRequest(child_id=child_id, reason=reason), timeout=timeout
+        ),
+    )
     typer.echo(MessageToJson(record, preserving_proto_field_name=True))
