@@ -1,0 +1,330 @@
+"""The signed federation roster, and the node's rule of one participant set per table and snapshot.
+
+Pairwise masks hide a department's vector only if every node agrees on who takes part and
+on each participant's X25519 masking key. A coordinator that could add a department of its
+own, swap a masking key or run a round with two departments would learn a table. So the
+participating departments, their node identities (``spiffe://<federation>/node/<department>``)
+and their masking keys are listed in a roster signed (Ed25519) by the federation's statistics
+authority with the same pinned key as the catalogue; nodes verify it and refuse rounds over
+unknown or repeated departments or fewer than three. The signature covers a domain prefix of
+its own (``childreg roster v1``), so a signed catalogue can never pass as a roster, nor a
+roster as a catalogue.
+
+:class:`ParticipationRule` is the node-side rule of issue 5, item 3: a node takes part in
+unmasked rounds for one participant set only per (table, snapshot). Were it to answer the
+same table twice, once with and once without department A, the difference of the two sums
+would be A's table ("A dropped" differencing). The first set a node admits is therefore
+final for that table and snapshot; a round that fails for want of an upload is retried with
+the *same* set (and fresh masks). What happens when a department is down on the day follows:
+the coordinator settles the set *before* the first round opens (a data-free readiness call,
+retried until a deadline), opens the round over the departments that answered and flags the
+publication with those missing; once any node has admitted a set it cannot shrink, and if that
+set never completes the table stays unpublished for the snapshot.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any, Final, Protocol, Self
+
+import nacl.exceptions
+from nacl.public import PublicKey
+from nacl.signing import SigningKey, VerifyKey
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from childreg.catalogue import _canonical_json, key_id
+from childreg.errors import FailedPrecondition, InvalidInput, PermissionDenied, Violation
+from childreg.models import Model, PartyId, violations_of
+
+#: Identifies the signed-roster file format.
+SIGNED_FORMAT: Final = "childreg-roster/1"
+#: Prefixed to the canonical bytes before signing; differs from the catalogue's prefix.
+SIGNING_CONTEXT: Final = b"childreg roster v1\n"
+#: The largest signed roster read (a few hundred departments fit comfortably).
+MAX_SIGNED_BYTES: Final = 1024 * 1024
+#: Fewer participants and masking hides nothing: with two, each learns the other's vector.
+MIN_PARTICIPANTS: Final = 3
+MAX_MEMBERS: Final = 1000
+_PARTY_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
+_IDENTITY_RE: Final = r"^spiffe://[a-z0-9._-]{1,63}/node/[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def _masking_key(value: str) -> str:
+    """Canonical base64 of 32 bytes (so equal keys are equal strings), not all zeros."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64 of a 32-byte X25519 public key") from None
+    if len(raw) != 32:
+        raise ValueError("must be base64 of a 32-byte X25519 public key")
+    if base64.b64encode(raw).decode("ascii") != value:
+        raise ValueError("must be in canonical base64 (with padding, no line breaks)")
+    if raw == bytes(32):
+        raise ValueError("must not be the all-zero key")
+    return value
+
+
+MaskingKey = Annotated[str, Field(max_length=64), AfterValidator(_masking_key)]
+
+
+class RosterMember(Model):
+    """One participating department: its id, its node's identity and its masking key."""
+
+    department: PartyId
+    identity: Annotated[str, Field(pattern=_IDENTITY_RE)]
+    masking_key: MaskingKey
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The department's X25519 masking key."""
+        return PublicKey(base64.b64decode(self.masking_key))
+
+    def canonical_object(self) -> dict[str, Any]:
+        """The JSON object of this member in the signed form."""
+        return {
+            "department": self.department,
+            "identity": self.identity,
+            "masking_key": self.masking_key,
+        }
+
+
+class Roster(Model):
+    """A federation's versioned list of departments taking part in secure aggregation."""
+
+    federation: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    version: Annotated[int, Field(strict=True, ge=1, le=10**9)]
+    members: Annotated[
+        tuple[RosterMember, ...], Field(min_length=MIN_PARTICIPANTS, max_length=MAX_MEMBERS)
+    ]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[InitErrorDetails] = []
+
+        def problem(loc: tuple[str | int, ...], message: str) -> None:
+            error = PydanticCustomError("roster", message)  # messages hold no braces
+            problems.append(InitErrorDetails(type=error, loc=loc, input=None))
+
+        seen: dict[str, dict[str, int]] = {"department": {}, "identity": {}, "masking_key": {}}
+        for i, member in enumerate(self.members):
+            expected = f"spiffe://{self.federation}/node/{member.department}"
+            if member.identity != expected:
+                problem(
+                    ("members", i, "identity"),
+                    "must be the node identity of this department in this federation, "
+                    "spiffe://<federation>/node/<department>",
+                )
+            for field, first in seen.items():
+                value = getattr(member, field)
+                if value in first:
+                    problem(("members", i, field), f"repeats the {field} of members.{first[value]}")
+                first.setdefault(value, i)
+        if problems:  # pydantic merges a ValidationError raised here into its own
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
+        return self
+
+    @property
+    def departments(self) -> frozenset[str]:
+        """The ids of all member departments."""
+        return frozenset(m.department for m in self.members)
+
+    def member(self, department: str) -> RosterMember:
+        """The member for ``department``; InvalidInput if the roster has none."""
+        for m in self.members:
+            if m.department == department:
+                return m
+        shown = department if _PARTY_RE.match(department) else "that id"
+        raise InvalidInput(
+            f"department {shown} is not in the federation roster",
+            [Violation("department", "not in the roster")],
+        )
+
+    def participants(self, departments: Iterable[str]) -> tuple[RosterMember, ...]:
+        """The members for a round's participant set, sorted by department.
+
+        InvalidInput for an unknown or repeated department; FailedPrecondition for fewer
+        than three distinct departments (masks would then hide nothing).
+        """
+        asked = (departments,) if isinstance(departments, str) else tuple(departments)
+        if len(set(asked)) != len(asked):
+            raise InvalidInput(
+                "a participant set must not repeat a department",
+                [Violation("participants", "repeats a department")],
+            )
+        members = tuple(self.member(d) for d in sorted(asked))
+        if len(members) < MIN_PARTICIPANTS:
+            raise FailedPrecondition(
+                f"a secure-aggregation round needs at least {MIN_PARTICIPANTS} distinct "
+                f"departments, not {len(members)}"
+            )
+        return members
+
+    def canonical_object(self) -> dict[str, Any]:
+        """The roster as the JSON object that is signed (members in the author's order)."""
+        return {
+            "federation": self.federation,
+            "version": self.version,
+            "members": [m.canonical_object() for m in self.members],
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """Sorted-key, compact, UTF-8 JSON: the same roster always gives the same bytes."""
+        return _canonical_json(self.canonical_object())
+
+
+def parse_roster(data: Any, *, what: str = "roster") -> Roster:
+    """Validate a mapping as a roster; InvalidInput lists one violation per problem."""
+    try:
+        return Roster.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid {what}", violations_of(exc)) from None
+
+
+# --- the signed file ---------------------------------------------------------------------
+
+
+def sign_roster(roster: Roster, signing_key: SigningKey) -> bytes:
+    """The signed roster file; the same roster and key always give the same bytes."""
+    signature = signing_key.sign(SIGNING_CONTEXT + roster.canonical_bytes()).signature
+    document = {
+        "format": SIGNED_FORMAT,
+        "roster": roster.canonical_object(),
+        "key_id": key_id(signing_key.verify_key),
+        "signature": base64.b64encode(signature).decode("ascii"),
+    }
+    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return text.encode("utf-8")
+
+
+def _malformed(problem: str, field: str = "signed_roster") -> InvalidInput:
+    return InvalidInput(f"the signed roster is malformed: {problem}", [Violation(field, problem)])
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _signed_body(blob: bytes) -> tuple[dict[str, Any], bytes]:
+    """The outer document and the re-canonicalised bytes of its embedded roster."""
+    if len(blob) > MAX_SIGNED_BYTES:
+        raise _malformed(f"larger than {MAX_SIGNED_BYTES // 1024} KiB")
+    try:
+        document = json.loads(blob.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _malformed("not UTF-8 JSON") from None
+    expected = {"format", "roster", "key_id", "signature"}
+    if not isinstance(document, dict) or set(document) != expected:
+        raise _malformed("expected exactly the keys format, key_id, roster, signature")
+    if document["format"] != SIGNED_FORMAT:
+        raise _malformed(f"expected {SIGNED_FORMAT}", "format")
+    if not isinstance(document["roster"], dict):
+        raise _malformed("must be an object", "roster")
+    try:
+        body = _canonical_json(document["roster"])
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        raise _malformed("cannot be put in canonical form", "roster") from None
+    return document, body
+
+
+def verify_roster(blob: bytes, authority: VerifyKey, *, federation: str | None = None) -> Roster:
+    """Check a signed roster against the pinned authority key and return it.
+
+    PermissionDenied when the key, the signature or the federation is wrong; InvalidInput
+    when the file is malformed. The signature is checked over the re-canonicalised embedded
+    roster before its content is trusted.
+    """
+    document, body = _signed_body(blob)
+    expected_id = key_id(authority)
+    signer = document["key_id"]
+    if signer != expected_id:
+        named = (
+            f" (key id {signer})" if isinstance(signer, str) and _KEY_ID_RE.match(signer) else ""
+        )
+        raise PermissionDenied(
+            f"the roster was signed by another key{named}, not by the pinned statistics "
+            f"authority (key id {expected_id})"
+        )
+    try:
+        signature = base64.b64decode(str(document["signature"]), validate=True)
+        authority.verify(SIGNING_CONTEXT + body, signature)
+    except (binascii.Error, ValueError, nacl.exceptions.BadSignatureError):
+        raise PermissionDenied(
+            "the roster's signature does not verify against the statistics authority's "
+            "key: the file was altered after signing"
+        ) from None
+    roster = parse_roster(document["roster"], what="signed roster")
+    if roster.canonical_bytes() != body:
+        raise _malformed("not in canonical form", "roster")
+    if federation is not None and roster.federation != federation:
+        raise PermissionDenied(
+            f"the roster is for federation {roster.federation}, not {federation}"
+        )
+    return roster
+
+
+# --- one participant set per (table, snapshot) -------------------------------------------
+
+
+class ParticipationStore(Protocol):
+    """Where a node keeps the participant set it admitted per (table, snapshot).
+
+    ``put`` records a set only if none is recorded yet (it never overwrites), atomically in
+    a durable store, so two concurrent admissions cannot both win.
+    """
+
+    def get(self, table: str, snapshot: str) -> frozenset[str] | None:
+        """The recorded set, or None if this node has not taken part yet."""
+        ...
+
+    def put(self, table: str, snapshot: str, participants: frozenset[str]) -> None:
+        """Record ``participants`` unless a set is recorded already."""
+        ...
+
+
+class MemoryParticipationStore:
+    """A :class:`ParticipationStore` in a dict (tests; forgets everything on restart)."""
+
+    def __init__(self) -> None:
+        self._sets: dict[tuple[str, str], frozenset[str]] = {}
+
+    def get(self, table: str, snapshot: str) -> frozenset[str] | None:
+        """The recorded set, or None."""
+        return self._sets.get((table, snapshot))
+
+    def put(self, table: str, snapshot: str, participants: frozenset[str]) -> None:
+        """Record ``participants`` unless a set is recorded already."""
+        self._sets.setdefault((table, snapshot), participants)
+
+
+class ParticipationRule:
+    """A node takes part in rounds for one participant set only per (table, snapshot)."""
+
+    def __init__(self, store: ParticipationStore) -> None:
+        self._store = store
+
+    def admit(self, table: str, snapshot: str, participants: Iterable[str]) -> None:
+        """Record the first set for (table, snapshot); allow it again; refuse any other.
+
+        Order does not matter. FailedPrecondition if another set was recorded, so a
+        coordinator cannot difference two rounds that differ by one department.
+        """
+        asked = (participants,) if isinstance(participants, str) else tuple(participants)
+        wanted = frozenset(asked)
+        if len(wanted) != len(asked):
+            raise InvalidInput(
+                "a participant set must not repeat a department",
+                [Violation("participants", "repeats a department")],
+            )
+        if self._store.get(table, snapshot) is None:
+            self._store.put(table, snapshot, wanted)
+        if self._store.get(table, snapshot) != wanted:  # read back: a concurrent put may win
+            raise FailedPrecondition(
+                "this node already took part with another set of departments for this "
+                "table and snapshot"
+            )

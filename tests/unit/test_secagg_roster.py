@@ -1,0 +1,279 @@
+"""The signed federation roster and the one-participant-set-per-(table, snapshot) rule."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
+
+from childreg.catalogue import (
+    SIGNING_CONTEXT as CATALOGUE_CONTEXT,
+)
+from childreg.catalogue import (
+    key_id,
+    parse_catalogue,
+    sign_catalogue,
+    verify_catalogue,
+)
+from childreg.errors import FailedPrecondition, InvalidInput, PermissionDenied
+from childreg.secagg.roster import (
+    MemoryParticipationStore,
+    ParticipationRule,
+    Roster,
+    parse_roster,
+    sign_roster,
+    verify_roster,
+)
+
+FED = "test.childreg"
+Data = dict[str, Any]
+
+
+def member(department: str, federation: str = FED) -> Data:
+    key = bytes(PrivateKey.generate().public_key)
+    return {
+        "department": department,
+        "identity": f"spiffe://{federation}/node/{department}",
+        "masking_key": base64.b64encode(key).decode("ascii"),
+    }
+
+
+def authored(*departments: str) -> Data:
+    names = departments or ("baku", "ganja", "sumgait", "lankaran")
+    return {"federation": FED, "version": 2, "members": [member(d) for d in names]}
+
+
+@pytest.fixture(scope="module")
+def authority() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="module")
+def roster() -> Roster:
+    return parse_roster(authored())
+
+
+def fields(exc: InvalidInput) -> set[str]:
+    return {v.field for v in exc.violations}
+
+
+def resign(document: Data, key: SigningKey, context: bytes) -> bytes:
+    """Re-sign the embedded roster of ``document`` under ``context`` (attacker's helper)."""
+    body = json.dumps(document["roster"], sort_keys=True, separators=(",", ":")).encode()
+    document["signature"] = base64.b64encode(key.sign(context + body).signature).decode()
+    document["key_id"] = key_id(key.verify_key)
+    return json.dumps(document).encode()
+
+
+# --- signing ----------------------------------------------------------------------------
+
+
+def test_round_trip(roster: Roster, authority: SigningKey) -> None:
+    blob = sign_roster(roster, authority)
+    assert blob == sign_roster(roster, authority)  # deterministic
+    back = verify_roster(blob, authority.verify_key, federation=FED)
+    assert back == roster
+    assert back.member("ganja").public_key.encode() == base64.b64decode(
+        roster.members[1].masking_key
+    )
+
+
+def test_altered_member_is_refused(roster: Roster, authority: SigningKey) -> None:
+    document = json.loads(sign_roster(roster, authority))
+    document["roster"]["members"][0]["masking_key"] = member("baku")["masking_key"]
+    with pytest.raises(PermissionDenied, match="altered"):
+        verify_roster(json.dumps(document).encode(), authority.verify_key)
+
+
+def test_flipped_signature_byte_is_refused(roster: Roster, authority: SigningKey) -> None:
+    document = json.loads(sign_roster(roster, authority))
+    signature = bytearray(base64.b64decode(document["signature"]))
+    signature[7] ^= 0x01
+    document["signature"] = base64.b64encode(bytes(signature)).decode()
+    with pytest.raises(PermissionDenied, match="altered"):
+        verify_roster(json.dumps(document).encode(), authority.verify_key)
+
+
+def test_other_authority_is_refused(roster: Roster, authority: SigningKey) -> None:
+    blob = sign_roster(roster, SigningKey.generate())
+    with pytest.raises(PermissionDenied, match="another key"):
+        verify_roster(blob, authority.verify_key)
+    # the same key id claimed, but a signature by another key
+    document = json.loads(blob)
+    document["key_id"] = key_id(authority.verify_key)
+    with pytest.raises(PermissionDenied, match="altered"):
+        verify_roster(json.dumps(document).encode(), authority.verify_key)
+
+
+def test_wrong_federation_is_refused(roster: Roster, authority: SigningKey) -> None:
+    with pytest.raises(PermissionDenied, match="federation"):
+        verify_roster(sign_roster(roster, authority), authority.verify_key, federation="other")
+
+
+def test_catalogue_blob_is_not_a_roster(authority: SigningKey) -> None:
+    catalogue = parse_catalogue(
+        {
+            "federation": FED,
+            "version": 1,
+            "snapshot_rho": "1/4",
+            "delta": 1e-9,
+            "display_threshold": 10,
+            "tables": [{"id": "t", "title": "T", "dimensions": ["sex"], "rho": "1/32"}],
+        }
+    )
+    with pytest.raises(InvalidInput, match="malformed"):
+        verify_roster(sign_catalogue(catalogue, authority), authority.verify_key)
+
+
+def test_a_catalogue_signature_never_signs_a_roster(roster: Roster, authority: SigningKey) -> None:
+    """A well-formed roster document signed under the catalogue's prefix fails (domain split)."""
+    document = json.loads(sign_roster(roster, authority))
+    forged = resign(document, authority, CATALOGUE_CONTEXT)
+    with pytest.raises(PermissionDenied, match="altered"):
+        verify_roster(forged, authority.verify_key)
+    assert verify_roster(resign(document, authority, b"childreg roster v1\n"), authority.verify_key)
+
+
+def test_a_roster_is_not_a_catalogue(roster: Roster, authority: SigningKey) -> None:
+    with pytest.raises(InvalidInput):
+        verify_catalogue(sign_roster(roster, authority), authority.verify_key)
+
+
+@pytest.mark.parametrize(
+    "blob", [b"", b"not json", b"[]", b'{"format": "childreg-roster/1"}', b"x" * (2 << 20)]
+)
+def test_malformed_blob_is_invalid_input(blob: bytes, authority: SigningKey) -> None:
+    with pytest.raises(InvalidInput, match="malformed"):
+        verify_roster(blob, authority.verify_key)
+
+
+def test_signed_but_invalid_content_is_invalid_input(authority: SigningKey) -> None:
+    data = authored()
+    data["members"][1]["department"] = "baku"  # identity no longer matches either
+    document = {"format": "childreg-roster/1", "roster": data, "key_id": "", "signature": ""}
+    with pytest.raises(InvalidInput) as info:
+        verify_roster(resign(document, authority, b"childreg roster v1\n"), authority.verify_key)
+    assert "members.1.department" in fields(info.value)
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def test_duplicate_department_identity_or_key_is_refused() -> None:
+    data = authored()
+    data["members"].append(dict(data["members"][0]))
+    with pytest.raises(InvalidInput) as info:
+        parse_roster(data)
+    assert {
+        "members.4.department",
+        "members.4.identity",
+        "members.4.masking_key",
+    } <= fields(info.value)
+
+
+def test_duplicate_masking_key_alone_is_refused() -> None:
+    data = authored()
+    data["members"][2]["masking_key"] = data["members"][0]["masking_key"]
+    with pytest.raises(InvalidInput) as info:
+        parse_roster(data)
+    assert fields(info.value) == {"members.2.masking_key"}
+
+
+def test_fewer_than_three_members_is_refused() -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_roster(authored("baku", "ganja"))
+    assert fields(info.value) == {"members"}
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        "spiffe://test.childreg/node/ganja",  # another department's node
+        "spiffe://other.childreg/node/baku",  # another federation
+        "spiffe://test.childreg/coordinator/baku",  # not a node
+    ],
+)
+def test_identity_must_match_department_and_federation(identity: str) -> None:
+    data = authored()
+    data["members"][0]["identity"] = identity
+    with pytest.raises(InvalidInput) as info:
+        parse_roster(data)
+    assert "members.0.identity" in fields(info.value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "not base64!",
+        base64.b64encode(b"\x01" * 31).decode(),
+        base64.b64encode(bytes(32)).decode(),
+        base64.b64encode(b"\x01" * 32).decode().rstrip("="),
+    ],
+)
+def test_bad_masking_key_is_refused(key: str) -> None:
+    data = authored()
+    data["members"][0]["masking_key"] = key
+    with pytest.raises(InvalidInput) as info:
+        parse_roster(data)
+    assert fields(info.value) == {"members.0.masking_key"}
+
+
+def test_member_and_participants(roster: Roster) -> None:
+    assert roster.member("baku").department == "baku"
+    chosen = roster.participants(["sumgait", "baku", "ganja"])
+    assert [m.department for m in chosen] == ["baku", "ganja", "sumgait"]
+    with pytest.raises(InvalidInput, match="not in the federation roster"):
+        roster.member("shaki")
+
+
+def test_participants_refuses_unknown_duplicate_or_too_few(roster: Roster) -> None:
+    with pytest.raises(InvalidInput, match="not in the federation roster"):
+        roster.participants(["baku", "ganja", "shaki"])
+    with pytest.raises(InvalidInput, match="repeat"):
+        roster.participants(["baku", "ganja", "ganja"])
+    with pytest.raises(FailedPrecondition, match="at least 3"):
+        roster.participants(["baku", "ganja"])
+    with pytest.raises(FailedPrecondition):
+        roster.participants("baku")
+
+
+# --- one participant set per (table, snapshot) ------------------------------------------
+
+FULL = ("a", "b", "c", "d")
+
+
+@pytest.fixture
+def rule() -> ParticipationRule:
+    r = ParticipationRule(MemoryParticipationStore())
+    r.admit("education_form", "2025-01", FULL)
+    return r
+
+
+def test_first_set_recorded_and_same_set_again_in_any_order(rule: ParticipationRule) -> None:
+    rule.admit("education_form", "2025-01", FULL)
+    rule.admit("education_form", "2025-01", reversed(FULL))
+
+
+def test_a_dropped_is_refused(rule: ParticipationRule) -> None:
+    with pytest.raises(FailedPrecondition, match="already took part with another set"):
+        rule.admit("education_form", "2025-01", ("b", "c", "d"))
+    rule.admit("education_form", "2025-01", FULL)  # the refusal recorded nothing
+
+
+def test_an_extra_member_is_refused(rule: ParticipationRule) -> None:
+    with pytest.raises(FailedPrecondition, match="already took part with another set"):
+        rule.admit("education_form", "2025-01", (*FULL, "e"))
+
+
+def test_other_table_or_snapshot_is_independent(rule: ParticipationRule) -> None:
+    rule.admit("education_form", "2025-02", ("b", "c", "d"))
+    rule.admit("sex", "2025-01", ("b", "c", "d"))
+
+
+def test_admit_refuses_a_repeated_department(rule: ParticipationRule) -> None:
+    with pytest.raises(InvalidInput, match="repeat"):
+        rule.admit("sex", "2025-01", ("a", "a", "b", "c"))
