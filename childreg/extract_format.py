@@ -91,7 +91,8 @@ def open_extract(
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
         raise PermissionDenied("extract signature does not verify") from None
     body = _json_object(payload, "extract payload")
-    if body.get("type") != EXTRACT_TYPE or body.get("v") != EXTRACT_VERSION:
+    version = body.get("v")
+    if body.get("type") != EXTRACT_TYPE or type(version) is not int or version != EXTRACT_VERSION:
         raise InvalidInput("not a childreg extract of a version this program reads")
     ours = base64.b64encode(bytes(recipient_private.public_key)).decode()
     if body.get("recipient_key") != ours:

@@ -103,6 +103,11 @@ class AuditEvent:
             ) from None
         if not isinstance(obj, dict) or tuple(sorted(obj)) != _KEYS:
             raise InvalidInput("audit leaf has other fields", [Violation("leaf", "wrong fields")])
+        ints = ("seq", "v")
+        if any(type(obj[k]) is not int for k in ints) or any(
+            type(obj[k]) is not str for k in _KEYS if k not in ints
+        ):  # JSON true is not a number here, nor a number a name
+            raise InvalidInput("audit leaf has wrong types", [Violation("leaf", "types")])
         try:
             event = cls(**obj)
         except TypeError:

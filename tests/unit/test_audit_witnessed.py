@@ -37,3 +37,22 @@ def test_the_witnessed_history_must_be_the_one_shown() -> None:
         p.code for p in check_witnessed(shown, honest.checkpoint(), node, witness.verifier())
     ]
     assert unsigned == [BAD_SIGNATURE]
+
+
+def test_a_leaf_with_a_boolean_or_numeric_field_is_not_canonical() -> None:
+    """`"seq": true` or a number where a name belongs is refused, not read as 1."""
+    import json
+
+    import pytest
+
+    from childreg.audit.leaf import AuditEvent
+    from childreg.errors import InvalidInput
+
+    good = log_with([b"a"]).entries(0, 1)[0]
+    for field, value in (("seq", True), ("v", True), ("actor", 5), ("outcome", None)):
+        data = json.loads(good)
+        data[field] = value
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        with pytest.raises(InvalidInput):
+            AuditEvent.from_bytes(raw)
+    assert AuditEvent.from_bytes(good).seq == 0
