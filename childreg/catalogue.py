@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import math
 import os
 import re
@@ -30,7 +29,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Final, Self
 
-import nacl.exceptions
 from nacl.signing import SigningKey, VerifyKey
 from pydantic import AfterValidator, Field, PlainValidator, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -41,6 +39,7 @@ from childreg.dp import zcdp
 from childreg.errors import AlreadyExists, InvalidInput, KeyProblem, PermissionDenied, Violation
 from childreg.models import Model, ShortText, violations_of
 from childreg.secretfile import write_private
+from childreg.signed import SignedKind, canonical_json, open_document, sign_document
 
 #: Identifies the signed-file format (a different layout gets a different name).
 SIGNED_FORMAT: Final = "childreg-catalogue/1"
@@ -57,7 +56,6 @@ SECRET_PREFIX: Final = "ed25519-secret:"  # noqa: S105 - a format tag, not a sec
 GEOGRAPHY: Final = ("region", "district")
 TABLE_DIMENSIONS: Final = tuple(d for d in codes.DIMENSIONS if d not in GEOGRAPHY)
 _ID_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
 _INIT_HINT: Final = "make one with `childreg stats catalogue authority-init --out DIR`"
 
 
@@ -237,16 +235,11 @@ class Catalogue(Model):
 
     def canonical_bytes(self) -> bytes:
         """Sorted-key, compact, UTF-8 JSON: the same catalogue always gives the same bytes."""
-        return _canonical_json(self.canonical_object())
+        return canonical_json(self.canonical_object())
 
     def digest(self) -> str:
         """Hex SHA-256 of the canonical bytes: names this exact catalogue."""
         return hashlib.sha256(self.canonical_bytes()).hexdigest()
-
-
-def _canonical_json(value: Any) -> bytes:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8")
 
 
 def parse_catalogue(data: Any, *, what: str = "catalogue") -> Catalogue:
@@ -263,11 +256,6 @@ def load_catalogue(path: Path) -> Catalogue:
 
 
 # --- statistics-authority keys -----------------------------------------------------------
-
-
-def key_id(key: VerifyKey) -> str:
-    """Hex of the first 8 bytes of BLAKE2b of the public key: a short, public key name."""
-    return hashlib.blake2b(bytes(key)).digest()[:8].hex()
 
 
 def public_key_text(key: VerifyKey) -> str:
@@ -368,49 +356,14 @@ def load_verify_key(source: Path | str) -> VerifyKey:
 # --- the signed file ---------------------------------------------------------------------
 
 
+KIND: Final = SignedKind("catalogue", SIGNED_FORMAT, SIGNING_CONTEXT, MAX_SIGNED_BYTES)
+
+
 def sign_catalogue(catalogue: Catalogue, signing_key: SigningKey) -> bytes:
     """The signed catalogue file; the same catalogue and key always give the same bytes."""
-    signature = signing_key.sign(SIGNING_CONTEXT + catalogue.canonical_bytes()).signature
-    document = {
-        "format": SIGNED_FORMAT,
-        "catalogue": catalogue.canonical_object(),
-        "key_id": key_id(signing_key.verify_key),
-        "signature": base64.b64encode(signature).decode("ascii"),
-    }
-    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    return text.encode("utf-8")
-
-
-def _malformed(problem: str, field: str = "signed_catalogue") -> InvalidInput:
-    return InvalidInput(
-        f"the signed catalogue is malformed: {problem}", [Violation(field, problem)]
+    return sign_document(
+        KIND, catalogue.canonical_object(), catalogue.canonical_bytes(), signing_key
     )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
-def _signed_body(blob: bytes) -> tuple[dict[str, Any], bytes]:
-    """The outer document and the re-canonicalised bytes of its embedded catalogue."""
-    if len(blob) > MAX_SIGNED_BYTES:
-        raise _malformed(f"larger than {MAX_SIGNED_BYTES // 1024} KiB")
-    try:
-        document = json.loads(blob.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _malformed("not UTF-8 JSON") from None
-    expected = {"format", "catalogue", "key_id", "signature"}
-    if not isinstance(document, dict) or set(document) != expected:
-        raise _malformed("expected exactly the keys catalogue, format, key_id, signature")
-    if document["format"] != SIGNED_FORMAT:
-        raise _malformed(f"expected {SIGNED_FORMAT}", "format")
-    if not isinstance(document["catalogue"], dict):
-        raise _malformed("must be an object", "catalogue")
-    try:
-        body = _canonical_json(document["catalogue"])
-    except (UnicodeEncodeError, ValueError, RecursionError):
-        raise _malformed("cannot be put in canonical form", "catalogue") from None
-    return document, body
 
 
 def verify_catalogue(
@@ -419,31 +372,13 @@ def verify_catalogue(
     """Check a signed catalogue against the pinned authority key and return it.
 
     PermissionDenied when the key, the signature or the federation is wrong; InvalidInput
-    when the file is malformed. The signature is checked over the re-canonicalised
-    embedded catalogue before its content is trusted.
+    when the file is malformed (childreg.signed). The signature is checked over the
+    re-canonicalised embedded catalogue before its content is trusted.
     """
-    document, body = _signed_body(blob)
-    expected_id = key_id(authority)
-    signer = document["key_id"]
-    if signer != expected_id:
-        named = (
-            f" (key id {signer})" if isinstance(signer, str) and _KEY_ID_RE.match(signer) else ""
-        )
-        raise PermissionDenied(
-            f"the catalogue was signed by another key{named}, not by the pinned statistics "
-            f"authority (key id {expected_id})"
-        )
-    try:
-        signature = base64.b64decode(str(document["signature"]), validate=True)
-        authority.verify(SIGNING_CONTEXT + body, signature)
-    except (binascii.Error, ValueError, nacl.exceptions.BadSignatureError):
-        raise PermissionDenied(
-            "the catalogue's signature does not verify against the statistics authority's "
-            "key: the file was altered after signing"
-        ) from None
-    catalogue = parse_catalogue(document["catalogue"], what="signed catalogue")
+    content, body = open_document(KIND, blob, authority)
+    catalogue = parse_catalogue(content, what="signed catalogue")
     if catalogue.canonical_bytes() != body:
-        raise _malformed("not in canonical form", "catalogue")
+        raise KIND.malformed("not in canonical form", "catalogue")
     if federation is not None and catalogue.federation != federation:
         raise PermissionDenied(
             f"the catalogue is for federation {catalogue.federation}, not {federation}"

@@ -25,7 +25,6 @@ from childreg.catalogue import (
     AUTHORITY_KEY,
     Catalogue,
     generate_authority_key,
-    key_id,
     load_catalogue,
     load_signing_key,
     load_verify_key,
@@ -36,6 +35,7 @@ from childreg.catalogue import (
 )
 from childreg.dp import zcdp
 from childreg.errors import AlreadyExists, ChildregError, InvalidInput, KeyProblem
+from childreg.signed import key_id
 from tools.client import (
     EXIT_INTERNAL,
     EXIT_KEY,

@@ -26,20 +26,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Iterable
 from typing import Annotated, Any, Final, Protocol, Self
 
-import nacl.exceptions
 from nacl.public import PublicKey
 from nacl.signing import SigningKey, VerifyKey
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from childreg.catalogue import _canonical_json, key_id
 from childreg.errors import FailedPrecondition, InvalidInput, PermissionDenied, Violation
 from childreg.models import Model, PartyId, violations_of
+from childreg.signed import SignedKind, canonical_json, open_document, sign_document
 
 #: Identifies the signed-roster file format.
 SIGNED_FORMAT: Final = "childreg-roster/1"
@@ -51,7 +49,6 @@ MAX_SIGNED_BYTES: Final = 1024 * 1024
 MIN_PARTICIPANTS: Final = 3
 MAX_MEMBERS: Final = 1000
 _PARTY_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
 _IDENTITY_RE: Final = r"^spiffe://[a-z0-9._-]{1,63}/node/[a-z0-9][a-z0-9_-]{0,62}$"
 
 
@@ -175,7 +172,7 @@ class Roster(Model):
 
     def canonical_bytes(self) -> bytes:
         """Sorted-key, compact, UTF-8 JSON: the same roster always gives the same bytes."""
-        return _canonical_json(self.canonical_object())
+        return canonical_json(self.canonical_object())
 
 
 def parse_roster(data: Any, *, what: str = "roster") -> Roster:
@@ -189,78 +186,25 @@ def parse_roster(data: Any, *, what: str = "roster") -> Roster:
 # --- the signed file ---------------------------------------------------------------------
 
 
+KIND: Final = SignedKind("roster", SIGNED_FORMAT, SIGNING_CONTEXT, MAX_SIGNED_BYTES)
+
+
 def sign_roster(roster: Roster, signing_key: SigningKey) -> bytes:
     """The signed roster file; the same roster and key always give the same bytes."""
-    signature = signing_key.sign(SIGNING_CONTEXT + roster.canonical_bytes()).signature
-    document = {
-        "format": SIGNED_FORMAT,
-        "roster": roster.canonical_object(),
-        "key_id": key_id(signing_key.verify_key),
-        "signature": base64.b64encode(signature).decode("ascii"),
-    }
-    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    return text.encode("utf-8")
-
-
-def _malformed(problem: str, field: str = "signed_roster") -> InvalidInput:
-    return InvalidInput(f"the signed roster is malformed: {problem}", [Violation(field, problem)])
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
-def _signed_body(blob: bytes) -> tuple[dict[str, Any], bytes]:
-    """The outer document and the re-canonicalised bytes of its embedded roster."""
-    if len(blob) > MAX_SIGNED_BYTES:
-        raise _malformed(f"larger than {MAX_SIGNED_BYTES // 1024} KiB")
-    try:
-        document = json.loads(blob.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _malformed("not UTF-8 JSON") from None
-    expected = {"format", "roster", "key_id", "signature"}
-    if not isinstance(document, dict) or set(document) != expected:
-        raise _malformed("expected exactly the keys format, key_id, roster, signature")
-    if document["format"] != SIGNED_FORMAT:
-        raise _malformed(f"expected {SIGNED_FORMAT}", "format")
-    if not isinstance(document["roster"], dict):
-        raise _malformed("must be an object", "roster")
-    try:
-        body = _canonical_json(document["roster"])
-    except (UnicodeEncodeError, ValueError, RecursionError):
-        raise _malformed("cannot be put in canonical form", "roster") from None
-    return document, body
+    return sign_document(KIND, roster.canonical_object(), roster.canonical_bytes(), signing_key)
 
 
 def verify_roster(blob: bytes, authority: VerifyKey, *, federation: str | None = None) -> Roster:
     """Check a signed roster against the pinned authority key and return it.
 
     PermissionDenied when the key, the signature or the federation is wrong; InvalidInput
-    when the file is malformed. The signature is checked over the re-canonicalised embedded
-    roster before its content is trusted.
+    when the file is malformed (childreg.signed: the same format as the catalogue's, with
+    its own domain prefix, so neither passes as the other).
     """
-    document, body = _signed_body(blob)
-    expected_id = key_id(authority)
-    signer = document["key_id"]
-    if signer != expected_id:
-        named = (
-            f" (key id {signer})" if isinstance(signer, str) and _KEY_ID_RE.match(signer) else ""
-        )
-        raise PermissionDenied(
-            f"the roster was signed by another key{named}, not by the pinned statistics "
-            f"authority (key id {expected_id})"
-        )
-    try:
-        signature = base64.b64decode(str(document["signature"]), validate=True)
-        authority.verify(SIGNING_CONTEXT + body, signature)
-    except (binascii.Error, ValueError, nacl.exceptions.BadSignatureError):
-        raise PermissionDenied(
-            "the roster's signature does not verify against the statistics authority's "
-            "key: the file was altered after signing"
-        ) from None
-    roster = parse_roster(document["roster"], what="signed roster")
+    content, body = open_document(KIND, blob, authority)
+    roster = parse_roster(content, what="signed roster")
     if roster.canonical_bytes() != body:
-        raise _malformed("not in canonical form", "roster")
+        raise KIND.malformed("not in canonical form", "roster")
     if federation is not None and roster.federation != federation:
         raise PermissionDenied(
             f"the roster is for federation {roster.federation}, not {federation}"

@@ -22,7 +22,6 @@ from childreg.catalogue import (
     TABLE_DIMENSIONS,
     Catalogue,
     generate_authority_key,
-    key_id,
     load_catalogue,
     load_signing_key,
     load_verify_key,
@@ -33,6 +32,7 @@ from childreg.catalogue import (
     verify_catalogue,
 )
 from childreg.errors import AlreadyExists, InvalidInput, KeyProblem, PermissionDenied
+from childreg.signed import key_id
 from tools.cli_catalogue import app, catalogue_rows
 from tools.client import EXIT_KEY, EXIT_REFUSED, EXIT_REJECTED, CliError
 

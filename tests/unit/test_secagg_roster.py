@@ -14,7 +14,6 @@ from childreg.catalogue import (
     SIGNING_CONTEXT as CATALOGUE_CONTEXT,
 )
 from childreg.catalogue import (
-    key_id,
     parse_catalogue,
     sign_catalogue,
     verify_catalogue,
@@ -28,6 +27,7 @@ from childreg.secagg.roster import (
     sign_roster,
     verify_roster,
 )
+from childreg.signed import key_id
 
 FED = "test.childreg"
 Data = dict[str, Any]

@@ -1,0 +1,119 @@
+"""Documents signed by the federation's statistics authority: one format, one checker.
+
+The table catalogue and the secure-aggregation roster are both JSON objects signed with
+the authority's Ed25519 key. The file is ``{"format", <kind>, "key_id", "signature"}``;
+the signature covers a kind-specific domain prefix plus the embedded object's canonical
+bytes (sorted keys, compact, UTF-8), so one kind can never pass as another, and it is
+checked over the re-canonicalised object before any of its content is trusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import nacl.exceptions
+from nacl.signing import SigningKey, VerifyKey
+
+from childreg.errors import InvalidInput, PermissionDenied, Violation
+
+_KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True)
+class SignedKind:
+    """One kind of signed document: its name (the embedded object's key), format tag,
+    domain-separation prefix and size limit."""
+
+    name: str
+    format: str
+    context: bytes
+    max_bytes: int
+
+    def malformed(self, problem: str, field: str | None = None) -> InvalidInput:
+        """The refusal of a malformed document of this kind."""
+        return InvalidInput(
+            f"the signed {self.name} is malformed: {problem}",
+            [Violation(field or f"signed_{self.name}", problem)],
+        )
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted-key, compact, UTF-8 JSON: the same object always gives the same bytes."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def key_id(key: VerifyKey) -> str:
+    """Hex of the first 8 bytes of BLAKE2b of a public key: a short, public key name."""
+    return hashlib.blake2b(bytes(key)).digest()[:8].hex()
+
+
+def sign_document(
+    kind: SignedKind, content: dict[str, Any], canonical: bytes, signing_key: SigningKey
+) -> bytes:
+    """The signed file of ``content`` (whose canonical bytes are ``canonical``)."""
+    signature = signing_key.sign(kind.context + canonical).signature
+    document = {
+        "format": kind.format,
+        kind.name: content,
+        "key_id": key_id(signing_key.verify_key),
+        "signature": base64.b64encode(signature).decode("ascii"),
+    }
+    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return text.encode("utf-8")
+
+
+def open_document(
+    kind: SignedKind, blob: bytes, authority: VerifyKey
+) -> tuple[dict[str, Any], bytes]:
+    """The embedded object and its canonical bytes, once the signature verifies.
+
+    InvalidInput when the file is malformed; PermissionDenied when another key signed it
+    or the signature does not verify. The caller parses the object and checks that it
+    is in canonical form (``kind.malformed("not in canonical form", kind.name)``).
+    """
+    if len(blob) > kind.max_bytes:
+        raise kind.malformed(f"larger than {kind.max_bytes // 1024} KiB")
+    try:
+        document = json.loads(blob.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise kind.malformed("not UTF-8 JSON") from None
+    expected = {"format", kind.name, "key_id", "signature"}
+    if not isinstance(document, dict) or set(document) != expected:
+        raise kind.malformed(f"expected exactly the keys {', '.join(sorted(expected))}")
+    if document["format"] != kind.format:
+        raise kind.malformed(f"expected {kind.format}", "format")
+    content = document[kind.name]
+    if not isinstance(content, dict):
+        raise kind.malformed("must be an object", kind.name)
+    try:
+        body = canonical_json(content)
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        raise kind.malformed("cannot be put in canonical form", kind.name) from None
+    expected_id, signer = key_id(authority), document["key_id"]
+    if signer != expected_id:
+        shown = isinstance(signer, str) and _KEY_ID_RE.match(signer)
+        named = f" (key id {signer})" if shown else ""
+        raise PermissionDenied(
+            f"the {kind.name} was signed by another key{named}, not by the pinned statistics "
+            f"authority (key id {expected_id})"
+        )
+    try:
+        signature = base64.b64decode(str(document["signature"]), validate=True)
+        authority.verify(kind.context + body, signature)
+    except (binascii.Error, ValueError, nacl.exceptions.BadSignatureError):
+        raise PermissionDenied(
+            f"the {kind.name}'s signature does not verify against the statistics authority's "
+            "key: the file was altered after signing"
+        ) from None
+    return content, body
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
