@@ -152,10 +152,13 @@ class AuditLog:
             for body in self._store.audit_leaves(start, min(start + MAX_ENTRIES, size))
         ]
 
-    def events_about(self, subject: bytes) -> list[AuditEvent]:
-        """Every leaf naming this pseudonym, oldest first (a guardian's access report)."""
+    def events_about(self, subject: bytes, leaves: list[bytes] | None = None) -> list[AuditEvent]:
+        """Every leaf naming this pseudonym, oldest first (a guardian's access report);
+        from ``leaves`` when the caller has read them already."""
         wanted = subject.hex()
-        events = (AuditEvent.from_bytes(body) for body in self.leaves())
+        events = (
+            AuditEvent.from_bytes(body) for body in (self.leaves() if leaves is None else leaves)
+        )
         return [e for e in events if e.subject == wanted]
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:

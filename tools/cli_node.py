@@ -18,7 +18,6 @@ from rich.table import Table
 
 from childreg import csvformat, logsetup
 from childreg.audit.checkpoint import Checkpoint
-from childreg.audit.leaf import AuditEvent
 from childreg.audit.note import NoteVerifier, note_text
 from childreg.audit.verify import verify_log
 from childreg.config import load_config
@@ -183,6 +182,7 @@ def access_report(
         leaves = audit.leaves()
         held = audit.latest_checkpoint()
         verifier = NoteVerifier.from_key_string(audit.verifier_key)
+        events = audit.events_about(keyring.pseudonym(child_id), leaves)
     checked = 0
     if held is not None:  # the log must verify up to the node's last checkpoint
         checked = Checkpoint.parse(note_text(held)).size
@@ -194,7 +194,6 @@ def access_report(
                 code=EXIT_UNVERIFIED,
                 hint="keep the database as it is; tell the data-protection officer",
             )
-    events = [e for e in map(AuditEvent.from_bytes, leaves) if e.subject == subject]
     rows = [
         {"time": e.time, "who": e.actor, "action": e.action, "purpose": e.purpose,
          "grant": e.grant, "outcome": e.outcome, "leaf": e.seq}
