@@ -13,7 +13,6 @@ import math
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,8 +35,9 @@ from childreg.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.reference import reference_file
 
-VECTORS_FILE = (Path(__file__).parents[2] / "../shared/vectors/merkle_rfc9162.json").resolve()
+VECTORS_FILE = reference_file("vectors/merkle_rfc9162.json")
 VECTORS: dict[str, Any] = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
 LEAVES = [bytes.fromhex(x) for x in VECTORS["leaves_hex"]]
 MILLION = 1_000_000

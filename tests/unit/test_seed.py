@@ -18,8 +18,9 @@ from childreg.seed import (
     load_seed_csv,
     total_problems,
 )
+from tests.reference import reference_file
 
-SHARED_SEED = (Path(__file__).parents[2] / "../shared/data/seed_statistics.csv").resolve()
+SHARED_SEED = reference_file("data/seed_statistics.csv")
 HEADER = "country,reference_period,measure,education_form,count,note\n"
 PUBLISHED_FORMS = (
     "preschool",

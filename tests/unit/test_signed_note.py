@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
@@ -46,8 +45,9 @@ from childreg.audit.note import (
     verifier_key_string,
 )
 from childreg.errors import InvalidInput, PermissionDenied
+from tests.reference import reference_file
 
-VECTOR_FILE = Path(__file__).resolve().parents[3] / "shared/vectors/signed_note_ed25519.json"
+VECTOR_FILE = reference_file("vectors/signed_note_ed25519.json")
 DASH = "\u2014"  # EM DASH, the first character of every signature line
 ORIGIN = "childreg.az.childreg/baku"
 ROOT = hashlib.sha256(b"a root").digest()
