@@ -28,6 +28,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, Final, Protocol, Self
 
 from nacl.public import PublicKey
@@ -35,6 +36,7 @@ from nacl.signing import SigningKey, VerifyKey
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from childreg.config import read_mapping
 from childreg.errors import FailedPrecondition, InvalidInput, PermissionDenied, Violation
 from childreg.models import Model, PartyId, violations_of
 from childreg.signed import SignedKind, canonical_json, open_document, sign_document
@@ -52,14 +54,14 @@ _PARTY_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _IDENTITY_RE: Final = r"^spiffe://[a-z0-9._-]{1,63}/node/[a-z0-9][a-z0-9_-]{0,62}$"
 
 
-def _masking_key(value: str) -> str:
+def _public_key(value: str) -> str:
     """Canonical base64 of 32 bytes (so equal keys are equal strings), not all zeros."""
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("must be base64 of a 32-byte X25519 public key") from None
+        raise ValueError("must be base64 of a 32-byte public key") from None
     if len(raw) != 32:
-        raise ValueError("must be base64 of a 32-byte X25519 public key")
+        raise ValueError("must be base64 of a 32-byte public key")
     if base64.b64encode(raw).decode("ascii") != value:
         raise ValueError("must be in canonical base64 (with padding, no line breaks)")
     if raw == bytes(32):
@@ -67,20 +69,32 @@ def _masking_key(value: str) -> str:
     return value
 
 
-MaskingKey = Annotated[str, Field(max_length=64), AfterValidator(_masking_key)]
+#: An X25519 masking key or an Ed25519 upload-signing key, as canonical base64.
+PublicKeyText = Annotated[str, Field(max_length=64), AfterValidator(_public_key)]
 
 
 class RosterMember(Model):
-    """One participating department: its id, its node's identity and its masking key."""
+    """One participating department: its id, its node's identity, masking and upload keys.
+
+    ``masking_key`` (X25519) is what the other nodes agree pairwise masks with;
+    ``upload_key`` (Ed25519) is what the coordinator checks each masked upload's signature
+    with. Both come from ``childreg node roster-entry`` on the department's node.
+    """
 
     department: PartyId
     identity: Annotated[str, Field(pattern=_IDENTITY_RE)]
-    masking_key: MaskingKey
+    masking_key: PublicKeyText
+    upload_key: PublicKeyText
 
     @property
     def public_key(self) -> PublicKey:
         """The department's X25519 masking key."""
         return PublicKey(base64.b64decode(self.masking_key))
+
+    @property
+    def verify_key(self) -> VerifyKey:
+        """The department's Ed25519 key that signs its masked uploads."""
+        return VerifyKey(base64.b64decode(self.upload_key))
 
     def canonical_object(self) -> dict[str, Any]:
         """The JSON object of this member in the signed form."""
@@ -88,6 +102,7 @@ class RosterMember(Model):
             "department": self.department,
             "identity": self.identity,
             "masking_key": self.masking_key,
+            "upload_key": self.upload_key,
         }
 
 
@@ -96,6 +111,9 @@ class Roster(Model):
 
     federation: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     version: Annotated[int, Field(strict=True, ge=1, le=10**9)]
+    #: c of PRIVACY.md: how many departments may collude with the coordinator. Each node
+    #: adds noise of variance σ²/(n−c), so the n−c honest ones alone still add σ².
+    colluders: Annotated[int, Field(strict=True, ge=0, le=MAX_MEMBERS)]
     members: Annotated[
         tuple[RosterMember, ...], Field(min_length=MIN_PARTICIPANTS, max_length=MAX_MEMBERS)
     ]
@@ -108,7 +126,14 @@ class Roster(Model):
             error = PydanticCustomError("roster", message)  # messages hold no braces
             problems.append(InitErrorDetails(type=error, loc=loc, input=None))
 
-        seen: dict[str, dict[str, int]] = {"department": {}, "identity": {}, "masking_key": {}}
+        if self.colluders >= len(self.members):
+            problem(("colluders",), "must be smaller than the number of members")
+        seen: dict[str, dict[str, int]] = {
+            "department": {},
+            "identity": {},
+            "masking_key": {},
+            "upload_key": {},
+        }
         for i, member in enumerate(self.members):
             expected = f"spiffe://{self.federation}/node/{member.department}"
             if member.identity != expected:
@@ -160,6 +185,11 @@ class Roster(Model):
                 f"a secure-aggregation round needs at least {MIN_PARTICIPANTS} distinct "
                 f"departments, not {len(members)}"
             )
+        if len(members) <= self.colluders:
+            raise FailedPrecondition(
+                f"a round of {len(members)} departments cannot hide a table from "
+                f"{self.colluders} colluding ones; it needs at least {self.colluders + 1}"
+            )
         return members
 
     def canonical_object(self) -> dict[str, Any]:
@@ -167,6 +197,7 @@ class Roster(Model):
         return {
             "federation": self.federation,
             "version": self.version,
+            "colluders": self.colluders,
             "members": [m.canonical_object() for m in self.members],
         }
 
@@ -181,6 +212,11 @@ def parse_roster(data: Any, *, what: str = "roster") -> Roster:
         return Roster.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(f"invalid {what}", violations_of(exc)) from None
+
+
+def load_roster(path: Path) -> Roster:
+    """Read and validate an authored roster (.toml, .yaml or .yml)."""
+    return parse_roster(read_mapping(path), what=f"roster {path}")
 
 
 # --- the signed file ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63hildreg/v1/statistics.proto\x12\x0b\x63hildreg.v1\"V\n\x11NoisyTableRequest\x12\x18\n\x10signed_catalogue\x18\x01 \x01(\x0c\x12\x10\n\x08table_id\x18\x02 \x01(\t\x12\x15\n\racademic_year\x18\x03 \x01(\t\"x\n\nNoisyTable\x12\x19\n\x11\x63\x61talogue_version\x18\x01 \x01(\r\x12\x10\n\x08table_id\x18\x02 \x01(\t\x12\x15\n\racademic_year\x18\x03 \x01(\t\x12\x12\n\ndimensions\x18\x04 \x03(\t\x12\x12\n\x06\x63ounts\x18\x05 \x03(\x12\x42\x02\x10\x01\"9\n\x0cTableRequest\x12\x15\n\racademic_year\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x03(\t\"\xc3\x01\n\x10PrivacyStatement\x12\x11\n\tmechanism\x18\x01 \x01(\t\x12\x0b\n\x03rho\x18\x02 \x01(\t\x12\x15\n\rsigma_squared\x18\x03 \x01(\t\x12\r\n\x05sigma\x18\x04 \x01(\x01\x12\x0f\n\x07\x65psilon\x18\x05 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x06 \x01(\x01\x12\x14\n\x0csnapshot_rho\x18\x07 \x01(\t\x12\x18\n\x10snapshot_epsilon\x18\x08 \x01(\x01\x12\x19\n\x11\x64isplay_threshold\x18\t \x01(\r\"N\n\tAreaTotal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03\x12\x0e\n\x06margin\x18\x03 \x01(\r\x12\x14\n\x0c\x63onfidential\x18\x04 \x01(\x08\"\x9a\x01\n\nAreaValues\x12\x0c\n\x04\x61rea\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65partments\x18\x02 \x03(\t\x12\x12\n\x06values\x18\x03 \x03(\x03\x42\x02\x10\x01\x12\x13\n\x07margins\x18\x04 \x03(\rB\x02\x10\x01\x12\x18\n\x0c\x63onfidential\x18\x05 \x03(\x08\x42\x02\x10\x01\x12&\n\x06totals\x18\x06 \x03(\x0b\x32\x16.childreg.v1.AreaTotal\"\x92\x02\n\x0ePublishedTable\x12\x15\n\racademic_year\x18\x01 \x01(\t\x12\x16\n\x0ereference_date\x18\x02 \x01(\t\x12\x19\n\x11\x63\x61talogue_version\x18\x03 \x01(\r\x12\x10\n\x08table_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x12\n\ndimensions\x18\x06 \x03(\t\x12.\n\x07privacy\x18\x07 \x01(\x0b\x32\x1d.childreg.v1.PrivacyStatement\x12&\n\x05\x61reas\x18\x08 \x03(\x0b\x32\x17.childreg.v1.AreaValues\x12\x14\n\x0cpublished_at\x18\t \x01(\t\x12\x13\n\x0brelease_key\x18\n \x01(\t\"&\n\rBudgetRequest\x12\x15\n\racademic_year\x18\x01 \x01(\t\"\xb9\x01\n\x0c\x42udgetReport\x12\x15\n\racademic_year\x18\x01 \x01(\t\x12\x14\n\x0cstatistician\x18\x02 \x01(\t\x12\x18\n\x10statistician_rho\x18\x03 \x01(\t\x12\x1a\n\x12statistician_spent\x18\x04 \x01(\t\x12\x14\n\x0csnapshot_rho\x18\x05 \x01(\t\x12\x16\n\x0esnapshot_spent\x18\x06 \x01(\t\x12\x18\n\x10published_tables\x18\x07 \x03(\t\"\x12\n\x10\x43\x61talogueRequest\"+\n\x0fSignedCatalogue\x12\x18\n\x10signed_catalogue\x18\x01 \x01(\x0c\x32Z\n\x11StatisticsService\x12\x45\n\nNoisyTable\x12\x1e.childreg.v1.NoisyTableRequest\x1a\x17.childreg.v1.NoisyTable2\xf0\x01\n\x19NationalStatisticsService\x12H\n\x0ePublishedTable\x12\x19.childreg.v1.TableRequest\x1a\x1b.childreg.v1.PublishedTable\x12?\n\x06\x42udget\x12\x1a.childreg.v1.BudgetRequest\x1a\x19.childreg.v1.BudgetReport\x12H\n\tCatalogue\x12\x1d.childreg.v1.CatalogueRequest\x1a\x1c.childreg.v1.SignedCatalogueb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63hildreg/v1/statistics.proto\x12\x0b\x63hildreg.v1\"V\n\x11NoisyTableRequest\x12\x18\n\x10signed_catalogue\x18\x01 \x01(\x0c\x12\x10\n\x08table_id\x18\x02 \x01(\t\x12\x15\n\racademic_year\x18\x03 \x01(\t\"x\n\nNoisyTable\x12\x19\n\x11\x63\x61talogue_version\x18\x01 \x01(\r\x12\x10\n\x08table_id\x18\x02 \x01(\t\x12\x15\n\racademic_year\x18\x03 \x01(\t\x12\x12\n\ndimensions\x18\x04 \x03(\t\x12\x12\n\x06\x63ounts\x18\x05 \x03(\x12\x42\x02\x10\x01\"9\n\x0cTableRequest\x12\x15\n\racademic_year\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x03(\t\"\x89\x02\n\x10PrivacyStatement\x12\x11\n\tmechanism\x18\x01 \x01(\t\x12\x0b\n\x03rho\x18\x02 \x01(\t\x12\x15\n\rsigma_squared\x18\x03 \x01(\t\x12\r\n\x05sigma\x18\x04 \x01(\x01\x12\x0f\n\x07\x65psilon\x18\x05 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x06 \x01(\x01\x12\x14\n\x0csnapshot_rho\x18\x07 \x01(\t\x12\x18\n\x10snapshot_epsilon\x18\x08 \x01(\x01\x12\x19\n\x11\x64isplay_threshold\x18\t \x01(\r\x12\x14\n\x0cparticipants\x18\n \x01(\r\x12\x11\n\tcolluders\x18\x0b \x01(\r\x12\x1b\n\x13share_sigma_squared\x18\x0c \x01(\t\"N\n\tAreaTotal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03\x12\x0e\n\x06margin\x18\x03 \x01(\r\x12\x14\n\x0c\x63onfidential\x18\x04 \x01(\x08\"\x9a\x01\n\nAreaValues\x12\x0c\n\x04\x61rea\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65partments\x18\x02 \x03(\t\x12\x12\n\x06values\x18\x03 \x03(\x03\x42\x02\x10\x01\x12\x13\n\x07margins\x18\x04 \x03(\rB\x02\x10\x01\x12\x18\n\x0c\x63onfidential\x18\x05 \x03(\x08\x42\x02\x10\x01\x12&\n\x06totals\x18\x06 \x03(\x0b\x32\x16.childreg.v1.AreaTotal\"\xaf\x02\n\x0ePublishedTable\x12\x15\n\racademic_year\x18\x01 \x01(\t\x12\x16\n\x0ereference_date\x18\x02 \x01(\t\x12\x19\n\x11\x63\x61talogue_version\x18\x03 \x01(\r\x12\x10\n\x08table_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x12\n\ndimensions\x18\x06 \x03(\t\x12.\n\x07privacy\x18\x07 \x01(\x0b\x32\x1d.childreg.v1.PrivacyStatement\x12&\n\x05\x61reas\x18\x08 \x03(\x0b\x32\x17.childreg.v1.AreaValues\x12\x14\n\x0cpublished_at\x18\t \x01(\t\x12\x13\n\x0brelease_key\x18\n \x01(\t\x12\x1b\n\x13missing_departments\x18\x0b \x03(\t\"&\n\rBudgetRequest\x12\x15\n\racademic_year\x18\x01 \x01(\t\"\xb9\x01\n\x0c\x42udgetReport\x12\x15\n\racademic_year\x18\x01 \x01(\t\x12\x14\n\x0cstatistician\x18\x02 \x01(\t\x12\x18\n\x10statistician_rho\x18\x03 \x01(\t\x12\x1a\n\x12statistician_spent\x18\x04 \x01(\t\x12\x14\n\x0csnapshot_rho\x18\x05 \x01(\t\x12\x16\n\x0esnapshot_spent\x18\x06 \x01(\t\x12\x18\n\x10published_tables\x18\x07 \x03(\t\"\x12\n\x10\x43\x61talogueRequest\"+\n\x0fSignedCatalogue\x12\x18\n\x10signed_catalogue\x18\x01 \x01(\x0c\"h\n\x0cReadyRequest\x12\x18\n\x10signed_catalogue\x18\x01 \x01(\x0c\x12\x15\n\rsigned_roster\x18\x02 \x01(\x0c\x12\x10\n\x08table_id\x18\x03 \x01(\t\x12\x15\n\racademic_year\x18\x04 \x01(\t\"W\n\nReadyReply\x12\x12\n\ndepartment\x18\x01 \x01(\t\x12\x16\n\x0eroster_version\x18\x02 \x01(\r\x12\x1d\n\x15recorded_participants\x18\x03 \x03(\t\"\x90\x01\n\x0cShareRequest\x12\x18\n\x10signed_catalogue\x18\x01 \x01(\x0c\x12\x15\n\rsigned_roster\x18\x02 \x01(\x0c\x12\x10\n\x08table_id\x18\x03 \x01(\t\x12\x15\n\racademic_year\x18\x04 \x01(\t\x12\x10\n\x08round_id\x18\x05 \x01(\t\x12\x14\n\x0cparticipants\x18\x06 \x03(\t\"\xdf\x01\n\tShareBody\x12\x12\n\nfederation\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x10\n\x08round_id\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61talogue_version\x18\x04 \x01(\r\x12\x10\n\x08table_id\x18\x05 \x01(\t\x12\x15\n\racademic_year\x18\x06 \x01(\t\x12\x12\n\ndimensions\x18\x07 \x03(\t\x12\x16\n\x0eroster_version\x18\x08 \x01(\r\x12\x14\n\x0cparticipants\x18\t \x03(\t\x12\x12\n\x06values\x18\n \x03(\x06\x42\x02\x10\x01\".\n\x0bMaskedShare\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x32\xd5\x01\n\x11StatisticsService\x12\x45\n\nNoisyTable\x12\x1e.childreg.v1.NoisyTableRequest\x1a\x17.childreg.v1.NoisyTable\x12;\n\x05Ready\x12\x19.childreg.v1.ReadyRequest\x1a\x17.childreg.v1.ReadyReply\x12<\n\x05Share\x12\x19.childreg.v1.ShareRequest\x1a\x18.childreg.v1.MaskedShare2\xf0\x01\n\x19NationalStatisticsService\x12H\n\x0ePublishedTable\x12\x19.childreg.v1.TableRequest\x1a\x1b.childreg.v1.PublishedTable\x12?\n\x06\x42udget\x12\x1a.childreg.v1.BudgetRequest\x1a\x19.childreg.v1.BudgetReport\x12H\n\tCatalogue\x12\x1d.childreg.v1.CatalogueRequest\x1a\x1c.childreg.v1.SignedCatalogueb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AREAVALUES'].fields_by_name['margins']._serialized_options = b'\020\001'
   _globals['_AREAVALUES'].fields_by_name['confidential']._loaded_options = None
   _globals['_AREAVALUES'].fields_by_name['confidential']._serialized_options = b'\020\001'
+  _globals['_SHAREBODY'].fields_by_name['values']._loaded_options = None
+  _globals['_SHAREBODY'].fields_by_name['values']._serialized_options = b'\020\001'
   _globals['_NOISYTABLEREQUEST']._serialized_start=45
   _globals['_NOISYTABLEREQUEST']._serialized_end=131
   _globals['_NOISYTABLE']._serialized_start=133
@@ -46,23 +48,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TABLEREQUEST']._serialized_start=255
   _globals['_TABLEREQUEST']._serialized_end=312
   _globals['_PRIVACYSTATEMENT']._serialized_start=315
-  _globals['_PRIVACYSTATEMENT']._serialized_end=510
-  _globals['_AREATOTAL']._serialized_start=512
-  _globals['_AREATOTAL']._serialized_end=590
-  _globals['_AREAVALUES']._serialized_start=593
-  _globals['_AREAVALUES']._serialized_end=747
-  _globals['_PUBLISHEDTABLE']._serialized_start=750
-  _globals['_PUBLISHEDTABLE']._serialized_end=1024
-  _globals['_BUDGETREQUEST']._serialized_start=1026
-  _globals['_BUDGETREQUEST']._serialized_end=1064
-  _globals['_BUDGETREPORT']._serialized_start=1067
-  _globals['_BUDGETREPORT']._serialized_end=1252
-  _globals['_CATALOGUEREQUEST']._serialized_start=1254
-  _globals['_CATALOGUEREQUEST']._serialized_end=1272
-  _globals['_SIGNEDCATALOGUE']._serialized_start=1274
-  _globals['_SIGNEDCATALOGUE']._serialized_end=1317
-  _globals['_STATISTICSSERVICE']._serialized_start=1319
-  _globals['_STATISTICSSERVICE']._serialized_end=1409
-  _globals['_NATIONALSTATISTICSSERVICE']._serialized_start=1412
-  _globals['_NATIONALSTATISTICSSERVICE']._serialized_end=1652
+  _globals['_PRIVACYSTATEMENT']._serialized_end=580
+  _globals['_AREATOTAL']._serialized_start=582
+  _globals['_AREATOTAL']._serialized_end=660
+  _globals['_AREAVALUES']._serialized_start=663
+  _globals['_AREAVALUES']._serialized_end=817
+  _globals['_PUBLISHEDTABLE']._serialized_start=820
+  _globals['_PUBLISHEDTABLE']._serialized_end=1123
+  _globals['_BUDGETREQUEST']._serialized_start=1125
+  _globals['_BUDGETREQUEST']._serialized_end=1163
+  _globals['_BUDGETREPORT']._serialized_start=1166
+  _globals['_BUDGETREPORT']._serialized_end=1351
+  _globals['_CATALOGUEREQUEST']._serialized_start=1353
+  _globals['_CATALOGUEREQUEST']._serialized_end=1371
+  _globals['_SIGNEDCATALOGUE']._serialized_start=1373
+  _globals['_SIGNEDCATALOGUE']._serialized_end=1416
+  _globals['_READYREQUEST']._serialized_start=1418
+  _globals['_READYREQUEST']._serialized_end=1522
+  _globals['_READYREPLY']._serialized_start=1524
+  _globals['_READYREPLY']._serialized_end=1611
+  _globals['_SHAREREQUEST']._serialized_start=1614
+  _globals['_SHAREREQUEST']._serialized_end=1758
+  _globals['_SHAREBODY']._serialized_start=1761
+  _globals['_SHAREBODY']._serialized_end=1984
+  _globals['_MASKEDSHARE']._serialized_start=1986
+  _globals['_MASKEDSHARE']._serialized_end=2032
+  _globals['_STATISTICSSERVICE']._serialized_start=2035
+  _globals['_STATISTICSSERVICE']._serialized_end=2248
+  _globals['_NATIONALSTATISTICSSERVICE']._serialized_start=2251
+  _globals['_NATIONALSTATISTICSSERVICE']._serialized_end=2491
 # @@protoc_insertion_point(module_scope)

@@ -132,6 +132,9 @@ class PrivacyStatement(_message.Message):
     SNAPSHOT_RHO_FIELD_NUMBER: _builtins.int
     SNAPSHOT_EPSILON_FIELD_NUMBER: _builtins.int
     DISPLAY_THRESHOLD_FIELD_NUMBER: _builtins.int
+    PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    COLLUDERS_FIELD_NUMBER: _builtins.int
+    SHARE_SIGMA_SQUARED_FIELD_NUMBER: _builtins.int
     mechanism: _builtins.str
     """e.g. "discrete_gaussian/zcdp/per-department" """
     rho: _builtins.str
@@ -148,6 +151,14 @@ class PrivacyStatement(_message.Message):
     """equivalent epsilon of the cap at `delta`"""
     display_threshold: _builtins.int
     """published values below it are shown as "<N" """
+    participants: _builtins.int
+    """Secure aggregation (mechanism ".../secure-aggregation") only:
+    n: departments whose shares were summed
+    """
+    colluders: _builtins.int
+    """c: departments assumed to collude (signed roster)"""
+    share_sigma_squared: _builtins.str
+    """σ²/(n−c): noise variance each department adds, exact"""
     def __init__(
         self,
         *,
@@ -160,10 +171,13 @@ class PrivacyStatement(_message.Message):
         snapshot_rho: _builtins.str = ...,
         snapshot_epsilon: _builtins.float = ...,
         display_threshold: _builtins.int = ...,
+        participants: _builtins.int = ...,
+        colluders: _builtins.int = ...,
+        share_sigma_squared: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "display_threshold", b"display_threshold", "epsilon", b"epsilon", "mechanism", b"mechanism", "rho", b"rho", "sigma", b"sigma", "sigma_squared", b"sigma_squared", "snapshot_epsilon", b"snapshot_epsilon", "snapshot_rho", b"snapshot_rho"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["colluders", b"colluders", "delta", b"delta", "display_threshold", b"display_threshold", "epsilon", b"epsilon", "mechanism", b"mechanism", "participants", b"participants", "rho", b"rho", "share_sigma_squared", b"share_sigma_squared", "sigma", b"sigma", "sigma_squared", b"sigma_squared", "snapshot_epsilon", b"snapshot_epsilon", "snapshot_rho", b"snapshot_rho"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -266,6 +280,7 @@ class PublishedTable(_message.Message):
     AREAS_FIELD_NUMBER: _builtins.int
     PUBLISHED_AT_FIELD_NUMBER: _builtins.int
     RELEASE_KEY_FIELD_NUMBER: _builtins.int
+    MISSING_DEPARTMENTS_FIELD_NUMBER: _builtins.int
     academic_year: _builtins.str
     reference_date: _builtins.str
     """ISO date the counts refer to"""
@@ -286,6 +301,12 @@ class PublishedTable(_message.Message):
     def areas(self) -> _containers.RepeatedCompositeFieldContainer[Global___AreaValues]:
         """"national" first, then regions in code-list order"""
 
+    @_builtins.property
+    def missing_departments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Departments of the federation left out of this publication (secure aggregation: the
+        participant set settled for the snapshot did not include them; they were down).
+        """
+
     def __init__(
         self,
         *,
@@ -299,10 +320,11 @@ class PublishedTable(_message.Message):
         areas: _abc.Iterable[Global___AreaValues] | None = ...,
         published_at: _builtins.str = ...,
         release_key: _builtins.str = ...,
+        missing_departments: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["privacy", b"privacy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "areas", b"areas", "catalogue_version", b"catalogue_version", "dimensions", b"dimensions", "privacy", b"privacy", "published_at", b"published_at", "reference_date", b"reference_date", "release_key", b"release_key", "table_id", b"table_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "areas", b"areas", "catalogue_version", b"catalogue_version", "dimensions", b"dimensions", "missing_departments", b"missing_departments", "privacy", b"privacy", "published_at", b"published_at", "reference_date", b"reference_date", "release_key", b"release_key", "table_id", b"table_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -401,3 +423,190 @@ class SignedCatalogue(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignedCatalogue: _TypeAlias = SignedCatalogue  # noqa: Y015
+
+@_typing.final
+class ReadyRequest(_message.Message):
+    """----- Secure aggregation (stage 2, docs/secure-aggregation.md) -----
+
+    The coordinator first asks each department whether it is ready (no data moves), settles
+    the participant set, then opens a round: every participant uploads its noise share plus
+    pairwise masks, signed. Only the sum of all uploads of a round unmasks.
+
+    Data-free: can this node take part in a round of this table?
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNED_CATALOGUE_FIELD_NUMBER: _builtins.int
+    SIGNED_ROSTER_FIELD_NUMBER: _builtins.int
+    TABLE_ID_FIELD_NUMBER: _builtins.int
+    ACADEMIC_YEAR_FIELD_NUMBER: _builtins.int
+    signed_catalogue: _builtins.bytes
+    signed_roster: _builtins.bytes
+    """the federation roster as signed by the statistics authority"""
+    table_id: _builtins.str
+    academic_year: _builtins.str
+    def __init__(
+        self,
+        *,
+        signed_catalogue: _builtins.bytes = ...,
+        signed_roster: _builtins.bytes = ...,
+        table_id: _builtins.str = ...,
+        academic_year: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "signed_catalogue", b"signed_catalogue", "signed_roster", b"signed_roster", "table_id", b"table_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadyRequest: _TypeAlias = ReadyRequest  # noqa: Y015
+
+@_typing.final
+class ReadyReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    ROSTER_VERSION_FIELD_NUMBER: _builtins.int
+    RECORDED_PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    department: _builtins.str
+    roster_version: _builtins.int
+    @_builtins.property
+    def recorded_participants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The set this node already took part with for this table and snapshot (sorted; empty
+        when none): a round over any other set is refused.
+        """
+
+    def __init__(
+        self,
+        *,
+        department: _builtins.str = ...,
+        roster_version: _builtins.int = ...,
+        recorded_participants: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "recorded_participants", b"recorded_participants", "roster_version", b"roster_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadyReply: _TypeAlias = ReadyReply  # noqa: Y015
+
+@_typing.final
+class ShareRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNED_CATALOGUE_FIELD_NUMBER: _builtins.int
+    SIGNED_ROSTER_FIELD_NUMBER: _builtins.int
+    TABLE_ID_FIELD_NUMBER: _builtins.int
+    ACADEMIC_YEAR_FIELD_NUMBER: _builtins.int
+    ROUND_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    signed_catalogue: _builtins.bytes
+    signed_roster: _builtins.bytes
+    table_id: _builtins.str
+    academic_year: _builtins.str
+    round_id: _builtins.str
+    """fresh for every attempt: 32 lowercase hex digits"""
+    @_builtins.property
+    def participants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """department ids, at least 3, all in the roster"""
+
+    def __init__(
+        self,
+        *,
+        signed_catalogue: _builtins.bytes = ...,
+        signed_roster: _builtins.bytes = ...,
+        table_id: _builtins.str = ...,
+        academic_year: _builtins.str = ...,
+        round_id: _builtins.str = ...,
+        participants: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "participants", b"participants", "round_id", b"round_id", "signed_catalogue", b"signed_catalogue", "signed_roster", b"signed_roster", "table_id", b"table_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShareRequest: _TypeAlias = ShareRequest  # noqa: Y015
+
+@_typing.final
+class ShareBody(_message.Message):
+    """What a node signs: its masked upload and everything it is bound to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEDERATION_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    ROUND_ID_FIELD_NUMBER: _builtins.int
+    CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    TABLE_ID_FIELD_NUMBER: _builtins.int
+    ACADEMIC_YEAR_FIELD_NUMBER: _builtins.int
+    DIMENSIONS_FIELD_NUMBER: _builtins.int
+    ROSTER_VERSION_FIELD_NUMBER: _builtins.int
+    PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    federation: _builtins.str
+    department: _builtins.str
+    round_id: _builtins.str
+    catalogue_version: _builtins.int
+    table_id: _builtins.str
+    academic_year: _builtins.str
+    roster_version: _builtins.int
+    @_builtins.property
+    def dimensions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the table's dimensions, catalogue order"""
+
+    @_builtins.property
+    def participants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """sorted"""
+
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """noise share + masks, modulo 2^64"""
+
+    def __init__(
+        self,
+        *,
+        federation: _builtins.str = ...,
+        department: _builtins.str = ...,
+        round_id: _builtins.str = ...,
+        catalogue_version: _builtins.int = ...,
+        table_id: _builtins.str = ...,
+        academic_year: _builtins.str = ...,
+        dimensions: _abc.Iterable[_builtins.str] | None = ...,
+        roster_version: _builtins.int = ...,
+        participants: _abc.Iterable[_builtins.str] | None = ...,
+        values: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "catalogue_version", b"catalogue_version", "department", b"department", "dimensions", b"dimensions", "federation", b"federation", "participants", b"participants", "roster_version", b"roster_version", "round_id", b"round_id", "table_id", b"table_id", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShareBody: _TypeAlias = ShareBody  # noqa: Y015
+
+@_typing.final
+class MaskedShare(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    body: _builtins.bytes
+    """a ShareBody, serialized deterministically"""
+    signature: _builtins.bytes
+    """Ed25519 (roster upload_key) over "childreg secagg share v1\\n" || body"""
+    def __init__(
+        self,
+        *,
+        body: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaskedShare: _TypeAlias = MaskedShare  # noqa: Y015

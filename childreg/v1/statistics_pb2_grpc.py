@@ -40,6 +40,16 @@ class StatisticsServiceStub:
                 request_serializer=childreg_dot_v1_dot_statistics__pb2.NoisyTableRequest.SerializeToString,
                 response_deserializer=childreg_dot_v1_dot_statistics__pb2.NoisyTable.FromString,
                 _registered_method=True)
+        self.Ready = channel.unary_unary(
+                '/childreg.v1.StatisticsService/Ready',
+                request_serializer=childreg_dot_v1_dot_statistics__pb2.ReadyRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_statistics__pb2.ReadyReply.FromString,
+                _registered_method=True)
+        self.Share = channel.unary_unary(
+                '/childreg.v1.StatisticsService/Share',
+                request_serializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_statistics__pb2.MaskedShare.FromString,
+                _registered_method=True)
 
 
 class StatisticsServiceServicer:
@@ -52,6 +62,18 @@ class StatisticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Ready(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Share(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StatisticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +81,16 @@ def add_StatisticsServiceServicer_to_server(servicer, server):
                     servicer.NoisyTable,
                     request_deserializer=childreg_dot_v1_dot_statistics__pb2.NoisyTableRequest.FromString,
                     response_serializer=childreg_dot_v1_dot_statistics__pb2.NoisyTable.SerializeToString,
+            ),
+            'Ready': grpc.unary_unary_rpc_method_handler(
+                    servicer.Ready,
+                    request_deserializer=childreg_dot_v1_dot_statistics__pb2.ReadyRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_statistics__pb2.ReadyReply.SerializeToString,
+            ),
+            'Share': grpc.unary_unary_rpc_method_handler(
+                    servicer.Share,
+                    request_deserializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_statistics__pb2.MaskedShare.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +121,60 @@ class StatisticsService:
             '/childreg.v1.StatisticsService/NoisyTable',
             childreg_dot_v1_dot_statistics__pb2.NoisyTableRequest.SerializeToString,
             childreg_dot_v1_dot_statistics__pb2.NoisyTable.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ready(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.StatisticsService/Ready',
+            childreg_dot_v1_dot_statistics__pb2.ReadyRequest.SerializeToString,
+            childreg_dot_v1_dot_statistics__pb2.ReadyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Share(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.StatisticsService/Share',
+            childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
+            childreg_dot_v1_dot_statistics__pb2.MaskedShare.FromString,
             options,
             channel_credentials,
             insecure,

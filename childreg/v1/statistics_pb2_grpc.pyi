@@ -44,6 +44,8 @@ class StatisticsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> StatisticsServiceAsyncStub: ...
     NoisyTable: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.NoisyTableRequest, _statistics_pb2.NoisyTable]
+    Ready: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.ReadyRequest, _statistics_pb2.ReadyReply]
+    Share: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.MaskedShare]
 
 @_typing.type_check_only
 class StatisticsServiceAsyncStub(StatisticsServiceStub):
@@ -51,6 +53,8 @@ class StatisticsServiceAsyncStub(StatisticsServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     NoisyTable: _aio.UnaryUnaryMultiCallable[_statistics_pb2.NoisyTableRequest, _statistics_pb2.NoisyTable]  # type: ignore[assignment]
+    Ready: _aio.UnaryUnaryMultiCallable[_statistics_pb2.ReadyRequest, _statistics_pb2.ReadyReply]  # type: ignore[assignment]
+    Share: _aio.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.MaskedShare]  # type: ignore[assignment]
 
 class StatisticsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by a department's node to the coordinator."""
@@ -61,6 +65,20 @@ class StatisticsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _statistics_pb2.NoisyTableRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_statistics_pb2.NoisyTable, _abc.Awaitable[_statistics_pb2.NoisyTable]]: ...
+
+    @_abc_1.abstractmethod
+    def Ready(
+        self,
+        request: _statistics_pb2.ReadyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_pb2.ReadyReply, _abc.Awaitable[_statistics_pb2.ReadyReply]]: ...
+
+    @_abc_1.abstractmethod
+    def Share(
+        self,
+        request: _statistics_pb2.ShareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_pb2.MaskedShare, _abc.Awaitable[_statistics_pb2.MaskedShare]]: ...
 
 def add_StatisticsServiceServicer_to_server(servicer: StatisticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -39,12 +39,18 @@ def member(department: str, federation: str = FED) -> Data:
         "department": department,
         "identity": f"spiffe://{federation}/node/{department}",
         "masking_key": base64.b64encode(key).decode("ascii"),
+        "upload_key": base64.b64encode(bytes(SigningKey.generate().verify_key)).decode("ascii"),
     }
 
 
 def authored(*departments: str) -> Data:
     names = departments or ("baku", "ganja", "sumgait", "lankaran")
-    return {"federation": FED, "version": 2, "members": [member(d) for d in names]}
+    return {
+        "federation": FED,
+        "version": 2,
+        "colluders": 1,
+        "members": [member(d) for d in names],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +178,7 @@ def test_duplicate_department_identity_or_key_is_refused() -> None:
         "members.4.department",
         "members.4.identity",
         "members.4.masking_key",
+        "members.4.upload_key",
     } <= fields(info.value)
 
 
@@ -220,6 +227,32 @@ def test_bad_masking_key_is_refused(key: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_roster(data)
     assert fields(info.value) == {"members.0.masking_key"}
+
+
+def test_duplicate_upload_key_alone_is_refused() -> None:
+    data = authored()
+    data["members"][3]["upload_key"] = data["members"][1]["upload_key"]
+    with pytest.raises(InvalidInput) as info:
+        parse_roster(data)
+    assert fields(info.value) == {"members.3.upload_key"}
+
+
+@pytest.mark.parametrize("colluders", [4, 5, -1, "1", True])
+def test_colluders_must_be_an_int_below_the_member_count(colluders: object) -> None:
+    data = authored()
+    data["colluders"] = colluders
+    with pytest.raises(InvalidInput) as info:
+        parse_roster(data)
+    assert fields(info.value) == {"colluders"}
+
+
+def test_a_round_must_outnumber_the_colluders() -> None:
+    data = authored("baku", "ganja", "sumgait", "lankaran", "shaki")
+    data["colluders"] = 3
+    roster = parse_roster(data)
+    assert len(roster.participants(["baku", "ganja", "sumgait", "shaki"])) == 4
+    with pytest.raises(FailedPrecondition, match="at least 4"):
+        roster.participants(["baku", "ganja", "sumgait"])
 
 
 def test_member_and_participants(roster: Roster) -> None:
