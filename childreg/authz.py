@@ -60,7 +60,10 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
     },
     # A school asks for an extract with the grant it holds (checked against its identity).
     "/childreg.v1.ExtractService/GetExtract": frozenset({"school"}),
-    "/childreg.v1.StatisticsService/NoisyTable": frozenset({"coordinator"}),
+    **{
+        "/childreg.v1.StatisticsService/" + m: frozenset({"coordinator"})
+        for m in ("NoisyTable", "Ready", "Share")
+    },
     **{
         "/childreg.v1.NationalStatisticsService/" + m: frozenset({"statistician"})
         for m in ("PublishedTable", "Budget", "Catalogue")

@@ -39,7 +39,13 @@ from childreg.dp import zcdp
 from childreg.errors import AlreadyExists, InvalidInput, KeyProblem, PermissionDenied, Violation
 from childreg.models import Model, ShortText, violations_of
 from childreg.secretfile import write_private
-from childreg.signed import SignedKind, canonical_json, open_document, sign_document
+from childreg.signed import (
+    SignedKind,
+    canonical_json,
+    open_document,
+    read_signed_file,
+    sign_document,
+)
 
 #: Identifies the signed-file format (a different layout gets a different name).
 SIGNED_FORMAT: Final = "childreg-catalogue/1"
@@ -390,11 +396,4 @@ def read_signed_catalogue(
     path: Path, authority: VerifyKey, *, federation: str | None = None
 ) -> Catalogue:
     """Read and verify a signed catalogue file (see :func:`verify_catalogue`)."""
-    try:
-        with path.open("rb") as fh:
-            blob = fh.read(MAX_SIGNED_BYTES + 1)
-    except OSError as exc:
-        raise InvalidInput(
-            f"cannot read the signed catalogue {path}", [Violation("file", type(exc).__name__)]
-        ) from None
-    return verify_catalogue(blob, authority, federation=federation)
+    return verify_catalogue(read_signed_file(KIND, path), authority, federation=federation)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import nacl.exceptions
@@ -113,6 +114,18 @@ def open_document(
             "key: the file was altered after signing"
         ) from None
     return content, body
+
+
+def read_signed_file(kind: SignedKind, path: Path) -> bytes:
+    """The bytes of a signed file, read no further than the kind's size limit (+1 byte, so
+    an oversized file is refused by :func:`open_document`)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(kind.max_bytes + 1)
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot read the signed {kind.name} {path}", [Violation("file", type(exc).__name__)]
+        ) from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,4 +1,5 @@
-"""The coordinator's configuration: the federation's departments and how to reach them.
+"""The coordinator's configuration: the federation's departments, how to reach them, and
+how their tables are aggregated (PRIVACY.md, "Two stages").
 
 Example (TOML)::
 
@@ -10,6 +11,13 @@ Example (TOML)::
     statistics_authority_key = "authority.pub"   # pinned statistics-authority key
     catalogue_file = "catalogue.signed.json"     # signed by that authority
     state_dir = "state"                          # release store and ledger
+    # Secure aggregation (the default): nodes upload masked noise shares and only the
+    # noisy national sum is unmasked. The roster is the federation's signed list of
+    # participating departments and their keys (`childreg stats roster sign`).
+    aggregation = "secure"                       # or "per-department" (stage 1)
+    roster_file = "roster.signed.json"
+    settle_seconds = 30      # how long to wait for departments to be ready, per snapshot
+    round_attempts = 3       # attempts of a round whose uploads were lost in transit
 
     [[statisticians]]
     id = "alice"          # spiffe://az.childreg/statistician/alice
@@ -28,7 +36,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -100,11 +108,37 @@ class CoordinatorConfig(ServiceSettings):
     witness: CoordinatorWitness | None = None
     #: Seconds the consistent-publication solver may take per region before its fallback.
     solver_time_limit_seconds: float = Field(default=30.0, gt=0, le=600)
+    #: "secure": stage 2, secure aggregation of noise shares over a signed roster, only
+    #: the national table is published; "per-department": stage 1, every department adds
+    #: the full noise and tables are published per region too.
+    aggregation: Literal["secure", "per-department"] = "secure"
+    #: The federation roster signed by the statistics authority (required for "secure").
+    roster_file: Path | None = None
+    #: How long the first round of a snapshot waits for departments to be ready; those
+    #: still down then are left out of the whole snapshot (and named in every table).
+    settle_seconds: float = Field(default=30.0, gt=0, le=3600)
+    #: Attempts of a secure round when uploads are lost in transit (fresh masks each time).
+    round_attempts: int = Field(default=3, ge=1, le=10)
 
     @field_validator("catalogue_file", "state_dir")
     @classmethod
     def _relative_to_file(cls, value: Path, info: ValidationInfo) -> Path:
         return resolve_path(value, info.context)
+
+    @field_validator("roster_file")
+    @classmethod
+    def _roster_relative_to_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else resolve_path(value, info.context)
+
+    @model_validator(mode="after")
+    def _secure_needs_roster(self) -> Self:
+        if self.aggregation == "secure" and self.roster_file is None:
+            raise ValueError(
+                'aggregation "secure" needs roster_file: the federation roster signed by the '
+                "statistics authority (make one with `childreg stats roster sign`), or set "
+                'aggregation = "per-department"'
+            )
+        return self
 
     @field_validator("witness")
     @classmethod

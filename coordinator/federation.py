@@ -1,6 +1,13 @@
-"""Statistics rounds: ask every department's node for one catalogue table at once.
+"""Statistics rounds: what the publisher gets from the nodes, and the per-department round.
 
-A round asks every node for one table of the signed catalogue, concurrently with one
+The publisher (coordinator/publisher.py) does the same whatever the aggregation
+mechanism: charge, measure, post-process, store. This module holds the contract between
+the two — a :class:`TableRound` asks for one catalogue table, a :class:`Measurement`
+answers with noisy vectors per *area* (regions for stage 1, only ``"national"`` for
+stage 2 of PRIVACY.md), their noise variance and the privacy-statement pieces of the
+mechanism — and stage 1 itself (stage 2 is coordinator/secure.py).
+
+Stage 1 asks every node for one table of the signed catalogue, concurrently with one
 deadline for all departments. A department that does not answer in time, refuses (its
 own budget, version skew) or answers with a table of the wrong shape is *named* as
 missing — totals are never silently smaller; the publisher then publishes nothing.
@@ -11,11 +18,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Final, Protocol, runtime_checkable
 
 import grpc
 import structlog
 
 from childreg import codes
+from childreg.catalogue import CatalogueTable
+from childreg.dp import zcdp
+from childreg.errors import Unavailable
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 
@@ -23,6 +35,86 @@ log = structlog.get_logger("childreg.coordinator")
 
 #: No department holds more children than this; a larger |count| is a broken answer.
 MAX_CELL_COUNT = 10**9
+#: The area of the whole federation (stage 2 measures only this one).
+NATIONAL: Final = "national"
+PER_DEPARTMENT: Final = "discrete_gaussian/zcdp/per-department"
+SECURE_AGGREGATION: Final = "discrete_gaussian/zcdp/secure-aggregation"
+
+
+class IncompleteRound(Unavailable):
+    """Departments did not answer: nothing was published (the message names them)."""
+
+
+@dataclass(frozen=True)
+class TableRound:
+    """The question of one round: one table of the signed catalogue at one snapshot."""
+
+    signed_catalogue: bytes  # the catalogue file exactly as the authority signed it
+    catalogue_version: int
+    table: CatalogueTable
+    snapshot: str
+
+    @property
+    def sigma_squared(self) -> Fraction:
+        """The table's target noise variance per cell, σ² = 1/(2ρ)."""
+        return zcdp.sigma_squared(self.table.rho)
+
+
+@dataclass(frozen=True)
+class AreaMeasurement:
+    """One area's noisy vector (``codes.grid`` order of the table's catalogue dimensions)."""
+
+    departments: tuple[str, ...]  # sorted: whose noisy data are summed into the area
+    values: Sequence[int]
+    #: How many independent noise units of the measurement's ``unit_variance`` the area
+    #: holds: its number of departments for stage 1, 1 for stage 2's national sum.
+    units: int
+
+
+@dataclass(frozen=True)
+class StatementPieces:
+    """What a mechanism adds to a table's privacy statement (proto PrivacyStatement)."""
+
+    mechanism: str
+    participants: int = 0  # secure aggregation only: n, c and σ²/(n−c)
+    colluders: int = 0
+    share_sigma_squared: str = ""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A complete round's noisy vectors per area, ready for post-processing."""
+
+    areas: Mapping[str, AreaMeasurement]  # region codes, or only NATIONAL
+    #: Per-cell noise variance of one unit (area variance = unit_variance × units).
+    unit_variance: Fraction
+    statement: StatementPieces
+    #: Configured departments left out (stage 2: not in the snapshot's participant set).
+    missing_departments: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Rounds(Protocol):
+    """An aggregation mechanism, as the publisher sees it."""
+
+    @property
+    def areas(self) -> frozenset[str]:
+        """The areas every measurement has (a snapshot's state must have the same)."""
+        ...
+
+    def measure(self, question: TableRound) -> Measurement:
+        """One complete round; IncompleteRound (or another ChildregError) otherwise."""
+        ...
+
+
+class NoisyRounds(Protocol):
+    """Stage 1's transport: every department's noisy vector for one table."""
+
+    def noisy_round(
+        self, request: spb.NoisyTableRequest, *, catalogue_version: int, dimensions: Sequence[str]
+    ) -> RoundResult:
+        """Every department's noisy vector, and who is missing."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -109,3 +201,48 @@ def _fits(
         and len(table.counts) == size
         and all(-MAX_CELL_COUNT <= c <= MAX_CELL_COUNT for c in table.counts)
     )
+
+
+class PerDepartmentRounds:
+    """Stage 1: each department adds the full σ²; departments are summed per region."""
+
+    def __init__(self, transport: NoisyRounds, regions: Mapping[str, str]) -> None:
+        self._transport = transport
+        self._regions = dict(regions)  # department id -> region code
+
+    @property
+    def areas(self) -> frozenset[str]:
+        """The regions of the configured departments."""
+        return frozenset(self._regions.values())
+
+    def measure(self, question: TableRound) -> Measurement:
+        """Ask every department; IncompleteRound naming the ones that did not answer."""
+        request = spb.NoisyTableRequest(
+            signed_catalogue=question.signed_catalogue,
+            table_id=question.table.id,
+            academic_year=question.snapshot,
+        )
+        result = self._transport.noisy_round(
+            request,
+            catalogue_version=question.catalogue_version,
+            dimensions=question.table.dimensions,
+        )
+        if result.missing:
+            named = ", ".join(f"{d} ({result.reasons.get(d, 'no answer')})" for d in result.missing)
+            raise IncompleteRound(
+                f"incomplete round: {len(result.missing)} department(s) did not answer: "
+                f"{named}; nothing was published. Ask again later: the budget already "
+                "charged for this table is not charged again"
+            )
+        by_region: dict[str, list[str]] = {}
+        for dept in result.vectors:
+            by_region.setdefault(self._regions[dept], []).append(dept)
+        areas = {
+            region: AreaMeasurement(
+                departments=tuple(sorted(depts)),
+                values=[sum(col) for col in zip(*(result.vectors[d] for d in depts), strict=True)],
+                units=len(depts),
+            )
+            for region, depts in by_region.items()
+        }
+        return Measurement(areas, question.sigma_squared, StatementPieces(PER_DEPARTMENT))

@@ -24,7 +24,9 @@ Science Review, 2022): a real-valued L2 fit, then an L1 integer rounding.
    margins) guarantees that a later table is always feasible.
 
 The first table of a snapshot has nothing to agree with: its values are the nearest
-non-negative integers.  The nation is the sum of the published regions.
+non-negative integers.  The nation is the sum of the published regions.  Under secure
+aggregation (stage 2 of PRIVACY.md) the coordinator measures only the nation: the
+snapshot then has the single pseudo-region ``"national"`` (never mixed with regions).
 
 Limits: earlier tables are fixed, so a later table inherits their noise on the shared
 margins (sex x age_band carries the sex margin of education_form x sex, a sum of 11
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
@@ -55,6 +57,22 @@ MAX_TABLE_DIMENSIONS: Final = 3
 #: Bound on any count or measured value (far above any real count; keeps int64 exact).
 MAX_VALUE: Final = 2**31 - 1
 STATE_FORMAT: Final = "childreg.consistent-publication.v1"
+#: The only area of a snapshot measured nationally (secure aggregation).
+NATIONAL: Final = "national"
+
+
+def check_areas(names: Iterable[str]) -> None:
+    """Regions of the code list, or ``NATIONAL`` alone; ValueError otherwise."""
+    areas = set(names)
+    if NATIONAL in areas:
+        if areas != {NATIONAL}:
+            raise ValueError(
+                f"{NATIONAL!r} is a snapshot's only area; it is never mixed with regions"
+            )
+        return
+    unknown = areas - set(codes.REGIONS)
+    if unknown:
+        raise ValueError(f"unknown regions: {sorted(unknown)}")
 
 
 @dataclass(frozen=True)
@@ -109,14 +127,13 @@ class RegionState:
 
 @dataclass(frozen=True)
 class SnapshotState:
-    """Everything publication needs to remember about one snapshot, per region."""
+    """Everything publication needs to remember about one snapshot, per region (or
+    nationally: ``NATIONAL`` as the one pseudo-region)."""
 
     regions: Mapping[str, RegionState] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = set(self.regions) - set(codes.REGIONS)
-        if unknown:
-            raise ValueError(f"unknown regions: {sorted(unknown)}")
+        check_areas(self.regions)
         if len({self.tables_of(r) for r in self.regions}) > 1:
             raise ValueError("every region has the same published tables, in the same order")
         frozen = MappingProxyType(dict(sorted(self.regions.items())))
@@ -232,6 +249,7 @@ def publish(
         raise ValueError(f"table {dims} is already published in this snapshot")
     if not measurements or (state.regions and set(measurements) != set(state.regions)):
         raise ValueError("measurements must cover exactly the snapshot's regions")
+    check_areas(measurements)
     if not math.isfinite(time_limit) or time_limit <= 0:
         raise ValueError("time_limit must be positive")
     regions: dict[str, RegionState] = {}
@@ -271,7 +289,7 @@ def publish(
 
 def _measured(m: RegionMeasurement, given: Dims, dims: Dims, region: str) -> Reals:
     """A region's measurement as floats in canonical order, after checking it."""
-    if region not in codes.REGIONS:
+    if region not in codes.REGIONS and region != NATIONAL:
         raise ValueError(f"unknown region: {region!r}")
     if len(m.values) != codes.grid_size(given):
         raise ValueError(f"{region}: a table over {given} has {codes.grid_size(given)} cells")

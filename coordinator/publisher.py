@@ -8,23 +8,25 @@ The order is the guarantee (docs/statistics-method.md):
 3. otherwise the statistician's sub-budget and the snapshot cap are charged *before* any
    node is contacted (a retry of a charged but unpublished table is not charged again:
    the nodes' noise is deterministic, so nothing more is revealed);
-4. every department answers with its noisy table, or nothing is published and the
-   missing departments are named;
-5. departments are summed per region, post-processed with every table published before
-   in the snapshot (weighted least squares, then controlled rounding), and the table is
-   stored with its privacy statement and 95 % margins (the error of the fit, which
-   carries part of the earlier tables' noise: coordinator/margins.py); nation = sum of
-   regions. A table is published once per snapshot, whatever the catalogue version.
+4. the aggregation mechanism measures the table completely, or nothing is published and
+   the missing departments are named: stage 1 (coordinator/federation.py) sums every
+   department's noisy table per region; stage 2 (coordinator/secure.py) unmasks only
+   the noisy national sum of the snapshot's participant set;
+5. the areas are post-processed with every table published before in the snapshot
+   (weighted least squares, then controlled rounding), and the table is stored with its
+   privacy statement and 95 % margins (the error of the fit, which carries part of the
+   earlier tables' noise: coordinator/margins.py); nation = sum of regions. A table is
+   published once per snapshot, whatever the catalogue version, and a snapshot's tables
+   all come from one mechanism (its areas are fixed by its first table).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Protocol
 
 import numpy as np
 import structlog
@@ -32,31 +34,40 @@ import structlog
 from childreg import codes
 from childreg.catalogue import Catalogue, CatalogueTable
 from childreg.dp import zcdp
-from childreg.errors import FailedPrecondition, PermissionDenied, Unavailable
+from childreg.errors import FailedPrecondition, PermissionDenied
 from childreg.models import TableQuery
 from childreg.v1 import statistics_pb2 as spb
-from coordinator.federation import RoundResult
+from coordinator.federation import (
+    NATIONAL,
+    PER_DEPARTMENT,
+    SECURE_AGGREGATION,
+    IncompleteRound,
+    NoisyRounds,
+    PerDepartmentRounds,
+    Rounds,
+    StatementPieces,
+    TableRound,
+)
 from coordinator.margins import cell_variances, combination_variance
 from coordinator.postprocess import RegionMeasurement, SnapshotState, publish
 from coordinator.releases import ReleaseStore, release_key
 
 log = structlog.get_logger("childreg.coordinator")
 
-NATIONAL = "national"
-MECHANISM = "discrete_gaussian/zcdp/per-department"
+MECHANISM = PER_DEPARTMENT
+_STAGE_ONE = StatementPieces(PER_DEPARTMENT)
 
-
-class Rounds(Protocol):
-    """What the publisher needs of the federation: one round for one catalogue table."""
-
-    def noisy_round(
-        self, request: spb.NoisyTableRequest, *, catalogue_version: int, dimensions: Sequence[str]
-    ) -> RoundResult:
-        """Every department's noisy vector, and who is missing."""
-
-
-class IncompleteRound(Unavailable):
-    """Departments did not answer: nothing was published (the message names them)."""
+__all__ = [
+    "MECHANISM",
+    "NATIONAL",
+    "SECURE_AGGREGATION",
+    "IncompleteRound",
+    "Publisher",
+    "Rounds",
+    "SignedCatalogue",
+    "privacy_statement",
+    "unit_variance",
+]
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,7 @@ class Publisher:
     def __init__(
         self,
         catalogue: SignedCatalogue,
-        federation: Rounds,
+        federation: Rounds | NoisyRounds,
         regions: Mapping[str, str],
         store: ReleaseStore,
         budgets: Mapping[str, Fraction],
@@ -82,8 +93,13 @@ class Publisher:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._signed = catalogue
-        self._federation = federation
-        self._regions = dict(regions)  # department id -> region code
+        # A bare stage-1 transport (``noisy_round``) is summed per region of ``regions``
+        # (department id -> region code); a mechanism (``measure``) brings its own areas.
+        self._rounds: Rounds = (
+            federation
+            if isinstance(federation, Rounds)
+            else PerDepartmentRounds(federation, regions)
+        )
         self._store = store
         self._budgets = dict(budgets)
         self._time_limit = solver_time_limit
@@ -138,47 +154,39 @@ class Publisher:
         return self._store.release(key) or self._store.release_of(snapshot, dimensions)
 
     def _check_regions(self, snapshot: str) -> None:
-        """Refuse, before any charge, a snapshot whose regions changed since it began."""
+        """Refuse, before any charge, a snapshot whose areas changed since it began: other
+        regions, or another aggregation mechanism (regions versus national only)."""
         state = self._store.state(snapshot)
         if state is None:
             return
-        now = set(self._regions.values())
-        if set(SnapshotState.from_json(state).regions) != now:
+        now = set(self._rounds.areas)
+        before = set(SnapshotState.from_json(state).regions)
+        if before == now:
+            return
+        if NATIONAL in before | now:
+            was = "secure aggregation" if NATIONAL in before else "per-department aggregation"
             raise FailedPrecondition(
-                f"the federation's regions changed after tables of snapshot {snapshot} were "
-                "published; its remaining tables cannot be made consistent with them. "
-                "Restore the departments of that snapshot to publish more"
+                f"tables of snapshot {snapshot} were published with {was}; a snapshot's "
+                "tables cannot mix aggregation mechanisms. Set the coordinator's "
+                "`aggregation` back to publish more tables of that snapshot"
             )
+        raise FailedPrecondition(
+            f"the federation's regions changed after tables of snapshot {snapshot} were "
+            "published; its remaining tables cannot be made consistent with them. "
+            "Restore the departments of that snapshot to publish more"
+        )
 
     def _publish(self, table: CatalogueTable, snapshot: str, key: str) -> bytes:
         catalogue = self._signed.catalogue
-        request = spb.NoisyTableRequest(
-            signed_catalogue=self._signed.blob, table_id=table.id, academic_year=snapshot
+        measured = self._rounds.measure(
+            TableRound(self._signed.blob, catalogue.version, table, snapshot)
         )
-        result = self._federation.noisy_round(
-            request, catalogue_version=catalogue.version, dimensions=table.dimensions
-        )
-        if result.missing:
-            named = ", ".join(f"{d} ({result.reasons.get(d, 'no answer')})" for d in result.missing)
-            raise IncompleteRound(
-                f"incomplete round: {len(result.missing)} department(s) did not answer: "
-                f"{named}; nothing was published. Ask again later: the budget already "
-                "charged for this table is not charged again"
-            )
-        sigma2 = zcdp.sigma_squared(table.rho)
-        by_region: dict[str, list[str]] = {}
-        for dept in result.vectors:
-            by_region.setdefault(self._regions[dept], []).append(dept)
-        regions = [r for r in codes.REGIONS if r in by_region]
+        regions = [r for r in codes.REGIONS if r in measured.areas]
         measurements = {
-            region: RegionMeasurement(
-                values=[
-                    sum(col)
-                    for col in zip(*(result.vectors[d] for d in by_region[region]), strict=True)
-                ],
-                variance=float(sigma2 * len(by_region[region])),
+            name: RegionMeasurement(
+                values=area.values, variance=float(measured.unit_variance * area.units)
             )
-            for region in regions
+            for name, area in measured.areas.items()
         }
         raw_state = self._store.state(snapshot)
         state = SnapshotState() if raw_state is None else SnapshotState.from_json(raw_state)
@@ -191,17 +199,26 @@ class Publisher:
                 detail=outcome.diagnostics[region].detail,
             )
         earlier = [spb.PublishedTable.FromString(b) for b in self._store.bodies(snapshot)]
-        sequence = [(tuple(t.dimensions), Fraction(t.privacy.sigma_squared)) for t in earlier] + [
-            (outcome.dimensions, sigma2)
+        sequence = [(tuple(t.dimensions), unit_variance(t.privacy)) for t in earlier] + [
+            (outcome.dimensions, measured.unit_variance)
         ]
         errors = _ErrorModel(
             [float(v) for v in cell_variances(sequence)[-1]],
             _total_variances(sequence, outcome.dimensions),
         )
+        everyone = sorted(d for area in measured.areas.values() for d in area.departments)
+        units = sum(area.units for area in measured.areas.values())
         areas = [
-            _area(NATIONAL, sorted(result.vectors), outcome.national, errors, catalogue),
+            _area(NATIONAL, everyone, outcome.national, errors, catalogue, n=units),
             *(
-                _area(r, sorted(by_region[r]), outcome.regions[r], errors, catalogue)
+                _area(
+                    r,
+                    list(measured.areas[r].departments),
+                    outcome.regions[r],
+                    errors,
+                    catalogue,
+                    n=measured.areas[r].units,
+                )
                 for r in regions
             ),
         ]
@@ -212,10 +229,11 @@ class Publisher:
             table_id=table.id,
             title=table.title,
             dimensions=list(outcome.dimensions),  # canonical order (codes.DIMENSIONS)
-            privacy=privacy_statement(table, catalogue),
+            privacy=privacy_statement(table, catalogue, measured.statement),
             areas=areas,
             published_at=self._clock().isoformat(timespec="seconds"),
             release_key=key,
+            missing_departments=sorted(measured.missing_departments),
         )
         body = published.SerializeToString(deterministic=True)
         self._store.publish(
@@ -229,11 +247,15 @@ class Publisher:
         return body
 
 
-def privacy_statement(table: CatalogueTable, catalogue: Catalogue) -> spb.PrivacyStatement:
-    """What every published table says about its guarantee."""
+def privacy_statement(
+    table: CatalogueTable,
+    catalogue: Catalogue,
+    pieces: StatementPieces = _STAGE_ONE,
+) -> spb.PrivacyStatement:
+    """What every published table says about its guarantee (σ² is the table's target)."""
     sigma2 = zcdp.sigma_squared(table.rho)
     return spb.PrivacyStatement(
-        mechanism=MECHANISM,
+        mechanism=pieces.mechanism,
         rho=str(table.rho),
         sigma_squared=str(sigma2),
         sigma=float(sigma2) ** 0.5,
@@ -242,7 +264,21 @@ def privacy_statement(table: CatalogueTable, catalogue: Catalogue) -> spb.Privac
         snapshot_rho=str(catalogue.snapshot_rho),
         snapshot_epsilon=zcdp.epsilon(catalogue.snapshot_rho, catalogue.delta),
         display_threshold=catalogue.display_threshold,
+        participants=pieces.participants,
+        colluders=pieces.colluders,
+        share_sigma_squared=pieces.share_sigma_squared,
     )
+
+
+def unit_variance(statement: spb.PrivacyStatement) -> Fraction:
+    """The per-cell noise variance of one unit of a published table, from its statement.
+
+    Stage 1: σ², added by each department (an area holds one unit per department).
+    Stage 2: n·σ²/(n−c), the whole national sum's (its one area holds one unit).
+    """
+    if statement.mechanism == SECURE_AGGREGATION:
+        return statement.participants * Fraction(statement.share_sigma_squared)
+    return Fraction(statement.sigma_squared)
 
 
 @dataclass(frozen=True)
@@ -274,9 +310,13 @@ def _area(
     values: tuple[int, ...] | list[int],
     errors: _ErrorModel,
     catalogue: Catalogue,
+    *,
+    n: int,
 ) -> spb.AreaValues:
-    """One area's published values, 95 % margins (error propagated through the fit), flags."""
-    n = len(departments)
+    """One area's published values, 95 % margins (error propagated through the fit), flags.
+
+    ``n`` is the area's number of noise units (``errors`` is for one unit).
+    """
     threshold = catalogue.display_threshold
     totals = []
     for total, (cells, variance) in errors.totals.items():

@@ -11,9 +11,15 @@ published, privacy-protected numbers and budget records, never a department's ta
   returned, so a repeat is byte-identical and free.
 - ``snapshot_state``: the post-processing state (childreg's consistent-publication base)
   that later tables of the snapshot must agree with.
+- ``participant_sets``: under secure aggregation, the departments settled for a snapshot
+  before its first round, and those left out. A node takes part with one set only per
+  table and snapshot, so the set is written once and never changed: every table of the
+  snapshot uses it, and every publication names the departments left out.
 
-``charges`` and ``releases`` are append-only (triggers abort UPDATE and DELETE);
-``synchronous=FULL`` so an acknowledged charge or release survives a power cut.
+``charges``, ``releases`` and ``participant_sets`` are append-only (triggers abort UPDATE
+and DELETE); ``synchronous=FULL`` so an acknowledged charge or release survives a power
+cut. Every table is created if missing, so a store written before a table existed opens
+and gains it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -55,10 +61,17 @@ _SCHEMA: Final = (
         snapshot TEXT PRIMARY KEY,
         state TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS participant_sets (
+        snapshot TEXT PRIMARY KEY,
+        roster_version INTEGER NOT NULL,
+        participants TEXT NOT NULL,
+        missing TEXT NOT NULL,
+        settled_at TEXT NOT NULL
+    )""",
     *(
         f"""CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {verb.upper()} ON {table}
             BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"""
-        for table in ("charges", "releases")
+        for table in ("charges", "releases", "participant_sets")
         for verb in ("update", "delete")
     ),
 )
@@ -82,6 +95,15 @@ class Charge:
     table_id: str
     statistician: str
     rho: Fraction
+
+
+@dataclass(frozen=True)
+class ParticipantSet:
+    """The departments of a snapshot's secure-aggregation rounds, final once recorded."""
+
+    participants: tuple[str, ...]  # sorted
+    missing: tuple[str, ...]  # configured departments left out, sorted
+    roster_version: int  # of the roster the set was settled under (for the record)
 
 
 class ReleaseStore:
@@ -218,6 +240,44 @@ class ReleaseStore:
                 (snapshot, json.dumps(state, separators=(",", ":"), sort_keys=True)),
             )
 
+    def participant_set(self, snapshot: str) -> ParticipantSet | None:
+        """The participant set settled for ``snapshot``, or None if none was yet."""
+        with self._lock:
+            return _participant_set(self._conn, snapshot)
+
+    def settle_participants(
+        self,
+        snapshot: str,
+        participants: Iterable[str],
+        missing: Iterable[str],
+        *,
+        roster_version: int,
+    ) -> ParticipantSet:
+        """Record the snapshot's participant set unless one is recorded; return the recorded.
+
+        Written once: a set recorded earlier (even a different one) wins and is returned.
+        """
+        chosen = tuple(sorted(set(participants)))
+        left_out = tuple(sorted(set(missing)))
+        if not chosen or set(chosen) & set(left_out):
+            raise ValueError("a participant set is non-empty and disjoint from the missing")
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO participant_sets(snapshot, roster_version, participants, missing,"
+                " settled_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(snapshot) DO NOTHING",
+                (
+                    snapshot,
+                    roster_version,
+                    json.dumps(chosen),
+                    json.dumps(left_out),
+                    dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                ),
+            )
+            recorded = _participant_set(conn, snapshot)
+        if recorded is None:  # inserted or already there, in this transaction
+            raise RuntimeError(f"the participant set of {snapshot} was not recorded")
+        return recorded
+
     def close(self) -> None:
         """Close the database."""
         with self._lock:
@@ -231,3 +291,13 @@ def _charges(conn: sqlite3.Connection, snapshot: str) -> list[Charge]:
         (snapshot,),
     ).fetchall()
     return [Charge(int(r[0]), str(r[1]), str(r[2]), Fraction(int(r[3]), int(r[4]))) for r in rows]
+
+
+def _participant_set(conn: sqlite3.Connection, snapshot: str) -> ParticipantSet | None:
+    row = conn.execute(
+        "SELECT participants, missing, roster_version FROM participant_sets WHERE snapshot = ?",
+        (snapshot,),
+    ).fetchone()
+    if row is None:
+        return None
+    return ParticipantSet(tuple(json.loads(row[0])), tuple(json.loads(row[1])), int(row[2]))

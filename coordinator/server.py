@@ -1,4 +1,5 @@
-"""The coordinator's composition root: catalogue, release store, channels, publisher, server."""
+"""The coordinator's composition root: catalogue, roster, release store, channels, the
+aggregation mechanism (stage 1 or stage 2 of PRIVACY.md), publisher, server."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from pathlib import Path
 import grpc
 import structlog
 from grpc_health.v1 import health
+from nacl.signing import VerifyKey
 
 from childreg.audit.checkpoint import childreg_origin
 from childreg.audit.witness_config import WitnessedNode, build_witness, load_witness_signer
 from childreg.audit.witness_service import SERVICE as WITNESS_SERVICE
 from childreg.audit.witness_service import WitnessServicer
 from childreg.catalogue import load_verify_key, verify_catalogue
-from childreg.errors import KeyProblem
+from childreg.errors import ChildregError, KeyProblem
 from childreg.pki import IdentityFiles
+from childreg.secagg.masks import MIN_PARTICIPANTS
+from childreg.secagg.roster import verify_roster
 from childreg.service import (
     bound_address,
     set_health,
@@ -27,9 +31,10 @@ from childreg.v1 import audit_pb2_grpc as apb_grpc
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.channels import NodeChannels
 from coordinator.config import CoordinatorConfig
-from coordinator.federation import Federation
+from coordinator.federation import Federation, PerDepartmentRounds, Rounds
 from coordinator.publisher import Publisher, SignedCatalogue
 from coordinator.releases import ReleaseStore
+from coordinator.secure import SecureRounds, SignedRoster
 from coordinator.servicer import NationalStatisticsServicer
 from coordinator.witnessing import PullWitness
 
@@ -74,12 +79,28 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
     catalogue = SignedCatalogue(
         blob, verify_catalogue(blob, authority, federation=config.federation)
     )
+    roster = load_roster(config, authority)
     store = ReleaseStore(config.releases_path)
     channels = NodeChannels(config.departments, identity)
     try:
+        rounds: Rounds
+        if roster is None:
+            rounds = PerDepartmentRounds(
+                Federation(channels, deadline_seconds=config.department_deadline_seconds),
+                {d.id: d.region for d in config.departments},
+            )
+        else:
+            rounds = SecureRounds(
+                channels,
+                roster,
+                store,
+                deadline_seconds=config.department_deadline_seconds,
+                settle_seconds=config.settle_seconds,
+                round_attempts=config.round_attempts,
+            )
         publisher = Publisher(
             catalogue,
-            Federation(channels, deadline_seconds=config.department_deadline_seconds),
+            rounds,
             {d.id: d.region for d in config.departments},
             store,
             {s.id: s.rho for s in config.statisticians},
@@ -106,6 +127,52 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
     if witness is not None:
         witness.start()
     return CoordinatorApp(server, port, channels, health_servicer, store, witness)
+
+
+def load_roster(config: CoordinatorConfig, authority: VerifyKey) -> SignedRoster | None:
+    """The verified roster under secure aggregation (None per department); KeyProblem when
+    it cannot be read or verified, or does not list every configured department."""
+    if config.aggregation != "secure":
+        return None
+    path = config.roster_file
+    if path is None:  # the configuration's validation already refuses this
+        raise KeyProblem("secure aggregation needs roster_file", hint=_ROSTER_HINT)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise KeyProblem(
+            f"cannot read the roster {path}: {exc.strerror or exc}", hint=_ROSTER_HINT
+        ) from None
+    try:
+        roster = verify_roster(blob, authority, federation=config.federation)
+    except ChildregError as exc:
+        raise KeyProblem(
+            f"the roster {path} is not valid for federation {config.federation} under the "
+            f"pinned statistics-authority key: {exc}",
+            hint=_ROSTER_HINT,
+        ) from None
+    outside = [d.id for d in config.departments if d.id not in roster.departments]
+    if outside:
+        raise KeyProblem(
+            f"configured departments are not in the roster {path} (version "
+            f"{roster.version}): {', '.join(outside)}",
+            hint="add their `childreg node roster-entry` to the roster and sign it again "
+            "(`childreg stats roster sign`), or remove them from `departments`",
+        )
+    if len(config.departments) < max(MIN_PARTICIPANTS, roster.colluders + 1):
+        raise KeyProblem(
+            f"secure aggregation needs at least {MIN_PARTICIPANTS} configured departments, "
+            f"and more than the roster's {roster.colluders} colluders; "
+            f"{len(config.departments)} are configured",
+            hint='configure more departments, or set aggregation = "per-department"',
+        )
+    return SignedRoster(blob, roster)
+
+
+_ROSTER_HINT = (
+    "sign the federation roster with the statistics authority's key "
+    "(`childreg stats roster sign`) and set roster_file to it"
+)
 
 
 def _witness(config: CoordinatorConfig, channels: NodeChannels) -> PullWitness | None:

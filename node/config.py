@@ -13,13 +13,14 @@ Example (TOML)::
     denylist_file = "/etc/childreg/denylist.json"
     statistics_authority_key = "/etc/childreg/authority.pub"
     max_snapshot_rho = "1/4"
+    aggregation = "secure"                    # or "per-department" (stage 1)
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -80,6 +81,12 @@ class NodeConfig(ServiceSettings):
     #: Each school's own limit on extract requests (on top of the per-caller RPC limit).
     extract_rate_per_second: float = Field(default=1.0, gt=0, le=1000)
     extract_rate_burst: int = Field(default=20, ge=1, le=10_000)
+    #: How this node takes part in national statistics. "secure" (stage 2): only masked
+    #: noise shares of secure-aggregation rounds (StatisticsService Ready and Share), so
+    #: the coordinator never sees this department's table; NoisyTable is refused.
+    #: "per-department" (stage 1): each table answered with the full noise (NoisyTable);
+    #: Ready and Share are refused. Every node of a federation uses the same mode.
+    aggregation: Literal["secure", "per-department"] = "secure"
 
     @field_validator("max_snapshot_rho", mode="before")
     @classmethod

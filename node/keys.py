@@ -31,6 +31,7 @@ from typing import Any, Final, Literal
 import nacl.bindings
 import nacl.exceptions
 import nacl.pwhash
+from nacl.public import PrivateKey
 
 from childreg.errors import KeyProblem
 from childreg.secretfile import write_private
@@ -58,6 +59,8 @@ _NOISE_PERSON: Final = b"childreg-noise"
 _AUDIT_PERSON: Final = b"childreg-audit"
 _GRANT_PERSON: Final = b"childreg-grant"
 _EXTRACT_PERSON: Final = b"childreg-extract"
+_MASKING_PERSON: Final = b"childreg-masking"
+_UPLOAD_PERSON: Final = b"childreg-uploads"
 
 KekKind = Literal["passphrase", "key_file"]
 _KIND_WORDS: Final[dict[str, str]] = {"passphrase": "a passphrase", "key_file": "a key file"}
@@ -405,6 +408,22 @@ class Keyring:
     def extract_signing_seed(self) -> bytes:
         """The 32-byte Ed25519 seed of the key that signs extracts (its own domain)."""
         return self._keyed_hash("extract-signing-key", _EXTRACT_PERSON)
+
+    def masking_key(self) -> PrivateKey:
+        """The node's X25519 key for secure-aggregation masks (childreg.secagg.masks).
+
+        Its public half is listed in the signed roster (``childreg node roster-entry``);
+        the other nodes agree pairwise mask seeds with it. Derived with its own domain, so
+        it is stable for the node's life and never stored in the clear.
+        """
+        return PrivateKey(self._keyed_hash("secagg-masking-key", _MASKING_PERSON))
+
+    def upload_signing_seed(self) -> bytes:
+        """The 32-byte Ed25519 seed of the key that signs masked uploads (its own domain).
+
+        The coordinator checks each upload against the public key listed in the roster.
+        """
+        return self._keyed_hash("secagg-upload-signing-key", _UPLOAD_PERSON)
 
     def _keyed_hash(self, value: str, person: bytes) -> bytes:
         # Standard keyed BLAKE2b (the same function as libsodium's generichash), via

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import structlog
 from grpc_health.v1 import health
+from nacl.signing import SigningKey
 
 from childreg.catalogue import load_verify_key
 from childreg.errors import FailedPrecondition, KeyProblem
@@ -26,6 +27,7 @@ from childreg.service import (
     write_ready_file,
 )
 from childreg.v1 import audit_pb2_grpc, consent_pb2_grpc, records_pb2_grpc, statistics_pb2_grpc
+from node.aggregation import AggregationDesk
 from node.audit import AuditLog
 from node.audit_servicer import AuditLogServicer
 from node.breakglass import BreakGlassDesk
@@ -113,12 +115,26 @@ def start_node(config: NodeConfig) -> NodeApp:
     try:
         registry = Registry(store, keyring)
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+        authority = load_verify_key(config.statistics_authority_key)
         desk = StatisticsDesk(
             store,
             keyring.noise_secret(),
-            load_verify_key(config.statistics_authority_key),
+            authority,
             federation=federation,
             max_snapshot_rho=config.max_snapshot_rho,
+        )
+        aggregation = (
+            AggregationDesk(
+                desk,
+                store,
+                keyring.masking_key(),
+                SigningKey(keyring.upload_signing_seed()),
+                department=config.department_id,
+                federation=federation,
+                authority=authority,
+            )
+            if config.aggregation == "secure"
+            else None
         )
 
         audit = AuditLog(
@@ -148,7 +164,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                 RecordsServicer(registry, audited), server
             )
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
-                StatisticsServicer(desk, audited), server
+                StatisticsServicer(desk, audited, aggregation), server
             )
             audit_pb2_grpc.add_AuditLogServiceServicer_to_server(AuditLogServicer(audit), server)
             consent_pb2_grpc.add_ConsentServiceServicer_to_server(

@@ -11,7 +11,11 @@
     transport — and no parallelism, which the real federation has across its node
     processes), with one GROUP BY over a single SQLCipher file holding every child (the
     central-database baseline) beside it;
-(c) peak resident memory of one node process holding 100,000 children.
+(c) peak resident memory of one node process holding 100,000 children;
+(d)/(e) audit appends and proofs (tools/bench_audit.py), the school extract
+    (tools/bench_extract.py);
+(f) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
+    (b), in the same federation (tools/bench_secagg.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
 """
@@ -55,7 +59,7 @@ from node.store.base import (
     StoredPlacement,
 )
 from node.store.sqlcipher import SqlCipherStore
-from tools import bench_audit, bench_extract, synth
+from tools import bench_audit, bench_extract, bench_secagg, synth
 from tools.cli_stats import fetch_table
 from tools.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.options import JsonOpt
@@ -103,8 +107,11 @@ def base_records(workdir: Path) -> list[ImportRecord]:
     return [r for r in csvformat.iter_rows(file) if isinstance(r, ImportRecord)]
 
 
-def scaled(base: Sequence[ImportRecord], n: int, tag: str) -> Iterator[ImportRecord]:
-    """``n`` records cycling through ``base`` with fresh child ids (and no national ids)."""
+def scaled(
+    base: Sequence[ImportRecord], n: int, tag: str, year: str | None = None
+) -> Iterator[ImportRecord]:
+    """``n`` records cycling through ``base`` with fresh child ids (and no national ids),
+    placed in academic year ``year`` when given."""
     for i in range(n):
         r = base[i % len(base)]
         cid = f"{tag}-{i:07d}"
@@ -112,7 +119,9 @@ def scaled(base: Sequence[ImportRecord], n: int, tag: str) -> Iterator[ImportRec
             update={
                 "line": i + 2,
                 "child": r.child.model_copy(update={"child_id": cid, "national_id": None}),
-                "placement": r.placement.model_copy(update={"child_id": cid}),
+                "placement": r.placement.model_copy(
+                    update={"child_id": cid} | ({"academic_year": year} if year else {})
+                ),
                 "care": r.care.model_copy(update={"child_id": cid}) if r.care else None,
                 "assessment": (
                     r.assessment.model_copy(update={"child_id": cid}) if r.assessment else None
@@ -238,8 +247,9 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 def measure_tables(
     base: list[ImportRecord], sizes: Sizes, root: Path, say: Say
-) -> list[dict[str, Any]]:
-    """(b): first computation and repeat ÷ the exact-count path, and ÷ a central GROUP BY."""
+) -> dict[str, list[dict[str, Any]]]:
+    """(b): first computation and repeat ÷ the exact-count path, and ÷ a central GROUP BY;
+    then (f) in the same federation: secure-aggregation rounds ÷ stage-1 rounds."""
     most = max(sizes.departments)
     per = sizes.children_per_department
     plans = synth.plan_departments(most)
@@ -254,13 +264,18 @@ def measure_tables(
         say=say,
         catalogue=default_catalogue(FEDERATION, 1, BENCH_RHO),
         max_snapshot_rho=BENCH_RHO,
+        aggregation="per-department",  # (f) switches to secure aggregation at the end
     ) as fed:
         fed.setup()
         say(f"(b) filling {most} node stores with {per} children each, and the central file")
         stores = []
+        extra_years = bench_secagg.years_to_fill(sizes.departments, SEED_ACADEMIC_YEAR)
         for i, plan in enumerate(plans):
             store, _ = open_node(NodeConfig.model_validate(_node_settings(fed, plan.id)))
             put_stored(store, scaled(base, per, f"d{i:03d}"))
+            for year, holders in extra_years.items():  # (f): one snapshot per size
+                if i < holders:
+                    put_stored(store, scaled(base, per, f"d{i:03d}y{year[:4]}", year))
             stores.append(store)
         exact: dict[tuple[int, tuple[str, ...]], float] = {}
         central_s: dict[tuple[int, tuple[str, ...]], float] = {}
@@ -317,7 +332,17 @@ def measure_tables(
                         "repeat_ratio": round(repeat_s / exact_s, 3),
                     }
                 )
-    return results
+        rounds = bench_secagg.measure_rounds(
+            fed,
+            sizes.departments,
+            TABLES,
+            seed_year=SEED_ACADEMIC_YEAR,
+            rho=BENCH_RHO,
+            repeats=sizes.repeats,
+            first_version=version,
+            say=say,
+        )
+    return {"national_table": results, "secure_rounds": rounds}
 
 
 def _exact_national(stores: Sequence[RecordStore], query: TableQuery) -> list[int]:
@@ -387,7 +412,7 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
                 "sqlite": sqlcipher3.sqlite_version,
             },
             "import": measure_import(base, sizes.import_children, root, say),
-            "national_table": measure_tables(base, sizes, root, say),
+            **measure_tables(base, sizes, root, say),
             "memory": measure_memory(base, sizes.memory_children, root, say),
             "audit_appends": _say_then(
                 say, f"(d) {sizes.audit_appends} durable audit appends and raw inserts",
@@ -463,6 +488,16 @@ def render(result: dict[str, Any]) -> Table:
         f"{ext['p99_ratio']} (p99)",
         f"≤ {ext['goal_max_p99_ratio']}",
     )
+    for row in result["secure_rounds"]:
+        table.add_row(
+            f"national round, secure aggregation, {row['departments']} departments, "
+            f"by {' × '.join(row['dimensions'])} (first of the snapshot, with settling: "
+            f"{row['secure_first_round_with_settle_ms']} ms)",
+            f"{row['secure_round_ms']} ms",
+            f"{row['stage1_round_ms']} ms stage-1 round",
+            f"{row['ratio']}",
+            f"≤ {row['goal_max_ratio']}",
+        )
     mem = result["memory"]
     table.add_row(
         f"node peak memory, {mem['children']:,} children",

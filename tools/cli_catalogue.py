@@ -76,8 +76,8 @@ REFUSED_HINT = (
 
 
 @contextmanager
-def cli_errors(what: str) -> Iterator[None]:
-    """Turn the catalogue's domain errors into one-line CLI errors with advice."""
+def cli_errors(what: str, doc: str = "docs/catalogue.md") -> Iterator[None]:
+    """Turn the signed documents' domain errors into one-line CLI errors with advice."""
     try:
         yield
     except KeyProblem as exc:
@@ -93,7 +93,7 @@ def cli_errors(what: str) -> Iterator[None]:
         raise CliError(
             f"{what}: {exc}",
             code=EXIT_REJECTED,
-            hint="fix what is listed and try again; docs/catalogue.md describes the format",
+            hint=f"fix what is listed and try again; {doc} describes the format",
             violations=exc.violations,
         ) from None
     except ChildregError as exc:

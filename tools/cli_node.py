@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import grpc
+import tomli_w
 import typer
 from nacl.signing import SigningKey
 from rich.console import Console
@@ -25,6 +26,7 @@ from childreg.pki import IdentityFiles
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node import convert
+from node.aggregation import roster_entry
 from node.audit import AuditLog
 from node.config import NodeConfig
 from node.keys import Keyring, generate_key_file
@@ -143,6 +145,27 @@ def extract_key(config: ConfigOpt, as_json: JsonOpt = False) -> None:
     with _opened(cfg) as (keyring, _):
         key = base64.b64encode(bytes(SigningKey(keyring.extract_signing_seed()).verify_key))
     _done(as_json, {"extract_key": key.decode()}, key.decode())
+
+
+@app.command("roster-entry")
+def roster_entry_cmd(config: ConfigOpt, as_json: JsonOpt = False) -> None:
+    """Print this department's entry for the secure-aggregation roster (public keys only).
+
+    The statistics authority pastes it into the roster file, signs the roster and gives
+    it to the coordinator (`childreg stats roster sign`). Prints a TOML `[[members]]`
+    table to standard output — department, node identity, X25519 masking key and Ed25519
+    upload key, in base64 — or with --json one JSON object. Opens the keyring (needs the
+    KEK, like audit-key); the keys are derived from it and stay the same for the node's
+    life, so run it again only when the keyring changes.
+    """
+    cfg = load_config(NodeConfig, config)
+    with _opened(cfg) as (keyring, _):
+        federation = IdentityFiles(cfg.identity_dir).spiffe_id().federation
+        entry = roster_entry(keyring, federation=federation, department=cfg.department_id)
+    if as_json:
+        typer.echo(json.dumps(entry))
+    else:
+        typer.echo(tomli_w.dumps({"members": [entry]}), nl=False)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from tools.cli_catalogue import app as catalogue_app
 from tools.cli_catalogue import catalogue_summary, render_catalogue
+from tools.cli_roster import app as roster_app
 from tools.client import EXIT_INCOMPLETE, CliError, Endpoint, rpc_failure
 from tools.exports import FORMATS, write_export
 from tools.options import IdentityOpt, JsonOpt, ServerNameOpt, TimeoutOpt
@@ -32,6 +33,7 @@ from tools.published import NATIONAL, PublishedView
 
 app = typer.Typer(help="National statistics tables with a privacy guarantee.", no_args_is_help=True)
 app.add_typer(catalogue_app, name="catalogue")
+app.add_typer(roster_app, name="roster")
 out = Console(highlight=False)
 
 CoordinatorOpt = Annotated[

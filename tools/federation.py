@@ -35,8 +35,10 @@ from childreg.catalogue import (
 from childreg.errors import Unavailable
 from childreg.pki import CertificateAuthority
 from childreg.revocation import DENYLIST_FILE
+from childreg.secagg.roster import MIN_PARTICIPANTS, parse_roster, sign_roster
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
+from node.aggregation import roster_entry
 from node.audit import node_signer
 from node.config import NodeConfig
 from node.keys import KekSource, Keyring, generate_key_file
@@ -148,6 +150,12 @@ class LocalFederation:
     witness: bool = False
     witness_party: Party | None = None
     witness_key: str = ""  # the witness's note verifier key string, once made
+    #: "secure" (stage 2: masked shares, docs/secure-aggregation.md) or "per-department"
+    #: (stage 1). None: secure when there are at least 3 departments (a secure round needs
+    #: 3), per-department otherwise.
+    aggregation: str | None = None
+    #: The roster's c: departments each secure round assumes may collude.
+    colluders: int = 1
 
     # ----- layout ---------------------------------------------------------------------
     def identity(self, name: str) -> Path:
@@ -163,6 +171,41 @@ class LocalFederation:
     def catalogue_file(self) -> Path:
         """The signed catalogue every party uses."""
         return self.root / "catalogue.signed.json"
+
+    @property
+    def mechanism(self) -> str:
+        """The aggregation every party of this federation is configured with."""
+        if self.aggregation is not None:
+            return self.aggregation
+        return "secure" if len(self.departments) >= MIN_PARTICIPANTS else "per-department"
+
+    @property
+    def roster_file(self) -> Path:
+        """The signed secure-aggregation roster the coordinator sends with every round."""
+        return self.root / "roster.signed.json"
+
+    def node_keyring(self, dept: str) -> tuple[NodeConfig, Keyring]:
+        """A node's configuration and unlocked keyring (for keys derived from it)."""
+        config = NodeConfig.model_validate(tomllib.loads(self.nodes[dept].config.read_text()))
+        assert config.kek_file is not None
+        return config, Keyring.open(config.keyring_path, KekSource.from_key_file(config.kek_file))
+
+    def sign_roster(self, departments: Sequence[str] | None = None, version: int = 1) -> None:
+        """Sign the roster of ``departments`` (default: all) with the authority's key."""
+        members = [
+            roster_entry(self.node_keyring(d)[1], federation=self.federation, department=d)
+            for d in (departments or list(self.nodes))
+        ]
+        roster = parse_roster(
+            {
+                "federation": self.federation,
+                "version": version,
+                "colluders": self.colluders,
+                "members": members,
+            }
+        )
+        key = load_signing_key(self.authority_dir / "authority.key")
+        self.roster_file.write_bytes(sign_roster(roster, key))
 
     def sign_catalogue(self, catalogue: Catalogue) -> None:
         """Sign ``catalogue`` with the authority's key and install it for the coordinator."""
@@ -209,6 +252,12 @@ class LocalFederation:
             ca.issue("department-staff", f"{plan.id}.registrar", self.identity(f"staff-{plan.id}"))
             self.nodes[plan.id] = self._layout_node(plan, server_name)
         self.say(f"initialised {len(self.departments)} encrypted node stores")
+        if self.mechanism == "secure":
+            self.sign_roster()
+            self.say(
+                f"signed the secure-aggregation roster: {len(self.nodes)} departments, "
+                f"{self.colluders} assumed colluding"
+            )
         if self.witness:
             self._layout_witness(ca)
 
@@ -231,6 +280,7 @@ class LocalFederation:
             "kek_file": str(kek),
             "statistics_authority_key": str(self.authority_dir / "authority.pub"),
             "max_snapshot_rho": self.max_snapshot_rho,
+            "aggregation": self.mechanism,
             "max_workers": 4,
             **self.node_settings,
         }
@@ -240,9 +290,7 @@ class LocalFederation:
 
     def audit_verifier_key(self, dept: str) -> str:
         """A node's audit-log verifier key string (derived from its keyring)."""
-        config = NodeConfig.model_validate(tomllib.loads(self.nodes[dept].config.read_text()))
-        assert config.kek_file is not None
-        keyring = Keyring.open(config.keyring_path, KekSource.from_key_file(config.kek_file))
+        _, keyring = self.node_keyring(dept)
         signer = node_signer(
             keyring.audit_signing_seed(), federation=self.federation, department=dept
         )
@@ -344,6 +392,8 @@ class LocalFederation:
             "department_deadline_seconds": deadline_seconds,
             "statistics_authority_key": str(self.authority_dir / "authority.pub"),
             "catalogue_file": str(self.catalogue_file),
+            "aggregation": self.mechanism,
+            **({"roster_file": str(self.roster_file)} if self.mechanism == "secure" else {}),
             "state_dir": str(home / state),
             "statisticians": [
                 {"id": ident, "rho": rho}
@@ -419,6 +469,28 @@ class LocalFederation:
         raise Unavailable(
             f"{party.name} did not start within {STARTUP_SECONDS:.0f} s; see {party.log}"
         )
+
+    def switch_aggregation(self, mechanism: str) -> None:
+        """Stop every node, configure it for ``mechanism`` and start it again.
+
+        The coordinator (if running) is stopped too: start it again for the new mechanism.
+        A switch to "secure" signs the roster first if there is none yet.
+        """
+        if self.coordinator is not None:
+            self.stop_party(self.coordinator)
+        for party in self.nodes.values():
+            self.stop_party(party)
+        self.aggregation = mechanism
+        if mechanism == "secure" and not self.roster_file.exists():
+            self.sign_roster()
+        for party in self.nodes.values():
+            settings = tomllib.loads(party.config.read_text(encoding="utf-8"))
+            settings["aggregation"] = mechanism
+            party.config.write_bytes(tomli_w.dumps(settings).encode())
+        for party in self.nodes.values():
+            self._launch(party, "node")
+        for party in self.nodes.values():
+            self._await_ready(party)
 
     def stop_party(self, party: Party, timeout: float = 15.0) -> None:
         """SIGTERM a process, wait for a clean exit, kill it if it hangs."""

@@ -22,7 +22,13 @@ JSON shape (stable)::
                 "totals": {name: {"value", "display", "margin", "confidential"}}}],
      "published_at", "release_key"}
 
-``totals`` appears only for the table by ``education_form`` alone.
+``totals`` appears only for the table by ``education_form`` alone. A table published by
+secure aggregation (mechanism ``…/secure-aggregation``, stage 2 of PRIVACY.md) adds
+``"participants"``, ``"colluders"`` and ``"share_sigma_squared"`` to ``privacy`` (n
+departments summed, c assumed colluding, the noise variance σ²/(n−c) each added) and a
+top-level ``"missing_departments"`` after ``"release_key"``: the departments of the
+federation left out of the snapshot. Any table with missing departments carries that key;
+the rich caption flags them.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from childreg.errors import InvalidInput, Violation
 from childreg.v1 import statistics_pb2 as spb
 
 NATIONAL = "national"
+SECURE_AGGREGATION = "discrete_gaussian/zcdp/secure-aggregation"
 
 
 @dataclass(frozen=True)
@@ -80,9 +87,27 @@ class Privacy:
     snapshot_rho: str
     snapshot_epsilon: float
     display_threshold: int
+    #: Secure aggregation only: n departments summed, c assumed colluding, σ²/(n−c) each.
+    participants: int = 0
+    colluders: int = 0
+    share_sigma_squared: str = ""
+
+    @property
+    def secure(self) -> bool:
+        """Whether the table was published by secure aggregation (stage 2)."""
+        return self.mechanism == SECURE_AGGREGATION
 
     def to_json(self) -> dict[str, Any]:
         """The ``privacy`` object of the JSON shape."""
+        secure = (
+            {
+                "participants": self.participants,
+                "colluders": self.colluders,
+                "share_sigma_squared": self.share_sigma_squared,
+            }
+            if self.secure
+            else {}
+        )
         return {
             "mechanism": self.mechanism,
             "rho": self.rho,
@@ -93,6 +118,7 @@ class Privacy:
             "snapshot_rho": self.snapshot_rho,
             "snapshot_epsilon": self.snapshot_epsilon,
             "display_threshold": self.display_threshold,
+            **secure,
         }
 
 
@@ -144,6 +170,8 @@ class PublishedView:
     areas: tuple[PublishedArea, ...]
     published_at: str
     release_key: str
+    #: Departments of the federation left out of the snapshot (secure aggregation).
+    missing_departments: tuple[str, ...] = ()
 
     @classmethod
     def from_proto(cls, msg: spb.PublishedTable) -> PublishedView:
@@ -166,7 +194,12 @@ class PublishedView:
             p.snapshot_rho,
             p.snapshot_epsilon,
             p.display_threshold,
+            p.participants,
+            p.colluders,
+            p.share_sigma_squared,
         )
+        if privacy.secure and not p.colluders < p.participants:
+            raise _invalid("privacy", "secure aggregation needs more participants than colluders")
         return cls(
             academic_year=msg.academic_year,
             reference_date=msg.reference_date,
@@ -178,6 +211,7 @@ class PublishedView:
             areas=tuple(_area(a, dims, privacy) for a in msg.areas),
             published_at=msg.published_at,
             release_key=msg.release_key,
+            missing_departments=tuple(msg.missing_departments),
         )
 
     @property
@@ -222,6 +256,11 @@ class PublishedView:
             if a.totals:
                 entry["totals"] = {t.key[0]: self._cell_json(t) for t in a.totals}
             areas.append(entry)
+        missing = (
+            {"missing_departments": list(self.missing_departments)}
+            if self.privacy.secure or self.missing_departments
+            else {}
+        )
         return {
             "academic_year": self.academic_year,
             "reference_date": self.reference_date,
@@ -233,6 +272,7 @@ class PublishedView:
             "areas": areas,
             "published_at": self.published_at,
             "release_key": self.release_key,
+            **missing,
         }
 
     def to_json_text(self, area: str | None = None) -> str:
@@ -257,19 +297,40 @@ class PublishedView:
     def caption(self, area: str = NATIONAL) -> str:
         """The privacy statement in one paragraph, for the rich table and the chart."""
         p, a = self.privacy, self.area(area)
+        if p.secure:
+            noise = (
+                f"σ = {p.sigma:.2f} in total by secure aggregation over {p.participants} "
+                f"departments, {p.colluders} assumed colluding; each added σ²/(n−c) = "
+                f"{p.share_sigma_squared}"
+            )
+        else:
+            noise = f"σ = {p.sigma:.2f} per department"
         return (
-            f"{p.mechanism}: ρ = {p.rho}, σ = {p.sigma:.2f} per department, "
+            f"{self.missing_flag()}{p.mechanism}: ρ = {p.rho}, {noise}, "
             f"ε = {p.epsilon:.2f} at δ = {p.delta:g}; snapshot cap ρ = {p.snapshot_rho} "
             f"(ε = {p.snapshot_epsilon:.2f}). Departments ({len(a.departments)}): "
             f"{', '.join(a.departments)}. Values below {self.threshold} shown as "
             f"<{self.threshold}; ± is the 95 % margin of error."
         )
 
+    def missing_flag(self) -> str:
+        """A warning naming the departments left out, or "" when none were."""
+        if not self.missing_departments:
+            return ""
+        return (
+            f"INCOMPLETE: {len(self.missing_departments)} department(s) of the federation "
+            f"are not included (not ready when the snapshot's participants were settled): "
+            f"{', '.join(self.missing_departments)}. "
+        )
+
     def to_rich(self, area: str = NATIONAL) -> Table:
         """A readable table of one area, totals rows last, privacy statement as caption."""
         selected = self.area(area)
         # Text, not str: a title from the message must not be read as rich markup.
-        table = Table(title=Text(f"{self.title} — {selected.area}, {self.academic_year}"))
+        incomplete = " (INCOMPLETE: departments missing)" if self.missing_departments else ""
+        table = Table(
+            title=Text(f"{self.title} — {selected.area}, {self.academic_year}{incomplete}")
+        )
         for d in self.dimensions:
             table.add_column(d)
         table.add_column("value", justify="right")

@@ -35,6 +35,7 @@ ACTIONS: Final = frozenset(
         "assessment.record",
         "records.import",
         "statistics.release",
+        "statistics.share",
         "extract.disclose",
         "breakglass.read",
         "consent.grant",

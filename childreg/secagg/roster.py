@@ -39,7 +39,13 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from childreg.config import read_mapping
 from childreg.errors import FailedPrecondition, InvalidInput, PermissionDenied, Violation
 from childreg.models import Model, PartyId, violations_of
-from childreg.signed import SignedKind, canonical_json, open_document, sign_document
+from childreg.signed import (
+    SignedKind,
+    canonical_json,
+    open_document,
+    read_signed_file,
+    sign_document,
+)
 
 #: Identifies the signed-roster file format.
 SIGNED_FORMAT: Final = "childreg-roster/1"
@@ -246,6 +252,13 @@ def verify_roster(blob: bytes, authority: VerifyKey, *, federation: str | None =
             f"the roster is for federation {roster.federation}, not {federation}"
         )
     return roster
+
+
+def read_signed_roster(
+    path: Path, authority: VerifyKey, *, federation: str | None = None
+) -> Roster:
+    """Read and verify a signed roster file (see :func:`verify_roster`)."""
+    return verify_roster(read_signed_file(KIND, path), authority, federation=federation)
 
 
 # --- one participant set per (table, snapshot) -------------------------------------------

@@ -16,6 +16,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Final, Literal
+
+#: How a ledger entry's vector was released (stage 1 or stage 2 of docs/statistics-method.md).
+Mechanism = Literal["per-department", "secure-aggregation"]
+MECHANISMS: Final[tuple[Mechanism, ...]] = ("per-department", "secure-aggregation")
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,10 @@ class LedgerEntry:
     keeps the exact noisy vector released: asking again returns it unchanged, even if the
     records changed since (a recount with the same noise would reveal the change).
     ``catalogue_digest`` names the catalogue's content, so one version number can never
-    stand for two different catalogues.
+    stand for two different catalogues. ``mechanism`` says how the vector left the node:
+    ``per-department`` (stage 1: the full noise, answered in the clear) or
+    ``secure-aggregation`` (stage 2: a noise share, masked; ``released`` is the unmasked
+    share, which never leaves the node as such).
     """
 
     snapshot: str
@@ -52,6 +60,7 @@ class LedgerEntry:
     released: tuple[int, ...]
     released_at: dt.datetime
     requested_by: str
+    mechanism: Mechanism = "per-department"
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,10 @@ class RecordStore(ABC):
       and increasing per child starting at 1.
     - Reads return records ordered: placements by academic year, care settings by date,
       assessments by id.
+    - ``append_ledger`` keeps every field of the entry, ``mechanism`` included; the ledger
+      is append-only. ``record_participation`` stores a participant set only if none is
+      recorded for its (dimensions, snapshot), never replacing one, and the set is never
+      changed or removed; both writes roll back with an enclosing ``atomic()`` block.
     - ``count_table`` counts each child that has a placement for ``academic_year`` exactly
       once, in the cell of its categories (see ``count_table``); it returns only non-zero
       cells. It MUST NOT return anything about a child without such a placement.
@@ -306,6 +319,20 @@ class RecordStore(ABC):
     @abstractmethod
     def append_ledger(self, entry: LedgerEntry) -> None:
         """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
+
+    @abstractmethod
+    def participation(self, dimensions: str, snapshot: str) -> frozenset[str] | None:
+        """The participant set recorded for (``dimensions``, ``snapshot``), or None."""
+
+    @abstractmethod
+    def record_participation(
+        self, dimensions: str, snapshot: str, participants: frozenset[str]
+    ) -> None:
+        """Record ``participants`` for (``dimensions``, ``snapshot``) unless a set is there.
+
+        Never overwrites: a second call for the same key changes nothing (the caller reads
+        back to see which set holds).
+        """
 
     @abstractmethod
     def audit_size(self) -> int:

@@ -45,6 +45,7 @@ class _State:
     checkpoints: dict[int, str] = field(default_factory=dict)
     consents: dict[str, StoredConsent] = field(default_factory=dict)
     breakglass: list[StoredBreakGlass] = field(default_factory=list)
+    participation: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -59,6 +60,7 @@ class _State:
             dict(self.checkpoints),
             dict(self.consents),
             list(self.breakglass),
+            dict(self.participation),
         )
 
 
@@ -281,6 +283,19 @@ class MemoryStore(RecordStore):
             if any((e.snapshot, e.catalogue_version, e.table_id) == key for e in state.ledger):
                 raise AlreadyExists("this table is already in the privacy ledger")
             state.ledger.append(entry)
+
+    def participation(self, dimensions: str, snapshot: str) -> frozenset[str] | None:
+        """The participant set recorded for (``dimensions``, ``snapshot``), or None."""
+        with self._lock:
+            return self._live().participation.get((dimensions, snapshot))
+
+    def record_participation(
+        self, dimensions: str, snapshot: str, participants: frozenset[str]
+    ) -> None:
+        """Record ``participants`` unless a set is recorded already (never overwrites)."""
+        with self._lock:
+            held = self._writable().participation
+            held.setdefault((dimensions, snapshot), frozenset(participants))
 
     def audit_size(self) -> int:
         """How many leaves the audit log holds."""

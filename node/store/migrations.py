@@ -182,6 +182,31 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             ),
         ),
     ),
+    Migration(
+        7,
+        "secure aggregation: the ledger's mechanism, and the one participant set per table",
+        (
+            # Existing entries were all released per department (stage 1).
+            """ALTER TABLE privacy_ledger ADD COLUMN mechanism TEXT NOT NULL
+               DEFAULT 'per-department'
+               CHECK (mechanism IN ('per-department', 'secure-aggregation'))""",
+            # The first participant set a node admitted for a table (named by its canonical
+            # dimensions) and snapshot; never replaced, so "A dropped" rounds are refused.
+            """CREATE TABLE secagg_participation (
+                dimensions TEXT NOT NULL,
+                snapshot TEXT NOT NULL,
+                participants TEXT NOT NULL,
+                recorded_at TEXT NOT NULL,
+                PRIMARY KEY (dimensions, snapshot)
+            )""",
+            *(
+                f"""CREATE TRIGGER secagg_participation_no_{verb}
+                   BEFORE {verb.upper()} ON secagg_participation
+                   BEGIN SELECT RAISE(ABORT, 'participant sets are append-only'); END"""
+                for verb in ("update", "delete")
+            ),
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

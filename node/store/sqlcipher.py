@@ -39,8 +39,10 @@ from childreg.errors import AlreadyExists, FailedPrecondition, KeyProblem, NotFo
 from node.keys import HEX64
 from node.store import migrations
 from node.store.base import (
+    MECHANISMS,
     BlockNesting,
     LedgerEntry,
+    Mechanism,
     RecordStore,
     StoredAssessment,
     StoredBreakGlass,
@@ -603,8 +605,8 @@ class SqlCipherStore(RecordStore):
         """Every privacy-ledger entry of ``snapshot``, in the order they were appended."""
         rows = self._query(
             "SELECT snapshot, catalogue_version, catalogue_digest, table_id, rho_numerator,"
-            " rho_denominator, released, released_at, requested_by FROM privacy_ledger"
-            " WHERE snapshot = ? ORDER BY seq",
+            " rho_denominator, released, released_at, requested_by, mechanism"
+            " FROM privacy_ledger WHERE snapshot = ? ORDER BY seq",
             (snapshot,),
         )
         return [
@@ -617,6 +619,7 @@ class SqlCipherStore(RecordStore):
                 released=tuple(int(v) for v in json.loads(r[6])),
                 released_at=dt.datetime.fromisoformat(str(r[7])),
                 requested_by=str(r[8]),
+                mechanism=_mechanism(r[9]),
             )
             for r in rows
         ]
@@ -629,7 +632,7 @@ class SqlCipherStore(RecordStore):
                 self._conn.execute(
                     "INSERT INTO privacy_ledger(snapshot, catalogue_version, catalogue_digest,"
                     " table_id, rho_numerator, rho_denominator, released, released_at,"
-                    " requested_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " requested_by, mechanism) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         entry.snapshot,
                         entry.catalogue_version,
@@ -640,10 +643,36 @@ class SqlCipherStore(RecordStore):
                         json.dumps(list(entry.released), separators=(",", ":")),
                         entry.released_at.isoformat(),
                         entry.requested_by,
+                        entry.mechanism,
                     ),
                 )
             except sqlcipher3.IntegrityError:
                 raise AlreadyExists("this table is already in the privacy ledger") from None
+
+    def participation(self, dimensions: str, snapshot: str) -> frozenset[str] | None:
+        """The participant set recorded for (``dimensions``, ``snapshot``), or None."""
+        rows = self._query(
+            "SELECT participants FROM secagg_participation WHERE dimensions = ? AND snapshot = ?",
+            (dimensions, snapshot),
+        )
+        return frozenset(str(p) for p in json.loads(rows[0][0])) if rows else None
+
+    def record_participation(
+        self, dimensions: str, snapshot: str, participants: frozenset[str]
+    ) -> None:
+        """Record ``participants`` unless a set is recorded already (never overwrites)."""
+        self._not_viewing()
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO secagg_participation(dimensions, snapshot, participants,"
+                " recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (dimensions, snapshot) DO NOTHING",
+                (
+                    dimensions,
+                    snapshot,
+                    json.dumps(sorted(participants), separators=(",", ":")),
+                    dt.datetime.now(dt.UTC).isoformat(),
+                ),
+            )
 
     def audit_size(self) -> int:
         """How many leaves the audit log holds."""
@@ -821,6 +850,14 @@ class SqlCipherStore(RecordStore):
                     self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 finally:
                     self._conn.close()
+
+
+def _mechanism(value: object) -> Mechanism:
+    """A stored mechanism, checked (the schema's CHECK allows only these)."""
+    for mechanism in MECHANISMS:
+        if value == mechanism:
+            return mechanism
+    raise FailedPrecondition("the privacy ledger holds an unknown mechanism")
 
 
 def _already_exists(exc: Exception) -> AlreadyExists:

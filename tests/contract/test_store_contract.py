@@ -834,3 +834,49 @@ def test_ledger_append_rolls_back_with_its_atomic_block(store: RecordStore) -> N
     with pytest.raises(BoomError):
         fail_inside_atomic(store, lambda: store.append_ledger(ledger_entry()))
     assert store.ledger(YEAR) == []
+
+
+def test_ledger_mechanism_round_trips(store: RecordStore) -> None:
+    """An entry's mechanism reads back as written; an entry that names none is per-department."""
+    share = replace(ledger_entry("a_table"), mechanism="secure-aggregation")
+    store.append_ledger(share)
+    store.append_ledger(ledger_entry("b_table"))
+    assert [e.mechanism for e in store.ledger(YEAR)] == ["secure-aggregation", "per-department"]
+    assert store.ledger(YEAR)[0] == share
+
+
+# --- secure-aggregation participation ------------------------------------------------
+
+
+def test_participation_is_none_until_recorded_then_reads_back(store: RecordStore) -> None:
+    """A recorded set reads back equal, for its (dimensions, snapshot) only."""
+    assert store.participation("sex+age_band", YEAR) is None
+    store.record_participation("sex+age_band", YEAR, frozenset({"baku", "ganja", "shaki"}))
+    assert store.participation("sex+age_band", YEAR) == frozenset({"baku", "ganja", "shaki"})
+    assert store.participation("sex+age_band", "2024/25") is None
+    assert store.participation("sex", YEAR) is None
+
+
+def test_participation_is_never_overwritten(store: RecordStore) -> None:
+    """A second set for the same key changes nothing: the first one recorded holds."""
+    first = frozenset({"a", "b", "c", "d"})
+    store.record_participation("education_form", YEAR, first)
+    store.record_participation("education_form", YEAR, frozenset({"b", "c", "d"}))
+    assert store.participation("education_form", YEAR) == first
+
+
+def test_participation_rolls_back_with_its_atomic_block(store: RecordStore) -> None:
+    """A set recorded inside a failed atomic block is not kept; inside the block it is seen."""
+    seen: list[frozenset[str] | None] = []
+
+    def record() -> None:
+        store.record_participation("sex", YEAR, frozenset({"a", "b", "c"}))
+        seen.append(store.participation("sex", YEAR))
+
+    with pytest.raises(BoomError):
+        fail_inside_atomic(store, record)
+    assert seen == [frozenset({"a", "b", "c"})]
+    assert store.participation("sex", YEAR) is None
+    with store.atomic():
+        record()
+    assert store.participation("sex", YEAR) == frozenset({"a", "b", "c"})

@@ -26,7 +26,17 @@ QUERY = spb.NoisyTableRequest(
 BENDS = ("short", "huge", "dims", "year", "version", "table")
 
 
-class FakeDepartment(spb_grpc.StatisticsServiceServicer):
+class StageOneOnly(spb_grpc.StatisticsServiceServicer):
+    """A stage-1 node: it refuses the secure-aggregation calls, as a real one does."""
+
+    def Ready(self, request: spb.ReadyRequest, context: grpc.ServicerContext) -> spb.ReadyReply:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, "per-department aggregation only")
+
+    def Share(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.MaskedShare:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, "per-department aggregation only")
+
+
+class FakeDepartment(StageOneOnly):
     """Answers with a fixed dense table, optionally slowly or bent in one way."""
 
     def __init__(self, base: int, delay: float = 0.0, bend: str = "") -> None:
@@ -159,7 +169,7 @@ def test_fan_out_is_concurrent(
     assert departments["slow"][0].calls == 1
 
 
-class Refusing(spb_grpc.StatisticsServiceServicer):
+class Refusing(StageOneOnly):
     def NoisyTable(
         self, request: spb.NoisyTableRequest, context: grpc.ServicerContext
     ) -> spb.NoisyTable:

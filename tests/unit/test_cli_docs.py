@@ -66,7 +66,9 @@ def test_example_node_config_is_valid(name: str) -> None:
 def test_example_coordinator_config_is_valid() -> None:
     """The shipped coordinator configuration example validates."""
     cfg = load_config(CoordinatorConfig, ROOT / "deploy" / "config" / "coordinator.example.yaml")
-    assert [d.id for d in cfg.departments] == ["baku", "nakhchivan"]
+    assert [d.id for d in cfg.departments] == ["baku", "ganja_dashkasan", "nakhchivan"]
+    assert cfg.aggregation == "secure"
+    assert cfg.roster_file is not None and cfg.roster_file.name == "roster.signed.json"
 
 
 def test_example_catalogue_is_the_demos_default() -> None:

@@ -676,3 +676,96 @@ def test_ledger_survives_reopening(store: SqlCipherStore, db_path: Path, key_hex
         assert reopened.ledger("2023/24") == [entry]
     finally:
         reopened.close()
+
+
+def test_ledger_mechanism_survives_reopening(
+    store: SqlCipherStore, db_path: Path, key_hex: str
+) -> None:
+    """A secure-aggregation entry is still one after a restart."""
+    entry = LedgerEntry(
+        "2023/24", 1, "d1", "sex", Fraction(1, 32), (5, -2), dt.datetime.now(dt.UTC),
+        "coordinator", mechanism="secure-aggregation",
+    )  # fmt: skip
+    store.append_ledger(entry)
+    store.close()
+    reopened = SqlCipherStore.open(db_path, key_hex)
+    try:
+        assert reopened.ledger("2023/24") == [entry]
+    finally:
+        reopened.close()
+
+
+def test_ledger_refuses_an_unknown_mechanism_even_for_raw_sql(
+    store: SqlCipherStore, db_path: Path, key_hex: str
+) -> None:
+    """The schema allows only the two mechanisms, whoever writes the row."""
+    store.close()
+    conn = raw_connection(db_path, key_hex)
+    try:
+        with pytest.raises(sqlcipher3.IntegrityError):
+            conn.execute(
+                "INSERT INTO privacy_ledger(snapshot, catalogue_version, catalogue_digest,"
+                " table_id, rho_numerator, rho_denominator, released, released_at,"
+                " requested_by, mechanism) VALUES ('2023/24', 1, 'd', 't', 1, 32, '[]', 'x',"
+                " 'x', 'in-the-clear')"
+            )
+    finally:
+        conn.close()
+
+
+def test_participation_is_append_only_even_for_raw_sql(
+    store: SqlCipherStore, db_path: Path, key_hex: str
+) -> None:
+    """UPDATE and DELETE of a participation row abort, even without the authorizer."""
+    store.record_participation("sex", "2023/24", frozenset({"a", "b", "c"}))
+    store.close()
+    conn = raw_connection(db_path, key_hex)
+    try:
+        for sql in (
+            'UPDATE secagg_participation SET participants = \'["b","c","d"]\'',
+            "DELETE FROM secagg_participation",
+        ):
+            with pytest.raises(sqlcipher3.IntegrityError, match="append-only"):
+                conn.execute(sql)
+        rows = conn.execute("SELECT participants FROM secagg_participation").fetchall()
+        assert rows == [('["a","b","c"]',)]
+    finally:
+        conn.close()
+
+
+def test_participation_survives_reopening(
+    store: SqlCipherStore, db_path: Path, key_hex: str
+) -> None:
+    """The set a node took part with is still binding after a restart."""
+    store.record_participation("sex+age_band", "2023/24", frozenset({"a", "b", "c"}))
+    store.close()
+    reopened = SqlCipherStore.open(db_path, key_hex)
+    try:
+        assert reopened.participation("sex+age_band", "2023/24") == frozenset({"a", "b", "c"})
+        reopened.record_participation("sex+age_band", "2023/24", frozenset({"b", "c", "d"}))
+        assert reopened.participation("sex+age_band", "2023/24") == frozenset({"a", "b", "c"})
+    finally:
+        reopened.close()
+
+
+def test_migration_7_keeps_earlier_ledger_entries_as_per_department(tmp_path: Path) -> None:
+    """A database with stage-1 entries, migrated to version 7, reads them as per-department."""
+    path, key = tmp_path / "old.db", secrets.token_hex(32)
+    conn = raw_connection(path, key)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        migrations.apply(conn, [m for m in migrations.MIGRATIONS if m.version < 7])
+        conn.execute(
+            "INSERT INTO privacy_ledger(snapshot, catalogue_version, catalogue_digest, table_id,"
+            " rho_numerator, rho_denominator, released, released_at, requested_by)"
+            " VALUES ('2023/24', 1, 'd', 'sex', 1, 32, '[4,-1]', ?, 'coordinator')",
+            (dt.datetime(2026, 1, 1, tzinfo=dt.UTC).isoformat(),),
+        )
+    finally:
+        conn.close()
+    store = SqlCipherStore.open(path, key)
+    try:
+        [entry] = store.ledger("2023/24")
+        assert (entry.mechanism, entry.released) == ("per-department", (4, -1))
+    finally:
+        store.close()

@@ -1,0 +1,215 @@
+"""A few in-process department nodes for the secure-aggregation tests: keys, stores, desks.
+
+Why this module exists: the node-side tests of stage 2 (test_node_aggregation*.py) all need
+the same small federation — real keyrings, real stores, real statistics and aggregation
+desks, a catalogue and a roster signed by a test authority — and the same way to run a
+round and open its uploads as the coordinator would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from childreg import codes
+from childreg.catalogue import Catalogue, parse_catalogue, sign_catalogue
+from childreg.models import ChildIn, ImportRecord, PlacementIn
+from childreg.secagg.roster import parse_roster, sign_roster, verify_roster
+from childreg.secagg.upload import open_share
+from childreg.v1 import statistics_pb2 as spb
+from node.aggregation import AggregationDesk, ReadyQuestion, ShareQuestion, roster_entry
+from node.keys import KekSource, Keyring, generate_key_file
+from node.privacy import StatisticsDesk
+from node.records import Registry
+from node.store.base import LedgerEntry, RecordStore
+from node.store.memory import MemoryStore
+
+FEDERATION = "test.childreg"
+YEAR = "2023/24"
+AUTHORITY = SigningKey(bytes(range(32)))
+CALLER = f"spiffe://{FEDERATION}/coordinator/national"
+#: Table id -> dimensions (11, 12, 42 and 462 cells), each costing 1/32.
+TABLES: dict[str, tuple[str, ...]] = {
+    "education_form": ("education_form",),
+    "sex_by_age": ("sex", "age_band"),
+    "care_by_age": ("care_setting", "age_band"),
+    "form_by_care_by_age": ("education_form", "care_setting", "age_band"),
+}
+
+
+def catalogue(version: int = 1, federation: str = FEDERATION) -> Catalogue:
+    """The test catalogue: every table of :data:`TABLES` at ρ = 1/32, cap 1/4."""
+    return parse_catalogue(
+        {
+            "federation": federation,
+            "version": version,
+            "snapshot_rho": "1/4",
+            "delta": 1e-9,
+            "display_threshold": 10,
+            "tables": [
+                {"id": i, "title": i.replace("_", " "), "dimensions": list(d), "rho": "1/32"}
+                for i, d in TABLES.items()
+            ],
+        }
+    )
+
+
+def signed_catalogue(version: int = 1, key: SigningKey = AUTHORITY) -> bytes:
+    """The test catalogue signed by ``key``."""
+    return sign_catalogue(catalogue(version), key)
+
+
+def make_keyring(directory: Path) -> Keyring:
+    """A fresh keyring (key-file KEK) in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    generate_key_file(directory / "kek.key")
+    return Keyring.create(
+        directory / "keyring.json", KekSource.from_key_file(directory / "kek.key")
+    )
+
+
+def import_record(i: int) -> ImportRecord:
+    """Child number ``i``, placed in 2023/24 (forms, sexes and ages spread over ``i``)."""
+    child_id = f"C{i:05d}"
+    return ImportRecord(
+        line=i + 2,
+        child=ChildIn(
+            child_id=child_id,
+            given_name="Aysel",
+            family_name="Mammadova",
+            date_of_birth=dt.date(2008 + i % 12, 1 + i % 12, 1),
+            sex=codes.SEXES[i % 2],
+            district="shaki",
+        ),
+        placement=PlacementIn(
+            child_id=child_id,
+            academic_year=YEAR,
+            education_form=codes.EDUCATION_FORMS[i % len(codes.EDUCATION_FORMS)],
+        ),
+    )
+
+
+@dataclass
+class Node:
+    """One department's node: its keyring, store and desks."""
+
+    department: str
+    keyring: Keyring
+    store: RecordStore
+    statistics: StatisticsDesk
+    desk: AggregationDesk
+
+    def entry(self) -> dict[str, str]:
+        """Its roster member entry."""
+        return roster_entry(self.keyring, federation=FEDERATION, department=self.department)
+
+    def ledger(self) -> list[LedgerEntry]:
+        """Its privacy ledger for the test snapshot."""
+        return self.store.ledger(YEAR)
+
+
+def make_node(
+    department: str,
+    keyring: Keyring,
+    store: RecordStore | None = None,
+    *,
+    children: int = 0,
+    max_rho: Fraction = Fraction(1, 4),
+) -> Node:
+    """A node over ``store`` (a new in-memory one by default) holding ``children`` children."""
+    store = store if store is not None else MemoryStore()
+    if children:
+        Registry(store, keyring).import_records([import_record(i) for i in range(children)])
+    statistics = StatisticsDesk(
+        store,
+        keyring.noise_secret(),
+        AUTHORITY.verify_key,
+        federation=FEDERATION,
+        max_snapshot_rho=max_rho,
+        clock=lambda: dt.datetime(2026, 11, 22, tzinfo=dt.UTC),
+    )
+    desk = AggregationDesk(
+        statistics,
+        store,
+        keyring.masking_key(),
+        SigningKey(keyring.upload_signing_seed()),
+        department=department,
+        federation=FEDERATION,
+        authority=AUTHORITY.verify_key,
+    )
+    return Node(department, keyring, store, statistics, desk)
+
+
+def roster_object(
+    members: Iterable[dict[str, str]], *, colluders: int = 1, version: int = 1
+) -> dict[str, Any]:
+    """The roster as an authored mapping."""
+    return {
+        "federation": FEDERATION,
+        "version": version,
+        "colluders": colluders,
+        "members": list(members),
+    }
+
+
+def signed_roster(
+    nodes: Iterable[Node], *, colluders: int = 1, version: int = 1, key: SigningKey = AUTHORITY
+) -> bytes:
+    """A roster of ``nodes`` signed by ``key``."""
+    roster = parse_roster(
+        roster_object((n.entry() for n in nodes), colluders=colluders, version=version)
+    )
+    return sign_roster(roster, key)
+
+
+def round_id() -> str:
+    """A fresh round id."""
+    return secrets.token_hex(16)
+
+
+def ready_question(roster: bytes, table_id: str, cat: bytes | None = None) -> ReadyQuestion:
+    """A Ready question for ``table_id`` of the test catalogue."""
+    return ReadyQuestion(
+        signed_catalogue=cat or signed_catalogue(),
+        signed_roster=roster,
+        table_id=table_id,
+        academic_year=YEAR,
+    )
+
+
+def share_question(
+    roster: bytes,
+    table_id: str,
+    participants: Sequence[str],
+    rid: str | None = None,
+    cat: bytes | None = None,
+) -> ShareQuestion:
+    """A Share question for one round of ``table_id`` over ``participants``."""
+    return ShareQuestion(
+        signed_catalogue=cat or signed_catalogue(),
+        signed_roster=roster,
+        table_id=table_id,
+        academic_year=YEAR,
+        round_id=rid or round_id(),
+        participants=tuple(participants),
+    )
+
+
+def run_round(
+    nodes: Sequence[Node], roster: bytes, table_id: str, rid: str | None = None
+) -> list[spb.ShareBody]:
+    """Every node's upload for one round over all of ``nodes``, opened as the coordinator
+    does (each with the node's roster upload key)."""
+    question = share_question(roster, table_id, [n.department for n in nodes], rid)
+    listed = verify_roster(roster, AUTHORITY.verify_key, federation=FEDERATION)
+    return [
+        open_share(node.desk.share(question, CALLER), listed.member(node.department).verify_key)
+        for node in nodes
+    ]
