@@ -68,7 +68,8 @@ def test_example_coordinator_config_is_valid() -> None:
     cfg = load_config(CoordinatorConfig, ROOT / "deploy" / "config" / "coordinator.example.yaml")
     assert [d.id for d in cfg.departments] == ["baku", "ganja_dashkasan", "nakhchivan"]
     assert cfg.aggregation == "secure"
-    assert cfg.roster_file is not None and cfg.roster_file.name == "roster.signed.json"
+    assert cfg.roster_file is not None
+    assert cfg.roster_file.name == "roster.signed.json"
 
 
 def test_example_catalogue_is_the_demos_default() -> None:
