@@ -23,6 +23,7 @@ import sys
 import typer
 from rich.console import Console
 
+from childreg import logsetup
 from childreg.errors import ChildregError, InvalidInput, KeyProblem
 from tools import (
     cli_audit,
@@ -74,6 +75,9 @@ def report(message: str, hint: str = "", violations: list[object] | None = None)
 
 def main() -> None:
     """Run the CLI, turning every expected failure into one clear message and an exit code."""
+    # Warnings of in-process library code (e.g. the bench's rounds) go to standard error,
+    # never into a command's --json output; `serve` commands configure their own level.
+    logsetup.configure("warning")
     try:
         app()
     except CliError as exc:

@@ -373,12 +373,14 @@ class LocalFederation:
         only: Sequence[str] | None = None,
         statisticians: dict[str, str] | None = None,
         state: str = "state",
+        settings: dict[str, Any] | None = None,
     ) -> None:
         """Write the coordinator's configuration from the running nodes, start it, wait.
 
         ``only`` limits the federation the coordinator knows to those department ids;
         ``statisticians`` maps ids to sub-budgets (default: the demo statistician, 1/4);
-        ``state`` names the release store's directory under the coordinator's home.
+        ``state`` names the release store's directory under the coordinator's home;
+        ``settings`` adds or overrides configuration keys (e.g. settle_seconds).
         """
         plans = [p for p in self.departments if only is None or p.id in only]
         home = self.root / "coordinator"
@@ -412,6 +414,7 @@ class LocalFederation:
                 for plan in plans
             ],
         }
+        data.update(settings or {})
         if self.witness:  # the coordinator witnesses every department's log too
             key = home / "witness.key"
             if not key.exists():
@@ -435,11 +438,14 @@ class LocalFederation:
         only: Sequence[str] | None = None,
         statisticians: dict[str, str] | None = None,
         state: str = "state",
+        settings: dict[str, Any] | None = None,
     ) -> None:
         """Stop the coordinator if it runs and start it again over ``only`` departments."""
         if self.coordinator is not None:
             self.stop_party(self.coordinator)
-        self.start_coordinator(only=only, statisticians=statisticians, state=state)
+        self.start_coordinator(
+            only=only, statisticians=statisticians, state=state, settings=settings
+        )
 
     def _launch(self, party: Party, *command: str) -> None:
         party.ready_file.unlink(missing_ok=True)
@@ -469,6 +475,13 @@ class LocalFederation:
         raise Unavailable(
             f"{party.name} did not start within {STARTUP_SECONDS:.0f} s; see {party.log}"
         )
+
+    def restart_node(self, dept: str) -> None:
+        """Start a department's node again (after :meth:`stop_party`) and wait for it."""
+        party = self.nodes[dept]
+        self.stop_party(party)
+        self._launch(party, "node")
+        self._await_ready(party)
 
     def switch_aggregation(self, mechanism: str) -> None:
         """Stop every node, configure it for ``mechanism`` and start it again.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.e2e.conftest import cli
 
 
@@ -33,6 +35,15 @@ def test_quick_bench_reports_the_three_figures() -> None:
         assert row["central_group_by_ms"] > 0
         assert row["first_ratio"] > 0
         assert row["repeat_ratio"] > 0
+    rounds = data["secure_rounds"]
+    assert {(row["departments"], tuple(row["dimensions"])) for row in rounds} == {
+        (n, dims) for n in (3, 5) for dims in {tuple(r["dimensions"]) for r in tables}
+    }
+    for row in rounds:
+        assert row["secure_round_ms"] > 0
+        assert row["stage1_round_ms"] > 0
+        measured = row["secure_round_ms"] / row["stage1_round_ms"]  # of rounded timings
+        assert row["ratio"] == pytest.approx(measured, rel=0.05)
     assert data["memory"]["peak_node_mb"] >= data["memory"]["idle_node_mb"] > 0
     appends = data["audit_appends"]
     assert appends["audit_appends_per_second"] > 0

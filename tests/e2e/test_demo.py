@@ -32,20 +32,26 @@ def test_demo_publishes_the_noisy_table_with_margins(tmp_path: Path) -> None:
     data = json.loads(result.stdout)  # stdout carries only the JSON
     assert data["privacy"]["rho"] == "1/32"
     assert data["privacy"]["snapshot_rho"] == "1/4"
+    # Secure aggregation: 14 noise shares of σ²/(14−1) each, the nation only.
+    assert data["privacy"]["mechanism"] == "discrete_gaussian/zcdp/secure-aggregation"
+    assert data["privacy"]["participants"] == 14
+    assert data["privacy"]["colluders"] == 1
+    assert data["privacy"]["share_sigma_squared"] == "16/13"
+    assert data["missing_departments"] == []
     nation = data["areas"][0]
     assert nation["area"] == "national"
     assert len(nation["departments"]) == 14
-    assert len(data["areas"]) == 15  # the nation and 14 regions
+    assert len(data["areas"]) == 1  # no department's or region's table is unmasked
     by_form = {c["education_form"]: c for c in nation["cells"]}
     assert set(by_form) == set(codes.EDUCATION_FORMS)
     comparison = {c["name"]: c for c in data["comparison"]}
     assert set(comparison) == set(SEED_FORM_COUNTS) | set(SEED_TOTALS)
     for name, figure in SEED_FORM_COUNTS.items():
         cell = by_form[name]
-        assert cell["margin"] == 30  # 1.96 × 4 × √14, rounded up
+        assert cell["margin"] == 9  # 1.96 × 4 × √(14/13), rounded up (stage 1: 30)
         # Each within its margin with probability ≈ 95 %; within twice it, ≈ 1 - 6e-5.
         assert abs(cell["value"] - figure) <= 2 * cell["margin"], name
-        assert comparison[name]["within_margin"] == (abs(cell["value"] - figure) <= 30)
+        assert comparison[name]["within_margin"] == (abs(cell["value"] - figure) <= 9)
     assert data["imported"] == sum(SEED_FORM_COUNTS.values())
     out = tmp_path / "out"
     written = json.loads((out / "national_table.json").read_text())

@@ -32,10 +32,14 @@ BOB = "bob"
 def fed(
     tmp_path_factory: pytest.TempPathFactory, synthetic: tuple[list[DepartmentPlan], list[Path]]
 ) -> Iterator[LocalFederation]:
-    """Three departments with 40 children each; statisticians: the demo one (1/2), bob (1/32)."""
+    """Three departments with 40 children each; statisticians: the demo one (1/2), bob (1/32).
+
+    Stage 1 (per-department noise, regional tables): it stays available as a configuration;
+    tests/e2e/test_secure_aggregation.py covers stage 2, the default.
+    """
     plans, files = synthetic
     root = tmp_path_factory.mktemp("private")
-    federation = LocalFederation(root / "fed", plans)
+    federation = LocalFederation(root / "fed", plans, aggregation="per-department")
     with federation:
         federation.setup()
         federation.issue_statistician(BOB)
