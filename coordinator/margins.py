@@ -10,9 +10,10 @@ The fit is linear in the noise: the least-squares projection is u = P·y + A⁺�
 P = I − A⁺A, y = truth + this table's noise, and b the earlier published margins
 (truth + their own linear error). So each published cell's error is a fixed linear
 combination of every measurement's noise so far, and its variance is
-Σ_tables σ²_t · ‖row of that combination's block for t‖² — times the number of
-departments summed into the area, since every department adds independent noise of the
-same variance. The combination depends only on the sequence of dimensions (never on the
+Σ_tables σ²_t · ‖row of that combination's block for t‖² — times the number of noise
+*units* summed into the area, each independent with the same variance: under stage 1 a
+unit is one department (variance σ²), under secure aggregation the one national sum
+(variance n·σ²/(n−c)). The combination depends only on the sequence of dimensions (never on the
 data), so it is the same for every region. Rounding to integers and raising negatives to
 zero are left out (they move a value by about one, or towards the truth).
 """
@@ -32,18 +33,19 @@ Matrix = npt.NDArray[np.float64]
 
 
 def cell_variances(sequence: Sequence[tuple[Dims, Fraction]]) -> list[Matrix]:
-    """Per-cell error variance of each table, for one department's worth of noise.
+    """Per-cell error variance of each table, for one unit's worth of noise.
 
     ``sequence`` lists the tables of a snapshot in publication order: canonical
-    dimensions and the per-cell noise variance σ² one department adds to that table.
-    Multiply a result by the number of departments in an area for that area's variance.
+    dimensions and the per-cell noise variance of one unit of that table (one department's
+    σ² under stage 1, the national sum's n·σ²/(n−c) under secure aggregation). Multiply a
+    result by the number of units in an area for that area's variance.
     """
     errors, scale = _error_model(sequence)
     return [(error**2) @ scale[: error.shape[1]] for error in errors]
 
 
 def combination_variance(sequence: Sequence[tuple[Dims, Fraction]], weights: Matrix) -> float:
-    """Error variance of ``weights · cells`` of the last table (one department's worth).
+    """Error variance of ``weights · cells`` of the last table (one unit's worth).
 
     A sum of cells is not the sum of their variances: the fit correlates their errors.
     """

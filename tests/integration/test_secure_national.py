@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from google.protobuf.message import Message
 from scipy import stats as sps
@@ -32,6 +31,7 @@ from coordinator.federation import TableRound
 from coordinator.releases import ReleaseStore
 from coordinator.secure import SecureRounds, SignedRoster
 from node.aggregation import ready_question_from_proto, share_question_from_proto
+from tests.inprocess import FakeRpcError, Method
 from tests.unit.secagg_nodes import (
     AUTHORITY,
     CALLER,
@@ -45,48 +45,24 @@ from tests.unit.secagg_nodes import (
 )
 
 
-class _Failed(grpc.RpcError):
-    """What a gRPC client sees when the node refuses: a status code."""
+def _answered(handler: Callable[[Any], Message]) -> Method:
+    """A stub method over a node desk: its refusals become the status a client would see."""
 
-    def __init__(self, exc: ChildregError) -> None:
-        super().__init__(str(exc))
-        self._code = status_for(exc)
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-
-class _Call:
-    """A finished call: ``result()`` returns the reply or raises the node's refusal."""
-
-    def __init__(self, fn: Callable[[], Message]) -> None:
+    def call(request: Any) -> Message:
         try:
-            self._reply: Message | None = fn()
-            self._error: _Failed | None = None
+            return handler(request)
         except ChildregError as exc:
-            self._reply, self._error = None, _Failed(exc)
+            raise FakeRpcError(status_for(exc), str(exc)) from None
 
-    def result(self) -> Message:
-        if self._error is not None:
-            raise self._error
-        assert self._reply is not None
-        return self._reply
-
-
-class _Method:
-    def __init__(self, fn: Callable[[Any], Message]) -> None:
-        self._fn = fn
-
-    def future(self, request: Any, timeout: float) -> _Call:
-        return _Call(lambda: self._fn(request))
+    return Method(call)
 
 
 class InProcessStub:
     """The two stage-2 methods of a node's StatisticsService, called directly."""
 
     def __init__(self, node: Node) -> None:
-        self.Ready = _Method(lambda r: node.desk.ready(ready_question_from_proto(r)))
-        self.Share = _Method(lambda r: node.desk.share(share_question_from_proto(r), CALLER))
+        self.Ready = _answered(lambda r: node.desk.ready(ready_question_from_proto(r)))
+        self.Share = _answered(lambda r: node.desk.share(share_question_from_proto(r), CALLER))
 
 
 def federation(tmp_path: Path, n: int, children: Callable[[int], int]) -> list[Node]:

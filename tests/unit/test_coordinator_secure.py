@@ -47,6 +47,7 @@ from coordinator.publisher import Publisher, SignedCatalogue, unit_variance
 from coordinator.releases import ReleaseStore
 from coordinator.secure import RoundAborted, SecureRounds, SignedRoster
 from coordinator.server import load_roster
+from tests.inprocess import FakeRpcError, Method
 from tools.published import PublishedView
 
 FED = "test.childreg"
@@ -69,17 +70,6 @@ CATALOGUE: Catalogue = parse_catalogue(
 )
 SIGNED = SignedCatalogue(sign_catalogue(CATALOGUE, AUTHORITY), CATALOGUE)
 SIGMA2 = Fraction(16)  # rho 1/32
-
-
-class FakeRpcError(grpc.RpcError):
-    """What a failed call raises (gRPC's own errors also carry code())."""
-
-    def __init__(self, code: grpc.StatusCode) -> None:
-        super().__init__(code.name)
-        self._code = code
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
 
 
 @dataclass
@@ -165,36 +155,12 @@ class FakeNode:
         return share
 
 
-class _Call:
-    def __init__(self, run: Callable[[], Message]) -> None:
-        self._value: Message | None = None
-        self._error: grpc.RpcError | None = None
-        try:
-            self._value = run()
-        except grpc.RpcError as err:
-            self._error = err
-
-    def result(self) -> Message:
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
-
-
-class _Method:
-    def __init__(self, handler: Callable[[Any], Message]) -> None:
-        self._handler = handler
-
-    def future(self, request: Message, timeout: float) -> _Call:
-        return _Call(lambda: self._handler(request))
-
-
 class FakeStub:
     """The two calls of StatisticsServiceStub that secure rounds use, in-process."""
 
     def __init__(self, node: FakeNode) -> None:
-        self.Ready = _Method(node.ready)
-        self.Share = _Method(node.share)
+        self.Ready = Method(node.ready)
+        self.Share = Method(node.share)
 
 
 @dataclass
