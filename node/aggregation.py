@@ -43,6 +43,7 @@ from childreg.secagg import masks
 from childreg.secagg.roster import (
     MAX_MEMBERS,
     MAX_SIGNED_BYTES,
+    Participation,
     ParticipationRule,
     Roster,
     RosterMember,
@@ -138,11 +139,11 @@ class _LedgerParticipation:
     def __init__(self, store: RecordStore) -> None:
         self._store = store
 
-    def get(self, table: str, snapshot: str) -> frozenset[str] | None:
+    def get(self, table: str, snapshot: str) -> Participation | None:
         return self._store.participation(table, snapshot)
 
-    def put(self, table: str, snapshot: str, participants: frozenset[str]) -> None:
-        self._store.record_participation(table, snapshot, participants)
+    def put(self, table: str, snapshot: str, participation: Participation) -> None:
+        self._store.record_participation(table, snapshot, participation)
 
 
 class AggregationDesk:
@@ -179,10 +180,16 @@ class AggregationDesk:
         self._own_member(roster)
         self._statistics.check(catalogue, table, question.academic_year, MECHANISM)
         recorded = self._store.participation(dimension_key(table), question.academic_year)
+        if recorded is not None and recorded.colluders != roster.colluders:
+            raise FailedPrecondition(
+                f"this node took part in table {table.id} of snapshot "
+                f"{question.academic_year} assuming {recorded.colluders} colluding "
+                f"departments; roster version {roster.version} assumes {roster.colluders}"
+            )
         return spb.ReadyReply(
             department=self._department,
             roster_version=roster.version,
-            recorded_participants=sorted(recorded or ()),
+            recorded_participants=sorted(recorded.participants if recorded else ()),
         )
 
     def share(self, question: ShareQuestion, caller: str) -> spb.MaskedShare:
@@ -210,7 +217,9 @@ class AggregationDesk:
             snapshot,
             caller,
             noise,
-            admit=lambda: self._rule.admit(dimension_key(table), snapshot, departments),
+            admit=lambda: self._rule.admit(
+                dimension_key(table), snapshot, departments, colluders=c
+            ),
         )
         values = masks.masked(
             answer.counts,

@@ -12,9 +12,9 @@
     processes), with one GROUP BY over a single SQLCipher file holding every child (the
     central-database baseline) beside it;
 (c) peak resident memory of one node process holding 100,000 children;
-(d)/(e) audit appends and proofs (tools/bench_audit.py), the school extract
+(d)/(e) audit appends and proofs (tools/bench_audit.py); (f) the school extract
     (tools/bench_extract.py);
-(f) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
+(g) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
     (b), in the same federation (tools/bench_secagg.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
@@ -249,7 +249,7 @@ def measure_tables(
     base: list[ImportRecord], sizes: Sizes, root: Path, say: Say
 ) -> dict[str, list[dict[str, Any]]]:
     """(b): first computation and repeat ÷ the exact-count path, and ÷ a central GROUP BY;
-    then (f) in the same federation: secure-aggregation rounds ÷ stage-1 rounds."""
+    then (g) in the same federation: secure-aggregation rounds ÷ stage-1 rounds."""
     most = max(sizes.departments)
     per = sizes.children_per_department
     plans = synth.plan_departments(most)
@@ -264,7 +264,7 @@ def measure_tables(
         say=say,
         catalogue=default_catalogue(FEDERATION, 1, BENCH_RHO),
         max_snapshot_rho=BENCH_RHO,
-        aggregation="per-department",  # (f) switches to secure aggregation at the end
+        aggregation="per-department",  # (g) switches to secure aggregation at the end
     ) as fed:
         fed.setup()
         say(f"(b) filling {most} node stores with {per} children each, and the central file")
@@ -273,7 +273,7 @@ def measure_tables(
         for i, plan in enumerate(plans):
             store, _ = open_node(NodeConfig.model_validate(_node_settings(fed, plan.id)))
             put_stored(store, scaled(base, per, f"d{i:03d}"))
-            for year, holders in extra_years.items():  # (f): one snapshot per size
+            for year, holders in extra_years.items():  # (g): one snapshot per size
                 if i < holders:
                     put_stored(store, scaled(base, per, f"d{i:03d}y{year[:4]}", year))
             stores.append(store)

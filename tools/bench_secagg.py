@@ -1,4 +1,4 @@
-"""`childreg bench` (f): the national round, secure aggregation (stage 2) against stage 1.
+"""`childreg bench` (g): the national round, secure aggregation (stage 2) against stage 1.
 
 Why this module exists: issue 5 asks what hiding department tables costs in time. Both
 mechanisms are measured in the same run, against the same running node processes (real
@@ -82,7 +82,7 @@ def measure_rounds(
             into.setdefault((n, dims), []).append(time.perf_counter() - started)
 
     for n in sorted(sizes):
-        say(f"(f) stage-1 rounds over {n} departments")
+        say(f"(g) stage-1 rounds over {n} departments")
         regions = {p.id: p.region for p in fed.departments[:n]}
         channels = channels_to(n)
         try:
@@ -92,12 +92,12 @@ def measure_rounds(
         finally:
             channels.close()
 
-    say("(f) switching every node to secure aggregation")
+    say("(g) switching every node to secure aggregation")
     fed.switch_aggregation("secure")
     signed = fed.roster_file.read_bytes()
     roster = SignedRoster(signed, verify_roster(signed, authority, federation=fed.federation))
     for n in sorted(sizes):
-        say(f"(f) secure-aggregation rounds over {n} departments")
+        say(f"(g) secure-aggregation rounds over {n} departments")
         store = ReleaseStore(fed.root / f"bench-secure-{n}.db")
         channels = channels_to(n)
         try:

@@ -28,6 +28,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Protocol, Self
 
@@ -264,19 +265,32 @@ def read_signed_roster(
 # --- one participant set per (table, snapshot) -------------------------------------------
 
 
-class ParticipationStore(Protocol):
-    """Where a node keeps the participant set it admitted per (table, snapshot).
+@dataclass(frozen=True)
+class Participation:
+    """What a node took part with for one (table, snapshot): the set, and the roster's c.
 
-    ``put`` records a set only if none is recorded yet (it never overwrites), atomically in
+    c is kept because the node's stored noise share has variance σ²/(n−c) for the c of
+    its first round; a later roster with a larger c would promise more noise than the
+    share carries, so the node refuses another c for that table and snapshot.
+    """
+
+    participants: frozenset[str]
+    colluders: int
+
+
+class ParticipationStore(Protocol):
+    """Where a node keeps what it admitted per (table, snapshot).
+
+    ``put`` records only if nothing is recorded yet (it never overwrites), atomically in
     a durable store, so two concurrent admissions cannot both win.
     """
 
-    def get(self, table: str, snapshot: str) -> frozenset[str] | None:
-        """The recorded set, or None if this node has not taken part yet."""
+    def get(self, table: str, snapshot: str) -> Participation | None:
+        """The recorded participation, or None if this node has not taken part yet."""
         ...
 
-    def put(self, table: str, snapshot: str, participants: frozenset[str]) -> None:
-        """Record ``participants`` unless a set is recorded already."""
+    def put(self, table: str, snapshot: str, participation: Participation) -> None:
+        """Record ``participation`` unless one is recorded already."""
         ...
 
 
@@ -284,15 +298,15 @@ class MemoryParticipationStore:
     """A :class:`ParticipationStore` in a dict (tests; forgets everything on restart)."""
 
     def __init__(self) -> None:
-        self._sets: dict[tuple[str, str], frozenset[str]] = {}
+        self._held: dict[tuple[str, str], Participation] = {}
 
-    def get(self, table: str, snapshot: str) -> frozenset[str] | None:
-        """The recorded set, or None."""
-        return self._sets.get((table, snapshot))
+    def get(self, table: str, snapshot: str) -> Participation | None:
+        """The recorded participation, or None."""
+        return self._held.get((table, snapshot))
 
-    def put(self, table: str, snapshot: str, participants: frozenset[str]) -> None:
-        """Record ``participants`` unless a set is recorded already."""
-        self._sets.setdefault((table, snapshot), participants)
+    def put(self, table: str, snapshot: str, participation: Participation) -> None:
+        """Record ``participation`` unless one is recorded already."""
+        self._held.setdefault((table, snapshot), participation)
 
 
 class ParticipationRule:
@@ -301,11 +315,14 @@ class ParticipationRule:
     def __init__(self, store: ParticipationStore) -> None:
         self._store = store
 
-    def admit(self, table: str, snapshot: str, participants: Iterable[str]) -> None:
-        """Record the first set for (table, snapshot); allow it again; refuse any other.
+    def admit(
+        self, table: str, snapshot: str, participants: Iterable[str], *, colluders: int
+    ) -> None:
+        """Record the first set (and c) for (table, snapshot); allow it again; refuse any other.
 
         Order does not matter. FailedPrecondition if another set was recorded, so a
-        coordinator cannot difference two rounds that differ by one department.
+        coordinator cannot difference two rounds that differ by one department, or if the
+        same set comes with another number of colluders than the first time.
         """
         asked = (participants,) if isinstance(participants, str) else tuple(participants)
         wanted = frozenset(asked)
@@ -315,9 +332,16 @@ class ParticipationRule:
                 [Violation("participants", "repeats a department")],
             )
         if self._store.get(table, snapshot) is None:
-            self._store.put(table, snapshot, wanted)
-        if self._store.get(table, snapshot) != wanted:  # read back: a concurrent put may win
+            self._store.put(table, snapshot, Participation(wanted, colluders))
+        held = self._store.get(table, snapshot)  # read back: a concurrent put may win
+        if held is None or held.participants != wanted:
             raise FailedPrecondition(
                 "this node already took part with another set of departments for this "
                 "table and snapshot"
+            )
+        if held.colluders != colluders:
+            raise FailedPrecondition(
+                f"this node took part in this table and snapshot assuming {held.colluders} "
+                f"colluding departments; a roster assuming {colluders} cannot be used for it "
+                "(its noise share was drawn for the first number)"
             )

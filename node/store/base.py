@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Final, Literal
 
+from childreg.secagg.roster import Participation
+
 #: How a ledger entry's vector was released (stage 1 or stage 2 of docs/statistics-method.md).
 Mechanism = Literal["per-department", "secure-aggregation"]
 MECHANISMS: Final[tuple[Mechanism, ...]] = ("per-department", "secure-aggregation")
@@ -216,9 +218,10 @@ class RecordStore(ABC):
     - Reads return records ordered: placements by academic year, care settings by date,
       assessments by id.
     - ``append_ledger`` keeps every field of the entry, ``mechanism`` included; the ledger
-      is append-only. ``record_participation`` stores a participant set only if none is
-      recorded for its (dimensions, snapshot), never replacing one, and the set is never
-      changed or removed; both writes roll back with an enclosing ``atomic()`` block.
+      is append-only. ``record_participation`` stores a participant set (with its number of
+      colluders) only if none is recorded for its (dimensions, snapshot), never replacing
+      one, and it is never changed or removed; both writes roll back with an enclosing
+      ``atomic()`` block.
     - ``count_table`` counts each child that has a placement for ``academic_year`` exactly
       once, in the cell of its categories (see ``count_table``); it returns only non-zero
       cells. It MUST NOT return anything about a child without such a placement.
@@ -321,14 +324,14 @@ class RecordStore(ABC):
         """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
 
     @abstractmethod
-    def participation(self, dimensions: str, snapshot: str) -> frozenset[str] | None:
-        """The participant set recorded for (``dimensions``, ``snapshot``), or None."""
+    def participation(self, dimensions: str, snapshot: str) -> Participation | None:
+        """The participation recorded for (``dimensions``, ``snapshot``), or None."""
 
     @abstractmethod
     def record_participation(
-        self, dimensions: str, snapshot: str, participants: frozenset[str]
+        self, dimensions: str, snapshot: str, participation: Participation
     ) -> None:
-        """Record ``participants`` for (``dimensions``, ``snapshot``) unless a set is there.
+        """Record ``participation`` for (``dimensions``, ``snapshot``) unless one is there.
 
         Never overwrites: a second call for the same key changes nothing (the caller reads
         back to see which set holds).

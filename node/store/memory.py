@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from childreg import codes
 from childreg.errors import AlreadyExists, NotFound
+from childreg.secagg.roster import Participation
 from node.store.base import (
     BlockNesting,
     LedgerEntry,
@@ -45,7 +46,7 @@ class _State:
     checkpoints: dict[int, str] = field(default_factory=dict)
     consents: dict[str, StoredConsent] = field(default_factory=dict)
     breakglass: list[StoredBreakGlass] = field(default_factory=list)
-    participation: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    participation: dict[tuple[str, str], Participation] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -284,18 +285,18 @@ class MemoryStore(RecordStore):
                 raise AlreadyExists("this table is already in the privacy ledger")
             state.ledger.append(entry)
 
-    def participation(self, dimensions: str, snapshot: str) -> frozenset[str] | None:
-        """The participant set recorded for (``dimensions``, ``snapshot``), or None."""
+    def participation(self, dimensions: str, snapshot: str) -> Participation | None:
+        """The participation recorded for (``dimensions``, ``snapshot``), or None."""
         with self._lock:
             return self._live().participation.get((dimensions, snapshot))
 
     def record_participation(
-        self, dimensions: str, snapshot: str, participants: frozenset[str]
+        self, dimensions: str, snapshot: str, participation: Participation
     ) -> None:
-        """Record ``participants`` unless a set is recorded already (never overwrites)."""
+        """Record ``participation`` unless one is recorded already (never overwrites)."""
         with self._lock:
             held = self._writable().participation
-            held.setdefault((dimensions, snapshot), frozenset(participants))
+            held.setdefault((dimensions, snapshot), participation)
 
     def audit_size(self) -> int:
         """How many leaves the audit log holds."""

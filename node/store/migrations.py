@@ -191,11 +191,13 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                DEFAULT 'per-department'
                CHECK (mechanism IN ('per-department', 'secure-aggregation'))""",
             # The first participant set a node admitted for a table (named by its canonical
-            # dimensions) and snapshot; never replaced, so "A dropped" rounds are refused.
+            # dimensions) and snapshot, with the roster's c its noise share was drawn for;
+            # never replaced, so "A dropped" rounds (or another c) are refused.
             """CREATE TABLE secagg_participation (
                 dimensions TEXT NOT NULL,
                 snapshot TEXT NOT NULL,
                 participants TEXT NOT NULL,
+                colluders INTEGER NOT NULL CHECK (colluders >= 0),
                 recorded_at TEXT NOT NULL,
                 PRIMARY KEY (dimensions, snapshot)
             )""",

@@ -36,6 +36,7 @@ import sqlcipher3
 
 from childreg import codes
 from childreg.errors import AlreadyExists, FailedPrecondition, KeyProblem, NotFound
+from childreg.secagg.roster import Participation
 from node.keys import HEX64
 from node.store import migrations
 from node.store.base import (
@@ -649,27 +650,33 @@ class SqlCipherStore(RecordStore):
             except sqlcipher3.IntegrityError:
                 raise AlreadyExists("this table is already in the privacy ledger") from None
 
-    def participation(self, dimensions: str, snapshot: str) -> frozenset[str] | None:
-        """The participant set recorded for (``dimensions``, ``snapshot``), or None."""
+    def participation(self, dimensions: str, snapshot: str) -> Participation | None:
+        """The participation recorded for (``dimensions``, ``snapshot``), or None."""
         rows = self._query(
-            "SELECT participants FROM secagg_participation WHERE dimensions = ? AND snapshot = ?",
+            "SELECT participants, colluders FROM secagg_participation"
+            " WHERE dimensions = ? AND snapshot = ?",
             (dimensions, snapshot),
         )
-        return frozenset(str(p) for p in json.loads(rows[0][0])) if rows else None
+        if not rows:
+            return None
+        participants, colluders = rows[0]
+        return Participation(frozenset(str(p) for p in json.loads(participants)), int(colluders))
 
     def record_participation(
-        self, dimensions: str, snapshot: str, participants: frozenset[str]
+        self, dimensions: str, snapshot: str, participation: Participation
     ) -> None:
-        """Record ``participants`` unless a set is recorded already (never overwrites)."""
+        """Record ``participation`` unless one is recorded already (never overwrites)."""
         self._not_viewing()
         with self._lock:
             self._conn.execute(
                 "INSERT INTO secagg_participation(dimensions, snapshot, participants,"
-                " recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (dimensions, snapshot) DO NOTHING",
+                " colluders, recorded_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (dimensions, snapshot) DO NOTHING",
                 (
                     dimensions,
                     snapshot,
-                    json.dumps(sorted(participants), separators=(",", ":")),
+                    json.dumps(sorted(participation.participants), separators=(",", ":")),
+                    participation.colluders,
                     dt.datetime.now(dt.UTC).isoformat(),
                 ),
             )

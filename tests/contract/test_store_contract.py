@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from childreg import codes
 from childreg.errors import AlreadyExists, NotFound
+from childreg.secagg.roster import Participation
 from node.store.base import (
     LedgerEntry,
     RecordStore,
@@ -851,32 +852,37 @@ def test_ledger_mechanism_round_trips(store: RecordStore) -> None:
 def test_participation_is_none_until_recorded_then_reads_back(store: RecordStore) -> None:
     """A recorded set reads back equal, for its (dimensions, snapshot) only."""
     assert store.participation("sex+age_band", YEAR) is None
-    store.record_participation("sex+age_band", YEAR, frozenset({"baku", "ganja", "shaki"}))
-    assert store.participation("sex+age_band", YEAR) == frozenset({"baku", "ganja", "shaki"})
+    store.record_participation(
+        "sex+age_band", YEAR, Participation(frozenset({"baku", "ganja", "shaki"}), 1)
+    )
+    assert store.participation("sex+age_band", YEAR) == Participation(
+        frozenset({"baku", "ganja", "shaki"}), 1
+    )
     assert store.participation("sex+age_band", "2024/25") is None
     assert store.participation("sex", YEAR) is None
 
 
 def test_participation_is_never_overwritten(store: RecordStore) -> None:
     """A second set for the same key changes nothing: the first one recorded holds."""
-    first = frozenset({"a", "b", "c", "d"})
+    first = Participation(frozenset({"a", "b", "c", "d"}), 1)
     store.record_participation("education_form", YEAR, first)
-    store.record_participation("education_form", YEAR, frozenset({"b", "c", "d"}))
+    store.record_participation("education_form", YEAR, Participation(frozenset({"b", "c", "d"}), 1))
+    store.record_participation("education_form", YEAR, Participation(first.participants, 2))
     assert store.participation("education_form", YEAR) == first
 
 
 def test_participation_rolls_back_with_its_atomic_block(store: RecordStore) -> None:
     """A set recorded inside a failed atomic block is not kept; inside the block it is seen."""
-    seen: list[frozenset[str] | None] = []
+    seen: list[Participation | None] = []
 
     def record() -> None:
-        store.record_participation("sex", YEAR, frozenset({"a", "b", "c"}))
+        store.record_participation("sex", YEAR, Participation(frozenset({"a", "b", "c"}), 1))
         seen.append(store.participation("sex", YEAR))
 
     with pytest.raises(BoomError):
         fail_inside_atomic(store, record)
-    assert seen == [frozenset({"a", "b", "c"})]
+    assert seen == [Participation(frozenset({"a", "b", "c"}), 1)]
     assert store.participation("sex", YEAR) is None
     with store.atomic():
         record()
-    assert store.participation("sex", YEAR) == frozenset({"a", "b", "c"})
+    assert store.participation("sex", YEAR) == Participation(frozenset({"a", "b", "c"}), 1)

@@ -26,7 +26,7 @@ from childreg.dp import zcdp
 from childreg.errors import FailedPrecondition
 from childreg.models import NoisyTableQuestion
 from childreg.secagg import masks
-from childreg.secagg.roster import RosterMember, verify_roster
+from childreg.secagg.roster import Participation, RosterMember, verify_roster
 from node.aggregation import dimension_key, roster_entry
 from node.config import NodeConfig
 from node.keys import KekSource, Keyring, generate_key_file
@@ -42,6 +42,7 @@ from tests.unit.secagg_nodes import (
     Node,
     make_keyring,
     make_node,
+    ready_question,
     round_id,
     run_round,
     share_question,
@@ -136,10 +137,29 @@ def test_a_round_without_a_department_is_refused_after_a_full_round(tmp_path: Pa
         with pytest.raises(FailedPrecondition):
             node.desk.share(dropped, CALLER)
         assert [e.table_id for e in node.ledger()] == ["education_form"]
-        assert node.store.participation("education_form", YEAR) == frozenset("abcd")
+        assert node.store.participation("education_form", YEAR) == Participation(
+            frozenset("abcd"), 1
+        )
     run_round(nodes[1:], roster, "sex_by_age")
     assert nodes[1].store.participation("age_band+sex", YEAR) is None  # keyed canonically
-    assert nodes[1].store.participation("sex+age_band", YEAR) == frozenset("bcd")
+    assert nodes[1].store.participation("sex+age_band", YEAR) == Participation(frozenset("bcd"), 1)
+
+
+def test_a_roster_raising_the_colluders_after_a_round_is_refused(tmp_path: Path) -> None:
+    """The stored shares were drawn for c = 1: a roster claiming c = 2 for the same table and
+    snapshot is refused by Ready and Share alike (it would overstate the noise), and charges
+    nothing; the c = 1 roster still works."""
+    nodes = four_nodes(tmp_path)
+    roster = signed_roster(nodes, colluders=1)
+    run_round(nodes, roster, "education_form")
+    raised = signed_roster(nodes, colluders=2, version=2)
+    for node in nodes:
+        with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
+            node.desk.ready(ready_question(raised, "education_form"))
+        with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
+            node.desk.share(share_question(raised, "education_form", "abcd"), CALLER)
+        assert len(node.ledger()) == 1
+    run_round(nodes, roster, "education_form")
 
 
 def test_the_set_is_recorded_per_dimensions_so_a_renamed_table_is_the_same_table() -> None:
@@ -211,7 +231,9 @@ def test_participation_and_the_share_survive_reopening_a_sqlcipher_store(tmp_pat
     reopened = SqlCipherStore.open(path, key)
     try:
         nodes[0] = make_node("a", keyrings["a"], reopened)
-        assert reopened.participation("age_band+care_setting", YEAR) == frozenset("abcd")
+        assert reopened.participation("age_band+care_setting", YEAR) == Participation(
+            frozenset("abcd"), 1
+        )
         with pytest.raises(FailedPrecondition):
             nodes[0].desk.share(share_question(roster, "care_by_age", "abc"), CALLER)
         after = masks.unmask_sum(b.values for b in run_round(nodes, roster, "care_by_age"))

@@ -282,31 +282,42 @@ FULL = ("a", "b", "c", "d")
 @pytest.fixture
 def rule() -> ParticipationRule:
     r = ParticipationRule(MemoryParticipationStore())
-    r.admit("education_form", "2025-01", FULL)
+    r.admit("education_form", "2025-01", FULL, colluders=1)
     return r
 
 
 def test_first_set_recorded_and_same_set_again_in_any_order(rule: ParticipationRule) -> None:
-    rule.admit("education_form", "2025-01", FULL)
-    rule.admit("education_form", "2025-01", reversed(FULL))
+    rule.admit("education_form", "2025-01", FULL, colluders=1)
+    rule.admit("education_form", "2025-01", reversed(FULL), colluders=1)
 
 
 def test_a_dropped_is_refused(rule: ParticipationRule) -> None:
     with pytest.raises(FailedPrecondition, match="already took part with another set"):
-        rule.admit("education_form", "2025-01", ("b", "c", "d"))
-    rule.admit("education_form", "2025-01", FULL)  # the refusal recorded nothing
+        rule.admit("education_form", "2025-01", ("b", "c", "d"), colluders=1)
+    rule.admit("education_form", "2025-01", FULL, colluders=1)  # the refusal recorded nothing
 
 
 def test_an_extra_member_is_refused(rule: ParticipationRule) -> None:
     with pytest.raises(FailedPrecondition, match="already took part with another set"):
-        rule.admit("education_form", "2025-01", (*FULL, "e"))
+        rule.admit("education_form", "2025-01", (*FULL, "e"), colluders=1)
 
 
 def test_other_table_or_snapshot_is_independent(rule: ParticipationRule) -> None:
-    rule.admit("education_form", "2025-02", ("b", "c", "d"))
-    rule.admit("sex", "2025-01", ("b", "c", "d"))
+    rule.admit("education_form", "2025-02", ("b", "c", "d"), colluders=1)
+    rule.admit("sex", "2025-01", ("b", "c", "d"), colluders=1)
+
+
+def test_the_same_set_with_another_number_of_colluders_is_refused(
+    rule: ParticipationRule,
+) -> None:
+    """The stored noise share was drawn for the first c: a larger c would overstate it."""
+    with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
+        rule.admit("education_form", "2025-01", FULL, colluders=2)
+    with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
+        rule.admit("education_form", "2025-01", FULL, colluders=0)
+    rule.admit("education_form", "2025-01", FULL, colluders=1)
 
 
 def test_admit_refuses_a_repeated_department(rule: ParticipationRule) -> None:
     with pytest.raises(InvalidInput, match="repeat"):
-        rule.admit("sex", "2025-01", ("a", "a", "b", "c"))
+        rule.admit("sex", "2025-01", ("a", "a", "b", "c"), colluders=1)
