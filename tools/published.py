@@ -299,9 +299,10 @@ class PublishedView:
         p, a = self.privacy, self.area(area)
         if p.secure:
             noise = (
-                f"σ = {p.sigma:.2f} in total by secure aggregation over {p.participants} "
-                f"departments, {p.colluders} assumed colluding; each added σ²/(n−c) = "
-                f"{p.share_sigma_squared}"
+                f"secure aggregation over {p.participants} departments, {p.colluders} "
+                f"assumed colluding: each added noise of variance σ²/(n−c) = "
+                f"{p.share_sigma_squared}, so the others together add at least σ = "
+                f"{p.sigma:.2f}"
             )
         else:
             noise = f"σ = {p.sigma:.2f} per department"
