@@ -151,6 +151,17 @@ class SecureRounds:
         reasons: dict[str, str] = {}
         while True:
             answered, failed = self._ready(question, [d for d in configured if d not in replies])
+            refused = {d: r for d, r in failed.items() if r not in TRANSIENT}
+            if refused:  # a node that answers and refuses is not "down": never settle it out
+                named = ", ".join(f"{d} ({r})" for d, r in sorted(refused.items()))
+                raise RoundAborted(
+                    f"incomplete round: departments refused to take part in table "
+                    f"{question.table.id} of snapshot {question.snapshot}: {named}. Only a "
+                    "department that cannot be reached is left out of a snapshot; fix the "
+                    "refusal (its log says why) and ask again. Nothing was recorded or "
+                    "published",
+                    refused,
+                )
             replies.update(answered)
             ready = set(replies)
             reasons = {d: r for d, r in {**reasons, **failed}.items() if d not in ready}
@@ -161,12 +172,13 @@ class SecureRounds:
             self._sleep(max(0.0, min(self._retry_interval, deadline - self._clock())))
         chosen = recorded if recorded is not None else ready
         missing = set(configured) - chosen
-        need = max(MIN_PARTICIPANTS, self.roster.colluders + 1)
+        need = max(MIN_PARTICIPANTS, self.roster.colluders + 1, len(self.roster.members) // 2 + 1)
         if recorded is None and len(chosen) < need:
             named = ", ".join(f"{d} ({reasons.get(d, 'not ready')})" for d in sorted(missing))
             raise IncompleteRound(
                 f"incomplete round: secure aggregation needs at least {need} ready departments "
-                f"({self.roster.colluders} are assumed to collude); only {len(chosen)} were "
+                f"(more than half of the roster's {len(self.roster.members)}, and more than "
+                f"the {self.roster.colluders} assumed to collude); only {len(chosen)} were "
                 f"ready within {self._settle_seconds:g} s. Not ready: {named}. Nothing was "
                 "recorded or published; ask again when they are up"
             )
@@ -186,13 +198,13 @@ class SecureRounds:
     def _recorded(
         self, question: TableRound, replies: Mapping[str, spb.ReadyReply], configured: list[str]
     ) -> set[str] | None:
-        """The set nodes report they already took part with for this table, if any."""
+        """The set nodes report they already took part with in this snapshot, if any."""
         reported = {d: set(r.recorded_participants) for d, r in replies.items()}
         reported = {d: s for d, s in reported.items() if s}
         if not reported:
             return None
         sets = sorted({tuple(sorted(s)) for s in reported.values()})
-        where = f"table {question.table.id} of snapshot {question.snapshot}"
+        where = f"snapshot {question.snapshot}"
         if len(sets) > 1:
             shown = "; ".join(f"{d}: {', '.join(sorted(s))}" for d, s in sorted(reported.items()))
             raise FailedPrecondition(

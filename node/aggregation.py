@@ -11,9 +11,13 @@ reads a single record:
   is for this federation, the participant set is of known, distinct members, at least
   three and more than the roster's colluders, this department is one of them, and the
   roster lists this node's own masking and upload keys;
-- one participant set per (table, snapshot), recorded durably in the transaction that
-  charges the ledger (childreg.secagg.roster.ParticipationRule), so "A dropped" rounds
-  are refused;
+- one participant set per snapshot, for every table of it, with more than half of the
+  roster's departments, recorded durably in the transaction that charges the ledger
+  (childreg.secagg.roster.ParticipationRule): "A dropped" rounds, different sets for
+  different tables and disjoint sets are all refused, so no two sums over different sets
+  exist to be differenced;
+- masks bound to everything both sides agree on (round id, table, snapshot, catalogue
+  version and digest, dimensions, roster version, participant set);
 - one noisy share per (catalogue version, table, snapshot), stored in the privacy ledger
   and reused: a retry with a fresh round id gets fresh masks over the same share, never
   fresh noise and never a second charge;
@@ -50,6 +54,7 @@ from childreg.secagg.roster import (
     verify_roster,
 )
 from childreg.secagg.upload import sign_share
+from childreg.signed import canonical_json
 from childreg.v1 import statistics_pb2 as spb
 from node.keys import Keyring
 from node.privacy import Noise, StatisticsDesk
@@ -114,13 +119,6 @@ def share_question_from_proto(m: spb.ShareRequest) -> ShareQuestion:
     )
 
 
-def dimension_key(table: CatalogueTable) -> str:
-    """The table's dimensions in code-list order, joined by "+": what participation is
-    recorded under, so a table renamed (or re-ordered) in a later catalogue is still the
-    same table to the participation rule."""
-    return "+".join(sorted(table.dimensions, key=_DIMENSION_ORDER.__getitem__))
-
-
 def roster_entry(keyring: Keyring, *, federation: str, department: str) -> dict[str, str]:
     """This node's member entry for the federation roster (public keys only, base64)."""
     masking = keyring.masking_key().public_key
@@ -139,11 +137,11 @@ class _LedgerParticipation:
     def __init__(self, store: RecordStore) -> None:
         self._store = store
 
-    def get(self, table: str, snapshot: str) -> Participation | None:
-        return self._store.participation(table, snapshot)
+    def get(self, snapshot: str) -> Participation | None:
+        return self._store.participation(snapshot)
 
-    def put(self, table: str, snapshot: str, participation: Participation) -> None:
-        self._store.record_participation(table, snapshot, participation)
+    def put(self, snapshot: str, participation: Participation) -> None:
+        self._store.record_participation(snapshot, participation)
 
 
 class AggregationDesk:
@@ -179,12 +177,12 @@ class AggregationDesk:
         catalogue, table, roster = self._verified(question)
         self._own_member(roster)
         self._statistics.check(catalogue, table, question.academic_year, MECHANISM)
-        recorded = self._store.participation(dimension_key(table), question.academic_year)
+        recorded = self._store.participation(question.academic_year)
         if recorded is not None and recorded.colluders != roster.colluders:
             raise FailedPrecondition(
-                f"this node took part in table {table.id} of snapshot "
-                f"{question.academic_year} assuming {recorded.colluders} colluding "
-                f"departments; roster version {roster.version} assumes {roster.colluders}"
+                f"this node took part in snapshot {question.academic_year} assuming "
+                f"{recorded.colluders} colluding departments; roster version {roster.version} "
+                f"assumes {roster.colluders}"
             )
         return spb.ReadyReply(
             department=self._department,
@@ -210,16 +208,26 @@ class AggregationDesk:
             seed_identity=f"secagg:{table.id}/{'+'.join(table.dimensions)}/{table.rho}/{n - c}",
         )
         departments = [m.department for m in members]
-        peers = self._peers(members, question.round_id, table.id, snapshot)
+        # Everything both sides of every pair agree on binds the masks, so a round id reused
+        # under another catalogue version, table shape, roster or set gives unrelated masks.
+        context = canonical_json(
+            {
+                "federation": self._federation,
+                "catalogue_version": catalogue.version,
+                "catalogue_digest": catalogue.digest(),
+                "dimensions": list(table.dimensions),
+                "roster_version": roster.version,
+                "participants": departments,
+            }
+        ).decode("utf-8")
+        peers = self._peers(members, question.round_id, table.id, snapshot, context)
         answer = self._statistics.release(
             catalogue,
             table,
             snapshot,
             caller,
             noise,
-            admit=lambda: self._rule.admit(
-                dimension_key(table), snapshot, departments, colluders=c
-            ),
+            admit=lambda: self._rule.admit(snapshot, departments, colluders=c),
         )
         values = masks.masked(
             answer.counts,
@@ -229,6 +237,7 @@ class AggregationDesk:
             round_id=question.round_id,
             table_id=table.id,
             snapshot=snapshot,
+            context=context,
         )
         body = spb.ShareBody(
             federation=self._federation,
@@ -282,7 +291,12 @@ class AggregationDesk:
         return member
 
     def _peers(
-        self, members: tuple[RosterMember, ...], round_id: str, table_id: str, snapshot: str
+        self,
+        members: tuple[RosterMember, ...],
+        round_id: str,
+        table_id: str,
+        snapshot: str,
+        context: str,
     ) -> Mapping[str, PublicKey]:
         """Every other participant's masking key, each checked to agree a usable seed.
 
@@ -300,6 +314,7 @@ class AggregationDesk:
                     round_id=round_id,
                     table_id=table_id,
                     snapshot=snapshot,
+                    context=context,
                 )
             except ValueError:
                 raise FailedPrecondition(

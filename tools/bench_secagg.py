@@ -9,7 +9,8 @@ not post-processing, which is the same for both.
 
 Every attempt is a first computation at every node (a new catalogue version, so each node
 charges, counts and noises anew). A node takes part in one participant set only per
-(table, snapshot), so each federation size is measured at a snapshot of its own: the
+snapshot, and a set must hold more than half of the roster, so each federation size is
+measured at a snapshot of its own, with a roster of its own departments: the
 smaller federations' nodes hold the same synthetic children under an extra academic year
 (tools/bench.py fills them), and stage 1 is measured at the same snapshot as stage 2.
 """
@@ -94,9 +95,10 @@ def measure_rounds(
 
     say("(g) switching every node to secure aggregation")
     fed.switch_aggregation("secure")
-    signed = fed.roster_file.read_bytes()
-    roster = SignedRoster(signed, verify_roster(signed, authority, federation=fed.federation))
     for n in sorted(sizes):
+        fed.sign_roster([p.id for p in fed.departments[:n]], version=n)
+        signed = fed.roster_file.read_bytes()
+        roster = SignedRoster(signed, verify_roster(signed, authority, federation=fed.federation))
         say(f"(g) secure-aggregation rounds over {n} departments")
         store = ReleaseStore(fed.root / f"bench-secure-{n}.db")
         channels = channels_to(n)

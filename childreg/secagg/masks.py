@@ -65,13 +65,18 @@ def pair_seed(
     round_id: str,
     table_id: str,
     snapshot: str,
+    context: str = "",
 ) -> bytes:
     """The 32-byte mask seed shared by ``my_id`` and ``peer_id`` for one round of one table.
 
     X25519 agreement gives both sides the same secret; BLAKE2b-256 keyed with it and
     personalised for this use derives the seed from a length-prefixed encoding of (round id,
-    table, snapshot, smaller id, larger id). The result is symmetric for the pair and bound to
-    the round, the table and the snapshot, so a new round gives unrelated masks.
+    table, snapshot, smaller id, larger id, context). The result is symmetric for the pair
+    and bound to the round, the table and the snapshot, so a new round gives unrelated
+    masks. ``context`` binds everything else both sides agree on (the node passes the
+    federation, catalogue version and digest, dimensions, roster version and participant
+    set): a round id reused under another catalogue version or set gives unrelated masks
+    too, so two uploads can never be subtracted to cancel their masks.
 
     Raises ValueError for a pair with itself or a low-order peer key (all-zero secret).
     """
@@ -85,7 +90,8 @@ def pair_seed(
     if not any(shared):
         raise ValueError("X25519 agreement gave an all-zero secret (bad peer key)")
     low, high = sorted((my_id, peer_id))
-    message = _KDF_TAG + b"".join(_field(f) for f in (round_id, table_id, snapshot, low, high))
+    fields = (round_id, table_id, snapshot, low, high, context)
+    message = _KDF_TAG + b"".join(_field(f) for f in fields)
     return hashlib.blake2b(message, digest_size=SEED_BYTES, key=shared, person=_PERSON).digest()
 
 
@@ -118,6 +124,7 @@ def masked(
     round_id: str,
     table_id: str,
     snapshot: str,
+    context: str = "",
 ) -> list[int]:
     """This node's upload: ``values`` (signed int64) plus its pairwise masks, modulo 2⁶⁴.
 
@@ -146,6 +153,7 @@ def masked(
             round_id=round_id,
             table_id=table_id,
             snapshot=snapshot,
+            context=context,
         )
         stream = mask_stream(seed, n)
         if peer_id > my_id:

@@ -1,4 +1,4 @@
-"""The signed federation roster, and the node's rule of one participant set per table and snapshot.
+"""The signed federation roster, and the node's rule of one participant set per snapshot.
 
 Pairwise masks hide a department's vector only if every node agrees on who takes part and
 on each participant's X25519 masking key. A coordinator that could add a department of its
@@ -6,16 +6,21 @@ own, swap a masking key or run a round with two departments would learn a table.
 participating departments, their node identities (``spiffe://<federation>/node/<department>``)
 and their masking keys are listed in a roster signed (Ed25519) by the federation's statistics
 authority with the same pinned key as the catalogue; nodes verify it and refuse rounds over
-unknown or repeated departments or fewer than three. The signature covers a domain prefix of
+unknown or repeated departments, fewer than three, or not more than half of the roster.
+The signature covers a domain prefix of
 its own (``childreg roster v1``), so a signed catalogue can never pass as a roster, nor a
 roster as a catalogue.
 
 :class:`ParticipationRule` is the node-side rule of issue 5, item 3: a node takes part in
-unmasked rounds for one participant set only per (table, snapshot). Were it to answer the
-same table twice, once with and once without department A, the difference of the two sums
-would be A's table ("A dropped" differencing). The first set a node admits is therefore
-final for that table and snapshot; a round that fails for want of an upload is retried with
-the *same* set (and fresh masks). What happens when a department is down on the day follows:
+unmasked rounds for one participant set only per snapshot, for every table of it. Were it
+to answer the same table twice, once with and once without department A, the difference of
+the two sums would be A's table ("A dropped" differencing); and two *tables* summed over
+sets that differ by A share margins (at least the grand total) whose difference is A's.
+The first set a node admits is therefore final for the snapshot, and a set must hold more
+than half of the roster: two majorities share a department, which admits only one of them,
+so at most one set can ever complete a round in a snapshot (no disjoint sub-national sums
+either). A round that fails for want of an upload is retried with the *same* set (and
+fresh masks). What happens when a department is down on the day follows:
 the coordinator settles the set *before* the first round opens (a data-free readiness call,
 retried until a deadline), opens the round over the departments that answered and flags the
 publication with those missing; once any node has admitted a set it cannot shrink, and if that
@@ -192,6 +197,12 @@ class Roster(Model):
                 f"a secure-aggregation round needs at least {MIN_PARTICIPANTS} distinct "
                 f"departments, not {len(members)}"
             )
+        if 2 * len(members) <= len(self.members):
+            raise FailedPrecondition(
+                f"a secure-aggregation round needs more than half of the roster's "
+                f"{len(self.members)} departments, not {len(members)}: two sets that each "
+                "hold a majority share a department, which takes part in one set only"
+            )
         if len(members) <= self.colluders:
             raise FailedPrecondition(
                 f"a round of {len(members)} departments cannot hide a table from "
@@ -262,16 +273,16 @@ def read_signed_roster(
     return verify_roster(read_signed_file(KIND, path), authority, federation=federation)
 
 
-# --- one participant set per (table, snapshot) -------------------------------------------
+# --- one participant set per snapshot ----------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Participation:
-    """What a node took part with for one (table, snapshot): the set, and the roster's c.
+    """What a node took part with in one snapshot: the set, and the roster's c.
 
     c is kept because the node's stored noise share has variance σ²/(n−c) for the c of
     its first round; a later roster with a larger c would promise more noise than the
-    share carries, so the node refuses another c for that table and snapshot.
+    share carries, so the node refuses another c for that snapshot.
     """
 
     participants: frozenset[str]
@@ -279,17 +290,17 @@ class Participation:
 
 
 class ParticipationStore(Protocol):
-    """Where a node keeps what it admitted per (table, snapshot).
+    """Where a node keeps what it admitted per snapshot.
 
     ``put`` records only if nothing is recorded yet (it never overwrites), atomically in
     a durable store, so two concurrent admissions cannot both win.
     """
 
-    def get(self, table: str, snapshot: str) -> Participation | None:
+    def get(self, snapshot: str) -> Participation | None:
         """The recorded participation, or None if this node has not taken part yet."""
         ...
 
-    def put(self, table: str, snapshot: str, participation: Participation) -> None:
+    def put(self, snapshot: str, participation: Participation) -> None:
         """Record ``participation`` unless one is recorded already."""
         ...
 
@@ -298,31 +309,30 @@ class MemoryParticipationStore:
     """A :class:`ParticipationStore` in a dict (tests; forgets everything on restart)."""
 
     def __init__(self) -> None:
-        self._held: dict[tuple[str, str], Participation] = {}
+        self._held: dict[str, Participation] = {}
 
-    def get(self, table: str, snapshot: str) -> Participation | None:
+    def get(self, snapshot: str) -> Participation | None:
         """The recorded participation, or None."""
-        return self._held.get((table, snapshot))
+        return self._held.get(snapshot)
 
-    def put(self, table: str, snapshot: str, participation: Participation) -> None:
+    def put(self, snapshot: str, participation: Participation) -> None:
         """Record ``participation`` unless one is recorded already."""
-        self._held.setdefault((table, snapshot), participation)
+        self._held.setdefault(snapshot, participation)
 
 
 class ParticipationRule:
-    """A node takes part in rounds for one participant set only per (table, snapshot)."""
+    """A node takes part in rounds for one participant set only per snapshot."""
 
     def __init__(self, store: ParticipationStore) -> None:
         self._store = store
 
-    def admit(
-        self, table: str, snapshot: str, participants: Iterable[str], *, colluders: int
-    ) -> None:
-        """Record the first set (and c) for (table, snapshot); allow it again; refuse any other.
+    def admit(self, snapshot: str, participants: Iterable[str], *, colluders: int) -> None:
+        """Record the first set (and c) for the snapshot; allow it again; refuse any other.
 
-        Order does not matter. FailedPrecondition if another set was recorded, so a
-        coordinator cannot difference two rounds that differ by one department, or if the
-        same set comes with another number of colluders than the first time.
+        Order does not matter. FailedPrecondition if another set was recorded — for any
+        table of the snapshot — so a coordinator can difference neither two rounds of one
+        table that differ by one department nor two tables summed over different sets; or
+        if the same set comes with another number of colluders than the first time.
         """
         asked = (participants,) if isinstance(participants, str) else tuple(participants)
         wanted = frozenset(asked)
@@ -331,17 +341,16 @@ class ParticipationRule:
                 "a participant set must not repeat a department",
                 [Violation("participants", "repeats a department")],
             )
-        if self._store.get(table, snapshot) is None:
-            self._store.put(table, snapshot, Participation(wanted, colluders))
-        held = self._store.get(table, snapshot)  # read back: a concurrent put may win
+        if self._store.get(snapshot) is None:
+            self._store.put(snapshot, Participation(wanted, colluders))
+        held = self._store.get(snapshot)  # read back: a concurrent put may win
         if held is None or held.participants != wanted:
             raise FailedPrecondition(
-                "this node already took part with another set of departments for this "
-                "table and snapshot"
+                "this node already took part with another set of departments in this snapshot"
             )
         if held.colluders != colluders:
             raise FailedPrecondition(
-                f"this node took part in this table and snapshot assuming {held.colluders} "
+                f"this node took part in this snapshot assuming {held.colluders} "
                 f"colluding departments; a roster assuming {colluders} cannot be used for it "
                 "(its noise share was drawn for the first number)"
             )

@@ -219,7 +219,7 @@ class RecordStore(ABC):
       assessments by id.
     - ``append_ledger`` keeps every field of the entry, ``mechanism`` included; the ledger
       is append-only. ``record_participation`` stores a participant set (with its number of
-      colluders) only if none is recorded for its (dimensions, snapshot), never replacing
+      colluders) only if none is recorded for its snapshot, never replacing
       one, and it is never changed or removed; both writes roll back with an enclosing
       ``atomic()`` block.
     - ``count_table`` counts each child that has a placement for ``academic_year`` exactly
@@ -324,14 +324,12 @@ class RecordStore(ABC):
         """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
 
     @abstractmethod
-    def participation(self, dimensions: str, snapshot: str) -> Participation | None:
-        """The participation recorded for (``dimensions``, ``snapshot``), or None."""
+    def participation(self, snapshot: str) -> Participation | None:
+        """The secure-aggregation participation recorded for ``snapshot``, or None."""
 
     @abstractmethod
-    def record_participation(
-        self, dimensions: str, snapshot: str, participation: Participation
-    ) -> None:
-        """Record ``participation`` for (``dimensions``, ``snapshot``) unless one is there.
+    def record_participation(self, snapshot: str, participation: Participation) -> None:
+        """Record ``participation`` for ``snapshot`` unless one is there.
 
         Never overwrites: a second call for the same key changes nothing (the caller reads
         back to see which set holds).

@@ -46,7 +46,7 @@ class _State:
     checkpoints: dict[int, str] = field(default_factory=dict)
     consents: dict[str, StoredConsent] = field(default_factory=dict)
     breakglass: list[StoredBreakGlass] = field(default_factory=list)
-    participation: dict[tuple[str, str], Participation] = field(default_factory=dict)
+    participation: dict[str, Participation] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -285,18 +285,15 @@ class MemoryStore(RecordStore):
                 raise AlreadyExists("this table is already in the privacy ledger")
             state.ledger.append(entry)
 
-    def participation(self, dimensions: str, snapshot: str) -> Participation | None:
-        """The participation recorded for (``dimensions``, ``snapshot``), or None."""
+    def participation(self, snapshot: str) -> Participation | None:
+        """The participation recorded for ``snapshot``, or None."""
         with self._lock:
-            return self._live().participation.get((dimensions, snapshot))
+            return self._live().participation.get(snapshot)
 
-    def record_participation(
-        self, dimensions: str, snapshot: str, participation: Participation
-    ) -> None:
+    def record_participation(self, snapshot: str, participation: Participation) -> None:
         """Record ``participation`` unless one is recorded already (never overwrites)."""
         with self._lock:
-            held = self._writable().participation
-            held.setdefault((dimensions, snapshot), participation)
+            self._writable().participation.setdefault(snapshot, participation)
 
     def audit_size(self) -> int:
         """How many leaves the audit log holds."""

@@ -184,22 +184,20 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(
         7,
-        "secure aggregation: the ledger's mechanism, and the one participant set per table",
+        "secure aggregation: the ledger's mechanism, and the one participant set per snapshot",
         (
             # Existing entries were all released per department (stage 1).
             """ALTER TABLE privacy_ledger ADD COLUMN mechanism TEXT NOT NULL
                DEFAULT 'per-department'
                CHECK (mechanism IN ('per-department', 'secure-aggregation'))""",
-            # The first participant set a node admitted for a table (named by its canonical
-            # dimensions) and snapshot, with the roster's c its noise share was drawn for;
-            # never replaced, so "A dropped" rounds (or another c) are refused.
+            # The first participant set a node admitted in a snapshot (for every table of
+            # it), with the roster's c its noise shares are drawn for; never replaced, so
+            # "A dropped" rounds, other sets for other tables, or another c are refused.
             """CREATE TABLE secagg_participation (
-                dimensions TEXT NOT NULL,
-                snapshot TEXT NOT NULL,
+                snapshot TEXT PRIMARY KEY,
                 participants TEXT NOT NULL,
                 colluders INTEGER NOT NULL CHECK (colluders >= 0),
-                recorded_at TEXT NOT NULL,
-                PRIMARY KEY (dimensions, snapshot)
+                recorded_at TEXT NOT NULL
             )""",
             *(
                 f"""CREATE TRIGGER secagg_participation_no_{verb}

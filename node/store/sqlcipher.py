@@ -650,30 +650,25 @@ class SqlCipherStore(RecordStore):
             except sqlcipher3.IntegrityError:
                 raise AlreadyExists("this table is already in the privacy ledger") from None
 
-    def participation(self, dimensions: str, snapshot: str) -> Participation | None:
-        """The participation recorded for (``dimensions``, ``snapshot``), or None."""
+    def participation(self, snapshot: str) -> Participation | None:
+        """The participation recorded for ``snapshot``, or None."""
         rows = self._query(
-            "SELECT participants, colluders FROM secagg_participation"
-            " WHERE dimensions = ? AND snapshot = ?",
-            (dimensions, snapshot),
+            "SELECT participants, colluders FROM secagg_participation WHERE snapshot = ?",
+            (snapshot,),
         )
         if not rows:
             return None
         participants, colluders = rows[0]
         return Participation(frozenset(str(p) for p in json.loads(participants)), int(colluders))
 
-    def record_participation(
-        self, dimensions: str, snapshot: str, participation: Participation
-    ) -> None:
+    def record_participation(self, snapshot: str, participation: Participation) -> None:
         """Record ``participation`` unless one is recorded already (never overwrites)."""
         self._not_viewing()
         with self._lock:
             self._conn.execute(
-                "INSERT INTO secagg_participation(dimensions, snapshot, participants,"
-                " colluders, recorded_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (dimensions, snapshot) DO NOTHING",
+                "INSERT INTO secagg_participation(snapshot, participants, colluders,"
+                " recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (snapshot) DO NOTHING",
                 (
-                    dimensions,
                     snapshot,
                     json.dumps(sorted(participation.participants), separators=(",", ":")),
                     participation.colluders,

@@ -850,25 +850,20 @@ def test_ledger_mechanism_round_trips(store: RecordStore) -> None:
 
 
 def test_participation_is_none_until_recorded_then_reads_back(store: RecordStore) -> None:
-    """A recorded set reads back equal, for its (dimensions, snapshot) only."""
-    assert store.participation("sex+age_band", YEAR) is None
-    store.record_participation(
-        "sex+age_band", YEAR, Participation(frozenset({"baku", "ganja", "shaki"}), 1)
-    )
-    assert store.participation("sex+age_band", YEAR) == Participation(
-        frozenset({"baku", "ganja", "shaki"}), 1
-    )
-    assert store.participation("sex+age_band", "2024/25") is None
-    assert store.participation("sex", YEAR) is None
+    """A recorded set reads back equal, for its snapshot only."""
+    assert store.participation(YEAR) is None
+    store.record_participation(YEAR, Participation(frozenset({"baku", "ganja", "shaki"}), 1))
+    assert store.participation(YEAR) == Participation(frozenset({"baku", "ganja", "shaki"}), 1)
+    assert store.participation("2024/25") is None
 
 
 def test_participation_is_never_overwritten(store: RecordStore) -> None:
     """A second set for the same key changes nothing: the first one recorded holds."""
     first = Participation(frozenset({"a", "b", "c", "d"}), 1)
-    store.record_participation("education_form", YEAR, first)
-    store.record_participation("education_form", YEAR, Participation(frozenset({"b", "c", "d"}), 1))
-    store.record_participation("education_form", YEAR, Participation(first.participants, 2))
-    assert store.participation("education_form", YEAR) == first
+    store.record_participation(YEAR, first)
+    store.record_participation(YEAR, Participation(frozenset({"b", "c", "d"}), 1))
+    store.record_participation(YEAR, Participation(first.participants, 2))
+    assert store.participation(YEAR) == first
 
 
 def test_participation_rolls_back_with_its_atomic_block(store: RecordStore) -> None:
@@ -876,13 +871,13 @@ def test_participation_rolls_back_with_its_atomic_block(store: RecordStore) -> N
     seen: list[Participation | None] = []
 
     def record() -> None:
-        store.record_participation("sex", YEAR, Participation(frozenset({"a", "b", "c"}), 1))
-        seen.append(store.participation("sex", YEAR))
+        store.record_participation(YEAR, Participation(frozenset({"a", "b", "c"}), 1))
+        seen.append(store.participation(YEAR))
 
     with pytest.raises(BoomError):
         fail_inside_atomic(store, record)
     assert seen == [Participation(frozenset({"a", "b", "c"}), 1)]
-    assert store.participation("sex", YEAR) is None
+    assert store.participation(YEAR) is None
     with store.atomic():
         record()
-    assert store.participation("sex", YEAR) == Participation(frozenset({"a", "b", "c"}), 1)
+    assert store.participation(YEAR) == Participation(frozenset({"a", "b", "c"}), 1)

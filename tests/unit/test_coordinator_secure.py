@@ -84,7 +84,8 @@ class FakeNode:
     lose_shares: int = 0  # the next N uploads are lost (UNAVAILABLE)
     tamper: Callable[[spb.ShareBody], None] | None = None
     flip: str = ""  # "body" or "signature": one bit of the signed upload
-    recorded: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    refuse_ready: grpc.StatusCode | None = None  # answers Ready with this refusal
+    recorded: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per snapshot
     ready_calls: int = 0
     share_requests: list[spb.ShareRequest] = field(default_factory=list)
     sent: list[Message] = field(default_factory=list)
@@ -99,8 +100,10 @@ class FakeNode:
         self.ready_calls += 1
         if self.down:
             raise FakeRpcError(grpc.StatusCode.UNAVAILABLE)
+        if self.refuse_ready is not None:
+            raise FakeRpcError(self.refuse_ready)
         assert self.roster is not None
-        recorded = self.recorded.get((request.table_id, request.academic_year), ())
+        recorded = self.recorded.get(request.academic_year, ())
         reply = spb.ReadyReply(
             department=self.dept,
             roster_version=self.roster.version,
@@ -115,7 +118,7 @@ class FakeNode:
             self.lose_shares = max(0, self.lose_shares - 1)
             raise FakeRpcError(grpc.StatusCode.UNAVAILABLE)
         assert self.roster is not None
-        key, parts = (request.table_id, request.academic_year), tuple(request.participants)
+        key, parts = request.academic_year, tuple(request.participants)
         if self.recorded.setdefault(key, parts) != parts:  # the node's one-set rule
             raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION)
         peers = {
@@ -311,6 +314,18 @@ def _bend(field: str) -> Callable[[spb.ShareBody], None]:
             body.participants[:] = sorted([*body.participants[:-1], "intruder"])
         elif field == "length":
             body.values.append(1)
+        elif field == "federation":
+            body.federation = "other.childreg"
+        elif field == "department":
+            body.department = "d00"
+        elif field == "catalogue_version":
+            body.catalogue_version += 1
+        elif field == "academic_year":
+            body.academic_year = "2022/23"
+        elif field == "dimensions":
+            body.dimensions.append("sex")
+        elif field == "roster_version":
+            body.roster_version += 1
 
     return bend
 
@@ -324,6 +339,17 @@ def _bend(field: str) -> Callable[[spb.ShareBody], None]:
         ({"tamper": _bend("table_id")}, "wrong_table_id"),
         ({"tamper": _bend("participants")}, "wrong_participants"),
         ({"tamper": _bend("length")}, "wrong_length"),
+        *(
+            ({"tamper": _bend(f)}, f"wrong_{f}")
+            for f in (
+                "federation",
+                "department",
+                "catalogue_version",
+                "academic_year",
+                "dimensions",
+                "roster_version",
+            )
+        ),
     ],
 )
 def test_a_bad_upload_aborts_the_round_naming_the_department(
@@ -421,6 +447,30 @@ def test_a_department_down_at_settling_is_left_out_for_the_whole_snapshot(
     fed.store = reopened
 
 
+@pytest.mark.parametrize(
+    "status",
+    [
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.PERMISSION_DENIED,
+    ],
+)
+def test_a_department_refusing_ready_stops_settling_and_is_not_left_out(
+    fed: Federation, status: grpc.StatusCode
+) -> None:
+    """A node that answers and refuses (its keys, its budget, version skew) is not "down":
+    settling stops at once naming it, nothing is recorded, so it is not silently left out
+    of the whole snapshot."""
+    fed.nodes["d02"].refuse_ready = status
+    with pytest.raises(RoundAborted, match=f"d02 \\({status.name}\\)") as info:
+        publish(fed.publisher(), FORM)
+    assert info.value.reasons == {"d02": status.name}
+    assert fed.nodes["d02"].ready_calls == 1  # not retried until the deadline
+    assert fed.store.participant_set(YEAR) is None
+    assert fed.store.bodies(YEAR) == []
+    assert all(n.share_requests == [] for n in fed.nodes.values())
+
+
 def test_fewer_than_three_ready_is_refused_and_nothing_is_recorded(fed: Federation) -> None:
     """Two of four down at the deadline: refused naming both; no set, no table, no upload."""
     fed.nodes["d01"].down = fed.nodes["d03"].down = True
@@ -436,7 +486,7 @@ def test_a_set_the_nodes_already_took_part_with_is_used(fed: Federation) -> None
     """The coordinator lost its state; d00–d02 report they took part with d00–d02: that set
     is settled although d03 is ready too."""
     for dept in ("d00", "d01"):  # d02 had not uploaded yet: it reports nothing
-        fed.nodes[dept].recorded[("form", YEAR)] = ("d00", "d01", "d02")
+        fed.nodes[dept].recorded[YEAR] = ("d00", "d01", "d02")
     published = publish(fed.publisher(), FORM)
     assert list(published.missing_departments) == ["d03"]
     assert published.privacy.participants == 3
@@ -444,8 +494,8 @@ def test_a_set_the_nodes_already_took_part_with_is_used(fed: Federation) -> None
 
 
 def test_nodes_reporting_different_sets_fail_clearly(fed: Federation) -> None:
-    fed.nodes["d00"].recorded[("form", YEAR)] = ("d00", "d01", "d02")
-    fed.nodes["d01"].recorded[("form", YEAR)] = ("d00", "d01", "d03")
+    fed.nodes["d00"].recorded[YEAR] = ("d00", "d01", "d02")
+    fed.nodes["d01"].recorded[YEAR] = ("d00", "d01", "d03")
     with pytest.raises(FailedPrecondition, match="different participant sets"):
         publish(fed.publisher(), FORM)
     assert fed.store.participant_set(YEAR) is None
@@ -455,7 +505,7 @@ def test_a_later_table_recorded_with_another_set_fails_clearly(fed: Federation) 
     """Settled d00–d03; d01 says it took part in "sex" with d00–d02: refused, no upload."""
     pub = fed.publisher()
     publish(pub, FORM)
-    fed.nodes["d01"].recorded[("sex", YEAR)] = ("d00", "d01", "d02")
+    fed.nodes["d01"].recorded[YEAR] = ("d00", "d01", "d02")
     before = [len(n.share_requests) for n in fed.nodes.values()]
     with pytest.raises(FailedPrecondition, match="another participant set"):
         publish(pub, SEX)

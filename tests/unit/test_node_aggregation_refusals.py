@@ -29,7 +29,7 @@ from childreg.errors import (
     status_for,
 )
 from childreg.models import NoisyTableQuestion
-from childreg.secagg.roster import KIND, parse_roster, sign_roster
+from childreg.secagg.roster import KIND, Participation, parse_roster, sign_roster
 from childreg.signed import canonical_json, sign_document
 from childreg.v1 import statistics_pb2 as spb
 from node.aggregation import roster_entry
@@ -63,7 +63,7 @@ def nodes(tmp_path: Path) -> list[Node]:
 
 def untouched(node: Node) -> bool:
     """Nothing charged, no set recorded."""
-    return node.ledger() == [] and node.store.participation("sex+age_band", YEAR) is None
+    return node.ledger() == [] and node.store.participation(YEAR) is None
 
 
 def never_count(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,7 +212,7 @@ def test_a_table_answered_per_department_is_not_aggregated_too(nodes: list[Node]
     with pytest.raises(FailedPrecondition, match="per department"):
         a.desk.share(share_question(roster, TABLE, "abcd"), CALLER)
     assert [e.mechanism for e in a.ledger()] == ["per-department"]
-    assert a.store.participation("sex+age_band", YEAR) is None
+    assert a.store.participation(YEAR) is None
 
 
 def test_a_share_is_never_answered_in_the_clear(nodes: list[Node]) -> None:
@@ -241,7 +241,7 @@ def test_the_budget_caps_shares_and_ready_says_so_without_charging(tmp_path: Pat
     with pytest.raises(ResourceExhausted):
         a.desk.share(share_question(roster, "care_by_age", "abc"), CALLER)
     assert [e.table_id for e in a.ledger()] == ["education_form", TABLE]
-    assert a.store.participation("age_band+care_setting", YEAR) is None
+    assert a.store.participation(YEAR) == Participation(frozenset("abc"), 1)
     reply = a.desk.ready(ready_question(roster, TABLE))
     assert list(reply.recorded_participants) == ["a", "b", "c"]
     run_round(nodes, roster, TABLE)  # a retry of a paid table costs nothing

@@ -282,29 +282,38 @@ FULL = ("a", "b", "c", "d")
 @pytest.fixture
 def rule() -> ParticipationRule:
     r = ParticipationRule(MemoryParticipationStore())
-    r.admit("education_form", "2025-01", FULL, colluders=1)
+    r.admit("2025-01", FULL, colluders=1)
     return r
 
 
 def test_first_set_recorded_and_same_set_again_in_any_order(rule: ParticipationRule) -> None:
-    rule.admit("education_form", "2025-01", FULL, colluders=1)
-    rule.admit("education_form", "2025-01", reversed(FULL), colluders=1)
+    rule.admit("2025-01", FULL, colluders=1)
+    rule.admit("2025-01", reversed(FULL), colluders=1)
 
 
 def test_a_dropped_is_refused(rule: ParticipationRule) -> None:
     with pytest.raises(FailedPrecondition, match="already took part with another set"):
-        rule.admit("education_form", "2025-01", ("b", "c", "d"), colluders=1)
-    rule.admit("education_form", "2025-01", FULL, colluders=1)  # the refusal recorded nothing
+        rule.admit("2025-01", ("b", "c", "d"), colluders=1)
+    rule.admit("2025-01", FULL, colluders=1)  # the refusal recorded nothing
 
 
 def test_an_extra_member_is_refused(rule: ParticipationRule) -> None:
     with pytest.raises(FailedPrecondition, match="already took part with another set"):
-        rule.admit("education_form", "2025-01", (*FULL, "e"), colluders=1)
+        rule.admit("2025-01", (*FULL, "e"), colluders=1)
 
 
-def test_other_table_or_snapshot_is_independent(rule: ParticipationRule) -> None:
-    rule.admit("education_form", "2025-02", ("b", "c", "d"), colluders=1)
-    rule.admit("sex", "2025-01", ("b", "c", "d"), colluders=1)
+def test_another_snapshot_is_independent(rule: ParticipationRule) -> None:
+    rule.admit("2025-02", ("b", "c", "d"), colluders=1)
+    with pytest.raises(FailedPrecondition, match="another set"):
+        rule.admit("2025-01", ("b", "c", "d"), colluders=1)
+
+
+def test_a_set_must_hold_more_than_half_of_the_roster() -> None:
+    data = authored("baku", "ganja", "sumgait", "lankaran", "shaki", "guba")
+    roster = parse_roster(data)
+    assert len(roster.participants(["baku", "ganja", "sumgait", "lankaran"])) == 4
+    with pytest.raises(FailedPrecondition, match="more than half"):
+        roster.participants(["baku", "ganja", "sumgait"])  # 3 of 6: another 3 could sum too
 
 
 def test_the_same_set_with_another_number_of_colluders_is_refused(
@@ -312,12 +321,12 @@ def test_the_same_set_with_another_number_of_colluders_is_refused(
 ) -> None:
     """The stored noise share was drawn for the first c: a larger c would overstate it."""
     with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
-        rule.admit("education_form", "2025-01", FULL, colluders=2)
+        rule.admit("2025-01", FULL, colluders=2)
     with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
-        rule.admit("education_form", "2025-01", FULL, colluders=0)
-    rule.admit("education_form", "2025-01", FULL, colluders=1)
+        rule.admit("2025-01", FULL, colluders=0)
+    rule.admit("2025-01", FULL, colluders=1)
 
 
 def test_admit_refuses_a_repeated_department(rule: ParticipationRule) -> None:
     with pytest.raises(InvalidInput, match="repeat"):
-        rule.admit("sex", "2025-01", ("a", "a", "b", "c"), colluders=1)
+        rule.admit("2025-01", ("a", "a", "b", "c"), colluders=1)
