@@ -13,7 +13,7 @@ published, privacy-protected numbers and budget records, never a department's ta
   that later tables of the snapshot must agree with.
 - ``participant_sets``: under secure aggregation, the departments settled for a snapshot
   before its first round, and those left out. A node takes part with one set only per
-  table and snapshot, so the set is written once and never changed: every table of the
+  snapshot (for every table), so the set is written once and never changed: every table of the
   snapshot uses it, and every publication names the departments left out.
 
 ``charges``, ``releases`` and ``participant_sets`` are append-only (triggers abort UPDATE

@@ -7,13 +7,15 @@ pairwise masks (childreg/secagg/masks.py), so the coordinator learns the noisy n
 vector and never one department's table. That is sound only under rules the coordinator
 keeps here, on top of the ones each node keeps:
 
-- **One participant set per snapshot.** A node takes part with one set only per (table,
-  snapshot), so before the first round of a snapshot the coordinator asks every configured
-  department the data-free ``Ready`` (retrying those that fail until ``settle_seconds``
-  have passed) and records the ready ones durably in the release store, final for the
+- **One participant set per snapshot.** A node takes part with one set only per
+  snapshot (for every table, and more than half of the roster), so before the first round
+  of a snapshot the coordinator asks every configured department the data-free ``Ready``
+  (retrying those that cannot be reached until ``settle_seconds`` have passed; a refusal
+  stops settling) and records the ready ones durably in the release store, final for the
   snapshot; every table of the snapshot uses that set and names the departments left out.
   When nodes report a set they already took part with (the coordinator lost its state),
-  that set is used if the reports agree, and the round fails clearly otherwise.
+  that set is used if the reports agree and all its members confirm it, and the round
+  fails clearly otherwise.
 - **All or nothing.** Every upload is opened with its department's roster key and must be
   bound to this round (round id, federation, department, catalogue version, table,
   snapshot, dimensions, roster version, participant set, length). A missing, forged or
@@ -127,6 +129,7 @@ class SecureRounds:
 
     def measure(self, question: TableRound) -> Measurement:
         """Settle the snapshot's participant set if needed, then run the round."""
+        self.roster.check_covers(question.snapshot)  # every node would refuse it
         settled = self._store.participant_set(question.snapshot) or self._settle(question)
         members = self._members(settled, question.snapshot)
         values = self._run(question, settled, members)
@@ -171,6 +174,14 @@ class SecureRounds:
                 break
             self._sleep(max(0.0, min(self._retry_interval, deadline - self._clock())))
         chosen = recorded if recorded is not None else ready
+        if recorded is not None and not recorded <= ready:
+            named = ", ".join(sorted(recorded - ready))
+            raise IncompleteRound(
+                f"incomplete round: nodes report they took part in snapshot "
+                f"{question.snapshot} with {', '.join(sorted(recorded))}, but {named} did not "
+                f"answer within {self._settle_seconds:g} s to confirm it. Nothing was "
+                "recorded or published; ask again when they are up"
+            )
         missing = set(configured) - chosen
         need = max(MIN_PARTICIPANTS, self.roster.colluders + 1, len(self.roster.members) // 2 + 1)
         if recorded is None and len(chosen) < need:
@@ -291,8 +302,8 @@ class SecureRounds:
                     settled.participants
                 ):
                     raise FailedPrecondition(
-                        f"department {dept} already took part in table {question.table.id} "
-                        f"of snapshot {question.snapshot} with another participant set "
+                        f"department {dept} already took part in snapshot {question.snapshot} "
+                        f"with another participant set "
                         f"({', '.join(sorted(reply.recorded_participants))}) than the one "
                         f"settled for the snapshot ({', '.join(settled.participants)}); the "
                         "table cannot be published for this snapshot"

@@ -15,7 +15,8 @@ reads a single record:
   roster's departments, recorded durably in the transaction that charges the ledger
   (childreg.secagg.roster.ParticipationRule): "A dropped" rounds, different sets for
   different tables and disjoint sets are all refused, so no two sums over different sets
-  exist to be differenced;
+  exist to be differenced (the roster must apply to the snapshot, and the authority signs
+  one membership per snapshot);
 - masks bound to everything both sides agree on (round id, table, snapshot, catalogue
   version and digest, dimensions, roster version, participant set);
 - one noisy share per (catalogue version, table, snapshot), stored in the privacy ledger
@@ -270,6 +271,7 @@ class AggregationDesk:
         catalogue = self._statistics.catalogue(question.signed_catalogue)
         table = catalogue.table(question.table_id)
         roster = verify_roster(question.signed_roster, self._authority, federation=self._federation)
+        roster.check_covers(question.academic_year)
         return catalogue, table, roster
 
     def _own_member(self, roster: Roster) -> RosterMember:

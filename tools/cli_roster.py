@@ -48,6 +48,8 @@ def roster_summary(roster: Roster) -> dict[str, Any]:
     return {
         "federation": roster.federation,
         "version": roster.version,
+        "first_snapshot": roster.first_snapshot,
+        "last_snapshot": roster.last_snapshot,
         "colluders": roster.colluders,
         "members": [m.canonical_object() for m in roster.members],
     }
@@ -80,7 +82,8 @@ def sign(
             hint="check the path and that you may write there",
         ) from None
     err.print(
-        f"signed roster {roster.federation} version {roster.version}: "
+        f"signed roster {roster.federation} version {roster.version} for snapshots "
+        f"{roster.first_snapshot} to {roster.last_snapshot}: "
         f"{len(roster.members)} departments, {roster.colluders} assumed colluding; "
         f"key id {key_id(signing_key.verify_key)}; wrote {out_file}",
         markup=False,
@@ -100,7 +103,10 @@ def show(
     if as_json:
         typer.echo(json.dumps(roster_summary(roster), indent=2))
         return
-    table = Table(title=f"roster of {roster.federation}, version {roster.version}")
+    table = Table(
+        title=f"roster of {roster.federation}, version {roster.version}, snapshots "
+        f"{roster.first_snapshot} to {roster.last_snapshot}"
+    )
     for column in ("department", "masking key (X25519)", "upload key (Ed25519)"):
         table.add_column(column, overflow="fold")
     for m in roster.members:

@@ -200,6 +200,9 @@ class LocalFederation:
             {
                 "federation": self.federation,
                 "version": version,
+                # A local federation's one membership for every snapshot it may be asked.
+                "first_snapshot": "2000/01",
+                "last_snapshot": "2049/50",
                 "colluders": self.colluders,
                 "members": members,
             }

@@ -65,7 +65,7 @@ def pair_seed(
     round_id: str,
     table_id: str,
     snapshot: str,
-    context: str = "",
+    context: str,
 ) -> bytes:
     """The 32-byte mask seed shared by ``my_id`` and ``peer_id`` for one round of one table.
 
@@ -124,7 +124,7 @@ def masked(
     round_id: str,
     table_id: str,
     snapshot: str,
-    context: str = "",
+    context: str,
 ) -> list[int]:
     """This node's upload: ``values`` (signed int64) plus its pairwise masks, modulo 2⁶⁴.
 

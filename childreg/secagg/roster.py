@@ -19,12 +19,14 @@ sets that differ by A share margins (at least the grand total) whose difference 
 The first set a node admits is therefore final for the snapshot, and a set must hold more
 than half of the roster: two majorities share a department, which admits only one of them,
 so at most one set can ever complete a round in a snapshot (no disjoint sub-national sums
-either). A round that fails for want of an upload is retried with the *same* set (and
-fresh masks). What happens when a department is down on the day follows:
-the coordinator settles the set *before* the first round opens (a data-free readiness call,
-retried until a deadline), opens the round over the departments that answered and flags the
-publication with those missing; once any node has admitted a set it cannot shrink, and if that
-set never completes the table stays unpublished for the snapshot.
+either). That holds across roster versions because a roster applies to a stated range of
+snapshots and the authority signs one membership per snapshot. A round that fails for
+want of an upload is retried with the *same* set (and fresh masks). What happens when a
+department is down on the day follows: the coordinator settles the set *before* the first
+round opens (a data-free readiness call, retried until a deadline), opens the round over
+the departments that answered and flags the publication with those missing; once any node
+has admitted a set it cannot shrink, and if that set never completes the table stays
+unpublished for the snapshot.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from childreg.config import read_mapping
 from childreg.errors import FailedPrecondition, InvalidInput, PermissionDenied, Violation
-from childreg.models import Model, PartyId, violations_of
+from childreg.models import AcademicYear, Model, PartyId, violations_of
 from childreg.signed import (
     SignedKind,
     canonical_json,
@@ -64,6 +66,11 @@ MIN_PARTICIPANTS: Final = 3
 MAX_MEMBERS: Final = 1000
 _PARTY_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _IDENTITY_RE: Final = r"^spiffe://[a-z0-9._-]{1,63}/node/[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def _year(academic_year: str) -> int:
+    """The first calendar year of a validated academic year "YYYY/YY"."""
+    return int(academic_year[:4])
 
 
 def _public_key(value: str) -> str:
@@ -123,6 +130,12 @@ class Roster(Model):
 
     federation: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     version: Annotated[int, Field(strict=True, ge=1, le=10**9)]
+    #: The snapshots (academic years, inclusive) this roster applies to. Nodes refuse it
+    #: for any other. The authority never signs two rosters whose ranges overlap, so a
+    #: snapshot has one membership: a majority of it is a majority of the only roster a
+    #: node accepts for that snapshot, and two sets can never both complete.
+    first_snapshot: AcademicYear
+    last_snapshot: AcademicYear
     #: c of PRIVACY.md: how many departments may collude with the coordinator. Each node
     #: adds noise of variance σ²/(n−c), so the n−c honest ones alone still add σ².
     colluders: Annotated[int, Field(strict=True, ge=0, le=MAX_MEMBERS)]
@@ -140,6 +153,8 @@ class Roster(Model):
 
         if self.colluders >= len(self.members):
             problem(("colluders",), "must be smaller than the number of members")
+        if _year(self.last_snapshot) < _year(self.first_snapshot):
+            problem(("last_snapshot",), "must not be before first_snapshot")
         seen: dict[str, dict[str, int]] = {
             "department": {},
             "identity": {},
@@ -162,6 +177,15 @@ class Roster(Model):
         if problems:  # pydantic merges a ValidationError raised here into its own
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
+
+    def check_covers(self, snapshot: str) -> None:
+        """FailedPrecondition unless ``snapshot`` lies in the roster's range of snapshots."""
+        if not _year(self.first_snapshot) <= _year(snapshot) <= _year(self.last_snapshot):
+            raise FailedPrecondition(
+                f"roster version {self.version} applies to snapshots {self.first_snapshot} "
+                f"to {self.last_snapshot}, not {snapshot}; use the roster the statistics "
+                "authority signed for that snapshot"
+            )
 
     @property
     def departments(self) -> frozenset[str]:
@@ -215,6 +239,8 @@ class Roster(Model):
         return {
             "federation": self.federation,
             "version": self.version,
+            "first_snapshot": self.first_snapshot,
+            "last_snapshot": self.last_snapshot,
             "colluders": self.colluders,
             "members": [m.canonical_object() for m in self.members],
         }

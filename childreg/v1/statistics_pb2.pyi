@@ -473,8 +473,8 @@ class ReadyReply(_message.Message):
     roster_version: _builtins.int
     @_builtins.property
     def recorded_participants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The set this node already took part with for this table and snapshot (sorted; empty
-        when none): a round over any other set is refused.
+        """The set this node already took part with in this snapshot, for any table (sorted;
+        empty when none): a round over any other set is refused.
         """
 
     def __init__(

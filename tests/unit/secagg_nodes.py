@@ -154,6 +154,8 @@ def roster_object(
     return {
         "federation": FEDERATION,
         "version": version,
+        "first_snapshot": "1800/01",  # the variance tests use many old snapshots
+        "last_snapshot": "2099/00",
         "colluders": colluders,
         "members": list(members),
     }

@@ -134,6 +134,7 @@ class FakeNode:
             round_id=request.round_id,
             table_id=request.table_id,
             snapshot=request.academic_year,
+            context="",  # fakes: the coordinator never derives masks, any context sums
         )
         body = spb.ShareBody(
             federation=FED,
@@ -197,6 +198,8 @@ def make_federation(tmp: Path, n: int, colluders: int = 1) -> Federation:
     authored = {
         "federation": FED,
         "version": 3,
+        "first_snapshot": "2020/21",
+        "last_snapshot": "2030/31",
         "colluders": colluders,
         "members": [
             {
@@ -491,6 +494,28 @@ def test_a_set_the_nodes_already_took_part_with_is_used(fed: Federation) -> None
     assert list(published.missing_departments) == ["d03"]
     assert published.privacy.participants == 3
     assert list(published.areas[0].departments) == ["d00", "d01", "d02"]
+
+
+def test_a_reported_set_is_adopted_only_when_all_its_members_confirm_it(
+    fed: Federation,
+) -> None:
+    """One node's report alone cannot shrink the snapshot: d00 reports d00–d02 but d02 is
+    down, so nothing is settled or published (it is asked again later)."""
+    fed.nodes["d00"].recorded[YEAR] = ("d00", "d01", "d02")
+    fed.nodes["d02"].down = True
+    with pytest.raises(IncompleteRound, match="d02 did not answer"):
+        publish(fed.publisher(), FORM)
+    assert fed.store.participant_set(YEAR) is None
+    assert all(n.share_requests == [] for n in fed.nodes.values())
+
+
+def test_a_snapshot_outside_the_rosters_range_is_refused_before_any_node(
+    fed: Federation,
+) -> None:
+    """The roster applies to 2020/21–2030/31: a table of 2031/32 asks no node."""
+    with pytest.raises(FailedPrecondition, match="applies to snapshots"):
+        fed.rounds().measure(TableRound(SIGNED.blob, 1, CATALOGUE.table("form"), "2031/32"))
+    assert all(n.ready_calls == 0 for n in fed.nodes.values())
 
 
 def test_nodes_reporting_different_sets_fail_clearly(fed: Federation) -> None:

@@ -25,7 +25,13 @@ from childreg.dp import zcdp
 from childreg.errors import FailedPrecondition
 from childreg.models import NoisyTableQuestion
 from childreg.secagg import masks
-from childreg.secagg.roster import Participation, RosterMember, verify_roster
+from childreg.secagg.roster import (
+    Participation,
+    RosterMember,
+    parse_roster,
+    sign_roster,
+    verify_roster,
+)
 from childreg.secagg.upload import open_share
 from node.aggregation import roster_entry
 from node.config import NodeConfig
@@ -43,6 +49,7 @@ from tests.unit.secagg_nodes import (
     make_keyring,
     make_node,
     ready_question,
+    roster_object,
     round_id,
     run_round,
     share_question,
@@ -178,6 +185,22 @@ def test_a_round_id_reused_under_another_catalogue_version_gets_unrelated_masks(
         assert total == [
             sum(col) for col in zip(*(n.ledger()[version].released for n in nodes), strict=True)
         ]
+
+
+def test_a_roster_for_other_snapshots_is_refused(tmp_path: Path) -> None:
+    """A roster applies to its range of snapshots only: outside it, Ready and Share refuse
+    before anything is charged or recorded (one membership per snapshot)."""
+    nodes = four_nodes(tmp_path)
+    data = roster_object(n.entry() for n in nodes)
+    data["first_snapshot"], data["last_snapshot"] = "2024/25", "2026/27"
+    later = sign_roster(parse_roster(data), AUTHORITY)
+    for node in nodes:
+        with pytest.raises(FailedPrecondition, match="applies to snapshots 2024/25 to 2026/27"):
+            node.desk.ready(ready_question(later, "education_form"))
+        with pytest.raises(FailedPrecondition, match="applies to snapshots"):
+            node.desk.share(share_question(later, "education_form", "abcd"), CALLER)
+        assert node.ledger() == []
+        assert node.store.participation(YEAR) is None
 
 
 def test_a_roster_raising_the_colluders_after_a_round_is_refused(tmp_path: Path) -> None:

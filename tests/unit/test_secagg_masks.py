@@ -21,7 +21,12 @@ from childreg.secagg.masks import (
     unmask_sum,
 )
 
-ROUND = {"round_id": "r-1", "table_id": "children_by_age_dept", "snapshot": "2025-09"}
+ROUND = {
+    "round_id": "r-1",
+    "table_id": "children_by_age_dept",
+    "snapshot": "2025-09",
+    "context": '{"catalogue_version":1}',
+}
 
 
 def keys(n: int) -> dict[str, PrivateKey]:
@@ -144,6 +149,7 @@ def test_pair_seed_is_symmetric_and_bound_to_round_table_snapshot() -> None:
     assert s != _seed(a, b, privs, round_id="r-2")
     assert s != _seed(a, b, privs, table_id="other_table")
     assert s != _seed(a, b, privs, snapshot="2026-03")
+    assert s != _seed(a, b, privs, context='{"catalogue_version":2}')  # the whole round
     # length-prefixed: moving a character between fields changes the seed
     assert _seed(a, b, privs, round_id="ab", table_id="c") != _seed(
         a, b, privs, round_id="a", table_id="bc"

@@ -1,4 +1,4 @@
-"""The signed federation roster and the one-participant-set-per-(table, snapshot) rule."""
+"""The signed federation roster and the one-participant-set-per-snapshot rule."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def authored(*departments: str) -> Data:
     return {
         "federation": FED,
         "version": 2,
+        "first_snapshot": "2023/24",
+        "last_snapshot": "2025/26",
         "colluders": 1,
         "members": [member(d) for d in names],
     }
@@ -255,6 +257,26 @@ def test_a_round_must_outnumber_the_colluders() -> None:
         roster.participants(["baku", "ganja", "sumgait"])
 
 
+def test_a_roster_applies_to_its_range_of_snapshots(roster: Roster) -> None:
+    for year in ("2023/24", "2024/25", "2025/26"):
+        roster.check_covers(year)
+    for year in ("2022/23", "2026/27"):
+        with pytest.raises(FailedPrecondition, match="applies to snapshots 2023/24 to 2025/26"):
+            roster.check_covers(year)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "field"),
+    [("2025/26", "2023/24", "last_snapshot"), ("2023/25", "2025/26", "first_snapshot")],
+)
+def test_a_bad_range_of_snapshots_is_refused(first: str, last: str, field: str) -> None:
+    data = authored()
+    data["first_snapshot"], data["last_snapshot"] = first, last
+    with pytest.raises(InvalidInput) as info:
+        parse_roster(data)
+    assert fields(info.value) == {field}
+
+
 def test_member_and_participants(roster: Roster) -> None:
     assert roster.member("baku").department == "baku"
     chosen = roster.participants(["sumgait", "baku", "ganja"])
@@ -274,7 +296,7 @@ def test_participants_refuses_unknown_duplicate_or_too_few(roster: Roster) -> No
         roster.participants("baku")
 
 
-# --- one participant set per (table, snapshot) ------------------------------------------
+# --- one participant set per snapshot ----------------------------------------------------
 
 FULL = ("a", "b", "c", "d")
 
