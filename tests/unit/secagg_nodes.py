@@ -75,8 +75,9 @@ def make_keyring(directory: Path) -> Keyring:
     )
 
 
-def import_record(i: int) -> ImportRecord:
-    """Child number ``i``, placed in 2023/24 (forms, sexes and ages spread over ``i``)."""
+def import_record(i: int, *, born_from: int = 2008, birth_years: int = 12) -> ImportRecord:
+    """Child number ``i``, placed in 2023/24 (forms, sexes and birth years — from
+    ``born_from``, over ``birth_years`` years — spread over ``i``)."""
     child_id = f"C{i:05d}"
     return ImportRecord(
         line=i + 2,
@@ -84,7 +85,7 @@ def import_record(i: int) -> ImportRecord:
             child_id=child_id,
             given_name="Aysel",
             family_name="Mammadova",
-            date_of_birth=dt.date(2008 + i % 12, 1 + i % 12, 1),
+            date_of_birth=dt.date(born_from + i % birth_years, 1 + i % 12, 1),
             sex=codes.SEXES[i % 2],
             district="shaki",
         ),

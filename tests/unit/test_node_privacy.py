@@ -20,11 +20,12 @@ from childreg.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
-from childreg.models import ChildIn, ImportRecord, NoisyTableQuestion, PlacementIn
+from childreg.models import ImportRecord, NoisyTableQuestion
 from node.keys import Keyring
 from node.privacy import StatisticsDesk
 from node.records import Registry
 from node.store.base import RecordStore
+from tests.unit import secagg_nodes
 from tools.federation import default_catalogue
 
 YEAR = "2023/24"
@@ -43,24 +44,8 @@ def question(blob: bytes, table_id: str = "education_form", year: str = YEAR) ->
 
 
 def import_record(i: int) -> ImportRecord:
-    """Child number ``i``, placed in 2023/24 in one of the education forms."""
-    child_id = f"C{i:05d}"
-    return ImportRecord(
-        line=i + 2,
-        child=ChildIn(
-            child_id=child_id,
-            given_name="Aysel",
-            family_name="Mammadova",
-            date_of_birth=dt.date(2012 + i % 6, 1 + i % 12, 1),
-            sex=codes.SEXES[i % 2],
-            district="shaki",
-        ),
-        placement=PlacementIn(
-            child_id=child_id,
-            academic_year=YEAR,
-            education_form=codes.EDUCATION_FORMS[i % len(codes.EDUCATION_FORMS)],
-        ),
-    )
+    """Child number ``i``, placed in 2023/24 in one of the education forms, aged 5 to 11."""
+    return secagg_nodes.import_record(i, born_from=2012, birth_years=6)
 
 
 class CountSpy:
