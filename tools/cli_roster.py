@@ -133,6 +133,8 @@ def verify(
         "valid": True,
         "federation": roster.federation,
         "version": roster.version,
+        "first_snapshot": roster.first_snapshot,
+        "last_snapshot": roster.last_snapshot,
         "members": len(roster.members),
         "colluders": roster.colluders,
         "key_id": key_id(verify_key),
@@ -141,7 +143,8 @@ def verify(
         typer.echo(json.dumps(summary, indent=2))
         return
     typer.echo(
-        f"valid: roster {roster.federation} version {roster.version}, "
-        f"{len(roster.members)} departments, {roster.colluders} assumed colluding, "
-        f"signed by key id {summary['key_id']}"
+        f"valid: roster {roster.federation} version {roster.version} for snapshots "
+        f"{roster.first_snapshot} to {roster.last_snapshot}, {len(roster.members)} "
+        f"departments, {roster.colluders} assumed colluding, signed by key id "
+        f"{summary['key_id']}"
     )
