@@ -488,6 +488,20 @@ def render(result: dict[str, Any]) -> Table:
         f"{ext['p99_ratio']} (p99)",
         f"≤ {ext['goal_max_p99_ratio']}",
     )
+    table.add_row(
+        "the same extracts ÷ a bare durable commit interleaved with them (same moment, disk)",
+        f"{ext['extract_p50_ms']} / {ext['extract_p99_ms']} ms",
+        f"{ext['commit_beside_p50_ms']} / {ext['commit_beside_p99_ms']} ms",
+        f"{ext['p99_ratio_beside']} (p99)",
+        "",
+    )
+    table.add_row(
+        "the transport's floor: a health check to the same node, same channel (p50 / p99)",
+        f"{ext['rpc_floor_p50_ms']} / {ext['rpc_floor_p99_ms']} ms",
+        f"{ext['commit_p50_ms']} / {ext['commit_p99_ms']} ms bare durable commit",
+        f"{ext['rpc_floor_p99_ratio']} (p99)",
+        "",
+    )
     for row in result["secure_rounds"]:
         table.add_row(
             f"national round, secure aggregation, {row['departments']} departments, "

@@ -56,3 +56,4 @@ def test_quick_bench_reports_the_three_figures() -> None:
     assert extracts["requests"] == 30
     assert extracts["extract_p99_ms"] >= extracts["extract_p50_ms"] > 0
     assert extracts["commit_p99_ms"] > 0
+    assert extracts["rpc_floor_p99_ms"] >= extracts["rpc_floor_p50_ms"] > 0
