@@ -66,8 +66,13 @@ class CoordinatorApp:
         self.store.close()
 
 
-def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
-    """Connect to every department (lazily) and start the mutual-TLS server."""
+def signed_inputs(config: CoordinatorConfig) -> tuple[SignedCatalogue, SignedRoster | None]:
+    """What the coordinator checks before it serves: its identity's federation, and the
+    catalogue and (under secure aggregation) the roster against the pinned authority key.
+
+    KeyProblem (with a hint) or the signed documents' own errors when something is wrong;
+    ``childreg coordinator check-config`` runs exactly this.
+    """
     identity = IdentityFiles(config.identity_dir)
     if identity.spiffe_id().federation != config.federation:
         raise KeyProblem(
@@ -75,11 +80,23 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
             hint=f"issue the coordinator's identity from the CA of {config.federation}",
         )
     authority = load_verify_key(config.statistics_authority_key)
-    blob = config.catalogue_file.read_bytes()  # verify exactly the bytes that are served
+    try:
+        blob = config.catalogue_file.read_bytes()  # verify exactly the bytes that are served
+    except OSError as exc:
+        raise KeyProblem(
+            f"cannot read the catalogue {config.catalogue_file}: {exc.strerror or exc}",
+            hint="set catalogue_file to the file `childreg stats catalogue sign` wrote",
+        ) from None
     catalogue = SignedCatalogue(
         blob, verify_catalogue(blob, authority, federation=config.federation)
     )
-    roster = load_roster(config, authority)
+    return catalogue, load_roster(config, authority)
+
+
+def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
+    """Connect to every department (lazily) and start the mutual-TLS server."""
+    identity = IdentityFiles(config.identity_dir)
+    catalogue, roster = signed_inputs(config)
     store = ReleaseStore(config.releases_path)
     channels = NodeChannels(config.departments, identity)
     try:

@@ -168,3 +168,29 @@ def test_the_text_output_flags_missing_departments(fed: LocalFederation, tmp_pat
     assert r.returncode == 0, r.stderr
     assert departments(fed)[-1] in r.stdout + r.stderr
     assert "secure" in (r.stdout + r.stderr).lower()
+
+
+def test_check_config_verifies_the_catalogue_and_roster(
+    fed: LocalFederation, tmp_path: Path
+) -> None:
+    """`coordinator check-config` checks what `serve` checks before serving: it names the
+    roster, and refuses an altered one with one line and a hint, no traceback."""
+    assert fed.coordinator is not None
+    config = fed.coordinator.config
+    ok = cli("coordinator", "check-config", "--config", str(config))
+    assert ok.returncode == 0, ok.stderr
+    assert "secure: roster version 1, 4 departments, 1 assumed colluding" in ok.stderr
+    assert ok.stdout.count("\n") == 4  # one line per department
+    altered = tmp_path / "roster.signed.json"
+    altered.write_text(
+        fed.roster_file.read_text(encoding="utf-8").replace('"colluders": 1', '"colluders": 0'),
+        encoding="utf-8",
+    )
+    text = config.read_text(encoding="utf-8").replace(str(fed.roster_file), str(altered))
+    bad_config = tmp_path / "coordinator.toml"
+    bad_config.write_text(text, encoding="utf-8")
+    bad = cli("coordinator", "check-config", "--config", str(bad_config))
+    assert bad.returncode != 0
+    assert "roster" in bad.stderr
+    assert "hint:" in bad.stderr
+    assert "Traceback" not in bad.stderr
