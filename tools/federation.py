@@ -261,6 +261,11 @@ class LocalFederation:
                 f"signed the secure-aggregation roster: {len(self.nodes)} departments, "
                 f"{self.colluders} assumed colluding"
             )
+        elif self.aggregation is None:
+            self.say(
+                f"{len(self.nodes)} department(s): per-department aggregation (stage 1), "
+                f"since a secure-aggregation round needs at least {MIN_PARTICIPANTS}"
+            )
         if self.witness:
             self._layout_witness(ca)
 
