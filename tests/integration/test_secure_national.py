@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from google.protobuf.message import Message
 from scipy import stats as sps
+from structlog.testing import capture_logs
 
 from childreg.catalogue import verify_catalogue
 from childreg.errors import ChildregError, status_for
@@ -109,10 +110,19 @@ def test_the_unmasked_sum_is_the_sum_of_the_noisy_node_vectors(tmp_path: Path, n
     transcript: list[tuple[str, Message]] = []
     secure, store = rounds(tmp_path, nodes, lambda d, m: transcript.append((d, m)))
     try:
-        measured = secure.measure(question("care_by_age"))
+        with capture_logs() as logs:
+            measured = secure.measure(question("care_by_age"))
     finally:
         store.close()
     (area,) = measured.areas.values()
+    # Neither side logs a number of the data: ids, sizes and durations only.
+    assert {e["event"] for e in logs} >= {"statistics.share", "round.done"}
+    for event in logs:
+        assert not {"values", "counts", "released", "share", "national"} & set(event)
+        assert not any(
+            isinstance(v, list | tuple) and any(isinstance(x, int) for x in v)
+            for v in event.values()
+        )
     shares = {node.department: stored_share(node, "care_by_age") for node in nodes}
     assert list(area.values) == [sum(col) for col in zip(*shares.values(), strict=True)]
     assert area.departments == tuple(sorted(shares))
