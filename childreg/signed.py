@@ -14,15 +14,19 @@ import binascii
 import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import nacl.exceptions
 from nacl.signing import SigningKey, VerifyKey
 
 from childreg.errors import InvalidInput, PermissionDenied, Violation
 
+T = TypeVar("T")
 _KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -126,6 +130,35 @@ def read_signed_file(kind: SignedKind, path: Path) -> bytes:
         raise InvalidInput(
             f"cannot read the signed {kind.name} {path}", [Violation("file", type(exc).__name__)]
         ) from None
+
+
+class VerifiedCache(Generic[T]):
+    """The last few signed files already verified, by the SHA-256 of their exact bytes.
+
+    A node is sent the same signed catalogue and roster with every question; checking the
+    signature and the content once per distinct file is enough. ``verify`` runs only on a
+    miss, and what it raises is raised to the caller (nothing is cached then).
+    """
+
+    def __init__(self, verify: Callable[[bytes], T], size: int = 8) -> None:
+        self._verify = verify
+        self._size = size
+        self._lock = threading.Lock()
+        self._held: OrderedDict[bytes, T] = OrderedDict()
+
+    def get(self, blob: bytes) -> T:
+        """The verified content of ``blob``."""
+        digest = hashlib.sha256(blob).digest()
+        with self._lock:
+            if digest in self._held:
+                self._held.move_to_end(digest)
+                return self._held[digest]
+        value = self._verify(blob)
+        with self._lock:
+            self._held[digest] = value
+            while len(self._held) > self._size:
+                self._held.popitem(last=False)
+        return value
 
 
 def _reject_constant(name: str) -> Any:

@@ -55,7 +55,7 @@ from childreg.secagg.roster import (
     verify_roster,
 )
 from childreg.secagg.upload import sign_share
-from childreg.signed import canonical_json
+from childreg.signed import VerifiedCache, canonical_json
 from childreg.v1 import statistics_pb2 as spb
 from node.keys import Keyring
 from node.privacy import Noise, StatisticsDesk
@@ -90,34 +90,21 @@ class ShareQuestion(ReadyQuestion):
     participants: tuple[PartyId, ...] = Field(max_length=MAX_MEMBERS)
 
 
+#: The fields a Ready request and a Share request have in common.
+_READY_FIELDS: Final = ("signed_catalogue", "signed_roster", "table_id", "academic_year")
+
+
 def ready_question_from_proto(m: spb.ReadyRequest) -> ReadyQuestion:
     """Validate a Ready request (InvalidInput naming the fields, never their values)."""
-    return parse(
-        ReadyQuestion,
-        {
-            "signed_catalogue": m.signed_catalogue,
-            "signed_roster": m.signed_roster,
-            "table_id": m.table_id,
-            "academic_year": m.academic_year,
-        },
-        what="readiness request",
-    )
+    data = {f: getattr(m, f) for f in _READY_FIELDS}
+    return parse(ReadyQuestion, data, what="readiness request")
 
 
 def share_question_from_proto(m: spb.ShareRequest) -> ShareQuestion:
     """Validate a Share request (InvalidInput naming the fields, never their values)."""
-    return parse(
-        ShareQuestion,
-        {
-            "signed_catalogue": m.signed_catalogue,
-            "signed_roster": m.signed_roster,
-            "table_id": m.table_id,
-            "academic_year": m.academic_year,
-            "round_id": m.round_id,
-            "participants": tuple(m.participants),
-        },
-        what="share request",
-    )
+    data = {f: getattr(m, f) for f in _READY_FIELDS}
+    data |= {"round_id": m.round_id, "participants": tuple(m.participants)}
+    return parse(ShareQuestion, data, what="share request")
 
 
 def roster_entry(keyring: Keyring, *, federation: str, department: str) -> dict[str, str]:
@@ -165,8 +152,10 @@ class AggregationDesk:
         self._upload = upload_key
         self._department = department
         self._federation = federation
-        self._authority = authority
         self._rule = ParticipationRule(_LedgerParticipation(store))
+        self._rosters = VerifiedCache(
+            lambda blob: verify_roster(blob, authority, federation=federation)
+        )
 
     def ready(self, question: ReadyQuestion) -> spb.ReadyReply:
         """Whether a round of this table could go ahead here; reads no record, charges nothing.
@@ -270,7 +259,7 @@ class AggregationDesk:
         """The catalogue, the table and the roster, each checked against the authority."""
         catalogue = self._statistics.catalogue(question.signed_catalogue)
         table = catalogue.table(question.table_id)
-        roster = verify_roster(question.signed_roster, self._authority, federation=self._federation)
+        roster = self._rosters.get(question.signed_roster)
         roster.check_covers(question.academic_year)
         return catalogue, table, roster
 

@@ -26,9 +26,7 @@ in the clear, and a stage-1 answer is never reused as a share.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,13 +41,11 @@ from childreg.dp.dgauss import noisy_counts
 from childreg.dp.prng import noise_seed
 from childreg.errors import FailedPrecondition, PermissionDenied, ResourceExhausted
 from childreg.models import NoisyTableQuestion, TableQuery
+from childreg.signed import VerifiedCache
 from node.statistics import count_vector
 from node.store.base import LedgerEntry, Mechanism, RecordStore
 
 log = structlog.get_logger("childreg.node.statistics")
-
-#: Verified catalogues kept in memory, by the SHA-256 of their signed bytes.
-_CATALOGUE_CACHE = 8
 
 
 @dataclass(frozen=True)
@@ -105,27 +101,16 @@ class StatisticsDesk:
             raise ValueError("the noise secret must be 32 bytes")
         self._store = store
         self._secret = noise_secret
-        self._authority = authority
-        self._federation = federation
         self._max_rho = max_snapshot_rho
         self._clock = clock
         self._lock = threading.Lock()  # one budget decision at a time
-        self._catalogues: OrderedDict[bytes, Catalogue] = OrderedDict()
+        self._catalogues = VerifiedCache(
+            lambda blob: verify_catalogue(blob, authority, federation=federation)
+        )
 
     def catalogue(self, signed: bytes) -> Catalogue:
         """The verified catalogue (PermissionDenied if its signature does not verify)."""
-        digest = hashlib.sha256(signed).digest()
-        with self._lock:
-            cached = self._catalogues.get(digest)
-            if cached is not None:
-                self._catalogues.move_to_end(digest)
-                return cached
-        catalogue = verify_catalogue(signed, self._authority, federation=self._federation)
-        with self._lock:
-            self._catalogues[digest] = catalogue
-            while len(self._catalogues) > _CATALOGUE_CACHE:
-                self._catalogues.popitem(last=False)
-        return catalogue
+        return self._catalogues.get(signed)
 
     def cap(self, catalogue: Catalogue) -> Fraction:
         """The snapshot cap this node enforces: the catalogue's, never above its own."""

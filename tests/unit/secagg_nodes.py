@@ -116,6 +116,20 @@ class Node:
         return self.store.ledger(YEAR)
 
 
+def statistics_desk(
+    store: RecordStore, keyring: Keyring, max_rho: Fraction = Fraction(1, 4)
+) -> StatisticsDesk:
+    """A node's statistics desk with the test authority pinned and a fixed clock."""
+    return StatisticsDesk(
+        store,
+        keyring.noise_secret(),
+        AUTHORITY.verify_key,
+        federation=FEDERATION,
+        max_snapshot_rho=max_rho,
+        clock=lambda: dt.datetime(2026, 11, 22, tzinfo=dt.UTC),
+    )
+
+
 def make_node(
     department: str,
     keyring: Keyring,
@@ -128,14 +142,7 @@ def make_node(
     store = store if store is not None else MemoryStore()
     if children:
         Registry(store, keyring).import_records([import_record(i) for i in range(children)])
-    statistics = StatisticsDesk(
-        store,
-        keyring.noise_secret(),
-        AUTHORITY.verify_key,
-        federation=FEDERATION,
-        max_snapshot_rho=max_rho,
-        clock=lambda: dt.datetime(2026, 11, 22, tzinfo=dt.UTC),
-    )
+    statistics = statistics_desk(store, keyring, max_rho)
     desk = AggregationDesk(
         statistics,
         store,

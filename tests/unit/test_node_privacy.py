@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -66,14 +65,7 @@ def desk_for(keyring: Keyring) -> Callable[..., StatisticsDesk]:
     """Make a desk over a store, with the test authority pinned."""
 
     def make(store: Any, max_rho: Fraction = Fraction(1, 4)) -> StatisticsDesk:
-        return StatisticsDesk(
-            store,
-            keyring.noise_secret(),
-            AUTHORITY.verify_key,
-            federation=FEDERATION,
-            max_snapshot_rho=max_rho,
-            clock=lambda: dt.datetime(2026, 11, 22, tzinfo=dt.UTC),
-        )
+        return secagg_nodes.statistics_desk(store, keyring, max_rho)
 
     return make
 
