@@ -19,6 +19,8 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
 
@@ -177,6 +179,45 @@ class FunctioningItem(Model):
         return self
 
 
+#: Every valid functioning item, made once. Items are immutable, so assessments share them,
+#: which lets :func:`_known_functioning` skip validating an item per domain of every row.
+_FUNCTIONING_ITEMS: dict[tuple[object, object], FunctioningItem] = {
+    (domain, level): FunctioningItem(domain=domain, level=level)
+    for domain in codes.FUNCTIONING_DOMAINS
+    for level in (
+        codes.FREQUENCY_LEVELS if domain in codes.FREQUENCY_DOMAINS else codes.DIFFICULTY_LEVELS
+    )
+}
+
+
+def known_functioning(domain: object, level: object) -> FunctioningItem | None:
+    """The shared item for a valid (domain, level) pair, or None (then validate in full)."""
+    try:
+        return _FUNCTIONING_ITEMS.get((domain, level))
+    except TypeError:  # an unhashable value is no code
+        return None
+
+
+def _known_functioning(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A profile of items, or of ``{"domain", "level"}`` objects with known codes, maps to
+    shared items; anything else (other shapes, unknown or untrimmed codes, too many) is
+    validated in full by ``handler``, which names the field and the problem."""
+    if type(value) not in (tuple, list) or len(value) > _LIST:
+        return handler(value)
+    items = []
+    for entry in value:
+        if type(entry) is FunctioningItem:
+            items.append(entry)
+            continue
+        if type(entry) is not dict or len(entry) != 2:
+            return handler(value)
+        item = known_functioning(entry.get("domain"), entry.get("level"))
+        if item is None:
+            return handler(value)
+        items.append(item)
+    return tuple(items)
+
+
 class AssessmentIn(Model):
     """A psychological-medical-pedagogical commission's assessment of a child."""
 
@@ -188,7 +229,9 @@ class AssessmentIn(Model):
     diagnoses: Annotated[
         tuple[Icd10Code, ...], AfterValidator(_unique), Field(max_length=_LIST)
     ] = ()
-    functioning: Annotated[tuple[FunctioningItem, ...], Field(max_length=_LIST)] = ()
+    functioning: Annotated[
+        tuple[FunctioningItem, ...], Field(max_length=_LIST), WrapValidator(_known_functioning)
+    ] = ()
     recommended_form: EducationForm | None = None
     supports: Annotated[tuple[Support, ...], AfterValidator(_unique), Field(max_length=_LIST)] = ()
     accommodations: Annotated[

@@ -9,8 +9,8 @@ or field does not open. Erasing a child is destroying its wrapped key.
 
 Every wrapped key and sealed field is XChaCha20-Poly1305 (IETF) stored as
 ``nonce (24 random bytes) || ciphertext``, the layout of PyNaCl's ``nacl.secret.Aead``;
-libsodium is called through ``nacl.bindings`` directly because building an ``Aead``
-object per field costs more than the encryption itself.
+libsodium is called through :mod:`node.aead` because building an ``Aead`` object, or even
+going through ``nacl.bindings``' checks, per field costs more than the encryption itself.
 
 No key material or plaintext ever appears in a log line or an exception message.
 """
@@ -35,6 +35,7 @@ from nacl.public import PrivateKey
 
 from childreg.errors import KeyProblem
 from childreg.secretfile import write_private
+from node import aead
 
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -191,8 +192,8 @@ def read_key_file(path: Path) -> bytes:
     return bytes.fromhex(text.decode("ascii"))
 
 
-_encrypt: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
-_decrypt: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt
+_encrypt: Final = aead.encrypt
+_decrypt: Final = aead.decrypt
 
 
 def _seal(key: bytes, plaintext: bytes, ad: bytes) -> bytes:
