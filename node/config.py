@@ -14,6 +14,7 @@ Example (TOML)::
     statistics_authority_key = "/etc/childreg/authority.pub"
     max_snapshot_rho = "1/4"
     aggregation = "secure"                    # or "per-department" (stage 1)
+    import_workers = 2                        # processes sealing bulk imports (0: none)
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class NodeConfig(ServiceSettings):
     #: "per-department" (stage 1): each table answered with the full noise (NoisyTable);
     #: Ready and Share are refused. Every node of a federation uses the same mode.
     aggregation: Literal["secure", "per-department"] = "secure"
+    #: Processes forked at start-up to validate and seal bulk imports beside the thread
+    #: that writes them (node.import_workers); 0 seals in the node's own thread. Unset:
+    #: 2 on a machine with 2 or more cores, else 0.
+    import_workers: int | None = Field(default=None, ge=0, le=16)
 
     @field_validator("max_snapshot_rho", mode="before")
     @classmethod

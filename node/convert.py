@@ -148,14 +148,12 @@ def import_batches(
     yield batch
 
 
-def records_from_import_stream(
-    batches: Iterable[pb.ImportBatch],
-) -> Iterator[ImportRecord | list[Violation]]:
-    """Validate a BulkImport stream record by record, and insist on its proper end.
+def import_stream(batches: Iterable[pb.ImportBatch]) -> Iterator[pb.ImportBatch]:
+    """The batches of a BulkImport stream, insisting on its proper end.
 
-    Raises InvalidInput — after the records, so an enclosing transaction rolls back — if
-    the stream ends without a ``last`` batch, has batches after it, or the client's count
-    disagrees with what arrived.
+    Raises InvalidInput — after the last batch, so an enclosing transaction rolls back —
+    if the stream ends without a ``last`` batch, has batches after it, or the client's
+    count disagrees with what arrived.
     """
     received = 0
     last: pb.ImportBatch | None = None
@@ -165,9 +163,8 @@ def records_from_import_stream(
                 "the import stream continued after its last batch; nothing was imported",
                 [Violation("last", "set on more than one batch or not on the final one")],
             )
-        for message in batch.records:
-            received += 1
-            yield import_record_from_proto(message)
+        received += len(batch.records)
+        yield batch
         if batch.last:
             last = batch
     if last is None:
@@ -182,6 +179,15 @@ def records_from_import_stream(
             "nothing was imported",
             [Violation("total_records", "does not match the records received")],
         )
+
+
+def records_from_import_stream(
+    batches: Iterable[pb.ImportBatch],
+) -> Iterator[ImportRecord | list[Violation]]:
+    """Validate a BulkImport stream record by record (see :func:`import_stream`)."""
+    for batch in import_stream(batches):
+        for message in batch.records:
+            yield import_record_from_proto(message)
 
 
 def noisy_question_from_proto(m: spb.NoisyTableRequest) -> NoisyTableQuestion:

@@ -14,7 +14,7 @@ one bulk insert (:meth:`~node.store.base.RecordStore.insert_new_children`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from json.encoder import encode_basestring
 from typing import Final, NamedTuple, TypeVar
 
@@ -95,12 +95,104 @@ def assessment_context(assessment_id: int, field: str) -> str:
     return f"assessment:{assessment_id}:{field}"
 
 
+def stored_child(
+    keys: Keyring,
+    child: ChildIn,
+    key: bytes,
+    wrapped: bytes,
+    version: int,
+    *,
+    digest: bytes | None,
+) -> StoredChild:
+    """The child's row with its identity fields sealed under its data ``key``."""
+    return StoredChild(
+        child_id=child.child_id,
+        key_version=version,
+        wrapped_key=wrapped,
+        national_id_hash=digest,
+        date_of_birth=child.date_of_birth,
+        sex=child.sex,
+        district=child.district,
+        sealed_identity=keys.seal(key, child.child_id, "identity", _canonical_identity(child)),
+    )
+
+
+def stored_assessment(
+    keys: Keyring, a: AssessmentIn, key: bytes, assessment_id: int
+) -> StoredAssessment:
+    """The assessment with each sensitive field sealed on its own for ``assessment_id``."""
+    plain = {
+        "icf_codes": _canonical_strings(a.icf_codes),
+        "diagnoses": _canonical_strings(a.diagnoses),
+        "functioning": _canonical_functioning(a.functioning),
+        "supports": _canonical_strings(a.supports),
+        "accommodations": _canonical_strings(a.accommodations),
+    }
+    seal, child_id = keys.seal, a.child_id
+    return StoredAssessment(
+        child_id=child_id,
+        assessment_id=assessment_id,
+        assessment_date=a.assessment_date,
+        commission=a.commission,
+        impairment_band=a.impairment_band,
+        recommended_form=a.recommended_form,
+        next_review=a.next_review,
+        sealed_fields={
+            name: seal(key, child_id, assessment_context(assessment_id, name), plain[name])
+            for name in SEALED_ASSESSMENT_FIELDS
+        },
+    )
+
+
+class SealedRow(NamedTuple):
+    """An import row ready for its batch's check: sealed unless a violation was known."""
+
+    line: int
+    child_id: str
+    digest: bytes | None  # keyed hash of the national id, if one was given
+    sealed: StoredImport | None
+
+
+class RowSealer:
+    """Makes a new child's key and seals its import row; needs the keyring, not the store.
+
+    Used by the registry itself and, in forked processes, by :mod:`node.import_workers`.
+    """
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keys = keyring
+
+    def row(self, record: ImportRecord, *, seal: bool = True) -> SealedRow:
+        """The row of ``record``; unsealed (``sealed`` None) when ``seal`` is false."""
+        child = record.child
+        nid = child.national_id
+        digest = None if nid is None else self._keys.national_id_hash(nid)
+        return SealedRow(
+            record.line, child.child_id, digest, self._new_row(record, digest) if seal else None
+        )
+
+    def _new_row(self, record: ImportRecord, digest: bytes | None) -> StoredImport:
+        """A new child's row with its key made and its identity and assessment sealed."""
+        keys = self._keys
+        child = record.child
+        child_id = child.child_id
+        key, wrapped, version = keys.new_child_key(child_id)
+        p, c, a = record.placement, record.care, record.assessment
+        return StoredImport(
+            stored_child(keys, child, key, wrapped, version, digest=digest),
+            StoredPlacement(child_id, p.academic_year, p.education_form, p.institution),
+            None if c is None else StoredCareSetting(child_id, c.care_setting, c.since),
+            None if a is None else stored_assessment(keys, a, key, 1),
+        )
+
+
 class Registry:
     """Domain operations on a node's records; every write runs inside ``store.atomic()``."""
 
     def __init__(self, store: RecordStore, keyring: Keyring) -> None:
         self._store = store
         self._keys = keyring
+        self._sealer = RowSealer(keyring)
 
     def register_child(self, child: ChildIn) -> None:
         """Register a new child; AlreadyExists if its id or national id is already held."""
@@ -176,10 +268,13 @@ class Registry:
             assessments=tuple(self._open_assessment(a, key) for a in assessments),
         )
 
-    def import_records(self, items: Iterable[ImportRecord | Sequence[Violation]]) -> int:
+    def import_records(
+        self, items: Iterable[ImportRecord | SealedRow | Sequence[Violation]]
+    ) -> int:
         """Import new children all-or-nothing; return how many, or raise ImportRejected.
 
-        ``items`` are validated rows, or the violations of rows already found bad. Every
+        ``items`` are validated rows, rows already sealed (by :class:`RowSealer`, e.g. in
+        :mod:`node.import_workers`), or the violations of rows already found bad. Every
         violation is collected, in input order (bad rows, duplicates within the import,
         children already held) and, if there is any, nothing is imported. Inside one
         transaction, rows are sealed as they arrive and checked against the store and
@@ -187,7 +282,7 @@ class Registry:
         national-id-hash maps. Once a violation is known, rows are only checked, no longer
         sealed or written (the transaction is rolled back anyway).
         """
-        run = _ImportRun(self._store, self._keys, self._new_row)
+        run = _ImportRun(self._store, self._sealer)
         with self._store.atomic():
             for item in items:
                 run.add(item)
@@ -198,78 +293,24 @@ class Registry:
                 )
         return run.imported
 
-    def _new_row(self, record: ImportRecord, digest: bytes | None) -> StoredImport:
-        """A new child's row with its key made and its identity and assessment sealed."""
-        child = record.child
-        child_id = child.child_id
-        key, wrapped, version = self._keys.new_child_key(child_id)
-        p, c, a = record.placement, record.care, record.assessment
-        return StoredImport(
-            self._stored_child(child, key, wrapped, version, digest),
-            StoredPlacement(child_id, p.academic_year, p.education_form, p.institution),
-            None if c is None else StoredCareSetting(child_id, c.care_setting, c.since),
-            None if a is None else self._stored_assessment(a, key, 1),
-        )
-
     def _new_stored_child(self, child: ChildIn) -> StoredChild:
         key, wrapped, version = self._keys.new_child_key(child.child_id)
         return self._stored_child(child, key, wrapped, version)
 
     def _stored_child(
-        self,
-        child: ChildIn,
-        key: bytes,
-        wrapped: bytes,
-        version: int,
-        digest: bytes | None = None,
+        self, child: ChildIn, key: bytes, wrapped: bytes, version: int
     ) -> StoredChild:
-        if digest is None and child.national_id is not None:
+        digest = None
+        if child.national_id is not None:
             digest = self._keys.national_id_hash(child.national_id)
-        return StoredChild(
-            child_id=child.child_id,
-            key_version=version,
-            wrapped_key=wrapped,
-            national_id_hash=digest,
-            date_of_birth=child.date_of_birth,
-            sex=child.sex,
-            district=child.district,
-            sealed_identity=self._keys.seal(
-                key, child.child_id, "identity", _canonical_identity(child)
-            ),
-        )
+        return stored_child(self._keys, child, key, wrapped, version, digest=digest)
 
     def _add_assessment(self, a: AssessmentIn, key: bytes, expected_id: int) -> int:
         """Seal the sensitive fields for the id the store will assign, then add."""
-        got = self._store.add_assessment(self._stored_assessment(a, key, expected_id))
+        got = self._store.add_assessment(stored_assessment(self._keys, a, key, expected_id))
         if got != expected_id:  # raising inside atomic() rolls the assessment back
             raise FailedPrecondition("the store assigned an unexpected assessment id")
         return got
-
-    def _stored_assessment(
-        self, a: AssessmentIn, key: bytes, assessment_id: int
-    ) -> StoredAssessment:
-        """The assessment with each sensitive field sealed on its own for ``assessment_id``."""
-        plain = {
-            "icf_codes": _canonical_strings(a.icf_codes),
-            "diagnoses": _canonical_strings(a.diagnoses),
-            "functioning": _canonical_functioning(a.functioning),
-            "supports": _canonical_strings(a.supports),
-            "accommodations": _canonical_strings(a.accommodations),
-        }
-        seal, child_id = self._keys.seal, a.child_id
-        return StoredAssessment(
-            child_id=child_id,
-            assessment_id=assessment_id,
-            assessment_date=a.assessment_date,
-            commission=a.commission,
-            impairment_band=a.impairment_band,
-            recommended_form=a.recommended_form,
-            next_review=a.next_review,
-            sealed_fields={
-                name: seal(key, child_id, assessment_context(assessment_id, name), plain[name])
-                for name in SEALED_ASSESSMENT_FIELDS
-            },
-        )
 
     def _open_assessment(self, a: StoredAssessment, key: bytes) -> AssessmentIn:
         values = {
@@ -307,32 +348,18 @@ class Registry:
         return stored
 
 
-class _Row(NamedTuple):
-    """A row waiting for its batch's check: sealed unless a violation was already known."""
-
-    line: int
-    child_id: str
-    digest: bytes | None
-    sealed: StoredImport | None
-
-
 class _ImportRun:
     """One import's state: what was seen on which line, what was wrong, the pending batch.
 
-    Rows are sealed on arrival and kept in that compact form (not as the parsed records),
-    which keeps the batch small for memory and for the garbage collector.
+    Rows are sealed on arrival (unless they come sealed) and kept in that compact form,
+    not as the parsed records, which keeps the batch small for memory and for the
+    garbage collector.
     """
 
-    def __init__(
-        self,
-        store: RecordStore,
-        keys: Keyring,
-        seal: Callable[[ImportRecord, bytes | None], StoredImport],
-    ) -> None:
+    def __init__(self, store: RecordStore, sealer: RowSealer) -> None:
         self._store = store
-        self._keys = keys
-        self._seal = seal
-        self._batch: list[_Row | list[Violation]] = []
+        self._sealer = sealer
+        self._batch: list[SealedRow | list[Violation]] = []
         self._spoiled = False  # a violation is known: stop sealing and writing
         self.line_of_id: dict[str, int] = {}  # first line of each id new to the store
         self.line_of_hash: dict[bytes, int] = {}  # likewise for national-id hashes
@@ -340,13 +367,12 @@ class _ImportRun:
         self.bad_rows = 0
         self.imported = 0
 
-    def add(self, item: ImportRecord | Sequence[Violation]) -> None:
+    def add(self, item: ImportRecord | SealedRow | Sequence[Violation]) -> None:
         """Take the next row (sealed while nothing is wrong yet); check a full batch."""
-        if isinstance(item, ImportRecord):
-            nid = item.child.national_id
-            digest = None if nid is None else self._keys.national_id_hash(nid)
-            sealed = None if self._spoiled else self._seal(item, digest)
-            self._batch.append(_Row(item.line, item.child.child_id, digest, sealed))
+        if isinstance(item, SealedRow):
+            self._batch.append(item)
+        elif isinstance(item, ImportRecord):
+            self._batch.append(self._sealer.row(item, seal=not self._spoiled))
         else:
             self._batch.append(list(item))
             self._spoiled = True
@@ -360,7 +386,7 @@ class _ImportRun:
         "already exists" if the store holds it (then later lines are told the same).
         """
         batch, self._batch = self._batch, []
-        rows = [item for item in batch if isinstance(item, _Row)]
+        rows = [item for item in batch if isinstance(item, SealedRow)]
         held_ids = self._store.existing_child_ids(
             {r.child_id for r in rows} - self.line_of_id.keys()
         )
@@ -368,7 +394,7 @@ class _ImportRun:
             {r.digest for r in rows if r.digest is not None} - self.line_of_hash.keys()
         )
         for item in batch:
-            if not isinstance(item, _Row):
+            if not isinstance(item, SealedRow):
                 self._bad(item)
                 continue
             seen = [_sighting(self.line_of_id, item.child_id, held_ids, "child_id", item.line)]

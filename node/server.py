@@ -37,9 +37,10 @@ from node.consent import ConsentDesk
 from node.consent_servicer import ConsentServicer
 from node.extract import ExtractDesk
 from node.extract_servicer import ExtractServicer
+from node.import_workers import ImportWorkers, default_workers
 from node.keys import KekSource, Keyring
 from node.privacy import StatisticsDesk
-from node.records import Registry
+from node.records import Registry, RowSealer
 from node.servicer import Audited, RecordsServicer, StatisticsServicer
 from node.store.sqlcipher import SqlCipherStore
 
@@ -88,30 +89,49 @@ class NodeApp:
     health: health.HealthServicer
     audit: AuditLog
     checkpointer: Checkpointer
+    workers: ImportWorkers | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
         set_health(self.health, SERVICES, serving=False)
         self.checkpointer.stop()
         self.server.stop(grace).wait()
+        if self.workers is not None:
+            self.workers.close()
         self.store.close()
 
 
-def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
-    """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key)."""
+def open_keyring(config: NodeConfig) -> Keyring:
+    """Unlock the node's keyring with the KEK (fails fast on a wrong key)."""
     if not config.keyring_path.exists():
         raise KeyProblem(
             f"no keyring in {config.data_dir}",
             hint="initialise the node first: childreg node init --config FILE",
         )
-    keyring = Keyring.open(config.keyring_path, kek_source(config))
+    return Keyring.open(config.keyring_path, kek_source(config))
+
+
+def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
+    """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key)."""
+    keyring = open_keyring(config)
     store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
     return store, keyring
 
 
 def start_node(config: NodeConfig) -> NodeApp:
     """Open storage and start the mutual-TLS gRPC server."""
-    store, keyring = open_node(config)
+    keyring = open_keyring(config)
+    # Forked before the database is opened and before gRPC starts any thread.
+    workers = ImportWorkers.start(
+        RowSealer(keyring),
+        default_workers() if config.import_workers is None else config.import_workers,
+    )
+    try:
+        store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    except BaseException:
+        if workers is not None:
+            workers.close()
+        raise
     try:
         registry = Registry(store, keyring)
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
@@ -161,7 +181,7 @@ def start_node(config: NodeConfig) -> NodeApp:
 
         def register(server: grpc.Server) -> None:
             records_pb2_grpc.add_RecordsServiceServicer_to_server(
-                RecordsServicer(registry, audited), server
+                RecordsServicer(registry, audited, workers), server
             )
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
                 StatisticsServicer(desk, audited, aggregation), server
@@ -195,9 +215,11 @@ def start_node(config: NodeConfig) -> NodeApp:
         )
     except BaseException:
         store.close()
+        if workers is not None:
+            workers.close()
         raise
     checkpointer.start()
-    return NodeApp(server, port, store, health_servicer, audit, checkpointer)
+    return NodeApp(server, port, store, health_servicer, audit, checkpointer, workers)
 
 
 def serve(config: NodeConfig, ready_file: Path | None = None) -> None:

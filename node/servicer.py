@@ -17,7 +17,8 @@ from typing import TypeVar
 
 import grpc
 
-from childreg.errors import ChildregError, FailedPrecondition, status_for
+from childreg.errors import ChildregError, FailedPrecondition, Violation, status_for
+from childreg.models import ImportRecord
 from childreg.rpc import peer_identity
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
@@ -30,9 +31,10 @@ from node.aggregation import (
     share_question_from_proto,
 )
 from node.audit import AuditLog
+from node.import_workers import ImportWorkers
 from node.keys import Keyring
 from node.privacy import StatisticsDesk
-from node.records import Registry
+from node.records import Registry, SealedRow
 from node.store.base import RecordStore
 
 ACK = pb.Ack()
@@ -155,9 +157,12 @@ def _bytes(request: bytes | Callable[[], bytes]) -> bytes:
 class RecordsServicer(pb_grpc.RecordsServiceServicer):
     """Department staff's access to their children's records."""
 
-    def __init__(self, registry: Registry, audited: Audited) -> None:
+    def __init__(
+        self, registry: Registry, audited: Audited, workers: ImportWorkers | None = None
+    ) -> None:
         self._registry = registry
         self._audited = audited
+        self._workers = workers
 
     def RegisterChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
         return self._audited.change(
@@ -229,7 +234,12 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
                 digest.update(batch.SerializeToString())
                 yield batch
 
-        records = convert.records_from_import_stream(hashed())  # reads the whole stream
+        workers = self._workers
+        records: Iterator[ImportRecord | SealedRow | list[Violation]] = (
+            workers.rows(convert.import_stream(hashed()))  # validated and sealed in parallel
+            if workers is not None and workers.running
+            else convert.records_from_import_stream(hashed())
+        )  # either reads the whole stream
         return self._audited.change(
             context,
             "records.import",
