@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, cast
@@ -92,6 +92,10 @@ DEPARTMENT_SCOPED: Final = frozenset(
 )
 
 
+#: A call's auth context as gRPC gives it at run time (grpc-stubs say bytes, not lists).
+AuthContext = Mapping[str, Sequence[bytes]]
+
+
 @dataclass(frozen=True)
 class Caller:
     """A verified caller: its identity, its certificate's serial number and validity."""
@@ -128,13 +132,14 @@ class Authorizer:
         self.permit(method, caller)
         return caller
 
-    def identify(self, context: grpc.ServicerContext) -> Caller:
+    def identify(self, context: grpc.ServicerContext, auth: AuthContext | None = None) -> Caller:
         """The caller, checked on every call: identity, validity now, not revoked.
 
         Validity is re-checked per call because TLS checks dates only at the handshake: a
         connection opened before a certificate expired must not keep working after it.
+        ``auth`` is the call's auth context if the caller has read it already.
         """
-        caller = self.caller(context)
+        caller = self.caller(context, auth)
         now = self._clock()
         if not caller.not_before <= now <= caller.not_after:
             raise PermissionDenied("the client certificate is expired or not yet valid")
@@ -155,9 +160,10 @@ class Authorizer:
         ):
             raise PermissionDenied("department staff may only use their own department's node")
 
-    def caller(self, context: grpc.ServicerContext) -> Caller:
+    def caller(self, context: grpc.ServicerContext, auth: AuthContext | None = None) -> Caller:
         """Identify the caller from its verified certificate (cached per certificate)."""
-        auth = cast(Mapping[str, list[bytes]], context.auth_context())
+        if auth is None:
+            auth = cast(AuthContext, context.auth_context())
         pems = auth.get("x509_pem_cert") or []
         if not pems:
             raise Unauthenticated("a client certificate is required")

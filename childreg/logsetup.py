@@ -33,5 +33,7 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        # A logger is built once, on its first line, not again for every line (one per
+        # RPC); so configure once per process, before the first line.
+        cache_logger_on_first_use=True,
     )

@@ -4,24 +4,28 @@ The boundary interceptor wraps every handler: domain errors (``childreg.errors``
 their status from the one status table with their public message and, for invalid input,
 a ``google.rpc.BadRequest`` listing each bad field; anything unexpected becomes INTERNAL
 with a generic message (the detail goes to the log, never to the peer). It also writes one
-log line per RPC: caller identity, method, status, duration — never request contents.
+log line per RPC: caller identity, method, status, duration — never request contents. The
+line is written when the call has ended, so it does not delay the answer, and the caller's
+identity is read from the call's auth context once, for the rate limit, authorization,
+the log line and the handler (:func:`peer_identity`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
 import structlog
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from childreg.authz import Authorizer
+from childreg.authz import AuthContext, Authorizer
 from childreg.errors import (
     ChildregError,
     InvalidInput,
@@ -175,18 +179,45 @@ def secure_channel(address: str, tls: TlsMaterial, server_name: str | None) -> g
     return grpc.secure_channel(address, creds, options=options)
 
 
+#: Where the boundary leaves the identity it read on the call's context, for the handler.
+_PEER_ATTRIBUTE: Final = "_childreg_peer"
+
+
 def peer_identity(context: grpc.ServicerContext) -> str:
-    """The caller's SPIFFE id from its verified certificate, or '-' if none."""
+    """The caller's SPIFFE id from its verified certificate, or '-' if none.
+
+    Inside a call the boundary admitted, the identity it read already (gRPC builds a new
+    auth context on every ``auth_context()``, so it is read once per call).
+    """
+    known = getattr(context, _PEER_ATTRIBUTE, None)
+    if isinstance(known, str):
+        return known
+    return _spiffe_in(_auth_of(context))
+
+
+def _auth_of(context: grpc.ServicerContext) -> AuthContext:
     try:
         # grpc-stubs says Mapping[str, bytes]; the runtime gives lists of bytes per key.
-        auth = cast(Mapping[str, list[bytes]], context.auth_context())
+        return cast(AuthContext, context.auth_context())
     except Exception:  # pragma: no cover - defensive: auth context unavailable
-        return "-"
+        return {}
+
+
+def _spiffe_in(auth: AuthContext) -> str:
     for uri in auth.get("x509_subject_alternative_name", []):
         text = uri.decode(errors="replace")
         if text.startswith("spiffe://"):
             return text
     return "-"
+
+
+def _identified(context: grpc.ServicerContext) -> tuple[AuthContext, str]:
+    """The call's auth context and claimed identity, read once and left on the context."""
+    auth = _auth_of(context)
+    peer = _spiffe_in(auth)
+    with contextlib.suppress(AttributeError, TypeError):  # a context that takes no attributes
+        setattr(context, _PEER_ATTRIBUTE, peer)
+    return auth, peer
 
 
 def _status_with_details(exc: ChildregError) -> status_pb2.Status:
@@ -247,21 +278,24 @@ class BoundaryInterceptor(_Interceptor):
         self._limiter = limiter
         self._on_denied = on_denied
 
-    def _admit(self, method: str, context: grpc.ServicerContext) -> None:
-        """Identify the caller, charge its rate limit (refused calls count too), authorize,
-        and insist on a deadline. An authorization refusal is reported to ``on_denied``
-        (a node records it in its audit log) before the call is refused."""
+    def _admit(
+        self, method: str, context: grpc.ServicerContext, auth: AuthContext, peer: str
+    ) -> None:
+        """Charge the caller's rate limit (refused calls count too), authorize, and insist
+        on a deadline. An authorization refusal is reported to ``on_denied`` (a node
+        records it in its audit log) before the call is refused. ``auth`` and ``peer`` are
+        the call's auth context and the identity its certificate claims."""
         # Charged first, by the identity the certificate claims: a revoked or expired
         # certificate still completes TLS, and its refusals must not be free (each one
         # may be written to a node's audit log).
-        self._limiter.take(peer_identity(context))
+        self._limiter.take(peer)
         try:
-            caller = self._authorizer.identify(context)
+            caller = self._authorizer.identify(context, auth)
             self._authorizer.permit(method, caller)
         except (PermissionDenied, Unauthenticated) as exc:
             if self._on_denied is not None:
                 try:
-                    self._on_denied(method, peer_identity(context), status_for(exc).name)
+                    self._on_denied(method, peer, status_for(exc).name)
                 except Exception as hook_error:  # the call is refused either way
                     log.error("rpc.denial_hook_failed", error_type=type(hook_error).__name__)
             raise
@@ -281,26 +315,28 @@ class BoundaryInterceptor(_Interceptor):
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
                 start = time.perf_counter()
                 code = "OK"
+                auth, peer = _identified(context)
                 try:
-                    self._admit(method, context)
+                    self._admit(method, context, auth, peer)
                     return fn(request, context)
                 except Exception as exc:
-                    code = _log_failure(method, context, exc)
+                    code = _log_failure(method, peer, context, exc)
                     _abort(context, exc)
                 finally:
-                    _log_rpc(method, context, code, start)
+                    _log_rpc(context, method, peer, code, start)
 
             def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 start = time.perf_counter()
                 code = "OK"
+                auth, peer = _identified(context)
                 try:
-                    self._admit(method, context)
+                    self._admit(method, context, auth, peer)
                     yield from fn(request, context)
                 except Exception as exc:
-                    code = _log_failure(method, context, exc)
+                    code = _log_failure(method, peer, context, exc)
                     _abort(context, exc)
                 finally:
-                    _log_rpc(method, context, code, start)
+                    _log_rpc(context, method, peer, code, start)
 
             return streaming if streaming_response else unary
 
@@ -331,10 +367,10 @@ def _require_deadline(context: grpc.ServicerContext) -> None:
         )
 
 
-def _log_failure(method: str, context: grpc.ServicerContext, exc: BaseException) -> str:
+def _log_failure(method: str, peer: str, context: grpc.ServicerContext, exc: BaseException) -> str:
     if isinstance(exc, PermissionDenied | Unauthenticated):
         # Reasons are about certificates and roles, never about records.
-        log.warning("rpc.denied", method=method, peer=peer_identity(context), reason=str(exc))
+        log.warning("rpc.denied", method=method, peer=peer, reason=str(exc))
     if isinstance(exc, ChildregError):
         return status_for(exc).name
     if _already_aborted(context):
@@ -344,14 +380,26 @@ def _log_failure(method: str, context: grpc.ServicerContext, exc: BaseException)
     return "INTERNAL"
 
 
-def _log_rpc(method: str, context: grpc.ServicerContext, code: str, start: float) -> None:
-    log.info(
-        "rpc",
-        method=method,
-        peer=peer_identity(context),
-        status=code,
-        duration_ms=round((time.perf_counter() - start) * 1000, 2),
-    )
+def _log_rpc(
+    context: grpc.ServicerContext, method: str, peer: str, code: str, start: float
+) -> None:
+    """The call's one log line, written once the call has ended: off the answer's path.
+
+    The duration is the handler's, measured now. gRPC runs the callback when the call
+    ends (also when it is cancelled or the server stops); if the call has ended already,
+    the line is written at once.
+    """
+    duration_ms = round((time.perf_counter() - start) * 1000, 2)
+
+    def line() -> None:
+        log.info("rpc", method=method, peer=peer, status=code, duration_ms=duration_ms)
+
+    try:
+        deferred = context.add_callback(line)
+    except Exception:  # pragma: no cover - defensive: a context without callbacks
+        deferred = False
+    if not deferred:
+        line()
 
 
 _LINE_FIELD = re.compile(r"^line\[(\d+)\]\.(.+)$")

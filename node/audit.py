@@ -105,7 +105,8 @@ class AuditLog:
             if len(body) > MAX_LEAF_BYTES:  # never write a leaf the verifier would refuse
                 raise InvalidInput("audit leaf too large", [Violation("leaf", "too large")])
             rows = merkle.append_hashes(seq, merkle.leaf_hash(body), self._store.audit_hash)
-            index = self._store.audit_append(body, rows)
+            # The size read above, in the same transaction: the store need not read it again.
+            index = self._store.audit_append(body, rows, seq)
         return index
 
     def digest(self, request: bytes) -> str:

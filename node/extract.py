@@ -8,6 +8,10 @@ extractor here at all, so a diagnosis, national id, family name, guardian, care 
 or district can never reach an extract. The extract is canonical JSON signed by the node
 (Ed25519 over a domain-separated payload) and sealed to the school's X25519 key.
 
+Only what an extract is made of is read (``RecordStore.extract_source``: point look-ups,
+no view models) and only the identity and the assessment fields an extractor asks for
+are unsealed (:class:`_Record`): the diagnoses are never opened for an extract.
+
 Every refusal is a specific :class:`~childreg.errors.ChildregError` whose message carries
 no personal data; an unknown, withdrawn, expired, not-yet-valid or foreign grant all get
 the same "grant not valid", so a guesser learns nothing about which children exist.
@@ -18,11 +22,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 import nacl.bindings
@@ -38,10 +44,15 @@ from childreg.errors import (
     Violation,
 )
 from childreg.extract_format import EXTRACT_TYPE, EXTRACT_VERSION, SIGNING_DOMAIN
-from childreg.models import AssessmentIn, ChildView
 from node.keys import Keyring
-from node.records import Registry
-from node.store.base import RecordStore, StoredConsent
+from node.records import assessment_context
+from node.store.base import (
+    ExtractSource,
+    RecordStore,
+    StoredAssessment,
+    StoredChild,
+    StoredConsent,
+)
 
 GRANT_RE: Final = re.compile(r"cg1_[A-Za-z0-9_-]{43}")
 DENIED: Final = "grant not valid"
@@ -73,25 +84,63 @@ def academic_year_of(day: dt.date) -> str:
     return f"{start}/{(start + 1) % 100:02d}"
 
 
-def _education_form(view: ChildView, a: AssessmentIn, today: dt.date) -> str | None:
-    year = academic_year_of(today)
-    return next((p.education_form for p in view.placements if p.academic_year == year), None)
+#: The sealed assessment fields an extractor may open (never the diagnoses).
+OPENABLE: Final = frozenset({"functioning", "icf_codes", "supports", "accommodations"})
 
 
-#: How each allowed field is taken from the child's view and latest assessment.
-_FIELDS: Final[dict[str, Callable[[ChildView, AssessmentIn, dt.date], Any]]] = {
-    "given_name": lambda v, a, t: v.child.given_name,
-    "birth_year": lambda v, a, t: v.child.date_of_birth.year,
-    "functioning": lambda v, a, t: [{"domain": f.domain, "level": f.level} for f in a.functioning],
+class _Record:
+    """One child as an extract sees it: the rows as stored, sealed fields opened on demand.
+
+    Only what an extractor asks for is unsealed, and only the identity and the
+    :data:`OPENABLE` assessment fields can be: a field no extractor names stays sealed.
+    """
+
+    __slots__ = ("_identity", "_key", "_keys", "_opened", "assessment", "child", "source")
+
+    def __init__(self, keys: Keyring, source: ExtractSource, child: StoredChild,
+                 assessment: StoredAssessment) -> None:  # fmt: skip
+        self._keys = keys
+        self._key = keys.child_key(child.child_id, child.key_version, child.wrapped_key)
+        self._identity: dict[str, Any] | None = None
+        self._opened: dict[str, Any] = {}
+        self.source, self.child, self.assessment = source, child, assessment
+
+    def identity(self, name: str) -> Any:
+        """One identity field (the identity is sealed as one object)."""
+        if self._identity is None:
+            child = self.child
+            plain = self._keys.unseal(self._key, child.child_id, "identity", child.sealed_identity)
+            self._identity = json.loads(plain)
+        return self._identity[name]
+
+    def sealed(self, name: str) -> Any:
+        """One of the :data:`OPENABLE` assessment fields, unsealed."""
+        if name not in OPENABLE:  # pragma: no cover - no extractor asks for another
+            raise RuntimeError("an extract may not open this assessment field")
+        if name not in self._opened:
+            a = self.assessment
+            context = assessment_context(a.assessment_id, name)
+            plain = self._keys.unseal(
+                self._key, a.child_id, context, a.sealed_fields.get(name, b"")
+            )
+            self._opened[name] = json.loads(plain)
+        return self._opened[name]
+
+
+#: How each allowed field is taken from the child's record and latest assessment.
+_FIELDS: Final[dict[str, Callable[[_Record], Any]]] = {
+    "given_name": lambda r: r.identity("given_name"),
+    "birth_year": lambda r: r.child.date_of_birth.year,
+    "functioning": lambda r: [{"domain": d, "level": v} for d, v in r.sealed("functioning")],
     # Only activity/participation (d…) and environmental (e…) codes; body codes may hint
     # at a diagnosis.
-    "icf_codes": lambda v, a, t: [c for c in a.icf_codes if c[:1] in ("d", "e")],
-    "supports": lambda v, a, t: list(a.supports),
-    "accommodations": lambda v, a, t: list(a.accommodations),
-    "recommended_form": lambda v, a, t: a.recommended_form,
-    "education_form": _education_form,
-    "assessment_date": lambda v, a, t: a.assessment_date.isoformat(),
-    "next_review": lambda v, a, t: _iso(a.next_review),
+    "icf_codes": lambda r: [c for c in r.sealed("icf_codes") if c[:1] in ("d", "e")],
+    "supports": lambda r: list(r.sealed("supports")),
+    "accommodations": lambda r: list(r.sealed("accommodations")),
+    "recommended_form": lambda r: r.assessment.recommended_form,
+    "education_form": lambda r: r.source.education_form,  # the current year's placement
+    "assessment_date": lambda r: r.assessment.assessment_date.isoformat(),
+    "next_review": lambda r: _iso(r.assessment.next_review),
 }
 if any(f not in _FIELDS for fields in POLICY.values() for f in fields):  # pragma: no cover
     raise RuntimeError("POLICY names a field with no extractor")
@@ -99,34 +148,41 @@ if any(f not in _FIELDS for fields in POLICY.values() for f in fields):  # pragm
 
 def parse_grant(grant: object) -> str:
     """The grant if it is well formed (``cg1_`` + canonical base64url of 32 bytes)."""
-    bad = InvalidInput(
-        "grant is malformed", [Violation("grant", "must be cg1_ followed by 43 base64url chars")]
-    )
     if not isinstance(grant, str) or GRANT_RE.fullmatch(grant) is None:
-        raise bad
+        raise _malformed_grant()
     body = grant[4:]
     try:
         raw = base64.urlsafe_b64decode(body + "=")
     except (binascii.Error, ValueError):
-        raise bad from None
+        raise _malformed_grant() from None
     if len(raw) != 32 or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != body:
-        raise bad  # a non-canonical spelling of some bytes is not the grant that was issued
+        raise _malformed_grant()  # a non-canonical spelling is not the grant that was issued
     return grant
+
+
+def _malformed_grant() -> InvalidInput:
+    return InvalidInput(
+        "grant is malformed", [Violation("grant", "must be cg1_ followed by 43 base64url chars")]
+    )
 
 
 def parse_recipient_key(key: object) -> bytes:
     """The school's X25519 public key if it is 32 bytes and usable (not a low-order point)."""
-    bad = InvalidInput(
-        "recipient_key is not a usable X25519 public key",
-        [Violation("recipient_key", "must be a 32-byte X25519 public key")],
-    )
-    if not isinstance(key, bytes) or len(key) != 32:
-        raise bad
+    if not isinstance(key, bytes) or len(key) != 32 or not _usable_x25519(key):
+        raise InvalidInput(
+            "recipient_key is not a usable X25519 public key",
+            [Violation("recipient_key", "must be a 32-byte X25519 public key")],
+        )
+    return key
+
+
+@functools.lru_cache(maxsize=1024)  # a school sends the same key again and again
+def _usable_x25519(key: bytes) -> bool:
     try:  # libsodium refuses keys whose shared secret would be all zeros
         nacl.bindings.crypto_box_beforenm(key, _PROBE_SECRET)
     except nacl.exceptions.CryptoError:
-        raise bad from None
-    return key
+        return False
+    return True
 
 
 _PROBE_SECRET: Final = bytes(nacl.public.PrivateKey.from_seed(b"\x01" * 32))
@@ -145,6 +201,13 @@ def extract_verify_key(keyring: Keyring) -> bytes:
 def canonical_json(value: object) -> bytes:
     """Sorted keys, no spaces, UTF-8: the one byte form of a JSON value."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def envelope_json(payload: str, signature_b64: str, signer_b64: str) -> bytes:
+    """``canonical_json`` of the envelope ``{"payload", "signature", "signer"}``, built
+    directly: the keys are fixed and sorted, and base64 text needs no escaping."""
+    text = encode_basestring(payload)
+    return f'{{"payload":{text},"signature":"{signature_b64}","signer":"{signer_b64}"}}'.encode()
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -166,13 +229,16 @@ def _utc_now() -> dt.datetime:
 
 
 class ExtractDesk:
-    """Checks a school's grant and builds the signed, sealed extract it may have."""
+    """Checks a school's grant and builds the signed, sealed extract it may have.
+
+    It reads only what an extract needs (:meth:`RecordStore.extract_source`) and unseals
+    only the fields :data:`POLICY` allows.
+    """
 
     def __init__(
         self,
         store: RecordStore,
         keyring: Keyring,
-        registry: Registry,
         *,
         origin: str,
         guard: Callable[[], None],
@@ -180,11 +246,11 @@ class ExtractDesk:
     ) -> None:
         self._store = store
         self._keyring = keyring
-        self._registry = registry
         self._origin = origin
         self._guard = guard
         self._clock = clock
         self._signer = nacl.signing.SigningKey(keyring.extract_signing_seed())
+        self._signer_b64 = base64.b64encode(bytes(self._signer.verify_key)).decode()
 
     def extract(
         self, grant: str, recipient_key: bytes, caller: str, attempt: Attempt | None = None
@@ -192,7 +258,8 @@ class ExtractDesk:
         """(sealed extract, child id, grant ref) or a specific error and nothing.
 
         ``attempt``, if given, is filled in as soon as the grant is looked up, so a
-        refusal after that point can still be logged against the child and grant.
+        refusal after that point can still be logged against the child and grant. Inside
+        :meth:`transaction`, the reads see the transaction's state.
         """
         attempt = attempt if attempt is not None else Attempt()
         parse_grant(grant)
@@ -200,29 +267,24 @@ class ExtractDesk:
         self._guard()  # fail closed: no disclosure while the log is not witnessed
         digest = self._keyring.grant_hash(grant)
         attempt.grant_ref = grant_ref(digest)
-        consent = self._store.consent_by_grant(digest)
-        if consent is None:
+        now = self._clock()
+        today = now.astimezone(dt.UTC).date()
+        source = self._store.extract_source(digest, academic_year_of(today))
+        if source is None:
             raise PermissionDenied(DENIED)
+        consent = source.consent
         attempt.child_id = consent.child_id
         attempt.purpose = consent.purpose
-        now = self._clock()
-        self._check_standing(consent, caller, now.astimezone(dt.UTC).date())
+        self._check_standing(consent, caller, today)
         if consent.purpose not in POLICY:
             raise PermissionDenied("the grant's purpose allows no extract")
-        sealed = self._build(consent, attempt.grant_ref, recipient_key, now)
+        sealed = self._build(source, attempt.grant_ref, recipient_key, now)
         return sealed, consent.child_id, attempt.grant_ref
 
     def transaction(self) -> AbstractContextManager[None]:
-        """The store's write transaction: withdrawals wait for it, and it for them."""
+        """The store's write transaction: an extract built inside it reads on the writer,
+        so withdrawals wait for it, and it for them (no re-check is needed before the leaf)."""
         return self._store.atomic()
-
-    def confirm(self, grant: str, caller: str) -> None:
-        """Inside :meth:`transaction`: the consent still stands (a withdrawal that landed
-        while the extract was built stops it here, before its leaf and its bytes)."""
-        consent = self._store.consent_by_grant(self._keyring.grant_hash(grant))
-        if consent is None:
-            raise PermissionDenied(DENIED)
-        self._check_standing(consent, caller, self._clock().astimezone(dt.UTC).date())
 
     @staticmethod
     def _check_standing(consent: StoredConsent, caller: str, today: dt.date) -> None:
@@ -234,18 +296,15 @@ class ExtractDesk:
             raise PermissionDenied(DENIED)
 
     def _build(
-        self, consent: StoredConsent, ref: str, recipient_key: bytes, now: dt.datetime
+        self, source: ExtractSource, ref: str, recipient_key: bytes, now: dt.datetime
     ) -> bytes:
-        try:
-            view = self._registry.get_child(consent.child_id)
-        except NotFound:
-            raise NotFound("the child of this grant is not held by this node") from None
-        if not view.assessments:
+        if source.child is None:
+            raise NotFound("the child of this grant is not held by this node")
+        if source.assessment is None:
             raise FailedPrecondition("no assessment is recorded for the child of this grant")
-        latest = max(view.assessments, key=lambda a: a.assessment_date)
-        today = now.astimezone(dt.UTC).date()
-        child = {name: _FIELDS[name](view, latest, today) for name in POLICY[consent.purpose]}
-        end = dt.datetime.combine(consent.valid_until, dt.time(23, 59, 59), tzinfo=dt.UTC)
+        consent = source.consent
+        record = _Record(self._keyring, source, source.child, source.assessment)
+        child = {name: _FIELDS[name](record) for name in POLICY[consent.purpose]}
         payload = canonical_json(
             {
                 "v": EXTRACT_VERSION,
@@ -256,16 +315,12 @@ class ExtractDesk:
                 "audience": consent.school,
                 "recipient_key": base64.b64encode(recipient_key).decode(),
                 "issued_at": rfc3339(now),
-                "expires_at": rfc3339(end),
+                "expires_at": f"{consent.valid_until.isoformat()}T23:59:59Z",  # its last second
                 "child": child,
             }
         )
         signature = self._signer.sign(SIGNING_DOMAIN + payload).signature
-        envelope = canonical_json(
-            {
-                "payload": payload.decode(),
-                "signature": base64.b64encode(signature).decode(),
-                "signer": base64.b64encode(bytes(self._signer.verify_key)).decode(),
-            }
+        envelope = envelope_json(
+            payload.decode(), base64.b64encode(signature).decode(), self._signer_b64
         )
         return nacl.public.SealedBox(nacl.public.PublicKey(recipient_key)).encrypt(envelope)

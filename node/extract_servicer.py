@@ -5,8 +5,10 @@ with the grant reference and outcome. :class:`~node.servicer.Audited` fixes the 
 before the call runs, but an extract learns its child only from the grant, so this
 servicer writes its leaf itself: a refusal before the grant lookup has no subject; after
 it, the leaf names the child's pseudonym and the grant reference (never the grant). The
-leaf of a granted extract is committed before the sealed bytes are returned
-(write-ahead): if the log cannot be written, the school gets an error and no data.
+consent check, the build and the leaf of a granted extract are one write transaction,
+committed before the sealed bytes are returned (write-ahead): a withdrawal cannot fall
+between check and leaf, and if the log cannot be written, the school gets an error and no
+data. A refusal rolls that transaction back and is logged in a leaf of its own.
 """
 
 from __future__ import annotations
@@ -52,11 +54,16 @@ class ExtractServicer(cpb_grpc.ExtractServiceServicer):
             # durable write per call (the boundary's log line still records the refusal).
             self._limiter.take(actor)
         try:
-            sealed, _, _ = self._desk.extract(request.grant, request.recipient_key, actor, attempt)
-            with self._desk.transaction():  # serialised with withdrawals
-                self._desk.confirm(request.grant, actor)
-                self._leaf(actor, request_bytes, attempt, "OK")  # committed before we answer
+            # One write transaction from the consent check to the leaf: a withdrawal waits
+            # for it (or it for the withdrawal), so the consent cannot change in between,
+            # and the leaf is durable before any byte leaves (write-ahead).
+            with self._desk.transaction():
+                sealed, _, _ = self._desk.extract(
+                    request.grant, request.recipient_key, actor, attempt
+                )
+                self._leaf(actor, request_bytes, attempt, "OK")
         except ChildregError as exc:
+            # The transaction rolled back (it wrote nothing); the refusal gets its own leaf.
             self._leaf(actor, request_bytes, attempt, status_for(exc).name)
             raise
         return cpb.SealedExtract(sealed=sealed)

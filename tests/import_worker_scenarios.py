@@ -171,10 +171,10 @@ def main(name: str, root: Path) -> dict[str, Any]:
     elif name == "abandoned":
         store = open_store(root, keyring, "node")
         registry = Registry(store, keyring)
-        batches = list(import_batches(good_records(1000), size=100))
-        batches[3].last = True  # the stream goes on after a "last" batch: InvalidInput
+        stream = list(import_batches(good_records(1000), size=100))
+        stream[3].last = True  # the stream goes on after a "last" batch: InvalidInput
         try:
-            registry.import_records(workers.rows(import_stream(batches)))
+            registry.import_records(workers.rows(import_stream(stream)))
             out["first"] = "imported"
         except InvalidInput as exc:
             out["first"] = str(exc)

@@ -1,8 +1,8 @@
 """`childreg bench`, extracts: a school's request on loopback, with its audit commit.
 
 (f) GetExtract latency p50/p99 through a real node over mutual TLS (grant and consent
-    checks, the child's record decrypted, fields selected, signed, sealed, the audit leaf
-    committed before the answer) ÷ one bare durable SQLCipher commit measured in the same
+    checks, the fields the purpose allows read and decrypted, signed, sealed, the audit
+    leaf committed before the answer) ÷ one bare durable SQLCipher commit measured in the same
     run on the idle machine after the federation stopped (an insert and a
     ``synchronous=FULL`` commit): goal p99 ≤ 5×. Beside it, two more baselines measured
     interleaved with the extracts, so on the same machine at the same moment: the same

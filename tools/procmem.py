@@ -61,10 +61,12 @@ class TreePeak:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
         self.peak_mb = 0.0
+        self.samples = 0
 
     def _run(self) -> None:
         while True:
             self.peak_mb = max(self.peak_mb, tree_pss_mb(self._pid))
+            self.samples += 1
             if self._stop.wait(self._interval):
                 return
 

@@ -153,6 +153,22 @@ class StoredImport:
             raise ValueError("every part of a StoredImport must name its child")
 
 
+@dataclass(frozen=True, slots=True)
+class ExtractSource:
+    """What a school's extract is built from, read in one consistent state, sealed as stored.
+
+    ``child`` is None when the consent's child is not held. ``assessment`` is the child's
+    latest by assessment date, the one with the lowest id among several of that date (None
+    if it has none); ``education_form`` that of its placement in the academic year asked
+    for (None if it has none).
+    """
+
+    consent: StoredConsent
+    child: StoredChild | None
+    assessment: StoredAssessment | None
+    education_form: str | None
+
+
 class BlockNesting:
     """How both stores nest ``atomic()`` blocks: inner blocks join the outermost one.
 
@@ -222,6 +238,12 @@ class RecordStore(ABC):
       colluders) only if none is recorded for its snapshot, never replacing
       one, and it is never changed or removed; both writes roll back with an enclosing
       ``atomic()`` block.
+    - ``extract_source`` returns the consent of the grant (None if there is none), the
+      consent's child, its latest assessment (by date; the lowest id among several of that
+      date) and the form of education of its placement in the given academic year, all
+      as one consistent state.
+    - ``audit_append`` with an ``index`` that is not the current size MUST raise
+      AlreadyExists and change nothing.
     - ``count_table`` counts each child that has a placement for ``academic_year`` exactly
       once, in the cell of its categories (see ``count_table``); it returns only non-zero
       cells. It MUST NOT return anything about a child without such a placement.
@@ -340,8 +362,14 @@ class RecordStore(ABC):
         """How many leaves the audit log holds."""
 
     @abstractmethod
-    def audit_append(self, body: bytes, rows: Sequence[tuple[int, int, bytes]]) -> int:
-        """Append a leaf (index = the current size) with its new Merkle rows; its index."""
+    def audit_append(
+        self, body: bytes, rows: Sequence[tuple[int, int, bytes]], index: int | None = None
+    ) -> int:
+        """Append a leaf (index = the current size) with its new Merkle rows; its index.
+
+        ``index``, if given, is the size the caller read inside the same ``atomic()``
+        block (saving the store a second look); AlreadyExists if it is not the size.
+        """
 
     @abstractmethod
     def audit_hash(self, level: int, index: int) -> bytes:
@@ -370,6 +398,13 @@ class RecordStore(ABC):
     @abstractmethod
     def consent_by_grant(self, grant_hash: bytes) -> StoredConsent | None:
         """The consent a grant belongs to, or None."""
+
+    @abstractmethod
+    def extract_source(self, grant_hash: bytes, academic_year: str) -> ExtractSource | None:
+        """The consent of a grant with what its extract is made of, or None (no such grant).
+
+        One consistent state (inside ``atomic()``, the block's own); point look-ups only.
+        """
 
     @abstractmethod
     def consents_of(self, child_id: str) -> list[StoredConsent]:

@@ -21,6 +21,7 @@ from childreg.errors import AlreadyExists, NotFound
 from childreg.secagg.roster import Participation
 from node.store.base import (
     BlockNesting,
+    ExtractSource,
     LedgerEntry,
     RecordStore,
     StoredAssessment,
@@ -300,12 +301,16 @@ class MemoryStore(RecordStore):
         with self._lock:
             return len(self._live().leaves)
 
-    def audit_append(self, body: bytes, rows: Sequence[tuple[int, int, bytes]]) -> int:
+    def audit_append(
+        self, body: bytes, rows: Sequence[tuple[int, int, bytes]], index: int | None = None
+    ) -> int:
         """Append a leaf (index = the current size) with its new Merkle rows; its index."""
         with self._lock, self.atomic():
             state = self._writable()
-            for level, index, digest in rows:
-                if state.hashes.setdefault((level, index), digest) != digest:
+            if index is not None and index != len(state.leaves):
+                raise AlreadyExists("an audit leaf would be overwritten or skipped")
+            for level, idx, digest in rows:
+                if state.hashes.setdefault((level, idx), digest) != digest:
                     raise AlreadyExists("a Merkle row would be overwritten")
             state.leaves.append(bytes(body))
             return len(state.leaves) - 1
@@ -357,6 +362,29 @@ class MemoryStore(RecordStore):
         with self._lock:
             found = [c for c in self._live().consents.values() if c.grant_hash == grant_hash]
             return found[0] if found else None
+
+    def extract_source(self, grant_hash: bytes, academic_year: str) -> ExtractSource | None:
+        """The consent of a grant with what its extract is made of, or None."""
+        with self._lock:
+            state = self._live()
+            consent = next((c for c in state.consents.values() if c.grant_hash == grant_hash), None)
+            if consent is None:
+                return None
+            child = state.children.get(consent.child_id)
+            if child is None:
+                return ExtractSource(consent, None, None, None)
+            latest = max(
+                state.assessments.get(child.child_id, []),
+                key=lambda a: (a.assessment_date, -a.assessment_id),
+                default=None,
+            )
+            placement = state.placements.get(child.child_id, {}).get(academic_year)
+            return ExtractSource(
+                consent,
+                child,
+                None if latest is None else _copy_assessment(latest),
+                None if placement is None else placement.education_form,
+            )
 
     def consents_of(self, child_id: str) -> list[StoredConsent]:
         """A child's consents, oldest first."""

@@ -42,6 +42,7 @@ from node.store import migrations
 from node.store.base import (
     MECHANISMS,
     BlockNesting,
+    ExtractSource,
     LedgerEntry,
     Mechanism,
     RecordStore,
@@ -140,6 +141,26 @@ _NEW_ASSESSMENT: Final = (
     f"INSERT INTO assessment({_ASSESSMENT_COLUMNS}) VALUES (?, 1, ?, ?, ?, ?, ?, ?)"
 )
 
+_APPEND_LEAF: Final = (
+    "INSERT INTO audit_leaf(seq, body) SELECT ?, ? "
+    "WHERE ? = (SELECT coalesce(max(seq) + 1, 0) FROM audit_leaf)"
+)
+# An extract's consent, its child, the child's placement in the year asked for and latest
+# assessment (by date, the lowest id of that date): one statement of point look-ups.
+_EXTRACT_SOURCE: Final = (
+    "SELECT k.consent_id, k.child_id, k.purpose, k.school, k.valid_from, k.valid_until, "
+    "k.evidence_ref, k.granted_at, k.granted_by, k.grant_hash, k.sealed_guardian, "
+    "k.withdrawn_at, c.key_version, c.wrapped_key, c.national_id_hash, c.date_of_birth, "
+    "c.sex, c.district, c.sealed_identity, (SELECT p.education_form FROM placement p "
+    "WHERE p.academic_year = ? AND p.child = c.id), a.assessment_id, a.assessment_date, "
+    "a.commission, a.impairment_band, a.recommended_form, a.next_review, a.sealed_fields "
+    "FROM consent k LEFT JOIN child c ON c.child_id = k.child_id "
+    "LEFT JOIN assessment a ON a.child = c.id AND a.assessment_id = ("
+    "SELECT b.assessment_id FROM assessment b WHERE b.child = c.id "
+    "ORDER BY b.assessment_date DESC, b.assessment_id LIMIT 1) "
+    "WHERE k.grant_hash = ?"
+)
+
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
     """Allow row reads and writes, transactions and a few pragmas; deny everything else.
@@ -189,6 +210,24 @@ def _unpack(blob: bytes) -> dict[str, bytes]:
 
 def _date(value: str | None) -> dt.date | None:
     return None if value is None else dt.date.fromisoformat(value)
+
+
+def _consent_of(r: Sequence[Any]) -> StoredConsent:
+    """A consent from its row (the columns of ``SqlCipherStore._CONSENT_COLUMNS``)."""
+    return StoredConsent(
+        consent_id=str(r[0]),
+        child_id=str(r[1]),
+        purpose=str(r[2]),
+        school=str(r[3]),
+        valid_from=dt.date.fromisoformat(str(r[4])),
+        valid_until=dt.date.fromisoformat(str(r[5])),
+        evidence_ref=str(r[6]),
+        granted_at=dt.datetime.fromisoformat(str(r[7])),
+        granted_by=str(r[8]),
+        grant_hash=bytes(r[9]),
+        sealed_guardian=bytes(r[10]),
+        withdrawn_at=None if r[11] is None else dt.datetime.fromisoformat(str(r[11])),
+    )
 
 
 def _placeholders(n: int) -> str:
@@ -681,12 +720,15 @@ class SqlCipherStore(RecordStore):
         rows = self._query("SELECT coalesce(max(seq) + 1, 0) FROM audit_leaf")
         return int(rows[0][0])
 
-    def audit_append(self, body: bytes, rows: Sequence[tuple[int, int, bytes]]) -> int:
+    def audit_append(
+        self, body: bytes, rows: Sequence[tuple[int, int, bytes]], index: int | None = None
+    ) -> int:
         """Append a leaf (index = the current size) with its new Merkle rows; its index."""
         with self.atomic():
-            size = self.audit_size()
-            try:
-                self._conn.execute("INSERT INTO audit_leaf(seq, body) VALUES (?, ?)", (size, body))
+            size = self.audit_size() if index is None else index
+            try:  # the insert checks the size itself: one statement, not a read and a write
+                if self._conn.execute(_APPEND_LEAF, (size, body, size)).rowcount != 1:
+                    raise AlreadyExists("an audit leaf would be overwritten or skipped")
                 self._conn.executemany(
                     "INSERT INTO audit_hash(level, idx, hash) VALUES (?, ?, ?)", list(rows)
                 )
@@ -766,23 +808,7 @@ class SqlCipherStore(RecordStore):
             " ORDER BY granted_at, consent_id",
             params,
         )
-        return [
-            StoredConsent(
-                consent_id=str(r[0]),
-                child_id=str(r[1]),
-                purpose=str(r[2]),
-                school=str(r[3]),
-                valid_from=dt.date.fromisoformat(str(r[4])),
-                valid_until=dt.date.fromisoformat(str(r[5])),
-                evidence_ref=str(r[6]),
-                granted_at=dt.datetime.fromisoformat(str(r[7])),
-                granted_by=str(r[8]),
-                grant_hash=bytes(r[9]),
-                sealed_guardian=bytes(r[10]),
-                withdrawn_at=None if r[11] is None else dt.datetime.fromisoformat(str(r[11])),
-            )
-            for r in rows
-        ]
+        return [_consent_of(r) for r in rows]
 
     def get_consent(self, consent_id: str) -> StoredConsent | None:
         """One consent by id, or None."""
@@ -793,6 +819,30 @@ class SqlCipherStore(RecordStore):
         """The consent a grant belongs to, or None."""
         found = self._consents("grant_hash = ?", (grant_hash,))
         return found[0] if found else None
+
+    def extract_source(self, grant_hash: bytes, academic_year: str) -> ExtractSource | None:
+        """The consent of a grant with what its extract is made of, or None (one read)."""
+        rows = self._query(_EXTRACT_SOURCE, (academic_year, grant_hash))
+        if not rows:
+            return None
+        row = rows[0]
+        consent = _consent_of(row[:12])
+        (version, wrapped, nid_hash, born, sex, district, identity, form, aid, *a) = row[12:]
+        if wrapped is None:  # NOT NULL in the child table: no such child
+            return ExtractSource(consent, None, None, None)
+        child_id = consent.child_id
+        child = StoredChild(
+            child_id, version, wrapped, nid_hash, dt.date.fromisoformat(born), sex, district,
+            identity,
+        )  # fmt: skip
+        assessment = None
+        if aid is not None:
+            date, commission, band, recommended, review, sealed = a
+            assessment = StoredAssessment(
+                child_id, int(aid), dt.date.fromisoformat(date), commission, band, recommended,
+                _date(review), _unpack(sealed),
+            )  # fmt: skip
+        return ExtractSource(consent, child, assessment, form)
 
     def consents_of(self, child_id: str) -> list[StoredConsent]:
         """A child's consents, oldest first."""

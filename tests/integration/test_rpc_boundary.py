@@ -25,6 +25,7 @@ from childreg.rpc import (
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from tests.conftest import FEDERATION, IssueFn, tls
+from tests.rpclog import rpc_lines
 
 MARKER = "Zyxwvut-4711-private"
 
@@ -122,7 +123,7 @@ def test_one_log_line_per_rpc_with_caller_identity(server_address: str, issue: I
     stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
     with capture_logs() as logs:
         stub.RecordPlacement(pb.Placement(child_id="c-secret-1"), timeout=5)
-    lines = [e for e in logs if e["event"] == "rpc"]
+        lines = rpc_lines(logs, 1)  # written when the call has ended
     assert len(lines) == 1
     line = lines[0]
     assert line["peer"] == f"spiffe://{FEDERATION}/department-staff/alpha.staff"

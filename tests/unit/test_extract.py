@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import secrets
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,15 @@ from childreg.models import (
 )
 from childreg.v1 import consent_pb2 as cpb
 from node.audit import AuditLog
-from node.extract import POLICY, ExtractDesk, extract_verify_key, grant_ref, parse_grant
+from node.extract import (
+    POLICY,
+    ExtractDesk,
+    _usable_x25519,
+    extract_verify_key,
+    grant_ref,
+    parse_grant,
+    parse_recipient_key,
+)
 from node.extract_servicer import ExtractServicer
 from node.keys import KekSource, Keyring, generate_key_file
 from node.records import Registry
@@ -125,7 +134,6 @@ class Node:
         self.desk = ExtractDesk(
             store,
             keyring,
-            self.registry,
             origin="childreg.fed.test/d1",
             guard=self._guard,
             clock=lambda: self.now,
@@ -403,9 +411,9 @@ def test_every_one_char_change_of_a_grant_is_refused(at: int, char: str) -> None
         _FUZZ.desk.extract(altered, _FUZZ.public, SCHOOL)
 
 
-def test_a_withdrawal_landing_while_an_extract_is_built_stops_it(node: Node) -> None:
-    """The consent is confirmed again in the transaction that writes the leaf: a withdrawal
-    committed after the first check means a denial leaf and no bytes."""
+def test_a_withdrawal_waits_for_an_extract_in_flight_and_stops_the_next(node: Node) -> None:
+    """The extract runs in one write transaction from the consent check to its leaf: staff
+    withdrawing meanwhile wait until the leaf is committed, and the next call is refused."""
     audit = AuditLog(
         node.store, node.keyring.audit_signing_seed(), federation="fed.test", department="d1"
     )
@@ -413,15 +421,56 @@ def test_a_withdrawal_landing_while_an_extract_is_built_stops_it(node: Node) -> 
     consent = node.store.consent_by_grant(node.keyring.grant_hash(node.grant))
     assert consent is not None
     build = node.desk.extract
+    withdrawn = threading.Event()
+    finished_inside: list[bool] = []
 
-    def build_then_withdraw(*args: Any, **kwargs: Any) -> Any:
-        made = build(*args, **kwargs)
+    def withdraw() -> None:
         node.store.withdraw_consent(consent.consent_id, NOW)  # staff, meanwhile
+        withdrawn.set()
+
+    def build_while_staff_withdraw(*args: Any, **kwargs: Any) -> Any:
+        made = build(*args, **kwargs)
+        staff = threading.Thread(target=withdraw)
+        staff.start()
+        staff.join(timeout=0.2)  # it must still be waiting for the extract's transaction
+        finished_inside.append(withdrawn.is_set())
         return made
 
-    node.desk.extract = build_then_withdraw  # type: ignore[method-assign]
+    node.desk.extract = build_while_staff_withdraw  # type: ignore[method-assign]
     ctx: Any = FakeContext(SCHOOL)
+    request = cpb.ExtractRequest(grant=node.grant, recipient_key=node.public)
+    assert node.envelope(servicer.GetExtract(request, ctx).sealed)
+    assert finished_inside == [False]
+    assert withdrawn.wait(timeout=10)
+    node.desk.extract = build  # type: ignore[method-assign]
     with pytest.raises(PermissionDenied):
-        servicer.GetExtract(cpb.ExtractRequest(grant=node.grant, recipient_key=node.public), ctx)
+        servicer.GetExtract(request, ctx)
+    leaves = [AuditEvent.from_bytes(b) for b in audit.entries(0, audit.size)]
+    assert [leaf.outcome for leaf in leaves] == ["OK", "PERMISSION_DENIED"]
+
+
+def test_a_refusal_inside_the_transaction_leaves_one_leaf_and_no_other_write(node: Node) -> None:
+    """A refusal raised after the grant was read rolls the transaction back and is logged
+    once, with the child's pseudonym and the grant reference."""
+    audit = AuditLog(
+        node.store, node.keyring.audit_signing_seed(), federation="fed.test", department="d1"
+    )
+    servicer = ExtractServicer(node.desk, audit, node.keyring)
+    ctx: Any = FakeContext(SCHOOL)
+    grant = node.consent(child_id="C404")
+    with pytest.raises(NotFound):
+        servicer.GetExtract(cpb.ExtractRequest(grant=grant, recipient_key=node.public), ctx)
     (leaf,) = [AuditEvent.from_bytes(b) for b in audit.entries(0, audit.size)]
-    assert leaf.outcome == "PERMISSION_DENIED"
+    assert (leaf.outcome, leaf.grant) == ("NOT_FOUND", grant_ref(node.keyring.grant_hash(grant)))
+    assert leaf.subject == node.keyring.pseudonym("C404").hex()
+
+
+def test_recipient_key_verdicts_are_cached_and_stay_the_same() -> None:
+    """The key check is cached per key (a school sends the same key each time): a usable
+    key stays usable, a low-order point stays refused, and the cache is bounded."""
+    good = bytes(nacl.public.PrivateKey.generate().public_key)
+    for _ in range(2):
+        assert parse_recipient_key(good) == good
+        with pytest.raises(InvalidInput):
+            parse_recipient_key(bytes(32))
+    assert _usable_x25519.cache_info().maxsize == 1024
