@@ -129,8 +129,8 @@ def _serve(conn: Connection, others: list[Connection], sealer: RowSealer) -> Non
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:  # the node died before prctl took effect
         return
-    for other in others:  # the node's ends of earlier workers' pipes
-        other.close()
+    for other in others:  # the node's ends of this and earlier workers' pipes: closed
+        other.close()  # here, so the node closing its end is the end of this worker's pipe
     while True:
         try:
             seq, blob = conn.recv()
@@ -199,7 +199,7 @@ class ImportWorkers:
             ours, theirs = context.Pipe()
             process = context.Process(
                 target=_serve,
-                args=(theirs, [w.conn for w in started], sealer),
+                args=(theirs, [ours, *(w.conn for w in started)], sealer),
                 name="childreg-import-worker",
                 daemon=True,
             )
@@ -272,16 +272,18 @@ class ImportWorkers:
             "without workers) and check the node's memory limits and log"
         )
 
-    def close(self) -> None:
-        """Stop the workers (closing their pipes ends them)."""
+    def close(self) -> list[int | None]:
+        """Stop the workers (closing its pipe ends a worker); their exit codes."""
         workers, self._workers = self._workers, None
         for worker in workers or ():
             worker.conn.close()
         for worker in workers or ():
             worker.process.join(timeout=5)
-            if worker.process.is_alive():
+            if worker.process.is_alive():  # pragma: no cover - a worker stuck in a batch
+                log.warning("import.worker_killed", reason="did not stop within 5 s")
                 worker.process.kill()
                 worker.process.join()
+        return [worker.process.exitcode for worker in workers or ()]
 
 
 def _unwire(rows: list[WireRow | list[Violation]]) -> Iterator[SealedRow | list[Violation]]:

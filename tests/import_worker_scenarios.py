@@ -187,7 +187,7 @@ def main(name: str, root: Path) -> dict[str, Any]:
     elif name == "orphan":
         print(json.dumps(out), flush=True)
         signal.pause()  # the test kills this process; the workers must die with it
-    workers.close()
+    out["exit_codes"] = workers.close()
     out["after_close"] = children_of(os.getpid())
     return out
 

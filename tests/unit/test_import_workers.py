@@ -50,6 +50,7 @@ def test_workers_import_every_row_and_the_rows_read_back(tmp_path: Path) -> None
     assert len(got["worker_pids"]) == 2
     assert got["imported"] == 1234
     assert got["equal"] == [True, True, True]
+    assert got["exit_codes"] == [0, 0]  # closing their pipes ended them: none was killed
     assert got["after_close"] == []
 
 
@@ -78,6 +79,7 @@ def test_an_abandoned_import_leaves_nothing_behind_for_the_next(tmp_path: Path) 
     assert got["second"] == 450
     assert got["held"] == [False, True, True]
     assert got["running"] is True
+    assert got["exit_codes"] == [0, 0]
 
 
 def _alive(pid: int) -> bool:
