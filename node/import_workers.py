@@ -11,10 +11,10 @@ the order of reported violations are exactly those of :meth:`node.records.Regist
 
 Workers are forked before the node opens its database or starts gRPC (a process must not
 fork while other threads or SQLite connections exist), so they inherit the keyring in
-memory and nothing else; they hold no file of the node open, write nothing, log nothing,
-and die with the node (``PR_SET_PDEATHSIG``). If they cannot be started (another thread
-already runs, or fork is unavailable) or stop working, imports are sealed in the node's
-own thread: the same result, only slower.
+memory and nothing else; they hold no file of the node open, write nothing, log nothing
+(a worker whose pipe closes just exits), and die with the node (``PR_SET_PDEATHSIG``).
+If they cannot be started (another thread already runs, or fork is unavailable) or stop
+working, imports are sealed in the node's own thread: the same result, only slower.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import structlog
 from childreg.errors import Unavailable, Violation
 from childreg.models import ImportRecord
 from childreg.v1 import records_pb2 as pb
-from node.convert import import_record_from_proto
+from node.convert import IMPORT_BATCH, import_record_from_proto
 from node.records import RowSealer, SealedRow
 from node.store.base import (
     StoredAssessment,
@@ -51,6 +51,10 @@ from node.store.base import (
 log = structlog.get_logger("childreg.node.import")
 
 _PR_SET_PDEATHSIG: Final = 1
+
+#: Most records one worker seals at a time: a client may send far bigger stream messages,
+#: and a reply holds its rows as Python objects (about 1.5 kB each).
+CHUNK: Final = IMPORT_BATCH
 
 #: A sealed row as it crosses the process boundary: plain tuples pickle ten times faster
 #: than the store's frozen dataclasses.
@@ -131,16 +135,18 @@ def _serve(conn: Connection, others: list[Connection], sealer: RowSealer) -> Non
         return
     for other in others:  # the node's ends of this and earlier workers' pipes: closed
         other.close()  # here, so the node closing its end is the end of this worker's pipe
-    while True:
-        try:
+    try:
+        while True:
             seq, blob = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            reply: tuple[int, object] = (seq, seal_batch(sealer, blob))
-        except Exception as exc:  # reported to the node by its type only: no data
-            reply = (seq, _Failed(type(exc).__name__))
-        conn.send(reply)
+            try:
+                reply: tuple[int, object] = (seq, seal_batch(sealer, blob))
+            except Exception as exc:  # reported to the node by its type only: no data
+                reply = (seq, _Failed(type(exc).__name__))
+            conn.send(reply)
+    except (EOFError, OSError):  # the node closed the pipe (or is gone): the end
+        return
+    except BaseException:  # pragma: no cover - never a traceback in the node's log
+        os._exit(1)
 
 
 class _Failed(NamedTuple):
@@ -190,8 +196,11 @@ class ImportWorkers:
         """Fork ``workers`` processes now, or None if there are none or forking is unsafe."""
         if workers <= 0:
             return None
-        if _threads_in_process() != 1 or "fork" not in multiprocessing.get_all_start_methods():
-            log.info("import.workers_off", reason="the process already runs threads")
+        if "fork" not in multiprocessing.get_all_start_methods():
+            log.info("import.workers_off", reason="this platform cannot fork")
+            return None
+        if _threads_in_process() != 1:
+            log.info("import.workers_off", reason="the process already runs other threads")
             return None
         context = multiprocessing.get_context("fork")
         started: list[_Worker] = []
@@ -225,7 +234,7 @@ class ImportWorkers:
             raise WorkersStopped("the import workers have stopped; retry the import")
         pending: deque[tuple[_Worker, int]] = deque()  # in input order
         try:
-            for i, batch in enumerate(batches):
+            for i, batch in enumerate(_chunks(batches)):
                 worker = workers[i % len(workers)]
                 done = None
                 if len(pending) == len(workers):  # this worker's previous batch is oldest
@@ -251,8 +260,8 @@ class ImportWorkers:
             raise self._broken("an import worker stopped") from None
 
     def _receive(self, worker: _Worker, seq: int) -> list[WireRow | list[Violation]]:
-        ready = connection_wait([worker.conn, worker.process.sentinel])
         try:
+            ready = connection_wait([worker.conn, worker.process.sentinel])
             if worker.conn not in ready:
                 raise EOFError
             got, result = worker.conn.recv()
@@ -284,6 +293,19 @@ class ImportWorkers:
                 worker.process.kill()
                 worker.process.join()
         return [worker.process.exitcode for worker in workers or ()]
+
+
+def _chunks(batches: Iterable[pb.ImportBatch]) -> Iterator[pb.ImportBatch]:
+    """The batches, any of more than :data:`CHUNK` records split, so a reply stays small."""
+    for batch in batches:
+        records = batch.records
+        if len(records) <= CHUNK:
+            yield batch
+            continue
+        for start in range(0, len(records), CHUNK):
+            part = pb.ImportBatch()
+            part.records.extend(records[start : start + CHUNK])
+            yield part
 
 
 def _unwire(rows: list[WireRow | list[Violation]]) -> Iterator[SealedRow | list[Violation]]:

@@ -284,9 +284,14 @@ class Registry:
         """
         run = _ImportRun(self._store, self._sealer)
         with self._store.atomic():
-            for item in items:
-                run.add(item)
-            run.flush()
+            try:
+                for item in items:
+                    run.add(item)
+                run.flush()
+            finally:  # end a generator of rows now, inside the transaction (workers' replies)
+                close = getattr(items, "close", None)
+                if callable(close):
+                    close()
             if run.bad_rows:
                 raise ImportRejected(
                     f"{run.bad_rows} bad rows; nothing was imported", run.violations

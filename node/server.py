@@ -221,6 +221,7 @@ def start_node(config: NodeConfig) -> NodeApp:
     checkpointer.start()
     # Everything made while starting lives as long as the node: keep it out of the cyclic
     # garbage collector's full passes, which otherwise stall requests for milliseconds.
+    gc.collect()  # start-up's garbage first, so none of it is kept for good
     gc.freeze()
     return NodeApp(server, port, store, health_servicer, audit, checkpointer, workers)
 

@@ -234,18 +234,24 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
                 digest.update(batch.SerializeToString())
                 yield batch
 
-        workers = self._workers
-        records: Iterator[ImportRecord | SealedRow | list[Violation]] = (
-            workers.rows(convert.import_stream(hashed()))  # validated and sealed in parallel
-            if workers is not None and workers.running
-            else convert.records_from_import_stream(hashed())
-        )  # either reads the whole stream
+        records = self._records(hashed())  # reads the whole stream
         return self._audited.change(
             context,
             "records.import",
             digest.digest,
             lambda: pb.ImportSummary(imported=self._registry.import_records(records)),
         )
+
+    def _records(
+        self, batches: Iterator[pb.ImportBatch]
+    ) -> Iterator[ImportRecord | SealedRow | list[Violation]]:
+        """The stream's rows: sealed by the workers if they are running when the import
+        starts (inside its transaction), else validated here and sealed by the registry."""
+        workers = self._workers
+        if workers is not None and workers.running:
+            yield from workers.rows(convert.import_stream(batches))
+        else:
+            yield from convert.records_from_import_stream(batches)
 
 
 class StatisticsServicer(spb_grpc.StatisticsServiceServicer):

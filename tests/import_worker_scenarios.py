@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,149 @@ def children_of(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()]
 
 
+def _good(workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, Any]) -> None:
+    """Import through the workers; read rows back."""
+    rows = good_records(1234)
+    store = open_store(root, keyring, "node")
+    registry = Registry(store, keyring)
+    out["imported"] = registry.import_records(
+        workers.rows(import_stream(import_batches(rows, size=100)))
+    )
+    out["equal"] = [
+        registry.get_child(r.child.child_id).child == r.child
+        and registry.get_child(r.child.child_id).assessments == (r.assessment,)
+        for r in (rows[0], rows[617], rows[-1])
+    ]
+
+
+def _bad(workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, Any]) -> None:
+    """The same bad stream through the workers and in the node's thread."""
+    theirs = registry_with_held_child(open_store(root, keyring, "workers"), keyring)
+    ours = registry_with_held_child(open_store(root, keyring, "inline"), keyring)
+    out["workers"] = violations(
+        lambda: theirs.import_records(workers.rows(import_stream(bad_batches())))
+    )
+    out["inline"] = violations(
+        lambda: ours.import_records(records_from_import_stream(bad_batches()))
+    )
+
+
+def _killed(workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, Any]) -> None:
+    """A worker killed mid-import, then an import without workers."""
+    store = open_store(root, keyring, "node")
+    registry = Registry(store, keyring)
+    victim = out["worker_pids"][0]
+
+    def batches() -> Iterator[pb.ImportBatch]:
+        for i, batch in enumerate(import_batches(good_records(3000), size=100)):
+            if i == 10:
+                os.kill(victim, signal.SIGKILL)
+            yield batch
+
+    try:
+        registry.import_records(workers.rows(import_stream(batches())))
+        out["first"] = "imported"
+    except Unavailable as exc:
+        out["first"] = str(exc)
+    out["running"] = workers.running
+    out["after_first"] = [held(registry, f"C{i:05d}") for i in (0, 2999)]
+    out["second"] = registry.import_records(good_records(300))
+
+
+def _abandoned(workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, Any]) -> None:
+    """An import whose stream is malformed midway, then another."""
+    store = open_store(root, keyring, "node")
+    registry = Registry(store, keyring)
+    stream = list(import_batches(good_records(1000), size=100))
+    stream[3].last = True  # the stream goes on after a "last" batch: InvalidInput
+    try:
+        registry.import_records(workers.rows(import_stream(stream)))
+        out["first"] = "imported"
+    except InvalidInput as exc:
+        out["first"] = str(exc)
+    rows = [record(i + 2, f"N{i:05d}") for i in range(450)]
+    out["second"] = registry.import_records(
+        workers.rows(import_stream(import_batches(rows, size=100)))
+    )
+    out["held"] = [held(registry, c) for c in ("C00000", "N00000", "N00449")]
+    out["running"] = workers.running
+
+
+def _store_fails(workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, Any]) -> None:
+    """The store fails on the third batch, then another import."""
+    store = open_store(root, keyring, "node")
+    registry = Registry(store, keyring)
+    real_insert = store.insert_new_children
+    calls = []
+    kept: list[BaseException] = []
+
+    def failing(rows: Any) -> None:
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real_insert(rows)
+
+    store.insert_new_children = failing  # type: ignore[method-assign]
+    try:
+        registry.import_records(
+            workers.rows(import_stream(import_batches(good_records(3000), size=500)))
+        )
+        out["first"] = "imported"
+    except OSError as exc:
+        out["first"] = str(exc)
+        kept.append(exc)  # as a server might: its traceback keeps the row generator alive
+    store.insert_new_children = real_insert  # type: ignore[method-assign]
+    rows = [record(i + 2, f"N{i:05d}") for i in range(700)]
+    out["second"] = registry.import_records(
+        workers.rows(import_stream(import_batches(rows, size=100)))
+    )
+    out["held"] = [held(registry, c) for c in ("C00000", "N00000", "N00699")]
+    out["running"] = workers.running
+
+
+def _big_messages(
+    workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, Any]
+) -> None:
+    """Stream messages larger than a worker's chunk."""
+    store = open_store(root, keyring, "node")
+    registry = Registry(store, keyring)
+    out["imported"] = registry.import_records(
+        workers.rows(import_stream(import_batches(good_records(2100), size=2100)))
+    )
+    out["held"] = [held(registry, f"C{i:05d}") for i in (0, 499, 500, 2099)]
+
+
+def _failed(workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, Any]) -> None:
+    """A batch the worker cannot parse."""
+    worker = workers._workers[0] if workers._workers else None
+    assert worker is not None
+    workers._send(worker, 99, b"\xff\xff not a batch")
+    try:
+        workers._receive(worker, 99)
+        out["failed"] = "no error"
+    except Unavailable as exc:
+        out["failed"] = str(exc)
+    out["running"] = workers.running
+
+
+def _orphan(workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, Any]) -> None:
+    """Wait to be killed: the workers must die with this process."""
+    print(json.dumps(out), flush=True)
+    signal.pause()  # the test kills this process; the workers must die with it
+
+
+SCENARIOS: dict[str, Callable[[ImportWorkers, Keyring, Path, dict[str, Any]], None]] = {
+    "good": _good,
+    "bad": _bad,
+    "killed": _killed,
+    "abandoned": _abandoned,
+    "store_fails": _store_fails,
+    "big_messages": _big_messages,
+    "failed": _failed,
+    "orphan": _orphan,
+}
+
+
 def main(name: str, root: Path) -> dict[str, Any]:
     """Run scenario ``name`` in ``root``; the result to print."""
     generate_key_file(root / "kek.key")
@@ -128,65 +271,7 @@ def main(name: str, root: Path) -> dict[str, Any]:
     if workers is None:
         return {"started": False}
     out: dict[str, Any] = {"started": True, "worker_pids": children_of(os.getpid())}
-    if name == "good":
-        rows = good_records(1234)
-        store = open_store(root, keyring, "node")
-        registry = Registry(store, keyring)
-        out["imported"] = registry.import_records(
-            workers.rows(import_stream(import_batches(rows, size=100)))
-        )
-        out["equal"] = [
-            registry.get_child(r.child.child_id).child == r.child
-            and registry.get_child(r.child.child_id).assessments == (r.assessment,)
-            for r in (rows[0], rows[617], rows[-1])
-        ]
-    elif name == "bad":
-        theirs = registry_with_held_child(open_store(root, keyring, "workers"), keyring)
-        ours = registry_with_held_child(open_store(root, keyring, "inline"), keyring)
-        out["workers"] = violations(
-            lambda: theirs.import_records(workers.rows(import_stream(bad_batches())))
-        )
-        out["inline"] = violations(
-            lambda: ours.import_records(records_from_import_stream(bad_batches()))
-        )
-    elif name == "killed":
-        store = open_store(root, keyring, "node")
-        registry = Registry(store, keyring)
-        victim = out["worker_pids"][0]
-
-        def batches() -> Iterator[pb.ImportBatch]:
-            for i, batch in enumerate(import_batches(good_records(3000), size=100)):
-                if i == 10:
-                    os.kill(victim, signal.SIGKILL)
-                yield batch
-
-        try:
-            registry.import_records(workers.rows(import_stream(batches())))
-            out["first"] = "imported"
-        except Unavailable as exc:
-            out["first"] = str(exc)
-        out["running"] = workers.running
-        out["after_first"] = [held(registry, f"C{i:05d}") for i in (0, 2999)]
-        out["second"] = registry.import_records(good_records(300))
-    elif name == "abandoned":
-        store = open_store(root, keyring, "node")
-        registry = Registry(store, keyring)
-        stream = list(import_batches(good_records(1000), size=100))
-        stream[3].last = True  # the stream goes on after a "last" batch: InvalidInput
-        try:
-            registry.import_records(workers.rows(import_stream(stream)))
-            out["first"] = "imported"
-        except InvalidInput as exc:
-            out["first"] = str(exc)
-        rows = [record(i + 2, f"N{i:05d}") for i in range(450)]
-        out["second"] = registry.import_records(
-            workers.rows(import_stream(import_batches(rows, size=100)))
-        )
-        out["held"] = [held(registry, c) for c in ("C00000", "N00000", "N00449")]
-        out["running"] = workers.running
-    elif name == "orphan":
-        print(json.dumps(out), flush=True)
-        signal.pause()  # the test kills this process; the workers must die with it
+    SCENARIOS[name](workers, keyring, root, out)
     out["exit_codes"] = workers.close()
     out["after_close"] = children_of(os.getpid())
     return out

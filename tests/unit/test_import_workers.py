@@ -42,6 +42,7 @@ def run(scenario: str, tmp_path: Path) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     assert result["started"], "the workers did not start in a fresh single-threaded process"
+    assert "Traceback" not in done.stderr, done.stderr  # workers leave the log alone
     return result
 
 
@@ -80,6 +81,29 @@ def test_an_abandoned_import_leaves_nothing_behind_for_the_next(tmp_path: Path) 
     assert got["held"] == [False, True, True]
     assert got["running"] is True
     assert got["exit_codes"] == [0, 0]
+
+
+def test_a_store_failing_mid_import_leaves_no_reply_behind(tmp_path: Path) -> None:
+    got = run("store_fails", tmp_path)
+    assert got["first"] == "disk full"
+    assert got["second"] == 700
+    assert got["held"] == [False, True, True]
+    assert got["running"] is True
+    assert got["exit_codes"] == [0, 0]
+
+
+def test_stream_messages_bigger_than_a_chunk_are_split_for_the_workers(tmp_path: Path) -> None:
+    got = run("big_messages", tmp_path)
+    assert got["imported"] == 2100
+    assert got["held"] == [True, True, True, True]
+
+
+def test_a_batch_a_worker_cannot_seal_stops_the_workers_naming_only_the_error_type(
+    tmp_path: Path,
+) -> None:
+    got = run("failed", tmp_path)
+    assert got["failed"].startswith("an import worker failed (DecodeError); nothing was imported")
+    assert got["running"] is False
 
 
 def _alive(pid: int) -> bool:
