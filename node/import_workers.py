@@ -56,8 +56,8 @@ _PR_SET_PDEATHSIG: Final = 1
 #: and a reply holds its rows as Python objects (about 1.5 kB each).
 CHUNK: Final = IMPORT_BATCH
 
-#: A sealed row as it crosses the process boundary: plain tuples pickle ten times faster
-#: than the store's frozen dataclasses.
+#: A sealed row as it crosses the process boundary: plain tuples unpickle about 18 times
+#: faster than the store's frozen dataclasses (1.3 against 23.5 µs a row, measured).
 WireRow = tuple[
     int,  # line
     bytes | None,  # national-id digest
