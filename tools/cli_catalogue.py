@@ -75,6 +75,18 @@ REFUSED_HINT = (
 )
 
 
+def write_signed(out_file: Path, blob: bytes) -> None:
+    """Write a signed file made by a ``sign`` command; CliError (EXIT_INTERNAL) if it cannot."""
+    try:
+        out_file.write_bytes(blob)
+    except OSError as exc:
+        raise CliError(
+            f"sign: cannot write {out_file} ({type(exc).__name__})",
+            code=EXIT_INTERNAL,
+            hint="check the path and that you may write there",
+        ) from None
+
+
 @contextmanager
 def cli_errors(what: str, doc: str = "docs/catalogue.md") -> Iterator[None]:
     """Turn the signed documents' domain errors into one-line CLI errors with advice."""
@@ -225,14 +237,7 @@ def sign(
         signing_key = load_signing_key(key)
         blob = sign_catalogue(catalogue, signing_key)
         verify_catalogue(blob, signing_key.verify_key)  # what we ship must verify
-    try:
-        out_file.write_bytes(blob)
-    except OSError as exc:
-        raise CliError(
-            f"sign: cannot write {out_file} ({type(exc).__name__})",
-            code=EXIT_INTERNAL,
-            hint="check the path and that you may write there",
-        ) from None
+    write_signed(out_file, blob)
     err.print(
         f"signed catalogue {catalogue.federation} version {catalogue.version}: "
         f"{len(catalogue.tables)} tables, total ρ {catalogue.total_rho} "

@@ -26,8 +26,7 @@ from childreg.secagg.roster import (
     verify_roster,
 )
 from childreg.signed import key_id
-from tools.cli_catalogue import AuthorityOpt, FederationOpt, cli_errors
-from tools.client import EXIT_INTERNAL, CliError
+from tools.cli_catalogue import AuthorityOpt, FederationOpt, cli_errors, write_signed
 from tools.options import JsonOpt
 
 app = typer.Typer(
@@ -73,14 +72,7 @@ def sign(
         signing_key = load_signing_key(key)
         blob = sign_roster(roster, signing_key)
         verify_roster(blob, signing_key.verify_key)  # what we ship must verify
-    try:
-        out_file.write_bytes(blob)
-    except OSError as exc:
-        raise CliError(
-            f"sign: cannot write {out_file} ({type(exc).__name__})",
-            code=EXIT_INTERNAL,
-            hint="check the path and that you may write there",
-        ) from None
+    write_signed(out_file, blob)
     err.print(
         f"signed roster {roster.federation} version {roster.version} for snapshots "
         f"{roster.first_snapshot} to {roster.last_snapshot}: "
