@@ -40,7 +40,7 @@ from google.protobuf.message import Message
 
 from childreg import codes
 from childreg.errors import ChildregError, FailedPrecondition, PermissionDenied
-from childreg.secagg.masks import MIN_PARTICIPANTS, unmask_sum
+from childreg.secagg.masks import unmask_sum
 from childreg.secagg.roster import Roster, RosterMember
 from childreg.secagg.upload import open_share
 from childreg.v1 import statistics_pb2 as spb
@@ -183,7 +183,7 @@ class SecureRounds:
                 "recorded or published; ask again when they are up"
             )
         missing = set(configured) - chosen
-        need = max(MIN_PARTICIPANTS, self.roster.colluders + 1, len(self.roster.members) // 2 + 1)
+        need = self.roster.min_participants
         if recorded is None and len(chosen) < need:
             named = ", ".join(f"{d} ({reasons.get(d, 'not ready')})" for d in sorted(missing))
             raise IncompleteRound(

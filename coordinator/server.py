@@ -15,10 +15,12 @@ from childreg.audit.checkpoint import childreg_origin
 from childreg.audit.witness_config import WitnessedNode, build_witness, load_witness_signer
 from childreg.audit.witness_service import SERVICE as WITNESS_SERVICE
 from childreg.audit.witness_service import WitnessServicer
+from childreg.catalogue import KIND as CATALOGUE_KIND
 from childreg.catalogue import load_verify_key, verify_catalogue
-from childreg.errors import ChildregError, KeyProblem
+from childreg.errors import ChildregError, InvalidInput, KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.secagg.masks import MIN_PARTICIPANTS
+from childreg.secagg.roster import KIND as ROSTER_KIND
 from childreg.secagg.roster import verify_roster
 from childreg.service import (
     bound_address,
@@ -27,6 +29,7 @@ from childreg.service import (
     wait_for_signal,
     write_ready_file,
 )
+from childreg.signed import read_signed_file
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.channels import NodeChannels
@@ -80,11 +83,11 @@ def signed_inputs(config: CoordinatorConfig) -> tuple[SignedCatalogue, SignedRos
             hint=f"issue the coordinator's identity from the CA of {config.federation}",
         )
     authority = load_verify_key(config.statistics_authority_key)
-    try:
-        blob = config.catalogue_file.read_bytes()  # verify exactly the bytes that are served
-    except OSError as exc:
+    try:  # verify exactly the bytes that are served
+        blob = read_signed_file(CATALOGUE_KIND, config.catalogue_file)
+    except InvalidInput as exc:
         raise KeyProblem(
-            f"cannot read the catalogue {config.catalogue_file}: {exc.strerror or exc}",
+            f"cannot read the catalogue {config.catalogue_file}: {exc}",
             hint="set catalogue_file to the file `childreg stats catalogue sign` wrote",
         ) from None
     catalogue = SignedCatalogue(
@@ -155,11 +158,9 @@ def load_roster(config: CoordinatorConfig, authority: VerifyKey) -> SignedRoster
     if path is None:  # the configuration's validation already refuses this
         raise KeyProblem("secure aggregation needs roster_file", hint=_ROSTER_HINT)
     try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise KeyProblem(
-            f"cannot read the roster {path}: {exc.strerror or exc}", hint=_ROSTER_HINT
-        ) from None
+        blob = read_signed_file(ROSTER_KIND, path)
+    except InvalidInput as exc:
+        raise KeyProblem(f"cannot read the roster {path}: {exc}", hint=_ROSTER_HINT) from None
     try:
         roster = verify_roster(blob, authority, federation=config.federation)
     except ChildregError as exc:
@@ -176,10 +177,11 @@ def load_roster(config: CoordinatorConfig, authority: VerifyKey) -> SignedRoster
             hint="add their `childreg node roster-entry` to the roster and sign it again "
             "(`childreg stats roster sign`), or remove them from `departments`",
         )
-    if len(config.departments) < max(MIN_PARTICIPANTS, roster.colluders + 1):
+    if len(config.departments) < roster.min_participants:
         raise KeyProblem(
-            f"secure aggregation needs at least {MIN_PARTICIPANTS} configured departments, "
-            f"and more than the roster's {roster.colluders} colluders; "
+            f"secure aggregation needs at least {roster.min_participants} configured "
+            f"departments (at least {MIN_PARTICIPANTS}, more than half of the roster's "
+            f"{len(roster.members)} and more than its {roster.colluders} colluders); "
             f"{len(config.departments)} are configured",
             hint='configure more departments, or set aggregation = "per-department"',
         )

@@ -234,6 +234,12 @@ class Roster(Model):
             )
         return members
 
+    @property
+    def min_participants(self) -> int:
+        """The fewest departments a round may have: the three rules :meth:`participants`
+        checks (at least three, more than half of the roster, more than the colluders)."""
+        return max(MIN_PARTICIPANTS, len(self.members) // 2 + 1, self.colluders + 1)
+
     def canonical_object(self) -> dict[str, Any]:
         """The roster as the JSON object that is signed (members in the author's order)."""
         return {

@@ -761,3 +761,22 @@ def test_a_store_written_before_participant_sets_opens_and_keeps_its_tables(
             store._conn.execute("DELETE FROM participant_sets")
     finally:
         store.close()
+
+
+def test_a_configuration_that_can_never_hold_a_majority_of_the_roster_is_refused(
+    tmp_path: Path,
+) -> None:
+    """3 of a 7-member roster could never settle a set (nodes need 4): refused at start."""
+    big = make_federation(tmp_path / "fed", 7)
+    try:
+        (tmp_path / "roster.json").write_bytes(big.roster.blob)
+        three = tuple(big.nodes)[:3]
+        cfg = load_config(
+            CoordinatorConfig, write_config(tmp_path, 'roster_file = "roster.json"', three)
+        )
+        with pytest.raises(KeyProblem, match="needs at least 4 configured departments"):
+            load_roster(cfg, AUTHORITY.verify_key)
+        four = write_config(tmp_path, 'roster_file = "roster.json"', tuple(big.nodes)[:4])
+        assert load_roster(load_config(CoordinatorConfig, four), AUTHORITY.verify_key)
+    finally:
+        big.store.close()

@@ -352,3 +352,23 @@ def test_the_same_set_with_another_number_of_colluders_is_refused(
 def test_admit_refuses_a_repeated_department(rule: ParticipationRule) -> None:
     with pytest.raises(InvalidInput, match="repeat"):
         rule.admit("2025-01", ("a", "a", "b", "c"), colluders=1)
+
+
+@pytest.mark.parametrize("size", range(3, 12))
+def test_min_participants_is_exactly_the_smallest_set_participants_accepts(size: int) -> None:
+    names = [f"dept{i:02d}" for i in range(size)]
+    for colluders in range(size):
+        data = authored(*names)
+        data["colluders"] = colluders
+        roster = parse_roster(data)
+        accepted = []
+        for k in range(1, size + 1):
+            try:
+                roster.participants(names[:k])
+                accepted.append(k)
+            except FailedPrecondition:
+                pass
+        # the three rules by hand: 3 or more, a strict majority, more than the colluders
+        expected = max(3, size // 2 + 1, colluders + 1)
+        assert accepted == list(range(expected, size + 1))
+        assert roster.min_participants == expected
