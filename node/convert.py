@@ -23,7 +23,6 @@ from childreg.models import (
     ImportRecord,
     NoisyTableQuestion,
     PlacementIn,
-    known_functioning,
     parse,
     violations_of,
 )
@@ -78,12 +77,7 @@ def _assessment_data(m: pb.Assessment) -> dict[str, Any]:
         "impairment_band": _opt(m.impairment_band),
         "icf_codes": tuple(m.icf_codes),
         "diagnoses": tuple(m.diagnoses),
-        "functioning": tuple(
-            [
-                known_functioning(f.domain, f.level) or {"domain": f.domain, "level": f.level}
-                for f in m.functioning
-            ]
-        ),
+        "functioning": tuple({"domain": f.domain, "level": f.level} for f in m.functioning),
         "recommended_form": _opt(m.recommended_form),
         "supports": tuple(m.supports),
         "accommodations": tuple(m.accommodations),

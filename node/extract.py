@@ -44,6 +44,7 @@ from childreg.errors import (
     Violation,
 )
 from childreg.extract_format import EXTRACT_TYPE, EXTRACT_VERSION, SIGNING_DOMAIN
+from childreg.signed import canonical_json
 from node.keys import Keyring
 from node.records import assessment_context
 from node.store.base import (
@@ -196,11 +197,6 @@ def grant_ref(grant_hash: bytes) -> str:
 def extract_verify_key(keyring: Keyring) -> bytes:
     """The node's 32-byte Ed25519 key that verifies its extracts (what it publishes)."""
     return bytes(nacl.signing.SigningKey(keyring.extract_signing_seed()).verify_key)
-
-
-def canonical_json(value: object) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the one byte form of a JSON value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def envelope_json(payload: str, signature_b64: str, signer_b64: str) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,7 +19,6 @@ from rich.table import Table
 
 from childreg.catalogue import AUTHORITY_KEY, load_signing_key, load_verify_key
 from childreg.secagg.roster import (
-    Roster,
     load_roster,
     read_signed_roster,
     sign_roster,
@@ -40,18 +39,6 @@ DOC = "docs/secure-aggregation.md"
 SignedRosterArg = Annotated[
     Path, typer.Argument(help="The signed roster file (roster.signed.json).", dir_okay=False)
 ]
-
-
-def roster_summary(roster: Roster) -> dict[str, Any]:
-    """The roster for ``--json``: federation, version, colluders and every member."""
-    return {
-        "federation": roster.federation,
-        "version": roster.version,
-        "first_snapshot": roster.first_snapshot,
-        "last_snapshot": roster.last_snapshot,
-        "colluders": roster.colluders,
-        "members": [m.canonical_object() for m in roster.members],
-    }
 
 
 @app.command()
@@ -93,7 +80,7 @@ def show(
     with cli_errors("roster", DOC):
         roster = read_signed_roster(file, load_verify_key(authority), federation=federation)
     if as_json:
-        typer.echo(json.dumps(roster_summary(roster), indent=2))
+        typer.echo(json.dumps(roster.canonical_object(), indent=2))  # what was signed
         return
     table = Table(
         title=f"roster of {roster.federation}, version {roster.version}, snapshots "
