@@ -201,11 +201,10 @@ def access_report(
     """
     cfg = load_config(NodeConfig, config)
     with _opened(cfg) as (keyring, audit):
-        subject = keyring.pseudonym(child_id).hex()
+        pseudonym = keyring.pseudonym(child_id)
         leaves = audit.leaves()
         held = audit.latest_checkpoint()
         verifier = NoteVerifier.from_key_string(audit.verifier_key)
-        events = audit.events_about(keyring.pseudonym(child_id), leaves)
     checked = 0
     if held is not None:  # the log must verify up to the node's last checkpoint
         checked = Checkpoint.parse(note_text(held)).size
@@ -217,6 +216,8 @@ def access_report(
                 code=EXIT_UNVERIFIED,
                 hint="keep the database as it is; tell the data-protection officer",
             )
+    subject = pseudonym.hex()
+    events = audit.events_about(pseudonym, leaves)  # parsed only once the log verified
     rows = [
         {"time": e.time, "who": e.actor, "action": e.action, "purpose": e.purpose,
          "grant": e.grant, "outcome": e.outcome, "leaf": e.seq}
