@@ -362,13 +362,11 @@ class RecordStore(ABC):
         """How many leaves the audit log holds."""
 
     @abstractmethod
-    def audit_append(
-        self, body: bytes, rows: Sequence[tuple[int, int, bytes]], index: int | None = None
-    ) -> int:
-        """Append a leaf (index = the current size) with its new Merkle rows; its index.
+    def audit_append(self, body: bytes, rows: Sequence[tuple[int, int, bytes]], index: int) -> int:
+        """Append leaf ``index`` with its new Merkle rows; its index.
 
-        ``index``, if given, is the size the caller read inside the same ``atomic()``
-        block (saving the store a second look); AlreadyExists if it is not the size.
+        ``index`` is the size the caller read inside the same ``atomic()`` block (its
+        Merkle rows depend on it); AlreadyExists if it is not the size.
         """
 
     @abstractmethod

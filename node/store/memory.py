@@ -301,13 +301,11 @@ class MemoryStore(RecordStore):
         with self._lock:
             return len(self._live().leaves)
 
-    def audit_append(
-        self, body: bytes, rows: Sequence[tuple[int, int, bytes]], index: int | None = None
-    ) -> int:
+    def audit_append(self, body: bytes, rows: Sequence[tuple[int, int, bytes]], index: int) -> int:
         """Append a leaf (index = the current size) with its new Merkle rows; its index."""
         with self._lock, self.atomic():
             state = self._writable()
-            if index is not None and index != len(state.leaves):
+            if index != len(state.leaves):
                 raise AlreadyExists("an audit leaf would be overwritten or skipped")
             for level, idx, digest in rows:
                 if state.hashes.setdefault((level, idx), digest) != digest:

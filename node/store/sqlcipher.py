@@ -720,21 +720,18 @@ class SqlCipherStore(RecordStore):
         rows = self._query("SELECT coalesce(max(seq) + 1, 0) FROM audit_leaf")
         return int(rows[0][0])
 
-    def audit_append(
-        self, body: bytes, rows: Sequence[tuple[int, int, bytes]], index: int | None = None
-    ) -> int:
+    def audit_append(self, body: bytes, rows: Sequence[tuple[int, int, bytes]], index: int) -> int:
         """Append a leaf (index = the current size) with its new Merkle rows; its index."""
         with self.atomic():
-            size = self.audit_size() if index is None else index
             try:  # the insert checks the size itself: one statement, not a read and a write
-                if self._conn.execute(_APPEND_LEAF, (size, body, size)).rowcount != 1:
+                if self._conn.execute(_APPEND_LEAF, (index, body, index)).rowcount != 1:
                     raise AlreadyExists("an audit leaf would be overwritten or skipped")
                 self._conn.executemany(
                     "INSERT INTO audit_hash(level, idx, hash) VALUES (?, ?, ?)", list(rows)
                 )
             except sqlcipher3.IntegrityError:
                 raise AlreadyExists("an audit row would be overwritten") from None
-            return size
+            return index
 
     def audit_hash(self, level: int, index: int) -> bytes:
         """A stored complete-subtree hash; KeyError if absent (a corruption signal)."""

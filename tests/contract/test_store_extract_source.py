@@ -175,4 +175,4 @@ def test_an_append_at_the_wrong_index_is_refused_and_changes_nothing(
     with pytest.raises(KeyError):
         store.audit_hash(0, 1)
     assert store.audit_append(b"leaf-1", [(0, 1, b"i" * 32)], 1) == 1
-    assert store.audit_append(b"leaf-2", [(0, 2, b"j" * 32)]) == 2
+    assert store.audit_append(b"leaf-2", [(0, 2, b"j" * 32)], 2) == 2

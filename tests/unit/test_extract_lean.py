@@ -31,11 +31,11 @@ from childreg import codes
 from childreg.errors import ChildregError, FailedPrecondition, NotFound
 from childreg.extract_format import EXTRACT_TYPE, EXTRACT_VERSION
 from childreg.models import AssessmentIn, ChildIn, ChildView, PlacementIn
+from childreg.signed import canonical_json
 from node.extract import (
     POLICY,
     ExtractDesk,
     academic_year_of,
-    canonical_json,
     envelope_json,
     grant_ref,
     rfc3339,
