@@ -394,10 +394,6 @@ class RecordStore(ABC):
         """One consent by id, or None."""
 
     @abstractmethod
-    def consent_by_grant(self, grant_hash: bytes) -> StoredConsent | None:
-        """The consent a grant belongs to, or None."""
-
-    @abstractmethod
     def extract_source(self, grant_hash: bytes, academic_year: str) -> ExtractSource | None:
         """The consent of a grant with what its extract is made of, or None (no such grant).
 

@@ -355,12 +355,6 @@ class MemoryStore(RecordStore):
         with self._lock:
             return self._live().consents.get(consent_id)
 
-    def consent_by_grant(self, grant_hash: bytes) -> StoredConsent | None:
-        """The consent a grant belongs to, or None."""
-        with self._lock:
-            found = [c for c in self._live().consents.values() if c.grant_hash == grant_hash]
-            return found[0] if found else None
-
     def extract_source(self, grant_hash: bytes, academic_year: str) -> ExtractSource | None:
         """The consent of a grant with what its extract is made of, or None."""
         with self._lock:

@@ -812,11 +812,6 @@ class SqlCipherStore(RecordStore):
         found = self._consents("consent_id = ?", (consent_id,))
         return found[0] if found else None
 
-    def consent_by_grant(self, grant_hash: bytes) -> StoredConsent | None:
-        """The consent a grant belongs to, or None."""
-        found = self._consents("grant_hash = ?", (grant_hash,))
-        return found[0] if found else None
-
     def extract_source(self, grant_hash: bytes, academic_year: str) -> ExtractSource | None:
         """The consent of a grant with what its extract is made of, or None (one read)."""
         rows = self._query(_EXTRACT_SOURCE, (academic_year, grant_hash))

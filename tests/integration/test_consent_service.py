@@ -125,7 +125,7 @@ def test_staff_grant_list_show_withdraw_each_one_leaf(node: Node, tmp_path: Path
     consent_id, token = granted["consent"]["consent_id"], granted["grant"]
     assert GRANT_RE.fullmatch(token)
     assert "secure" in granted["notice"]
-    assert node.store.consent_by_grant(node.keyring.grant_hash(token)) is not None
+    assert node.store.extract_source(node.keyring.grant_hash(token), "2024/25") is not None
     assert GUARDIAN in (receipts / f"{consent_id}-grant.html").read_text()
     assert json.loads((receipts / f"{consent_id}-grant.json").read_text())["shared_with"] == SCHOOL
     assert node.log.size == size + 1

@@ -253,8 +253,9 @@ def test_a_grant_presented_by_another_school_is_refused(node: Node) -> None:
 
 def test_withdrawal_takes_effect_immediately(node: Node) -> None:
     node.desk.extract(node.grant, node.public, SCHOOL)
-    consent = node.store.consent_by_grant(node.keyring.grant_hash(node.grant))
-    assert consent is not None
+    source = node.store.extract_source(node.keyring.grant_hash(node.grant), "2024/25")
+    assert source is not None
+    consent = source.consent
     assert node.store.withdraw_consent(consent.consent_id, NOW)
     assert type(refused(node, node.grant)) is PermissionDenied
 
@@ -418,8 +419,9 @@ def test_a_withdrawal_waits_for_an_extract_in_flight_and_stops_the_next(node: No
         node.store, node.keyring.audit_signing_seed(), federation="fed.test", department="d1"
     )
     servicer = ExtractServicer(node.desk, audit, node.keyring)
-    consent = node.store.consent_by_grant(node.keyring.grant_hash(node.grant))
-    assert consent is not None
+    source = node.store.extract_source(node.keyring.grant_hash(node.grant), "2024/25")
+    assert source is not None
+    consent = source.consent
     build = node.desk.extract
     withdrawn = threading.Event()
     finished_inside: list[bool] = []
