@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Annotated, Final
 
 import structlog
-from nacl.public import PrivateKey, PublicKey
+from nacl.public import PrivateKey
 from nacl.signing import SigningKey, VerifyKey
 from pydantic import ConfigDict, Field, StringConstraints
 
@@ -210,7 +210,7 @@ class AggregationDesk:
                 "participants": departments,
             }
         ).decode("utf-8")
-        peers = self._peers(members, question.round_id, table.id, snapshot, context)
+        seeds = self._seeds(members, question.round_id, table.id, snapshot, context)
         answer = self._statistics.release(
             catalogue,
             table,
@@ -219,16 +219,7 @@ class AggregationDesk:
             noise,
             admit=lambda: self._rule.admit(snapshot, departments, colluders=c),
         )
-        values = masks.masked(
-            answer.counts,
-            self._masking,
-            self._department,
-            peers,
-            round_id=question.round_id,
-            table_id=table.id,
-            snapshot=snapshot,
-            context=context,
-        )
+        values = masks.masked_with_seeds(answer.counts, self._department, seeds)
         body = spb.ShareBody(
             federation=self._federation,
             department=self._department,
@@ -281,23 +272,26 @@ class AggregationDesk:
             )
         return member
 
-    def _peers(
+    def _seeds(
         self,
         members: tuple[RosterMember, ...],
         round_id: str,
         table_id: str,
         snapshot: str,
         context: str,
-    ) -> Mapping[str, PublicKey]:
-        """Every other participant's masking key, each checked to agree a usable seed.
+    ) -> Mapping[str, bytes]:
+        """The pairwise mask seed agreed with every other participant.
 
-        Checked before the ledger is touched: a key of small order in the roster would
+        Agreed before the ledger is touched: a key of small order in the roster would
         otherwise fail the masking only after the share was charged.
         """
-        peers = {m.department: m.public_key for m in members if m.department != self._department}
-        for department, key in peers.items():
+        seeds: dict[str, bytes] = {}
+        for m in members:
+            department, key = m.department, m.public_key
+            if department == self._department:
+                continue
             try:
-                masks.pair_seed(
+                seeds[department] = masks.pair_seed(
                     self._masking,
                     key,
                     my_id=self._department,
@@ -312,4 +306,4 @@ class AggregationDesk:
                     f"the roster's masking key of department {department} is unusable; "
                     "the statistics authority must sign a corrected roster"
                 ) from None
-        return peers
+        return seeds

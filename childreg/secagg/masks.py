@@ -138,14 +138,8 @@ def masked(
     """
     if my_id in peers:
         raise ValueError("my_id must not be among the peers")
-    if len(peers) < MIN_PARTICIPANTS - 1:
-        raise ValueError(f"a round needs at least {MIN_PARTICIPANTS} participants")
-    acc = [_as_int(v) for v in values]
-    if any(not -_HALF <= v < _HALF for v in acc):
-        raise ValueError("values must lie in the signed int64 range")
-    n = len(acc)
-    for peer_id, peer_public in peers.items():
-        seed = pair_seed(
+    seeds = {
+        peer_id: pair_seed(
             my_private,
             peer_public,
             my_id=my_id,
@@ -155,6 +149,22 @@ def masked(
             snapshot=snapshot,
             context=context,
         )
+        for peer_id, peer_public in peers.items()
+    }
+    return masked_with_seeds(values, my_id, seeds)
+
+
+def masked_with_seeds(values: Sequence[int], my_id: str, seeds: Mapping[str, bytes]) -> list[int]:
+    """:func:`masked` with each peer's :func:`pair_seed` already agreed (same checks)."""
+    if my_id in seeds:
+        raise ValueError("my_id must not be among the peers")
+    if len(seeds) < MIN_PARTICIPANTS - 1:
+        raise ValueError(f"a round needs at least {MIN_PARTICIPANTS} participants")
+    acc = [_as_int(v) for v in values]
+    if any(not -_HALF <= v < _HALF for v in acc):
+        raise ValueError("values must lie in the signed int64 range")
+    n = len(acc)
+    for peer_id, seed in seeds.items():
         stream = mask_stream(seed, n)
         if peer_id > my_id:
             acc = [a + m for a, m in zip(acc, stream, strict=True)]
