@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol
 
 import grpc
 import structlog
@@ -93,7 +93,6 @@ class Measurement:
     missing_departments: tuple[str, ...] = ()
 
 
-@runtime_checkable
 class Rounds(Protocol):
     """An aggregation mechanism, as the publisher sees it."""
 

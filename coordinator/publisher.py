@@ -41,9 +41,6 @@ from coordinator.federation import (
     NATIONAL,
     PER_DEPARTMENT,
     SECURE_AGGREGATION,
-    IncompleteRound,
-    NoisyRounds,
-    PerDepartmentRounds,
     Rounds,
     StatementPieces,
     TableRound,
@@ -54,14 +51,11 @@ from coordinator.releases import ReleaseStore, release_key
 
 log = structlog.get_logger("childreg.coordinator")
 
-MECHANISM = PER_DEPARTMENT
 _STAGE_ONE = StatementPieces(PER_DEPARTMENT)
 
 __all__ = [
-    "MECHANISM",
     "NATIONAL",
     "SECURE_AGGREGATION",
-    "IncompleteRound",
     "Publisher",
     "Rounds",
     "SignedCatalogue",
@@ -84,8 +78,7 @@ class Publisher:
     def __init__(
         self,
         catalogue: SignedCatalogue,
-        federation: Rounds | NoisyRounds,
-        regions: Mapping[str, str],
+        rounds: Rounds,
         store: ReleaseStore,
         budgets: Mapping[str, Fraction],
         *,
@@ -93,13 +86,7 @@ class Publisher:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._signed = catalogue
-        # A bare stage-1 transport (``noisy_round``) is summed per region of ``regions``
-        # (department id -> region code); a mechanism (``measure``) brings its own areas.
-        self._rounds: Rounds = (
-            federation
-            if isinstance(federation, Rounds)
-            else PerDepartmentRounds(federation, regions)
-        )
+        self._rounds = rounds  # the mechanism: it measures the table and names its areas
         self._store = store
         self._budgets = dict(budgets)
         self._time_limit = solver_time_limit

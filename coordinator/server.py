@@ -121,7 +121,6 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
         publisher = Publisher(
             catalogue,
             rounds,
-            {d.id: d.region for d in config.departments},
             store,
             {s.id: s.rho for s in config.statisticians},
             solver_time_limit=config.solver_time_limit_seconds,

@@ -41,7 +41,7 @@ from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator import releases, secure
 from coordinator.config import CoordinatorConfig
-from coordinator.federation import IncompleteRound, RoundResult, TableRound
+from coordinator.federation import IncompleteRound, PerDepartmentRounds, RoundResult, TableRound
 from coordinator.margins import cell_variances
 from coordinator.publisher import Publisher, SignedCatalogue, unit_variance
 from coordinator.releases import ReleaseStore
@@ -187,10 +187,7 @@ class Federation:
         return SecureRounds(stubs, self.roster, self.store, **{**options, **kwargs})
 
     def publisher(self, **kwargs: Any) -> Publisher:
-        regions = dict.fromkeys(self.nodes, "baku")  # unused by secure rounds
-        return Publisher(
-            SIGNED, self.rounds(**kwargs), regions, self.store, {"alice": Fraction(1, 4)}
-        )
+        return Publisher(SIGNED, self.rounds(**kwargs), self.store, {"alice": Fraction(1, 4)})
 
 
 def make_federation(tmp: Path, n: int, colluders: int = 1) -> Federation:
@@ -653,7 +650,10 @@ def test_a_snapshot_never_mixes_mechanisms(fed: Federation) -> None:
             return RoundResult({"d00": [20] * 11}, ())
 
     stage1 = Publisher(
-        SIGNED, PerDepartment(), {"d00": "baku"}, fed.store, {"alice": Fraction(1, 4)}
+        SIGNED,
+        PerDepartmentRounds(PerDepartment(), {"d00": "baku"}),
+        fed.store,
+        {"alice": Fraction(1, 4)},
     )
     publish(stage1, FORM)
     with pytest.raises(FailedPrecondition, match="cannot mix aggregation mechanisms"):

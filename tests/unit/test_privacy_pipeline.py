@@ -30,7 +30,7 @@ from childreg.errors import ChildregError
 from childreg.models import NoisyTableQuestion, TableQuery
 from childreg.seed import SEED_FORM_COUNTS
 from childreg.v1 import statistics_pb2 as spb
-from coordinator.federation import RoundResult
+from coordinator.federation import PerDepartmentRounds, RoundResult
 from coordinator.publisher import Publisher, SignedCatalogue
 from coordinator.releases import ReleaseStore
 from node.privacy import StatisticsDesk
@@ -110,8 +110,7 @@ def publisher(tmp: Path, departments: dict[str, dict[str, int]], cat: Catalogue)
     regions = dict(zip(departments, codes.REGIONS, strict=False))
     return Publisher(
         SignedCatalogue(sign_catalogue(cat, AUTHORITY), cat),
-        InProcessRounds(desks),
-        regions,
+        PerDepartmentRounds(InProcessRounds(desks), regions),
         ReleaseStore(tmp / "releases.db"),
         {"alice": cat.snapshot_rho},
     )
