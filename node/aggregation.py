@@ -167,13 +167,7 @@ class AggregationDesk:
         catalogue, table, roster = self._verified(question)
         self._own_member(roster)
         self._statistics.check(catalogue, table, question.academic_year, MECHANISM)
-        recorded = self._store.participation(question.academic_year)
-        if recorded is not None and recorded.colluders != roster.colluders:
-            raise FailedPrecondition(
-                f"this node took part in snapshot {question.academic_year} assuming "
-                f"{recorded.colluders} colluding departments; roster version {roster.version} "
-                f"assumes {roster.colluders}"
-            )
+        recorded = self._rule.recorded(question.academic_year, roster.colluders)
         return spb.ReadyReply(
             department=self._department,
             roster_version=roster.version,

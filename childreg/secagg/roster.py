@@ -375,14 +375,20 @@ class ParticipationRule:
             )
         if self._store.get(snapshot) is None:
             self._store.put(snapshot, Participation(wanted, colluders))
-        held = self._store.get(snapshot)  # read back: a concurrent put may win
+        held = self.recorded(snapshot, colluders)  # read back: a concurrent put may win
         if held is None or held.participants != wanted:
             raise FailedPrecondition(
                 "this node already took part with another set of departments in this snapshot"
             )
-        if held.colluders != colluders:
+
+    def recorded(self, snapshot: str, colluders: int) -> Participation | None:
+        """The set recorded for the snapshot, if any; FailedPrecondition if it was recorded
+        with another number of colluders (its noise shares were drawn for that number)."""
+        held = self._store.get(snapshot)
+        if held is not None and held.colluders != colluders:
             raise FailedPrecondition(
-                f"this node took part in this snapshot assuming {held.colluders} "
+                f"this node took part in snapshot {snapshot} assuming {held.colluders} "
                 f"colluding departments; a roster assuming {colluders} cannot be used for it "
                 "(its noise share was drawn for the first number)"
             )
+        return held
