@@ -145,21 +145,35 @@ _APPEND_LEAF: Final = (
     "INSERT INTO audit_leaf(seq, body) SELECT ?, ? "
     "WHERE ? = (SELECT coalesce(max(seq) + 1, 0) FROM audit_leaf)"
 )
-# An extract's consent, its child, the child's placement in the year asked for and latest
-# assessment (by date, the lowest id of that date): one statement of point look-ups.
+_CONSENT_COLUMNS: Final = (
+    "consent_id, child_id, purpose, school, valid_from, valid_until, evidence_ref, "
+    "granted_at, granted_by, grant_hash, sealed_guardian, withdrawn_at"
+)
+#: What a stored assessment is read from (after the child it belongs to).
+_ASSESSMENT_READ: Final = (
+    "assessment_id, assessment_date, commission, impairment_band, recommended_form, "
+    "next_review, sealed_fields"
+)
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
+# An extract's consent, its child, the child's latest assessment (by date, the lowest id
+# of that date) and its placement in the year asked for: one statement of point look-ups.
 _EXTRACT_SOURCE: Final = (
-    "SELECT k.consent_id, k.child_id, k.purpose, k.school, k.valid_from, k.valid_until, "
-    "k.evidence_ref, k.granted_at, k.granted_by, k.grant_hash, k.sealed_guardian, "
-    "k.withdrawn_at, c.key_version, c.wrapped_key, c.national_id_hash, c.date_of_birth, "
-    "c.sex, c.district, c.sealed_identity, (SELECT p.education_form FROM placement p "
-    "WHERE p.academic_year = ? AND p.child = c.id), a.assessment_id, a.assessment_date, "
-    "a.commission, a.impairment_band, a.recommended_form, a.next_review, a.sealed_fields "
+    f"SELECT {_prefixed('k', _CONSENT_COLUMNS)}, {_prefixed('c', _CHILD_COLUMNS)}, "
+    f"{_prefixed('a', _ASSESSMENT_READ)}, (SELECT p.education_form FROM placement p "
+    "WHERE p.academic_year = ? AND p.child = c.id) "
     "FROM consent k LEFT JOIN child c ON c.child_id = k.child_id "
     "LEFT JOIN assessment a ON a.child = c.id AND a.assessment_id = ("
     "SELECT b.assessment_id FROM assessment b WHERE b.child = c.id "
     "ORDER BY b.assessment_date DESC, b.assessment_id LIMIT 1) "
     "WHERE k.grant_hash = ?"
 )
+_CONSENT_WIDTH: Final = len(_CONSENT_COLUMNS.split(","))
+_CHILD_WIDTH: Final = len(_CHILD_COLUMNS.split(","))
 
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
@@ -212,8 +226,37 @@ def _date(value: str | None) -> dt.date | None:
     return None if value is None else dt.date.fromisoformat(value)
 
 
+def _child_of(row: Sequence[Any]) -> StoredChild:
+    """A child from its row (the columns of ``_CHILD_COLUMNS``)."""
+    return StoredChild(
+        child_id=row[0],
+        key_version=row[1],
+        wrapped_key=row[2],
+        national_id_hash=row[3],
+        date_of_birth=dt.date.fromisoformat(row[4]),
+        sex=row[5],
+        district=row[6],
+        sealed_identity=row[7],
+    )
+
+
+def _assessment_of(child_id: str, row: Sequence[Any]) -> StoredAssessment:
+    """An assessment of ``child_id`` from its row (the columns of ``_ASSESSMENT_READ``)."""
+    aid, date, commission, band, form, review, sealed = row
+    return StoredAssessment(
+        child_id=child_id,
+        assessment_id=int(aid),
+        assessment_date=dt.date.fromisoformat(date),
+        commission=commission,
+        impairment_band=band,
+        recommended_form=form,
+        next_review=_date(review),
+        sealed_fields=_unpack(sealed),
+    )
+
+
 def _consent_of(r: Sequence[Any]) -> StoredConsent:
-    """A consent from its row (the columns of ``SqlCipherStore._CONSENT_COLUMNS``)."""
+    """A consent from its row (the columns of ``_CONSENT_COLUMNS``)."""
     return StoredConsent(
         consent_id=str(r[0]),
         child_id=str(r[1]),
@@ -524,19 +567,7 @@ class SqlCipherStore(RecordStore):
     def get_child(self, child_id: str) -> StoredChild | None:
         """The child's row, or None."""
         rows = self._query(f"SELECT {_CHILD_COLUMNS} FROM child WHERE child_id = ?", (child_id,))
-        if not rows:
-            return None
-        row = rows[0]
-        return StoredChild(
-            child_id=row[0],
-            key_version=row[1],
-            wrapped_key=row[2],
-            national_id_hash=row[3],
-            date_of_birth=dt.date.fromisoformat(row[4]),
-            sex=row[5],
-            district=row[6],
-            sealed_identity=row[7],
-        )
+        return _child_of(rows[0]) if rows else None
 
     def find_by_national_id_hash(self, digest: bytes) -> str | None:
         """The child id holding this national-id hash, or None."""
@@ -583,24 +614,11 @@ class SqlCipherStore(RecordStore):
     def assessments(self, child_id: str) -> list[StoredAssessment]:
         """The child's assessments, by id."""
         rows = self._query(
-            "SELECT a.assessment_id, a.assessment_date, a.commission, a.impairment_band, "
-            "a.recommended_form, a.next_review, a.sealed_fields FROM assessment a "
+            f"SELECT {_prefixed('a', _ASSESSMENT_READ)} FROM assessment a "
             "JOIN child c ON c.id = a.child WHERE c.child_id = ? ORDER BY a.assessment_id",
             (child_id,),
         )
-        return [
-            StoredAssessment(
-                child_id=child_id,
-                assessment_id=int(aid),
-                assessment_date=dt.date.fromisoformat(date),
-                commission=commission,
-                impairment_band=band,
-                recommended_form=form,
-                next_review=_date(review),
-                sealed_fields=_unpack(sealed),
-            )
-            for aid, date, commission, band, form, review, sealed in rows
-        ]
+        return [_assessment_of(child_id, row) for row in rows]
 
     def child_ids(self) -> Iterator[str]:
         """Every child id, sorted (fetched a page at a time)."""
@@ -768,18 +786,13 @@ class SqlCipherStore(RecordStore):
             rows = self._query("SELECT size, note FROM audit_checkpoint WHERE size = ?", (size,))
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
-    _CONSENT_COLUMNS = (
-        "consent_id, child_id, purpose, school, valid_from, valid_until, evidence_ref,"
-        " granted_at, granted_by, grant_hash, sealed_guardian, withdrawn_at"
-    )
-
     def insert_consent(self, consent: StoredConsent) -> None:
         """Add a consent; AlreadyExists if its id or grant hash is taken."""
         self._not_viewing()
         with self._lock:
             try:
                 self._conn.execute(
-                    f"INSERT INTO consent({self._CONSENT_COLUMNS})"
+                    f"INSERT INTO consent({_CONSENT_COLUMNS})"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         consent.consent_id,
@@ -801,8 +814,7 @@ class SqlCipherStore(RecordStore):
 
     def _consents(self, where: str, params: tuple[Any, ...]) -> list[StoredConsent]:
         rows = self._query(
-            f"SELECT {self._CONSENT_COLUMNS} FROM consent WHERE {where}"
-            " ORDER BY granted_at, consent_id",
+            f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE {where} ORDER BY granted_at, consent_id",
             params,
         )
         return [_consent_of(r) for r in rows]
@@ -818,23 +830,17 @@ class SqlCipherStore(RecordStore):
         if not rows:
             return None
         row = rows[0]
-        consent = _consent_of(row[:12])
-        (version, wrapped, nid_hash, born, sex, district, identity, form, aid, *a) = row[12:]
-        if wrapped is None:  # NOT NULL in the child table: no such child
+        consent = _consent_of(row[:_CONSENT_WIDTH])
+        child_row = row[_CONSENT_WIDTH : _CONSENT_WIDTH + _CHILD_WIDTH]
+        if child_row[0] is None:  # the consent's child is not held
             return ExtractSource(consent, None, None, None)
-        child_id = consent.child_id
-        child = StoredChild(
-            child_id, version, wrapped, nid_hash, dt.date.fromisoformat(born), sex, district,
-            identity,
-        )  # fmt: skip
-        assessment = None
-        if aid is not None:
-            date, commission, band, recommended, review, sealed = a
-            assessment = StoredAssessment(
-                child_id, int(aid), dt.date.fromisoformat(date), commission, band, recommended,
-                _date(review), _unpack(sealed),
-            )  # fmt: skip
-        return ExtractSource(consent, child, assessment, form)
+        assessment_row = row[_CONSENT_WIDTH + _CHILD_WIDTH : -1]  # the placement is last
+        return ExtractSource(
+            consent,
+            _child_of(child_row),
+            None if assessment_row[0] is None else _assessment_of(consent.child_id, assessment_row),
+            row[-1],
+        )
 
     def consents_of(self, child_id: str) -> list[StoredConsent]:
         """A child's consents, oldest first."""
