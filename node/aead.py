@@ -14,7 +14,7 @@ cffi module, the public wrapper is used instead (slower, same bytes).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import nacl.bindings
@@ -26,6 +26,8 @@ TAG_BYTES: Final = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_ABYTES
 
 Encrypt = Callable[[bytes, bytes, bytes, bytes], bytes]
 Decrypt = Callable[[bytes, bytes, bytes, bytes], bytes]
+#: ``seal_each(key, [(plaintext, ad, nonce), ...])``: ``nonce || ciphertext`` of each.
+SealEach = Callable[[bytes, Iterable[tuple[bytes, bytes, bytes]]], list[bytes]]
 
 public_encrypt: Final[Encrypt] = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
 public_decrypt: Final[Decrypt] = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt
@@ -37,7 +39,11 @@ def _arguments_ok(nonce: bytes, key: bytes) -> bool:
     return len(nonce) == NONCE_BYTES and len(key) == KEY_BYTES and type(key) is bytes
 
 
-def _direct(ffi: Any, lib: Any) -> tuple[Encrypt, Decrypt]:
+def _public_seal_each(key: bytes, items: Iterable[tuple[bytes, bytes, bytes]]) -> list[bytes]:
+    return [nonce + public_encrypt(plaintext, ad, nonce, key) for plaintext, ad, nonce in items]
+
+
+def _direct(ffi: Any, lib: Any) -> tuple[Encrypt, Decrypt, SealEach]:
     """Encrypt and decrypt calling libsodium through ``ffi``/``lib`` (PyNaCl's cffi module)."""
     null = ffi.NULL
     new = ffi.new
@@ -64,18 +70,35 @@ def _direct(ffi: Any, lib: Any) -> tuple[Encrypt, Decrypt]:
             raise nacl.exceptions.CryptoError("Decryption failed. Ciphertext failed verification")
         return bytes(buffer(out, length[0]))
 
-    return encrypt, decrypt
+    def seal_each(key: bytes, items: Iterable[tuple[bytes, bytes, bytes]]) -> list[bytes]:
+        # The key is checked once for all the values (a new child's seven seals).
+        if len(key) != KEY_BYTES or type(key) is not bytes:
+            return _public_seal_each(key, items)  # raises the library's error
+        sealed = []
+        for plaintext, ad, nonce in items:
+            if len(nonce) != NONCE_BYTES:  # the library's error for it
+                raise nacl.exceptions.TypeError(
+                    f"Nonce must be a {NONCE_BYTES} bytes long bytes sequence"
+                )
+            size = len(plaintext) + TAG_BYTES
+            out = new("unsigned char[]", size)
+            c_encrypt(out, null, plaintext, len(plaintext), ad, len(ad), null, nonce, key)
+            sealed.append(nonce + buffer(out, size)[:])
+        return sealed
+
+    return encrypt, decrypt, seal_each
 
 
-def _load() -> tuple[Encrypt, Decrypt, bool]:
+def _load() -> tuple[Encrypt, Decrypt, SealEach, bool]:
     try:
         sodium = importlib.import_module("nacl._sodium")  # PyNaCl's cffi module (not public)
-        encrypt, decrypt = _direct(sodium.ffi, sodium.lib)
+        encrypt, decrypt, seal_each = _direct(sodium.ffi, sodium.lib)
     except (ImportError, AttributeError):  # pragma: no cover - depends on the PyNaCl release
-        return public_encrypt, public_decrypt, False
-    return encrypt, decrypt, True
+        return public_encrypt, public_decrypt, _public_seal_each, False
+    return encrypt, decrypt, seal_each, True
 
 
 #: ``encrypt(plaintext, ad, nonce, key)`` and ``decrypt(ciphertext, ad, nonce, key)``, with
-#: the signatures and errors of ``nacl.bindings.crypto_aead_xchacha20poly1305_ietf_*``.
-encrypt, decrypt, DIRECT = _load()
+#: the signatures and errors of ``nacl.bindings.crypto_aead_xchacha20poly1305_ietf_*``;
+#: ``seal_each(key, items)`` the ``nonce || ciphertext`` of each (plaintext, ad, nonce).
+encrypt, decrypt, seal_each, DIRECT = _load()

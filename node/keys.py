@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -196,9 +197,11 @@ _encrypt: Final = aead.encrypt
 _decrypt: Final = aead.decrypt
 
 
-def _seal(key: bytes, plaintext: bytes, ad: bytes) -> bytes:
-    """XChaCha20-Poly1305 of ``plaintext`` bound to ``ad``: random nonce || ciphertext."""
-    nonce = os.urandom(NONCE_BYTES)
+def _seal(key: bytes, plaintext: bytes, ad: bytes, nonce: bytes | None = None) -> bytes:
+    """XChaCha20-Poly1305 of ``plaintext`` bound to ``ad``: nonce || ciphertext, with a
+    random nonce unless one fresh from the OS's random source is given."""
+    if nonce is None:
+        nonce = os.urandom(NONCE_BYTES)
     return nonce + _encrypt(plaintext, ad, nonce, key)
 
 
@@ -223,9 +226,9 @@ class Kek:
     def __repr__(self) -> str:
         return "Kek(<hidden>)"
 
-    def wrap(self, key: bytes, ad: bytes) -> bytes:
+    def wrap(self, key: bytes, ad: bytes, nonce: bytes | None = None) -> bytes:
         """``key`` encrypted under the KEK with associated data ``ad`` (random nonce)."""
-        return _seal(self._key, key, ad)
+        return _seal(self._key, key, ad, nonce)
 
     def unwrap(self, blob: bytes, ad: bytes) -> bytes:
         """The key inside ``blob``; KeyProblem if the KEK or ``ad`` is wrong or it was altered."""
@@ -359,6 +362,31 @@ class Keyring:
         key = secrets.token_bytes(KEY_BYTES)
         version = CHILD_KEY_VERSION
         return key, self._kek.wrap(key, _child_key_ad(child_id, version)), version
+
+    def seal_new_child(
+        self, child_id: str, values: Sequence[tuple[str, bytes]]
+    ) -> tuple[bytes, int, list[bytes]]:
+        """A new child's data key, wrapped, and its first fields sealed under it.
+
+        Returns (wrapped key, version, each (context, plaintext) of ``values`` sealed
+        exactly as :meth:`seal` seals it). For a bulk import: the key and every nonce come
+        from one read of the OS's random source instead of one read each, and the key
+        itself never leaves this method.
+        """
+        fresh = os.urandom(KEY_BYTES + NONCE_BYTES * (len(values) + 1))
+        key = fresh[:KEY_BYTES]
+        nonces = [fresh[at : at + NONCE_BYTES] for at in range(KEY_BYTES, len(fresh), NONCE_BYTES)]
+        version = CHILD_KEY_VERSION
+        wrapped = self._kek.wrap(key, _child_key_ad(child_id, version), nonces[0])
+        prefix = _field_ad(child_id, "")  # the associated data of a field is prefix + context
+        sealed = aead.seal_each(
+            key,
+            [
+                (plaintext, prefix + context.encode("utf-8"), nonce)
+                for (context, plaintext), nonce in zip(values, nonces[1:], strict=True)
+            ],
+        )
+        return wrapped, version, sealed
 
     def child_key(self, child_id: str, version: int, wrapped: bytes) -> bytes:
         """Unwrap a child's data key; KeyProblem if it is not that child's key."""

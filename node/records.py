@@ -13,6 +13,7 @@ one bulk insert (:meth:`~node.store.base.RecordStore.insert_new_children`).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from json.encoder import encode_basestring
@@ -30,12 +31,13 @@ from childreg.models import (
 )
 from node.keys import Keyring
 from node.store.base import (
+    NewChild,
     RecordStore,
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
-    StoredImport,
     StoredPlacement,
+    pack_sealed,
 )
 
 IDENTITY_FIELDS: Final = (
@@ -82,12 +84,16 @@ def _canonical_strings(values: Iterable[str]) -> bytes:
     return ("[" + ",".join(map(encode_basestring, values)) + "]").encode("utf-8")
 
 
+@functools.lru_cache(maxsize=512)  # validated profiles use a few dozen (domain, level) pairs
+def _canonical_pair(domain: str, level: str) -> str:
+    return f"[{encode_basestring(domain)},{encode_basestring(level)}]"
+
+
 def _canonical_functioning(items: Iterable[FunctioningItem]) -> bytes:
     """Canonical JSON of a functioning profile: ``[[domain, level], ...]``."""
-    inner = ",".join(
-        [f"[{encode_basestring(f.domain)},{encode_basestring(f.level)}]" for f in items]
+    return ("[" + ",".join([_canonical_pair(f.domain, f.level) for f in items]) + "]").encode(
+        "utf-8"
     )
-    return ("[" + inner + "]").encode("utf-8")
 
 
 def assessment_context(assessment_id: int, field: str) -> str:
@@ -117,17 +123,22 @@ def stored_child(
     )
 
 
-def stored_assessment(
-    keys: Keyring, a: AssessmentIn, key: bytes, assessment_id: int
-) -> StoredAssessment:
-    """The assessment with each sensitive field sealed on its own for ``assessment_id``."""
-    plain = {
+def _sealed_plaintexts(a: AssessmentIn) -> dict[str, bytes]:
+    """The canonical JSON of each sealed field of an assessment, by name."""
+    return {
         "icf_codes": _canonical_strings(a.icf_codes),
         "diagnoses": _canonical_strings(a.diagnoses),
         "functioning": _canonical_functioning(a.functioning),
         "supports": _canonical_strings(a.supports),
         "accommodations": _canonical_strings(a.accommodations),
     }
+
+
+def stored_assessment(
+    keys: Keyring, a: AssessmentIn, key: bytes, assessment_id: int
+) -> StoredAssessment:
+    """The assessment with each sensitive field sealed on its own for ``assessment_id``."""
+    plain = _sealed_plaintexts(a)
     seal, child_id = keys.seal, a.child_id
     return StoredAssessment(
         child_id=child_id,
@@ -144,13 +155,19 @@ def stored_assessment(
     )
 
 
+#: The sealing contexts of a new child's first assessment (number 1), field by field.
+_FIRST_ASSESSMENT: Final = tuple(
+    (name, assessment_context(1, name)) for name in SEALED_ASSESSMENT_FIELDS
+)
+
+
 class SealedRow(NamedTuple):
     """An import row ready for its batch's check: sealed unless a violation was known."""
 
     line: int
     child_id: str
     digest: bytes | None  # keyed hash of the national id, if one was given
-    sealed: StoredImport | None
+    sealed: NewChild | None
 
 
 class RowSealer:
@@ -171,18 +188,40 @@ class RowSealer:
             record.line, child.child_id, digest, self._new_row(record, digest) if seal else None
         )
 
-    def _new_row(self, record: ImportRecord, digest: bytes | None) -> StoredImport:
-        """A new child's row with its key made and its identity and assessment sealed."""
-        keys = self._keys
-        child = record.child
+    def _new_row(self, record: ImportRecord, digest: bytes | None) -> NewChild:
+        """A new child's row with its key made and its identity and assessment sealed:
+        the same ciphertexts' layout and contexts as :func:`stored_child` and
+        :func:`stored_assessment` (for assessment 1), in the store's bulk form."""
+        child, p, care, a = record.child, record.placement, record.care, record.assessment
         child_id = child.child_id
-        key, wrapped, version = keys.new_child_key(child_id)
-        p, c, a = record.placement, record.care, record.assessment
-        return StoredImport(
-            stored_child(keys, child, key, wrapped, version, digest=digest),
-            StoredPlacement(child_id, p.academic_year, p.education_form, p.institution),
-            None if c is None else StoredCareSetting(child_id, c.care_setting, c.since),
-            None if a is None else stored_assessment(keys, a, key, 1),
+        values = [("identity", _canonical_identity(child))]
+        if a is not None:
+            plain = _sealed_plaintexts(a)
+            values += [(context, plain[name]) for name, context in _FIRST_ASSESSMENT]
+        wrapped, version, sealed = self._keys.seal_new_child(child_id, values)
+        return (
+            (
+                child_id,
+                version,
+                wrapped,
+                digest,
+                child.date_of_birth.isoformat(),
+                child.sex,
+                child.district,
+                sealed[0],
+            ),
+            (p.academic_year, p.education_form, p.institution),
+            None if care is None else (care.since.isoformat(), care.care_setting),
+            None
+            if a is None
+            else (
+                a.assessment_date.isoformat(),
+                a.commission,
+                a.impairment_band,
+                a.recommended_form,
+                None if a.next_review is None else a.next_review.isoformat(),
+                pack_sealed(dict(zip(SEALED_ASSESSMENT_FIELDS, sealed[1:], strict=True))),
+            ),
         )
 
 

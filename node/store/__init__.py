@@ -1,19 +1,19 @@
 """Storage of a node's records: the abstract contract and its in-memory and SQLCipher versions."""
 
 from node.store.base import (
+    NewChild,
     RecordStore,
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
-    StoredImport,
     StoredPlacement,
 )
 
 __all__ = [
+    "NewChild",
     "RecordStore",
     "StoredAssessment",
     "StoredCareSetting",
     "StoredChild",
-    "StoredImport",
     "StoredPlacement",
 ]

@@ -10,9 +10,11 @@ diagnosis in the clear and never sees protobuf. One contract test suite
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import struct
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -131,26 +133,82 @@ class StoredAssessment:
     sealed_fields: dict[str, bytes] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredImport:
-    """A brand-new child with its first placement and optional care setting and assessment.
+#: A new child's row: child_id, key_version, wrapped_key, national_id_hash,
+#: date_of_birth (ISO), sex, district, sealed_identity.
+ChildColumns = tuple[str, int, bytes, bytes | None, str, str, str, bytes]
+#: Its first placement: academic_year, education_form, institution.
+PlacementColumns = tuple[str, str, str | None]
+#: Its care setting: since (ISO), care_setting.
+CareColumns = tuple[str, str]
+#: Its first assessment: assessment_date (ISO), commission, impairment_band,
+#: recommended_form, next_review (ISO), the sealed fields packed by :func:`pack_sealed`.
+AssessmentColumns = tuple[str, str, str | None, str | None, str | None, bytes]
+#: A brand-new child with its first placement and optional care setting and assessment,
+#: as a bulk import writes it. Plain values only, because an import moves every row
+#: between processes (:mod:`node.import_workers`) and into one ``executemany`` per table:
+#: tuples of strings and bytes cost a fraction of the ``Stored*`` records to build, pickle
+#: and bind. The parts need not repeat the child's id; :func:`records_of` gives the
+#: records the row stands for.
+NewChild = tuple[ChildColumns, PlacementColumns, CareColumns | None, AssessmentColumns | None]
 
-    Every part must name the child (ValueError otherwise). The assessment of a new child is
-    its first, so the store numbers it 1 whatever ``assessment_id`` it carries.
-    """
 
-    child: StoredChild
-    placement: StoredPlacement
-    care: StoredCareSetting | None = None
-    assessment: StoredAssessment | None = None
+@functools.lru_cache(maxsize=64)
+def _field_header(name: str) -> bytes:
+    raw = name.encode("utf-8")
+    return struct.pack(">H", len(raw)) + raw
 
-    def __post_init__(self) -> None:
-        child_id = self.child.child_id
-        if self.placement.child_id != child_id or (
-            (self.care is not None and self.care.child_id != child_id)
-            or (self.assessment is not None and self.assessment.child_id != child_id)
-        ):
-            raise ValueError("every part of a StoredImport must name its child")
+
+def pack_sealed(fields: Mapping[str, bytes]) -> bytes:
+    """Sealed assessment fields as one blob: (u16 name length, name, u32 length, value)*,
+    by name."""
+    return b"".join(
+        [_field_header(name) + struct.pack(">I", len(v)) + v for name, v in sorted(fields.items())]
+    )
+
+
+def unpack_sealed(blob: bytes) -> dict[str, bytes]:
+    """The fields of a :func:`pack_sealed` blob."""
+    fields: dict[str, bytes] = {}
+    at = 0
+    while at < len(blob):
+        (n,) = struct.unpack_from(">H", blob, at)
+        name = blob[at + 2 : at + 2 + n].decode("utf-8")
+        (size,) = struct.unpack_from(">I", blob, at + 2 + n)
+        start = at + 6 + n
+        fields[name] = blob[start : start + size]
+        at = start + size
+    return fields
+
+
+def _date(value: str | None) -> dt.date | None:
+    return None if value is None else dt.date.fromisoformat(value)
+
+
+def records_of(
+    row: NewChild,
+) -> tuple[StoredChild, StoredPlacement, StoredCareSetting | None, StoredAssessment | None]:
+    """The records a bulk row stands for; its assessment is numbered 1."""
+    c, p, care, a = row
+    child_id = c[0]
+    return (
+        StoredChild(c[0], c[1], c[2], c[3], dt.date.fromisoformat(c[4]), c[5], c[6], c[7]),
+        StoredPlacement(child_id, *p),
+        None
+        if care is None
+        else StoredCareSetting(child_id, care[1], dt.date.fromisoformat(care[0])),
+        None
+        if a is None
+        else StoredAssessment(
+            child_id,
+            1,
+            dt.date.fromisoformat(a[0]),
+            a[1],
+            a[2],
+            a[3],
+            _date(a[4]),
+            unpack_sealed(a[5]),
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +281,7 @@ class RecordStore(ABC):
       assessment numbered 1) or none: on AlreadyExists (an id or non-null hash already
       present, or repeated within the rows) it MUST NOT change anything, and an enclosing
       ``atomic()`` block stays usable. Stored rows read back exactly as the single-row
-      writes would have stored them.
+      writes of their :func:`records_of` would have stored them.
     - ``existing_child_ids`` / ``existing_national_id_hashes`` MUST return exactly those of
       the given values that are present, and nothing else.
     - Writes naming a child that does not exist MUST raise :class:`childreg.errors.NotFound`.
@@ -263,7 +321,7 @@ class RecordStore(ABC):
         """Add a new child; AlreadyExists if the id or national-id hash is taken."""
 
     @abstractmethod
-    def insert_new_children(self, rows: Sequence[StoredImport]) -> None:
+    def insert_new_children(self, rows: Sequence[NewChild]) -> None:
         """Add new children with their first records, all or none; AlreadyExists if any is held.
 
         The bulk path of an import: the caller checks first (``existing_child_ids``,

@@ -23,14 +23,15 @@ from node.store.base import (
     BlockNesting,
     ExtractSource,
     LedgerEntry,
+    NewChild,
     RecordStore,
     StoredAssessment,
     StoredBreakGlass,
     StoredCareSetting,
     StoredChild,
     StoredConsent,
-    StoredImport,
     StoredPlacement,
+    records_of,
 )
 
 
@@ -139,14 +140,13 @@ class MemoryStore(RecordStore):
             if child.national_id_hash is not None:
                 s.by_hash[child.national_id_hash] = child.child_id
 
-    def insert_new_children(self, rows: Sequence[StoredImport]) -> None:
+    def insert_new_children(self, rows: Sequence[NewChild]) -> None:
         """Add new children with their first records, all or none; AlreadyExists if any is held."""
         with self._lock:
             s = self._writable()
             ids: set[str] = set()
             digests: set[bytes] = set()
-            for row in rows:  # check everything before changing anything
-                child_id, digest = row.child.child_id, row.child.national_id_hash
+            for (child_id, _, _, digest, *_), *_ in rows:  # check everything before changing
                 if child_id in s.children or child_id in ids:
                     raise AlreadyExists("a child with this child_id already exists")
                 if digest is not None and (digest in s.by_hash or digest in digests):
@@ -155,15 +155,16 @@ class MemoryStore(RecordStore):
                 if digest is not None:
                     digests.add(digest)
             for row in rows:
-                child_id = row.child.child_id
-                s.children[child_id] = row.child
-                if row.child.national_id_hash is not None:
-                    s.by_hash[row.child.national_id_hash] = child_id
-                s.placements[child_id] = {row.placement.academic_year: row.placement}
-                if row.care is not None:
-                    s.care[child_id] = {row.care.since: row.care}
-                if row.assessment is not None:
-                    s.assessments[child_id] = [_copy_assessment(row.assessment, assessment_id=1)]
+                child, placement, care, assessment = records_of(row)
+                child_id = child.child_id
+                s.children[child_id] = child
+                if child.national_id_hash is not None:
+                    s.by_hash[child.national_id_hash] = child_id
+                s.placements[child_id] = {placement.academic_year: placement}
+                if care is not None:
+                    s.care[child_id] = {care.since: care}
+                if assessment is not None:
+                    s.assessments[child_id] = [assessment]
 
     def existing_child_ids(self, child_ids: Iterable[str]) -> set[str]:
         """Those of ``child_ids`` that are held."""

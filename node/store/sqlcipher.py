@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import json
 import os
-import struct
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,14 +43,16 @@ from node.store.base import (
     ExtractSource,
     LedgerEntry,
     Mechanism,
+    NewChild,
     RecordStore,
     StoredAssessment,
     StoredBreakGlass,
     StoredCareSetting,
     StoredChild,
     StoredConsent,
-    StoredImport,
     StoredPlacement,
+    pack_sealed,
+    unpack_sealed,
 )
 
 #: Settings a SQLCipher 4 database must have (beyond ``cipher_version`` 4.x).
@@ -196,32 +196,6 @@ def _authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> i
     return int(sqlcipher3.SQLITE_OK)
 
 
-@functools.lru_cache(maxsize=64)
-def _field_header(name: str) -> bytes:
-    raw = name.encode("utf-8")
-    return struct.pack(">H", len(raw)) + raw
-
-
-def _pack(fields: dict[str, bytes]) -> bytes:
-    """Sealed assessment fields as one blob: (u16 name length, name, u32 length, value)*."""
-    return b"".join(
-        [_field_header(name) + struct.pack(">I", len(v)) + v for name, v in sorted(fields.items())]
-    )
-
-
-def _unpack(blob: bytes) -> dict[str, bytes]:
-    fields: dict[str, bytes] = {}
-    at = 0
-    while at < len(blob):
-        (n,) = struct.unpack_from(">H", blob, at)
-        name = blob[at + 2 : at + 2 + n].decode("utf-8")
-        (size,) = struct.unpack_from(">I", blob, at + 2 + n)
-        start = at + 6 + n
-        fields[name] = blob[start : start + size]
-        at = start + size
-    return fields
-
-
 def _date(value: str | None) -> dt.date | None:
     return None if value is None else dt.date.fromisoformat(value)
 
@@ -251,7 +225,7 @@ def _assessment_of(child_id: str, row: Sequence[Any]) -> StoredAssessment:
         impairment_band=band,
         recommended_form=form,
         next_review=_date(review),
-        sealed_fields=_unpack(sealed),
+        sealed_fields=unpack_sealed(sealed),
     )
 
 
@@ -432,7 +406,7 @@ class SqlCipherStore(RecordStore):
             except sqlcipher3.IntegrityError as exc:
                 raise _already_exists(exc) from None
 
-    def insert_new_children(self, rows: Sequence[StoredImport]) -> None:
+    def insert_new_children(self, rows: Sequence[NewChild]) -> None:
         """Add new children with their first records, all or none; AlreadyExists if any is held.
 
         One ``executemany`` per table inside a savepoint, so a refusal undoes only this
@@ -448,36 +422,14 @@ class SqlCipherStore(RecordStore):
             placements: list[tuple[Any, ...]] = []
             cares: list[tuple[Any, ...]] = []
             assessments: list[tuple[Any, ...]] = []
-            for surrogate, row in enumerate(rows, start=last + 1):
-                c, p, care, a = row.child, row.placement, row.care, row.assessment
-                children.append(
-                    (
-                        surrogate,
-                        c.child_id,
-                        c.key_version,
-                        c.wrapped_key,
-                        c.national_id_hash,
-                        c.date_of_birth.isoformat(),
-                        c.sex,
-                        c.district,
-                        c.sealed_identity,
-                    )
-                )
-                placements.append((surrogate, p.academic_year, p.education_form, p.institution))
+            for surrogate, (c, p, care, a) in enumerate(rows, start=last + 1):
+                key = (surrogate,)
+                children.append(key + c)
+                placements.append(key + p)
                 if care is not None:
-                    cares.append((surrogate, care.since.isoformat(), care.care_setting))
+                    cares.append(key + care)
                 if a is not None:
-                    assessments.append(
-                        (
-                            surrogate,
-                            a.assessment_date.isoformat(),
-                            a.commission,
-                            a.impairment_band,
-                            a.recommended_form,
-                            None if a.next_review is None else a.next_review.isoformat(),
-                            _pack(a.sealed_fields),
-                        )
-                    )
+                    assessments.append(key + a)
             conn.execute("SAVEPOINT new_children")
             try:
                 conn.executemany(_NEW_CHILD, children)
@@ -554,7 +506,7 @@ class SqlCipherStore(RecordStore):
                     a.impairment_band,
                     a.recommended_form,
                     None if a.next_review is None else a.next_review.isoformat(),
-                    _pack(a.sealed_fields),
+                    pack_sealed(a.sealed_fields),
                     a.child_id,
                 ),
             ).fetchall()

@@ -24,15 +24,17 @@ from childreg.errors import AlreadyExists, NotFound
 from childreg.secagg.roster import Participation
 from node.store.base import (
     LedgerEntry,
+    NewChild,
     RecordStore,
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
-    StoredImport,
     StoredPlacement,
+    records_of,
 )
 from node.store.memory import MemoryStore
 from node.store.sqlcipher import SqlCipherStore
+from tests.store_rows import new_child_row
 
 YEAR = "2023/24"
 REF = codes.reference_date(YEAR)  # 2023-09-15
@@ -374,11 +376,25 @@ def test_concurrent_atomic_blocks_from_threads_do_not_interfere(store: RecordSto
 # --- bulk insert of new children -------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NewRow:
+    """A new child's records, and the bulk row they stand for."""
+
+    child: StoredChild
+    placement: StoredPlacement
+    care: StoredCareSetting | None
+    assessment: StoredAssessment | None
+
+    @property
+    def row(self) -> NewChild:
+        return new_child_row(self.child, self.placement, self.care, self.assessment)
+
+
 def new_row(
     child_id: str, *, nid: bytes | None = None, care: bool = True, assessed: bool = True
-) -> StoredImport:
+) -> NewRow:
     """A new child with a placement and, unless told otherwise, a care setting and assessment."""
-    return StoredImport(
+    return NewRow(
         child(child_id, nid=nid),
         StoredPlacement(child_id, YEAR, "special_school", f"School of {child_id}"),
         StoredCareSetting(child_id, "foster_family", dt.date(2019, 4, 1)) if care else None,
@@ -386,16 +402,21 @@ def new_row(
     )
 
 
+def rows(*made: NewRow) -> list[NewChild]:
+    """The bulk rows of ``made``."""
+    return [r.row for r in made]
+
+
 def test_insert_new_children_stores_every_part_as_the_single_writes_do(
     store: RecordStore,
 ) -> None:
     """Bulk-inserted children read back with placement, care setting and assessment number 1."""
-    rows = [new_row("N1", nid=b"1" * 32), new_row("N2", care=False, assessed=False)]
-    store.insert_new_children(rows)
+    made = [new_row("N1", nid=b"1" * 32), new_row("N2", care=False, assessed=False)]
+    store.insert_new_children(rows(*made))
     assert store.get_child("N1") == child("N1", nid=b"1" * 32)
     assert store.find_by_national_id_hash(b"1" * 32) == "N1"
-    assert store.placements("N1") == [rows[0].placement]
-    assert store.care_settings("N1") == [rows[0].care]
+    assert store.placements("N1") == [made[0].placement]
+    assert store.care_settings("N1") == [made[0].care]
     assert store.assessments("N1") == [replace(assessment("N1"), assessment_id=1)]
     assert (store.care_settings("N2"), store.assessments("N2")) == ([], [])
     assert store.add_assessment(assessment("N1")) == 2
@@ -412,9 +433,9 @@ def test_insert_new_children_agrees_with_insert_child_on_surrogate_order(
 ) -> None:
     """Children added one by one and in bulk, interleaved, are all kept with their own records."""
     store.insert_child(child("A"))
-    store.insert_new_children([new_row("B"), new_row("C")])
+    store.insert_new_children(rows(new_row("B"), new_row("C")))
     store.insert_child(child("D"))
-    store.insert_new_children([new_row("E")])
+    store.insert_new_children(rows(new_row("E")))
     for child_id in ("B", "C", "E"):
         assert store.placements(child_id) == [new_row(child_id).placement]
     assert store.placements("A") == store.placements("D") == []
@@ -432,7 +453,7 @@ def test_insert_new_children_agrees_with_insert_child_on_surrogate_order(
     ids=["held-id", "held-hash", "repeated-id", "repeated-hash"],
 )
 def test_insert_new_children_refuses_the_whole_batch_and_keeps_the_block_usable(
-    store: RecordStore, held: StoredChild | None, batch: list[StoredImport]
+    store: RecordStore, held: StoredChild | None, batch: list[NewRow]
 ) -> None:
     """A held or repeated id or hash gives AlreadyExists, stores no row, and the block commits."""
     if held is not None:
@@ -440,8 +461,8 @@ def test_insert_new_children_refuses_the_whole_batch_and_keeps_the_block_usable(
     with store.atomic():
         store.insert_child(child("BEFORE"))
         with pytest.raises(AlreadyExists):
-            store.insert_new_children(batch)
-        store.insert_new_children([new_row("AFTER")])
+            store.insert_new_children(rows(*batch))
+        store.insert_new_children(rows(new_row("AFTER")))
     expected = sorted(["BEFORE", "AFTER", *([held.child_id] if held else [])])
     assert list(store.child_ids()) == expected
     assert store.placements("N1") == []
@@ -452,19 +473,30 @@ def test_insert_new_children_refuses_the_whole_batch_and_keeps_the_block_usable(
 def test_insert_new_children_rolls_back_with_the_block(store: RecordStore) -> None:
     """Children bulk-inserted inside a block that fails are gone afterwards."""
     with pytest.raises(BoomError):
-        fail_inside_atomic(store, lambda: store.insert_new_children([new_row("N1", nid=b"a" * 32)]))
+        fail_inside_atomic(
+            store, lambda: store.insert_new_children(rows(new_row("N1", nid=b"a" * 32)))
+        )
     assert store.child_count() == 0
     assert store.existing_national_id_hashes([b"a" * 32]) == set()
     assert store.count_table(YEAR, REF, ["sex"]) == {}
 
 
-def test_stored_import_parts_must_name_its_child() -> None:
-    """A StoredImport whose placement, care setting or assessment names another child is refused."""
-    row = new_row("N1")
+def test_a_bulk_row_stands_for_its_records() -> None:
+    """records_of gives back the records a row was made of (its assessment numbered 1), and
+    a row is refused whose placement, care setting or assessment names another child."""
+    made = new_row("N1", nid=b"1" * 32)
+    assert records_of(made.row) == (
+        made.child,
+        made.placement,
+        made.care,
+        replace(made.assessment, assessment_id=1) if made.assessment else None,
+    )
+    bare = new_row("N2", care=False, assessed=False)
+    assert records_of(bare.row) == (bare.child, bare.placement, None, None)
     for part in ("placement", "care", "assessment"):
-        other = replace(getattr(new_row("N2"), part))
+        other = replace(made, **{part: getattr(new_row("N2"), part)})
         with pytest.raises(ValueError, match="name its child"):
-            replace(row, **{part: other})
+            _ = other.row
 
 
 def test_existing_ids_and_hashes_are_exactly_those_held(store: RecordStore) -> None:
@@ -483,7 +515,7 @@ def test_existing_ids_and_hashes_are_exactly_those_held(store: RecordStore) -> N
 def test_reads_inside_a_block_see_its_uncommitted_writes(store: RecordStore) -> None:
     """The thread inside atomic() reads its own writes before they are committed."""
     with store.atomic():
-        store.insert_new_children([new_row("N1", nid=b"a" * 32)])
+        store.insert_new_children(rows(new_row("N1", nid=b"a" * 32)))
         store.insert_child(child("C2"))
         assert store.existing_child_ids(["N1", "C2", "C3"]) == {"N1", "C2"}
         assert store.existing_national_id_hashes([b"a" * 32]) == {b"a" * 32}
@@ -523,7 +555,7 @@ def test_other_threads_never_see_a_blocks_uncommitted_writes(store: RecordStore)
 
 def test_read_view_reads_like_plain_reads(store: RecordStore) -> None:
     """Reads inside a read view return what plain reads return, and views nest."""
-    store.insert_new_children([new_row("N1")])
+    store.insert_new_children(rows(new_row("N1")))
     with store.read_view():
         assert store.get_child("N1") == child("N1")
         with store.read_view():
@@ -538,7 +570,7 @@ def test_read_view_reads_like_plain_reads(store: RecordStore) -> None:
     "write",
     [
         lambda s: s.insert_child(child("C2")),
-        lambda s: s.insert_new_children([new_row("C2")]),
+        lambda s: s.insert_new_children(rows(new_row("C2"))),
         lambda s: s.replace_child(child("C1", sex="male")),
         lambda s: place(s, "C1"),
         lambda s: s.put_care_setting(StoredCareSetting("C1", "family", dt.date(2020, 1, 1))),

@@ -73,3 +73,23 @@ def test_empty_plaintext_round_trips() -> None:
     sealed = aead.encrypt(b"", b"ad", nonce, key)
     assert len(sealed) == aead.TAG_BYTES
     assert aead.decrypt(sealed, b"ad", nonce, key) == b""
+
+
+@given(key=KEY, items=st.lists(st.tuples(st.binary(max_size=600), st.binary(max_size=64), NONCE)))
+def test_seal_each_is_nonce_then_the_public_bindings_ciphertext(
+    key: bytes, items: list[tuple[bytes, bytes, bytes]]
+) -> None:
+    public = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
+    assert aead.seal_each(key, items) == [
+        nonce + public(plaintext, ad, nonce, key) for plaintext, ad, nonce in items
+    ]
+
+
+@pytest.mark.parametrize(
+    ("nonce", "key"),
+    [(b"n" * 23, b"k" * 32), (b"n" * 25, b"k" * 32), (b"n" * 24, b"k" * 31), (b"n" * 24, b"")],
+)
+def test_seal_each_refuses_wrong_key_or_nonce_lengths(nonce: bytes, key: bytes) -> None:
+    good = (b"first", b"", b"n" * 24)
+    with pytest.raises(nacl.exceptions.TypeError):
+        aead.seal_each(key, [good, (b"x", b"", nonce)])

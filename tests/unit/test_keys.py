@@ -328,6 +328,33 @@ def test_seal_round_trips(keyring: Keyring) -> None:
     assert keyring.unseal(key, "C1", "identity", sealed) == b"Aysel"
 
 
+def test_a_new_childs_fields_seal_as_seal_does_with_fresh_key_and_nonces(
+    keyring: Keyring,
+) -> None:
+    """seal_new_child wraps a fresh key for the child, and each of its sealed values opens
+    with that key exactly as one sealed by seal() (same context binding, same layout);
+    the key and the nonces all differ, between values and between children."""
+    values = [("identity", b'{"given_name":"Aysel"}'), ("assessment:1:diagnoses", b'["F84.0"]')]
+    wrapped, version, sealed = keyring.seal_new_child("C1", values)
+    assert version == CHILD_KEY_VERSION
+    key = keyring.child_key("C1", version, wrapped)
+    with pytest.raises(KeyProblem):
+        keyring.child_key("C2", version, wrapped)
+    assert [keyring.unseal(key, "C1", context, blob) for (context, _), blob in zip(
+        values, sealed, strict=True
+    )] == [plain for _, plain in values]  # fmt: skip
+    assert len(sealed[1]) == len(keyring.seal(key, "C1", "assessment:1:diagnoses", b'["F84.0"]'))
+    with pytest.raises(KeyProblem):  # bound to its own context and child
+        keyring.unseal(key, "C1", "assessment:1:diagnoses", sealed[0])
+    with pytest.raises(KeyProblem):
+        keyring.unseal(key, "C2", "identity", sealed[0])
+    again, _, resealed = keyring.seal_new_child("C1", values)
+    assert keyring.child_key("C1", version, again) != key
+    nonces = [blob[:24] for blob in (wrapped, *sealed, again, *resealed)]
+    assert len(set(nonces)) == len(nonces)
+    assert keyring.seal_new_child("C3", [])[2] == []
+
+
 def test_sealed_field_moved_or_tampered_does_not_open(keyring: Keyring) -> None:
     """A sealed field fails to open for another child, context, key, or after a bit flip."""
     key, _, _ = keyring.new_child_key("C1")

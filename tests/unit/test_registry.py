@@ -474,6 +474,13 @@ class CountingKeyring:
         self.sealed += 1
         return self.inner.seal(child_key, child_id, context, plaintext)
 
+    def seal_new_child(
+        self, child_id: str, values: Sequence[tuple[str, bytes]]
+    ) -> tuple[bytes, int, list[bytes]]:
+        self.keys_made += 1
+        self.sealed += len(values)
+        return self.inner.seal_new_child(child_id, values)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 

@@ -26,11 +26,14 @@ from node.store.base import (
     MECHANISMS,
     LedgerEntry,
     Mechanism,
+    NewChild,
     StoredChild,
-    StoredImport,
     StoredPlacement,
+    pack_sealed,
+    unpack_sealed,
 )
-from node.store.sqlcipher import SqlCipherStore, _count_sql, _pack, _unpack
+from node.store.sqlcipher import SqlCipherStore, _count_sql
+from tests.store_rows import new_child_row
 
 T = TypeVar("T")
 YEAR = "2023/24"
@@ -375,9 +378,9 @@ def test_authorizer_allows_ordinary_work(store: SqlCipherStore, which: str) -> N
 # --- the reader connection: reads do not wait for an open write -----------------------
 
 
-def placed(child_id: str) -> StoredImport:
+def placed(child_id: str) -> NewChild:
     """A new male child placed in 2023/24, for insert_new_children."""
-    return StoredImport(a_child(child_id), StoredPlacement(child_id, YEAR, "preschool", None))
+    return new_child_row(a_child(child_id), StoredPlacement(child_id, YEAR, "preschool", None))
 
 
 def run_while_a_block_is_open(
@@ -496,12 +499,12 @@ def test_failed_bulk_insert_leaves_the_surrounding_transaction_intact(
 def test_sealed_fields_blob_layout_is_unchanged() -> None:
     """Assessment fields are packed as (u16 name length, name, u32 length, value)* by name."""
     fields = {"supports": b"\x00s", "diagnoses": b"", "é": b"xyz"}
-    assert _pack(fields) == (
+    assert pack_sealed(fields) == (
         b"\x00\x09diagnoses\x00\x00\x00\x00"
         b"\x00\x08supports\x00\x00\x00\x02\x00s"
         b"\x00\x02\xc3\xa9\x00\x00\x00\x03xyz"
     )
-    assert _unpack(_pack(fields)) == fields
+    assert unpack_sealed(pack_sealed(fields)) == fields
 
 
 # --- migrations ------------------------------------------------------------------------
