@@ -49,6 +49,13 @@ _PR_SET_PDEATHSIG: Final = 1
 #: and a reply holds its rows as Python objects (about 1.5 kB each).
 CHUNK: Final = IMPORT_BATCH
 
+#: How much less scheduling priority workers have than the node (``nice``). On a machine
+#: whose cores are all busy during an import (two workers and the node on two cores), the
+#: node's thread, which alone writes the rows, runs whenever it can and the workers take
+#: the time it leaves: an import ran 15-25 % faster than at equal priority (bench (a)),
+#: and other calls to the node are not queued behind the sealing.
+WORKER_NICENESS: Final = 10
+
 #: A sealed row as it crosses the process boundary: line, national-id digest and the
 #: store's bulk row (:data:`~node.store.base.NewChild`), all plain tuples, strings and bytes,
 #: which pickle and unpickle several times faster than records or named tuples.
@@ -80,6 +87,7 @@ def seal_batch(sealer: RowSealer, blob: bytes) -> list[WireRow | list[Violation]
 def _serve(conn: Connection, others: list[Connection], sealer: RowSealer) -> None:
     """A worker's life: seal each batch the node sends, in order, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the node's to handle
+    os.nice(WORKER_NICENESS)  # the node's thread first: it alone writes, and answers calls
     if sys.platform == "linux":  # die with the node, even if it is killed
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -133,6 +133,11 @@ def _good(workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, A
         and registry.get_child(r.child.child_id).assessments == (r.assessment,)
         for r in (rows[0], rows[617], rows[-1])
     ]
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    out["nice"] = {
+        "own": own,
+        "workers": [os.getpriority(os.PRIO_PROCESS, pid) for pid in out["worker_pids"]],
+    }
 
 
 def _bad(workers: ImportWorkers, keyring: Keyring, root: Path, out: dict[str, Any]) -> None:

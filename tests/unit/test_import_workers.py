@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 
 from childreg.models import ImportRecord
-from node.import_workers import ImportWorkers, from_wire, to_wire
+from node.import_workers import WORKER_NICENESS, ImportWorkers, from_wire, to_wire
 from node.keys import KekSource, Keyring, generate_key_file
 from node.records import RowSealer
 from tests import strategies as s
@@ -53,6 +53,12 @@ def test_workers_import_every_row_and_the_rows_read_back(tmp_path: Path) -> None
     assert got["equal"] == [True, True, True]
     assert got["exit_codes"] == [0, 0]  # closing their pipes ended them: none was killed
     assert got["after_close"] == []
+
+
+def test_workers_yield_the_cpu_to_the_node(tmp_path: Path) -> None:
+    """Workers run at a lower priority (higher niceness) than the node that forked them."""
+    nice = run("good", tmp_path)["nice"]
+    assert nice["workers"] == [min(19, nice["own"] + WORKER_NICENESS)] * 2
 
 
 def test_workers_report_the_same_violations_in_the_same_order_as_the_node_itself(
