@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Self, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, Final, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -196,9 +196,10 @@ class FunctioningItem(Model):
         return self
 
 
-#: Every valid functioning item, made once. Items are immutable, so assessments share them,
-#: which lets :func:`_known_functioning` skip validating an item per domain of every row.
-_FUNCTIONING_ITEMS: dict[tuple[object, object], FunctioningItem] = {
+#: Every valid functioning item by (domain, level), made once (never changed). Items are
+#: immutable, so assessments share them, which lets :func:`_known_functioning` skip
+#: validating an item per domain of every row.
+FUNCTIONING_ITEMS: Final[Mapping[tuple[str, str], FunctioningItem]] = {
     (domain, level): FunctioningItem(domain=domain, level=level)
     for domain in codes.FUNCTIONING_DOMAINS
     for level in (
@@ -209,10 +210,9 @@ _FUNCTIONING_ITEMS: dict[tuple[object, object], FunctioningItem] = {
 
 def known_functioning(domain: object, level: object) -> FunctioningItem | None:
     """The shared item for a valid (domain, level) pair, or None (then validate in full)."""
-    try:
-        return _FUNCTIONING_ITEMS.get((domain, level))
-    except TypeError:  # an unhashable value is no code
-        return None
+    if isinstance(domain, str) and isinstance(level, str):
+        return FUNCTIONING_ITEMS.get((domain, level))
+    return None  # no code
 
 
 def _known_functioning(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:

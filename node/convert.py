@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from childreg.errors import InvalidInput, Violation
 from childreg.models import (
+    FUNCTIONING_ITEMS,
     AssessmentIn,
     CareSettingIn,
     ChildIn,
@@ -26,7 +27,6 @@ from childreg.models import (
     ImportRecord,
     NoisyTableQuestion,
     PlacementIn,
-    known_functioning,
     parse,
     violations_of,
 )
@@ -81,12 +81,17 @@ def _functioning_data(m: pb.Assessment) -> tuple[FunctioningItem | dict[str, str
     whole profile go through full validation, where the shared items (already valid)
     add no error: the errors are exactly those of the all-dict form.
     """
-    out: list[FunctioningItem | dict[str, str]] = []
-    for f in m.functioning[:]:  # a slice is quicker to walk than the container
-        domain, level = f.domain, f.level
-        item = known_functioning(domain, level)
-        out.append(item if item is not None else {"domain": domain, "level": level})
-    return tuple(out)
+    known = FUNCTIONING_ITEMS.get
+    return tuple(
+        [
+            item if (item := known((f.domain, f.level))) is not None else _plain(f)
+            for f in m.functioning[:]  # a slice is quicker to walk than the container
+        ]
+    )
+
+
+def _plain(f: pb.Functioning) -> dict[str, str]:
+    return {"domain": f.domain, "level": f.level}
 
 
 def _assessment_data(m: pb.Assessment) -> dict[str, Any]:
