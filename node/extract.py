@@ -46,7 +46,7 @@ from childreg.errors import (
 from childreg.extract_format import EXTRACT_TYPE, EXTRACT_VERSION, SIGNING_DOMAIN
 from childreg.signed import canonical_json
 from node.keys import Keyring
-from node.records import assessment_context
+from node.records import IDENTITY_CONTEXT, assessment_context
 from node.store.base import (
     ExtractSource,
     RecordStore,
@@ -110,7 +110,9 @@ class _Record:
         """One identity field (the identity is sealed as one object)."""
         if self._identity is None:
             child = self.child
-            plain = self._keys.unseal(self._key, child.child_id, "identity", child.sealed_identity)
+            plain = self._keys.unseal(
+                self._key, child.child_id, IDENTITY_CONTEXT, child.sealed_identity
+            )
             self._identity = json.loads(plain)
         return self._identity[name]
 

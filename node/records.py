@@ -47,6 +47,8 @@ IDENTITY_FIELDS: Final = (
     "guardian_name",
     "guardian_phone",
 )
+#: The sealing context of a child's identity fields.
+IDENTITY_CONTEXT: Final = "identity"
 #: Assessment fields sealed under the child's key, each with its own context.
 SEALED_ASSESSMENT_FIELDS: Final = (
     "icf_codes",
@@ -119,7 +121,9 @@ def stored_child(
         date_of_birth=child.date_of_birth,
         sex=child.sex,
         district=child.district,
-        sealed_identity=keys.seal(key, child.child_id, "identity", _canonical_identity(child)),
+        sealed_identity=keys.seal(
+            key, child.child_id, IDENTITY_CONTEXT, _canonical_identity(child)
+        ),
     )
 
 
@@ -194,7 +198,7 @@ class RowSealer:
         :func:`stored_assessment` (for assessment 1), in the store's bulk form."""
         child, p, care, a = record.child, record.placement, record.care, record.assessment
         child_id = child.child_id
-        values = [("identity", _canonical_identity(child))]
+        values = [(IDENTITY_CONTEXT, _canonical_identity(child))]
         if a is not None:
             plain = _sealed_plaintexts(a)
             values += [(context, plain[name]) for name, context in _FIRST_ASSESSMENT]
@@ -282,7 +286,9 @@ class Registry:
             cares = self._store.care_settings(child_id)
             assessments = self._store.assessments(child_id)
         key = self._keys.child_key(child_id, stored.key_version, stored.wrapped_key)
-        identity = json.loads(self._keys.unseal(key, child_id, "identity", stored.sealed_identity))
+        identity = json.loads(
+            self._keys.unseal(key, child_id, IDENTITY_CONTEXT, stored.sealed_identity)
+        )
         return ChildView(
             child=ChildIn(
                 child_id=child_id,
