@@ -8,6 +8,7 @@ and prints one JSON object for the test to check.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import signal
@@ -275,7 +276,11 @@ def main(name: str, root: Path) -> dict[str, Any]:
     workers = ImportWorkers.start(RowSealer(keyring), 2)
     if workers is None:
         return {"started": False}
-    out: dict[str, Any] = {"started": True, "worker_pids": children_of(os.getpid())}
+    out: dict[str, Any] = {
+        "started": True,
+        "worker_pids": children_of(os.getpid()),
+        "frozen_at_fork": gc.get_freeze_count(),
+    }
     SCENARIOS[name](workers, keyring, root, out)
     out["exit_codes"] = workers.close()
     out["after_close"] = children_of(os.getpid())
