@@ -47,7 +47,7 @@ log = structlog.get_logger("childreg.node.import")
 _PR_SET_PDEATHSIG: Final = 1
 
 #: Most records one worker seals at a time: a client may send far bigger stream messages,
-#: and a reply holds its rows as Python objects (about 1.5 kB each).
+#: and a reply holds its rows in memory (about 1 kB each, sealed).
 CHUNK: Final = IMPORT_BATCH
 
 #: How much less scheduling priority workers have than the node (``nice``). On a machine
@@ -154,7 +154,11 @@ class ImportWorkers:
 
     @classmethod
     def start(cls, sealer: RowSealer, workers: int) -> ImportWorkers | None:
-        """Fork ``workers`` processes now, or None if there are none or forking is unsafe."""
+        """Fork ``workers`` processes now, or None if there are none or forking is unsafe.
+
+        Forking first collects this process's garbage and freezes what is left
+        (``gc.freeze``), so the workers' collectors leave those pages shared.
+        """
         if workers <= 0:
             return None
         if "fork" not in multiprocessing.get_all_start_methods():

@@ -226,8 +226,9 @@ class Kek:
     def __repr__(self) -> str:
         return "Kek(<hidden>)"
 
-    def wrap(self, key: bytes, ad: bytes, nonce: bytes | None = None) -> bytes:
-        """``key`` encrypted under the KEK with associated data ``ad`` (random nonce)."""
+    def wrap(self, key: bytes, ad: bytes, *, nonce: bytes | None = None) -> bytes:
+        """``key`` encrypted under the KEK with associated data ``ad``, with a random nonce
+        (``nonce`` only for bytes read fresh from ``os.urandom`` and used nowhere else)."""
         return _seal(self._key, key, ad, nonce)
 
     def unwrap(self, blob: bytes, ad: bytes) -> bytes:
@@ -377,7 +378,7 @@ class Keyring:
         key = fresh[:KEY_BYTES]
         nonces = [fresh[at : at + NONCE_BYTES] for at in range(KEY_BYTES, len(fresh), NONCE_BYTES)]
         version = CHILD_KEY_VERSION
-        wrapped = self._kek.wrap(key, _child_key_ad(child_id, version), nonces[0])
+        wrapped = self._kek.wrap(key, _child_key_ad(child_id, version), nonce=nonces[0])
         prefix = _field_ad(child_id, "")  # the associated data of a field is prefix + context
         sealed = aead.seal_each(
             key,

@@ -180,7 +180,8 @@ def unpack_sealed(blob: bytes) -> dict[str, bytes]:
     return fields
 
 
-def _date(value: str | None) -> dt.date | None:
+def date_or_none(value: str | None) -> dt.date | None:
+    """The date of an ISO text, or None for None (a nullable date column)."""
     return None if value is None else dt.date.fromisoformat(value)
 
 
@@ -205,7 +206,7 @@ def records_of(
             a[1],
             a[2],
             a[3],
-            _date(a[4]),
+            date_or_none(a[4]),
             unpack_sealed(a[5]),
         ),
     )

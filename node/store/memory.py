@@ -154,8 +154,8 @@ class MemoryStore(RecordStore):
                 ids.add(child_id)
                 if digest is not None:
                     digests.add(digest)
-            for row in rows:
-                child, placement, care, assessment = records_of(row)
+            records = [records_of(row) for row in rows]  # a malformed row changes nothing
+            for child, placement, care, assessment in records:
                 child_id = child.child_id
                 s.children[child_id] = child
                 if child.national_id_hash is not None:

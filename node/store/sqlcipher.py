@@ -51,6 +51,7 @@ from node.store.base import (
     StoredChild,
     StoredConsent,
     StoredPlacement,
+    date_or_none,
     pack_sealed,
     unpack_sealed,
 )
@@ -196,10 +197,6 @@ def _authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> i
     return int(sqlcipher3.SQLITE_OK)
 
 
-def _date(value: str | None) -> dt.date | None:
-    return None if value is None else dt.date.fromisoformat(value)
-
-
 def _child_of(row: Sequence[Any]) -> StoredChild:
     """A child from its row (the columns of ``_CHILD_COLUMNS``)."""
     return StoredChild(
@@ -224,7 +221,7 @@ def _assessment_of(child_id: str, row: Sequence[Any]) -> StoredAssessment:
         commission=commission,
         impairment_band=band,
         recommended_form=form,
-        next_review=_date(review),
+        next_review=date_or_none(review),
         sealed_fields=unpack_sealed(sealed),
     )
 

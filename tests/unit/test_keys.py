@@ -8,6 +8,7 @@ import os
 import stat
 from pathlib import Path
 
+import nacl.bindings
 import nacl.encoding
 import nacl.exceptions
 import nacl.hash
@@ -353,6 +354,27 @@ def test_a_new_childs_fields_seal_as_seal_does_with_fresh_key_and_nonces(
     nonces = [blob[:24] for blob in (wrapped, *sealed, again, *resealed)]
     assert len(set(nonces)) == len(nonces)
     assert keyring.seal_new_child("C3", [])[2] == []
+
+
+def test_a_new_childs_seals_are_exactly_libsodiums_with_its_fresh_key_and_nonces(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the OS's random bytes fixed, seal_new_child's output is the public binding's
+    XChaCha20-Poly1305 of each value, under the key (first 32 bytes) and the nonces that
+    follow, with seal()'s associated data: the same bytes seal() would give."""
+    fresh = bytes(range(32 + 24 * 3))
+    monkeypatch.setattr("node.keys.os.urandom", lambda n: fresh[:n])
+    values = [("identity", b'{"a":1}'), ("assessment:1:supports", b'["ramp"]')]
+    wrapped, version, sealed = keyring.seal_new_child("C1", values)
+    monkeypatch.undo()
+    key, nonces = fresh[:32], [fresh[32 + 24 * i : 56 + 24 * i] for i in range(3)]
+    assert keyring.child_key("C1", version, wrapped) == key
+    assert wrapped[:24] == nonces[0]
+    encrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
+    assert sealed == [
+        nonce + encrypt(plain, b"childreg/v1/field\0C1\0" + context.encode(), nonce, key)
+        for (context, plain), nonce in zip(values, nonces[1:], strict=True)
+    ]
 
 
 def test_sealed_field_moved_or_tampered_does_not_open(keyring: Keyring) -> None:
