@@ -503,6 +503,13 @@ def render(result: dict[str, Any]) -> Table:
         f"{ext['rpc_floor_p99_ratio']} (p99)",
         "",
     )
+    table.add_row(
+        "gRPC-Python alone: a health check to a bare server, mutual TLS, no childreg code",
+        f"{ext['bare_grpc_floor_p50_ms']} / {ext['bare_grpc_floor_p99_ms']} ms",
+        f"{ext['commit_p50_ms']} / {ext['commit_p99_ms']} ms bare durable commit",
+        f"{ext['bare_grpc_floor_p99_ratio']} (p99)",
+        "",
+    )
     for row in result["secure_rounds"]:
         table.add_row(
             f"national round, secure aggregation, {row['departments']} departments, "

@@ -7,8 +7,10 @@
     ``synchronous=FULL`` commit): goal p99 ≤ 5×. Beside it, two more baselines measured
     interleaved with the extracts, so on the same machine at the same moment: the same
     bare commit (the disk and the load the extract's own audit commit meets), and the
-    floor of the transport, a gRPC health check to the same node over the same channel
-    (mutual TLS, the node's authorization and logging, no work).
+    floor of the transport: a gRPC health check to the same node over the same channel
+    (mutual TLS, the node's authorization and logging, no work), and one to a bare gRPC
+    server with the node's certificate and no childreg code (tools/bare_grpc.py), which
+    is what gRPC-Python with mutual TLS costs on this machine whatever the node does.
 
 The node checkpoints its audit log every 5 s here (60 s by default): often enough for the
 witness to cosign before the measurement, rarely enough that checkpoints are not a
@@ -21,9 +23,11 @@ import datetime as dt
 import secrets
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import grpc
 import sqlcipher3
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nacl.public import PrivateKey
@@ -33,6 +37,7 @@ from childreg.models import ImportRecord
 from childreg.v1 import consent_pb2 as cpb
 from childreg.v1 import consent_pb2_grpc as cpb_grpc
 from tools import importer, synth
+from tools.bare_grpc import BareServer
 from tools.federation import LocalFederation, Say
 
 SCHOOL = "bench-school"
@@ -114,26 +119,16 @@ def measure_extracts(root: Path, n: int, say: Say) -> dict[str, Any]:
         request = cpb.ExtractRequest(
             grant=grant, recipient_key=bytes(PrivateKey.generate().public_key)
         )
-        say(f"(f) {n} extracts, each followed by a health check and a bare durable commit")
-        # Interleaved, so that the three see the same machine: the same disk (whose fsync
-        # time drifts over a run), the same background load.
-        times, floor, beside = [], [], []
-        bare = BareCommits(root / "bare-commits.db")
-        with endpoint.channel() as channel:
-            stub = cpb_grpc.ExtractServiceStub(channel)
-            health = health_pb2_grpc.HealthStub(channel)
-            stub.GetExtract(request, timeout=30)  # warm-up: TLS handshake
-            try:
-                for _ in range(n):
-                    start = time.perf_counter()
-                    stub.GetExtract(request, timeout=30)
-                    times.append(time.perf_counter() - start)
-                    start = time.perf_counter()
-                    health.Check(health_pb2.HealthCheckRequest(), timeout=30)
-                    floor.append(time.perf_counter() - start)
-                    beside.append(bare.once())
-            finally:
-                bare.close()
+        say(
+            f"(f) {n} extracts, each followed by a health check to the node, one to a bare "
+            "gRPC server and a bare durable commit"
+        )
+        with (
+            BareServer(fed.identity(f"node-{plan.id}")) as bare_port,
+            endpoint.channel() as channel,
+            replace(endpoint, address=f"127.0.0.1:{bare_port}").channel() as bare_channel,
+        ):
+            times, floor, bare_floor, beside = _interleaved(n, root, channel, bare_channel, request)
     say(f"(f) {n} bare durable SQLCipher commits on the idle machine")
     idle = BareCommits(root / "bare-commits-idle.db")
     try:
@@ -144,16 +139,66 @@ def measure_extracts(root: Path, n: int, say: Say) -> dict[str, Any]:
     b99 = percentile(beside, 0.99)
     return {
         "requests": n,
-        "extract_p50_ms": round(statistics.median(times) * 1000, 2),
-        "extract_p99_ms": round(p99 * 1000, 2),
-        "commit_p50_ms": round(statistics.median(commits) * 1000, 3),
-        "commit_p99_ms": round(c99 * 1000, 3),
+        "extract_p50_ms": _ms(statistics.median(times)),
+        "extract_p99_ms": _ms(p99),
+        "commit_p50_ms": _ms(statistics.median(commits), 3),
+        "commit_p99_ms": _ms(c99, 3),
         "p99_ratio": round(p99 / c99, 2),
-        "commit_beside_p50_ms": round(statistics.median(beside) * 1000, 3),
-        "commit_beside_p99_ms": round(b99 * 1000, 3),
+        "commit_beside_p50_ms": _ms(statistics.median(beside), 3),
+        "commit_beside_p99_ms": _ms(b99, 3),
         "p99_ratio_beside": round(p99 / b99, 2),
-        "rpc_floor_p50_ms": round(statistics.median(floor) * 1000, 2),
-        "rpc_floor_p99_ms": round(percentile(floor, 0.99) * 1000, 2),
-        "rpc_floor_p99_ratio": round(percentile(floor, 0.99) / c99, 2),  # ÷ the idle commit
+        **_floor("rpc_floor", floor, c99),  # ÷ the idle commit
+        **_floor("bare_grpc_floor", bare_floor, c99),
         "goal_max_p99_ratio": 5.0,
     }
+
+
+def _ms(seconds: float, digits: int = 2) -> float:
+    return round(seconds * 1000, digits)
+
+
+def _floor(name: str, times: list[float], commit_p99: float) -> dict[str, float]:
+    """p50, p99 and p99 ÷ the idle commit's p99 of one floor's times."""
+    p99 = percentile(times, 0.99)
+    return {
+        f"{name}_p50_ms": _ms(statistics.median(times)),
+        f"{name}_p99_ms": _ms(p99),
+        f"{name}_p99_ratio": round(p99 / commit_p99, 2),
+    }
+
+
+def _interleaved(
+    n: int,
+    root: Path,
+    channel: grpc.Channel,
+    bare_channel: grpc.Channel,
+    request: cpb.ExtractRequest,
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Seconds of ``n`` extracts, node health checks, bare-server health checks and bare
+    durable commits, one of each in turn, so that the four see the same machine: the same
+    disk (whose fsync time drifts over a run), the same background load."""
+    stub = cpb_grpc.ExtractServiceStub(channel)
+    health = health_pb2_grpc.HealthStub(channel)
+    bare_health = health_pb2_grpc.HealthStub(bare_channel)
+    check = health_pb2.HealthCheckRequest()
+    stub.GetExtract(request, timeout=30)  # warm-up: TLS handshakes
+    bare_health.Check(check, timeout=30)
+    times: list[float] = []
+    floor: list[float] = []
+    bare_floor: list[float] = []
+    beside: list[float] = []
+    bare = BareCommits(root / "bare-commits.db")
+    try:
+        for _ in range(n):
+            for call, sink in (
+                (lambda: stub.GetExtract(request, timeout=30), times),
+                (lambda: health.Check(check, timeout=30), floor),
+                (lambda: bare_health.Check(check, timeout=30), bare_floor),
+            ):
+                start = time.perf_counter()
+                call()
+                sink.append(time.perf_counter() - start)
+            beside.append(bare.once())
+    finally:
+        bare.close()
+    return times, floor, bare_floor, beside
