@@ -6,20 +6,15 @@ records and insert the row those records stand for.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from node.store.base import (
     NewChild,
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
     StoredPlacement,
-    pack_sealed,
+    assessment_columns,
+    child_columns,
 )
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def new_child_row(
@@ -35,28 +30,9 @@ def new_child_row(
         or (assessment is not None and assessment.child_id != child_id)
     ):
         raise ValueError("every part of a new child's row must name its child")
-    a = assessment
     return (
-        (
-            child_id,
-            child.key_version,
-            child.wrapped_key,
-            child.national_id_hash,
-            child.date_of_birth.isoformat(),
-            child.sex,
-            child.district,
-            child.sealed_identity,
-        ),
+        child_columns(child),
         (placement.academic_year, placement.education_form, placement.institution),
         None if care is None else (care.since.isoformat(), care.care_setting),
-        None
-        if a is None
-        else (
-            a.assessment_date.isoformat(),
-            a.commission,
-            a.impairment_band,
-            a.recommended_form,
-            _iso(a.next_review),
-            pack_sealed(a.sealed_fields),
-        ),
+        None if assessment is None else assessment_columns(assessment),
     )

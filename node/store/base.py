@@ -185,6 +185,32 @@ def date_or_none(value: str | None) -> dt.date | None:
     return None if value is None else dt.date.fromisoformat(value)
 
 
+def child_columns(c: StoredChild) -> ChildColumns:
+    """A child record as the values of its row (the first part of a :data:`NewChild`)."""
+    return (
+        c.child_id,
+        c.key_version,
+        c.wrapped_key,
+        c.national_id_hash,
+        c.date_of_birth.isoformat(),
+        c.sex,
+        c.district,
+        c.sealed_identity,
+    )
+
+
+def assessment_columns(a: StoredAssessment) -> AssessmentColumns:
+    """An assessment's values as a :data:`NewChild` holds them: its sealed fields packed."""
+    return (
+        a.assessment_date.isoformat(),
+        a.commission,
+        a.impairment_band,
+        a.recommended_form,
+        None if a.next_review is None else a.next_review.isoformat(),
+        pack_sealed(a.sealed_fields),
+    )
+
+
 def records_of(
     row: NewChild,
 ) -> tuple[StoredChild, StoredPlacement, StoredCareSetting | None, StoredAssessment | None]:

@@ -51,8 +51,9 @@ from node.store.base import (
     StoredChild,
     StoredConsent,
     StoredPlacement,
+    assessment_columns,
+    child_columns,
     date_or_none,
-    pack_sealed,
     unpack_sealed,
 )
 
@@ -387,19 +388,7 @@ class SqlCipherStore(RecordStore):
         self._not_viewing()
         with self._lock:  # one statement: atomic by itself
             try:
-                self._conn.execute(
-                    _INSERT_CHILD,
-                    (
-                        child.child_id,
-                        child.key_version,
-                        child.wrapped_key,
-                        child.national_id_hash,
-                        child.date_of_birth.isoformat(),
-                        child.sex,
-                        child.district,
-                        child.sealed_identity,
-                    ),
-                )
+                self._conn.execute(_INSERT_CHILD, child_columns(child))
             except sqlcipher3.IntegrityError as exc:
                 raise _already_exists(exc) from None
 
@@ -447,17 +436,7 @@ class SqlCipherStore(RecordStore):
         with self._lock:  # one statement: atomic by itself
             try:
                 cursor = self._conn.execute(
-                    _UPDATE_CHILD,
-                    (
-                        child.key_version,
-                        child.wrapped_key,
-                        child.national_id_hash,
-                        child.date_of_birth.isoformat(),
-                        child.sex,
-                        child.district,
-                        child.sealed_identity,
-                        child.child_id,
-                    ),
+                    _UPDATE_CHILD, (*child_columns(child)[1:], child.child_id)
                 )
             except sqlcipher3.IntegrityError as exc:
                 raise _already_exists(exc) from None
@@ -496,16 +475,7 @@ class SqlCipherStore(RecordStore):
         a = assessment
         with self._lock:  # one statement: atomic by itself
             row = self._conn.execute(
-                _ADD_ASSESSMENT,
-                (
-                    a.assessment_date.isoformat(),
-                    a.commission,
-                    a.impairment_band,
-                    a.recommended_form,
-                    None if a.next_review is None else a.next_review.isoformat(),
-                    pack_sealed(a.sealed_fields),
-                    a.child_id,
-                ),
+                _ADD_ASSESSMENT, (*assessment_columns(a), a.child_id)
             ).fetchall()
             if not row:
                 raise NotFound(f"no child with child_id {a.child_id}")
