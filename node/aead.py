@@ -80,10 +80,10 @@ def _direct(ffi: Any, lib: Any) -> tuple[Encrypt, Decrypt, SealEach]:
                 raise nacl.exceptions.TypeError(
                     f"Nonce must be a {NONCE_BYTES} bytes long bytes sequence"
                 )
-            size = len(plaintext) + TAG_BYTES
-            out = new("unsigned char[]", size)
-            c_encrypt(out, null, plaintext, len(plaintext), ad, len(ad), null, nonce, key)
-            sealed.append(nonce + buffer(out, size)[:])
+            size = len(plaintext)
+            out = new("unsigned char[]", size + TAG_BYTES)
+            c_encrypt(out, null, plaintext, size, ad, len(ad), null, nonce, key)
+            sealed.append(nonce + buffer(out)[:])
         return sealed
 
     return encrypt, decrypt, seal_each
