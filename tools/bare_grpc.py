@@ -13,11 +13,13 @@ when its standard input closes.
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
 from concurrent import futures
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
@@ -33,9 +35,17 @@ def serve(identity_dir: Path) -> None:
     tls = TlsMaterial.from_dir(IdentityFiles(identity_dir))
     port = server.add_secure_port("127.0.0.1:0", server_credentials(tls))
     server.start()
-    print(port, flush=True)
-    sys.stdin.read()  # until the bench closes our stdin (or dies)
-    server.stop(grace=None)
+    try:
+        print(port, flush=True)
+        sys.stdin.read()  # until the bench closes our stdin (or dies)
+    except KeyboardInterrupt:  # Ctrl-C on the bench reaches us too: stop quietly
+        pass
+    finally:
+        server.stop(grace=None)
+
+
+#: How long the server may take to print its port.
+START_SECONDS: Final = 30.0
 
 
 class BareServer:
@@ -50,7 +60,8 @@ class BareServer:
             self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
+        ready, _, _ = select.select([self._proc.stdout], [], [], START_SECONDS)
+        line = self._proc.stdout.readline() if ready else ""
         if not line.strip().isdigit():
             self.__exit__(None, None, None)
             raise RuntimeError("the bare gRPC server did not start (see its error above)")

@@ -4,7 +4,7 @@
     checks, the fields the purpose allows read and decrypted, signed, sealed, the audit
     leaf committed before the answer) ÷ one bare durable SQLCipher commit measured in the same
     run on the idle machine after the federation stopped (an insert and a
-    ``synchronous=FULL`` commit): goal p99 ≤ 5×. Beside it, two more baselines measured
+    ``synchronous=FULL`` commit): goal p99 ≤ 5×. Beside it, three more baselines measured
     interleaved with the extracts, so on the same machine at the same moment: the same
     bare commit (the disk and the load the extract's own audit commit meets), and the
     floor of the transport: a gRPC health check to the same node over the same channel
