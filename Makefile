@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The bulk import's hot modules, compiled with mypyc (see node/native.py and setup.py).
 NATIVE := $(VENV)/.native
-NATIVE_SOURCES := node/convert.py node/records.py node/native.py setup.py
+NATIVE_SOURCES := node/aead.py node/convert.py node/records.py node/native.py setup.py
 PROTOS := $(wildcard proto/childreg/v1/*.proto)
 
 .PHONY: demo test check bench proto proto-check lint typecheck clean

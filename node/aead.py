@@ -8,13 +8,16 @@ libsodium functions through PyNaCl's own cffi module, with the same length check
 once. The construction, the nonce size and the bytes are exactly libsodium's
 ``crypto_aead_xchacha20poly1305_ietf_*``; ``tests/unit/test_aead.py`` checks that both
 paths give identical ciphertexts and open each other's. If a PyNaCl release moves its
-cffi module, the public wrapper is used instead (slower, same bytes).
+cffi module, the public wrapper is used instead (slower, same bytes). ``make`` compiles
+this module with mypyc (node/native.py): the Python around each libsodium call is a
+noticeable part of a bulk import.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import nacl.bindings
@@ -101,4 +104,26 @@ def _load() -> tuple[Encrypt, Decrypt, SealEach, bool]:
 #: ``encrypt(plaintext, ad, nonce, key)`` and ``decrypt(ciphertext, ad, nonce, key)``, with
 #: the signatures and errors of ``nacl.bindings.crypto_aead_xchacha20poly1305_ietf_*``;
 #: ``seal_each(key, items)`` the ``nonce || ciphertext`` of each (plaintext, ad, nonce).
+encrypt: Encrypt
+decrypt: Decrypt
+seal_each: SealEach
+DIRECT: bool
 encrypt, decrypt, seal_each, DIRECT = _load()
+
+
+def seal_under_new_key(
+    wrapping_key: bytes, key_ad: bytes, items: Sequence[tuple[bytes, bytes]]
+) -> tuple[bytes, list[bytes]]:
+    """A new random key, wrapped under ``wrapping_key`` with associated data ``key_ad``,
+    and each (plaintext, ad) of ``items`` sealed under it: the ``nonce || ciphertext`` of
+    each, exactly as :data:`seal_each` seals. The key and every nonce come from one read of
+    the OS's random source; the key itself never leaves this function."""
+    fresh = os.urandom(KEY_BYTES + NONCE_BYTES * (len(items) + 1))
+    key = fresh[:KEY_BYTES]
+    nonces = [fresh[at : at + NONCE_BYTES] for at in range(KEY_BYTES, len(fresh), NONCE_BYTES)]
+    (wrapped,) = seal_each(wrapping_key, [(key, key_ad, nonces[0])])
+    sealed = seal_each(
+        key,
+        [(plaintext, ad, nonce) for (plaintext, ad), nonce in zip(items, nonces[1:], strict=True)],
+    )
+    return wrapped, sealed

@@ -197,11 +197,10 @@ _encrypt: Final = aead.encrypt
 _decrypt: Final = aead.decrypt
 
 
-def _seal(key: bytes, plaintext: bytes, ad: bytes, nonce: bytes | None = None) -> bytes:
+def _seal(key: bytes, plaintext: bytes, ad: bytes) -> bytes:
     """XChaCha20-Poly1305 of ``plaintext`` bound to ``ad``: nonce || ciphertext, with a
-    random nonce unless one fresh from the OS's random source is given."""
-    if nonce is None:
-        nonce = os.urandom(NONCE_BYTES)
+    random nonce."""
+    nonce = os.urandom(NONCE_BYTES)
     return nonce + _encrypt(plaintext, ad, nonce, key)
 
 
@@ -226,10 +225,17 @@ class Kek:
     def __repr__(self) -> str:
         return "Kek(<hidden>)"
 
-    def wrap(self, key: bytes, ad: bytes, *, nonce: bytes | None = None) -> bytes:
-        """``key`` encrypted under the KEK with associated data ``ad``, with a random nonce
-        (``nonce`` only for bytes read fresh from ``os.urandom`` and used nowhere else)."""
-        return _seal(self._key, key, ad, nonce)
+    def wrap(self, key: bytes, ad: bytes) -> bytes:
+        """``key`` encrypted under the KEK with associated data ``ad``, with a random nonce."""
+        return _seal(self._key, key, ad)
+
+    def wrap_new_key(
+        self, key_ad: bytes, items: Sequence[tuple[bytes, bytes]]
+    ) -> tuple[bytes, list[bytes]]:
+        """A new random key wrapped as :meth:`wrap` wraps (with ``key_ad``), and each
+        (plaintext, ad) of ``items`` sealed under it (``nonce || ciphertext``); the key
+        itself is not returned."""
+        return aead.seal_under_new_key(self._key, key_ad, items)
 
     def unwrap(self, blob: bytes, ad: bytes) -> bytes:
         """The key inside ``blob``; KeyProblem if the KEK or ``ad`` is wrong or it was altered."""
@@ -372,20 +378,14 @@ class Keyring:
         Returns (wrapped key, version, each (context, plaintext) of ``values`` sealed
         exactly as :meth:`seal` seals it). For a bulk import: the key and every nonce come
         from one read of the OS's random source instead of one read each, and the key
-        itself never leaves this method.
+        itself never leaves :func:`node.aead.seal_under_new_key` (compiled, with
+        node/records.py, by ``make``: node/native.py).
         """
-        fresh = os.urandom(KEY_BYTES + NONCE_BYTES * (len(values) + 1))
-        key = fresh[:KEY_BYTES]
-        nonces = [fresh[at : at + NONCE_BYTES] for at in range(KEY_BYTES, len(fresh), NONCE_BYTES)]
         version = CHILD_KEY_VERSION
-        wrapped = self._kek.wrap(key, _child_key_ad(child_id, version), nonce=nonces[0])
         prefix = _field_ad(child_id, "")  # the associated data of a field is prefix + context
-        sealed = aead.seal_each(
-            key,
-            [
-                (plaintext, prefix + context.encode("utf-8"), nonce)
-                for (context, plaintext), nonce in zip(values, nonces[1:], strict=True)
-            ],
+        wrapped, sealed = self._kek.wrap_new_key(
+            _child_key_ad(child_id, version),
+            [(plaintext, prefix + context.encode("utf-8")) for context, plaintext in values],
         )
         return wrapped, version, sealed
 
