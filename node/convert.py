@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
@@ -168,23 +168,44 @@ def import_batches(
     yield batch
 
 
-def import_stream(batches: Iterable[pb.ImportBatch]) -> Iterator[pb.ImportBatch]:
+class Received(NamedTuple):
+    """A BulkImport stream message as the node received it: its bytes and its parse.
+
+    The node registers BulkImport with :func:`received` as the request deserializer, so
+    the stream's digest and the import workers use the bytes that arrived instead of
+    serializing each parsed batch again (about 2 µs per child of the node's thread).
+    """
+
+    blob: bytes
+    batch: pb.ImportBatch
+
+
+def received(blob: bytes) -> Received:
+    """Parse one BulkImport stream message, keeping its bytes (a request deserializer)."""
+    return Received(blob, pb.ImportBatch.FromString(blob))
+
+
+_Batch = TypeVar("_Batch", pb.ImportBatch, Received)
+
+
+def import_stream(batches: Iterable[_Batch]) -> Iterator[_Batch]:
     """The batches of a BulkImport stream, insisting on its proper end.
 
     Raises InvalidInput — after the last batch, so an enclosing transaction rolls back —
     if the stream ends without a ``last`` batch, has batches after it, or the client's
     count disagrees with what arrived.
     """
-    received = 0
+    count = 0
     last: pb.ImportBatch | None = None
-    for batch in batches:
+    for item in batches:
+        batch = item.batch if isinstance(item, Received) else item
         if last is not None:
             raise InvalidInput(
                 "the import stream continued after its last batch; nothing was imported",
                 [Violation("last", "set on more than one batch or not on the final one")],
             )
-        received += len(batch.records)
-        yield batch
+        count += len(batch.records)
+        yield item
         if batch.last:
             last = batch
     if last is None:
@@ -193,19 +214,20 @@ def import_stream(batches: Iterable[pb.ImportBatch]) -> Iterator[pb.ImportBatch]
             "off); nothing was imported",
             [Violation("last", "no batch was marked last")],
         )
-    if last.total_records != received:
+    if last.total_records != count:
         raise InvalidInput(
-            f"the client announced {last.total_records} records but {received} arrived; "
+            f"the client announced {last.total_records} records but {count} arrived; "
             "nothing was imported",
             [Violation("total_records", "does not match the records received")],
         )
 
 
 def records_from_import_stream(
-    batches: Iterable[pb.ImportBatch],
+    batches: Iterable[_Batch],
 ) -> Iterator[ImportRecord | list[Violation]]:
     """Validate a BulkImport stream record by record (see :func:`import_stream`)."""
-    for batch in import_stream(batches):
+    for item in import_stream(batches):
+        batch = item.batch if isinstance(item, Received) else item
         for message in batch.records:
             yield import_record_from_proto(message)
 

@@ -38,7 +38,7 @@ import structlog
 from childreg.errors import Unavailable, Violation
 from childreg.models import ImportRecord
 from childreg.v1 import records_pb2 as pb
-from node.convert import IMPORT_BATCH, import_record_from_proto
+from node.convert import IMPORT_BATCH, Received, import_record_from_proto
 from node.records import RowSealer, SealedRow
 from node.store.base import NewChild
 
@@ -193,8 +193,13 @@ class ImportWorkers:
         """Whether the workers are still in service."""
         return self._workers is not None
 
-    def rows(self, batches: Iterable[pb.ImportBatch]) -> Iterator[SealedRow | list[Violation]]:
+    def rows(
+        self, batches: Iterable[pb.ImportBatch] | Iterable[Received]
+    ) -> Iterator[SealedRow | list[Violation]]:
         """The rows of ``batches``, validated and sealed by the workers, in input order.
+
+        A batch received with its bytes (:class:`~node.convert.Received`) is handed to a
+        worker as those bytes unless it must be split.
 
         WorkersStopped (Unavailable) if a worker dies or fails: the caller's transaction
         rolls back, and later imports run without workers.
@@ -204,13 +209,13 @@ class ImportWorkers:
             raise WorkersStopped("the import workers have stopped; retry the import")
         pending: deque[tuple[_Worker, int]] = deque()  # in input order
         try:
-            for i, batch in enumerate(_chunks(batches)):
+            for i, blob in enumerate(_chunks(batches)):
                 worker = workers[i % len(workers)]
                 done = None
                 if len(pending) == len(workers):  # this worker's previous batch is oldest
                     done = self._receive(*pending.popleft())
                 self._seq += 1
-                self._send(worker, self._seq, batch.SerializeToString())
+                self._send(worker, self._seq, blob)
                 pending.append((worker, self._seq))
                 if done is not None:  # written while the worker seals the next batch
                     yield from _unwire(done)
@@ -265,17 +270,19 @@ class ImportWorkers:
         return [worker.process.exitcode for worker in workers or ()]
 
 
-def _chunks(batches: Iterable[pb.ImportBatch]) -> Iterator[pb.ImportBatch]:
-    """The batches, any of more than :data:`CHUNK` records split, so a reply stays small."""
-    for batch in batches:
+def _chunks(batches: Iterable[pb.ImportBatch] | Iterable[Received]) -> Iterator[bytes]:
+    """Each batch serialized (as received, when it came with its bytes), any of more than
+    :data:`CHUNK` records split, so a reply stays small."""
+    for item in batches:
+        batch = item.batch if isinstance(item, Received) else item
         records = batch.records
         if len(records) <= CHUNK:
-            yield batch
+            yield item.blob if isinstance(item, Received) else batch.SerializeToString()
             continue
         for start in range(0, len(records), CHUNK):
             part = pb.ImportBatch()
             part.records.extend(records[start : start + CHUNK])
-            yield part
+            yield part.SerializeToString()
 
 
 def _unwire(rows: list[WireRow | list[Violation]]) -> Iterator[SealedRow | list[Violation]]:

@@ -27,7 +27,7 @@ from childreg.service import (
     wait_for_signal,
     write_ready_file,
 )
-from childreg.v1 import audit_pb2_grpc, consent_pb2_grpc, records_pb2_grpc, statistics_pb2_grpc
+from childreg.v1 import audit_pb2_grpc, consent_pb2_grpc, statistics_pb2_grpc
 from node import native
 from node.aggregation import AggregationDesk
 from node.audit import AuditLog
@@ -43,7 +43,7 @@ from node.import_workers import ImportWorkers, default_workers
 from node.keys import KekSource, Keyring
 from node.privacy import StatisticsDesk
 from node.records import Registry, RowSealer
-from node.servicer import Audited, RecordsServicer, StatisticsServicer
+from node.servicer import Audited, RecordsServicer, StatisticsServicer, register_records
 from node.store.sqlcipher import SqlCipherStore
 
 log = structlog.get_logger("childreg.node")
@@ -181,9 +181,7 @@ def start_node(config: NodeConfig) -> NodeApp:
         )
 
         def register(server: grpc.Server) -> None:
-            records_pb2_grpc.add_RecordsServiceServicer_to_server(
-                RecordsServicer(registry, audited, workers), server
-            )
+            register_records(RecordsServicer(registry, audited, workers), server)
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
                 StatisticsServicer(desk, audited, aggregation), server
             )

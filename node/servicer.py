@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -224,15 +224,15 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
             request.child_id,
         )
 
-    def BulkImport(
-        self, request_iterator: Iterator[pb.ImportBatch], context: grpc.ServicerContext
+    def BulkImport(  # type: ignore[override]  # messages come as received (register_records)
+        self, request_iterator: Iterator[convert.Received], context: grpc.ServicerContext
     ) -> pb.ImportSummary:
-        digest = hashlib.sha256()
+        digest = hashlib.sha256()  # of the stream's messages, as the client sent them
 
-        def hashed() -> Iterator[pb.ImportBatch]:
-            for batch in request_iterator:
-                digest.update(batch.SerializeToString())
-                yield batch
+        def hashed() -> Iterator[convert.Received]:
+            for item in request_iterator:
+                digest.update(item.blob)
+                yield item
 
         records = self._records(hashed())  # reads the whole stream
         return self._audited.change(
@@ -243,7 +243,7 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
         )
 
     def _records(
-        self, batches: Iterator[pb.ImportBatch]
+        self, batches: Iterator[convert.Received]
     ) -> Iterator[ImportRecord | SealedRow | list[Violation]]:
         """The stream's rows: sealed by the workers if they are running when the import
         starts (inside its transaction), else validated here and sealed by the registry."""
@@ -252,6 +252,35 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
             yield from workers.rows(convert.import_stream(batches))
         else:
             yield from convert.records_from_import_stream(batches)
+
+
+class _Handlers:
+    """Stands in for a server to collect a generated ``add_*_to_server``'s method handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.handlers = dict(handlers)
+
+
+def register_records(servicer: RecordsServicer, server: grpc.Server) -> None:
+    """Serve ``servicer`` as the generated code would, except that BulkImport receives each
+    stream message as :class:`~node.convert.Received` (its bytes kept beside its parse)."""
+    collected = _Handlers()
+    pb_grpc.add_RecordsServiceServicer_to_server(servicer, cast("grpc.Server", collected))
+    handlers = collected.handlers
+    handlers["BulkImport"] = handlers["BulkImport"]._replace(  # type: ignore[attr-defined]
+        request_deserializer=convert.received
+    )
+    service = pb.DESCRIPTOR.services_by_name["RecordsService"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]  # stubs
 
 
 class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
