@@ -11,10 +11,22 @@ import sys
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # PEP 517 builds leave it out
 
 from node import native
+
+PACKAGE_DIR = Path(__file__).resolve().parent / "node"
+
+
+class BuildNative(build_ext):  # type: ignore[misc]  # setuptools is untyped
+    """Compile, then record what was compiled (never before: node/native.py)."""
+
+    def run(self) -> None:
+        wheel_tree = [] if self.inplace else [Path(self.build_lib) / "node"]
+        native.record_build(PACKAGE_DIR, super().run, into=wheel_tree)
+
 
 extensions = []
 if os.environ.get(native.PURE_ENV) != "1":
@@ -23,12 +35,11 @@ if os.environ.get(native.PURE_ENV) != "1":
     except ImportError:  # no mypyc: the same modules run interpreted
         pass
     else:
-        package_dir = Path(__file__).resolve().parent / "node"
-        native.write_manifest(package_dir)
+        (PACKAGE_DIR / native.MANIFEST).unlink(missing_ok=True)  # until the build succeeds
         extensions = mypycify(
             [f"node/{name}.py" for name in native.COMPILED],
             opt_level="3",
-            group_name="node.native_build",
+            group_name=f"node.{native.LIBRARY.removesuffix('__mypyc')}",
         )
 
-setup(ext_modules=extensions)
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildNative})

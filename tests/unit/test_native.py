@@ -55,21 +55,29 @@ def test_compiled_modules_compute_exactly_what_their_source_does() -> None:
 
 
 # ----- the guard, on a package of its own ------------------------------------------
-def _package(root: Path, *, manifest: bool, edited: bool = False) -> Path:
-    """Package ``hot_pkg``: module ``hot`` in source, and a "compiled" ``hot`` that is not
-    a loadable extension at all, so importing it fails unless the guard sets it aside."""
+HOT = "native.Group(('hot',), 'grp__mypyc', ('dep.py',))"
+
+
+def _package(root: Path, *, manifest: bool, edit: str | None = None) -> Path:
+    """Package ``hot_pkg``: module ``hot`` in source, a "compiled" ``hot`` and group library
+    that are not loadable extensions at all (so importing them fails unless the guard sets
+    them aside), and ``dep.py`` beside the package, which the build depends on."""
     pkg = root / "hot_pkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(
         "from pathlib import Path\nfrom node import native\n"
-        "FROM_SOURCE = native.guard(__name__, Path(__file__).parent, ('hot',))\n"
+        f"FROM_SOURCE = native.guard(__name__, Path(__file__).parent, {HOT})\n"
     )
     (pkg / "hot.py").write_text("WHERE = 'source'\n")
-    (pkg / f"hot{SUFFIX}").write_bytes(b"not an extension module")
+    (root / "dep.py").write_text("LIMIT = 3\n")
+    for name in ("hot", "grp__mypyc"):
+        (pkg / f"{name}{SUFFIX}").write_bytes(b"not an extension module")
     if manifest:
-        native.write_manifest(pkg, ("hot",))
-    if edited:
-        (pkg / "hot.py").write_text("WHERE = 'source'  # edited after the build\n")
+        group = native.Group(("hot",), "grp__mypyc", ("dep.py",))
+        native.write_manifest(pkg, native.manifest_for(pkg, group))
+    if edit is not None:
+        target = root / edit
+        target.write_text(target.read_text() + "# edited after the build\n")
     return pkg
 
 
@@ -100,11 +108,15 @@ def test_a_fresh_build_is_what_python_loads(tmp_path: Path) -> None:
     assert "ImportError" in done.stderr or "invalid ELF" in done.stderr
 
 
-@pytest.mark.parametrize(("manifest", "edited"), [(True, True), (False, False)])
+@pytest.mark.parametrize(
+    ("manifest", "edit"),
+    [(True, "hot_pkg/hot.py"), (True, "dep.py"), (False, None)],
+    ids=["source-edited", "dependency-edited", "no-record"],
+)
 def test_a_stale_build_is_set_aside_for_the_source(
-    tmp_path: Path, manifest: bool, edited: bool
+    tmp_path: Path, manifest: bool, edit: str | None
 ) -> None:
-    _package(tmp_path, manifest=manifest, edited=edited)
+    _package(tmp_path, manifest=manifest, edit=edit)
     done = _import_hot(tmp_path, **{native.PURE_ENV: ""})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[]", "True source", "[]"]
@@ -117,20 +129,53 @@ def test_childreg_pure_sets_a_fresh_build_aside(tmp_path: Path) -> None:
     assert done.stdout.splitlines() == ["[]", "True source", "[]"]
 
 
-def test_staleness_follows_the_sources_content(tmp_path: Path) -> None:
+def test_staleness_follows_the_files_the_build_read(tmp_path: Path) -> None:
     pkg = tmp_path / "p"
     pkg.mkdir()
     (pkg / "a.py").write_text("A = 1\n")
     (pkg / "b.py").write_text("B = 1\n")
-    assert not native.stale(pkg, ("a", "b"))  # nothing compiled: nothing can be stale
+    (tmp_path / "dep.py").write_text("D = 1\n")
+    group = native.Group(("a", "b"), "lib__mypyc", ("dep.py",))
+    assert not native.stale(pkg, group)  # nothing compiled: nothing can be stale
     (pkg / f"a{SUFFIX}").write_bytes(b"")
-    assert native.stale(pkg, ("a", "b"))  # compiled, but no record of what from
-    native.write_manifest(pkg, ("a", "b"))
-    assert not native.stale(pkg, ("a", "b"))
+    native.write_manifest(pkg, native.manifest_for(pkg, group))
+    assert native.stale(pkg, group)  # b and the group's library are missing
+    (pkg / f"b{SUFFIX}").write_bytes(b"")
+    assert native.stale(pkg, group)  # the library is still missing
+    (pkg / f"lib__mypyc{SUFFIX}").write_bytes(b"")
+    assert not native.stale(pkg, group)
     os.utime(pkg / "a.py")  # touched, same content: still fresh
-    assert not native.stale(pkg, ("a", "b"))
+    assert not native.stale(pkg, group)
     (pkg / "a.py").write_text("A = 2\n")
-    assert native.stale(pkg, ("a", "b"))
-    native.write_manifest(pkg, ("a", "b"))
+    assert native.stale(pkg, group)
+    native.write_manifest(pkg, native.manifest_for(pkg, group))
+    (tmp_path / "dep.py").unlink()
+    assert native.stale(pkg, group)  # a file the build read is gone
+    (tmp_path / "dep.py").write_text("D = 1\n")
+    assert not native.stale(pkg, group)
     (pkg / native.MANIFEST).write_text("[]")
-    assert native.stale(pkg, ("a", "b"))  # an unreadable record is no record
+    assert native.stale(pkg, group)  # an unreadable record is no record
+
+
+def test_a_failed_build_leaves_no_record(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("A = 1\n")
+    group = native.Group(("a",), None, ())
+    native.write_manifest(tmp_path, {"a": "an earlier build"})
+
+    def fails() -> None:
+        raise RuntimeError("the C compiler failed")
+
+    with pytest.raises(RuntimeError):
+        native.record_build(tmp_path, fails, group)
+    assert not (tmp_path / native.MANIFEST).exists()
+    native.record_build(tmp_path, lambda: None, group)
+    assert json.loads((tmp_path / native.MANIFEST).read_text()) == native.manifest_for(
+        tmp_path, group
+    )
+
+
+def test_make_rebuilds_when_any_file_the_build_read_changes() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    listed = makefile.split("NATIVE_SOURCES :=", 1)[1].split("\n\n", 1)[0]
+    for path in [*(f"node/{name}.py" for name in native.COMPILED), *native.DEPENDS]:
+        assert path in listed.split(), path

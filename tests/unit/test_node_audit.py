@@ -7,6 +7,7 @@ only the gRPC context is a stand-in (the caller's identity comes from it).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from node.keys import Keyring
 from node.records import Registry
 from node.servicer import Audited, RecordsServicer
 from node.store.base import RecordStore
+from tests.import_worker_scenarios import good_records
 
 NAME, NATIONAL_ID, DIAGNOSIS = "Zarifa", "AZE1234567", "F84.0"
 STAFF = "spiffe://test.childreg/department-staff/alpha.clerk"
@@ -98,6 +100,23 @@ def test_every_records_rpc_leaves_one_leaf_without_personal_data(
     raw = b"".join(audit.entries(0, audit.size))
     for secret in (NAME, NATIONAL_ID, DIAGNOSIS, c.child_id):
         assert secret.encode() not in raw
+
+
+def test_an_import_leaf_digests_the_stream_as_the_client_sent_it(
+    parts: tuple[RecordsServicer, AuditLog, Keyring], store: RecordStore
+) -> None:
+    """The leaf keeps the keyed digest of the stream's SHA-256, which is of the messages'
+    bytes as they arrived, not of the node's own serialization of them."""
+    servicer, audit, _ = parts
+    blobs = [batch.SerializeToString() for batch in convert.import_batches(good_records(5), 2)]
+    blobs[-1] += b"\x10\x01"  # "last" sent a second time: the same message, other bytes
+    assert pb.ImportBatch.FromString(blobs[-1]).SerializeToString() != blobs[-1]
+    ctx: Any = Context()
+    summary = servicer.BulkImport(iter([convert.received(blob) for blob in blobs]), ctx)
+    assert summary.imported == store.child_count() == 5
+    leaf = leaves(audit)[-1]
+    assert (leaf.action, leaf.outcome) == ("records.import", "OK")
+    assert leaf.request == audit.digest(hashlib.sha256(b"".join(blobs)).digest())
 
 
 def test_a_failed_change_changes_nothing_and_leaves_a_failure_leaf(
