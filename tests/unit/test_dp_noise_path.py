@@ -44,7 +44,7 @@ FORBIDDEN = frozenset(
 #: package, from their own source files (never a name it is given at run time).
 EXEMPT: dict[str, frozenset[str]] = {
     "childreg/dp/zcdp.py": frozenset({"scipy.optimize"}),
-    "node/native.py": frozenset({"importlib.abc", "importlib.machinery", "importlib.util"}),
+    "node/native.py": frozenset({"importlib.machinery", "importlib.util"}),
 }
 #: The only ``math`` functions the exact sampler may use (integer results).
 EXACT_MATH = frozenset({"isqrt", "gcd"})
