@@ -188,6 +188,11 @@ def received(blob: bytes) -> Received:
 _Batch = TypeVar("_Batch", pb.ImportBatch, Received)
 
 
+def batch_of(item: pb.ImportBatch | Received) -> pb.ImportBatch:
+    """The parsed batch of a stream message, whether it came with its bytes or not."""
+    return item.batch if isinstance(item, Received) else item
+
+
 def import_stream(batches: Iterable[_Batch]) -> Iterator[_Batch]:
     """The batches of a BulkImport stream, insisting on its proper end.
 
@@ -198,7 +203,7 @@ def import_stream(batches: Iterable[_Batch]) -> Iterator[_Batch]:
     count = 0
     last: pb.ImportBatch | None = None
     for item in batches:
-        batch = item.batch if isinstance(item, Received) else item
+        batch = batch_of(item)
         if last is not None:
             raise InvalidInput(
                 "the import stream continued after its last batch; nothing was imported",
@@ -227,7 +232,7 @@ def records_from_import_stream(
 ) -> Iterator[ImportRecord | list[Violation]]:
     """Validate a BulkImport stream record by record (see :func:`import_stream`)."""
     for item in import_stream(batches):
-        batch = item.batch if isinstance(item, Received) else item
+        batch = batch_of(item)
         for message in batch.records:
             yield import_record_from_proto(message)
 

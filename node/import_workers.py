@@ -38,7 +38,7 @@ import structlog
 from childreg.errors import Unavailable, Violation
 from childreg.models import ImportRecord
 from childreg.v1 import records_pb2 as pb
-from node.convert import IMPORT_BATCH, Received, import_record_from_proto
+from node.convert import IMPORT_BATCH, Received, batch_of, import_record_from_proto
 from node.records import RowSealer, SealedRow
 from node.store.base import NewChild
 
@@ -274,10 +274,9 @@ def _chunks(batches: Iterable[pb.ImportBatch] | Iterable[Received]) -> Iterator[
     """Each batch serialized (as received, when it came with its bytes), any of more than
     :data:`CHUNK` records split, so a reply stays small."""
     for item in batches:
-        batch = item.batch if isinstance(item, Received) else item
-        records = batch.records
+        records = batch_of(item).records
         if len(records) <= CHUNK:
-            yield item.blob if isinstance(item, Received) else batch.SerializeToString()
+            yield item.blob if isinstance(item, Received) else item.SerializeToString()
             continue
         for start in range(0, len(records), CHUNK):
             part = pb.ImportBatch()
