@@ -24,6 +24,9 @@ class BuildNative(build_ext):  # type: ignore[misc]  # setuptools is untyped
     """Compile, then record what was compiled (never before: node/native.py)."""
 
     def run(self) -> None:
+        if not self.extensions:  # nothing compiled: an earlier build's record stays as it is
+            super().run()
+            return
         wheel_tree = [] if self.inplace else [Path(self.build_lib) / "node"]
         native.record_build(PACKAGE_DIR, super().run, into=wheel_tree)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,22 @@ def test_make_rebuilds_when_any_file_the_build_read_changes() -> None:
     listed = makefile.split("NATIVE_SOURCES :=", 1)[1].split("\n\n", 1)[0]
     for path in [*(f"node/{name}.py" for name in native.COMPILED), *native.DEPENDS]:
         assert path in listed.split(), path
+
+
+def test_a_build_that_compiles_nothing_leaves_the_record_alone(tmp_path: Path) -> None:
+    # With CHILDREG_PURE=1 (make's first step) nothing is compiled; rewriting the record
+    # then would vouch for whatever compiled files an older build left beside the sources.
+    tree = tmp_path / "tree"
+    shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.so"))
+    (tree / "node" / native.MANIFEST).write_text('{"records": "an older build"}\n')
+    done = subprocess.run(
+        [sys.executable, "setup.py", "--quiet", "build_ext", "--inplace"],
+        cwd=tree,
+        env={**os.environ, native.PURE_ENV: "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tree / "node" / native.MANIFEST).read_text() == '{"records": "an older build"}\n'
