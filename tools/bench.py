@@ -239,16 +239,16 @@ def measure_import(
             compiled = node_compiled(fed.nodes[plan.id].log)
         say(f"(a) run {run}/{runs}: inserting the same children into a raw SQLCipher file")
         pairs.append((n / seconds, raw_insert_rate(root / f"raw-{run}.db", records)))
-    ratios = sorted(node / raw for node, raw in pairs)
-    node_rate, raw = sorted(pairs, key=lambda pair: pair[0] / pair[1])[(runs - 1) // 2]
+    by_ratio = sorted(pairs, key=lambda pair: pair[0] / pair[1])
+    node_rate, raw = by_ratio[(runs - 1) // 2]
     return {
         "children": n,
         "runs": runs,
         "node_import_per_second": round(node_rate),
         "raw_sqlcipher_insert_per_second": round(raw),
         "ratio": round(node_rate / raw, 3),
-        "ratio_min": round(ratios[0], 3),
-        "ratio_max": round(ratios[-1], 3),
+        "ratio_min": round(by_ratio[0][0] / by_ratio[0][1], 3),
+        "ratio_max": round(by_ratio[-1][0] / by_ratio[-1][1], 3),
         "ratios": [round(node / raw, 3) for node, raw in pairs],
         "compiled_modules": compiled,  # as the node process reported them
         "goal_min_ratio": 0.25,
