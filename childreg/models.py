@@ -4,19 +4,17 @@ Every input crosses one of these pydantic models before any domain code sees it.
 become :class:`~childreg.errors.Violation` lists naming the field and the problem, never
 the offending value (it may be personal data).
 
-A bulk import validates every row, so the per-entry checks have fast paths (shared
-functioning items, coded lists that are already valid, trimmed and distinct, usual
-academic years, printable text). Each takes only input that full validation would
-accept unchanged and hands everything else to it, so every decision and message is the
-same either way (tests/unit/test_models_fastpath.py compares them).
+Validation has one path: a bulk import's rows go through the same models as a single
+registration, so every decision and every message is the same whichever door a record
+came through.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Final, Self, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -25,8 +23,6 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     model_validator,
 )
 
@@ -76,17 +72,8 @@ def _unique(value: tuple[str, ...]) -> tuple[str, ...]:
     return value
 
 
-#: Valid academic years of the registry's span, so the usual ones pass by a set look-up
-#: (every member passed the full check; anything else gets it).
-_USUAL_YEARS = frozenset(
-    y
-    for y in (f"{s}/{(s + 1) % 100:02d}" for s in range(1990, 2100))
-    if codes.is_valid_academic_year(y)
-)
-
-
 def _academic_year(value: str) -> str:
-    if value not in _USUAL_YEARS and not codes.is_valid_academic_year(value):
+    if not codes.is_valid_academic_year(value):
         raise ValueError("must look like 2023/24 (start year / next year's last two digits)")
     return value
 
@@ -196,84 +183,6 @@ class FunctioningItem(Model):
         return self
 
 
-#: Every valid functioning item by (domain, level), made once (never changed). Items are
-#: immutable, so assessments share them, which lets :func:`_known_functioning` skip
-#: validating an item per domain of every row.
-FUNCTIONING_ITEMS: Final[Mapping[tuple[str, str], FunctioningItem]] = {
-    (domain, level): FunctioningItem(domain=domain, level=level)
-    for domain in codes.FUNCTIONING_DOMAINS
-    for level in (
-        codes.FREQUENCY_LEVELS if domain in codes.FREQUENCY_DOMAINS else codes.DIFFICULTY_LEVELS
-    )
-}
-
-
-def known_functioning(domain: object, level: object) -> FunctioningItem | None:
-    """The shared item for a valid (domain, level) pair, or None (then validate in full)."""
-    if type(domain) is str and type(level) is str:  # exact, as the other fast paths
-        return FUNCTIONING_ITEMS.get((domain, level))
-    return None  # no code
-
-
-def _known_functioning(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """A profile of items, or of ``{"domain", "level"}`` objects with known codes, maps to
-    shared items; anything else (other shapes, unknown or untrimmed codes, too many) is
-    validated in full by ``handler``, which names the field and the problem."""
-    if type(value) not in (tuple, list) or len(value) > _LIST:
-        return handler(value)
-    items = []
-    for entry in value:
-        if type(entry) is FunctioningItem:
-            items.append(entry)
-            continue
-        if type(entry) is not dict or len(entry) != 2:
-            return handler(value)
-        item = known_functioning(entry.get("domain"), entry.get("level"))
-        if item is None:
-            return handler(value)
-        items.append(item)
-    return tuple(items)
-
-
-def _fast_codes(accepts: Callable[[str], object]) -> WrapValidator:
-    """A wrap validator for a coded tuple field: a ``tuple`` of at most ``_LIST`` distinct
-    ``str`` entries that ``accepts`` is returned as it is; anything else is validated in
-    full by ``handler``, which names the field and the problem.
-
-    ``accepts`` must only accept codes that full validation keeps unchanged (already
-    trimmed, valid), so both paths give the same tuple; the full path's other checks
-    (the entry type, the length, no repeats) are repeated here before taking the shortcut.
-    """
-
-    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        if type(value) is not tuple or len(value) > _LIST:
-            return handler(value)
-        for entry in value:
-            if type(entry) is not str or not accepts(entry):
-                return handler(value)
-        if len(set(value)) != len(value):
-            return handler(value)
-        return value
-
-    return WrapValidator(check)
-
-
-def _trimmed(allowed: Sequence[str]) -> frozenset[str]:
-    """The codes of ``allowed`` that stripping whitespace leaves unchanged: printable ASCII
-    with no space at either end (Python's and pydantic's ideas of whitespace agree there)."""
-    return frozenset(c for c in allowed if c.isascii() and c.isprintable() and c.strip() == c)
-
-
-#: Full-string forms of the code patterns. A string they match consists of letters,
-#: digits, '.' and '+' only (no whitespace, no control characters), so trimming leaves it
-#: unchanged and ``_matches`` accepts it. (``ICF_CODE_RE.match`` with its ``$`` would also
-#: accept a trailing newline; ``fullmatch`` does not, and such input takes the full path.)
-_ICF_FAST = _fast_codes(codes.ICF_CODE_RE.fullmatch)
-_ICD10_FAST = _fast_codes(codes.ICD10_CODE_RE.fullmatch)
-_SUPPORT_FAST = _fast_codes(_trimmed(codes.SUPPORTS).__contains__)
-_ACCOMMODATION_FAST = _fast_codes(_trimmed(codes.ACCOMMODATIONS).__contains__)
-
-
 class AssessmentIn(Model):
     """A psychological-medical-pedagogical commission's assessment of a child."""
 
@@ -281,24 +190,15 @@ class AssessmentIn(Model):
     assessment_date: dt.date
     commission: ShortText
     impairment_band: ImpairmentBand | None = None
-    icf_codes: Annotated[
-        tuple[IcfCode, ...], AfterValidator(_unique), Field(max_length=_LIST), _ICF_FAST
-    ] = ()
+    icf_codes: Annotated[tuple[IcfCode, ...], AfterValidator(_unique), Field(max_length=_LIST)] = ()
     diagnoses: Annotated[
-        tuple[Icd10Code, ...], AfterValidator(_unique), Field(max_length=_LIST), _ICD10_FAST
+        tuple[Icd10Code, ...], AfterValidator(_unique), Field(max_length=_LIST)
     ] = ()
-    functioning: Annotated[
-        tuple[FunctioningItem, ...], Field(max_length=_LIST), WrapValidator(_known_functioning)
-    ] = ()
+    functioning: Annotated[tuple[FunctioningItem, ...], Field(max_length=_LIST)] = ()
     recommended_form: EducationForm | None = None
-    supports: Annotated[
-        tuple[Support, ...], AfterValidator(_unique), Field(max_length=_LIST), _SUPPORT_FAST
-    ] = ()
+    supports: Annotated[tuple[Support, ...], AfterValidator(_unique), Field(max_length=_LIST)] = ()
     accommodations: Annotated[
-        tuple[Accommodation, ...],
-        AfterValidator(_unique),
-        Field(max_length=_LIST),
-        _ACCOMMODATION_FAST,
+        tuple[Accommodation, ...], AfterValidator(_unique), Field(max_length=_LIST)
     ] = ()
     next_review: dt.date | None = None
 

@@ -378,8 +378,7 @@ class Keyring:
         Returns (wrapped key, version, each (context, plaintext) of ``values`` sealed
         exactly as :meth:`seal` seals it). For a bulk import: the key and every nonce come
         from one read of the OS's random source instead of one read each, and the key
-        itself never leaves :func:`node.aead.seal_under_new_key` (compiled, with
-        node/records.py, by ``make``: node/native.py).
+        itself never leaves :func:`node.aead.seal_under_new_key`.
         """
         version = CHILD_KEY_VERSION
         prefix = _field_ad(child_id, "")  # the associated data of a field is prefix + context

@@ -28,7 +28,6 @@ from childreg.service import (
     write_ready_file,
 )
 from childreg.v1 import audit_pb2_grpc, consent_pb2_grpc, statistics_pb2_grpc
-from node import native
 from node.aggregation import AggregationDesk
 from node.audit import AuditLog
 from node.audit_servicer import AuditLogServicer
@@ -229,12 +228,7 @@ def serve(config: NodeConfig, ready_file: Path | None = None) -> None:
     """Run the node until SIGTERM or SIGINT."""
     app = start_node(config)
     address = bound_address(config.listen, app.port)
-    log.info(
-        "node.serving",
-        department=config.department_id,
-        address=address,
-        compiled=native.compiled_modules(),  # [] when interpreted (node/native.py)
-    )
+    log.info("node.serving", department=config.department_id, address=address)
     if ready_file is not None:
         write_ready_file(ready_file, address)
     wait_for_signal()

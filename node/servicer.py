@@ -271,12 +271,20 @@ class _Handlers:
 
 def register_records(servicer: RecordsServicer, server: grpc.Server) -> None:
     """Serve ``servicer`` as the generated code would, except that BulkImport receives each
-    stream message as :class:`~node.convert.Received` (its bytes kept beside its parse)."""
+    stream message as :class:`~node.convert.Received` (its bytes kept beside its parse), so
+    the import's audit digest is of the messages exactly as the client sent them.
+
+    The BulkImport handler is made with gRPC's public
+    ``grpc.stream_unary_rpc_method_handler``, with :func:`~node.convert.received` as its
+    request deserializer; every other method keeps the generated handler.
+    """
     collected = _Handlers()
     pb_grpc.add_RecordsServiceServicer_to_server(servicer, cast("grpc.Server", collected))
     handlers = collected.handlers
-    handlers["BulkImport"] = handlers["BulkImport"]._replace(  # type: ignore[attr-defined]
-        request_deserializer=convert.received
+    handlers["BulkImport"] = grpc.stream_unary_rpc_method_handler(
+        servicer.BulkImport,
+        request_deserializer=convert.received,
+        response_serializer=pb.ImportSummary.SerializeToString,
     )
     service = pb.DESCRIPTOR.services_by_name["RecordsService"].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))

@@ -39,12 +39,8 @@ FORBIDDEN = frozenset(
 #: Per-file exceptions. childreg/dp/zcdp.py is privacy *accounting* (ρ, σ², the (ε, δ)
 #: display), not noise: it never draws a random number, and may use scipy.optimize to
 #: minimise the zCDP → (ε, δ) bound. Only that subpackage is allowed, and only there.
-#: node/native.py, imported by the ``node`` package itself, keeps the node's compiled
-#: modules from running stale: its finder loads only those named modules of the ``node``
-#: package, from their own source files (never a name it is given at run time).
 EXEMPT: dict[str, frozenset[str]] = {
     "childreg/dp/zcdp.py": frozenset({"scipy.optimize"}),
-    "node/native.py": frozenset({"importlib.machinery", "importlib.util"}),
 }
 #: The only ``math`` functions the exact sampler may use (integer results).
 EXACT_MATH = frozenset({"isqrt", "gcd"})
