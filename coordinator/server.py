@@ -12,9 +12,6 @@ from grpc_health.v1 import health
 from nacl.signing import VerifyKey
 
 from childreg.audit.checkpoint import childreg_origin
-from childreg.audit.witness_config import WitnessedNode, build_witness, load_witness_signer
-from childreg.audit.witness_service import SERVICE as WITNESS_SERVICE
-from childreg.audit.witness_service import WitnessServicer
 from childreg.catalogue import KIND as CATALOGUE_KIND
 from childreg.catalogue import load_verify_key, verify_catalogue
 from childreg.errors import ChildregError, InvalidInput, KeyProblem
@@ -32,14 +29,17 @@ from childreg.service import (
 from childreg.signed import read_signed_file
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
-from coordinator.channels import NodeChannels
 from coordinator.config import CoordinatorConfig
-from coordinator.federation import Federation, PerDepartmentRounds, Rounds
-from coordinator.publisher import Publisher, SignedCatalogue
-from coordinator.releases import ReleaseStore
-from coordinator.secure import SecureRounds, SignedRoster
-from coordinator.servicer import NationalStatisticsServicer
-from coordinator.witnessing import PullWitness
+from coordinator.publication.publisher import Publisher, SignedCatalogue
+from coordinator.publication.releases import ReleaseStore
+from coordinator.rounds.channels import NodeChannels
+from coordinator.rounds.federation import Federation, PerDepartmentRounds, Rounds
+from coordinator.rounds.secure import SecureRounds, SignedRoster
+from coordinator.rounds.witnessing import PullWitness
+from coordinator.rpc.servicer import NationalStatisticsServicer
+from witness.config import WitnessedNode, build_witness, load_witness_signer
+from witness.servicer import SERVICE as WITNESS_SERVICE
+from witness.servicer import WitnessServicer
 
 log = structlog.get_logger("childreg.coordinator")
 

@@ -39,7 +39,7 @@ from childreg.models import District, PartyId, Region
 
 
 class WitnessEndpoint(BaseModel):
-    """A witness the node gives its audit checkpoints to (childreg/audit/witness.py)."""
+    """A witness the node gives its audit checkpoints to (witness/cosigning.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,7 +89,7 @@ class NodeConfig(ServiceSettings):
     #: Ready and Share are refused. Every node of a federation uses the same mode.
     aggregation: Literal["secure", "per-department"] = "secure"
     #: Processes forked at start-up to validate and seal bulk imports beside the thread
-    #: that writes them (node.import_workers); 0 seals in the node's own thread. Unset:
+    #: that writes them (node.rpc.import_workers); 0 seals in the node's own thread. Unset:
     #: 2 on a machine with 2 or more cores, else 0.
     import_workers: int | None = Field(default=None, ge=0, le=16)
 

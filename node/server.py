@@ -28,21 +28,23 @@ from childreg.service import (
     write_ready_file,
 )
 from childreg.v1 import audit_pb2_grpc, consent_pb2_grpc, statistics_pb2_grpc
-from node.aggregation import AggregationDesk
-from node.audit import AuditLog
-from node.audit_servicer import AuditLogServicer
-from node.breakglass import BreakGlassDesk
-from node.checkpointer import Checkpointer
+from node.audit.checkpointer import Checkpointer
+from node.audit.log import AuditLog
+from node.audit.service import Audited
 from node.config import NodeConfig
-from node.consent import ConsentDesk
-from node.consent_servicer import ConsentServicer
-from node.extract import ExtractDesk
-from node.extract_servicer import ExtractServicer
-from node.import_workers import ImportWorkers, default_workers
-from node.keys import KekSource, Keyring
-from node.privacy import StatisticsDesk
-from node.records import Registry, RowSealer
-from node.servicer import Audited, RecordsServicer, StatisticsServicer, register_records
+from node.consent.breakglass import BreakGlassDesk
+from node.consent.desk import ConsentDesk
+from node.consent.extract import ExtractDesk
+from node.crypto.keys import KekSource, Keyring
+from node.records.registry import Registry, RowSealer
+from node.rpc.audit import AuditLogServicer
+from node.rpc.consent import ConsentServicer
+from node.rpc.extract import ExtractServicer
+from node.rpc.import_workers import ImportWorkers, default_workers
+from node.rpc.records import RecordsServicer, register_records
+from node.rpc.statistics import StatisticsServicer
+from node.statistics.aggregation import AggregationDesk
+from node.statistics.desk import StatisticsDesk
 from node.store.sqlcipher import SqlCipherStore
 
 log = structlog.get_logger("childreg.node")

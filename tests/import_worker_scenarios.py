@@ -1,4 +1,4 @@
-"""Scenarios of node.import_workers, each run in a fresh process by test_import_workers.py.
+"""Scenarios of node.rpc.import_workers, each run in a fresh process by test_import_workers.py.
 
 Workers are forked only from a process with no other thread, which a pytest process
 cannot promise, so each scenario runs as ``python -m tests.import_worker_scenarios NAME DIR``
@@ -28,10 +28,10 @@ from childreg.models import (
     PlacementIn,
 )
 from childreg.v1 import records_pb2 as pb
-from node.convert import import_batches, import_stream, records_from_import_stream
-from node.import_workers import ImportWorkers
-from node.keys import KekSource, Keyring, generate_key_file
-from node.records import Registry, RowSealer
+from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.records.registry import Registry, RowSealer
+from node.rpc.convert import import_batches, import_stream, records_from_import_stream
+from node.rpc.import_workers import ImportWorkers
 from node.store.sqlcipher import SqlCipherStore
 
 

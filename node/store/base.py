@@ -145,7 +145,7 @@ CareColumns = tuple[str, str]
 AssessmentColumns = tuple[str, str, str | None, str | None, str | None, bytes]
 #: A brand-new child with its first placement and optional care setting and assessment,
 #: as a bulk import writes it. Plain values only, because an import moves every row
-#: between processes (:mod:`node.import_workers`) and into one ``executemany`` per table:
+#: between processes (:mod:`node.rpc.import_workers`) and into one ``executemany`` per table:
 #: tuples of strings and bytes cost a fraction of the ``Stored*`` records to build, pickle
 #: and bind. The parts need not repeat the child's id; :func:`records_of` gives the
 #: records the row stands for.

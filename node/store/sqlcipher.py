@@ -35,7 +35,7 @@ import sqlcipher3
 from childreg import codes
 from childreg.errors import AlreadyExists, FailedPrecondition, KeyProblem, NotFound
 from childreg.secagg.roster import Participation
-from node.keys import HEX64
+from node.crypto.keys import HEX64
 from node.store import migrations
 from node.store.base import (
     MECHANISMS,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import synth
+from tools.dev import synth
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run `childreg ARGS…` as a separate process from the repository root."""
     return subprocess.run(
-        [sys.executable, "-m", "tools.cli", *args],
+        [sys.executable, "-m", "tools.cli.main", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

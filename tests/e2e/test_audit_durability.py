@@ -29,9 +29,9 @@ from childreg.audit.note import NoteSigner
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.config import NodeConfig
-from node.keys import KekSource, Keyring
-from tools import synth
-from tools.federation import LocalFederation
+from node.crypto.keys import KekSource, Keyring
+from tools.dev import synth
+from tools.dev.federation import LocalFederation
 
 ROUNDS = 25
 

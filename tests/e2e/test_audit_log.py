@@ -22,17 +22,17 @@ import sqlcipher3
 
 from childreg.audit import merkle
 from childreg.audit.leaf import AuditEvent
-from childreg.audit.witness import WitnessStore
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.config import NodeConfig
-from node.keys import KekSource, Keyring
+from node.crypto.keys import KekSource, Keyring
 from tests.e2e.conftest import cli, trim
-from tools import importer
-from tools.federation import LocalFederation
-from tools.synth import DepartmentPlan
+from tools.clients import importer
+from tools.dev.federation import LocalFederation
+from tools.dev.synth import DepartmentPlan
+from witness.cosigning import WitnessStore
 
 NAME, NATIONAL_ID = "Gunel", "AZE7654321"
 

@@ -18,11 +18,11 @@ import pytest
 
 from childreg import csvformat
 from childreg.models import ImportRecord
-from node.extract import POLICY
+from node.consent.extract import POLICY
 from tests.e2e.conftest import cli, trim
-from tools import importer
-from tools.federation import LocalFederation
-from tools.synth import DepartmentPlan
+from tools.clients import importer
+from tools.dev.federation import LocalFederation
+from tools.dev.synth import DepartmentPlan
 
 SCHOOL, OTHER = "school-7", "school-8"
 

@@ -18,12 +18,12 @@ from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
-from node.convert import import_record_to_proto
+from node.rpc.convert import import_record_to_proto
 from tests.e2e.conftest import cli, trim
-from tools import importer
-from tools.client import CliError
-from tools.federation import LocalFederation
-from tools.synth import DepartmentPlan
+from tools.clients import importer
+from tools.clients.client import CliError
+from tools.dev.federation import LocalFederation
+from tools.dev.synth import DepartmentPlan
 
 Synthetic = tuple[list[DepartmentPlan], list[Path]]
 

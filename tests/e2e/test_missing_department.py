@@ -15,9 +15,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.conftest import cli, trim
-from tools import importer
-from tools.federation import LocalFederation
-from tools.synth import DepartmentPlan
+from tools.clients import importer
+from tools.dev.federation import LocalFederation
+from tools.dev.synth import DepartmentPlan
 
 DEADLINE = 3.0
 

@@ -14,11 +14,11 @@ import tomli_w
 from childreg.errors import KeyProblem
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
-from node.keys import generate_key_file
+from node.crypto.keys import generate_key_file
 from node.store.sqlcipher import SqlCipherStore
 from tests.e2e.conftest import cli
-from tools.federation import LocalFederation
-from tools.synth import plan_departments
+from tools.dev.federation import LocalFederation
+from tools.dev.synth import plan_departments
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from childreg.catalogue import Catalogue, parse_catalogue
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from tests.e2e.conftest import cli, trim
-from tools import importer
-from tools.federation import LocalFederation, default_catalogue
-from tools.synth import DepartmentPlan
+from tools.clients import importer
+from tools.dev.federation import LocalFederation, default_catalogue
+from tools.dev.synth import DepartmentPlan
 
 YEAR = "2023/24"
 BOB = "bob"

@@ -20,8 +20,9 @@ from childreg import codes
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from tests.e2e.conftest import cli, trim
-from tools import importer, synth
-from tools.federation import LocalFederation
+from tools.clients import importer
+from tools.dev import synth
+from tools.dev.federation import LocalFederation
 
 YEAR = "2023/24"
 CHILDREN = 30

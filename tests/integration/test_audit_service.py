@@ -24,12 +24,12 @@ from childreg.pki import IdentityFiles
 from childreg.rpc import make_server, secure_channel
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
-from node.audit import AuditLog
-from node.audit_servicer import AuditLogServicer
+from node.audit.log import AuditLog
+from node.rpc.audit import AuditLogServicer
 from node.store.memory import MemoryStore
 from tests.conftest import FEDERATION, IssueFn, tls
-from tools.cli_audit import app
-from tools.client import EXIT_REFUSED, EXIT_UNVERIFIED, EXIT_USAGE, CliError
+from tools.cli.audit import app
+from tools.clients.client import EXIT_REFUSED, EXIT_UNVERIFIED, EXIT_USAGE, CliError
 
 DEPARTMENT = "alpha"
 SERVER_NAME = f"{DEPARTMENT}.node.{FEDERATION}"

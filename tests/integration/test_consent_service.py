@@ -25,16 +25,16 @@ from childreg.pki import IdentityFiles
 from childreg.rpc import make_server, secure_channel
 from childreg.v1 import consent_pb2 as cpb
 from childreg.v1 import consent_pb2_grpc as cpb_grpc
-from node.audit import AuditLog
-from node.consent import GRANT_RE, ConsentDesk
-from node.consent_servicer import ConsentServicer
-from node.keys import KekSource, Keyring, generate_key_file
-from node.records import Registry
-from node.servicer import Audited
+from node.audit.log import AuditLog
+from node.audit.service import Audited
+from node.consent.desk import GRANT_RE, ConsentDesk
+from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.records.registry import Registry
+from node.rpc.consent import ConsentServicer
 from node.store.memory import MemoryStore
 from tests.conftest import FEDERATION, IssueFn, tls
-from tools.cli_consent import app
-from tools.client import EXIT_REFUSED, EXIT_REJECTED, CliError
+from tools.cli.consent import app
+from tools.clients.client import EXIT_REFUSED, EXIT_REJECTED, CliError
 
 DEPARTMENT = "alpha"
 SERVER_NAME = f"{DEPARTMENT}.node.{FEDERATION}"

@@ -15,7 +15,7 @@ from childreg.authz import Authorizer
 from childreg.rpc import make_server, secure_channel
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
-from coordinator.federation import Federation, RoundResult
+from coordinator.rounds.federation import Federation, RoundResult
 from tests.conftest import FEDERATION, IssueFn, tls
 
 DIMS = ("education_form", "sex")

@@ -16,9 +16,9 @@ from childreg.pki import CertificateAuthority, IdentityFiles
 from childreg.revocation import DENYLIST_FILE
 from childreg.rpc import RotatingCredentials, TlsMaterial, make_server, secure_channel
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
-from coordinator.channels import NodeChannels
 from coordinator.config import Department
-from coordinator.federation import Federation
+from coordinator.rounds.channels import NodeChannels
+from coordinator.rounds.federation import Federation
 from tests.conftest import FEDERATION, IssueFn
 from tests.integration.test_federation_round import FakeDepartment, ask
 

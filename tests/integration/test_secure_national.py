@@ -1,7 +1,7 @@
 """Real node desks and the coordinator's real secure rounds, joined by an in-process transport.
 
-The node side (node/aggregation.py: ledger, participation, share noise, masks, signature)
-and the coordinator side (coordinator/secure.py: settling, verification, unmasking) are the
+The node side (node/statistics/aggregation.py: ledger, participation, share noise, masks, signature)
+and the coordinator side (coordinator/rounds/secure.py: settling, verification, unmasking) are the
 production code; only the gRPC hop between them is replaced by a direct call (the e2e tests
 run it over mutual TLS). This is where issue 5's arithmetic is checked at 3, 10 and 50
 departments, where the coordinator's whole transcript is inspected, and where the national
@@ -28,10 +28,10 @@ from childreg.models import NoisyTableQuestion
 from childreg.secagg.masks import MODULUS
 from childreg.secagg.roster import verify_roster
 from childreg.v1 import statistics_pb2 as spb
-from coordinator.federation import TableRound
-from coordinator.releases import ReleaseStore
-from coordinator.secure import SecureRounds, SignedRoster
-from node.aggregation import ready_question_from_proto, share_question_from_proto
+from coordinator.publication.releases import ReleaseStore
+from coordinator.rounds.federation import TableRound
+from coordinator.rounds.secure import SecureRounds, SignedRoster
+from node.statistics.aggregation import ready_question_from_proto, share_question_from_proto
 from tests.inprocess import FakeRpcError, Method
 from tests.unit.secagg_nodes import (
     AUTHORITY,

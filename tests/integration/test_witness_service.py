@@ -17,19 +17,19 @@ import pytest
 from childreg.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from childreg.audit.merkle import MerkleTree
 from childreg.audit.note import NoteSigner, NoteVerifier, generate_signer
-from childreg.audit.witness_config import (
-    WitnessApp,
-    WitnessConfig,
-    WitnessedNode,
-    generate_witness_key,
-    start_witness,
-)
 from childreg.pki import CertificateAuthority
 from childreg.revocation import DENYLIST_FILE
 from childreg.rpc import secure_channel, violations_from_error
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from tests.conftest import FEDERATION, IssueFn, tls
+from witness.config import (
+    WitnessApp,
+    WitnessConfig,
+    WitnessedNode,
+    generate_witness_key,
+    start_witness,
+)
 
 ORIGIN = f"childreg.{FEDERATION}/alpha"
 SERVER_NAME = f"ombudsman.witness.{FEDERATION}"
@@ -178,7 +178,7 @@ def test_serve_runs_until_sigterm(issue: IssueFn, ca: CertificateAuthority, tmp_
         encoding="utf-8",
     )
     ready = tmp_path / "ready.json"
-    code = "from tools.cli_witness import app; app()"
+    code = "from tools.cli.witness import app; app()"
     args = ["serve", "--config", str(config), "--ready-file", str(ready)]
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],

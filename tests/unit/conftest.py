@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from node.keys import KekSource, Keyring, generate_key_file
+from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.store.base import RecordStore
 from node.store.memory import MemoryStore
 from node.store.sqlcipher import SqlCipherStore

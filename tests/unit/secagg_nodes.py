@@ -24,10 +24,10 @@ from childreg.models import ChildIn, ImportRecord, PlacementIn
 from childreg.secagg.roster import parse_roster, sign_roster, verify_roster
 from childreg.secagg.upload import open_share
 from childreg.v1 import statistics_pb2 as spb
-from node.aggregation import AggregationDesk, ReadyQuestion, ShareQuestion, roster_entry
-from node.keys import KekSource, Keyring, generate_key_file
-from node.privacy import StatisticsDesk
-from node.records import Registry
+from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.records.registry import Registry
+from node.statistics.aggregation import AggregationDesk, ReadyQuestion, ShareQuestion, roster_entry
+from node.statistics.desk import StatisticsDesk
 from node.store.base import LedgerEntry, RecordStore
 from node.store.memory import MemoryStore
 

@@ -1,4 +1,4 @@
-"""node.aead seals with libsodium's XChaCha20-Poly1305 through PyNaCl's public bindings."""
+"""node.crypto.aead seals with libsodium's XChaCha20-Poly1305 through PyNaCl's public bindings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node import aead
+from node.crypto import aead
 
 KEY = st.binary(min_size=32, max_size=32)
 NONCE = st.binary(min_size=24, max_size=24)

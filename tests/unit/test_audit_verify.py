@@ -35,7 +35,7 @@ from childreg.audit.verify import (
     verify_bundle,
     verify_log,
 )
-from node.audit import AuditLog
+from node.audit.log import AuditLog
 from node.store.memory import MemoryStore
 
 FEDERATION = "test.childreg"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from childreg.audit.note import NoteSigner, NoteVerifier, add_signatures, generate_signer
 from childreg.audit.verify import BAD_SIGNATURE, LOG_REWRITTEN, check_witnessed
-from node.audit import AuditLog
+from node.audit.log import AuditLog
 from node.store.memory import MemoryStore
 
 ACTOR = "spiffe://test.childreg/department-staff/alpha.clerk"

@@ -1,4 +1,4 @@
-"""bench (f)'s pieces: the bare gRPC server (tools/bare_grpc.py) and the percentile summary."""
+"""bench (f)'s pieces: the bare gRPC server (tools/dev/bare_grpc.py) and the percentile summary."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from childreg.rpc import secure_channel
 from tests.conftest import FEDERATION, IssueFn, tls
-from tools.bare_grpc import BareServer
-from tools.bench_extract import _floor, percentile
+from tools.dev.bare_grpc import BareServer
+from tools.dev.bench_extract import _floor, percentile
 
 
 def test_the_bare_server_answers_over_mutual_tls_only_and_stops(issue: IssueFn) -> None:
@@ -20,7 +20,7 @@ def test_the_bare_server_answers_over_mutual_tls_only_and_stops(issue: IssueFn) 
     node = issue("node", "bare")
     client = issue("school", "bare-client")
     with BareServer(node.directory) as port:
-        assert running("tools.bare_grpc", str(node.directory))
+        assert running("tools.dev.bare_grpc", str(node.directory))
         address = f"127.0.0.1:{port}"
         with secure_channel(address, tls(client), f"bare.node.{FEDERATION}") as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -34,7 +34,7 @@ def test_the_bare_server_answers_over_mutual_tls_only_and_stops(issue: IssueFn) 
             pytest.raises(grpc.RpcError),
         ):
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
-    assert not running("tools.bare_grpc", str(node.directory))
+    assert not running("tools.dev.bare_grpc", str(node.directory))
 
 
 def running(*words: str) -> list[int]:

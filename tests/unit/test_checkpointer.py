@@ -9,8 +9,8 @@ import pytest
 
 from childreg.errors import FailedPrecondition
 from childreg.pki import IdentityFiles
-from node.audit import AuditLog
-from node.checkpointer import Checkpointer
+from node.audit.checkpointer import Checkpointer
+from node.audit.log import AuditLog
 from node.store.memory import MemoryStore
 
 

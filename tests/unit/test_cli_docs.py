@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from childreg.config import load_config
 from coordinator.config import CoordinatorConfig
 from node.config import NodeConfig
-from tools.cli import app
+from tools.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ def test_example_coordinator_config_is_valid() -> None:
 def test_example_catalogue_is_the_demos_default() -> None:
     """deploy/config/catalogue.toml and the embedded default catalogue are the same tables."""
     from childreg.catalogue import load_catalogue
-    from tools.federation import default_catalogue
+    from tools.dev.federation import default_catalogue
 
     shipped = load_catalogue(ROOT / "deploy" / "config" / "catalogue.toml")
     embedded = default_catalogue(shipped.federation, shipped.version)

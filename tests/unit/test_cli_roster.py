@@ -11,8 +11,8 @@ from nacl.signing import SigningKey
 from typer.testing import CliRunner
 
 from childreg.catalogue import generate_authority_key
-from tools.cli_roster import app
-from tools.client import EXIT_REFUSED, EXIT_REJECTED, CliError
+from tools.cli.roster import app
+from tools.clients.client import EXIT_REFUSED, EXIT_REJECTED, CliError
 
 DEPARTMENTS = ("baku", "ganja", "shaki", "guba")
 

@@ -1,4 +1,6 @@
-"""Consents at the department (node/consent.py) and the guardian's receipts (node/receipts.py).
+"""Consents at the department (node/consent/desk.py) and the guardian's receipts.
+
+The receipts are node/consent/receipts.py.
 
 Runs over both stores: a grant keeps only the grant's keyed hash and the guardian's name
 sealed, so neither appears in the stored row nor in the database file.
@@ -15,10 +17,10 @@ import pytest
 
 from childreg.errors import FailedPrecondition, InvalidInput, NotFound
 from childreg.models import ChildIn
-from node.consent import GRANT_RE, ConsentDesk, ConsentIn
-from node.keys import Keyring
-from node.receipts import receipt_html, receipt_json
-from node.records import Registry
+from node.consent.desk import GRANT_RE, ConsentDesk, ConsentIn
+from node.consent.receipts import receipt_html, receipt_json
+from node.crypto.keys import Keyring
+from node.records.registry import Registry
 from node.store.base import RecordStore
 
 FEDERATION = "test.childreg"

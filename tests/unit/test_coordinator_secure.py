@@ -1,4 +1,4 @@
-"""The coordinator's secure-aggregation rounds (coordinator/secure.py) against fake nodes.
+"""The coordinator's secure-aggregation rounds (coordinator/rounds/secure.py) against fake nodes.
 
 Each fake node holds a plain vector per table (its noise share plus counts, arbitrary
 here), masks it with the real pairwise masks (childreg.secagg.masks.masked) and signs it
@@ -39,16 +39,22 @@ from childreg.secagg.roster import Roster, parse_roster, sign_roster, verify_ros
 from childreg.secagg.upload import sign_share
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
-from coordinator import releases, secure
 from coordinator.config import CoordinatorConfig
-from coordinator.federation import IncompleteRound, PerDepartmentRounds, RoundResult, TableRound
-from coordinator.margins import cell_variances
-from coordinator.publisher import Publisher, SignedCatalogue, unit_variance
-from coordinator.releases import ReleaseStore
-from coordinator.secure import RoundAborted, SecureRounds, SignedRoster
+from coordinator.publication import releases
+from coordinator.publication.margins import cell_variances
+from coordinator.publication.publisher import Publisher, SignedCatalogue, unit_variance
+from coordinator.publication.releases import ReleaseStore
+from coordinator.rounds import secure
+from coordinator.rounds.federation import (
+    IncompleteRound,
+    PerDepartmentRounds,
+    RoundResult,
+    TableRound,
+)
+from coordinator.rounds.secure import RoundAborted, SecureRounds, SignedRoster
 from coordinator.server import load_roster
 from tests.inprocess import FakeRpcError, Method
-from tools.published import PublishedView
+from tools.clients.published import PublishedView
 
 FED = "test.childreg"
 YEAR = "2023/24"
@@ -224,7 +230,7 @@ def fed(tmp_path: Path) -> Iterator[Federation]:
 
 @pytest.fixture
 def unmasked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of unmask_sum in coordinator.secure (a round that aborts never unmasks)."""
+    """Counts calls of unmask_sum in coordinator.rounds.secure (an aborted round never unmasks)."""
     calls: list[int] = []
     real = masks.unmask_sum
 

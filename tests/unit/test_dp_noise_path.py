@@ -27,7 +27,7 @@ from childreg.dp.prng import DeterministicBits, SystemBits, noise_seed
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The noise path: the sampler, its bit source and (once written) the node's use of them.
-NOISE_ROOTS = ("childreg/dp/prng.py", "childreg/dp/dgauss.py", "node/privacy.py")
+NOISE_ROOTS = ("childreg/dp/prng.py", "childreg/dp/dgauss.py", "node/statistics/desk.py")
 #: Files that draw the noise themselves: besides the import rule, no floats at all.
 EXACT_FILES = frozenset({"childreg/dp/prng.py", "childreg/dp/dgauss.py"})
 #: Project packages whose imports are followed.
@@ -164,7 +164,7 @@ def test_the_noise_path_imports_nothing_random() -> None:
 
 def test_node_privacy_is_scanned_when_it_exists() -> None:
     _, scanned = noise_path_violations(NOISE_ROOTS)
-    assert ("node/privacy.py" in scanned) == (ROOT / "node/privacy.py").is_file()
+    assert ("node/statistics/desk.py" in scanned) == (ROOT / "node/statistics/desk.py").is_file()
 
 
 # --- the scanner can fail ------------------------------------------------------------
@@ -212,10 +212,10 @@ def test_the_scanner_follows_project_imports(tmp_path: Path) -> None:
             "childreg/util/__init__.py": "from . import helper\n",
             "childreg/util/helper.py": "from .deep import x\n",
             "childreg/util/deep.py": "import random\nx = 1\n",
-            "node/privacy.py": "from childreg.dp import noise\n",
+            "node/statistics/desk.py": "from childreg.dp import noise\n",
         },
     )
-    violations, scanned = noise_path_violations(["node/privacy.py"], tmp_path)
+    violations, scanned = noise_path_violations(["node/statistics/desk.py"], tmp_path)
     assert violations == ["childreg/util/deep.py:1: imports random"]
     assert "childreg/dp/noise.py" in scanned
 

@@ -1,4 +1,4 @@
-"""Tests of purpose-limited extracts (node/extract.py, node/extract_servicer.py).
+"""Tests of purpose-limited extracts (node/consent/extract.py, node/rpc/extract.py).
 
 Granted: exactly the policy's fields and no diagnosis, national id, family or guardian
 datum anywhere. Refused (every case of issue 7): the defined error and nothing else. The
@@ -41,8 +41,8 @@ from childreg.models import (
     PlacementIn,
 )
 from childreg.v1 import consent_pb2 as cpb
-from node.audit import AuditLog
-from node.extract import (
+from node.audit.log import AuditLog
+from node.consent.extract import (
     POLICY,
     ExtractDesk,
     _usable_x25519,
@@ -51,9 +51,9 @@ from node.extract import (
     parse_grant,
     parse_recipient_key,
 )
-from node.extract_servicer import ExtractServicer
-from node.keys import KekSource, Keyring, generate_key_file
-from node.records import Registry
+from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.records.registry import Registry
+from node.rpc.extract import ExtractServicer
 from node.store.base import RecordStore, StoredConsent
 from node.store.memory import MemoryStore
 

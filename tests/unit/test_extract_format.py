@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 
 from childreg.errors import ChildregError, InvalidInput, PermissionDenied
 from childreg.extract_format import open_extract
-from node.extract import extract_verify_key
-from node.keys import Keyring
+from node.consent.extract import extract_verify_key
+from node.crypto.keys import Keyring
 from node.store.base import RecordStore
 from tests.unit.test_extract import NOW, OTHER_SCHOOL, SCHOOL, Node
-from tools import cli_extract
+from tools.cli import extract as cli_extract
 
 
 def standalone_open(

@@ -1,6 +1,7 @@
 """The lean extract read gives the same extract as the full record read it replaced.
 
-node/extract.py once built an extract from the whole unsealed record (``Registry.get_child``:
+node/consent/extract.py once built an extract from the whole unsealed record
+(``Registry.get_child``:
 every row, every sealed field, pydantic view models) and picked the policy's fields from
 it. It now reads only what the extract needs (``RecordStore.extract_source``) and unseals
 only the identity and the assessment fields the purpose allows. :func:`reference_payload`
@@ -32,7 +33,7 @@ from childreg.errors import ChildregError, FailedPrecondition, NotFound
 from childreg.extract_format import EXTRACT_TYPE, EXTRACT_VERSION
 from childreg.models import AssessmentIn, ChildIn, ChildView, PlacementIn
 from childreg.signed import canonical_json
-from node.extract import (
+from node.consent.extract import (
     POLICY,
     ExtractDesk,
     academic_year_of,
@@ -40,8 +41,8 @@ from node.extract import (
     grant_ref,
     rfc3339,
 )
-from node.keys import KekSource, Keyring, generate_key_file
-from node.records import Registry
+from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.records.registry import Registry
 from node.store.base import RecordStore, StoredConsent
 from node.store.memory import MemoryStore
 from node.store.sqlcipher import SqlCipherStore

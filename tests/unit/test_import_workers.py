@@ -1,4 +1,4 @@
-"""node.import_workers: sealing in forked workers gives exactly the in-process import.
+"""node.rpc.import_workers: sealing in forked workers gives exactly the in-process import.
 
 Scenarios that fork run in a fresh process (tests/import_worker_scenarios.py): a pytest
 process may already run threads, and the workers refuse to fork from such a process.
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 
 from childreg.models import ImportRecord
-from node.import_workers import WORKER_NICENESS, ImportWorkers, from_wire, to_wire
-from node.keys import KekSource, Keyring, generate_key_file
-from node.records import RowSealer
+from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.records.registry import RowSealer
+from node.rpc.import_workers import WORKER_NICENESS, ImportWorkers, from_wire, to_wire
 from tests import strategies as s
 from tests.import_worker_scenarios import record
 

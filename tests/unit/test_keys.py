@@ -1,4 +1,4 @@
-"""Tests of the node's KEK, key file and keyring (node/keys.py)."""
+"""Tests of the node's KEK, key file and keyring (node/crypto/keys.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import nacl.secret
 import pytest
 
 from childreg.errors import KeyProblem
-from node.keys import (
+from node.crypto.keys import (
     CHILD_KEY_VERSION,
     KDF_MEMLIMIT_MAX,
     KDF_OPSLIMIT_MAX,
@@ -363,7 +363,7 @@ def test_a_new_childs_seals_are_exactly_libsodiums_with_its_fresh_key_and_nonces
     XChaCha20-Poly1305 of each value, under the key (first 32 bytes) and the nonces that
     follow, with seal()'s associated data: the same bytes seal() would give."""
     fresh = bytes(range(32 + 24 * 3))
-    monkeypatch.setattr("node.keys.os.urandom", lambda n: fresh[:n])
+    monkeypatch.setattr("node.crypto.keys.os.urandom", lambda n: fresh[:n])
     values = [("identity", b'{"a":1}'), ("assessment:1:supports", b'["ramp"]')]
     wrapped, version, sealed = keyring.seal_new_child("C1", values)
     monkeypatch.undo()

@@ -1,4 +1,6 @@
-"""Stated margins match the real error of post-processed tables (coordinator/margins.py).
+"""Stated margins match the real error of post-processed tables.
+
+The margins are coordinator/publication/margins.py.
 
 Monte Carlo: one region with large true counts, noisy measurements (Gaussian, rounded),
 four tables published in sequence by the real post-processing; the empirical error
@@ -13,9 +15,9 @@ import numpy as np
 import pytest
 
 from childreg import codes
-from coordinator.margins import cell_variances
-from coordinator.postprocess import RegionMeasurement, SnapshotState, publish
-from coordinator.rounding import marginal
+from coordinator.publication.margins import cell_variances
+from coordinator.publication.postprocess import RegionMeasurement, SnapshotState, publish
+from coordinator.publication.rounding import marginal
 
 SEQUENCE: tuple[tuple[str, ...], ...] = (
     ("education_form",),

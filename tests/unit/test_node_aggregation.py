@@ -33,10 +33,10 @@ from childreg.secagg.roster import (
     verify_roster,
 )
 from childreg.secagg.upload import open_share
-from node.aggregation import roster_entry
 from node.config import NodeConfig
-from node.keys import KekSource, Keyring, generate_key_file
+from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.server import init_node
+from node.statistics.aggregation import roster_entry
 from node.store.sqlcipher import SqlCipherStore
 from tests.conftest import IssueFn
 from tests.unit.secagg_nodes import (
@@ -56,7 +56,7 @@ from tests.unit.secagg_nodes import (
     signed_catalogue,
     signed_roster,
 )
-from tools.cli import app
+from tools.cli.main import app
 
 
 def four_nodes(tmp_path: Path, children: tuple[int, ...] = (40, 25, 0, 13)) -> list[Node]:

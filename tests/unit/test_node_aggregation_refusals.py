@@ -32,9 +32,10 @@ from childreg.models import NoisyTableQuestion
 from childreg.secagg.roster import KIND, Participation, parse_roster, sign_roster
 from childreg.signed import canonical_json, sign_document
 from childreg.v1 import statistics_pb2 as spb
-from node.aggregation import roster_entry
-from node.audit import AuditLog
-from node.servicer import Audited, StatisticsServicer
+from node.audit.log import AuditLog
+from node.audit.service import Audited
+from node.rpc.statistics import StatisticsServicer
+from node.statistics.aggregation import roster_entry
 from tests.unit.secagg_nodes import (
     AUTHORITY,
     CALLER,

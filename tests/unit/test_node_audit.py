@@ -21,11 +21,12 @@ from childreg.audit.note import NoteVerifier
 from childreg.errors import ChildregError, InvalidInput, NotFound
 from childreg.models import AssessmentIn, CareSettingIn, ChildIn, PlacementIn
 from childreg.v1 import records_pb2 as pb
-from node import convert
-from node.audit import AuditLog
-from node.keys import Keyring
-from node.records import Registry
-from node.servicer import Audited, RecordsServicer
+from node.audit.log import AuditLog
+from node.audit.service import Audited
+from node.crypto.keys import Keyring
+from node.records.registry import Registry
+from node.rpc import convert
+from node.rpc.records import RecordsServicer
 from node.store.base import RecordStore
 from tests.import_worker_scenarios import good_records
 
@@ -195,9 +196,9 @@ def test_a_statistics_release_returns_nothing_when_the_log_cannot_be_written(
 
     from childreg.catalogue import sign_catalogue
     from childreg.v1 import statistics_pb2 as spb
-    from node.privacy import StatisticsDesk
-    from node.servicer import StatisticsServicer
-    from tools.federation import default_catalogue
+    from node.rpc.statistics import StatisticsServicer
+    from node.statistics.desk import StatisticsDesk
+    from tools.dev.federation import default_catalogue
 
     authority = SigningKey(bytes(range(32)))
     audit = AuditLog(store, bytes(32), federation="test.childreg", department="alpha")

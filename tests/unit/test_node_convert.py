@@ -10,7 +10,7 @@ from childreg.errors import InvalidInput
 from childreg.models import ChildIn, ChildView, ImportRecord
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import statistics_pb2 as spb
-from node import convert
+from node.rpc import convert
 from tests import strategies as s
 
 

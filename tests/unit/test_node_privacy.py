@@ -20,12 +20,12 @@ from childreg.errors import (
     ResourceExhausted,
 )
 from childreg.models import ImportRecord, NoisyTableQuestion
-from node.keys import Keyring
-from node.privacy import StatisticsDesk
-from node.records import Registry
+from node.crypto.keys import Keyring
+from node.records.registry import Registry
+from node.statistics.desk import StatisticsDesk
 from node.store.base import RecordStore
 from tests.unit import secagg_nodes
-from tools.federation import default_catalogue
+from tools.dev.federation import default_catalogue
 
 YEAR = "2023/24"
 FEDERATION = "test.childreg"

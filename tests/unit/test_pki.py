@@ -116,7 +116,7 @@ def test_pki_commands_issue_list_and_revoke(tmp_path: Path) -> None:
     """`pki init`, `issue`, `revoke`, `list --json` work together and never print a key."""
     from typer.testing import CliRunner
 
-    from tools.cli import app
+    from tools.cli.main import app
 
     runner = CliRunner()
     ca_dir = str(tmp_path / "ca")

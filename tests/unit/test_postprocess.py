@@ -14,14 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from childreg import codes
-from coordinator.postprocess import (
+from coordinator.publication.postprocess import (
     TABLE_DIMENSIONS,
     Publication,
     RegionMeasurement,
     SnapshotState,
     publish,
 )
-from coordinator.rounding import canonical, marginal, reorder
+from coordinator.publication.rounding import canonical, marginal, reorder
 
 Dims = tuple[str, ...]
 Counts = npt.NDArray[np.int64]

@@ -30,13 +30,13 @@ from childreg.errors import ChildregError
 from childreg.models import NoisyTableQuestion, TableQuery
 from childreg.seed import SEED_FORM_COUNTS
 from childreg.v1 import statistics_pb2 as spb
-from coordinator.federation import PerDepartmentRounds, RoundResult
-from coordinator.publisher import Publisher, SignedCatalogue
-from coordinator.releases import ReleaseStore
-from node.privacy import StatisticsDesk
+from coordinator.publication.publisher import Publisher, SignedCatalogue
+from coordinator.publication.releases import ReleaseStore
+from coordinator.rounds.federation import PerDepartmentRounds, RoundResult
+from node.statistics.desk import StatisticsDesk
 from node.store.memory import MemoryStore
-from tools.published import NATIONAL, PublishedView
-from tools.synth import largest_remainder
+from tools.clients.published import NATIONAL, PublishedView
+from tools.dev.synth import largest_remainder
 
 FEDERATION = "test.childreg"
 AUTHORITY = SigningKey(bytes(range(32)))

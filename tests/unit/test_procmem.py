@@ -1,4 +1,4 @@
-"""tools.procmem reads the memory of a node's process tree from /proc."""
+"""tools.dev.procmem reads the memory of a node's process tree from /proc."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tools.procmem import TreePeak, peak_rss_mb, process_tree, pss_mb
+from tools.dev.procmem import TreePeak, peak_rss_mb, process_tree, pss_mb
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="/proc")
 

@@ -1,4 +1,4 @@
-"""Tests of how a published table is shown and exported (tools/published.py, tools/exports.py).
+"""How a published table is shown and exported (tools/clients/published.py, exports.py).
 
 The rule under test everywhere: a confidential cell's number never appears, in any
 output. The national ``home_education`` cell is 7 (a value used nowhere else, margins
@@ -27,8 +27,8 @@ from childreg import codes
 from childreg.dp import zcdp
 from childreg.errors import InvalidInput
 from childreg.v1 import statistics_pb2 as spb
-from tools import chart, exports
-from tools.published import PublishedView
+from tools.clients import chart, exports
+from tools.clients.published import PublishedView
 
 FORMS = codes.EDUCATION_FORMS
 #: Region values per form (in codes.EDUCATION_FORMS order); the nation is their sum.

@@ -8,8 +8,8 @@ import grpc
 
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
-from node import convert
-from node.servicer import RecordsServicer, _Handlers, register_records
+from node.rpc import convert
+from node.rpc.records import RecordsServicer, _Handlers, register_records
 
 
 class _Server(_Handlers):

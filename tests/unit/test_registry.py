@@ -1,4 +1,4 @@
-"""Tests of the records domain (node/records.py) over both stores."""
+"""Tests of the records domain (node/records/registry.py) over both stores."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from childreg.models import (
     ImportRecord,
     PlacementIn,
 )
-from node.keys import Keyring
-from node.records import (
+from node.crypto.keys import Keyring
+from node.records.registry import (
     IDENTITY_FIELDS,
     IMPORT_BATCH,
     Registry,

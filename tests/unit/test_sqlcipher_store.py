@@ -19,8 +19,8 @@ from childreg import codes
 from childreg.errors import AlreadyExists, FailedPrecondition, KeyProblem
 from childreg.models import AssessmentIn, ChildIn, FunctioningItem, PlacementIn
 from childreg.secagg.roster import Participation
-from node.keys import KekSource, Keyring, generate_key_file
-from node.records import Registry
+from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.records.registry import Registry
 from node.store import migrations
 from node.store.base import (
     MECHANISMS,

@@ -1,4 +1,4 @@
-"""Tests of a node's dense count vectors (node/statistics.py)."""
+"""Tests of a node's dense count vectors (node/statistics/counts.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from childreg import codes
 from childreg.errors import FailedPrecondition
 from childreg.models import CareSettingIn, ChildIn, ImportRecord, PlacementIn, TableQuery
-from node.keys import Keyring
-from node.records import Registry
-from node.statistics import count_vector
+from node.crypto.keys import Keyring
+from node.records.registry import Registry
+from node.statistics.counts import count_vector
 from node.store.base import RecordStore
 from node.store.memory import MemoryStore
 

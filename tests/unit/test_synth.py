@@ -18,8 +18,8 @@ from childreg import codes
 from childreg.csvformat import iter_rows
 from childreg.models import ImportRecord
 from childreg.seed import SEED_FIGURES, SEED_FORM_COUNTS, SEED_TOTALS, SeedFigures
-from tools import synth
-from tools.synth import (
+from tools.dev import synth
+from tools.dev.synth import (
     MANIFEST_NAME,
     SynthManifest,
     generate,

@@ -15,20 +15,6 @@ from typer.testing import CliRunner
 from childreg.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from childreg.audit.merkle import EMPTY_ROOT, MerkleTree
 from childreg.audit.note import NoteSigner, generate_signer
-from childreg.audit.witness import (
-    MAX_NOTE_BYTES,
-    MAX_PROOF_HASHES,
-    Held,
-    Witness,
-    WitnessStore,
-    check_request,
-)
-from childreg.audit.witness_config import (
-    WitnessConfig,
-    WitnessedNode,
-    generate_witness_key,
-    load_witness_signer,
-)
 from childreg.config import load_config
 from childreg.errors import (
     AlreadyExists,
@@ -38,7 +24,21 @@ from childreg.errors import (
     NotFound,
     PermissionDenied,
 )
-from tools.cli_witness import app as witness_cli
+from tools.cli.witness import app as witness_cli
+from witness.config import (
+    WitnessConfig,
+    WitnessedNode,
+    generate_witness_key,
+    load_witness_signer,
+)
+from witness.cosigning import (
+    MAX_NOTE_BYTES,
+    MAX_PROOF_HASHES,
+    Held,
+    Witness,
+    WitnessStore,
+    check_request,
+)
 
 ORIGIN = "childreg.test.childreg/alpha"
 OTHER = "childreg.test.childreg/beta"

@@ -69,7 +69,7 @@ def test_margin95(variance: int, margin: int) -> None:
     assert zcdp.margin95(variance) == margin
 
 
-@pytest.mark.parametrize("module", ["node.server", "tools.cli"])
+@pytest.mark.parametrize("module", ["node.server", "tools.cli.main"])
 def test_a_node_does_not_load_numpy_or_scipy(module: str) -> None:
     """A node's memory is budgeted: neither the node nor the command line that starts it
     (`childreg node serve`) loads numpy, scipy, matplotlib, pandas or sdmx."""

@@ -1,0 +1,1 @@
+"""Publication: budgets, the release store and consistent post-processing of noisy tables."""

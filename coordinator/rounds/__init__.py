@@ -1,0 +1,1 @@
+"""Statistics rounds: how the coordinator asks the departments' nodes and collects answers."""

@@ -1,0 +1,102 @@
+"""The coordinator as a witness of every department's access log (pull, on an interval).
+
+The coordinator already holds a mutual-TLS channel to every node, and the authorization
+table lets it read a node's AuditLogService. So, for every department whose log key is
+configured, it periodically fetches the latest signed checkpoint and a consistency proof
+from the size it holds, and hands both to its own :class:`~witness.cosigning.Witness`
+— the same logic as an independent witness — which cosigns and persists only a
+consistent extension and keeps both signed notes as evidence of a rewrite, a rollback or
+an equivocation (and logs an alert). Nodes may also push to it (WitnessService).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+
+from childreg.audit import merkle
+from childreg.audit.checkpoint import Checkpoint
+from childreg.audit.note import note_text
+from childreg.errors import ChildregError
+from childreg.v1 import audit_pb2 as apb
+from childreg.v1 import audit_pb2_grpc as apb_grpc
+from witness.cosigning import Witness
+
+log = structlog.get_logger("childreg.coordinator")
+
+
+@dataclass
+class PullWitness:
+    """Fetch, check and cosign each department's checkpoint; ``run_once`` is one pass."""
+
+    witness: Witness
+    channel_for: Callable[[str], grpc.Channel]  # department id -> channel to its node
+    origins: Mapping[str, str]  # department id -> its log's origin
+    interval: float
+    deadline: float = 10.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run in a daemon thread until :meth:`stop`."""
+        self._thread = threading.Thread(target=self._loop, name="witness", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.deadline * 2 + 5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.run_once()
+
+    def run_once(self) -> dict[str, str]:
+        """One pass over every department: "cosigned", a refusal's status, or "unreachable"."""
+        outcome: dict[str, str] = {}
+        for dept, origin in self.origins.items():
+            try:
+                self._witness(dept, origin)
+                outcome[dept] = "cosigned"
+            except grpc.RpcError as err:
+                outcome[dept] = "unreachable"
+                log.warning("witness.node_unreachable", department=dept, status=err.code().name)
+            except ChildregError as exc:  # evidence is kept and alerted by the Witness
+                outcome[dept] = type(exc).__name__
+            except Exception as exc:  # the loop must outlive any one department's trouble
+                outcome[dept] = "error"
+                log.error("witness.pull_failed", department=dept, error=type(exc).__name__)
+        return outcome
+
+    def _witness(self, dept: str, origin: str) -> None:
+        stub = apb_grpc.AuditLogServiceStub(self.channel_for(dept))
+        note = stub.LatestCheckpoint(apb.CheckpointRequest(), timeout=self.deadline).note
+        new = Checkpoint.parse(note_text(note))
+        new_size = new.size
+        held = self.witness.state(origin)
+        old = Checkpoint.parse(note_text(held)) if held else None
+        old_size = old.size if old else 0
+        if old is not None and new_size < old_size and self._stale(stub, new, old):
+            return  # a checkpoint pushed meanwhile is newer; not a rollback
+        proof: list[bytes] = []
+        if 0 < old_size < new_size:
+            reply = stub.ConsistencyProof(
+                apb.ConsistencyRequest(old_size=old_size, new_size=new_size),
+                timeout=self.deadline,
+            )
+            proof = list(reply.hashes)
+        self.witness.add_checkpoint(note, old_size, proof)
+
+    def _stale(self, stub: apb_grpc.AuditLogServiceStub, new: Checkpoint, held: Checkpoint) -> bool:
+        """Whether the held checkpoint provably extends the one just fetched (a race)."""
+        reply = stub.ConsistencyProof(
+            apb.ConsistencyRequest(old_size=new.size, new_size=held.size), timeout=self.deadline
+        )
+        return merkle.verify_consistency(
+            new.size, held.size, new.root, held.root, list(reply.hashes)
+        )

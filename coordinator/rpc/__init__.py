@@ -1,0 +1,1 @@
+"""The coordinator's gRPC front door for national statisticians (thin: proto <-> domain)."""

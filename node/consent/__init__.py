@@ -1,0 +1,1 @@
+"""Guardians' consents, schools' grants and extracts, receipts, and break-glass access."""

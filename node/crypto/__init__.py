@@ -1,0 +1,1 @@
+"""The node's keys and its authenticated encryption."""

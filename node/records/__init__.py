@@ -1,0 +1,1 @@
+"""The department's records: registering children and what happens to them."""

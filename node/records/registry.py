@@ -1,0 +1,482 @@
+"""The department's records: registering children and what happens to them, and reading back.
+
+This is where records are sealed: a child's identity fields (names, national id, guardian
+contacts) are sealed together under the child's own data key, and each sensitive
+assessment field separately, before anything reaches the store; the national id is kept
+only as a keyed hash for look-ups. Reading a child unseals them again. Error messages may
+name a child id (an internal identifier) but never a name, a national id or a date.
+
+A bulk import seals rows as they arrive and checks and writes them a batch at a time
+(:data:`IMPORT_BATCH`): one look-up per batch for ids and national ids already held, then
+one bulk insert (:meth:`~node.store.base.RecordStore.insert_new_children`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Sequence
+from json.encoder import encode_basestring
+from typing import Final, NamedTuple, TypeVar
+
+from childreg.errors import FailedPrecondition, ImportRejected, NotFound, Violation
+from childreg.models import (
+    AssessmentIn,
+    CareSettingIn,
+    ChildIn,
+    ChildView,
+    FunctioningItem,
+    ImportRecord,
+    PlacementIn,
+)
+from node.crypto.keys import Keyring
+from node.store.base import (
+    NewChild,
+    RecordStore,
+    StoredAssessment,
+    StoredCareSetting,
+    StoredChild,
+    StoredPlacement,
+    pack_sealed,
+)
+
+IDENTITY_FIELDS: Final = (
+    "given_name",
+    "family_name",
+    "national_id",
+    "guardian_name",
+    "guardian_phone",
+)
+#: The sealing context of a child's identity fields.
+IDENTITY_CONTEXT: Final = "identity"
+#: Assessment fields sealed under the child's key, each with its own context.
+SEALED_ASSESSMENT_FIELDS: Final = (
+    "icf_codes",
+    "diagnoses",
+    "functioning",
+    "supports",
+    "accommodations",
+)
+
+
+#: Rows an import checks against the store and inserts at a time.
+IMPORT_BATCH: Final = 256
+
+_V = TypeVar("_V", str, bytes)
+
+_SORTED_IDENTITY: Final = tuple(sorted(IDENTITY_FIELDS))
+
+
+# Sealed plaintexts are canonical JSON, i.e. the bytes of json.dumps(value, sort_keys=True,
+# separators=(",", ":"), ensure_ascii=False) in UTF-8. These build them for the shapes sealed
+# on every row without setting up an encoder per call (tests/unit/test_registry.py checks
+# that they agree with json.dumps).
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _canonical_identity(child: ChildIn) -> bytes:
+    """Canonical JSON of the child's identity fields (an object with sorted keys)."""
+    inner = ",".join([f'"{name}":{_json_text(getattr(child, name))}' for name in _SORTED_IDENTITY])
+    return ("{" + inner + "}").encode("utf-8")
+
+
+def _canonical_strings(values: Iterable[str]) -> bytes:
+    """Canonical JSON of a list of strings."""
+    return ("[" + ",".join(map(encode_basestring, values)) + "]").encode("utf-8")
+
+
+@functools.lru_cache(maxsize=512)  # validated profiles use a few dozen (domain, level) pairs
+def _canonical_pair(domain: str, level: str) -> str:
+    return f"[{encode_basestring(domain)},{encode_basestring(level)}]"
+
+
+def _canonical_functioning(items: Iterable[FunctioningItem]) -> bytes:
+    """Canonical JSON of a functioning profile: ``[[domain, level], ...]``."""
+    return ("[" + ",".join([_canonical_pair(f.domain, f.level) for f in items]) + "]").encode(
+        "utf-8"
+    )
+
+
+def assessment_context(assessment_id: int, field: str) -> str:
+    """The sealing context of one field of one assessment, e.g. ``assessment:3:diagnoses``."""
+    return f"assessment:{assessment_id}:{field}"
+
+
+def stored_child(
+    keys: Keyring,
+    child: ChildIn,
+    key: bytes,
+    wrapped: bytes,
+    version: int,
+    *,
+    digest: bytes | None,
+) -> StoredChild:
+    """The child's row with its identity fields sealed under its data ``key``."""
+    return StoredChild(
+        child_id=child.child_id,
+        key_version=version,
+        wrapped_key=wrapped,
+        national_id_hash=digest,
+        date_of_birth=child.date_of_birth,
+        sex=child.sex,
+        district=child.district,
+        sealed_identity=keys.seal(
+            key, child.child_id, IDENTITY_CONTEXT, _canonical_identity(child)
+        ),
+    )
+
+
+def _sealed_plaintexts(a: AssessmentIn) -> dict[str, bytes]:
+    """The canonical JSON of each sealed field of an assessment, by name."""
+    return {
+        "icf_codes": _canonical_strings(a.icf_codes),
+        "diagnoses": _canonical_strings(a.diagnoses),
+        "functioning": _canonical_functioning(a.functioning),
+        "supports": _canonical_strings(a.supports),
+        "accommodations": _canonical_strings(a.accommodations),
+    }
+
+
+def stored_assessment(
+    keys: Keyring, a: AssessmentIn, key: bytes, assessment_id: int
+) -> StoredAssessment:
+    """The assessment with each sensitive field sealed on its own for ``assessment_id``."""
+    plain = _sealed_plaintexts(a)
+    seal, child_id = keys.seal, a.child_id
+    return StoredAssessment(
+        child_id=child_id,
+        assessment_id=assessment_id,
+        assessment_date=a.assessment_date,
+        commission=a.commission,
+        impairment_band=a.impairment_band,
+        recommended_form=a.recommended_form,
+        next_review=a.next_review,
+        sealed_fields={
+            name: seal(key, child_id, assessment_context(assessment_id, name), plain[name])
+            for name in SEALED_ASSESSMENT_FIELDS
+        },
+    )
+
+
+#: The sealing contexts of a new child's first assessment (number 1), field by field.
+_FIRST_ASSESSMENT: Final = tuple(
+    (name, assessment_context(1, name)) for name in SEALED_ASSESSMENT_FIELDS
+)
+
+
+class SealedRow(NamedTuple):
+    """An import row ready for its batch's check: sealed unless a violation was known."""
+
+    line: int
+    child_id: str
+    digest: bytes | None  # keyed hash of the national id, if one was given
+    sealed: NewChild | None
+
+
+class RowSealer:
+    """Makes a new child's key and seals its import row; needs the keyring, not the store.
+
+    Used by the registry itself and, in forked processes, by :mod:`node.rpc.import_workers`.
+    """
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keys = keyring
+
+    def row(self, record: ImportRecord, *, seal: bool = True) -> SealedRow:
+        """The row of ``record``; unsealed (``sealed`` None) when ``seal`` is false."""
+        child = record.child
+        nid = child.national_id
+        digest = None if nid is None else self._keys.national_id_hash(nid)
+        return SealedRow(
+            record.line, child.child_id, digest, self._new_row(record, digest) if seal else None
+        )
+
+    def _new_row(self, record: ImportRecord, digest: bytes | None) -> NewChild:
+        """A new child's row with its key made and its identity and assessment sealed:
+        the same ciphertexts' layout and contexts as :func:`stored_child` and
+        :func:`stored_assessment` (for assessment 1), in the store's bulk form."""
+        child, p, care, a = record.child, record.placement, record.care, record.assessment
+        child_id = child.child_id
+        values = [(IDENTITY_CONTEXT, _canonical_identity(child))]
+        if a is not None:
+            plain = _sealed_plaintexts(a)
+            values += [(context, plain[name]) for name, context in _FIRST_ASSESSMENT]
+        wrapped, version, sealed = self._keys.seal_new_child(child_id, values)
+        return (
+            (
+                child_id,
+                version,
+                wrapped,
+                digest,
+                child.date_of_birth.isoformat(),
+                child.sex,
+                child.district,
+                sealed[0],
+            ),
+            (p.academic_year, p.education_form, p.institution),
+            None if care is None else (care.since.isoformat(), care.care_setting),
+            None
+            if a is None
+            else (
+                a.assessment_date.isoformat(),
+                a.commission,
+                a.impairment_band,
+                a.recommended_form,
+                None if a.next_review is None else a.next_review.isoformat(),
+                pack_sealed(dict(zip(SEALED_ASSESSMENT_FIELDS, sealed[1:], strict=True))),
+            ),
+        )
+
+
+class Registry:
+    """Domain operations on a node's records; every write runs inside ``store.atomic()``."""
+
+    def __init__(self, store: RecordStore, keyring: Keyring) -> None:
+        self._store = store
+        self._keys = keyring
+        self._sealer = RowSealer(keyring)
+
+    def register_child(self, child: ChildIn) -> None:
+        """Register a new child; AlreadyExists if its id or national id is already held."""
+        with self._store.atomic():
+            self._store.insert_child(self._new_stored_child(child))
+
+    def update_child(self, child: ChildIn) -> None:
+        """Replace a child's identifying record, keeping its data key; NotFound if absent."""
+        with self._store.atomic():
+            old = self._require(child.child_id)
+            key = self._keys.child_key(old.child_id, old.key_version, old.wrapped_key)
+            self._store.replace_child(
+                self._stored_child(child, key, old.wrapped_key, old.key_version)
+            )
+
+    def record_placement(self, placement: PlacementIn) -> None:
+        """Set where a child is educated in an academic year; NotFound for an unknown child."""
+        with self._store.atomic():
+            self._store.upsert_placement(
+                StoredPlacement(
+                    placement.child_id,
+                    placement.academic_year,
+                    placement.education_form,
+                    placement.institution,
+                )
+            )
+
+    def record_care_setting(self, care: CareSettingIn) -> None:
+        """Record where a child lives from a date on; NotFound for an unknown child."""
+        with self._store.atomic():
+            self._store.put_care_setting(
+                StoredCareSetting(care.child_id, care.care_setting, care.since)
+            )
+
+    def record_assessment(self, assessment: AssessmentIn) -> int:
+        """Record a commission's assessment and return its id (1, 2, … per child)."""
+        with self._store.atomic():
+            stored = self._require(assessment.child_id)
+            key = self._keys.child_key(stored.child_id, stored.key_version, stored.wrapped_key)
+            expected = len(self._store.assessments(assessment.child_id)) + 1
+            return self._add_assessment(assessment, key, expected)
+
+    def get_child(self, child_id: str) -> ChildView:
+        """Everything held about a child, unsealed; NotFound if absent."""
+        with self._store.read_view():  # one consistent view; does not wait for writers
+            stored = self._require(child_id)
+            placements = self._store.placements(child_id)
+            cares = self._store.care_settings(child_id)
+            assessments = self._store.assessments(child_id)
+        key = self._keys.child_key(child_id, stored.key_version, stored.wrapped_key)
+        identity = json.loads(
+            self._keys.unseal(key, child_id, IDENTITY_CONTEXT, stored.sealed_identity)
+        )
+        return ChildView(
+            child=ChildIn(
+                child_id=child_id,
+                date_of_birth=stored.date_of_birth,
+                sex=stored.sex,
+                district=stored.district,
+                **identity,
+            ),
+            placements=tuple(
+                PlacementIn(
+                    child_id=child_id,
+                    academic_year=p.academic_year,
+                    education_form=p.education_form,
+                    institution=p.institution,
+                )
+                for p in placements
+            ),
+            care_settings=tuple(
+                CareSettingIn(child_id=child_id, care_setting=c.care_setting, since=c.since)
+                for c in cares
+            ),
+            assessments=tuple(self._open_assessment(a, key) for a in assessments),
+        )
+
+    def import_records(
+        self, items: Iterable[ImportRecord | SealedRow | Sequence[Violation]]
+    ) -> int:
+        """Import new children all-or-nothing; return how many, or raise ImportRejected.
+
+        ``items`` are validated rows, rows already sealed (by :class:`RowSealer`, e.g. in
+        :mod:`node.rpc.import_workers`), or the violations of rows already found bad. Every
+        violation is collected, in input order (bad rows, duplicates within the import,
+        children already held) and, if there is any, nothing is imported. Inside one
+        transaction, rows are sealed as they arrive and checked against the store and
+        written a batch at a time, so memory holds one batch of sealed rows and the id and
+        national-id-hash maps. Once a violation is known, rows are only checked, no longer
+        sealed or written (the transaction is rolled back anyway).
+        """
+        run = _ImportRun(self._store, self._sealer)
+        with self._store.atomic():
+            try:
+                for item in items:
+                    run.add(item)
+                run.flush()
+            finally:  # end a generator of rows now, inside the transaction (workers' replies)
+                close = getattr(items, "close", None)
+                if callable(close):
+                    close()
+            if run.bad_rows:
+                raise ImportRejected(
+                    f"{run.bad_rows} bad rows; nothing was imported", run.violations
+                )
+        return run.imported
+
+    def _new_stored_child(self, child: ChildIn) -> StoredChild:
+        key, wrapped, version = self._keys.new_child_key(child.child_id)
+        return self._stored_child(child, key, wrapped, version)
+
+    def _stored_child(
+        self, child: ChildIn, key: bytes, wrapped: bytes, version: int
+    ) -> StoredChild:
+        digest = None
+        if child.national_id is not None:
+            digest = self._keys.national_id_hash(child.national_id)
+        return stored_child(self._keys, child, key, wrapped, version, digest=digest)
+
+    def _add_assessment(self, a: AssessmentIn, key: bytes, expected_id: int) -> int:
+        """Seal the sensitive fields for the id the store will assign, then add."""
+        got = self._store.add_assessment(stored_assessment(self._keys, a, key, expected_id))
+        if got != expected_id:  # raising inside atomic() rolls the assessment back
+            raise FailedPrecondition("the store assigned an unexpected assessment id")
+        return got
+
+    def _open_assessment(self, a: StoredAssessment, key: bytes) -> AssessmentIn:
+        values = {
+            name: json.loads(
+                self._keys.unseal(
+                    key,
+                    a.child_id,
+                    assessment_context(a.assessment_id, name),
+                    a.sealed_fields.get(name, b""),
+                )
+            )
+            for name in SEALED_ASSESSMENT_FIELDS
+        }
+        return AssessmentIn(
+            child_id=a.child_id,
+            assessment_date=a.assessment_date,
+            commission=a.commission,
+            impairment_band=a.impairment_band,
+            recommended_form=a.recommended_form,
+            next_review=a.next_review,
+            icf_codes=tuple(values["icf_codes"]),
+            diagnoses=tuple(values["diagnoses"]),
+            functioning=tuple(
+                FunctioningItem(domain=domain, level=level)
+                for domain, level in values["functioning"]
+            ),
+            supports=tuple(values["supports"]),
+            accommodations=tuple(values["accommodations"]),
+        )
+
+    def _require(self, child_id: str) -> StoredChild:
+        stored = self._store.get_child(child_id)
+        if stored is None:
+            raise NotFound(f"no child with child_id {child_id}")
+        return stored
+
+
+class _ImportRun:
+    """One import's state: what was seen on which line, what was wrong, the pending batch.
+
+    Rows are sealed on arrival (unless they come sealed) and kept in that compact form,
+    not as the parsed records, which keeps the batch small for memory and for the
+    garbage collector.
+    """
+
+    def __init__(self, store: RecordStore, sealer: RowSealer) -> None:
+        self._store = store
+        self._sealer = sealer
+        self._batch: list[SealedRow | list[Violation]] = []
+        self._spoiled = False  # a violation is known: stop sealing and writing
+        self.line_of_id: dict[str, int] = {}  # first line of each id new to the store
+        self.line_of_hash: dict[bytes, int] = {}  # likewise for national-id hashes
+        self.violations: list[Violation] = []
+        self.bad_rows = 0
+        self.imported = 0
+
+    def add(self, item: ImportRecord | SealedRow | Sequence[Violation]) -> None:
+        """Take the next row (sealed while nothing is wrong yet); check a full batch."""
+        if isinstance(item, SealedRow):
+            self._batch.append(item)
+        elif isinstance(item, ImportRecord):
+            self._batch.append(self._sealer.row(item, seal=not self._spoiled))
+        else:
+            self._batch.append(list(item))
+            self._spoiled = True
+        if len(self._batch) >= IMPORT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Check the pending rows in input order and, if nothing is wrong, write them.
+
+        A value is a duplicate if an earlier line of this import introduced it, else
+        "already exists" if the store holds it (then later lines are told the same).
+        """
+        batch, self._batch = self._batch, []
+        rows = [item for item in batch if isinstance(item, SealedRow)]
+        held_ids = self._store.existing_child_ids(
+            {r.child_id for r in rows} - self.line_of_id.keys()
+        )
+        held_hashes = self._store.existing_national_id_hashes(
+            {r.digest for r in rows if r.digest is not None} - self.line_of_hash.keys()
+        )
+        for item in batch:
+            if not isinstance(item, SealedRow):
+                self._bad(item)
+                continue
+            seen = [_sighting(self.line_of_id, item.child_id, held_ids, "child_id", item.line)]
+            if item.digest is not None:
+                seen.append(
+                    _sighting(self.line_of_hash, item.digest, held_hashes, "national_id", item.line)
+                )
+            found = [v for v in seen if v is not None]
+            if found:
+                self._bad(found)
+        if self.bad_rows:
+            self._spoiled = True
+            return
+        sealed = [r.sealed for r in rows if r.sealed is not None]
+        if len(sealed) != len(rows):  # cannot happen: rows are sealed until something is wrong
+            raise RuntimeError("an import row was not sealed")
+        self._store.insert_new_children(sealed)
+        self.imported += len(sealed)
+
+    def _bad(self, found: list[Violation]) -> None:
+        self.bad_rows += 1
+        self.violations.extend(found)
+
+
+def _sighting(
+    seen: dict[_V, int], value: _V, held: set[_V], name: str, line: int
+) -> Violation | None:
+    """The violation if ``value`` was seen on an earlier line or is held, else note its line."""
+    first = seen.get(value)
+    if first is not None:
+        return Violation(name, f"duplicate {name} (first on line {first})", line)
+    if value in held:
+        return Violation(name, f"a child with this {name} already exists", line)
+    seen[value] = line
+    return None

@@ -1,0 +1,1 @@
+"""The node's gRPC front door: servicers and protobuf conversion only (no business logic)."""

@@ -1,0 +1,158 @@
+"""ConsentService over gRPC: department staff grant, withdraw and read consents.
+
+Thin like node/rpc/records.py: protobuf -> validated model -> ConsentDesk -> protobuf, with
+exactly one audit leaf per call through :class:`~node.rpc.records.Audited` (a grant or a
+withdrawal commits with its leaf; a read's leaf commits before the answer). The grant
+token leaves the node only in the GrantConsent answer; the guardian's name only in the
+receipts that answer carries.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from childreg.errors import ChildregError, FailedPrecondition
+from childreg.rpc import peer_identity
+from childreg.v1 import consent_pb2 as cpb
+from childreg.v1 import consent_pb2_grpc as cpb_grpc
+from childreg.v1 import records_pb2 as pb
+from node.audit.service import Audited
+from node.consent.breakglass import BreakGlassDesk, new_breakglass_id
+from node.consent.desk import ConsentDesk
+from node.consent.extract import grant_ref
+from node.consent.receipts import Kind, receipt_html, receipt_json
+from node.rpc import convert
+from node.store.base import StoredConsent
+
+
+def consent_to_proto(consent: StoredConsent) -> cpb.Consent:
+    """A stored consent as the wire message (no grant hash, no guardian)."""
+    return cpb.Consent(
+        consent_id=consent.consent_id,
+        child_id=consent.child_id,
+        purpose=consent.purpose,
+        school=consent.school,
+        valid_from=consent.valid_from.isoformat(),
+        valid_until=consent.valid_until.isoformat(),
+        evidence_ref=consent.evidence_ref,
+        granted_at=consent.granted_at.isoformat(),
+        withdrawn_at=consent.withdrawn_at.isoformat() if consent.withdrawn_at else "",
+        granted_by=consent.granted_by,
+    )
+
+
+class ConsentServicer(cpb_grpc.ConsentServiceServicer):
+    """Department staff's consent desk (authorization: childreg.authz RULES)."""
+
+    def __init__(
+        self, desk: ConsentDesk, audited: Audited, breakglass: BreakGlassDesk | None = None
+    ) -> None:
+        self._desk = desk
+        self._audited = audited
+        self._breakglass = breakglass
+
+    def BreakGlassRead(
+        self, request: cpb.BreakGlassRequest, context: grpc.ServicerContext
+    ) -> pb.ChildRecord:
+        """Emergency access: the reason kept sealed, the access a "breakglass.read" leaf."""
+        if self._breakglass is None:
+            raise FailedPrecondition("emergency access is not enabled at this node")
+        desk, ident = self._breakglass, new_breakglass_id()
+        return self._audited.change(
+            peer_identity(context),
+            "breakglass.read",
+            request.SerializeToString(),
+            lambda: convert.child_view_to_proto(
+                desk.read(request.child_id, request.reason, peer_identity(context), ident)
+            ),
+            request.child_id,
+            purpose="emergency",
+            grant=ident,
+        )
+
+    def GrantConsent(
+        self, request: cpb.ConsentRequest, context: grpc.ServicerContext
+    ) -> cpb.ConsentReceipt:
+        def grant() -> cpb.ConsentReceipt:
+            consent = self._desk.parse(
+                {
+                    "child_id": request.child_id,
+                    "guardian_name": request.guardian_name,
+                    "purpose": request.purpose,
+                    "school": request.school,
+                    "valid_from": request.valid_from,
+                    "valid_until": request.valid_until,
+                    "evidence_ref": request.evidence_ref,
+                }
+            )
+            stored, token = self._desk.grant(consent, peer_identity(context))
+            receipt = self._receipt(stored, consent.guardian_name, "grant")
+            receipt.grant = token
+            return receipt
+
+        return self._audited.change(
+            peer_identity(context),
+            "consent.grant",
+            request.SerializeToString(),
+            grant,
+            request.child_id,
+        )
+
+    def WithdrawConsent(
+        self, request: cpb.WithdrawRequest, context: grpc.ServicerContext
+    ) -> cpb.ConsentReceipt:
+        def withdraw() -> cpb.ConsentReceipt:
+            stored = self._desk.withdraw(request.consent_id, peer_identity(context))
+            return self._receipt(stored, self._desk.guardian_of(stored), "withdrawal")
+
+        try:
+            held: StoredConsent | None = self._desk.get(request.consent_id)
+        except ChildregError:
+            held = None
+        return self._audited.change(
+            peer_identity(context),
+            "consent.withdraw",
+            request.SerializeToString(),
+            withdraw,
+            held.child_id if held else None,
+            # the extract leaves name the grant the same way: an auditor links them
+            purpose=held.purpose if held else "",
+            grant=grant_ref(held.grant_hash) if held else "",
+        )
+
+    def GetConsent(self, request: cpb.ConsentRef, context: grpc.ServicerContext) -> cpb.Consent:
+        return self._audited.disclose(
+            peer_identity(context),
+            "child.read",
+            request.SerializeToString(),
+            lambda: consent_to_proto(self._desk.get(request.consent_id)),
+            self._child_of(request.consent_id),
+        )
+
+    def ListConsents(
+        self, request: cpb.ChildConsentsRequest, context: grpc.ServicerContext
+    ) -> cpb.Consents:
+        return self._audited.disclose(
+            peer_identity(context),
+            "child.read",
+            request.SerializeToString(),
+            lambda: cpb.Consents(
+                consents=[consent_to_proto(c) for c in self._desk.list(request.child_id)]
+            ),
+            request.child_id,
+        )
+
+    def _child_of(self, consent_id: str) -> str | None:
+        """The child a consent is about, for the leaf's subject (None if there is none)."""
+        try:
+            return self._desk.get(consent_id).child_id
+        except ChildregError:
+            return None
+
+    @staticmethod
+    def _receipt(consent: StoredConsent, guardian: str, kind: Kind) -> cpb.ConsentReceipt:
+        return cpb.ConsentReceipt(
+            consent=consent_to_proto(consent),
+            receipt_json=receipt_json(consent, guardian, kind),
+            receipt_html=receipt_html(consent, guardian, kind),
+        )

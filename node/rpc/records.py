@@ -1,0 +1,175 @@
+"""The node's RecordsService over gRPC: protobuf -> validated model -> audited domain call.
+
+Thin on purpose: no business logic, no storage, no error handling beyond what the boundary
+interceptor in ``childreg.rpc`` does for every RPC. Each method names the verified caller
+as the actor and calls the audited service (node/audit/service.py), which appends the
+call's one leaf, exactly as it does for every other front door.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
+
+import grpc
+
+from childreg.errors import Violation
+from childreg.models import ImportRecord
+from childreg.rpc import peer_identity
+from childreg.v1 import records_pb2 as pb
+from childreg.v1 import records_pb2_grpc as pb_grpc
+from node.audit.service import Audited
+from node.records.registry import Registry, SealedRow
+from node.rpc import convert
+from node.rpc.import_workers import ImportWorkers
+
+ACK = pb.Ack()
+T = TypeVar("T")
+
+
+def _acked(fn: Callable[[], object]) -> Callable[[], pb.Ack]:
+    """``fn`` as a call that answers with an Ack."""
+
+    def run() -> pb.Ack:
+        fn()
+        return ACK
+
+    return run
+
+
+class RecordsServicer(pb_grpc.RecordsServiceServicer):
+    """Department staff's access to their children's records."""
+
+    def __init__(
+        self, registry: Registry, audited: Audited, workers: ImportWorkers | None = None
+    ) -> None:
+        self._registry = registry
+        self._audited = audited
+        self._workers = workers
+
+    def RegisterChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
+        return self._audited.change(
+            peer_identity(context),
+            "child.register",
+            request.SerializeToString(),
+            _acked(lambda: self._registry.register_child(convert.child_from_proto(request))),
+            request.child_id,
+        )
+
+    def UpdateChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
+        return self._audited.change(
+            peer_identity(context),
+            "child.update",
+            request.SerializeToString(),
+            _acked(lambda: self._registry.update_child(convert.child_from_proto(request))),
+            request.child_id,
+        )
+
+    def RecordPlacement(self, request: pb.Placement, context: grpc.ServicerContext) -> pb.Ack:
+        return self._audited.change(
+            peer_identity(context),
+            "placement.record",
+            request.SerializeToString(),
+            _acked(lambda: self._registry.record_placement(convert.placement_from_proto(request))),
+            request.child_id,
+        )
+
+    def RecordCareSetting(self, request: pb.CareSetting, context: grpc.ServicerContext) -> pb.Ack:
+        return self._audited.change(
+            peer_identity(context),
+            "care_setting.record",
+            request.SerializeToString(),
+            _acked(
+                lambda: self._registry.record_care_setting(convert.care_setting_from_proto(request))
+            ),
+            request.child_id,
+        )
+
+    def RecordAssessment(self, request: pb.Assessment, context: grpc.ServicerContext) -> pb.Ack:
+        return self._audited.change(
+            peer_identity(context),
+            "assessment.record",
+            request.SerializeToString(),
+            _acked(
+                lambda: self._registry.record_assessment(convert.assessment_from_proto(request))
+            ),
+            request.child_id,
+        )
+
+    def GetChild(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.ChildRecord:
+        return self._audited.disclose(
+            peer_identity(context),
+            "child.read",
+            request.SerializeToString(),
+            lambda: convert.child_view_to_proto(
+                self._registry.get_child(convert.child_ref_from_proto(request))
+            ),
+            request.child_id,
+        )
+
+    def BulkImport(  # type: ignore[override]  # messages come as received (register_records)
+        self, request_iterator: Iterator[convert.Received], context: grpc.ServicerContext
+    ) -> pb.ImportSummary:
+        digest = hashlib.sha256()  # of the stream's messages, as the client sent them
+
+        def hashed() -> Iterator[convert.Received]:
+            for item in request_iterator:
+                digest.update(item.blob)
+                yield item
+
+        records = self._records(hashed())  # reads the whole stream
+        return self._audited.change(
+            peer_identity(context),
+            "records.import",
+            digest.digest,
+            lambda: pb.ImportSummary(imported=self._registry.import_records(records)),
+        )
+
+    def _records(
+        self, batches: Iterator[convert.Received]
+    ) -> Iterator[ImportRecord | SealedRow | list[Violation]]:
+        """The stream's rows: sealed by the workers if they are running when the import
+        starts (inside its transaction), else validated here and sealed by the registry."""
+        workers = self._workers
+        if workers is not None and workers.running:
+            yield from workers.rows(convert.import_stream(batches))
+        else:
+            yield from convert.records_from_import_stream(batches)
+
+
+class _Handlers:
+    """Stands in for a server to collect a generated ``add_*_to_server``'s method handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.handlers = dict(handlers)
+
+
+def register_records(servicer: RecordsServicer, server: grpc.Server) -> None:
+    """Serve ``servicer`` as the generated code would, except that BulkImport receives each
+    stream message as :class:`~node.rpc.convert.Received` (its bytes kept beside its parse), so
+    the import's audit digest is of the messages exactly as the client sent them.
+
+    The BulkImport handler is made with gRPC's public
+    ``grpc.stream_unary_rpc_method_handler``, with :func:`~node.rpc.convert.received` as its
+    request deserializer; every other method keeps the generated handler.
+    """
+    collected = _Handlers()
+    pb_grpc.add_RecordsServiceServicer_to_server(servicer, cast("grpc.Server", collected))
+    handlers = collected.handlers
+    handlers["BulkImport"] = grpc.stream_unary_rpc_method_handler(
+        servicer.BulkImport,
+        request_deserializer=convert.received,
+        response_serializer=pb.ImportSummary.SerializeToString,
+    )
+    service = pb.DESCRIPTOR.services_by_name["RecordsService"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]  # stubs

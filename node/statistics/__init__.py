@@ -1,0 +1,1 @@
+"""What leaves the node as a statistic: count vectors, the statistics desk, secure aggregation."""

@@ -1,0 +1,303 @@
+"""A node's secure-aggregation desk (stage 2): its masked, signed noise share of a table.
+
+Why this module exists: in stage 2 (docs/statistics-method.md, PRIVACY.md "Two stages")
+each department adds only a share σ²/(n−c) of the noise and the coordinator may see its
+vector only masked, so that the masks cancel in the sum of all participants' uploads. The
+masks hide a department's table only under rules the coordinator cannot bend, so the node
+enforces them itself, from the question, the signed roster and its own ledger, before it
+reads a single record:
+
+- the catalogue and the roster are signed by the pinned statistics authority, the roster
+  is for this federation, the participant set is of known, distinct members, at least
+  three and more than the roster's colluders, this department is one of them, and the
+  roster lists this node's own masking and upload keys;
+- one participant set per snapshot, for every table of it, with more than half of the
+  roster's departments, recorded durably in the transaction that charges the ledger
+  (childreg.secagg.roster.ParticipationRule): "A dropped" rounds, different sets for
+  different tables and disjoint sets are all refused, so no two sums over different sets
+  exist to be differenced (the roster must apply to the snapshot, and the authority signs
+  one membership per snapshot);
+- masks bound to everything both sides agree on (round id, table, snapshot, catalogue
+  version and digest, dimensions, roster version, participant set);
+- one noisy share per (catalogue version, table, snapshot), stored in the privacy ledger
+  and reused: a retry with a fresh round id gets fresh masks over the same share, never
+  fresh noise and never a second charge;
+- a table is released under one mechanism only (node/statistics/desk.py refuses the other).
+
+Only the masking and signing happen outside the ledger's transaction; they read nothing.
+Log lines carry ids and sizes, never counts or vectors.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Annotated, Final
+
+import structlog
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey, VerifyKey
+from pydantic import ConfigDict, Field, StringConstraints
+
+from childreg import codes
+from childreg.catalogue import Catalogue, CatalogueTable
+from childreg.dp import zcdp
+from childreg.errors import FailedPrecondition
+from childreg.models import AcademicYear, Model, PartyId, TableId, parse
+from childreg.secagg import masks
+from childreg.secagg.roster import (
+    MAX_MEMBERS,
+    MAX_SIGNED_BYTES,
+    Participation,
+    ParticipationRule,
+    Roster,
+    RosterMember,
+    verify_roster,
+)
+from childreg.secagg.upload import sign_share
+from childreg.signed import VerifiedCache, canonical_json
+from childreg.v1 import statistics_pb2 as spb
+from node.crypto.keys import Keyring
+from node.statistics.desk import Noise, StatisticsDesk
+from node.store.base import RecordStore
+
+log = structlog.get_logger("childreg.node.aggregation")
+
+MECHANISM: Final = "secure-aggregation"
+#: What a node operator gives the statistics authority to be listed in the roster.
+ROSTER_ENTRY_COMMAND: Final = "childreg node roster-entry"
+_DIMENSION_ORDER: Final = {d: i for i, d in enumerate(codes.DIMENSIONS)}
+
+RoundId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
+class ReadyQuestion(Model):
+    """The coordinator's data-free question: could this node take part in this table?"""
+
+    # Exact bytes, no trimming: these values are bound into signed uploads and masks.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    signed_catalogue: bytes = Field(min_length=1, max_length=256 * 1024)
+    signed_roster: bytes = Field(min_length=1, max_length=MAX_SIGNED_BYTES)
+    table_id: TableId
+    academic_year: AcademicYear
+
+
+class ShareQuestion(ReadyQuestion):
+    """One round: the table, a fresh round id, and the departments whose uploads are summed."""
+
+    round_id: RoundId
+    participants: tuple[PartyId, ...] = Field(max_length=MAX_MEMBERS)
+
+
+#: The fields a Ready request and a Share request have in common.
+_READY_FIELDS: Final = ("signed_catalogue", "signed_roster", "table_id", "academic_year")
+
+
+def ready_question_from_proto(m: spb.ReadyRequest) -> ReadyQuestion:
+    """Validate a Ready request (InvalidInput naming the fields, never their values)."""
+    data = {f: getattr(m, f) for f in _READY_FIELDS}
+    return parse(ReadyQuestion, data, what="readiness request")
+
+
+def share_question_from_proto(m: spb.ShareRequest) -> ShareQuestion:
+    """Validate a Share request (InvalidInput naming the fields, never their values)."""
+    data = {f: getattr(m, f) for f in _READY_FIELDS}
+    data |= {"round_id": m.round_id, "participants": tuple(m.participants)}
+    return parse(ShareQuestion, data, what="share request")
+
+
+def roster_entry(keyring: Keyring, *, federation: str, department: str) -> dict[str, str]:
+    """This node's member entry for the federation roster (public keys only, base64)."""
+    masking = keyring.masking_key().public_key
+    upload = SigningKey(keyring.upload_signing_seed()).verify_key
+    return {
+        "department": department,
+        "identity": f"spiffe://{federation}/node/{department}",
+        "masking_key": base64.b64encode(bytes(masking)).decode("ascii"),
+        "upload_key": base64.b64encode(bytes(upload)).decode("ascii"),
+    }
+
+
+class _LedgerParticipation:
+    """The node store as a ParticipationStore (within the caller's transaction)."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self._store = store
+
+    def get(self, snapshot: str) -> Participation | None:
+        return self._store.participation(snapshot)
+
+    def put(self, snapshot: str, participation: Participation) -> None:
+        self._store.record_participation(snapshot, participation)
+
+
+class AggregationDesk:
+    """Answers Ready and Share for one department's node."""
+
+    def __init__(
+        self,
+        statistics: StatisticsDesk,
+        store: RecordStore,
+        masking_key: PrivateKey,
+        upload_key: SigningKey,
+        *,
+        department: str,
+        federation: str,
+        authority: VerifyKey,
+    ) -> None:
+        self._statistics = statistics
+        self._store = store
+        self._masking = masking_key
+        self._upload = upload_key
+        self._department = department
+        self._federation = federation
+        self._rule = ParticipationRule(_LedgerParticipation(store))
+        self._rosters = VerifiedCache(
+            lambda blob: verify_roster(blob, authority, federation=federation)
+        )
+
+    def ready(self, question: ReadyQuestion) -> spb.ReadyReply:
+        """Whether a round of this table could go ahead here; reads no record, charges nothing.
+
+        Raises what :meth:`share` would raise before its participant check (signatures,
+        membership, keys, catalogue version, mechanism, budget) and returns the set this
+        node already took part with, if any.
+        """
+        catalogue, table, roster = self._verified(question)
+        self._own_member(roster)
+        self._statistics.check(catalogue, table, question.academic_year, MECHANISM)
+        recorded = self._rule.recorded(question.academic_year, roster.colluders)
+        return spb.ReadyReply(
+            department=self._department,
+            roster_version=roster.version,
+            recorded_participants=sorted(recorded.participants if recorded else ()),
+        )
+
+    def share(self, question: ShareQuestion, caller: str) -> spb.MaskedShare:
+        """This node's signed, masked noise share for one round (charged once per table)."""
+        catalogue, table, roster = self._verified(question)
+        members = roster.participants(question.participants)
+        if self._department not in {m.department for m in members}:
+            raise FailedPrecondition(
+                f"department {self._department} is not among the round's participants"
+            )
+        self._own_member(roster)
+        snapshot = question.academic_year
+        n, c = len(members), roster.colluders
+        noise = Noise(
+            mechanism=MECHANISM,
+            sigma_squared=zcdp.sigma_squared(table.rho) / (n - c),
+            # ":" never occurs in a table id, so no stage-1 identity ("<id>/…") equals it.
+            seed_identity=f"secagg:{table.id}/{'+'.join(table.dimensions)}/{table.rho}/{n - c}",
+        )
+        departments = [m.department for m in members]
+        # Everything both sides of every pair agree on binds the masks, so a round id reused
+        # under another catalogue version, table shape, roster or set gives unrelated masks.
+        context = canonical_json(
+            {
+                "federation": self._federation,
+                "catalogue_version": catalogue.version,
+                "catalogue_digest": catalogue.digest(),
+                "dimensions": list(table.dimensions),
+                "roster_version": roster.version,
+                "participants": departments,
+            }
+        ).decode("utf-8")
+        seeds = self._seeds(members, question.round_id, table.id, snapshot, context)
+        answer = self._statistics.release(
+            catalogue,
+            table,
+            snapshot,
+            caller,
+            noise,
+            admit=lambda: self._rule.admit(snapshot, departments, colluders=c),
+        )
+        values = masks.masked_with_seeds(answer.counts, self._department, seeds)
+        body = spb.ShareBody(
+            federation=self._federation,
+            department=self._department,
+            round_id=question.round_id,
+            catalogue_version=catalogue.version,
+            table_id=table.id,
+            academic_year=snapshot,
+            dimensions=list(table.dimensions),
+            roster_version=roster.version,
+            participants=departments,
+            values=values,
+        )
+        log.info(
+            "statistics.share",
+            table=table.id,
+            snapshot=snapshot,
+            catalogue_version=catalogue.version,
+            round_id=question.round_id,
+            roster_version=roster.version,
+            participants=n,
+            colluders=c,
+            charged=answer.charged,
+            cells=len(values),
+        )
+        return sign_share(body, self._upload)
+
+    def _verified(self, question: ReadyQuestion) -> tuple[Catalogue, CatalogueTable, Roster]:
+        """The catalogue, the table and the roster, each checked against the authority."""
+        catalogue = self._statistics.catalogue(question.signed_catalogue)
+        table = catalogue.table(question.table_id)
+        roster = self._rosters.get(question.signed_roster)
+        roster.check_covers(question.academic_year)
+        return catalogue, table, roster
+
+    def _own_member(self, roster: Roster) -> RosterMember:
+        """This department's roster entry, which must list this node's own keys."""
+        if self._department not in roster.departments:
+            raise FailedPrecondition(
+                f"department {self._department} is not in roster version {roster.version}; "
+                f"give the statistics authority the output of `{ROSTER_ENTRY_COMMAND}`"
+            )
+        member = roster.member(self._department)
+        if bytes(member.public_key) != bytes(self._masking.public_key) or bytes(
+            member.verify_key
+        ) != bytes(self._upload.verify_key):
+            raise FailedPrecondition(
+                f"roster version {roster.version} lists other keys for department "
+                f"{self._department} than this node's; give the statistics authority the "
+                f"output of `{ROSTER_ENTRY_COMMAND}` for a new roster"
+            )
+        return member
+
+    def _seeds(
+        self,
+        members: tuple[RosterMember, ...],
+        round_id: str,
+        table_id: str,
+        snapshot: str,
+        context: str,
+    ) -> Mapping[str, bytes]:
+        """The pairwise mask seed agreed with every other participant.
+
+        Agreed before the ledger is touched: a key of small order in the roster would
+        otherwise fail the masking only after the share was charged.
+        """
+        seeds: dict[str, bytes] = {}
+        for m in members:
+            department, key = m.department, m.public_key
+            if department == self._department:
+                continue
+            try:
+                seeds[department] = masks.pair_seed(
+                    self._masking,
+                    key,
+                    my_id=self._department,
+                    peer_id=department,
+                    round_id=round_id,
+                    table_id=table_id,
+                    snapshot=snapshot,
+                    context=context,
+                )
+            except ValueError:
+                raise FailedPrecondition(
+                    f"the roster's masking key of department {department} is unusable; "
+                    "the statistics authority must sign a corrected roster"
+                ) from None
+        return seeds

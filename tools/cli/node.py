@@ -1,0 +1,265 @@
+"""`childreg node …`: what department staff and their operators run."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import tomli_w
+import typer
+from nacl.signing import SigningKey
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from childreg import csvformat, logsetup
+from childreg.audit.checkpoint import Checkpoint
+from childreg.audit.note import NoteVerifier, note_text
+from childreg.audit.verify import verify_log
+from childreg.config import load_config
+from childreg.pki import IdentityFiles
+from childreg.v1 import records_pb2 as pb
+from childreg.v1 import records_pb2_grpc as pb_grpc
+from node.audit.log import AuditLog
+from node.config import NodeConfig
+from node.crypto.keys import Keyring, generate_key_file
+from node.rpc import convert
+from node.server import init_node, open_node, serve
+from node.statistics.aggregation import roster_entry
+from tools.cli.options import (
+    ConfigOpt,
+    IdentityOpt,
+    JsonOpt,
+    ReadyFileOpt,
+    ServerNameOpt,
+    TimeoutOpt,
+)
+from tools.clients import importer
+from tools.clients.client import EXIT_UNVERIFIED, CliError, Endpoint, rpc_failure
+
+app = typer.Typer(help="Run a department's node and work with its records.", no_args_is_help=True)
+err = Console(stderr=True, highlight=False)
+
+NodeOpt = Annotated[
+    str, typer.Option("--node", envvar="CHILDREG_NODE", help="The node's address, host:port.")
+]
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option(help="Where to write the new key file (mode 0600).")],
+) -> None:
+    """Make a random key-encryption key (KEK) file; keep it off the node's data disk."""
+    generate_key_file(out)
+    err.print(f"wrote a new key-encryption key to {out} (mode 0600)")
+
+
+@app.command()
+def init(config: ConfigOpt) -> None:
+    """Create the node's data directory, keyring and empty encrypted database."""
+    cfg = load_config(NodeConfig, config)
+    init_node(cfg)
+    err.print(f"initialised node {cfg.department_id} in {cfg.data_dir}")
+
+
+@app.command("serve")
+def serve_cmd(config: ConfigOpt, ready_file: ReadyFileOpt = None) -> None:
+    """Run the node's mutual-TLS gRPC server until SIGTERM/SIGINT."""
+    cfg = load_config(NodeConfig, config)
+    logsetup.configure(cfg.log_level)
+    serve(cfg, ready_file)
+
+
+@app.command("import", help="Import a CSV file, all rows or none.\n\n" + csvformat.format_help())
+def import_cmd(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    node: NodeOpt,
+    identity: IdentityOpt,
+    server_name: ServerNameOpt = None,
+    check_only: Annotated[
+        bool, typer.Option("--check-only", help="Only validate the file; contact no node.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a CSV file into a node (documented in docs/import-format.md)."""
+    if check_only:
+        rows = importer.check(file)
+        _done(as_json, {"file": file.name, "valid_rows": rows}, f"{rows} rows are valid")
+        return
+    rows = importer.check(file)
+    endpoint = Endpoint(node, identity, server_name)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"importing {file.name}", total=rows)
+        imported = importer.import_file(
+            endpoint, file, lambda n: bar.advance(task, n), checked_rows=rows
+        )
+    _done(as_json, {"file": file.name, "imported": imported}, f"imported {imported} children")
+
+
+@app.command("show-child")
+def show_child(
+    child_id: Annotated[str, typer.Argument(help="The node's internal child id.")],
+    node: NodeOpt,
+    identity: IdentityOpt,
+    server_name: ServerNameOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Print everything the node holds about one child, as JSON."""
+    endpoint = Endpoint(node, identity, server_name, timeout)
+    with endpoint.channel() as channel:
+        try:
+            record = pb_grpc.RecordsServiceStub(channel).GetChild(
+                pb.ChildRef(child_id=child_id), timeout=timeout
+            )
+        except grpc.RpcError as e:
+            raise rpc_failure(e, "show-child", node) from None
+    view = convert.child_view_from_proto(record)
+    typer.echo(view.model_dump_json(indent=2))
+
+
+@app.command("audit-key")
+def audit_key(config: ConfigOpt, as_json: JsonOpt = False) -> None:
+    """Print the node's audit-log verifier key and origin (auditors and witnesses pin it)."""
+    cfg = load_config(NodeConfig, config)
+    with _opened(cfg) as (_, audit):
+        origin, key = audit.origin, audit.verifier_key
+    _done(as_json, {"origin": origin, "verifier_key": key}, key)
+
+
+@app.command("extract-key")
+def extract_key(config: ConfigOpt, as_json: JsonOpt = False) -> None:
+    """Print the public key that signs this node's extracts (schools pin it; base64)."""
+    cfg = load_config(NodeConfig, config)
+    with _opened(cfg) as (keyring, _):
+        key = base64.b64encode(bytes(SigningKey(keyring.extract_signing_seed()).verify_key))
+    _done(as_json, {"extract_key": key.decode()}, key.decode())
+
+
+@app.command("roster-entry")
+def roster_entry_cmd(config: ConfigOpt, as_json: JsonOpt = False) -> None:
+    """Print this department's entry for the secure-aggregation roster (public keys only).
+
+    The statistics authority pastes it into the roster file, signs the roster and gives
+    it to the coordinator (`childreg stats roster sign`). Prints a TOML `[[members]]`
+    table to standard output — department, node identity, X25519 masking key and Ed25519
+    upload key, in base64 — or with --json one JSON object. Opens the keyring (needs the
+    KEK, like audit-key); the keys are derived from it and stay the same for the node's
+    life, so run it again only when the keyring changes.
+    """
+    cfg = load_config(NodeConfig, config)
+    with _opened(cfg) as (keyring, _):
+        federation = IdentityFiles(cfg.identity_dir).spiffe_id().federation
+        entry = roster_entry(keyring, federation=federation, department=cfg.department_id)
+    if as_json:
+        typer.echo(json.dumps(entry))
+    else:
+        typer.echo(tomli_w.dumps({"members": [entry]}), nl=False)
+
+
+@app.command()
+def pseudonym(
+    child_id: Annotated[str, typer.Argument(help="The child's id at this department.")],
+    config: ConfigOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """The child's keyed pseudonym in the audit log, for a guardian's access report.
+
+    Then: `childreg audit search --subject HEX …` lists who accessed the child's record.
+    Only the department can compute it (the key never leaves its keyring).
+    """
+    cfg = load_config(NodeConfig, config)
+    with _opened(cfg) as (keyring, _):
+        value = keyring.pseudonym(child_id).hex()
+    _done(as_json, {"subject": value}, value)
+
+
+REPORT_COLUMNS = ("time", "who", "action", "purpose", "outcome", "leaf")
+
+
+@app.command("access-report")
+def access_report(
+    child_id: Annotated[str, typer.Argument(help="The child's id at this department.")],
+    config: ConfigOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """A guardian's report: who accessed this child's record, when, why, with what outcome.
+
+    Read at the department from the node's own (verified) audit log; the child appears in
+    the log only as a keyed pseudonym, which only the department can compute.
+    """
+    cfg = load_config(NodeConfig, config)
+    with _opened(cfg) as (keyring, audit):
+        pseudonym = keyring.pseudonym(child_id)
+        leaves = audit.leaves()
+        held = audit.latest_checkpoint()
+        verifier = NoteVerifier.from_key_string(audit.verifier_key)
+    checked = 0
+    if held is not None:  # the log must verify up to the node's last checkpoint
+        checked = Checkpoint.parse(note_text(held)).size
+        report = verify_log(held, leaves[:checked], verifier)
+        if not report.ok:
+            reasons = ", ".join(p.code for p in report.problems)
+            raise CliError(
+                f"the node's audit log does not verify ({reasons}); no report was made",
+                code=EXIT_UNVERIFIED,
+                hint="keep the database as it is; tell the data-protection officer",
+            )
+    subject = pseudonym.hex()
+    events = audit.events_about(pseudonym, leaves)  # parsed only once the log verified
+    rows = [
+        {"time": e.time, "who": e.actor, "action": e.action, "purpose": e.purpose,
+         "grant": e.grant, "outcome": e.outcome, "leaf": e.seq}
+        for e in events
+    ]  # fmt: skip
+    if as_json:
+        data = {"subject": subject, "verified_leaves": checked, "accesses": rows}
+        typer.echo(json.dumps(data, indent=2))
+        return
+    table = Table(title="Who accessed this child's record (from the department's audit log)")
+    for column in REPORT_COLUMNS:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in REPORT_COLUMNS))
+    table.caption = (
+        f"{len(rows)} entries; the log verified against the node's signed checkpoint of "
+        f"{checked} leaves ({len(leaves) - checked} later leaves not yet checkpointed)"
+    )
+    Console(highlight=False).print(table)
+
+
+@contextmanager
+def _opened(cfg: NodeConfig) -> Iterator[tuple[Keyring, AuditLog]]:
+    """The node's keyring and audit log, opened with its KEK (read-only use)."""
+    store, keyring = open_node(cfg)
+    try:
+        federation = IdentityFiles(cfg.identity_dir).spiffe_id().federation
+        yield (
+            keyring,
+            AuditLog(
+                store,
+                keyring.audit_signing_seed(),
+                federation=federation,
+                department=cfg.department_id,
+            ),
+        )
+    finally:
+        store.close()
+
+
+def _done(as_json: bool, data: dict[str, object], text: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        err.print(text)

@@ -1,0 +1,1 @@
+"""Client-side logic of each person: connecting, importing, reading and exporting tables."""

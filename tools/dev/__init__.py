@@ -1,0 +1,1 @@
+"""Developers' tools: the local federation, synthetic data, the benchmark, protobuf generation."""

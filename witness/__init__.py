@@ -1,0 +1,3 @@
+"""An independent witness of the nodes' audit logs: its store, servicer, configuration and server.
+
+Never imports ``node`` or ``coordinator``; they meet only through ``proto/``."""

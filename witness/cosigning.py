@@ -1,0 +1,442 @@
+"""A witness: cosign a node's audit-log checkpoint only if it extends the one already held.
+
+Why: a node could otherwise rewrite its own log (an insider edits a past leaf) or show
+different logs to different people (two roots for one size, "equivocation"). A witness —
+the coordinator, or an independent body running ``childreg audit witness serve`` — keeps
+the latest checkpoint of every node it trusts, cosigns a newer one only after checking an
+RFC 9162 consistency proof from the one it holds, and keeps both signed notes as evidence
+when the node contradicts itself. A checkpoint cosigned by witnesses the auditor trusts can
+then be relied upon offline (docs/witness.md).
+
+The rules, per origin, against the latest checkpoint held (``held``):
+
+- none held: the request must say ``old_size == 0`` with an empty proof. A proof from the
+  empty tree proves nothing, so first contact is trust on first use: the witness learns
+  the log as the node presents it then, and holds the node to it from that moment on.
+- same size and root as held: an idempotent repeat, cosigned again (nothing is stored).
+- same size, another root: EQUIVOCATION — evidence kept, alert logged, refused.
+- smaller size: ROLLBACK — evidence kept, alert logged, refused.
+- bigger size: ``old_size`` must be the held size (else FailedPrecondition naming it,
+  nothing kept) and the proof must verify from the held root (else INCONSISTENT evidence
+  kept, alert logged, refused).
+
+Everything is decided and written under one lock in one ``BEGIN IMMEDIATE`` transaction,
+committed with ``synchronous=FULL`` before the cosigned note is returned, so an answer the
+node got is never forgotten after a crash, and concurrent calls (or processes) are serialised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import structlog
+
+from childreg.audit.checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint
+from childreg.audit.leaf import utc_now
+from childreg.audit.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
+from childreg.audit.note import NoteSigner, NoteVerifier, add_signatures, note_text
+from childreg.errors import (
+    ChildregError,
+    FailedPrecondition,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Violation,
+)
+
+log = structlog.get_logger("witness.cosigning")
+
+MAX_NOTE_BYTES: Final = 64 * 1024
+"""Largest checkpoint note a witness accepts (a checkpoint with 100 cosignatures is ~15 KiB)."""
+MAX_PROOF_HASHES: Final = 64
+"""Most hashes in a consistency proof (a tree of up to 2^64 leaves needs fewer)."""
+MAX_ORIGIN_CHARS: Final = 1024
+
+Kind = Literal["equivocation", "rollback", "inconsistent"]
+EQUIVOCATION: Final[Kind] = "equivocation"
+ROLLBACK: Final[Kind] = "rollback"
+INCONSISTENT: Final[Kind] = "inconsistent"
+
+_SCHEMA: Final = (
+    # Sizes are decimal TEXT: a tree size is an unsigned 64-bit number, SQLite's INTEGER signed.
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        origin TEXT PRIMARY KEY,
+        size TEXT NOT NULL,
+        root BLOB NOT NULL CHECK (length(root) = 32),
+        note TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS evidence (
+        seq INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        origin TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('equivocation', 'rollback', 'inconsistent')),
+        held_size TEXT NOT NULL,
+        held_note TEXT NOT NULL,
+        submitted_size TEXT NOT NULL,
+        submitted_note TEXT NOT NULL,
+        proof BLOB NOT NULL,
+        recorded_at TEXT NOT NULL
+    )""",
+    *(
+        f"""CREATE TRIGGER IF NOT EXISTS evidence_no_{verb} BEFORE {verb.upper()} ON evidence
+            BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END"""
+        for verb in ("update", "delete")
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Held:
+    """The latest checkpoint a witness holds for one origin (the note carries its cosignature)."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Two signed checkpoints of one log that contradict each other, kept for auditors.
+
+    ``held_note`` is what the witness held, ``submitted_note`` what the node then sent;
+    both carry the node's signature, so anyone with its key can check them. For
+    ``inconsistent``, ``proof`` is the consistency proof that did not verify.
+    """
+
+    seq: int
+    origin: str
+    kind: Kind
+    held_size: int
+    held_note: str
+    submitted_size: int
+    submitted_note: str
+    proof: tuple[bytes, ...]
+    recorded_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready mapping (proof hashes in hex)."""
+        return {
+            "seq": self.seq,
+            "origin": self.origin,
+            "kind": self.kind,
+            "held_size": self.held_size,
+            "held_note": self.held_note,
+            "submitted_size": self.submitted_size,
+            "submitted_note": self.submitted_note,
+            "proof": [h.hex() for h in self.proof],
+            "recorded_at": self.recorded_at,
+        }
+
+
+class WitnessStore:
+    """The witness's durable state: one SQLite file (WAL, ``synchronous=FULL``).
+
+    ``checkpoints`` holds the latest note per origin; ``evidence`` is append-only (triggers
+    abort UPDATE and DELETE) and keeps each distinct contradiction once.
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            if not path.is_file():
+                raise NotFound(f"no witness state at {path}")
+            uri = path.resolve().as_uri() + "?mode=ro"
+            self._conn = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False
+            )
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        if not readonly:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the lock and one write transaction; committed on success, else rolled back."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def latest(self, origin: str) -> Held | None:
+        """The checkpoint held for ``origin``, if any."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT size, root, note FROM checkpoints WHERE origin = ?", (origin,)
+            ).fetchone()
+        return None if row is None else Held(origin, int(row[0]), bytes(row[1]), str(row[2]))
+
+    def put_latest(self, held: Held, at: str) -> None:
+        """Replace the checkpoint held for its origin (call inside :meth:`transaction`)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO checkpoints (origin, size, root, note, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET"
+                " size = excluded.size, root = excluded.root, note = excluded.note,"
+                " updated_at = excluded.updated_at",
+                (held.origin, str(held.size), held.root, held.note, at),
+            )
+
+    def add_evidence(
+        self, kind: Kind, held: Held, submitted: Held, proof: Sequence[bytes], at: str
+    ) -> tuple[int, bool]:
+        """Keep a contradiction; returns its sequence number and whether it is new."""
+        blob = b"".join(proof)
+        digest = hashlib.sha256(
+            "\x00".join((kind, held.note, submitted.note)).encode("utf-8") + b"\x00" + blob
+        ).hexdigest()
+        with self._lock:
+            cursor = self._conn.execute(
+                "INSERT OR IGNORE INTO evidence (digest, origin, kind, held_size, held_note,"
+                " submitted_size, submitted_note, proof, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    digest,
+                    held.origin,
+                    kind,
+                    str(held.size),
+                    held.note,
+                    str(submitted.size),
+                    submitted.note,
+                    blob,
+                    at,
+                ),
+            )
+            new = cursor.rowcount == 1
+            row = self._conn.execute(
+                "SELECT seq FROM evidence WHERE digest = ?", (digest,)
+            ).fetchone()
+        return int(row[0]), new
+
+    def evidence(self, origin: str | None = None) -> list[Evidence]:
+        """Every piece of evidence kept (of one origin if given), oldest first."""
+        sql = (
+            "SELECT seq, origin, kind, held_size, held_note, submitted_size, submitted_note,"
+            " proof, recorded_at FROM evidence"
+        )
+        params: tuple[str, ...] = ()
+        if origin is not None:
+            sql, params = sql + " WHERE origin = ?", (origin,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY seq", params).fetchall()
+        out: list[Evidence] = []
+        for seq, org, kind, hsize, hnote, ssize, snote, proof, at in rows:
+            blob = bytes(proof)
+            hashes = tuple(blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE))
+            out.append(
+                Evidence(int(seq), org, kind, int(hsize), hnote, int(ssize), snote, hashes, at)
+            )
+        return out
+
+    def origins(self) -> list[str]:
+        """Every origin a checkpoint is held for."""
+        with self._lock:
+            rows = self._conn.execute("SELECT origin FROM checkpoints ORDER BY origin").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._conn.close()
+
+
+def _invalid(field: str, problem: str) -> InvalidInput:
+    return InvalidInput(f"witness request: {field}: {problem}", [Violation(field, problem)])
+
+
+def check_request(note: str, old_size: int, proof: Sequence[bytes]) -> tuple[bytes, ...]:
+    """Refuse a request whose fields are out of bounds (InvalidInput naming the field)."""
+    if not isinstance(note, str) or not note:
+        raise _invalid("note", "a signed checkpoint note is required")
+    if len(note) > MAX_NOTE_BYTES or len(note.encode("utf-8", "replace")) > MAX_NOTE_BYTES:
+        raise _invalid("note", f"larger than {MAX_NOTE_BYTES} bytes")
+    if not isinstance(old_size, int) or not 0 <= old_size <= MAX_TREE_SIZE:
+        raise _invalid("old_size", f"must be between 0 and {MAX_TREE_SIZE}")
+    hashes = tuple(proof)
+    if len(hashes) > MAX_PROOF_HASHES:
+        raise _invalid("consistency", f"at most {MAX_PROOF_HASHES} hashes, not {len(hashes)}")
+    for i, h in enumerate(hashes):
+        if not isinstance(h, bytes) or len(h) != HASH_SIZE:
+            raise _invalid("consistency", f"hash {i} is not {HASH_SIZE} bytes")
+    return hashes
+
+
+def check_origin(origin: str) -> str:
+    """Refuse an empty or oversized origin in a state query (InvalidInput naming it)."""
+    if not isinstance(origin, str) or not origin:
+        raise _invalid("origin", "an origin is required")
+    if len(origin) > MAX_ORIGIN_CHARS:
+        raise _invalid("origin", f"longer than {MAX_ORIGIN_CHARS} characters")
+    return origin
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    action: Literal["store", "repeat", "refuse", "evidence"]
+    error: ChildregError | None = None
+    kind: Kind | None = None
+
+
+def _refuse(message: str) -> _Verdict:
+    return _Verdict("refuse", FailedPrecondition(message))
+
+
+def _evidence(kind: Kind, message: str) -> _Verdict:
+    return _Verdict("evidence", FailedPrecondition(message), kind)
+
+
+def _first_contact(new: Checkpoint, old_size: int, proof: Sequence[bytes]) -> _Verdict:
+    """Trust on first use: accept the log as presented, from the empty tree."""
+    if old_size != 0:
+        return _refuse(
+            f"this witness holds no checkpoint of {new.origin} (size 0); "
+            "send old_size 0 and an empty consistency proof"
+        )
+    if not verify_consistency(0, new.size, EMPTY_ROOT, new.root, proof):
+        return _refuse(
+            "a proof from the empty tree is empty, and a checkpoint of size 0 has the "
+            "empty tree's root"
+        )
+    return _Verdict("store")
+
+
+def _judge(held: Held | None, new: Checkpoint, old_size: int, proof: Sequence[bytes]) -> _Verdict:
+    """What to do with ``new`` given what is held (pure: no storage, no signing)."""
+    if held is None:
+        return _first_contact(new, old_size, proof)
+    origin = new.origin
+    verdict = _Verdict("store")
+    if new.size == held.size:
+        verdict = (
+            _Verdict("repeat")
+            if new.root == held.root
+            else _evidence(
+                EQUIVOCATION,
+                f"this witness holds another root for size {new.size} of {origin}: the log "
+                "equivocates; both signed checkpoints are kept as evidence",
+            )
+        )
+    elif new.size < held.size:
+        verdict = _evidence(
+            ROLLBACK,
+            f"this witness holds size {held.size} of {origin}, newer than {new.size}: a log "
+            "never shrinks; both signed checkpoints are kept as evidence",
+        )
+    elif old_size != held.size:
+        verdict = _refuse(
+            f"old_size is {old_size} but this witness holds size {held.size} of {origin}; "
+            f"send a consistency proof from size {held.size}"
+        )
+    elif not verify_consistency(held.size, new.size, held.root, new.root, proof):
+        verdict = _evidence(
+            INCONSISTENT,
+            f"the consistency proof from size {held.size} to {new.size} of {origin} does not "
+            "verify; both signed checkpoints and the proof are kept as evidence",
+        )
+    return verdict
+
+
+class Witness:
+    """Cosigns the checkpoints of the logs it trusts, holding each to its own history."""
+
+    def __init__(
+        self,
+        store: WitnessStore,
+        signer: NoteSigner,
+        trusted: Mapping[str, NoteVerifier],
+        *,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self._store = store
+        self._signer = signer
+        self._trusted = dict(trusted)
+        self._clock = clock
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        """The witness's public key, for auditors and nodes to pin."""
+        return self._signer.verifier()
+
+    def _open(self, note: str) -> Checkpoint:
+        """The checkpoint, verified with its origin's pinned key (PermissionDenied if none)."""
+        origin = Checkpoint.parse(note_text(note)).origin
+        verifier = self._trusted.get(origin)
+        if verifier is None:
+            shown = origin if len(origin) <= 100 else origin[:97] + "..."
+            raise PermissionDenied(f"this witness does not witness the log {shown}")
+        checkpoint, _ = open_checkpoint(note, verifier, origin=origin)
+        return checkpoint
+
+    def add_checkpoint(self, note: str, old_size: int, proof: Sequence[bytes]) -> str:
+        """The node's checkpoint cosigned by this witness, once stored; or a refusal.
+
+        Raises InvalidInput (bad fields or format), PermissionDenied (unknown origin, or not
+        signed by its pinned key) or FailedPrecondition (see the module docstring).
+        """
+        hashes = check_request(note, old_size, proof)
+        new = self._open(note)
+        kept: tuple[int, bool] | None = None
+        with self._store.transaction():
+            held = self._store.latest(new.origin)
+            verdict = _judge(held, new, old_size, hashes)
+            if verdict.action == "store":
+                cosigned = add_signatures(note, self._signer)
+                self._store.put_latest(
+                    Held(new.origin, new.size, new.root, cosigned), self._clock()
+                )
+            elif held is not None and verdict.kind is not None:
+                submitted = Held(new.origin, new.size, new.root, note)
+                kept = self._store.add_evidence(
+                    verdict.kind, held, submitted, hashes, self._clock()
+                )
+        if held is not None and verdict.kind is not None and kept is not None:
+            self._alert(verdict.kind, held, new, kept[0], repeated=not kept[1])
+        if verdict.action == "store":
+            log.info("witness.cosigned", origin=new.origin, size=new.size, old_size=old_size)
+            return cosigned
+        if verdict.action == "repeat":
+            return add_signatures(note, self._signer)
+        assert verdict.error is not None
+        raise verdict.error
+
+    @staticmethod
+    def _alert(kind: Kind, held: Held, new: Checkpoint, seq: int, *, repeated: bool) -> None:
+        """The operator's alarm: which log, which sizes, where the evidence is (no leaf data)."""
+        log.warning(
+            f"witness.{kind}",
+            origin=new.origin,
+            held_size=held.size,
+            submitted_size=new.size,
+            evidence=seq,
+            repeated=repeated,
+        )
+
+    def state(self, origin: str) -> str | None:
+        """The latest (cosigned) checkpoint note held for ``origin``, if any."""
+        held = self._store.latest(origin)
+        return None if held is None else held.note
+
+    def evidence(self, origin: str | None = None) -> list[Evidence]:
+        """Every contradiction kept, oldest first."""
+        return self._store.evidence(origin)
+
+    def close(self) -> None:
+        """Close the witness's store (on shutdown)."""
+        self._store.close()
