@@ -3,7 +3,7 @@
 The originals live in ../shared (the design's published known-answer vectors and the
 published 2023/24 figures). A clean clone may not have ../shared beside it, so the tests
 read through :func:`reference_file`: the original when present, else the committed copy —
-and tests/unit/test_reference_copies.py keeps the copies byte-identical to the originals.
+and tests/unit/childreg/test_reference_copies.py keeps the copies byte-identical to the originals.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from childreg.signed import key_id
 from tools.cli.catalogue import app, catalogue_rows
 from tools.clients.client import EXIT_KEY, EXIT_REFUSED, EXIT_REJECTED, CliError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "deploy" / "config" / "catalogue.toml"
 
 Data = dict[str, Any]

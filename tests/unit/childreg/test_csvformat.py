@@ -28,7 +28,7 @@ from childreg.models import (
     PlacementIn,
 )
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "import-format.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "import-format.md"
 MARKER = "QZXMARKER"
 
 MINIMAL: dict[str, str] = {

@@ -24,7 +24,7 @@ from childreg.extract_format import open_extract
 from node.consent.extract import extract_verify_key
 from node.crypto.keys import Keyring
 from node.store.base import RecordStore
-from tests.unit.test_extract import NOW, OTHER_SCHOOL, SCHOOL, Node
+from tests.unit.node.consent.test_extract import NOW, OTHER_SCHOOL, SCHOOL, Node
 from tools.cli import extract as cli_extract
 
 
@@ -191,7 +191,7 @@ def test_junk_is_refused_with_defined_errors(node: Node, junk: bytes) -> None:
 
 def test_the_documented_snippet_opens_an_extract(node: Node) -> None:
     """The Python in docs/extracts.md works as printed (up to its file-reading lines)."""
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "extracts.md").read_text("utf-8")
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "extracts.md").read_text("utf-8")
     code = doc.split("```python\n", 1)[1].split("# The key file", 1)[0]
     namespace: dict[str, Any] = {}
     node.grant = node.consent(valid_until=dt.date(2099, 12, 31))  # the snippet uses real time

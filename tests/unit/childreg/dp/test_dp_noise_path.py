@@ -24,7 +24,7 @@ import pytest
 from childreg.dp import dgauss
 from childreg.dp.prng import DeterministicBits, SystemBits, noise_seed
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 #: The noise path: the sampler, its bit source and (once written) the node's use of them.
 NOISE_ROOTS = ("childreg/dp/prng.py", "childreg/dp/dgauss.py", "node/statistics/desk.py")
