@@ -33,7 +33,7 @@ from tools.dev import synth
 from tools.dev.federation import LocalFederation, Say
 from tools.dev.synth import DepartmentPlan
 
-#: Files the demo writes, by suffix (tools/exports.write_export chooses the format).
+#: Files the demo writes, by suffix (tools/clients/exports.write_export chooses the format).
 OUTPUTS = ("national_table.csv", "national_table.json", "national_table.sdmx.csv",
            "national_table.xml", "national_table.png")  # fmt: skip
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROTO_ROOT = ROOT / "proto"
 PACKAGE_DIR = Path("childreg") / "v1"
 
@@ -23,6 +23,8 @@ def generate(out: Path) -> list[Path]:
     from grpc_tools import protoc  # dev dependency, imported only here
 
     protos = sorted((PROTO_ROOT / PACKAGE_DIR).glob("*.proto"))
+    if not protos:  # a check over nothing would call any stubs fresh
+        raise SystemExit(f"no .proto files under {PROTO_ROOT / PACKAGE_DIR}")
     (out / PACKAGE_DIR).mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent
     args = [
