@@ -47,6 +47,7 @@ from pydantic import (
     model_validator,
 )
 
+from childreg.audit.checkpoint import childreg_origin
 from childreg.config import ServiceSettings, resolve_path
 from childreg.dp import zcdp
 from childreg.models import District, PartyId, Region
@@ -104,7 +105,9 @@ class CoordinatorConfig(ServiceSettings):
     state_dir: Path
     #: Who may ask for tables, and each one's sub-budget per snapshot; nobody else may.
     statisticians: tuple[Statistician, ...] = Field(min_length=1)
-    #: Witness every department whose `audit_key` is set (docs/witness.md).
+    #: Witness every department whose `audit_key` is set (docs/witness.md). The
+    #: coordinator is then started with a witness, which `childreg coordinator serve`
+    #: builds from this section; without one it refuses to start.
     witness: CoordinatorWitness | None = None
     #: Seconds the consistent-publication solver may take per region before its fallback.
     solver_time_limit_seconds: float = Field(default=30.0, gt=0, le=600)
@@ -161,6 +164,28 @@ class CoordinatorConfig(ServiceSettings):
     def releases_path(self) -> Path:
         """The release store's database file."""
         return self.state_dir / "releases.db"
+
+    @property
+    def witness_db_path(self) -> Path:
+        """The database of the coordinator's witness (held checkpoints, evidence)."""
+        return self.state_dir / "witness.db"
+
+    def audit_origins(self) -> dict[str, str]:
+        """department id -> its audit log's origin, for every department whose
+        ``audit_key`` is set (the logs the coordinator's witness pulls)."""
+        return {
+            d.id: childreg_origin(self.federation, d.id)
+            for d in self.departments
+            if d.audit_key is not None
+        }
+
+    def witnessed_logs(self) -> dict[str, str]:
+        """origin -> the node's pinned audit-log verifier key, for the same departments."""
+        return {
+            childreg_origin(self.federation, d.id): d.audit_key
+            for d in self.departments
+            if d.audit_key is not None
+        }
 
     @model_validator(mode="after")
     def _unique_departments(self) -> Self:

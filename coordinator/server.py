@@ -1,5 +1,8 @@
 """The coordinator's composition root: catalogue, roster, release store, channels, the
-aggregation mechanism (stage 1 or stage 2 of PRIVACY.md), publisher, server."""
+aggregation mechanism (stage 1 or stage 2 of PRIVACY.md), publisher, server — and the
+witness of the departments' audit logs it hosts, which it is given (it never imports
+``witness/``: ``childreg coordinator serve`` builds one with ``witness.server`` and passes
+it in through :class:`~coordinator.rounds.witnessing.HostedWitness`)."""
 
 from __future__ import annotations
 
@@ -11,10 +14,9 @@ import structlog
 from grpc_health.v1 import health
 from nacl.signing import VerifyKey
 
-from childreg.audit.checkpoint import childreg_origin
 from childreg.catalogue import KIND as CATALOGUE_KIND
 from childreg.catalogue import load_verify_key, verify_catalogue
-from childreg.errors import ChildregError, InvalidInput, KeyProblem
+from childreg.errors import ChildregError, FailedPrecondition, InvalidInput, KeyProblem
 from childreg.pki import IdentityFiles
 from childreg.secagg.masks import MIN_PARTICIPANTS
 from childreg.secagg.roster import KIND as ROSTER_KIND
@@ -27,7 +29,6 @@ from childreg.service import (
     write_ready_file,
 )
 from childreg.signed import read_signed_file
-from childreg.v1 import audit_pb2_grpc as apb_grpc
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.config import CoordinatorConfig
 from coordinator.publication.publisher import Publisher, SignedCatalogue
@@ -35,11 +36,9 @@ from coordinator.publication.releases import ReleaseStore
 from coordinator.rounds.channels import NodeChannels
 from coordinator.rounds.federation import Federation, PerDepartmentRounds, Rounds
 from coordinator.rounds.secure import SecureRounds, SignedRoster
-from coordinator.rounds.witnessing import PullWitness
+from coordinator.rounds.witnessing import HostedWitness, PullWitness
+from coordinator.rpc.convert import PUBLISHED_TABLES
 from coordinator.rpc.servicer import NationalStatisticsServicer
-from witness.config import WitnessedNode, build_witness, load_witness_signer
-from witness.servicer import SERVICE as WITNESS_SERVICE
-from witness.servicer import WitnessServicer
 
 log = structlog.get_logger("childreg.coordinator")
 
@@ -56,10 +55,12 @@ class CoordinatorApp:
     health: health.HealthServicer
     store: ReleaseStore
     witness: PullWitness | None = None
+    #: The services whose health it reports (with the hosted witness's, if any).
+    services: tuple[str, ...] = SERVICES
 
     def stop(self, grace: float = 5.0) -> None:
-        """Stop serving and close every channel to the nodes."""
-        set_health(self.health, SERVICES, serving=False)
+        """Stop serving, then close the witness, every channel to the nodes and the store."""
+        set_health(self.health, self.services, serving=False)
         if self.witness is not None:
             self.witness.stop()
         self.server.stop(grace).wait()
@@ -96,8 +97,43 @@ def signed_inputs(config: CoordinatorConfig) -> tuple[SignedCatalogue, SignedRos
     return catalogue, load_roster(config, authority)
 
 
-def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
-    """Connect to every department (lazily) and start the mutual-TLS server."""
+def start_coordinator(
+    config: CoordinatorConfig, *, witness: HostedWitness | None = None
+) -> CoordinatorApp:
+    """Connect to every department (lazily) and start the mutual-TLS server.
+
+    ``witness`` is the witness of the departments' audit logs that the configuration's
+    ``witness`` section asks for (``childreg coordinator serve`` builds it); the coordinator
+    then owns it, and closes it on shutdown or if it fails to start. FailedPrecondition,
+    before anything is opened, when the section and the witness do not go together.
+    """
+    try:
+        _check_witness(config, witness)
+        return _start(config, witness)
+    except BaseException:
+        if witness is not None:
+            witness.close()
+        raise
+
+
+def _check_witness(config: CoordinatorConfig, witness: HostedWitness | None) -> None:
+    """Never skip witnessing silently, and never witness without the section's settings."""
+    if config.witness is not None and witness is None:
+        raise FailedPrecondition(
+            "the configuration has a `witness` section, but the coordinator was started "
+            "without a witness, so the departments' audit logs would go unwitnessed; start "
+            "it with `childreg coordinator serve`, which builds the witness from that "
+            "section, or remove the section"
+        )
+    if config.witness is None and witness is not None:
+        raise FailedPrecondition(
+            "the coordinator was given a witness, but the configuration has no `witness` "
+            "section (its name, signing_key_file and interval_seconds); add the section, "
+            "or start the coordinator without a witness"
+        )
+
+
+def _start(config: CoordinatorConfig, witness: HostedWitness | None) -> CoordinatorApp:
     identity = IdentityFiles(config.identity_dir)
     catalogue, roster = signed_inputs(config)
     store = ReleaseStore(config.releases_path)
@@ -123,29 +159,31 @@ def start_coordinator(config: CoordinatorConfig) -> CoordinatorApp:
             rounds,
             store,
             {s.id: s.rho for s in config.statisticians},
+            codec=PUBLISHED_TABLES,
             solver_time_limit=config.solver_time_limit_seconds,
         )
-
-        witness = _witness(config, channels)
+        pull = None
+        if witness is not None and config.witness is not None:
+            pull = PullWitness(
+                witness, channels.channel, config.audit_origins(), config.witness.interval_seconds
+            )
 
         def register(server: grpc.Server) -> None:
             spb_grpc.add_NationalStatisticsServiceServicer_to_server(
                 NationalStatisticsServicer(publisher, store), server
             )
             if witness is not None:
-                apb_grpc.add_WitnessServiceServicer_to_server(
-                    WitnessServicer(witness.witness), server
-                )
+                witness.register(server)
 
-        services = SERVICES + ((WITNESS_SERVICE,) if witness is not None else ())
+        services = SERVICES + ((witness.service_name,) if witness is not None else ())
         server, port, health_servicer = start_grpc_service(config, register, services)
     except BaseException:
         channels.close()
         store.close()
         raise
-    if witness is not None:
-        witness.start()
-    return CoordinatorApp(server, port, channels, health_servicer, store, witness)
+    if pull is not None:
+        pull.start()
+    return CoordinatorApp(server, port, channels, health_servicer, store, pull, services)
 
 
 def load_roster(config: CoordinatorConfig, authority: VerifyKey) -> SignedRoster | None:
@@ -193,28 +231,15 @@ _ROSTER_HINT = (
 )
 
 
-def _witness(config: CoordinatorConfig, channels: NodeChannels) -> PullWitness | None:
-    """The coordinator's witness of every department whose audit key is configured."""
-    if config.witness is None:
-        return None
-    origins = {
-        d.id: childreg_origin(config.federation, d.id)
-        for d in config.departments
-        if d.audit_key is not None
-    }
-    nodes = [
-        WitnessedNode(origin=origins[d.id], verifier_key=d.audit_key)
-        for d in config.departments
-        if d.audit_key is not None
-    ]
-    signer = load_witness_signer(config.witness.signing_key_file, config.witness.name)
-    witness = build_witness(config.state_dir / "witness.db", signer, nodes)
-    return PullWitness(witness, channels.channel, origins, config.witness.interval_seconds)
-
-
-def serve(config: CoordinatorConfig, ready_file: Path | None = None) -> None:
-    """Run the coordinator until SIGTERM or SIGINT."""
-    app = start_coordinator(config)
+def serve(
+    config: CoordinatorConfig,
+    ready_file: Path | None = None,
+    *,
+    witness: HostedWitness | None = None,
+) -> None:
+    """Run the coordinator (with the witness its configuration asks for) until SIGTERM or
+    SIGINT."""
+    app = start_coordinator(config, witness=witness)
     address = bound_address(config.listen, app.port)
     log.info("coordinator.serving", address=address, departments=len(config.departments))
     if ready_file is not None:

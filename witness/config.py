@@ -1,10 +1,10 @@
-"""A witness's configuration, its signing key file, and its composition root.
+"""A witness's configuration and its signing key file.
 
 Why: any body — an ombudsman, a data-protection authority, another ministry — can run a
-witness of the federation's audit logs (``childreg audit witness serve``); this module reads
-its configuration, loads its key, pins the nodes' log keys and starts the service the one
-way every childreg service starts (``childreg.service.start_grpc_service``). The coordinator
-can host the same witness by building it with :func:`build_witness`.
+witness of the federation's audit logs (``childreg audit witness serve``); this module
+validates its configuration (its name, key file, state directory and the nodes it pins,
+each log key named after its origin), and makes and loads its Ed25519 note key, refusing a
+key file others could read. :mod:`witness.server` builds and starts the witness from them.
 
 Example (TOML, docs/witness.md; relative paths are relative to the file)::
 
@@ -26,35 +26,18 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-import grpc
-import structlog
-from grpc_health.v1 import health
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from childreg.audit.checkpoint import parse_childreg_origin
 from childreg.audit.note import NoteSigner, NoteVerifier, generate_signer, name_problem
 from childreg.config import ServiceSettings, resolve_path
-from childreg.errors import AlreadyExists, InvalidInput, KeyProblem, Violation
-from childreg.pki import IdentityFiles
+from childreg.errors import AlreadyExists, InvalidInput, KeyProblem
 from childreg.secretfile import write_private
-from childreg.service import (
-    bound_address,
-    set_health,
-    start_grpc_service,
-    wait_for_signal,
-    write_ready_file,
-)
-from childreg.v1 import audit_pb2_grpc as apb_grpc
-from witness.cosigning import Witness, WitnessStore
-from witness.servicer import SERVICE, WitnessServicer
 
-log = structlog.get_logger("witness.cosigning")
-
-SERVICES = (SERVICE,)
+#: The witness's database file under its state directory.
 DB_FILE = "witness.db"
 
 
@@ -132,7 +115,7 @@ class WitnessConfig(ServiceSettings):
 
 
 def trusted_nodes(nodes: Iterable[WitnessedNode]) -> dict[str, NoteVerifier]:
-    """origin -> pinned verifier, as :class:`Witness` takes them."""
+    """origin -> pinned verifier, as :class:`~witness.cosigning.Witness` takes them."""
     return {n.origin: n.verifier() for n in nodes}
 
 
@@ -185,70 +168,3 @@ def load_witness_signer(path: Path, name: str) -> NoteSigner:
             hint="set `name` to the key's name, or point signing_key_file at the right key",
         )
     return signer
-
-
-def build_witness(db_path: Path, signer: NoteSigner, nodes: Iterable[WitnessedNode]) -> Witness:
-    """A witness over its store at ``db_path`` (the coordinator hosts one the same way)."""
-    return Witness(WitnessStore(db_path), signer, trusted_nodes(nodes))
-
-
-@dataclass
-class WitnessApp:
-    """A running witness: its server, port, health and store to close on shutdown."""
-
-    server: grpc.Server
-    port: int
-    health: health.HealthServicer
-    witness: Witness
-    store: WitnessStore
-
-    def stop(self, grace: float = 5.0) -> None:
-        """Stop serving, then close the store."""
-        set_health(self.health, SERVICES, serving=False)
-        self.server.stop(grace).wait()
-        self.store.close()
-
-
-def _check_federation(config: WitnessConfig) -> None:
-    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
-    others = [n.origin for n in config.nodes if parse_childreg_origin(n.origin)[0] != federation]
-    if others:
-        raise InvalidInput(
-            f"the witness's identity is of federation {federation}; these nodes are not",
-            [Violation("nodes", f"origin {o} is of another federation") for o in others],
-        )
-
-
-def start_witness(config: WitnessConfig) -> WitnessApp:
-    """Load the key, open the store, and start the mutual-TLS WitnessService."""
-    _check_federation(config)
-    signer = load_witness_signer(config.signing_key_file, config.name)
-    store = WitnessStore(config.db_path)
-    witness = Witness(store, signer, trusted_nodes(config.nodes))
-    try:
-
-        def register(server: grpc.Server) -> None:
-            apb_grpc.add_WitnessServiceServicer_to_server(WitnessServicer(witness), server)
-
-        server, port, health_servicer = start_grpc_service(config, register, SERVICES)
-    except BaseException:
-        store.close()
-        raise
-    return WitnessApp(server, port, health_servicer, witness, store)
-
-
-def serve(config: WitnessConfig, ready_file: Path | None = None) -> None:
-    """Run the witness until SIGTERM or SIGINT."""
-    app = start_witness(config)
-    address = bound_address(config.listen, app.port)
-    log.info(
-        "witness.serving",
-        address=address,
-        nodes=len(config.nodes),
-        verifier_key=app.witness.verifier.key_string(),
-    )
-    if ready_file is not None:
-        write_ready_file(ready_file, address)
-    wait_for_signal()
-    log.info("witness.stopping")
-    app.stop()

@@ -18,6 +18,9 @@ The order is the guarantee (docs/statistics-method.md):
    earlier tables' noise: coordinator/publication/margins.py); nation = sum of regions. A table is
    published once per snapshot, whatever the catalogue version, and a snapshot's tables
    all come from one mechanism (its areas are fixed by its first table).
+
+The table is built as plain values (coordinator/publication/published.py) and kept as the
+bytes its codec writes (the protobuf wire format, coordinator/rpc/convert.py).
 """
 
 from __future__ import annotations
@@ -36,32 +39,20 @@ from childreg.catalogue import Catalogue, CatalogueTable
 from childreg.dp import zcdp
 from childreg.errors import FailedPrecondition, PermissionDenied
 from childreg.models import TableQuery
-from childreg.v1 import statistics_pb2 as spb
 from coordinator.publication.margins import cell_variances, combination_variance
 from coordinator.publication.postprocess import RegionMeasurement, SnapshotState, publish
-from coordinator.publication.releases import ReleaseStore, release_key
-from coordinator.rounds.federation import (
-    NATIONAL,
-    PER_DEPARTMENT,
-    SECURE_AGGREGATION,
-    Rounds,
-    StatementPieces,
-    TableRound,
+from coordinator.publication.published import (
+    AreaTotal,
+    AreaValues,
+    PublishedTable,
+    TableCodec,
+    privacy_statement,
+    unit_variance,
 )
+from coordinator.publication.releases import ReleaseStore, release_key
+from coordinator.rounds.federation import NATIONAL, Rounds, TableRound
 
 log = structlog.get_logger("childreg.coordinator")
-
-_STAGE_ONE = StatementPieces(PER_DEPARTMENT)
-
-__all__ = [
-    "NATIONAL",
-    "SECURE_AGGREGATION",
-    "Publisher",
-    "Rounds",
-    "SignedCatalogue",
-    "privacy_statement",
-    "unit_variance",
-]
 
 
 @dataclass(frozen=True)
@@ -82,6 +73,7 @@ class Publisher:
         store: ReleaseStore,
         budgets: Mapping[str, Fraction],
         *,
+        codec: TableCodec,
         solver_time_limit: float = 30.0,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -89,6 +81,7 @@ class Publisher:
         self._rounds = rounds  # the mechanism: it measures the table and names its areas
         self._store = store
         self._budgets = dict(budgets)
+        self._codec = codec  # the stored and returned bytes: the wire format
         self._time_limit = solver_time_limit
         self._clock = clock
         self._lock = threading.Lock()  # one publication at a time: state must not fork
@@ -109,7 +102,7 @@ class Publisher:
         return budget
 
     def table(self, query: TableQuery, statistician: str) -> bytes:
-        """The published table's bytes (a serialized PublishedTable)."""
+        """The published table's bytes, as its codec wrote them when it was published."""
         catalogue = self._signed.catalogue
         table = catalogue.table_for(query.dimensions)
         key = release_key(query.academic_year, catalogue.version, table.dimensions)
@@ -185,7 +178,7 @@ class Publisher:
                 region=region,
                 detail=outcome.diagnostics[region].detail,
             )
-        earlier = [spb.PublishedTable.FromString(b) for b in self._store.bodies(snapshot)]
+        earlier = [self._codec.decode(b) for b in self._store.bodies(snapshot)]
         sequence = [(tuple(t.dimensions), unit_variance(t.privacy)) for t in earlier] + [
             (outcome.dimensions, measured.unit_variance)
         ]
@@ -209,20 +202,20 @@ class Publisher:
                 for r in regions
             ),
         ]
-        published = spb.PublishedTable(
+        published = PublishedTable(
             academic_year=snapshot,
             reference_date=codes.reference_date(snapshot).isoformat(),
             catalogue_version=catalogue.version,
             table_id=table.id,
             title=table.title,
-            dimensions=list(outcome.dimensions),  # canonical order (codes.DIMENSIONS)
+            dimensions=tuple(outcome.dimensions),  # canonical order (codes.DIMENSIONS)
             privacy=privacy_statement(table, catalogue, measured.statement),
-            areas=areas,
+            areas=tuple(areas),
             published_at=self._clock().isoformat(timespec="seconds"),
             release_key=key,
-            missing_departments=sorted(measured.missing_departments),
+            missing_departments=tuple(sorted(measured.missing_departments)),
         )
-        body = published.SerializeToString(deterministic=True)
+        body = self._codec.encode(published)
         self._store.publish(
             key,
             snapshot,
@@ -232,40 +225,6 @@ class Publisher:
             state=outcome.state.to_json(),
         )
         return body
-
-
-def privacy_statement(
-    table: CatalogueTable,
-    catalogue: Catalogue,
-    pieces: StatementPieces = _STAGE_ONE,
-) -> spb.PrivacyStatement:
-    """What every published table says about its guarantee (σ² is the table's target)."""
-    sigma2 = zcdp.sigma_squared(table.rho)
-    return spb.PrivacyStatement(
-        mechanism=pieces.mechanism,
-        rho=str(table.rho),
-        sigma_squared=str(sigma2),
-        sigma=float(sigma2) ** 0.5,
-        epsilon=zcdp.epsilon(table.rho, catalogue.delta),
-        delta=catalogue.delta,
-        snapshot_rho=str(catalogue.snapshot_rho),
-        snapshot_epsilon=zcdp.epsilon(catalogue.snapshot_rho, catalogue.delta),
-        display_threshold=catalogue.display_threshold,
-        participants=pieces.participants,
-        colluders=pieces.colluders,
-        share_sigma_squared=pieces.share_sigma_squared,
-    )
-
-
-def unit_variance(statement: spb.PrivacyStatement) -> Fraction:
-    """The per-cell noise variance of one unit of a published table, from its statement.
-
-    Stage 1: σ², added by each department (an area holds one unit per department).
-    Stage 2: n·σ²/(n−c), the whole national sum's (its one area holds one unit).
-    """
-    if statement.mechanism == SECURE_AGGREGATION:
-        return statement.participants * Fraction(statement.share_sigma_squared)
-    return Fraction(statement.sigma_squared)
 
 
 @dataclass(frozen=True)
@@ -299,7 +258,7 @@ def _area(
     catalogue: Catalogue,
     *,
     n: int,
-) -> spb.AreaValues:
+) -> AreaValues:
     """One area's published values, 95 % margins (error propagated through the fit), flags.
 
     ``n`` is the area's number of noise units (``errors`` is for one unit).
@@ -307,20 +266,20 @@ def _area(
     threshold = catalogue.display_threshold
     totals = []
     for total, (cells, variance) in errors.totals.items():
-        value = sum(values[i] for i in cells)
+        value = int(sum(values[i] for i in cells))
         totals.append(
-            spb.AreaTotal(
+            AreaTotal(
                 name=total,
                 value=value,
                 margin=zcdp.margin95(variance * n),
                 confidential=value < threshold,
             )
         )
-    return spb.AreaValues(
+    return AreaValues(
         area=name,
-        departments=departments,
-        values=list(values),
-        margins=[zcdp.margin95(v * n) for v in errors.cells],
-        confidential=[v < threshold for v in values],
-        totals=totals,
+        departments=tuple(departments),
+        values=tuple(int(v) for v in values),
+        margins=tuple(zcdp.margin95(v * n) for v in errors.cells),
+        confidential=tuple(bool(v < threshold) for v in values),
+        totals=tuple(totals),
     )

@@ -3,17 +3,22 @@
 The coordinator already holds a mutual-TLS channel to every node, and the authorization
 table lets it read a node's AuditLogService. So, for every department whose log key is
 configured, it periodically fetches the latest signed checkpoint and a consistency proof
-from the size it holds, and hands both to its own :class:`~witness.cosigning.Witness`
-— the same logic as an independent witness — which cosigns and persists only a
-consistent extension and keeps both signed notes as evidence of a rewrite, a rollback or
-an equivocation (and logs an alert). Nodes may also push to it (WitnessService).
+from the size it holds, and hands both to the witness it hosts — the same logic as an
+independent witness — which cosigns and persists only a consistent extension and keeps
+both signed notes as evidence of a rewrite, a rollback or an equivocation (and logs an
+alert). Nodes may also push to it (WitnessService, served on the coordinator's server).
+
+The coordinator never imports ``witness/``: it takes the witness through
+:class:`HostedWitness`, which ``childreg coordinator serve`` satisfies with
+``witness.server.embedded_witness`` and passes to ``coordinator.server.start_coordinator``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 import structlog
@@ -24,16 +29,46 @@ from childreg.audit.note import note_text
 from childreg.errors import ChildregError
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
-from witness.cosigning import Witness
 
 log = structlog.get_logger("childreg.coordinator")
+
+
+class HostedWitness(Protocol):
+    """What the coordinator needs of the witness it hosts.
+
+    The coordinator owns the witness it is given: it registers its service on the
+    coordinator's server, feeds it the checkpoints it pulls, and closes it on shutdown (or
+    when it fails to start).
+    """
+
+    @property
+    def service_name(self) -> str:
+        """The full gRPC service name it serves, for health checking."""
+        ...
+
+    def add_checkpoint(self, note: str, old_size: int, proof: Sequence[bytes]) -> str:
+        """The node's checkpoint cosigned once stored, or a ChildregError refusing it (the
+        witness keeps the evidence of a contradiction and raises the alert itself)."""
+        ...
+
+    def state(self, origin: str) -> str | None:
+        """The latest cosigned checkpoint note held for a log's origin, if any."""
+        ...
+
+    def register(self, server: grpc.Server) -> None:
+        """Add its WitnessService to the coordinator's server (before it starts)."""
+        ...
+
+    def close(self) -> None:
+        """Release its store."""
+        ...
 
 
 @dataclass
 class PullWitness:
     """Fetch, check and cosign each department's checkpoint; ``run_once`` is one pass."""
 
-    witness: Witness
+    witness: HostedWitness
     channel_for: Callable[[str], grpc.Channel]  # department id -> channel to its node
     origins: Mapping[str, str]  # department id -> its log's origin
     interval: float
@@ -66,7 +101,7 @@ class PullWitness:
             except grpc.RpcError as err:
                 outcome[dept] = "unreachable"
                 log.warning("witness.node_unreachable", department=dept, status=err.code().name)
-            except ChildregError as exc:  # evidence is kept and alerted by the Witness
+            except ChildregError as exc:  # the witness keeps the evidence and alerts
                 outcome[dept] = type(exc).__name__
             except Exception as exc:  # the loop must outlive any one department's trouble
                 outcome[dept] = "error"

@@ -31,7 +31,12 @@ from childreg.v1 import statistics_pb2 as spb
 from coordinator.publication.releases import ReleaseStore
 from coordinator.rounds.federation import TableRound
 from coordinator.rounds.secure import SecureRounds, SignedRoster
-from node.statistics.aggregation import ready_question_from_proto, share_question_from_proto
+from node.rpc.statistics import (
+    masked_share_to_proto,
+    ready_question_from_proto,
+    ready_reply_to_proto,
+    share_question_from_proto,
+)
 from tests.inprocess import FakeRpcError, Method
 from tests.unit.secagg_nodes import (
     AUTHORITY,
@@ -59,11 +64,17 @@ def _answered(handler: Callable[[Any], Message]) -> Method:
 
 
 class InProcessStub:
-    """The two stage-2 methods of a node's StatisticsService, called directly."""
+    """The two stage-2 methods of a node's StatisticsService, called directly (with the
+    servicer's own conversions on either side of the desk)."""
 
     def __init__(self, node: Node) -> None:
-        self.Ready = _answered(lambda r: node.desk.ready(ready_question_from_proto(r)))
-        self.Share = _answered(lambda r: node.desk.share(share_question_from_proto(r), CALLER))
+        desk = node.desk
+        self.Ready = _answered(
+            lambda r: ready_reply_to_proto(desk.ready(ready_question_from_proto(r)))
+        )
+        self.Share = _answered(
+            lambda r: masked_share_to_proto(desk.share(share_question_from_proto(r), CALLER))
+        )
 
 
 def federation(tmp_path: Path, n: int, children: Callable[[int], int]) -> list[Node]:

@@ -1,4 +1,5 @@
-"""The witness as a real mutual-TLS service: nodes submit, auditors read, others are refused."""
+"""The witness as a real mutual-TLS service: nodes submit, auditors read, others are refused;
+stand-alone, and hosted by a real coordinator that is given the witness (never imports it)."""
 
 from __future__ import annotations
 
@@ -13,23 +14,24 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nacl.signing import SigningKey
 
 from childreg.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from childreg.audit.merkle import MerkleTree
 from childreg.audit.note import NoteSigner, NoteVerifier, generate_signer
+from childreg.catalogue import parse_catalogue, public_key_text, sign_catalogue
 from childreg.pki import CertificateAuthority
 from childreg.revocation import DENYLIST_FILE
 from childreg.rpc import secure_channel, violations_from_error
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
+from coordinator.config import CoordinatorConfig
+from coordinator.server import CoordinatorApp, start_coordinator
 from tests.conftest import FEDERATION, IssueFn, tls
-from witness.config import (
-    WitnessApp,
-    WitnessConfig,
-    WitnessedNode,
-    generate_witness_key,
-    start_witness,
-)
+from witness.config import WitnessConfig, WitnessedNode, generate_witness_key
+from witness.server import WitnessApp, embedded_witness, start_witness
+from witness.store import WitnessStore
 
 ORIGIN = f"childreg.{FEDERATION}/alpha"
 SERVER_NAME = f"ombudsman.witness.{FEDERATION}"
@@ -74,9 +76,15 @@ def witness(
     app.stop(grace=0)
 
 
-def stub(app: WitnessApp, issue: IssueFn, role: str, ident: str) -> apb_grpc.WitnessServiceStub:
-    """A client of the witness holding the identity ``role``/``ident``."""
-    channel = secure_channel(f"127.0.0.1:{app.port}", tls(issue(role, ident)), SERVER_NAME)
+def stub(
+    app: WitnessApp | CoordinatorApp,
+    issue: IssueFn,
+    role: str,
+    ident: str,
+    server_name: str = SERVER_NAME,
+) -> apb_grpc.WitnessServiceStub:
+    """A client of the witness (or of the coordinator hosting one) holding ``role``/``ident``."""
+    channel = secure_channel(f"127.0.0.1:{app.port}", tls(issue(role, ident)), server_name)
     return apb_grpc.WitnessServiceStub(channel)
 
 
@@ -218,3 +226,101 @@ def test_a_node_may_not_submit_another_departments_log(
         add(stub(app, issue, "node", "beta"), note_at(log, 2), 0, [])
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert app.witness.evidence() == []
+
+
+COORDINATOR_NAME = f"national.coordinator.{FEDERATION}"
+AUTHORITY = SigningKey(bytes(range(32)))
+CATALOGUE = {
+    "federation": FEDERATION,
+    "version": 1,
+    "snapshot_rho": "1/4",
+    "delta": 1e-9,
+    "display_threshold": 10,
+    "tables": [{"id": "sex", "title": "By sex", "dimensions": ["sex"], "rho": "1/32"}],
+}
+
+
+def coordinator_config(
+    issue: IssueFn, ca: CertificateAuthority, tmp_path: Path
+) -> CoordinatorConfig:
+    """A per-department coordinator of one department whose audit key is pinned, with a
+    `witness` section; the department is never dialled."""
+    assert ca.directory is not None
+    (tmp_path / "authority.pub").write_text(public_key_text(AUTHORITY.verify_key) + "\n")
+    signed = sign_catalogue(parse_catalogue(CATALOGUE), AUTHORITY)
+    (tmp_path / "catalogue.signed.json").write_bytes(signed)
+    key = tmp_path / "coordinator-witness.key"
+    generate_witness_key(key, "witness.test-coordinator")
+    return CoordinatorConfig.model_validate(
+        {
+            "federation": FEDERATION,
+            "listen": "127.0.0.1:0",
+            "identity_dir": issue("coordinator", "national").directory,
+            "denylist_file": ca.directory / DENYLIST_FILE,
+            "statistics_authority_key": tmp_path / "authority.pub",
+            "catalogue_file": tmp_path / "catalogue.signed.json",
+            "state_dir": tmp_path / "coordinator-state",
+            "aggregation": "per-department",
+            "statisticians": [{"id": "alice", "rho": "1/8"}],
+            "departments": [
+                {
+                    "id": "alpha",
+                    "address": "127.0.0.1:9",
+                    "region": "baku",
+                    "audit_key": NODE.verifier().key_string(),
+                }
+            ],
+            "witness": {
+                "name": "witness.test-coordinator",
+                "signing_key_file": key,
+                "interval_seconds": 3600,
+            },
+        }
+    )
+
+
+def test_the_coordinator_serves_the_witness_it_is_given(
+    issue: IssueFn, ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """A coordinator started with the witness `childreg coordinator serve` builds serves
+    WitnessService on its own mutual-TLS port (healthy), cosigns the pinned department's
+    pushed checkpoints with its witness key, and keeps them in state_dir/witness.db."""
+    config = coordinator_config(issue, ca, tmp_path)
+    assert config.witness is not None
+    hosted = embedded_witness(
+        config.witness_db_path,
+        config.witness.signing_key_file,
+        config.witness.name,
+        config.witnessed_logs(),
+    )
+    app = start_coordinator(config, witness=hosted)
+    try:
+        node = stub(app, issue, "node", "alpha", COORDINATOR_NAME)
+        log = tree(b"log", 7)
+        add(node, note_at(log, 3), 0, [])
+        cosigned = add(node, note_at(log, 7), 3, log.consistency_proof(3, 7))
+        _, opened = open_checkpoint(cosigned, [NODE.verifier(), hosted.verifier], origin=ORIGIN)
+        assert opened.verified_by == [ORIGIN, "witness.test-coordinator"]
+        auditor = stub(app, issue, "auditor", "inspector", COORDINATOR_NAME)
+        state = auditor.GetState(apb.WitnessStateRequest(origin=ORIGIN), timeout=TIMEOUT)
+        assert state.note == cosigned
+        with pytest.raises(grpc.RpcError) as caught:  # the same authorization as anywhere
+            add(stub(app, issue, "school", "school-1", COORDINATOR_NAME), note_at(log, 7), 7, [])
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        channel = secure_channel(
+            f"127.0.0.1:{app.port}", tls(issue("auditor", "inspector")), COORDINATOR_NAME
+        )
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="childreg.v1.WitnessService"), timeout=TIMEOUT
+        )
+        channel.close()
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        assert app.witness is not None  # its pull loop: the department is not running
+        assert app.witness.run_once() == {"alpha": "unreachable"}
+    finally:
+        app.stop(grace=0)
+    held = WitnessStore(config.witness_db_path, readonly=True)
+    try:
+        assert (held.latest(ORIGIN) or pytest.fail("nothing held")).note == cosigned
+    finally:
+        held.close()

@@ -1,4 +1,9 @@
-"""`childreg coordinator …`: the national coordinator service."""
+"""`childreg coordinator …`: the national coordinator service.
+
+A few lines over :mod:`coordinator.server`: ``serve`` builds the witness the configuration's
+``witness`` section asks for with :mod:`witness.server` and hands it to the coordinator,
+which never imports ``witness/`` itself (docs/witness.md).
+"""
 
 from __future__ import annotations
 
@@ -18,10 +23,17 @@ def serve_cmd(config: ConfigOpt, ready_file: ReadyFileOpt = None) -> None:
     # The server (numpy, scipy for post-processing) is imported only to serve, so other
     # commands, and node processes started through the same command line, stay small.
     from coordinator.server import serve  # noqa: PLC0415
+    from witness.server import EmbeddedWitness, embedded_witness  # noqa: PLC0415
 
     cfg = load_config(CoordinatorConfig, config)
     logsetup.configure(cfg.log_level)
-    serve(cfg, ready_file)
+    witness: EmbeddedWitness | None = None
+    if cfg.witness is not None:
+        witness = embedded_witness(
+            cfg.witness_db_path, cfg.witness.signing_key_file, cfg.witness.name,
+            cfg.witnessed_logs(),
+        )  # fmt: skip
+    serve(cfg, ready_file, witness=witness)
 
 
 @app.command("check-config")

@@ -1,7 +1,7 @@
 """`childreg audit witness …`: run an independent witness of the nodes' audit logs.
 
-A few lines over :mod:`witness.config`: make the witness's key, serve, and
-list the evidence it kept when a node contradicted itself (docs/witness.md).
+A few lines over :mod:`witness.config` and :mod:`witness.server`: make the witness's key,
+serve, and list the evidence it kept when a node contradicted itself (docs/witness.md).
 """
 
 from __future__ import annotations
@@ -11,19 +11,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from childreg import logsetup
 from childreg.config import load_config
+from tools.cli.console import err, out
 from tools.cli.options import ConfigOpt, JsonOpt, ReadyFileOpt
 
 app = typer.Typer(
     help="An independent witness: cosigns nodes' audit-log checkpoints, keeps evidence.",
     no_args_is_help=True,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.command("keygen")
@@ -47,7 +45,8 @@ def keygen(
 @app.command("serve")
 def serve_cmd(config: ConfigOpt, ready_file: ReadyFileOpt = None) -> None:
     """Run the witness's mutual-TLS gRPC server until SIGTERM/SIGINT."""
-    from witness.config import WitnessConfig, serve  # noqa: PLC0415
+    from witness.config import WitnessConfig  # noqa: PLC0415
+    from witness.server import serve  # noqa: PLC0415
 
     cfg = load_config(WitnessConfig, config)
     logsetup.configure(cfg.log_level)
@@ -58,14 +57,10 @@ def serve_cmd(config: ConfigOpt, ready_file: ReadyFileOpt = None) -> None:
 def evidence_cmd(config: ConfigOpt, as_json: JsonOpt = False) -> None:
     """List the evidence kept: pairs of signed checkpoints in which a node contradicts itself."""
     from witness.config import WitnessConfig  # noqa: PLC0415
-    from witness.cosigning import WitnessStore  # noqa: PLC0415
+    from witness.server import read_evidence  # noqa: PLC0415
 
     cfg = load_config(WitnessConfig, config)
-    store = WitnessStore(cfg.db_path, readonly=True)
-    try:
-        items = store.evidence()
-    finally:
-        store.close()
+    items = read_evidence(cfg)
     if as_json:
         typer.echo(json.dumps([e.to_json() for e in items], indent=2))
         return

@@ -42,7 +42,8 @@ from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.config import CoordinatorConfig
 from coordinator.publication import releases
 from coordinator.publication.margins import cell_variances
-from coordinator.publication.publisher import Publisher, SignedCatalogue, unit_variance
+from coordinator.publication.published import unit_variance
+from coordinator.publication.publisher import Publisher, SignedCatalogue
 from coordinator.publication.releases import ReleaseStore
 from coordinator.rounds import secure
 from coordinator.rounds.federation import (
@@ -52,6 +53,7 @@ from coordinator.rounds.federation import (
     TableRound,
 )
 from coordinator.rounds.secure import RoundAborted, SecureRounds, SignedRoster
+from coordinator.rpc.convert import PUBLISHED_TABLES, privacy_from_proto
 from coordinator.server import load_roster
 from tests.inprocess import FakeRpcError, Method
 from tools.clients.published import PublishedView
@@ -193,7 +195,13 @@ class Federation:
         return SecureRounds(stubs, self.roster, self.store, **{**options, **kwargs})
 
     def publisher(self, **kwargs: Any) -> Publisher:
-        return Publisher(SIGNED, self.rounds(**kwargs), self.store, {"alice": Fraction(1, 4)})
+        return Publisher(
+            SIGNED,
+            self.rounds(**kwargs),
+            self.store,
+            {"alice": Fraction(1, 4)},
+            codec=PUBLISHED_TABLES,
+        )
 
 
 def make_federation(tmp: Path, n: int, colluders: int = 1) -> Federation:
@@ -522,6 +530,8 @@ def test_a_snapshot_outside_the_rosters_range_is_refused_before_any_node(
 
 
 def test_nodes_reporting_different_sets_fail_clearly(fed: Federation) -> None:
+    """Nodes that recorded different participant sets for a snapshot stop the round, and
+    no set is settled."""
     fed.nodes["d00"].recorded[YEAR] = ("d00", "d01", "d02")
     fed.nodes["d01"].recorded[YEAR] = ("d00", "d01", "d03")
     with pytest.raises(FailedPrecondition, match="different participant sets"):
@@ -543,6 +553,8 @@ def test_a_later_table_recorded_with_another_set_fails_clearly(fed: Federation) 
 def test_a_participant_down_on_a_later_table_fails_it_and_the_retry_keeps_the_set(
     fed: Federation,
 ) -> None:
+    """A settled participant down on a later table aborts that round naming it, and the
+    retry once it is back publishes over the same participant set."""
     pub = fed.publisher()
     publish(pub, FORM)
     fed.nodes["d02"].down = True
@@ -601,7 +613,7 @@ def test_the_published_statement_and_margins_of_secure_aggregation(fed: Federati
     assert p.epsilon == zcdp.epsilon(Fraction(1, 32), 1e-9)
     assert (p.participants, p.colluders, p.share_sigma_squared) == (4, 1, "16/3")
     unit = 4 * Fraction(16, 3)
-    assert unit_variance(p) == unit
+    assert unit_variance(privacy_from_proto(p)) == unit
     assert [a.area for a in first.areas] == ["national"]
     assert list(first.missing_departments) == []
     assert list(first.areas[0].values) == plain_sum(list(fed.nodes.values()), "form")
@@ -660,6 +672,7 @@ def test_a_snapshot_never_mixes_mechanisms(fed: Federation) -> None:
         PerDepartmentRounds(PerDepartment(), {"d00": "baku"}),
         fed.store,
         {"alice": Fraction(1, 4)},
+        codec=PUBLISHED_TABLES,
     )
     publish(stage1, FORM)
     with pytest.raises(FailedPrecondition, match="cannot mix aggregation mechanisms"):
@@ -692,6 +705,8 @@ def write_config(tmp: Path, extra: str, departments: tuple[str, ...] = ("d00", "
 def test_secure_aggregation_without_a_roster_is_refused_saying_how_to_make_one(
     tmp_path: Path,
 ) -> None:
+    """Secure aggregation (the default) without roster_file is refused, saying how to sign
+    one; per-department needs none, and a given roster path is resolved next to the file."""
     with pytest.raises(InvalidInput) as info:
         load_config(CoordinatorConfig, write_config(tmp_path, ""))  # "secure" is the default
     text = " ".join(str(v) for v in info.value.violations)
@@ -718,6 +733,8 @@ def test_secure_aggregation_without_a_roster_is_refused_saying_how_to_make_one(
     ],
 )
 def test_secure_settings_out_of_range_are_refused(tmp_path: Path, extra: str) -> None:
+    """Settle time, round attempts and the aggregation mechanism outside their ranges are
+    refused when the configuration is loaded."""
     with pytest.raises(InvalidInput):
         load_config(CoordinatorConfig, write_config(tmp_path, f'roster_file = "r.json"\n{extra}'))
 
