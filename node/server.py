@@ -2,14 +2,21 @@
 
 This is the one place where the node's store, keyring, domain objects, servicers and gRPC
 server are constructed and wired together; everything else receives them as arguments.
+It is also all the command line takes from the node (tests/unit/test_architecture.py):
+:func:`init_node`, :func:`serve`, :func:`make_kek_file`, and :func:`open_operator` for the
+commands an operator runs with the key-encryption key on the node's host, whose accesses
+to a child go through the same audited service as every gRPC call.
 """
 
 from __future__ import annotations
 
+import base64
 import gc
+import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import grpc
 import structlog
@@ -28,24 +35,44 @@ from childreg.service import (
     write_ready_file,
 )
 from childreg.v1 import audit_pb2_grpc, consent_pb2_grpc, statistics_pb2_grpc
+from node.audit.actor import Actor
 from node.audit.checkpointer import Checkpointer
 from node.audit.log import AuditLog
+from node.audit.reads import LogReads
+from node.audit.report import AccessReport, LogUnverified, OperatorCommands
 from node.audit.service import Audited
 from node.config import NodeConfig
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
-from node.consent.extract import ExtractDesk
-from node.crypto.keys import KekSource, Keyring
+from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
+from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.records.registry import Registry, RowSealer
 from node.rpc.audit import AuditLogServicer
 from node.rpc.consent import ConsentServicer
 from node.rpc.extract import ExtractServicer
 from node.rpc.import_workers import ImportWorkers, default_workers
 from node.rpc.records import RecordsServicer, register_records
-from node.rpc.statistics import StatisticsServicer
-from node.statistics.aggregation import AggregationDesk
+from node.rpc.statistics import StatisticsServicer, share_body_bytes
+from node.rpc.witnesses import GrpcWitnesses
+from node.statistics.aggregation import AggregationDesk, roster_entry
 from node.statistics.desk import StatisticsDesk
 from node.store.sqlcipher import SqlCipherStore
+
+__all__ = [
+    "SERVICES",
+    "AccessReport",
+    "LogUnverified",
+    "NodeApp",
+    "OperatorSession",
+    "init_node",
+    "kek_source",
+    "make_kek_file",
+    "open_keyring",
+    "open_node",
+    "open_operator",
+    "serve",
+    "start_node",
+]
 
 log = structlog.get_logger("childreg.node")
 
@@ -70,6 +97,11 @@ def kek_source(config: NodeConfig) -> KekSource:
             hint=f"export {env} before starting the node; it never falls back to plaintext",
         )
     return KekSource.from_passphrase(passphrase)
+
+
+def make_kek_file(out: Path) -> None:
+    """Write a new random key-encryption key file (mode 0600)."""
+    generate_key_file(out)
 
 
 def init_node(config: NodeConfig) -> None:
@@ -155,6 +187,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                 department=config.department_id,
                 federation=federation,
                 authority=authority,
+                encode_share=share_body_bytes,
             )
             if config.aggregation == "secure"
             else None
@@ -169,7 +202,7 @@ def start_node(config: NodeConfig) -> NodeApp:
         audited = Audited(store, keyring, audit)
         checkpointer = Checkpointer(
             audit,
-            IdentityFiles(config.identity_dir),
+            GrpcWitnesses(IdentityFiles(config.identity_dir)),
             config.witnesses,
             config.audit_checkpoint_seconds,
         )
@@ -186,7 +219,9 @@ def start_node(config: NodeConfig) -> NodeApp:
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
                 StatisticsServicer(desk, audited, aggregation), server
             )
-            audit_pb2_grpc.add_AuditLogServiceServicer_to_server(AuditLogServicer(audit), server)
+            audit_pb2_grpc.add_AuditLogServiceServicer_to_server(
+                AuditLogServicer(LogReads(audited)), server
+            )
             consent_pb2_grpc.add_ConsentServiceServicer_to_server(
                 ConsentServicer(
                     ConsentDesk(store, keyring, federation),
@@ -197,9 +232,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             )
             consent_pb2_grpc.add_ExtractServiceServicer_to_server(
                 ExtractServicer(
-                    extracts,
-                    audit,
-                    keyring,
+                    Extracts(extracts, audited),
                     limiter=RateLimiter(
                         RateLimit(config.extract_rate_per_second, config.extract_rate_burst)
                     ),
@@ -207,11 +240,8 @@ def start_node(config: NodeConfig) -> NodeApp:
                 server,
             )
 
-        def on_denied(method: str, peer: str, status: str) -> None:
-            audit.append(actor=peer, action="denied", purpose=method, outcome=status)
-
         server, port, health_servicer = start_grpc_service(
-            config, register, SERVICES, department=config.department_id, on_denied=on_denied
+            config, register, SERVICES, department=config.department_id, on_denied=audited.denied
         )
     except BaseException:
         store.close()
@@ -224,6 +254,78 @@ def start_node(config: NodeConfig) -> NodeApp:
     gc.collect()  # start-up's garbage first, so none of it is kept for good
     gc.freeze()
     return NodeApp(server, port, store, health_servicer, audit, checkpointer, workers)
+
+
+class OperatorSession:
+    """The node opened with its KEK for an operator's commands on the node's host.
+
+    :meth:`access_report` and :meth:`pseudonym` touch a child and leave one leaf each,
+    named after the operator (node/audit/report.py); the key commands read only public
+    keys derived from the keyring and leave none. Close it (or use it as a context
+    manager) to close the store.
+    """
+
+    def __init__(self, config: NodeConfig, login: str | None = None) -> None:
+        actor = Actor.operator(config.department_id, login or getpass.getuser())
+        self._federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+        self._department = config.department_id
+        self._store, self._keyring = open_node(config)
+        try:
+            self._audit = AuditLog(
+                self._store,
+                self._keyring.audit_signing_seed(),
+                federation=self._federation,
+                department=self._department,
+            )
+            self._commands = OperatorCommands(
+                Audited(self._store, self._keyring, self._audit), self._keyring, actor
+            )
+        except BaseException:
+            self._store.close()
+            raise
+
+    @property
+    def actor(self) -> str:
+        """The operator as the leaves name them."""
+        return self._commands.actor.name
+
+    def access_report(self, child_id: str) -> AccessReport:
+        """A guardian's access report (LogUnverified, and no leaf, if the log fails)."""
+        return self._commands.access_report(child_id)
+
+    def pseudonym(self, child_id: str) -> str:
+        """The child's keyed pseudonym in the audit log, hex."""
+        return self._commands.pseudonym(child_id)
+
+    def audit_key(self) -> tuple[str, str]:
+        """The log's origin and the verifier key auditors and witnesses pin."""
+        return self._audit.origin, self._audit.verifier_key
+
+    def extract_key(self) -> str:
+        """The public key that signs this node's extracts (base64)."""
+        return base64.b64encode(extract_verify_key(self._keyring)).decode()
+
+    def roster_entry(self) -> dict[str, str]:
+        """This department's secure-aggregation roster entry (public keys only)."""
+        return roster_entry(self._keyring, federation=self._federation, department=self._department)
+
+    def close(self) -> None:
+        """Close the store."""
+        self._store.close()
+
+    def __enter__(self) -> OperatorSession:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_operator(config: NodeConfig, login: str | None = None) -> OperatorSession:
+    """Open the node with its KEK for an operator's commands; ``login`` defaults to the
+    host account's (getpass.getuser()), validated like every actor."""
+    return OperatorSession(config, login)
 
 
 def serve(config: NodeConfig, ready_file: Path | None = None) -> None:

@@ -7,28 +7,59 @@ proof, so a node cannot later show auditors a different history without one of t
 witnesses holding the evidence. The time of the last checkpoint each witness cosigned is
 kept, so features that disclose data can refuse when the log has not been witnessed
 recently (fail closed).
+
+How a witness is reached is not this module's business: it is handed a
+:class:`WitnessClient` (the node's gRPC one is node/rpc/witnesses.py), so the loop and its
+fail-closed rule see no protobuf and no gRPC.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
-import grpc
 import structlog
 
 from childreg.audit.checkpoint import open_checkpoint
 from childreg.audit.note import NoteVerifier
 from childreg.errors import FailedPrecondition
-from childreg.pki import IdentityFiles
-from childreg.rpc import TlsMaterial, secure_channel
-from childreg.v1 import audit_pb2 as apb
-from childreg.v1 import audit_pb2_grpc as apb_grpc
 from node.audit.log import AuditLog
 from node.config import WitnessEndpoint
 
 log = structlog.get_logger("childreg.node.audit")
+
+
+class WitnessUnreachable(Exception):
+    """A witness call failed in transport or was refused; ``status`` names how (a status
+    name such as UNAVAILABLE), for the log line."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class WitnessSession(Protocol):
+    """One connection to one witness (WitnessUnreachable when a call fails)."""
+
+    def held(self, origin: str) -> str:
+        """The newest checkpoint note of ``origin`` the witness holds ("" if none)."""
+        ...
+
+    def add(self, note: str, old_size: int, proof: list[bytes]) -> str:
+        """Give the witness ``note`` with a consistency proof from ``old_size``; the
+        cosigned note it answers."""
+        ...
+
+
+class WitnessClient(Protocol):
+    """How the node reaches its witnesses."""
+
+    def connect(self, witness: WitnessEndpoint) -> AbstractContextManager[WitnessSession]:
+        """A session with ``witness``, closed when the block ends."""
+        ...
 
 
 @dataclass
@@ -36,7 +67,7 @@ class Checkpointer:
     """The background loop; ``run_once`` is the step (tests call it directly)."""
 
     audit: AuditLog
-    identity: IdentityFiles
+    client: WitnessClient
     witnesses: tuple[WitnessEndpoint, ...]
     interval: float
     deadline: float = 10.0
@@ -68,8 +99,8 @@ class Checkpointer:
         for witness in self.witnesses:
             try:
                 self._witness(witness, note)
-            except grpc.RpcError as err:
-                log.warning("audit.witness_failed", witness=witness.name, status=err.code().name)
+            except WitnessUnreachable as err:
+                log.warning("audit.witness_failed", witness=witness.name, status=err.status)
             except Exception as exc:  # one witness's trouble must not stop the others
                 log.error("audit.witness_failed", witness=witness.name, error=type(exc).__name__)
         return note
@@ -93,26 +124,19 @@ class Checkpointer:
             )
 
     def _witness(self, witness: WitnessEndpoint, note: str) -> None:
-        tls = TlsMaterial.from_dir(self.identity)
-        with secure_channel(witness.address, tls, witness.server_name) as channel:
-            stub = apb_grpc.WitnessServiceStub(channel)
-            held = stub.GetState(
-                apb.WitnessStateRequest(origin=self.audit.origin), timeout=self.deadline
-            )
+        with self.client.connect(witness) as session:
+            held = session.held(self.audit.origin)
             old_size = 0
-            if held.note:
+            if held:
                 verifier = NoteVerifier.from_key_string(self.audit.verifier_key)
-                checkpoint, _ = open_checkpoint(held.note, [verifier], origin=self.audit.origin)
+                checkpoint, _ = open_checkpoint(held, [verifier], origin=self.audit.origin)
                 old_size = checkpoint.size
             _, size = self._size_of(note)
             if old_size > size:  # the witness already holds a newer checkpoint of ours
                 return
             proof = self.audit.consistency_proof(old_size, size)
-            reply = stub.AddCheckpoint(
-                apb.WitnessRequest(note=note, old_size=old_size, consistency=proof),
-                timeout=self.deadline,
-            )
-        cosigners = set(open_checkpoint(reply.cosigned_note, [witness.verifier()])[1].verified_by)
+            cosigned = session.add(note, old_size, proof)
+        cosigners = set(open_checkpoint(cosigned, [witness.verifier()])[1].verified_by)
         if witness.verifier().name in cosigners:
             self.witnessed_at[witness.name] = time.monotonic()
             log.info("audit.witnessed", witness=witness.name, size=size)

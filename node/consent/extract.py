@@ -15,6 +15,15 @@ are unsealed (:class:`_Record`): the diagnoses are never opened for an extract.
 Every refusal is a specific :class:`~childreg.errors.ChildregError` whose message carries
 no personal data; an unknown, withdrawn, expired, not-yet-valid or foreign grant all get
 the same "grant not valid", so a guesser learns nothing about which children exist.
+
+:class:`Extracts` is what a front door calls: one ``extract.disclose`` leaf per call
+(node/audit/service.py). An extract learns its child only from the grant, so a refusal
+before the grant lookup has no subject; after it, the leaf names the child's pseudonym and
+the grant reference (never the grant). The consent check, the build and the leaf of a
+granted extract are one write transaction, committed before the sealed bytes are returned
+(write-ahead): a withdrawal cannot fall between check and leaf, and if the log cannot be
+written, the school gets an error and no data. A refusal rolls that transaction back and
+is logged in a leaf of its own.
 """
 
 from __future__ import annotations
@@ -26,8 +35,6 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any, Final
 
@@ -45,6 +52,8 @@ from childreg.errors import (
 )
 from childreg.extract_format import EXTRACT_TYPE, EXTRACT_VERSION, SIGNING_DOMAIN
 from childreg.signed import canonical_json
+from node.audit.actor import Actor
+from node.audit.service import Audited, Learnt
 from node.crypto.keys import Keyring
 from node.records.registry import IDENTITY_CONTEXT, assessment_context
 from node.store.base import (
@@ -213,15 +222,6 @@ def rfc3339(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
-class Attempt:
-    """What an extract call learnt before it was granted or refused (for its audit leaf)."""
-
-    child_id: str | None = None
-    grant_ref: str = ""
-    purpose: str = ""
-
-
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -251,20 +251,22 @@ class ExtractDesk:
         self._signer_b64 = base64.b64encode(bytes(self._signer.verify_key)).decode()
 
     def extract(
-        self, grant: str, recipient_key: bytes, caller: str, attempt: Attempt | None = None
+        self, grant: str, recipient_key: bytes, caller: str, attempt: Learnt | None = None
     ) -> tuple[bytes, str, str]:
         """(sealed extract, child id, grant ref) or a specific error and nothing.
 
-        ``attempt``, if given, is filled in as soon as the grant is looked up, so a
-        refusal after that point can still be logged against the child and grant. Inside
-        :meth:`transaction`, the reads see the transaction's state.
+        ``attempt``, if given, is filled in as soon as the grant is looked up (child,
+        purpose, grant reference), so a refusal after that point can still be logged
+        against the child and grant. Inside the store's ``atomic()`` block (as
+        :class:`Extracts` calls it), the reads are on the writer and see its state, so
+        withdrawals wait for the extract, and it for them.
         """
-        attempt = attempt if attempt is not None else Attempt()
+        attempt = attempt if attempt is not None else Learnt()
         parse_grant(grant)
         parse_recipient_key(recipient_key)
         self._guard()  # fail closed: no disclosure while the log is not witnessed
         digest = self._keyring.grant_hash(grant)
-        attempt.grant_ref = grant_ref(digest)
+        attempt.grant = grant_ref(digest)
         now = self._clock()
         today = now.astimezone(dt.UTC).date()
         source = self._store.extract_source(digest, academic_year_of(today))
@@ -276,13 +278,8 @@ class ExtractDesk:
         self._check_standing(consent, caller, today)
         if consent.purpose not in POLICY:
             raise PermissionDenied("the grant's purpose allows no extract")
-        sealed = self._build(source, attempt.grant_ref, recipient_key, now)
-        return sealed, consent.child_id, attempt.grant_ref
-
-    def transaction(self) -> AbstractContextManager[None]:
-        """The store's write transaction: an extract built inside it reads on the writer,
-        so withdrawals wait for it, and it for them (no re-check is needed before the leaf)."""
-        return self._store.atomic()
+        sealed = self._build(source, attempt.grant, recipient_key, now)
+        return sealed, consent.child_id, attempt.grant
 
     @staticmethod
     def _check_standing(consent: StoredConsent, caller: str, today: dt.date) -> None:
@@ -322,3 +319,30 @@ class ExtractDesk:
             payload.decode(), base64.b64encode(signature).decode(), self._signer_b64
         )
         return nacl.public.SealedBox(nacl.public.PublicKey(recipient_key)).encrypt(envelope)
+
+
+class Extracts:
+    """The audited extract service every front door calls: one leaf per extract or refusal."""
+
+    ACTION: Final = "extract.disclose"
+
+    def __init__(self, desk: ExtractDesk, audited: Audited) -> None:
+        self.desk = desk
+        self._audited = audited
+
+    def extract(self, actor: Actor, grant: str, recipient_key: bytes, request: bytes) -> bytes:
+        """The sealed extract ``grant`` allows ``actor`` (the school), its leaf committed in
+        the transaction that checked the consent; or a specific error and a refusal leaf.
+
+        ``request`` is the request as the door received it (its leaf keeps only a keyed
+        digest).
+        """
+
+        def build(learnt: Learnt) -> bytes:
+            # One write transaction from the consent check to the leaf: a withdrawal waits
+            # for it (or it for the withdrawal), so the consent cannot change in between,
+            # and the leaf is durable before any byte leaves (write-ahead).
+            sealed, _, _ = self.desk.extract(grant, recipient_key, actor.name, learnt)
+            return sealed
+
+        return self._audited.learning(actor, self.ACTION, request, build)

@@ -1,8 +1,9 @@
 """ConsentService over gRPC: department staff grant, withdraw and read consents.
 
 Thin like node/rpc/records.py: protobuf -> validated model -> ConsentDesk -> protobuf, with
-exactly one audit leaf per call through :class:`~node.rpc.records.Audited` (a grant or a
-withdrawal commits with its leaf; a read's leaf commits before the answer). The grant
+exactly one audit leaf per call through :class:`~node.audit.service.Audited` (a grant or a
+withdrawal commits with its leaf; a read's leaf commits before the answer), the actor
+being the verified caller (:func:`~node.rpc.convert.actor_of`). The grant
 token leaves the node only in the GrantConsent answer; the guardian's name only in the
 receipts that answer carries.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import grpc
 
 from childreg.errors import ChildregError, FailedPrecondition
-from childreg.rpc import peer_identity
 from childreg.v1 import consent_pb2 as cpb
 from childreg.v1 import consent_pb2_grpc as cpb_grpc
 from childreg.v1 import records_pb2 as pb
@@ -22,6 +22,7 @@ from node.consent.desk import ConsentDesk
 from node.consent.extract import grant_ref
 from node.consent.receipts import Kind, receipt_html, receipt_json
 from node.rpc import convert
+from node.rpc.convert import actor_of
 from node.store.base import StoredConsent
 
 
@@ -57,13 +58,13 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
         """Emergency access: the reason kept sealed, the access a "breakglass.read" leaf."""
         if self._breakglass is None:
             raise FailedPrecondition("emergency access is not enabled at this node")
-        desk, ident = self._breakglass, new_breakglass_id()
+        desk, ident, actor = self._breakglass, new_breakglass_id(), actor_of(context)
         return self._audited.change(
-            peer_identity(context),
+            actor,
             "breakglass.read",
             request.SerializeToString(),
             lambda: convert.child_view_to_proto(
-                desk.read(request.child_id, request.reason, peer_identity(context), ident)
+                desk.read(request.child_id, request.reason, actor.name, ident)
             ),
             request.child_id,
             purpose="emergency",
@@ -73,6 +74,8 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
     def GrantConsent(
         self, request: cpb.ConsentRequest, context: grpc.ServicerContext
     ) -> cpb.ConsentReceipt:
+        actor = actor_of(context)
+
         def grant() -> cpb.ConsentReceipt:
             consent = self._desk.parse(
                 {
@@ -85,13 +88,13 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
                     "evidence_ref": request.evidence_ref,
                 }
             )
-            stored, token = self._desk.grant(consent, peer_identity(context))
+            stored, token = self._desk.grant(consent, actor.name)
             receipt = self._receipt(stored, consent.guardian_name, "grant")
             receipt.grant = token
             return receipt
 
         return self._audited.change(
-            peer_identity(context),
+            actor,
             "consent.grant",
             request.SerializeToString(),
             grant,
@@ -101,8 +104,10 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
     def WithdrawConsent(
         self, request: cpb.WithdrawRequest, context: grpc.ServicerContext
     ) -> cpb.ConsentReceipt:
+        actor = actor_of(context)
+
         def withdraw() -> cpb.ConsentReceipt:
-            stored = self._desk.withdraw(request.consent_id, peer_identity(context))
+            stored = self._desk.withdraw(request.consent_id, actor.name)
             return self._receipt(stored, self._desk.guardian_of(stored), "withdrawal")
 
         try:
@@ -110,7 +115,7 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
         except ChildregError:
             held = None
         return self._audited.change(
-            peer_identity(context),
+            actor,
             "consent.withdraw",
             request.SerializeToString(),
             withdraw,
@@ -122,7 +127,7 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
 
     def GetConsent(self, request: cpb.ConsentRef, context: grpc.ServicerContext) -> cpb.Consent:
         return self._audited.disclose(
-            peer_identity(context),
+            actor_of(context),
             "child.read",
             request.SerializeToString(),
             lambda: consent_to_proto(self._desk.get(request.consent_id)),
@@ -133,7 +138,7 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
         self, request: cpb.ChildConsentsRequest, context: grpc.ServicerContext
     ) -> cpb.Consents:
         return self._audited.disclose(
-            peer_identity(context),
+            actor_of(context),
             "child.read",
             request.SerializeToString(),
             lambda: cpb.Consents(

@@ -2,7 +2,9 @@
 
 The only place in the node that knows both worlds: ``x_from_proto`` validates (raising
 :class:`~childreg.errors.InvalidInput` with field-level violations) and ``x_to_proto``
-renders. In protobuf an empty string means "not given".
+renders. In protobuf an empty string means "not given". :func:`actor_of` turns a call's
+verified identity into the actor the audited service names (node/audit/actor.py). The
+secure-aggregation messages are converted beside their servicer (node/rpc/statistics.py).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Any, Final, NamedTuple, TypeVar
 
+import grpc
 from pydantic import ValidationError
 
-from childreg.errors import InvalidInput, Violation
+from childreg.errors import InvalidInput, Unauthenticated, Violation
 from childreg.models import (
     AssessmentIn,
     CareSettingIn,
@@ -26,12 +29,24 @@ from childreg.models import (
     parse,
     violations_of,
 )
+from childreg.rpc import peer_identity
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import statistics_pb2 as spb
+from node.audit.actor import Actor
 from node.statistics.desk import NoisyAnswer
 
 #: Records per BulkImport stream message.
 IMPORT_BATCH: Final = 500
+
+
+def actor_of(context: grpc.ServicerContext) -> Actor:
+    """The caller of an admitted call, as its leaves name it: exactly the SPIFFE id of its
+    verified certificate (Unauthenticated if it carries none, which the boundary refuses
+    before any servicer runs)."""
+    try:
+        return Actor.machine(peer_identity(context))
+    except InvalidInput:
+        raise Unauthenticated("the caller presented no childreg identity") from None
 
 
 def _opt(value: str) -> str | None:

@@ -2,8 +2,9 @@
 
 Thin on purpose: no business logic, no storage, no error handling beyond what the boundary
 interceptor in ``childreg.rpc`` does for every RPC. Each method names the verified caller
-as the actor and calls the audited service (node/audit/service.py), which appends the
-call's one leaf, exactly as it does for every other front door.
+as the actor (:func:`~node.rpc.convert.actor_of`) and calls the audited service
+(node/audit/service.py) with the message's wire bytes as the request, and the service
+appends the call's one leaf, exactly as it does for every other front door.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import grpc
 
 from childreg.errors import Violation
 from childreg.models import ImportRecord
-from childreg.rpc import peer_identity
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.audit.service import Audited
 from node.records.registry import Registry, SealedRow
 from node.rpc import convert
+from node.rpc.convert import actor_of
 from node.rpc.import_workers import ImportWorkers
 
 ACK = pb.Ack()
@@ -50,7 +51,7 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
 
     def RegisterChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
         return self._audited.change(
-            peer_identity(context),
+            actor_of(context),
             "child.register",
             request.SerializeToString(),
             _acked(lambda: self._registry.register_child(convert.child_from_proto(request))),
@@ -59,7 +60,7 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
 
     def UpdateChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
         return self._audited.change(
-            peer_identity(context),
+            actor_of(context),
             "child.update",
             request.SerializeToString(),
             _acked(lambda: self._registry.update_child(convert.child_from_proto(request))),
@@ -68,7 +69,7 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
 
     def RecordPlacement(self, request: pb.Placement, context: grpc.ServicerContext) -> pb.Ack:
         return self._audited.change(
-            peer_identity(context),
+            actor_of(context),
             "placement.record",
             request.SerializeToString(),
             _acked(lambda: self._registry.record_placement(convert.placement_from_proto(request))),
@@ -77,7 +78,7 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
 
     def RecordCareSetting(self, request: pb.CareSetting, context: grpc.ServicerContext) -> pb.Ack:
         return self._audited.change(
-            peer_identity(context),
+            actor_of(context),
             "care_setting.record",
             request.SerializeToString(),
             _acked(
@@ -88,7 +89,7 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
 
     def RecordAssessment(self, request: pb.Assessment, context: grpc.ServicerContext) -> pb.Ack:
         return self._audited.change(
-            peer_identity(context),
+            actor_of(context),
             "assessment.record",
             request.SerializeToString(),
             _acked(
@@ -99,7 +100,7 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
 
     def GetChild(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.ChildRecord:
         return self._audited.disclose(
-            peer_identity(context),
+            actor_of(context),
             "child.read",
             request.SerializeToString(),
             lambda: convert.child_view_to_proto(
@@ -120,7 +121,7 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
 
         records = self._records(hashed())  # reads the whole stream
         return self._audited.change(
-            peer_identity(context),
+            actor_of(context),
             "records.import",
             digest.digest,
             lambda: pb.ImportSummary(imported=self._registry.import_records(records)),

@@ -1,21 +1,81 @@
-"""The node's StatisticsService over gRPC: protobuf -> validated question -> desk -> protobuf."""
+"""The node's StatisticsService over gRPC: protobuf -> validated question -> desk -> protobuf.
+
+Also the secure-aggregation messages' conversions (questions in, readiness and the signed
+upload out) and the upload body's wire encoding, :func:`share_body_bytes`, which the
+composition root gives the aggregation desk so that it signs exactly the bytes sent.
+"""
 
 from __future__ import annotations
 
 import grpc
 
 from childreg.errors import FailedPrecondition
-from childreg.rpc import peer_identity
+from childreg.models import parse
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from node.audit.service import Audited
 from node.rpc import convert
+from node.rpc.convert import actor_of
 from node.statistics.aggregation import (
     AggregationDesk,
-    ready_question_from_proto,
-    share_question_from_proto,
+    Readiness,
+    ReadyQuestion,
+    ShareBody,
+    ShareQuestion,
+    SignedShare,
 )
 from node.statistics.desk import StatisticsDesk
+
+#: The fields a Ready request and a Share request have in common.
+_READY_FIELDS = ("signed_catalogue", "signed_roster", "table_id", "academic_year")
+
+
+def ready_question_from_proto(m: spb.ReadyRequest) -> ReadyQuestion:
+    """Validate a Ready request (InvalidInput naming the fields, never their values)."""
+    data = {f: getattr(m, f) for f in _READY_FIELDS}
+    return parse(ReadyQuestion, data, what="readiness request")
+
+
+def share_question_from_proto(m: spb.ShareRequest) -> ShareQuestion:
+    """Validate a Share request (InvalidInput naming the fields, never their values)."""
+    data = {f: getattr(m, f) for f in _READY_FIELDS}
+    data |= {"round_id": m.round_id, "participants": tuple(m.participants)}
+    return parse(ShareQuestion, data, what="share request")
+
+
+def ready_reply_to_proto(answer: Readiness) -> spb.ReadyReply:
+    """Render Ready's answer."""
+    return spb.ReadyReply(
+        department=answer.department,
+        roster_version=answer.roster_version,
+        recorded_participants=list(answer.recorded_participants),
+    )
+
+
+def share_body_to_proto(body: ShareBody) -> spb.ShareBody:
+    """The upload body as the wire message."""
+    return spb.ShareBody(
+        federation=body.federation,
+        department=body.department,
+        round_id=body.round_id,
+        catalogue_version=body.catalogue_version,
+        table_id=body.table_id,
+        academic_year=body.academic_year,
+        dimensions=list(body.dimensions),
+        roster_version=body.roster_version,
+        participants=list(body.participants),
+        values=list(body.values),
+    )
+
+
+def share_body_bytes(body: ShareBody) -> bytes:
+    """The bytes a node signs and sends: the ShareBody serialized deterministically."""
+    return share_body_to_proto(body).SerializeToString(deterministic=True)
+
+
+def masked_share_to_proto(share: SignedShare) -> spb.MaskedShare:
+    """Render the signed upload."""
+    return spb.MaskedShare(body=share.body, signature=share.signature)
 
 
 class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
@@ -38,6 +98,7 @@ class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
         self, request: spb.NoisyTableRequest, context: grpc.ServicerContext
     ) -> spb.NoisyTable:
         question = convert.noisy_question_from_proto(request)
+        actor = actor_of(context)
 
         def answer() -> spb.NoisyTable:
             if self._aggregation is not None:
@@ -45,10 +106,10 @@ class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
                     "this node takes part in secure aggregation only "
                     '(aggregation = "secure"); ask it with Ready and Share'
                 )
-            return convert.noisy_table_to_proto(self._desk.answer(question, peer_identity(context)))
+            return convert.noisy_table_to_proto(self._desk.answer(question, actor.name))
 
         return self._audited.disclose(
-            peer_identity(context),
+            actor,
             "statistics.release",
             request.SerializeToString(),
             answer,
@@ -57,15 +118,16 @@ class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
 
     def Ready(self, request: spb.ReadyRequest, context: grpc.ServicerContext) -> spb.ReadyReply:
         question = ready_question_from_proto(request)
-        return self._secure().ready(question)
+        return ready_reply_to_proto(self._secure().ready(question))
 
     def Share(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.MaskedShare:
         question = share_question_from_proto(request)
+        actor = actor_of(context)
         return self._audited.disclose(
-            peer_identity(context),
+            actor,
             "statistics.share",
             request.SerializeToString(),
-            lambda: self._secure().share(question, peer_identity(context)),
+            lambda: masked_share_to_proto(self._secure().share(question, actor.name)),
             purpose=f"{question.table_id}/{question.academic_year}",
         )
 

@@ -26,12 +26,19 @@ reads a single record:
 
 Only the masking and signing happen outside the ledger's transaction; they read nothing.
 Log lines carry ids and sizes, never counts or vectors.
+
+No protobuf here: the questions arrive validated (node/rpc/statistics.py converts them),
+the answers leave as plain values (:class:`Readiness`, :class:`SignedShare`), and the
+upload's wire encoding — the bytes the node signs and the coordinator verifies — is given
+to the desk by the composition root (``encode_share``), so the desk signs exactly what is
+sent without knowing its format.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Final
 
 import structlog
@@ -43,7 +50,7 @@ from childreg import codes
 from childreg.catalogue import Catalogue, CatalogueTable
 from childreg.dp import zcdp
 from childreg.errors import FailedPrecondition
-from childreg.models import AcademicYear, Model, PartyId, TableId, parse
+from childreg.models import AcademicYear, Model, PartyId, TableId
 from childreg.secagg import masks
 from childreg.secagg.roster import (
     MAX_MEMBERS,
@@ -54,9 +61,8 @@ from childreg.secagg.roster import (
     RosterMember,
     verify_roster,
 )
-from childreg.secagg.upload import sign_share
+from childreg.secagg.upload import SIGNING_CONTEXT
 from childreg.signed import VerifiedCache, canonical_json
-from childreg.v1 import statistics_pb2 as spb
 from node.crypto.keys import Keyring
 from node.statistics.desk import Noise, StatisticsDesk
 from node.store.base import RecordStore
@@ -90,21 +96,41 @@ class ShareQuestion(ReadyQuestion):
     participants: tuple[PartyId, ...] = Field(max_length=MAX_MEMBERS)
 
 
-#: The fields a Ready request and a Share request have in common.
-_READY_FIELDS: Final = ("signed_catalogue", "signed_roster", "table_id", "academic_year")
+@dataclass(frozen=True)
+class Readiness:
+    """Ready's answer: this node could take part; the set it already took part with."""
+
+    department: str
+    roster_version: int
+    recorded_participants: tuple[str, ...]
 
 
-def ready_question_from_proto(m: spb.ReadyRequest) -> ReadyQuestion:
-    """Validate a Ready request (InvalidInput naming the fields, never their values)."""
-    data = {f: getattr(m, f) for f in _READY_FIELDS}
-    return parse(ReadyQuestion, data, what="readiness request")
+@dataclass(frozen=True)
+class ShareBody:
+    """What a node signs: its masked upload and everything it is bound to."""
+
+    federation: str
+    department: str
+    round_id: str
+    catalogue_version: int
+    table_id: str
+    academic_year: str
+    dimensions: tuple[str, ...]
+    roster_version: int
+    participants: tuple[str, ...]
+    values: tuple[int, ...]
 
 
-def share_question_from_proto(m: spb.ShareRequest) -> ShareQuestion:
-    """Validate a Share request (InvalidInput naming the fields, never their values)."""
-    data = {f: getattr(m, f) for f in _READY_FIELDS}
-    data |= {"round_id": m.round_id, "participants": tuple(m.participants)}
-    return parse(ShareQuestion, data, what="share request")
+@dataclass(frozen=True)
+class SignedShare:
+    """The upload: the body's wire bytes and the node's upload signature over them."""
+
+    body: bytes
+    signature: bytes
+
+
+#: The upload body's wire encoding (deterministic): what is signed is what is sent.
+ShareEncoder = Callable[[ShareBody], bytes]
 
 
 def roster_entry(keyring: Keyring, *, federation: str, department: str) -> dict[str, str]:
@@ -145,8 +171,10 @@ class AggregationDesk:
         department: str,
         federation: str,
         authority: VerifyKey,
+        encode_share: ShareEncoder,
     ) -> None:
         self._statistics = statistics
+        self._encode = encode_share
         self._store = store
         self._masking = masking_key
         self._upload = upload_key
@@ -157,7 +185,7 @@ class AggregationDesk:
             lambda blob: verify_roster(blob, authority, federation=federation)
         )
 
-    def ready(self, question: ReadyQuestion) -> spb.ReadyReply:
+    def ready(self, question: ReadyQuestion) -> Readiness:
         """Whether a round of this table could go ahead here; reads no record, charges nothing.
 
         Raises what :meth:`share` would raise before its participant check (signatures,
@@ -168,13 +196,13 @@ class AggregationDesk:
         self._own_member(roster)
         self._statistics.check(catalogue, table, question.academic_year, MECHANISM)
         recorded = self._rule.recorded(question.academic_year, roster.colluders)
-        return spb.ReadyReply(
+        return Readiness(
             department=self._department,
             roster_version=roster.version,
-            recorded_participants=sorted(recorded.participants if recorded else ()),
+            recorded_participants=tuple(sorted(recorded.participants if recorded else ())),
         )
 
-    def share(self, question: ShareQuestion, caller: str) -> spb.MaskedShare:
+    def share(self, question: ShareQuestion, caller: str) -> SignedShare:
         """This node's signed, masked noise share for one round (charged once per table)."""
         catalogue, table, roster = self._verified(question)
         members = roster.participants(question.participants)
@@ -214,17 +242,17 @@ class AggregationDesk:
             admit=lambda: self._rule.admit(snapshot, departments, colluders=c),
         )
         values = masks.masked_with_seeds(answer.counts, self._department, seeds)
-        body = spb.ShareBody(
+        body = ShareBody(
             federation=self._federation,
             department=self._department,
             round_id=question.round_id,
             catalogue_version=catalogue.version,
             table_id=table.id,
             academic_year=snapshot,
-            dimensions=list(table.dimensions),
+            dimensions=tuple(table.dimensions),
             roster_version=roster.version,
-            participants=departments,
-            values=values,
+            participants=tuple(departments),
+            values=tuple(values),
         )
         log.info(
             "statistics.share",
@@ -238,7 +266,8 @@ class AggregationDesk:
             charged=answer.charged,
             cells=len(values),
         )
-        return sign_share(body, self._upload)
+        raw = self._encode(body)
+        return SignedShare(raw, self._upload.sign(SIGNING_CONTEXT + raw).signature)
 
     def _verified(self, question: ReadyQuestion) -> tuple[Catalogue, CatalogueTable, Roster]:
         """The catalogue, the table and the roster, each checked against the authority."""

@@ -10,6 +10,7 @@ caught by the witness (evidence kept) and by the auditor (exit 8, evidence saved
 from __future__ import annotations
 
 import base64
+import getpass
 import json
 import time
 import tomllib
@@ -32,7 +33,7 @@ from tests.e2e.conftest import cli, trim
 from tools.clients import importer
 from tools.dev.federation import LocalFederation
 from tools.dev.synth import DepartmentPlan
-from witness.cosigning import WitnessStore
+from witness.store import WitnessStore
 
 NAME, NATIONAL_ID = "Gunel", "AZE7654321"
 
@@ -110,7 +111,9 @@ def test_the_auditor_verifies_the_log_and_no_leaf_holds_personal_data(
 
 
 def test_a_guardians_access_report_is_made_at_the_department(fed: LocalFederation) -> None:
-    """The department lists who registered and read the planted child, from its own log."""
+    """The department lists who registered and read the planted child, from its own log
+    (read while the node runs); the report is itself an access, by the operator, that the
+    next report lists."""
     party = fed.nodes[fed.departments[0].id]
     r = cli("node", "access-report", "PLANTED1", "--config", str(party.config), "--json")
     assert r.returncode == 0, r.stderr
@@ -121,6 +124,15 @@ def test_a_guardians_access_report_is_made_at_the_department(fed: LocalFederatio
         ("child.read", staff),
     ]
     assert NAME not in r.stdout
+    r = cli("node", "access-report", "PLANTED1", "--config", str(party.config), "--json")
+    assert r.returncode == 0, r.stderr
+    operator = f"department-operator/{fed.departments[0].id}.{getpass.getuser()}"
+    last = json.loads(r.stdout)["accesses"][-1]
+    assert (last["action"], last["who"], last["purpose"]) == (
+        "audit.read",
+        operator,
+        "access-report",
+    )
 
 
 def test_the_witness_cosigns_the_nodes_checkpoints(fed: LocalFederation) -> None:

@@ -65,6 +65,9 @@ def school_id(fed: LocalFederation, ident: str) -> str:
 def test_consent_extract_withdraw_and_audit(
     world: tuple[LocalFederation, ImportRecord, Path], tmp_path: Path
 ) -> None:
+    """Staff grant a consent, the school opens its extract with only the policy's fields,
+    another school and a withdrawn grant are refused, and the auditor finds each attempt as one
+    leaf."""
     fed, child, _ = world
     dept = fed.departments[0].id
     staff = fed.identity(f"staff-{dept}")

@@ -25,6 +25,9 @@ from childreg.rpc import make_server, secure_channel
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from node.audit.log import AuditLog
+from node.audit.reads import LogReads
+from node.audit.service import Audited
+from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.rpc.audit import AuditLogServicer
 from node.store.memory import MemoryStore
 from tests.conftest import FEDERATION, IssueFn, tls
@@ -77,13 +80,18 @@ def populate(log: AuditLog) -> None:
 
 
 @pytest.fixture
-def node(issue: IssueFn) -> Iterator[Node]:
+def node(issue: IssueFn, tmp_path: Path) -> Iterator[Node]:
     """A node with a few leaves on a real mutual-TLS server (port chosen by the OS)."""
     store = MemoryStore()
     log = AuditLog(store, bytes(32), federation=FEDERATION, department=DEPARTMENT)
     populate(log)
+    generate_key_file(tmp_path / "kek.key")
+    keyring = Keyring.create(
+        tmp_path / "keyring.json", KekSource.from_key_file(tmp_path / "kek.key")
+    )
+    reads = LogReads(Audited(store, keyring, log))
     server, port = make_server(
-        partial(apb_grpc.add_AuditLogServiceServicer_to_server, AuditLogServicer(log)),
+        partial(apb_grpc.add_AuditLogServiceServicer_to_server, AuditLogServicer(reads)),
         tls=tls(issue("node", DEPARTMENT)),
         bind="127.0.0.1:0",
         authorizer=Authorizer(FEDERATION, department=DEPARTMENT),

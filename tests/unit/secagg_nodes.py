@@ -26,6 +26,7 @@ from childreg.secagg.upload import open_share
 from childreg.v1 import statistics_pb2 as spb
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.records.registry import Registry
+from node.rpc.statistics import masked_share_to_proto, share_body_bytes
 from node.statistics.aggregation import AggregationDesk, ReadyQuestion, ShareQuestion, roster_entry
 from node.statistics.desk import StatisticsDesk
 from node.store.base import LedgerEntry, RecordStore
@@ -148,6 +149,7 @@ def make_node(
         store,
         keyring.masking_key(),
         SigningKey(keyring.upload_signing_seed()),
+        encode_share=share_body_bytes,
         department=department,
         federation=FEDERATION,
         authority=AUTHORITY.verify_key,
@@ -220,6 +222,9 @@ def run_round(
     question = share_question(roster, table_id, [n.department for n in nodes], rid)
     listed = verify_roster(roster, AUTHORITY.verify_key, federation=FEDERATION)
     return [
-        open_share(node.desk.share(question, CALLER), listed.member(node.department).verify_key)
+        open_share(
+            masked_share_to_proto(node.desk.share(question, CALLER)),
+            listed.member(node.department).verify_key,
+        )
         for node in nodes
     ]

@@ -1,36 +1,27 @@
-"""`childreg node …`: what department staff and their operators run."""
+"""`childreg node …`: what department staff and their operators run.
+
+The commands that open the node with its key-encryption key go through
+``node.server.open_operator``; the two that touch a child (``access-report`` and
+``pseudonym``) leave one audit leaf each, naming the operator as
+``department-operator/<department>.<login>`` (the login of the account running them).
+"""
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import grpc
 import tomli_w
 import typer
-from nacl.signing import SigningKey
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from childreg import csvformat, logsetup
-from childreg.audit.checkpoint import Checkpoint
-from childreg.audit.note import NoteVerifier, note_text
-from childreg.audit.verify import verify_log
 from childreg.config import load_config
-from childreg.pki import IdentityFiles
-from childreg.v1 import records_pb2 as pb
-from childreg.v1 import records_pb2_grpc as pb_grpc
-from node.audit.log import AuditLog
 from node.config import NodeConfig
-from node.crypto.keys import Keyring, generate_key_file
-from node.rpc import convert
-from node.server import init_node, open_node, serve
-from node.statistics.aggregation import roster_entry
+from node.server import LogUnverified, init_node, make_kek_file, open_operator, serve
+from tools.cli.console import err, out
 from tools.cli.options import (
     ConfigOpt,
     IdentityOpt,
@@ -40,10 +31,10 @@ from tools.cli.options import (
     TimeoutOpt,
 )
 from tools.clients import importer
-from tools.clients.client import EXIT_UNVERIFIED, CliError, Endpoint, rpc_failure
+from tools.clients.client import EXIT_UNVERIFIED, CliError, Endpoint
+from tools.clients.records import read_child
 
 app = typer.Typer(help="Run a department's node and work with its records.", no_args_is_help=True)
-err = Console(stderr=True, highlight=False)
 
 NodeOpt = Annotated[
     str, typer.Option("--node", envvar="CHILDREG_NODE", help="The node's address, host:port.")
@@ -52,11 +43,13 @@ NodeOpt = Annotated[
 
 @app.command()
 def keygen(
-    out: Annotated[Path, typer.Option(help="Where to write the new key file (mode 0600).")],
+    path: Annotated[
+        Path, typer.Option("--out", help="Where to write the new key file (mode 0600).")
+    ],
 ) -> None:
     """Make a random key-encryption key (KEK) file; keep it off the node's data disk."""
-    generate_key_file(out)
-    err.print(f"wrote a new key-encryption key to {out} (mode 0600)")
+    make_kek_file(path)
+    err.print(f"wrote a new key-encryption key to {path} (mode 0600)")
 
 
 @app.command()
@@ -117,15 +110,7 @@ def show_child(
     timeout: TimeoutOpt = 10.0,
 ) -> None:
     """Print everything the node holds about one child, as JSON."""
-    endpoint = Endpoint(node, identity, server_name, timeout)
-    with endpoint.channel() as channel:
-        try:
-            record = pb_grpc.RecordsServiceStub(channel).GetChild(
-                pb.ChildRef(child_id=child_id), timeout=timeout
-            )
-        except grpc.RpcError as e:
-            raise rpc_failure(e, "show-child", node) from None
-    view = convert.child_view_from_proto(record)
+    view = read_child(Endpoint(node, identity, server_name, timeout), child_id)
     typer.echo(view.model_dump_json(indent=2))
 
 
@@ -133,8 +118,8 @@ def show_child(
 def audit_key(config: ConfigOpt, as_json: JsonOpt = False) -> None:
     """Print the node's audit-log verifier key and origin (auditors and witnesses pin it)."""
     cfg = load_config(NodeConfig, config)
-    with _opened(cfg) as (_, audit):
-        origin, key = audit.origin, audit.verifier_key
+    with open_operator(cfg) as session:
+        origin, key = session.audit_key()
     _done(as_json, {"origin": origin, "verifier_key": key}, key)
 
 
@@ -142,9 +127,9 @@ def audit_key(config: ConfigOpt, as_json: JsonOpt = False) -> None:
 def extract_key(config: ConfigOpt, as_json: JsonOpt = False) -> None:
     """Print the public key that signs this node's extracts (schools pin it; base64)."""
     cfg = load_config(NodeConfig, config)
-    with _opened(cfg) as (keyring, _):
-        key = base64.b64encode(bytes(SigningKey(keyring.extract_signing_seed()).verify_key))
-    _done(as_json, {"extract_key": key.decode()}, key.decode())
+    with open_operator(cfg) as session:
+        key = session.extract_key()
+    _done(as_json, {"extract_key": key}, key)
 
 
 @app.command("roster-entry")
@@ -159,9 +144,8 @@ def roster_entry_cmd(config: ConfigOpt, as_json: JsonOpt = False) -> None:
     life, so run it again only when the keyring changes.
     """
     cfg = load_config(NodeConfig, config)
-    with _opened(cfg) as (keyring, _):
-        federation = IdentityFiles(cfg.identity_dir).spiffe_id().federation
-        entry = roster_entry(keyring, federation=federation, department=cfg.department_id)
+    with open_operator(cfg) as session:
+        entry = session.roster_entry()
     if as_json:
         typer.echo(json.dumps(entry))
     else:
@@ -177,11 +161,12 @@ def pseudonym(
     """The child's keyed pseudonym in the audit log, for a guardian's access report.
 
     Then: `childreg audit search --subject HEX …` lists who accessed the child's record.
-    Only the department can compute it (the key never leaves its keyring).
+    Only the department can compute it (the key never leaves its keyring). Leaves one
+    audit leaf naming the operator (department-operator/<department>.<login>).
     """
     cfg = load_config(NodeConfig, config)
-    with _opened(cfg) as (keyring, _):
-        value = keyring.pseudonym(child_id).hex()
+    with open_operator(cfg) as session:
+        value = session.pseudonym(child_id)
     _done(as_json, {"subject": value}, value)
 
 
@@ -197,34 +182,27 @@ def access_report(
     """A guardian's report: who accessed this child's record, when, why, with what outcome.
 
     Read at the department from the node's own (verified) audit log; the child appears in
-    the log only as a keyed pseudonym, which only the department can compute.
+    the log only as a keyed pseudonym, which only the department can compute. Leaves one
+    audit leaf naming the operator (department-operator/<department>.<login>).
     """
     cfg = load_config(NodeConfig, config)
-    with _opened(cfg) as (keyring, audit):
-        pseudonym = keyring.pseudonym(child_id)
-        leaves = audit.leaves()
-        held = audit.latest_checkpoint()
-        verifier = NoteVerifier.from_key_string(audit.verifier_key)
-    checked = 0
-    if held is not None:  # the log must verify up to the node's last checkpoint
-        checked = Checkpoint.parse(note_text(held)).size
-        report = verify_log(held, leaves[:checked], verifier)
-        if not report.ok:
-            reasons = ", ".join(p.code for p in report.problems)
-            raise CliError(
-                f"the node's audit log does not verify ({reasons}); no report was made",
-                code=EXIT_UNVERIFIED,
-                hint="keep the database as it is; tell the data-protection officer",
-            )
-    subject = pseudonym.hex()
-    events = audit.events_about(pseudonym, leaves)  # parsed only once the log verified
+    try:
+        with open_operator(cfg) as session:
+            report = session.access_report(child_id)
+    except LogUnverified as exc:
+        raise CliError(
+            f"the node's audit log does not verify ({exc}); no report was made",
+            code=EXIT_UNVERIFIED,
+            hint="keep the database as it is; tell the data-protection officer",
+        ) from None
     rows = [
         {"time": e.time, "who": e.actor, "action": e.action, "purpose": e.purpose,
          "grant": e.grant, "outcome": e.outcome, "leaf": e.seq}
-        for e in events
+        for e in report.accesses
     ]  # fmt: skip
+    checked = report.verified_leaves
     if as_json:
-        data = {"subject": subject, "verified_leaves": checked, "accesses": rows}
+        data = {"subject": report.subject, "verified_leaves": checked, "accesses": rows}
         typer.echo(json.dumps(data, indent=2))
         return
     table = Table(title="Who accessed this child's record (from the department's audit log)")
@@ -234,28 +212,9 @@ def access_report(
         table.add_row(*(str(row[c]) for c in REPORT_COLUMNS))
     table.caption = (
         f"{len(rows)} entries; the log verified against the node's signed checkpoint of "
-        f"{checked} leaves ({len(leaves) - checked} later leaves not yet checkpointed)"
+        f"{checked} leaves ({report.total_leaves - checked} later leaves not yet checkpointed)"
     )
-    Console(highlight=False).print(table)
-
-
-@contextmanager
-def _opened(cfg: NodeConfig) -> Iterator[tuple[Keyring, AuditLog]]:
-    """The node's keyring and audit log, opened with its KEK (read-only use)."""
-    store, keyring = open_node(cfg)
-    try:
-        federation = IdentityFiles(cfg.identity_dir).spiffe_id().federation
-        yield (
-            keyring,
-            AuditLog(
-                store,
-                keyring.audit_signing_seed(),
-                federation=federation,
-                department=cfg.department_id,
-            ),
-        )
-    finally:
-        store.close()
+    out.print(table)
 
 
 def _done(as_json: bool, data: dict[str, object], text: str) -> None:

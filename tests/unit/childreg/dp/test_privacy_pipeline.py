@@ -33,6 +33,7 @@ from childreg.v1 import statistics_pb2 as spb
 from coordinator.publication.publisher import Publisher, SignedCatalogue
 from coordinator.publication.releases import ReleaseStore
 from coordinator.rounds.federation import PerDepartmentRounds, RoundResult
+from coordinator.rpc.convert import PUBLISHED_TABLES
 from node.statistics.desk import StatisticsDesk
 from node.store.memory import MemoryStore
 from tools.clients.published import NATIONAL, PublishedView
@@ -113,6 +114,7 @@ def publisher(tmp: Path, departments: dict[str, dict[str, int]], cat: Catalogue)
         PerDepartmentRounds(InProcessRounds(desks), regions),
         ReleaseStore(tmp / "releases.db"),
         {"alice": cat.snapshot_rho},
+        codec=PUBLISHED_TABLES,
     )
 
 

@@ -11,12 +11,15 @@ from childreg.errors import FailedPrecondition
 from childreg.pki import IdentityFiles
 from node.audit.checkpointer import Checkpointer
 from node.audit.log import AuditLog
+from node.rpc.witnesses import GrpcWitnesses
 from node.store.memory import MemoryStore
 
 
 def checkpointer(tmp_path: Path) -> Checkpointer:
+    """A checkpointer over an empty in-memory log, with no witnesses."""
     audit = AuditLog(MemoryStore(), bytes(32), federation="test.childreg", department="alpha")
-    return Checkpointer(audit, IdentityFiles(tmp_path), witnesses=(), interval=60)
+    client = GrpcWitnesses(IdentityFiles(tmp_path))
+    return Checkpointer(audit, client, witnesses=(), interval=60)
 
 
 def test_run_once_signs_the_current_size(tmp_path: Path) -> None:

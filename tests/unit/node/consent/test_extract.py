@@ -42,9 +42,11 @@ from childreg.models import (
 )
 from childreg.v1 import consent_pb2 as cpb
 from node.audit.log import AuditLog
+from node.audit.service import Audited
 from node.consent.extract import (
     POLICY,
     ExtractDesk,
+    Extracts,
     _usable_x25519,
     extract_verify_key,
     grant_ref,
@@ -177,6 +179,8 @@ def node(store: RecordStore, keyring: Keyring) -> Node:
 
 
 def test_granted_extract_carries_exactly_the_policy_fields(node: Node) -> None:
+    """A granted extract names the child and grant reference and carries exactly the purpose's
+    fields, never the grant itself."""
     sealed, child_id, ref = node.desk.extract(node.grant, node.public, SCHOOL)
     assert child_id == "C1"
     assert ref == grant_ref(node.keyring.grant_hash(node.grant))
@@ -206,6 +210,8 @@ def test_granted_extract_carries_exactly_the_policy_fields(node: Node) -> None:
 
 
 def test_no_withheld_datum_appears_anywhere_in_the_extract(node: Node) -> None:
+    """No withheld value (diagnosis, national id, family, guardian, care setting, district)
+    appears in the sealed box, the envelope or the payload, in any spelling."""
     sealed, _, _ = node.desk.extract(node.grant, node.public, SCHOOL)
     envelope = node.envelope(sealed)
     payload = json.loads(envelope)["payload"].encode()
@@ -227,6 +233,8 @@ def refused(node: Node, grant: str, caller: str = SCHOOL, key: bytes | None = No
     ["unknown", "other_school_consent", "withdrawn", "expired", "not_yet_valid"],
 )
 def test_invalid_grants_are_refused_alike(node: Node, case: str) -> None:
+    """Unknown, foreign, withdrawn, expired and not-yet-valid grants all get the same
+    PermissionDenied "grant not valid"."""
     grants: dict[str, Callable[[], str]] = {
         "unknown": new_grant,
         "other_school_consent": lambda: node.consent(school=OTHER_SCHOOL),
@@ -240,11 +248,14 @@ def test_invalid_grants_are_refused_alike(node: Node, case: str) -> None:
 
 
 def test_validity_days_are_inclusive(node: Node) -> None:
+    """A consent is valid on its first and on its last day."""
     node.desk.extract(node.consent(valid_until=NOW.date()), node.public, SCHOOL)
     node.desk.extract(node.consent(valid_from=NOW.date()), node.public, SCHOOL)
 
 
 def test_a_grant_presented_by_another_school_is_refused(node: Node) -> None:
+    """A grant presented by another school, or by a caller with no identity, is refused as not
+    valid."""
     exc = refused(node, node.grant, caller=OTHER_SCHOOL)
     assert type(exc) is PermissionDenied
     assert str(exc) == "grant not valid"
@@ -252,6 +263,7 @@ def test_a_grant_presented_by_another_school_is_refused(node: Node) -> None:
 
 
 def test_withdrawal_takes_effect_immediately(node: Node) -> None:
+    """The first extract after a consent is withdrawn is refused."""
     node.desk.extract(node.grant, node.public, SCHOOL)
     source = node.store.extract_source(node.keyring.grant_hash(node.grant), "2024/25")
     assert source is not None
@@ -261,6 +273,8 @@ def test_withdrawal_takes_effect_immediately(node: Node) -> None:
 
 
 def test_a_consent_expires_at_the_end_of_its_last_day(node: Node) -> None:
+    """An extract is allowed in the last minute of the consent's last day and refused from
+    midnight on."""
     node.now = dt.datetime(2025, 6, 30, 23, 59, tzinfo=dt.UTC)
     node.desk.extract(node.grant, node.public, SCHOOL)
     node.now = dt.datetime(2025, 7, 1, 0, 0, tzinfo=dt.UTC)
@@ -268,12 +282,15 @@ def test_a_consent_expires_at_the_end_of_its_last_day(node: Node) -> None:
 
 
 def test_another_purpose_is_refused(node: Node) -> None:
+    """A consent for a purpose with no extract policy gives no extract."""
     exc = refused(node, node.consent(purpose="research"))
     assert type(exc) is PermissionDenied
     assert "purpose" in str(exc)
 
 
 def test_forged_and_altered_grants_are_refused(node: Node) -> None:
+    """A grant with one changed character is not valid; a malformed or non-canonical spelling
+    is InvalidInput on the grant field."""
     g = node.grant
     flipped = g[:10] + ("A" if g[10] != "A" else "B") + g[11:]
     assert type(refused(node, flipped)) is PermissionDenied
@@ -284,6 +301,8 @@ def test_forged_and_altered_grants_are_refused(node: Node) -> None:
 
 
 def test_unknown_child_and_missing_assessment(node: Node) -> None:
+    """A grant for a child the node does not hold is NotFound (without the id) and one for a
+    child without an assessment is FailedPrecondition."""
     exc = refused(node, node.consent(child_id="C404"))
     assert type(exc) is NotFound
     assert "C404" not in str(exc)
@@ -301,6 +320,8 @@ def test_unknown_child_and_missing_assessment(node: Node) -> None:
 
 
 def test_the_guard_fails_closed_before_any_lookup(node: Node) -> None:
+    """While the log is not recently witnessed every extract is refused, for known and unknown
+    grants alike."""
     node.witnessed = False
     assert type(refused(node, node.grant)) is FailedPrecondition
     assert type(refused(node, new_grant())) is FailedPrecondition  # same for unknown grants
@@ -308,6 +329,8 @@ def test_the_guard_fails_closed_before_any_lookup(node: Node) -> None:
 
 @pytest.mark.parametrize("key", [b"", b"\x01" * 31, b"\x01" * 33, bytes(32)])
 def test_recipient_key_must_be_a_usable_x25519_key(node: Node, key: bytes) -> None:
+    """A recipient key of the wrong length or of low order is InvalidInput on the recipient_key
+    field."""
     exc = refused(node, node.grant, key=key)
     assert type(exc) is InvalidInput
     assert exc.violations[0].field == "recipient_key"
@@ -323,11 +346,19 @@ class FakeContext:
         return {"x509_subject_alternative_name": [self._identity.encode()]}
 
 
-def test_the_servicer_logs_exactly_one_leaf_per_call(node: Node) -> None:
+def servicer_for(node: Node) -> tuple[AuditLog, ExtractServicer]:
+    """The node's audit log and the extract servicer over the audited extract service."""
     audit = AuditLog(
         node.store, node.keyring.audit_signing_seed(), federation="fed.test", department="d1"
     )
-    servicer = ExtractServicer(node.desk, audit, node.keyring)
+    extracts = Extracts(node.desk, Audited(node.store, node.keyring, audit))
+    return audit, ExtractServicer(extracts)
+
+
+def test_the_servicer_logs_exactly_one_leaf_per_call(node: Node) -> None:
+    """Each GetExtract call, granted or refused, leaves exactly one extract.disclose leaf
+    naming the caller, with the child's pseudonym and grant reference once the grant was found."""
+    audit, servicer = servicer_for(node)
     ctx: Any = FakeContext(SCHOOL)
     reply = servicer.GetExtract(
         cpb.ExtractRequest(grant=node.grant, recipient_key=node.public), ctx
@@ -390,6 +421,8 @@ def _mutations(grant: str) -> st.SearchStrategy[str]:
     caller=st.sampled_from([SCHOOL, OTHER_SCHOOL, "-", ""]),
 )
 def test_fuzz_grants_and_keys_only_defined_errors(grant: str, key: bytes, caller: str) -> None:
+    """Any grant, key and caller give either a defined refusal or, only for the real grant from
+    its school, an extract."""
     with contextlib.suppress(InvalidInput):
         parse_grant(grant)
     try:
@@ -404,6 +437,7 @@ def test_fuzz_grants_and_keys_only_defined_errors(grant: str, key: bytes, caller
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, 42), st.characters(whitelist_categories=("Lu", "Ll", "Nd")))
 def test_every_one_char_change_of_a_grant_is_refused(at: int, char: str) -> None:
+    """Changing any one character of a grant's body makes it refused."""
     grant = _FUZZ.grant
     altered = grant[: 4 + at] + char + grant[5 + at :]
     if altered == grant:
@@ -415,10 +449,7 @@ def test_every_one_char_change_of_a_grant_is_refused(at: int, char: str) -> None
 def test_a_withdrawal_waits_for_an_extract_in_flight_and_stops_the_next(node: Node) -> None:
     """The extract runs in one write transaction from the consent check to its leaf: staff
     withdrawing meanwhile wait until the leaf is committed, and the next call is refused."""
-    audit = AuditLog(
-        node.store, node.keyring.audit_signing_seed(), federation="fed.test", department="d1"
-    )
-    servicer = ExtractServicer(node.desk, audit, node.keyring)
+    audit, servicer = servicer_for(node)
     source = node.store.extract_source(node.keyring.grant_hash(node.grant), "2024/25")
     assert source is not None
     consent = source.consent
@@ -454,10 +485,7 @@ def test_a_withdrawal_waits_for_an_extract_in_flight_and_stops_the_next(node: No
 def test_a_refusal_inside_the_transaction_leaves_one_leaf_and_no_other_write(node: Node) -> None:
     """A refusal raised after the grant was read rolls the transaction back and is logged
     once, with the child's pseudonym and the grant reference."""
-    audit = AuditLog(
-        node.store, node.keyring.audit_signing_seed(), federation="fed.test", department="d1"
-    )
-    servicer = ExtractServicer(node.desk, audit, node.keyring)
+    audit, servicer = servicer_for(node)
     ctx: Any = FakeContext(SCHOOL)
     grant = node.consent(child_id="C404")
     with pytest.raises(NotFound):

@@ -201,6 +201,8 @@ def records(draw: st.DrawFn, child_id: str) -> tuple[Any, list[Any], list[Assess
 def test_the_lean_extract_is_the_full_paths_extract(
     kind: str, data: tuple[tuple[Any, list[Any], list[AssessmentIn]], ...], orphan: bool
 ) -> None:
+    """The extract built from the store's lean extract source is byte for byte (or refusal for
+    refusal) the one built from the full child record."""
     with open_store(kind) as store:
         registry = Registry(store, KEYRING)
         for child, placements, assessments in data:
@@ -294,6 +296,8 @@ def test_only_the_identity_and_the_allowed_fields_are_unsealed(
 def test_the_envelope_is_the_canonical_json_of_its_three_fields(
     payload: str, signature: bytes, signer: bytes
 ) -> None:
+    """The hand-built envelope equals canonical_json of its payload, signature and signer for
+    any values."""
     sig, key = base64.b64encode(signature).decode(), base64.b64encode(signer).decode()
     assert envelope_json(payload, sig, key) == canonical_json(
         {"payload": payload, "signature": sig, "signer": key}

@@ -26,7 +26,7 @@ from node.rpc.import_workers import WORKER_NICENESS, ImportWorkers, from_wire, t
 from tests import strategies as s
 from tests.import_worker_scenarios import record
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="workers fork (Linux)")
 
 
@@ -47,6 +47,8 @@ def run(scenario: str, tmp_path: Path) -> dict[str, Any]:
 
 
 def test_workers_import_every_row_and_the_rows_read_back(tmp_path: Path) -> None:
+    """Two workers import all 1234 rows, the rows read back equal, and closing their pipes ends
+    them cleanly."""
     got = run("good", tmp_path)
     assert len(got["worker_pids"]) == 2
     assert got["imported"] == 1234
@@ -68,6 +70,8 @@ def test_workers_yield_the_cpu_and_share_start_up_memory(tmp_path: Path) -> None
 def test_workers_report_the_same_violations_in_the_same_order_as_the_node_itself(
     tmp_path: Path,
 ) -> None:
+    """Workers report a bad file's violations exactly as, and in the order that, the node's own
+    validation does."""
     got = run("bad", tmp_path)
     assert got["workers"] == got["inline"]
     assert [line for _, _, line in got["workers"]] == [5, 7, 209, 402, 603, 652]
@@ -76,6 +80,8 @@ def test_workers_report_the_same_violations_in_the_same_order_as_the_node_itself
 def test_a_worker_killed_mid_import_imports_nothing_and_the_next_import_runs_without(
     tmp_path: Path,
 ) -> None:
+    """A worker killed mid-import fails that import with nothing imported, and the next import
+    runs without workers."""
     got = run("killed", tmp_path)
     assert got["first"].startswith("an import worker stopped; nothing was imported")
     assert got["after_close"] == []
@@ -85,6 +91,8 @@ def test_a_worker_killed_mid_import_imports_nothing_and_the_next_import_runs_wit
 
 
 def test_an_abandoned_import_leaves_nothing_behind_for_the_next(tmp_path: Path) -> None:
+    """An import whose stream goes on after its last batch is refused and leaves the workers
+    ready for the next import."""
     got = run("abandoned", tmp_path)
     assert got["first"].startswith("the import stream continued after its last batch")
     assert got["second"] == 450
@@ -94,6 +102,8 @@ def test_an_abandoned_import_leaves_nothing_behind_for_the_next(tmp_path: Path) 
 
 
 def test_a_store_failing_mid_import_leaves_no_reply_behind(tmp_path: Path) -> None:
+    """A store failure mid-import fails that import and leaves no stale worker reply for the
+    next one."""
     got = run("store_fails", tmp_path)
     assert got["first"] == "disk full"
     assert got["second"] == 700
@@ -103,6 +113,7 @@ def test_a_store_failing_mid_import_leaves_no_reply_behind(tmp_path: Path) -> No
 
 
 def test_stream_messages_bigger_than_a_chunk_are_split_for_the_workers(tmp_path: Path) -> None:
+    """Stream messages bigger than a worker chunk are split and every row is imported."""
     got = run("big_messages", tmp_path)
     assert got["imported"] == 2100
     assert got["held"] == [True, True, True, True]
@@ -111,6 +122,8 @@ def test_stream_messages_bigger_than_a_chunk_are_split_for_the_workers(tmp_path:
 def test_a_batch_a_worker_cannot_seal_stops_the_workers_naming_only_the_error_type(
     tmp_path: Path,
 ) -> None:
+    """A batch a worker cannot decode stops the workers and the import, naming only the error
+    type."""
     got = run("failed", tmp_path)
     assert got["failed"].startswith("an import worker failed (DecodeError); nothing was imported")
     assert got["running"] is False
@@ -125,6 +138,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_workers_die_with_the_node(tmp_path: Path) -> None:
+    """Killing the node's process kills its import workers too."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.import_worker_scenarios", "orphan", str(tmp_path)],
         cwd=ROOT,
@@ -153,6 +167,7 @@ def test_workers_die_with_the_node(tmp_path: Path) -> None:
 
 
 def test_no_workers_are_forked_from_a_process_running_other_threads(keyring: Keyring) -> None:
+    """No workers are forked while the process runs other threads."""
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
@@ -164,6 +179,7 @@ def test_no_workers_are_forked_from_a_process_running_other_threads(keyring: Key
 
 
 def test_zero_workers_means_none(keyring: Keyring) -> None:
+    """Asking for zero workers starts none."""
     assert ImportWorkers.start(RowSealer(keyring), 0) is None
 
 
@@ -182,10 +198,12 @@ def sealer(tmp_path_factory: pytest.TempPathFactory) -> RowSealer:
 def test_a_sealed_row_crosses_the_process_boundary_unchanged(
     sealer: RowSealer, record: ImportRecord
 ) -> None:
+    """A sealed row survives the wire encoding between worker and node unchanged."""
     row = sealer.row(record)
     assert from_wire(to_wire(row)) == row
 
 
 def test_an_unsealed_row_never_crosses(sealer: RowSealer) -> None:
+    """An unsealed row cannot be put on the wire between worker and node."""
     with pytest.raises(ValueError, match="only sealed rows"):
         to_wire(sealer.row(record(2, "C1"), seal=False))

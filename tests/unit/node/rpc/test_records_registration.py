@@ -28,6 +28,8 @@ def _handlers(register: Any) -> tuple[dict[str, Any], list[object]]:
 
 
 def test_bulk_import_receives_each_message_with_its_bytes() -> None:
+    """register_records serves the generated handlers, except that BulkImport receives each
+    message together with the exact bytes it arrived as."""
     ours, generic = _handlers(register_records)
     generated, _ = _handlers(pb_grpc.add_RecordsServiceServicer_to_server)
     assert set(ours) == set(generated)

@@ -35,6 +35,7 @@ from childreg.secagg.roster import (
 from childreg.secagg.upload import open_share
 from node.config import NodeConfig
 from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.rpc.statistics import masked_share_to_proto
 from node.server import init_node
 from node.statistics.aggregation import roster_entry
 from node.store.sqlcipher import SqlCipherStore
@@ -171,7 +172,10 @@ def test_a_round_id_reused_under_another_catalogue_version_gets_unrelated_masks(
     )
     listed = verify_roster(roster, AUTHORITY.verify_key, federation=FEDERATION)
     second = [
-        open_share(n.desk.share(question, CALLER), listed.member(n.department).verify_key)
+        open_share(
+            masked_share_to_proto(n.desk.share(question, CALLER)),
+            listed.member(n.department).verify_key,
+        )
         for n in nodes
     ]
     for node, one, two in zip(nodes, first, second, strict=True):

@@ -35,7 +35,7 @@ from childreg.v1 import statistics_pb2 as spb
 from node.audit.log import AuditLog
 from node.audit.service import Audited
 from node.rpc.statistics import StatisticsServicer
-from node.statistics.aggregation import roster_entry
+from node.statistics.aggregation import Readiness, roster_entry
 from tests.unit.secagg_nodes import (
     AUTHORITY,
     CALLER,
@@ -232,8 +232,8 @@ def test_the_budget_caps_shares_and_ready_says_so_without_charging(tmp_path: Pat
     nodes = [make_node(d, make_keyring(tmp_path / d), max_rho=Fraction(1, 16)) for d in "abc"]
     roster = signed_roster(nodes)
     a = nodes[0]
-    assert a.desk.ready(ready_question(roster, "education_form")) == spb.ReadyReply(
-        department="a", roster_version=1
+    assert a.desk.ready(ready_question(roster, "education_form")) == Readiness(
+        department="a", roster_version=1, recorded_participants=()
     )
     run_round(nodes, roster, "education_form")
     run_round(nodes, roster, TABLE)
