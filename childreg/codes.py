@@ -2,7 +2,7 @@
 
 Every party shares these lists, so a table's shape never depends on the data: a count
 table over dimensions D1..Dk always has exactly prod(len(codes(Di))) cells, in the
-canonical order given by :func:`grid`.  Vocabularies follow ARCHITECTURE.md; regions are
+canonical order given by :func:`grid`.  Vocabularies follow docs/design/architecture.md; regions are
 Azerbaijan's 14 economic regions (2021), the shape of its education administration.
 """
 

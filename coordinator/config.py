@@ -1,5 +1,5 @@
 """The coordinator's configuration: the federation's departments, how to reach them, and
-how their tables are aggregated (PRIVACY.md, "Two stages").
+how their tables are aggregated (docs/design/privacy.md, "Two stages").
 
 Example (TOML)::
 

@@ -1,5 +1,5 @@
 """The coordinator's composition root: catalogue, roster, release store, channels, the
-aggregation mechanism (stage 1 or stage 2 of PRIVACY.md), publisher, server — and the
+aggregation mechanism (stage 1 or stage 2 of docs/design/privacy.md), publisher, server — and the
 witness of the departments' audit logs it hosts, which it is given (it never imports
 ``witness/``: ``childreg coordinator serve`` builds one with ``witness.server`` and passes
 it in through :class:`~coordinator.rounds.witnessing.HostedWitness`)."""

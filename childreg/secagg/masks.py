@@ -1,7 +1,7 @@
 """Pairwise additive masks: one department's upload looks uniform, the masks cancel in the sum.
 
-Why this module exists: in stage 2 of PRIVACY.md ("Two stages") each department adds only a
-share of the noise, so its vector alone is *not* private enough to show the coordinator. Every
+Why this module exists: in stage 2 of docs/design/privacy.md ("Two stages") each department
+adds only a share of the noise, so its vector alone is *not* private enough to show the coordinator. Every
 pair of participants (i, j) derives a common seed from an X25519 agreement; the node with the
 smaller id adds the mask stream expanded from it, the other subtracts it, all modulo 2⁶⁴. Any
 single upload (or any strict subset of the uploads) is then uniformly distributed; only the sum
@@ -42,8 +42,8 @@ MODULUS = 2**64
 _HALF = 2**63
 #: Length of a pair seed; libsodium's ``randombytes_buf_deterministic`` takes exactly this.
 SEED_BYTES = 32
-#: A round needs at least 3 distinct departments (PRIVACY.md): with fewer, the sum and one's
-#: own vector reveal the other's. ``masked`` therefore refuses fewer than 2 peers.
+#: A round needs at least 3 distinct departments (docs/design/privacy.md): with fewer, the
+#: sum and one's own vector reveal the other's. ``masked`` therefore refuses fewer than 2 peers.
 MIN_PARTICIPANTS = 3
 #: BLAKE2b personalisation (16 bytes): domain separation from every other use of the keys.
 _PERSON = b"childreg-secagg1"

@@ -25,7 +25,7 @@ Science Review, 2022): a real-valued L2 fit, then an L1 integer rounding.
 
 The first table of a snapshot has nothing to agree with: its values are the nearest
 non-negative integers.  The nation is the sum of the published regions.  Under secure
-aggregation (stage 2 of PRIVACY.md) the coordinator measures only the nation: the
+aggregation (stage 2 of docs/design/privacy.md) the coordinator measures only the nation: the
 snapshot then has the single pseudo-region ``"national"`` (never mixed with regions).
 
 Limits: earlier tables are fixed, so a later table inherits their noise on the shared

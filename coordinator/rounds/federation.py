@@ -4,7 +4,7 @@ The publisher (coordinator/publication/publisher.py) does the same whatever the 
 mechanism: charge, measure, post-process, store. This module holds the contract between
 the two — a :class:`TableRound` asks for one catalogue table, a :class:`Measurement`
 answers with noisy vectors per *area* (regions for stage 1, only ``"national"`` for
-stage 2 of PRIVACY.md), their noise variance and the privacy-statement pieces of the
+stage 2 of docs/design/privacy.md), their noise variance and the privacy-statement pieces of the
 mechanism — and stage 1 itself (stage 2 is coordinator/rounds/secure.py).
 
 Stage 1 asks every node for one table of the signed catalogue, concurrently with one

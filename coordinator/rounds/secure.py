@@ -1,4 +1,4 @@
-"""Secure-aggregation rounds (stage 2 of PRIVACY.md, "Two stages"), as the coordinator runs them.
+"""Secure-aggregation rounds as the coordinator runs them (docs/design/privacy.md, stage 2).
 
 Why this module exists: with per-department noise (stage 1) the national error grows with
 the number of departments. Here each participating node adds only a share of the noise

@@ -2,7 +2,7 @@
 
 Why: a school preparing a child's individual education plan may see the commission's
 assessment only while the guardian's consent stands, only that school, and only the
-fields the purpose allows (docs/extracts.md; SECURITY.md, "Consent and purpose-limited
+fields the purpose allows (docs/extracts.md; docs/design/security.md, "Consent and purpose-limited
 extracts"). :data:`POLICY` is that allow-list; a field that is not in it has no
 extractor here at all, so a diagnosis, national id, family name, guardian, care setting
 or district can never reach an extract. The extract is canonical JSON signed by the node

@@ -1,6 +1,6 @@
 """A node's secure-aggregation desk (stage 2): its masked, signed noise share of a table.
 
-Why this module exists: in stage 2 (docs/statistics-method.md, PRIVACY.md "Two stages")
+Why this module exists: in stage 2 (docs/statistics-method.md, docs/design/privacy.md "Two stages")
 each department adds only a share σ²/(n−c) of the noise and the coordinator may see its
 vector only masked, so that the masks cancel in the sum of all participants' uploads. The
 masks hide a department's table only under rules the coordinator cannot bend, so the node

@@ -56,7 +56,7 @@ COORDINATOR_WITNESS = "witness.coordinator"
 #: How often the coordinator witnesses the logs in a local federation (seconds).
 WITNESS_INTERVAL = 0.5
 
-#: The starting catalogue (PRIVACY.md "Starting parameters"): 8 tables of ρ = 1/32 each,
+#: The starting catalogue (docs/design/privacy.md "Starting parameters"): 8 tables of ρ = 1/32 each,
 #: σ = 4 per department and cell, a snapshot cap of ρ = 1/4 (ε ≈ 4.4 at δ = 1e-9).
 #: deploy/config/catalogue.toml is the same catalogue as a file (a test keeps them equal).
 DEFAULT_TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
