@@ -2,10 +2,11 @@
 
 Why this module exists: in stage 2 of docs/design/privacy.md ("Two stages") each department
 adds only a share of the noise, so its vector alone is *not* private enough to show the
-coordinator. Every pair of participants (i, j) derives a common seed from an X25519 agreement; the node with the
-smaller id adds the mask stream expanded from it, the other subtracts it, all modulo 2⁶⁴. Any
-single upload (or any strict subset of the uploads) is then uniformly distributed; only the sum
-of *all* uploads of a round makes every mask cancel and reveals the noisy national vector.
+coordinator. Every pair of participants (i, j) derives a common seed from an X25519
+agreement; the node with the smaller id adds the mask stream expanded from it, the other
+subtracts it, all modulo 2⁶⁴. Any single upload (or any strict subset of the uploads) is
+then uniformly distributed; only the sum of *all* uploads of a round makes every mask cancel
+and reveals the noisy national vector.
 
 This is the pairwise-masking core of Bonawitz et al. 2017 ("Practical Secure Aggregation for
 Privacy-Preserving Machine Learning", CCS) *without* its dropout recovery (no secret-shared
