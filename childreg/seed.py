@@ -1,10 +1,11 @@
 """The published 2023/24 figures on children with disabilities in Azerbaijan, as data.
 
 The synthetic federation is modelled on these figures: its national per-form totals equal
-them exactly. They are embedded here so the package needs no data file (the same
-figures are kept as CSV in tests/reference/data/seed_statistics.csv); :func:`load_seed_csv` reads another file of the same format (``country,
-reference_period, measure, education_form, count, note``) and checks that every
-published total equals the sum of its forms (:data:`childreg.codes.FORM_TOTALS`).
+them exactly. They are embedded here so the package needs no data file (the same figures
+are kept as CSV in tests/reference/data/seed_statistics.csv); :func:`load_seed_csv` reads
+another file of the same format (``country, reference_period, measure, education_form,
+count, note``) and checks that every published total equals the sum of its forms
+(:data:`childreg.codes.FORM_TOTALS`).
 """
 
 from __future__ import annotations
