@@ -61,6 +61,7 @@ def stub(address: str, issue: IssueFn, role: str, ident: str) -> pb_grpc.Records
 def test_the_auth_context_is_read_once_per_call(
     address: str, issue: IssueFn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The caller's auth context is read once per call."""
     reads: list[int] = []
     real = grpc._server._Context.auth_context
 

@@ -9,6 +9,7 @@ from childreg.signed import VerifiedCache
 
 
 def test_each_file_is_verified_once_and_the_oldest_is_evicted() -> None:
+    """Each file is verified once and the oldest is evicted."""
     calls: list[bytes] = []
 
     def verify(blob: bytes) -> str:
@@ -24,6 +25,7 @@ def test_each_file_is_verified_once_and_the_oldest_is_evicted() -> None:
 
 
 def test_a_file_that_fails_is_not_cached() -> None:
+    """A file that fails is not cached."""
     calls = 0
 
     def verify(blob: bytes) -> str:

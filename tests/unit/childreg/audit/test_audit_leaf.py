@@ -41,11 +41,13 @@ _events = st.builds(
 
 @given(_events)
 def test_to_bytes_is_the_asdict_form(event: AuditEvent) -> None:
+    """A leaf's canonical bytes equal its dataclass form's and decode back to the same event."""
     assert event.to_bytes() == asdict_bytes(event)
     assert AuditEvent.from_bytes(event.to_bytes()) == event
 
 
 def test_to_bytes_names_every_field() -> None:
+    """A leaf's canonical bytes name every field of the event."""
     event = AuditEvent("d1", 0, utc_now(), "spiffe://f/school/s", "extract.disclose")
     assert sorted(json.loads(event.to_bytes())) == sorted(
         f.name for f in dataclasses.fields(AuditEvent)
@@ -68,10 +70,12 @@ def strptime_accepts(text: str) -> bool:
     )
 )
 def test_the_time_check_accepts_what_strptime_accepts(text: str) -> None:
+    """The time check accepts what strptime accepts."""
     assert _valid_time(text) == strptime_accepts(text)
 
 
 def test_the_time_check_at_the_edges() -> None:
+    """The leaf's time check accepts and refuses exactly at the edges of the RFC 3339 form."""
     for text in (
         "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2026-11-22T23:59:60Z",
         "2026-11-22T24:00:00Z", "2026-1-2T3:4:5Z", "0000-01-01T00:00:00Z",

@@ -451,6 +451,7 @@ def test_text_that_cannot_be_signed(text: str, problem: str) -> None:
 
 
 def test_signing_needs_a_signer() -> None:
+    """Signing a note with no signer is refused."""
     with pytest.raises(MalformedNote, match="at least one signer"):
         sign_note("hello\n", [])
 
@@ -475,6 +476,7 @@ def test_the_spec_example_parses() -> None:
 
 
 def test_duplicate_signers_sign_once() -> None:
+    """Duplicate signers sign once."""
     node = new_signer(ORIGIN)
     note = sign_note("hello\n", [node, node])
     assert len(signatures(note)) == 1
@@ -549,6 +551,7 @@ def test_checkpoint_text_and_round_trip() -> None:
 
 
 def test_the_spec_checkpoint_parses() -> None:
+    """The spec checkpoint parses."""
     cp = Checkpoint.parse(SPEC_CHECKPOINT)
     assert (cp.origin, cp.size, cp.extensions) == ("example.com/behind-the-sofa", 20852163, ())
     assert cp.to_text() == SPEC_CHECKPOINT
@@ -595,6 +598,7 @@ def test_checkpoint_parsing_is_strict(text: str, problem: str) -> None:
 
 
 def test_size_zero_and_the_largest_size_parse() -> None:
+    """Size zero and the largest size parse."""
     assert Checkpoint.parse(f"{ORIGIN}\n0\n{B64_ROOT}\n").size == 0
     assert Checkpoint.parse(f"{ORIGIN}\n18446744073709551615\n{B64_ROOT}\n").size == 2**64 - 1
 
@@ -637,6 +641,7 @@ def test_signed_checkpoint_opens_with_the_right_key_only() -> None:
 
 
 def test_signed_checkpoint_bit_flips_are_rejected() -> None:
+    """Signed checkpoint bit flips are rejected."""
     node = new_signer(ORIGIN)
     note = sign_checkpoint(Checkpoint(ORIGIN, 7, ROOT), node).encode()
     for changed in flip_bits(note):

@@ -157,12 +157,14 @@ def noise_path_violations(roots: Iterable[str], root: Path = ROOT) -> tuple[list
 
 
 def test_the_noise_path_imports_nothing_random() -> None:
+    """The noise path imports nothing random."""
     violations, scanned = noise_path_violations(NOISE_ROOTS)
     assert violations == []
     assert {"childreg/dp/prng.py", "childreg/dp/dgauss.py", "childreg/dp/__init__.py"} <= scanned
 
 
 def test_node_privacy_is_scanned_when_it_exists() -> None:
+    """The node's statistics desk is among the files the noise-path scan reads."""
     _, scanned = noise_path_violations(NOISE_ROOTS)
     assert ("node/statistics/desk.py" in scanned) == (ROOT / "node/statistics/desk.py").is_file()
 
@@ -196,6 +198,7 @@ def plant(root: Path, files: dict[str, str]) -> None:
     ],
 )
 def test_the_scanner_catches_a_planted_import(tmp_path: Path, source: str) -> None:
+    """The scanner catches a planted import."""
     plant(tmp_path, {"childreg/__init__.py": "", "childreg/dp/noise.py": source})
     violations, _ = noise_path_violations(["childreg/dp/noise.py"], tmp_path)
     assert violations, source
@@ -221,6 +224,7 @@ def test_the_scanner_follows_project_imports(tmp_path: Path) -> None:
 
 
 def test_the_scanner_passes_clean_code(tmp_path: Path) -> None:
+    """The scanner passes clean code."""
     plant(
         tmp_path,
         {
@@ -232,6 +236,7 @@ def test_the_scanner_passes_clean_code(tmp_path: Path) -> None:
 
 
 def test_only_zcdp_may_use_scipy_optimize(tmp_path: Path) -> None:
+    """Only the zCDP accounting module may import scipy.optimize, and nothing else of scipy."""
     plant(
         tmp_path,
         {
@@ -252,6 +257,7 @@ def test_only_zcdp_may_use_scipy_optimize(tmp_path: Path) -> None:
     "source", ["x = 0.5\n", "y = 3 / 4\n", "import math\nz = math.exp(1)\n", "w = float(2)\n"]
 )
 def test_the_exact_sampler_files_may_not_use_floats(tmp_path: Path, source: str) -> None:
+    """The exact sampler files may not use floats."""
     plant(tmp_path, {"childreg/dp/dgauss.py": source})
     assert noise_path_violations(["childreg/dp/dgauss.py"], tmp_path)[0] != []
     plant(tmp_path, {"childreg/dp/dgauss.py": "import math\nz = math.isqrt(7) // 2\n"})
@@ -274,6 +280,7 @@ def _refuse(*_: object, **__: object) -> None:
 def test_the_sampler_runs_with_random_and_numpy_random_disabled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The sampler runs with random and numpy random disabled."""
     refuse: Callable[..., None] = _refuse
     for name in RANDOM_FUNCTIONS:
         monkeypatch.setattr(random, name, refuse)

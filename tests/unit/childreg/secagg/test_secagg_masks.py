@@ -59,6 +59,7 @@ def exact_sum(plain: dict[str, list[int]]) -> list[int]:
 
 @pytest.mark.parametrize(("n", "length"), [(3, 2_000), (10, 1_000), (50, 1_000)])
 def test_all_uploads_unmask_to_the_exact_sum(n: int, length: int) -> None:
+    """All uploads unmask to the exact sum."""
     privs = keys(n)
     plain = plain_vectors(list(privs), length, seed=n)
     plain[next(iter(plain))][:3] = [-(2**40), 0, -1]  # negatives survive two's complement
@@ -71,6 +72,7 @@ def test_all_uploads_unmask_to_the_exact_sum(n: int, length: int) -> None:
 
 
 def test_a_missing_upload_never_unmasks() -> None:
+    """A missing upload never unmasks."""
     privs = keys(5)
     plain = plain_vectors(list(privs), 2_000, seed=7)
     ups = uploads_for(privs, plain)
@@ -100,6 +102,7 @@ def _low_byte_pvalue(values: list[int]) -> float:
 
 
 def test_a_single_upload_is_indistinguishable_from_uniform() -> None:
+    """A single upload is indistinguishable from uniform."""
     privs = keys(3)
     length = 20_000
     rng = np.random.default_rng(11)
@@ -116,6 +119,7 @@ def test_a_single_upload_is_indistinguishable_from_uniform() -> None:
 
 
 def test_two_rounds_of_one_node_do_not_difference_to_x1_minus_x2() -> None:
+    """Two rounds' uploads of one node do not subtract to the difference of its vectors."""
     privs = keys(3)
     me = "dept-001"
     pubs = {i: k.public_key for i, k in privs.items() if i != me}
@@ -140,6 +144,7 @@ def _seed(a: str, b: str, privs: dict[str, PrivateKey], **over: str) -> bytes:
 
 
 def test_pair_seed_is_symmetric_and_bound_to_round_table_snapshot() -> None:
+    """Pair seed is symmetric and bound to round table snapshot."""
     privs = keys(3)
     a, b, c = list(privs)
     s = _seed(a, b, privs)
@@ -157,6 +162,7 @@ def test_pair_seed_is_symmetric_and_bound_to_round_table_snapshot() -> None:
 
 
 def test_pair_seed_depends_on_the_keys_not_only_on_the_ids() -> None:
+    """Pair seed depends on the keys not only on the ids."""
     privs = keys(2)
     a, b = list(privs)
     other = PrivateKey(hashlib.sha256(b"an impostor").digest())
@@ -165,6 +171,9 @@ def test_pair_seed_depends_on_the_keys_not_only_on_the_ids() -> None:
 
 
 def test_refusals() -> None:
+    """Pair seeds and masks refuse a self-pair, an all-zero key, a sender outside the peers, fewer
+    than three participants and values outside int64.
+    """
     privs = keys(3)
     a, b, c = list(privs)
     with pytest.raises(ValueError, match="itself"):
@@ -193,6 +202,7 @@ def test_refusals() -> None:
 
 
 def test_mask_stream_is_deterministic_uint64() -> None:
+    """A mask stream is deterministic and made of uint64 values."""
     seed = bytes(range(32))
     s = mask_stream(seed, 1_000)
     assert s == mask_stream(seed, 1_000)
@@ -203,5 +213,6 @@ def test_mask_stream_is_deterministic_uint64() -> None:
 
 
 def test_unmask_sum_decodes_signed_int64() -> None:
+    """Unmask sum decodes signed int64."""
     assert unmask_sum([[MODULUS - 1, 5], [0, 2**63 - 6]]) == [-1, 2**63 - 1]
     assert unmask_sum([[2**63]]) == [-(2**63)]

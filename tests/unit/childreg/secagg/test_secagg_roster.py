@@ -81,6 +81,9 @@ def resign(document: Data, key: SigningKey, context: bytes) -> bytes:
 
 
 def test_round_trip(roster: Roster, authority: SigningKey) -> None:
+    """A signed roster is deterministic and verifies back to the same roster with its members'
+    keys.
+    """
     blob = sign_roster(roster, authority)
     assert blob == sign_roster(roster, authority)  # deterministic
     back = verify_roster(blob, authority.verify_key, federation=FED)
@@ -91,6 +94,7 @@ def test_round_trip(roster: Roster, authority: SigningKey) -> None:
 
 
 def test_altered_member_is_refused(roster: Roster, authority: SigningKey) -> None:
+    """Altered member is refused."""
     document = json.loads(sign_roster(roster, authority))
     document["roster"]["members"][0]["masking_key"] = member("baku")["masking_key"]
     with pytest.raises(PermissionDenied, match="altered"):
@@ -98,6 +102,7 @@ def test_altered_member_is_refused(roster: Roster, authority: SigningKey) -> Non
 
 
 def test_flipped_signature_byte_is_refused(roster: Roster, authority: SigningKey) -> None:
+    """Flipped signature byte is refused."""
     document = json.loads(sign_roster(roster, authority))
     signature = bytearray(base64.b64decode(document["signature"]))
     signature[7] ^= 0x01
@@ -107,6 +112,7 @@ def test_flipped_signature_byte_is_refused(roster: Roster, authority: SigningKey
 
 
 def test_other_authority_is_refused(roster: Roster, authority: SigningKey) -> None:
+    """Other authority is refused."""
     blob = sign_roster(roster, SigningKey.generate())
     with pytest.raises(PermissionDenied, match="another key"):
         verify_roster(blob, authority.verify_key)
@@ -118,11 +124,13 @@ def test_other_authority_is_refused(roster: Roster, authority: SigningKey) -> No
 
 
 def test_wrong_federation_is_refused(roster: Roster, authority: SigningKey) -> None:
+    """Wrong federation is refused."""
     with pytest.raises(PermissionDenied, match="federation"):
         verify_roster(sign_roster(roster, authority), authority.verify_key, federation="other")
 
 
 def test_catalogue_blob_is_not_a_roster(authority: SigningKey) -> None:
+    """A signed catalogue is refused where a roster is expected."""
     catalogue = parse_catalogue(
         {
             "federation": FED,
@@ -147,6 +155,7 @@ def test_a_catalogue_signature_never_signs_a_roster(roster: Roster, authority: S
 
 
 def test_a_roster_is_not_a_catalogue(roster: Roster, authority: SigningKey) -> None:
+    """A signed roster is refused where a catalogue is expected."""
     with pytest.raises(InvalidInput):
         verify_catalogue(sign_roster(roster, authority), authority.verify_key)
 
@@ -155,11 +164,13 @@ def test_a_roster_is_not_a_catalogue(roster: Roster, authority: SigningKey) -> N
     "blob", [b"", b"not json", b"[]", b'{"format": "childreg-roster/1"}', b"x" * (2 << 20)]
 )
 def test_malformed_blob_is_invalid_input(blob: bytes, authority: SigningKey) -> None:
+    """A malformed roster file is refused as invalid input."""
     with pytest.raises(InvalidInput, match="malformed"):
         verify_roster(blob, authority.verify_key)
 
 
 def test_signed_but_invalid_content_is_invalid_input(authority: SigningKey) -> None:
+    """Signed but invalid content is invalid input."""
     data = authored()
     data["members"][1]["department"] = "baku"  # identity no longer matches either
     document = {"format": "childreg-roster/1", "roster": data, "key_id": "", "signature": ""}
@@ -172,6 +183,7 @@ def test_signed_but_invalid_content_is_invalid_input(authority: SigningKey) -> N
 
 
 def test_duplicate_department_identity_or_key_is_refused() -> None:
+    """Duplicate department identity or key is refused."""
     data = authored()
     data["members"].append(dict(data["members"][0]))
     with pytest.raises(InvalidInput) as info:
@@ -185,6 +197,7 @@ def test_duplicate_department_identity_or_key_is_refused() -> None:
 
 
 def test_duplicate_masking_key_alone_is_refused() -> None:
+    """Duplicate masking key alone is refused."""
     data = authored()
     data["members"][2]["masking_key"] = data["members"][0]["masking_key"]
     with pytest.raises(InvalidInput) as info:
@@ -193,6 +206,7 @@ def test_duplicate_masking_key_alone_is_refused() -> None:
 
 
 def test_fewer_than_three_members_is_refused() -> None:
+    """Fewer than three members is refused."""
     with pytest.raises(InvalidInput) as info:
         parse_roster(authored("baku", "ganja"))
     assert fields(info.value) == {"members"}
@@ -207,6 +221,7 @@ def test_fewer_than_three_members_is_refused() -> None:
     ],
 )
 def test_identity_must_match_department_and_federation(identity: str) -> None:
+    """Identity must match department and federation."""
     data = authored()
     data["members"][0]["identity"] = identity
     with pytest.raises(InvalidInput) as info:
@@ -224,6 +239,7 @@ def test_identity_must_match_department_and_federation(identity: str) -> None:
     ],
 )
 def test_bad_masking_key_is_refused(key: str) -> None:
+    """Bad masking key is refused."""
     data = authored()
     data["members"][0]["masking_key"] = key
     with pytest.raises(InvalidInput) as info:
@@ -232,6 +248,7 @@ def test_bad_masking_key_is_refused(key: str) -> None:
 
 
 def test_duplicate_upload_key_alone_is_refused() -> None:
+    """Duplicate upload key alone is refused."""
     data = authored()
     data["members"][3]["upload_key"] = data["members"][1]["upload_key"]
     with pytest.raises(InvalidInput) as info:
@@ -241,6 +258,7 @@ def test_duplicate_upload_key_alone_is_refused() -> None:
 
 @pytest.mark.parametrize("colluders", [4, 5, -1, "1", True])
 def test_colluders_must_be_an_int_below_the_member_count(colluders: object) -> None:
+    """Colluders must be an int below the member count."""
     data = authored()
     data["colluders"] = colluders
     with pytest.raises(InvalidInput) as info:
@@ -249,6 +267,7 @@ def test_colluders_must_be_an_int_below_the_member_count(colluders: object) -> N
 
 
 def test_a_round_must_outnumber_the_colluders() -> None:
+    """A round must outnumber the colluders."""
     data = authored("baku", "ganja", "sumgait", "lankaran", "shaki")
     data["colluders"] = 3
     roster = parse_roster(data)
@@ -258,6 +277,7 @@ def test_a_round_must_outnumber_the_colluders() -> None:
 
 
 def test_a_roster_applies_to_its_range_of_snapshots(roster: Roster) -> None:
+    """A roster applies to its range of snapshots."""
     for year in ("2023/24", "2024/25", "2025/26"):
         roster.check_covers(year)
     for year in ("2022/23", "2026/27"):
@@ -270,6 +290,7 @@ def test_a_roster_applies_to_its_range_of_snapshots(roster: Roster) -> None:
     [("2025/26", "2023/24", "last_snapshot"), ("2023/25", "2025/26", "first_snapshot")],
 )
 def test_a_bad_range_of_snapshots_is_refused(first: str, last: str, field: str) -> None:
+    """A bad range of snapshots is refused."""
     data = authored()
     data["first_snapshot"], data["last_snapshot"] = first, last
     with pytest.raises(InvalidInput) as info:
@@ -278,6 +299,9 @@ def test_a_bad_range_of_snapshots_is_refused(first: str, last: str, field: str) 
 
 
 def test_member_and_participants(roster: Roster) -> None:
+    """Members are found by department, participants come back in roster order, and an unknown
+    department is refused.
+    """
     assert roster.member("baku").department == "baku"
     chosen = roster.participants(["sumgait", "baku", "ganja"])
     assert [m.department for m in chosen] == ["baku", "ganja", "sumgait"]
@@ -286,6 +310,7 @@ def test_member_and_participants(roster: Roster) -> None:
 
 
 def test_participants_refuses_unknown_duplicate_or_too_few(roster: Roster) -> None:
+    """Participants refuses unknown duplicate or too few."""
     with pytest.raises(InvalidInput, match="not in the federation roster"):
         roster.participants(["baku", "ganja", "shaki"])
     with pytest.raises(InvalidInput, match="repeat"):
@@ -309,28 +334,35 @@ def rule() -> ParticipationRule:
 
 
 def test_first_set_recorded_and_same_set_again_in_any_order(rule: ParticipationRule) -> None:
+    """First set recorded and same set again in any order."""
     rule.admit("2025-01", FULL, colluders=1)
     rule.admit("2025-01", reversed(FULL), colluders=1)
 
 
 def test_a_dropped_is_refused(rule: ParticipationRule) -> None:
+    """A snapshot's set with a member dropped is refused after the full set took part, and the
+    refusal records nothing.
+    """
     with pytest.raises(FailedPrecondition, match="already took part with another set"):
         rule.admit("2025-01", ("b", "c", "d"), colluders=1)
     rule.admit("2025-01", FULL, colluders=1)  # the refusal recorded nothing
 
 
 def test_an_extra_member_is_refused(rule: ParticipationRule) -> None:
+    """An extra member is refused."""
     with pytest.raises(FailedPrecondition, match="already took part with another set"):
         rule.admit("2025-01", (*FULL, "e"), colluders=1)
 
 
 def test_another_snapshot_is_independent(rule: ParticipationRule) -> None:
+    """Another snapshot is independent."""
     rule.admit("2025-02", ("b", "c", "d"), colluders=1)
     with pytest.raises(FailedPrecondition, match="another set"):
         rule.admit("2025-01", ("b", "c", "d"), colluders=1)
 
 
 def test_a_set_must_hold_more_than_half_of_the_roster() -> None:
+    """A set must hold more than half of the roster."""
     data = authored("baku", "ganja", "sumgait", "lankaran", "shaki", "guba")
     roster = parse_roster(data)
     assert len(roster.participants(["baku", "ganja", "sumgait", "lankaran"])) == 4
@@ -350,12 +382,14 @@ def test_the_same_set_with_another_number_of_colluders_is_refused(
 
 
 def test_admit_refuses_a_repeated_department(rule: ParticipationRule) -> None:
+    """Admit refuses a repeated department."""
     with pytest.raises(InvalidInput, match="repeat"):
         rule.admit("2025-01", ("a", "a", "b", "c"), colluders=1)
 
 
 @pytest.mark.parametrize("size", range(3, 12))
 def test_min_participants_is_exactly_the_smallest_set_participants_accepts(size: int) -> None:
+    """Min participants is exactly the smallest set participants accepts."""
     names = [f"dept{i:02d}" for i in range(size)]
     for colluders in range(size):
         data = authored(*names)

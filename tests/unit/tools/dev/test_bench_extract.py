@@ -59,6 +59,7 @@ def test_a_bare_server_that_cannot_start_is_a_clear_error(tmp_path: Path) -> Non
 
 
 def test_a_floor_is_its_median_p99_and_p99_over_the_commits_p99() -> None:
+    """A floor's summary is its median and p99, and its ratio is its p99 over the commits' p99."""
     times = [i / 10_000 for i in range(1, 201)]  # 0.1 ms .. 20 ms
     got = _floor("x", times, commit_p99=0.002)
     assert got == {

@@ -20,6 +20,7 @@ HOLD = (  # a process that touches 64 MB, says so, then waits
 
 
 def test_a_child_holding_64_mb_shows_in_the_tree_and_its_peak() -> None:
+    """A child process holding 64 MB shows in the process tree's memory and in its peak."""
     with TreePeak(os.getpid(), interval=0.01) as peak:
         child = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True)
         try:
@@ -42,4 +43,5 @@ def test_a_child_holding_64_mb_shows_in_the_tree_and_its_peak() -> None:
 
 
 def test_peak_rss_is_at_least_the_current_pss() -> None:
+    """Peak rss is at least the current pss."""
     assert peak_rss_mb(os.getpid()) >= pss_mb(os.getpid()) > 0
