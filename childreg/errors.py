@@ -127,6 +127,26 @@ STATUS_TABLE: dict[type[ChildregError], grpc.StatusCode] = {
 }
 
 
+#: The domain of the ``google.rpc.ErrorInfo`` a server attaches to every domain error: its
+#: reason is the error's class name (public, like the class itself), so a client recovers
+#: the same class a local caller would have caught, even where two classes share a status.
+ERROR_DOMAIN = "childreg.v1"
+
+
+def error_class_for(status: grpc.StatusCode, reason: str = "") -> type[ChildregError]:
+    """The error class a call failed with: the class ``reason`` names, else the most
+    general class with that status (INTERNAL and unknown statuses: ChildregError)."""
+    for cls in STATUS_TABLE:
+        if cls.__name__ == reason and cls.status == status:
+            return cls
+    for cls in STATUS_TABLE:  # base classes come before their subclasses
+        if cls.status == status:
+            return cls
+    if status == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Unavailable
+    return ChildregError
+
+
 def status_for(exc: BaseException) -> grpc.StatusCode:
     """The gRPC status code for an exception: from the table, else INTERNAL."""
     for cls in type(exc).__mro__:

@@ -27,11 +27,14 @@ from grpc_status import rpc_status
 
 from childreg.authz import AuthContext, Authorizer
 from childreg.errors import (
+    ERROR_DOMAIN,
+    STATUS_TABLE,
     ChildregError,
     InvalidInput,
     PermissionDenied,
     Unauthenticated,
     Violation,
+    error_class_for,
     status_for,
 )
 from childreg.pki import IdentityFiles
@@ -223,6 +226,9 @@ def _identified(context: grpc.ServicerContext) -> tuple[AuthContext, str]:
 def _status_with_details(exc: ChildregError) -> status_pb2.Status:
     code = status_for(exc)
     status = status_pb2.Status(code=code.value[0], message=str(exc))
+    status.details.add().Pack(
+        error_details_pb2.ErrorInfo(reason=_error_class(exc).__name__, domain=ERROR_DOMAIN)
+    )
     if isinstance(exc, InvalidInput) and exc.violations:
         bad = error_details_pb2.BadRequest()
         size = 0
@@ -403,6 +409,29 @@ def _log_rpc(
 
 
 _LINE_FIELD = re.compile(r"^line\[(\d+)\]\.(.+)$")
+
+
+def _error_class(exc: ChildregError) -> type[ChildregError]:
+    """The most specific class of ``exc`` in the status table (what a client re-creates)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_TABLE:
+            return cls
+    return ChildregError
+
+
+def error_class_of(err: grpc.RpcError) -> type[ChildregError]:
+    """The domain error class a failed call carries: the server's ErrorInfo reason when
+    present, else the class of its status (DEADLINE_EXCEEDED counts as Unavailable)."""
+    reason = ""
+    with contextlib.suppress(ValueError, AttributeError):
+        status = rpc_status.from_call(err)  # type: ignore[arg-type]
+        for detail in status.details if status is not None else ():
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                if info.domain == ERROR_DOMAIN:
+                    reason = info.reason
+    return error_class_for(err.code(), reason)
 
 
 def violations_from_error(err: grpc.RpcError) -> list[Violation]:

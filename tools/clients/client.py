@@ -20,11 +20,13 @@ from childreg.errors import (
     KeyProblem,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
     Unavailable,
     Violation,
 )
 from childreg.pki import IdentityFiles
-from childreg.rpc import TlsMaterial, secure_channel, violations_from_error
+from childreg.rpc import TlsMaterial, error_class_of, secure_channel, violations_from_error
 
 #: Documented exit codes of every `childreg` command (docs/cli.md).
 EXIT_OK = 0
@@ -57,17 +59,34 @@ class CliError(Exception):
         self.violations = list(violations or [])
 
 
-def exit_code_for(exc: ChildregError) -> int:
-    """The CLI exit code for a domain error raised locally."""
-    if isinstance(exc, KeyProblem):
-        return EXIT_KEY
-    if isinstance(exc, InvalidInput | NotFound | AlreadyExists):
-        return EXIT_REJECTED
-    if isinstance(exc, Unavailable):
-        return EXIT_UNAVAILABLE
-    if isinstance(exc, PermissionDenied | FailedPrecondition):
-        return EXIT_REFUSED
+#: The one table from error class to exit code, for errors raised in the CLI's own process
+#: and for errors a server sent (their class travels with them: childreg.rpc.error_class_of).
+#: A class not listed takes its nearest listed base class; anything else exits 1.
+#: docs/cli.md, "Exit codes", shows the same table (a test compares them).
+EXIT_CODES: dict[type[ChildregError], int] = {
+    KeyProblem: EXIT_KEY,
+    Unavailable: EXIT_UNAVAILABLE,
+    InvalidInput: EXIT_REJECTED,
+    NotFound: EXIT_REJECTED,
+    AlreadyExists: EXIT_REJECTED,
+    PermissionDenied: EXIT_REFUSED,
+    Unauthenticated: EXIT_REFUSED,
+    FailedPrecondition: EXIT_REFUSED,
+    ResourceExhausted: EXIT_REFUSED,
+}
+
+
+def exit_code_of(cls: type[ChildregError]) -> int:
+    """The exit code for an error class, from :data:`EXIT_CODES`."""
+    for base in cls.__mro__:
+        if base in EXIT_CODES:
+            return EXIT_CODES[base]
     return EXIT_INTERNAL
+
+
+def exit_code_for(exc: ChildregError) -> int:
+    """The CLI exit code for a domain error (the same whether local or from a server)."""
+    return exit_code_of(type(exc))
 
 
 @dataclass(frozen=True)
@@ -94,31 +113,32 @@ def rpc_failure(err: grpc.RpcError, what: str, address: str) -> CliError:
     """Translate a failed call into advice for a person."""
     code = err.code()
     details = err.details() or ""
+    exit_code = exit_code_of(error_class_of(err))
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return CliError(
             f"{what}: could not reach {address} in time ({code.name})",
-            code=EXIT_UNAVAILABLE,
+            code=exit_code,
             hint="check that the server runs, the address and --server-name are right, "
             "and that your identity was issued by the same federation CA",
         )
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return CliError(
             f"{what}: rejected: {details}",
-            code=EXIT_REJECTED,
+            code=exit_code,
             violations=violations_from_error(err),
         )
     if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS):
-        return CliError(f"{what}: {details}", code=EXIT_REJECTED)
+        return CliError(f"{what}: {details}", code=exit_code)
     if code in (
         grpc.StatusCode.PERMISSION_DENIED,
         grpc.StatusCode.UNAUTHENTICATED,
         grpc.StatusCode.FAILED_PRECONDITION,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     ):
-        return CliError(f"{what}: refused ({code.name}): {details}", code=EXIT_REFUSED)
+        return CliError(f"{what}: refused ({code.name}): {details}", code=exit_code)
     return CliError(
         f"{what}: the server failed ({code.name}): {details}",
-        code=EXIT_INTERNAL,
+        code=exit_code,
         hint="the server's log has the details",
     )
 
