@@ -8,16 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
 from tools.dev import bench as bench_mod
 from tools.dev import demo as demo_mod
 from tools.dev import synth as synth_mod
 from tools.dev.federation import Say
-
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
 
 
 def _say(quiet: bool) -> Say:

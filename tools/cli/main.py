@@ -12,7 +12,8 @@
     childreg bench          measured speed against physical limits
 
 Errors print one line (and a hint) to standard error and exit with a documented code
-(docs/cli.md); tracebacks are never shown, since they could quote data.
+(docs/cli.md, from the one table in tools/clients/client.py); tracebacks are never shown,
+since they could quote data.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ import os
 import sys
 
 import typer
-from rich.console import Console
 
 from childreg import logsetup
-from childreg.errors import ChildregError, InvalidInput, KeyProblem
+from childreg.errors import ChildregError
 from tools.cli import audit as cli_audit
 from tools.cli import consent as cli_consent
 from tools.cli import coordinator as cli_coordinator
@@ -34,7 +34,8 @@ from tools.cli import node as cli_node
 from tools.cli import pki as cli_pki
 from tools.cli import stats as cli_stats
 from tools.cli import witness as cli_witness
-from tools.clients.client import EXIT_INTERNAL, CliError, exit_code_for
+from tools.cli.console import err
+from tools.clients.client import EXIT_INTERNAL, CliError, cli_error
 
 app = typer.Typer(
     name="childreg",
@@ -54,21 +55,19 @@ app.add_typer(cli_consent.app, name="consent")
 app.add_typer(cli_extract.app, name="extract")
 cli_dev.register(app)
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
 VIOLATIONS_SHOWN = 200
 
 
 def report(message: str, hint: str = "", violations: list[object] | None = None) -> None:
     """Print an error for a person on standard error."""
-    err_console.print(f"error: {message}", markup=False)
+    err.print(f"error: {message}", markup=False)
     shown = list(violations or [])
     for v in shown[:VIOLATIONS_SHOWN]:
-        err_console.print(f"  {v}", markup=False)
+        err.print(f"  {v}", markup=False)
     if len(shown) > VIOLATIONS_SHOWN:
-        err_console.print(f"  … and {len(shown) - VIOLATIONS_SHOWN} more", markup=False)
+        err.print(f"  … and {len(shown) - VIOLATIONS_SHOWN} more", markup=False)
     if hint:
-        err_console.print(f"hint: {hint}", markup=False)
+        err.print(f"hint: {hint}", markup=False)
 
 
 def main() -> None:
@@ -78,18 +77,10 @@ def main() -> None:
     logsetup.configure("warning")
     try:
         app()
-    except CliError as exc:
-        report(str(exc), exc.hint, list(exc.violations))
-        sys.exit(exc.code)
-    except KeyProblem as exc:
-        report(str(exc), exc.hint)
-        sys.exit(exit_code_for(exc))
-    except InvalidInput as exc:
-        report(str(exc), "", list(exc.violations))
-        sys.exit(exit_code_for(exc))
-    except ChildregError as exc:
-        report(str(exc))
-        sys.exit(exit_code_for(exc))
+    except (CliError, ChildregError) as exc:
+        failure = exc if isinstance(exc, CliError) else cli_error(exc)
+        report(str(failure), failure.hint, list(failure.violations))
+        sys.exit(failure.code)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # never a traceback: it could quote personal data

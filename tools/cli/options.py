@@ -32,5 +32,12 @@ ServerNameOpt = Annotated[
         help="The DNS name the server's certificate must carry (pins the server).",
     ),
 ]  # fmt: skip
+NodeOpt = Annotated[
+    str, typer.Option("--node", envvar="CHILDREG_NODE", help="The node's address, host:port.")
+]
+CoordinatorOpt = Annotated[
+    str,
+    typer.Option("--coordinator", envvar="CHILDREG_COORDINATOR", help="The coordinator's address."),
+]
 TimeoutOpt = Annotated[float, typer.Option(help="Deadline for each call, in seconds.", min=0.1)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]

@@ -4,7 +4,8 @@ Secure aggregation (docs/secure-aggregation.md) needs every node and the coordin
 agree on who takes part and on each department's masking and upload keys. The statistics
 authority collects each department's `childreg node roster-entry` output into a roster file,
 signs it offline with the same key as the catalogue, and gives the signed file to the
-coordinator; nodes check it on every round against their pinned ``authority.pub``.
+coordinator; nodes check it on every round against their pinned ``authority.pub``. The
+commands are a few lines over :mod:`childreg.secagg.roster` and :mod:`tools.clients.authority`.
 """
 
 from __future__ import annotations
@@ -14,27 +15,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from childreg.catalogue import AUTHORITY_KEY, load_signing_key, load_verify_key
-from childreg.secagg.roster import (
-    load_roster,
-    read_signed_roster,
-    sign_roster,
-    verify_roster,
-)
+from childreg.catalogue import load_verify_key
+from childreg.secagg.roster import read_signed_roster
 from childreg.signed import key_id
-from tools.cli.catalogue import AuthorityOpt, FederationOpt, cli_errors, write_signed
+from tools.cli.catalogue import AuthorityOpt, FederationOpt, SecretKeyOpt, SignedOutOpt
+from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
+from tools.clients import authority as auth
 
 app = typer.Typer(
     help="The signed secure-aggregation roster: which departments take part, with their keys.",
     no_args_is_help=True,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-DOC = "docs/secure-aggregation.md"
 
 SignedRosterArg = Annotated[
     Path, typer.Argument(help="The signed roster file (roster.signed.json).", dir_okay=False)
@@ -46,25 +39,16 @@ def sign(
     source: Annotated[
         Path, typer.Argument(help="The authored roster (.toml, .yaml or .yml).", dir_okay=False)
     ],
-    key: Annotated[
-        Path, typer.Option("--key", help=f"The authority's secret key ({AUTHORITY_KEY}).")
-    ],
-    out_file: Annotated[
-        Path, typer.Option("--out", help="Where to write the signed file.", dir_okay=False)
-    ],
+    key: SecretKeyOpt,
+    out_file: SignedOutOpt,
 ) -> None:
     """Validate a roster and sign it with the statistics authority's key (deterministic)."""
-    with cli_errors("sign", DOC):
-        roster = load_roster(source)
-        signing_key = load_signing_key(key)
-        blob = sign_roster(roster, signing_key)
-        verify_roster(blob, signing_key.verify_key)  # what we ship must verify
-    write_signed(out_file, blob)
+    roster, signer = auth.sign_roster_file(source, key, out_file)
     err.print(
         f"signed roster {roster.federation} version {roster.version} for snapshots "
         f"{roster.first_snapshot} to {roster.last_snapshot}: "
         f"{len(roster.members)} departments, {roster.colluders} assumed colluding; "
-        f"key id {key_id(signing_key.verify_key)}; wrote {out_file}",
+        f"key id {signer}; wrote {out_file}",
         markup=False,
     )
 
@@ -77,24 +61,12 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a signed roster, then list its departments and their keys."""
-    with cli_errors("roster", DOC):
+    with auth.cli_errors("roster", auth.ROSTER_DOC):
         roster = read_signed_roster(file, load_verify_key(authority), federation=federation)
     if as_json:
         typer.echo(json.dumps(roster.canonical_object(), indent=2))  # what was signed
         return
-    table = Table(
-        title=f"roster of {roster.federation}, version {roster.version}, snapshots "
-        f"{roster.first_snapshot} to {roster.last_snapshot}"
-    )
-    for column in ("department", "masking key (X25519)", "upload key (Ed25519)"):
-        table.add_column(column, overflow="fold")
-    for m in roster.members:
-        table.add_row(m.department, m.masking_key, m.upload_key)
-    table.caption = (
-        f"{len(roster.members)} departments; each round assumes up to {roster.colluders} of "
-        "them collude with the coordinator, so each adds noise of variance σ²/(n−c)."
-    )
-    out.print(table)
+    out.print(auth.roster_table(roster))
 
 
 @app.command()
@@ -105,19 +77,10 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a signed roster's signature and content; exit 0 only if it is valid."""
-    with cli_errors("roster", DOC):
+    with auth.cli_errors("roster", auth.ROSTER_DOC):
         verify_key = load_verify_key(authority)
         roster = read_signed_roster(file, verify_key, federation=federation)
-    summary = {
-        "valid": True,
-        "federation": roster.federation,
-        "version": roster.version,
-        "first_snapshot": roster.first_snapshot,
-        "last_snapshot": roster.last_snapshot,
-        "members": len(roster.members),
-        "colluders": roster.colluders,
-        "key_id": key_id(verify_key),
-    }
+    summary = auth.roster_validity(roster, key_id(verify_key))
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

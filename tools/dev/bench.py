@@ -42,7 +42,6 @@ from typing import Annotated, Any
 import grpc
 import sqlcipher3
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from childreg import codes, csvformat
@@ -62,14 +61,12 @@ from node.store.base import (
     StoredPlacement,
 )
 from node.store.sqlcipher import SqlCipherStore
+from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
 from tools.cli.stats import fetch_table
 from tools.dev import bench_audit, bench_extract, bench_secagg, synth
 from tools.dev.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.dev.procmem import TreePeak, peak_rss_mb, process_tree, tree_pss_mb
-
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
 
 SEALED_FIELDS = ("icf_codes", "diagnoses", "functioning", "supports", "accommodations")
 #: The benchmark federation's snapshot cap (zCDP ρ): large, so that every attempt of (b)
