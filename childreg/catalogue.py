@@ -36,16 +36,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from childreg import codes
 from childreg.config import read_mapping
 from childreg.dp import zcdp
-from childreg.errors import AlreadyExists, InvalidInput, KeyProblem, PermissionDenied, Violation
+from childreg.errors import AlreadyExists, InvalidInput, KeyProblem, Violation
 from childreg.models import Model, ShortText, violations_of
 from childreg.secretfile import write_private
-from childreg.signed import (
-    SignedKind,
-    canonical_json,
-    open_document,
-    read_signed_file,
-    sign_document,
-)
+from childreg.signed import SignedKind, canonical_json, open_signed, read_signed, sign_document
 
 #: Identifies the signed-file format (a different layout gets a different name).
 SIGNED_FORMAT: Final = "childreg-catalogue/1"
@@ -378,22 +372,17 @@ def verify_catalogue(
     """Check a signed catalogue against the pinned authority key and return it.
 
     PermissionDenied when the key, the signature or the federation is wrong; InvalidInput
-    when the file is malformed (childreg.signed). The signature is checked over the
-    re-canonicalised embedded catalogue before its content is trusted.
+    when the file is malformed (:func:`childreg.signed.open_signed`).
     """
-    content, body = open_document(KIND, blob, authority)
-    catalogue = parse_catalogue(content, what="signed catalogue")
-    if catalogue.canonical_bytes() != body:
-        raise KIND.malformed("not in canonical form", "catalogue")
-    if federation is not None and catalogue.federation != federation:
-        raise PermissionDenied(
-            f"the catalogue is for federation {catalogue.federation}, not {federation}"
-        )
-    return catalogue
+    return open_signed(KIND, blob, authority, _parse_signed, federation=federation)
 
 
 def read_signed_catalogue(
     path: Path, authority: VerifyKey, *, federation: str | None = None
 ) -> Catalogue:
     """Read and verify a signed catalogue file (see :func:`verify_catalogue`)."""
-    return verify_catalogue(read_signed_file(KIND, path), authority, federation=federation)
+    return read_signed(KIND, path, authority, _parse_signed, federation=federation)
+
+
+def _parse_signed(content: dict[str, Any]) -> Catalogue:
+    return parse_catalogue(content, what="signed catalogue")

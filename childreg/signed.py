@@ -5,6 +5,8 @@ the authority's Ed25519 key. The file is ``{"format", <kind>, "key_id", "signatu
 the signature covers a kind-specific domain prefix plus the embedded object's canonical
 bytes (sorted keys, compact, UTF-8), so one kind can never pass as another, and it is
 checked over the re-canonicalised object before any of its content is trusted.
+:func:`open_signed` is the one way to open either kind: signature, then the kind's own
+validation, then canonical form and federation.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import nacl.exceptions
 from nacl.signing import SigningKey, VerifyKey
@@ -81,7 +83,7 @@ def open_document(
 
     InvalidInput when the file is malformed; PermissionDenied when another key signed it
     or the signature does not verify. The caller parses the object and checks that it
-    is in canonical form (``kind.malformed("not in canonical form", kind.name)``).
+    is in canonical form: :func:`open_signed` does all of it.
     """
     if len(blob) > kind.max_bytes:
         raise kind.malformed(f"larger than {kind.max_bytes // 1024} KiB")
@@ -118,6 +120,61 @@ def open_document(
             "key: the file was altered after signing"
         ) from None
     return content, body
+
+
+class SignedContent(Protocol):
+    """What a signed kind's parsed content offers: its federation and its canonical bytes."""
+
+    @property
+    def federation(self) -> str:
+        """The federation the document is for."""
+        ...
+
+    def canonical_bytes(self) -> bytes:
+        """Sorted-key, compact, UTF-8 JSON of the content, as signed."""
+        ...
+
+
+D = TypeVar("D", bound=SignedContent)
+
+
+def open_signed(
+    kind: SignedKind,
+    blob: bytes,
+    authority: VerifyKey,
+    parse: Callable[[dict[str, Any]], D],
+    *,
+    federation: str | None = None,
+) -> D:
+    """A signed document of ``kind``, verified against the pinned authority key and parsed.
+
+    PermissionDenied when the key, the signature or the federation (if given) is wrong;
+    InvalidInput when the file is malformed, ``parse`` refuses its content, or the content
+    was not signed in canonical form. The signature is checked over the re-canonicalised
+    embedded object before ``parse`` sees any of it.
+    """
+    content, body = open_document(kind, blob, authority)
+    document = parse(content)
+    if document.canonical_bytes() != body:
+        raise kind.malformed("not in canonical form", kind.name)
+    if federation is not None and document.federation != federation:
+        raise PermissionDenied(
+            f"the {kind.name} is for federation {document.federation}, not {federation}"
+        )
+    return document
+
+
+def read_signed(
+    kind: SignedKind,
+    path: Path,
+    authority: VerifyKey,
+    parse: Callable[[dict[str, Any]], D],
+    *,
+    federation: str | None = None,
+) -> D:
+    """Read and open a signed file of ``kind`` (see :func:`open_signed`)."""
+    blob = read_signed_file(kind, path)
+    return open_signed(kind, blob, authority, parse, federation=federation)
 
 
 def read_signed_file(kind: SignedKind, path: Path) -> bytes:

@@ -45,15 +45,9 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from childreg.config import read_mapping
-from childreg.errors import FailedPrecondition, InvalidInput, PermissionDenied, Violation
+from childreg.errors import FailedPrecondition, InvalidInput, Violation
 from childreg.models import AcademicYear, Model, PartyId, violations_of
-from childreg.signed import (
-    SignedKind,
-    canonical_json,
-    open_document,
-    read_signed_file,
-    sign_document,
-)
+from childreg.signed import SignedKind, canonical_json, open_signed, read_signed, sign_document
 
 #: Identifies the signed-roster file format.
 SIGNED_FORMAT: Final = "childreg-roster/1"
@@ -284,25 +278,21 @@ def verify_roster(blob: bytes, authority: VerifyKey, *, federation: str | None =
     """Check a signed roster against the pinned authority key and return it.
 
     PermissionDenied when the key, the signature or the federation is wrong; InvalidInput
-    when the file is malformed (childreg.signed: the same format as the catalogue's, with
-    its own domain prefix, so neither passes as the other).
+    when the file is malformed (:func:`childreg.signed.open_signed`: the same format as the
+    catalogue's, with its own domain prefix, so neither passes as the other).
     """
-    content, body = open_document(KIND, blob, authority)
-    roster = parse_roster(content, what="signed roster")
-    if roster.canonical_bytes() != body:
-        raise KIND.malformed("not in canonical form", "roster")
-    if federation is not None and roster.federation != federation:
-        raise PermissionDenied(
-            f"the roster is for federation {roster.federation}, not {federation}"
-        )
-    return roster
+    return open_signed(KIND, blob, authority, _parse_signed, federation=federation)
 
 
 def read_signed_roster(
     path: Path, authority: VerifyKey, *, federation: str | None = None
 ) -> Roster:
     """Read and verify a signed roster file (see :func:`verify_roster`)."""
-    return verify_roster(read_signed_file(KIND, path), authority, federation=federation)
+    return read_signed(KIND, path, authority, _parse_signed, federation=federation)
+
+
+def _parse_signed(content: dict[str, Any]) -> Roster:
+    return parse_roster(content, what="signed roster")
 
 
 # --- one participant set per snapshot ----------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
@@ -40,6 +41,9 @@ EXIT_REFUSED = 7
 EXIT_UNVERIFIED = 8
 
 DEFAULT_TIMEOUT = 30.0
+
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 
 class CliError(Exception):
@@ -87,6 +91,17 @@ def exit_code_of(cls: type[ChildregError]) -> int:
 def exit_code_for(exc: ChildregError) -> int:
     """The CLI exit code for a domain error (the same whether local or from a server)."""
     return exit_code_of(type(exc))
+
+
+def cli_error(exc: ChildregError) -> CliError:
+    """A domain error raised in this process as the CliError shown for it: its message,
+    hint and violations, and the exit code of its class."""
+    return CliError(
+        str(exc),
+        code=exit_code_for(exc),
+        hint=getattr(exc, "hint", ""),
+        violations=getattr(exc, "violations", None),
+    )
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,16 @@ def rpc_failure(err: grpc.RpcError, what: str, address: str) -> CliError:
         code=exit_code,
         hint="the server's log has the details",
     )
+
+
+def call(
+    endpoint: Endpoint, what: str, method: grpc.UnaryUnaryMultiCallable[Q, R], request: Q
+) -> R:
+    """One unary call with the endpoint's deadline, its failure turned into advice."""
+    try:
+        return method(request, timeout=endpoint.timeout)
+    except grpc.RpcError as exc:
+        raise rpc_failure(exc, what, endpoint.address) from None
 
 
 REJECTED_HINT = "fix the rows listed (line, column, problem) and import the whole file again"

@@ -33,7 +33,8 @@ from childreg.catalogue import (
 )
 from childreg.errors import AlreadyExists, InvalidInput, KeyProblem, PermissionDenied
 from childreg.signed import key_id
-from tools.cli.catalogue import app, catalogue_rows
+from tools.cli.catalogue import app
+from tools.clients.authority import catalogue_rows
 from tools.clients.client import EXIT_KEY, EXIT_REFUSED, EXIT_REJECTED, CliError
 
 ROOT = Path(__file__).resolve().parents[3]

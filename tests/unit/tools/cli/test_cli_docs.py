@@ -14,7 +14,7 @@ from coordinator.config import CoordinatorConfig
 from node.config import NodeConfig
 from tools.cli.main import app
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def command_paths() -> list[tuple[str, ...]]:

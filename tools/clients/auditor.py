@@ -1,0 +1,366 @@
+"""The auditor's side of a node's tamper-evident access log: fetch, verify, remember, select.
+
+Why: "who read this child's record, when and why" is only an answer if the auditor can
+check it was not edited afterwards. Everything here fetches the node's signed checkpoint
+and every leaf, and trusts none of it until ``childreg.audit.verify`` has checked the
+signature against the node's pinned key and recomputed the root from the leaf bytes; with
+a state directory it also proves that the log only grew since the last check, and keeps
+both signed checkpoints as evidence when it did not. The judgement lives in
+``childreg.audit.verify``; this module fetches, keeps the state directory, asks the
+witnesses, filters and summarises verified leaves. What `childreg audit` prints is made in
+:mod:`tools.clients.audit_views`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from childreg.audit.checkpoint import Checkpoint
+from childreg.audit.leaf import ACTIONS, AuditEvent, utc_now
+from childreg.audit.note import NoteVerifier, note_text
+from childreg.audit.verify import (
+    Problem,
+    VerificationReport,
+    bundle_text,
+    check_witnessed,
+    make_bundle,
+    verify_log,
+)
+from childreg.errors import InvalidInput
+from childreg.pki import SpiffeId
+from childreg.v1 import audit_pb2 as apb
+from childreg.v1 import audit_pb2_grpc as apb_grpc
+from tools.clients.client import EXIT_UNVERIFIED, EXIT_USAGE, CliError, Endpoint, call
+
+#: Leaves asked for per GetEntries call (the node's limit).
+PAGE = 1000
+
+
+def pinned(key: str, option: str = "--node-key") -> NoteVerifier:
+    """A log's verifier from its key string; a usage error if malformed."""
+    try:
+        return NoteVerifier.from_key_string(key.strip())
+    except InvalidInput as exc:
+        raise CliError(
+            f"{option}: {exc}",
+            code=EXIT_USAGE,
+            hint="ask the node's operator for the log's verifier key (<origin>+<id>+<key>)",
+        ) from None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What the node served: its checkpoint, the leaves under it, a consistency proof."""
+
+    note: str
+    leaves: list[bytes]
+    consistency: list[bytes] | None = None
+
+
+def _size_of(note: str) -> int | None:
+    """A note's tree size WITHOUT verifying it: only to decide what to fetch."""
+    try:
+        return Checkpoint.parse(note_text(note)).size
+    except InvalidInput:
+        return None
+
+
+def fetch(endpoint: Endpoint, previous: str | None, progress: Console | None = None) -> Fetched:
+    """The latest checkpoint, all its leaves (pages of PAGE), the proof from ``previous``;
+    a progress bar on ``progress`` while fetching more than a page."""
+    with endpoint.channel() as channel:
+        stub = apb_grpc.AuditLogServiceStub(channel)
+        reply = call(endpoint, "checkpoint", stub.LatestCheckpoint, apb.CheckpointRequest())
+        size = _size_of(reply.note) or 0
+        leaves: list[bytes] = []
+        disable = progress is None or size <= PAGE
+        with Progress(console=progress, transient=True, disable=disable) as bar:
+            task = bar.add_task("fetching leaves", total=size)
+            while len(leaves) < size:
+                request = apb.EntriesRequest(start=len(leaves), end=min(size, len(leaves) + PAGE))
+                page = call(endpoint, "entries", stub.GetEntries, request)
+                if page.start != request.start or not page.leaves:
+                    break  # a short log: verification names it
+                leaves += page.leaves[: request.end - request.start]
+                bar.update(task, completed=len(leaves))
+        old = None if previous is None else _size_of(previous)
+        proof = None
+        if old is not None and old <= size:
+            asked = apb.ConsistencyRequest(old_size=old, new_size=size)
+            proof = list(call(endpoint, "consistency", stub.ConsistencyProof, asked).hashes)
+    return Fetched(reply.note, leaves, proof)
+
+
+class StateDir:
+    """The auditor's memory of one log: the last checkpoint that verified, and evidence."""
+
+    def __init__(self, directory: Path, origin: str) -> None:
+        safe = re.sub(r"[^a-z0-9._-]", "_", origin.lower())
+        self.directory = directory
+        self.stem = f"{safe}-{hashlib.sha256(origin.encode()).hexdigest()[:8]}"
+        self.path = directory / f"{self.stem}.checkpoint"
+
+    def previous(self) -> str | None:
+        """The last verified checkpoint note, if any."""
+        return self.path.read_text(encoding="utf-8") if self.path.exists() else None
+
+    def save(self, note: str) -> None:
+        """Keep ``note`` as the last verified checkpoint (atomically)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(note, encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def keep_evidence(self, old: str, new: str, report: VerificationReport) -> Path:
+        """Save both signed notes and the report; the stored checkpoint stays the old one."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        folder = self.directory / "evidence" / f"{self.stem}-{stamp}"
+        folder.mkdir(parents=True)
+        (folder / "previous.checkpoint").write_text(old, encoding="utf-8")
+        (folder / "new.checkpoint").write_text(new, encoding="utf-8")
+        (folder / "report.json").write_text(
+            json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
+        )
+        return folder
+
+
+@dataclass(frozen=True)
+class WitnessRef:
+    """A witness the auditor asks what it cosigned: where it is and its pinned key."""
+
+    endpoint: Endpoint
+    verifier: NoteVerifier
+
+
+def witness_refs(
+    addresses: Sequence[str],
+    keys: Sequence[str],
+    server_names: Sequence[str] | None,
+    identity: Path,
+    timeout: float,
+) -> list[WitnessRef]:
+    """The witnesses named by repeated --witness, --witness-key, --witness-server-name."""
+    names: list[str | None] = list(server_names) if server_names else [None] * len(addresses)
+    if not (len(addresses) == len(keys) == len(names)):
+        raise CliError(
+            "give one --witness-key (and --witness-server-name, if any) per --witness",
+            code=EXIT_USAGE,
+        )
+    return [
+        WitnessRef(Endpoint(a, identity, n, timeout), pinned(k))
+        for a, k, n in zip(addresses, keys, names, strict=True)
+    ]
+
+
+def witnessed_problems(
+    witnesses: Sequence[WitnessRef], fetched: Fetched, verifier: NoteVerifier
+) -> tuple[list[Problem], str | None]:
+    """What each witness holds, checked against the leaves the node served."""
+    problems: list[Problem] = []
+    contradicted: str | None = None
+    for w in witnesses:
+        with w.endpoint.channel() as channel:
+            state = call(
+                w.endpoint,
+                "witness state",
+                apb_grpc.WitnessServiceStub(channel).GetState,
+                apb.WitnessStateRequest(origin=verifier.name),
+            )
+        if not state.note:
+            continue
+        found = check_witnessed(fetched.leaves, state.note, verifier, w.verifier)
+        if found and contradicted is None:
+            contradicted = state.note
+        problems += found
+    return problems, contradicted
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A verification of a node's whole log: the report, what was fetched, evidence kept."""
+
+    report: VerificationReport
+    fetched: Fetched
+    evidence: Path | None
+
+
+def fetch_verified(
+    endpoint: Endpoint,
+    verifier: NoteVerifier,
+    state: Path | None,
+    witnesses: Sequence[WitnessRef] = (),
+    progress: Console | None = None,
+) -> Verified:
+    """Fetch and verify the whole log (against the saved state and what the witnesses hold,
+    if any); update the state."""
+    held = None if state is None else StateDir(state, verifier.name)
+    previous = None if held is None else held.previous()
+    fetched = fetch(endpoint, previous, progress)
+    report = verify_log(
+        fetched.note, fetched.leaves, verifier, previous=previous, consistency=fetched.consistency
+    )
+    extra, witnessed = witnessed_problems(witnesses, fetched, verifier)
+    if extra:
+        report = replace(report, problems=(*report.problems, *extra))
+    evidence = None
+    if held is not None and witnessed is not None:
+        evidence = held.keep_evidence(witnessed, fetched.note, report)
+    elif held is not None and previous is not None and report.rewritten:
+        evidence = held.keep_evidence(previous, fetched.note, report)
+    elif held is not None and report.ok:
+        held.save(fetched.note)
+    return Verified(report, fetched, evidence)
+
+
+def report_json(report: VerificationReport, evidence: Path | None) -> dict[str, Any]:
+    """A verification report for ``--json``, with where its evidence was kept."""
+    return report.to_dict() | {"evidence": None if evidence is None else str(evidence)}
+
+
+def finish(report: VerificationReport, what: str) -> None:
+    """CliError EXIT_UNVERIFIED (naming the problems' codes) unless ``report`` is ok."""
+    if not report.ok:
+        reasons = ", ".join(dict.fromkeys(p.code for p in report.problems))
+        hint = "keep the evidence; the node's operator and the supervisory authority must know"
+        raise CliError(f"{what} did not verify ({reasons})", code=EXIT_UNVERIFIED, hint=hint)
+
+
+# --- selecting and summarising verified leaves --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What `audit search` looks for; every field None means any (times inclusive, UTC)."""
+
+    subject: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def filters(
+    subject: str | None, actor: str | None, action: str | None, since: str | None,
+    until: str | None,
+) -> Filters:  # fmt: skip
+    """The options of `audit search`, checked (a usage error names the bad option)."""
+    if subject is not None and not re.fullmatch(r"[0-9a-f]{64}", subject.lower()):
+        raise CliError("--subject: a pseudonym is 64 hexadecimal digits", code=EXIT_USAGE)
+    if action is not None and action not in ACTIONS:
+        raise CliError(f"--action: not an audit action: {action}", code=EXIT_USAGE)
+    start, end = _time(since, "--since"), _time(until, "--until")
+    return Filters(None if subject is None else subject.lower(), actor, action, start, end)
+
+
+def _time(text: str | None, option: str) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option}: not an ISO 8601 date or time: {text}", code=EXIT_USAGE) from None
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def _leaf_time(event: AuditEvent) -> dt.datetime:
+    return dt.datetime.strptime(event.time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def select(events: Sequence[AuditEvent], wanted: Filters) -> list[AuditEvent]:
+    """The events matching every filter given."""
+    return [
+        e
+        for e in events
+        if (wanted.subject is None or e.subject == wanted.subject)
+        and (wanted.actor is None or e.actor == wanted.actor)
+        and (wanted.action is None or e.action == wanted.action)
+        and (wanted.since is None or _leaf_time(e) >= wanted.since)
+        and (wanted.until is None or _leaf_time(e) <= wanted.until)
+    ]
+
+
+def access_report(events: Sequence[AuditEvent], school_limit: int) -> dict[str, Any]:
+    """Accesses per caller, action and purpose; denials; anomalies (as JSON-ready data)."""
+    counts = Counter((e.actor, e.action, e.purpose) for e in events)
+    subjects: defaultdict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if e.subject and _role(e.actor) == "school":
+            subjects[e.actor].add(e.subject)
+    anomalies: list[dict[str, Any]] = [
+        {"kind": "school-many-children", "actor": a, "subjects": len(s), "limit": school_limit}
+        for a, s in sorted(subjects.items())
+        if len(s) > school_limit
+    ]
+    anomalies += [
+        {"kind": "breakglass", **asdict(e)} for e in events if e.action == "breakglass.read"
+    ]
+    return {
+        "accesses": [
+            {"actor": a, "action": act, "purpose": p, "count": n}
+            for (a, act, p), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        "denials": [asdict(e) for e in events if e.outcome != "OK" or e.action == "denied"],
+        "anomalies": anomalies,
+    }
+
+
+def _role(actor: str) -> str:
+    try:
+        return SpiffeId.parse(actor).role
+    except InvalidInput:
+        return ""
+
+
+# --- evidence bundles ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """An evidence bundle written: the verification, where, and what it holds."""
+
+    verified: Verified
+    path: Path
+    leaves: int
+    proofs: int
+
+
+def write_bundle(
+    endpoint: Endpoint,
+    verifier: NoteVerifier,
+    state: Path | None,
+    leaves: Sequence[int],
+    out_file: Path,
+    *,
+    progress: Console | None = None,
+) -> Bundled:
+    """Verify the log, fetch the inclusion proofs of ``leaves``, write the bundle (even when
+    the log did not verify: the bundle is the evidence)."""
+    verified = fetch_verified(endpoint, verifier, state, progress=progress)
+    fetched = verified.fetched
+    size = len(fetched.leaves)
+    wanted = sorted(set(leaves))
+    if any(not 0 <= i < size for i in wanted):
+        raise CliError(f"--leaf: the log holds {size} leaves, numbered from 0", code=EXIT_USAGE)
+    proofs: dict[int, list[bytes]] = {}
+    with endpoint.channel() as channel:
+        stub = apb_grpc.AuditLogServiceStub(channel)
+        for i in wanted:
+            asked = apb.InclusionRequest(index=i, tree_size=size)
+            proofs[i] = list(call(endpoint, "inclusion proof", stub.InclusionProof, asked).hashes)
+    made = make_bundle(fetched.note, fetched.leaves, verifier, created=utc_now(), proofs=proofs)
+    tmp = out_file.with_name(out_file.name + ".tmp")
+    tmp.write_text(bundle_text(made), encoding="utf-8")
+    os.replace(tmp, out_file)
+    return Bundled(verified, out_file, size, len(proofs))
