@@ -1,16 +1,31 @@
-"""Shared fixtures: a test federation CA and identities issued from it (real certificates)."""
+"""The fixtures every test layer shares, defined once: the federation CA and the identities it
+issues (real certificates), a node keyring, each store implementation (the two-store fixture),
+and the test authority's key.
+
+Nothing here is made at import: the CA, the keyring and the stores are fixtures, the authority's
+key is made by a function, so a test module that is only imported (collection) creates no files
+and holds no keys. A folder's conftest.py or a test module that needs something else under the
+same name (tests/unit/node/store's SQLCipher-only ``store``, tests/unit/witness's witness
+``store``) defines its own, which wins below it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from nacl.signing import SigningKey
 
 from childreg.pki import CertificateAuthority, IdentityFiles
 from childreg.rpc import TlsMaterial
+from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.store.base import RecordStore
+from tests.contract.stores import STORES
 
 FEDERATION = "test.childreg"
+#: The seed of the test authority that signs catalogues and rosters (a fixed, public test key).
+AUTHORITY_SEED = bytes(range(32))
 
 IssueFn = Callable[..., IdentityFiles]
 
@@ -42,6 +57,34 @@ def issue(ca: CertificateAuthority, tmp_path_factory: pytest.TempPathFactory) ->
 def tls(files: IdentityFiles) -> TlsMaterial:
     """The TLS material of an identity."""
     return TlsMaterial.from_dir(files)
+
+
+def make_keyring(directory: Path) -> Keyring:
+    """A fresh keyring in ``directory`` (made if missing), its KEK in a key file beside it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    generate_key_file(directory / "kek.key")
+    return Keyring.create(
+        directory / "keyring.json", KekSource.from_key_file(directory / "kek.key")
+    )
+
+
+def authority_key() -> SigningKey:
+    """The test authority's signing key (the same on every call: it is made from a fixed seed)."""
+    return SigningKey(AUTHORITY_SEED)
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Keyring:
+    """A keyring made with a key file."""
+    return make_keyring(tmp_path)
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
+    """Each store implementation (tests/contract/stores.py), empty."""
+    made = STORES[request.param](tmp_path)
+    yield made
+    made.close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ ended (gRPC's termination callback), after the answer was sent.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import ClassVar
 
 import grpc
 import grpc._server
@@ -33,7 +32,8 @@ METHOD = "/childreg.v1.RecordsService/RecordPlacement"
 class Echo(pb_grpc.RecordsServiceServicer):
     """Records the identity its handler sees."""
 
-    seen: ClassVar[list[str]] = []
+    def __init__(self) -> None:
+        self.seen: list[str] = []
 
     def RecordPlacement(self, request: pb.Placement, context: grpc.ServicerContext) -> pb.Ack:
         self.seen.append(peer_identity(context))
@@ -41,9 +41,16 @@ class Echo(pb_grpc.RecordsServiceServicer):
 
 
 @pytest.fixture
-def address(issue: IssueFn) -> Iterator[str]:
+def echo() -> Echo:
+    """The servicer behind ``address``, fresh for each test."""
+    return Echo()  # type: ignore[abstract]
+
+
+@pytest.fixture
+def address(issue: IssueFn, echo: Echo) -> Iterator[str]:
+    """A mutual-TLS server of department alpha, rate-limited to a burst of 2, serving ``echo``."""
     server, port = make_server(
-        lambda s: pb_grpc.add_RecordsServiceServicer_to_server(Echo(), s),  # type: ignore[abstract]
+        lambda s: pb_grpc.add_RecordsServiceServicer_to_server(echo, s),
         tls=tls(issue("node", "alpha")),
         bind="127.0.0.1:0",
         authorizer=Authorizer(FEDERATION, department="alpha"),
@@ -59,9 +66,10 @@ def stub(address: str, issue: IssueFn, role: str, ident: str) -> pb_grpc.Records
 
 
 def test_the_auth_context_is_read_once_per_call(
-    address: str, issue: IssueFn, monkeypatch: pytest.MonkeyPatch
+    address: str, echo: Echo, issue: IssueFn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The caller's auth context is read once per call."""
+    """One call reads the gRPC auth context once, and both its handler and its log line see the
+    caller's identity."""
     reads: list[int] = []
     real = grpc._server._Context.auth_context
 
@@ -70,23 +78,21 @@ def test_the_auth_context_is_read_once_per_call(
         return real(self)
 
     monkeypatch.setattr(grpc._server._Context, "auth_context", counting)
-    Echo.seen = []
     with capture_logs() as logs:
         stub(address, issue, "department-staff", "alpha.staff").RecordPlacement(
             pb.Placement(child_id="c1"), timeout=5
         )
         (line,) = rpc_lines(logs, 1)
     assert len(reads) == 1
-    assert Echo.seen == [STAFF]
+    assert echo.seen == [STAFF]
     assert (line["peer"], line["status"]) == (STAFF, "OK")
 
 
 def test_refused_calls_keep_their_one_line_with_the_claimed_identity(
-    address: str, issue: IssueFn
+    address: str, echo: Echo, issue: IssueFn
 ) -> None:
     """A statistician may not call the method: two refusals use its burst, the third is
     refused by the rate limit before authorization; each call is one line naming it."""
-    Echo.seen = []
     caller = stub(address, issue, "statistician", "s1")
     codes = []
     with capture_logs() as logs:
@@ -100,4 +106,4 @@ def test_refused_calls_keep_their_one_line_with_the_claimed_identity(
         (METHOD, f"spiffe://{FEDERATION}/statistician/s1", status)
         for status in ("PERMISSION_DENIED", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED")
     ]
-    assert Echo.seen == []
+    assert echo.seen == []

@@ -1,9 +1,11 @@
 """Public reference files the tests check against, with a committed copy of each.
 
-The originals live in ../shared (the design's published known-answer vectors and the
-published 2023/24 figures). A clean clone may not have ../shared beside it, so the tests
-read through :func:`reference_file`: the original when present, else the committed copy —
-and tests/unit/childreg/test_reference_copies.py keeps the copies byte-identical to the originals.
+The originals are in the federation's shared folder, ``../shared`` beside the clone: the
+design's published known-answer vectors and the published 2023/24 figures. Tests are the only
+code that may refer to that folder. A clean clone may not have it beside it, so the tests read
+through :func:`reference_file`: the original when present, else the committed copy in this
+folder. tests/unit/childreg/test_reference_copies.py compares each copy with its original byte
+for byte when the shared folder is there, and is skipped, saying so, when it is not.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: The federation's shared folder (may be absent: then only the committed copies are used).
 SHARED = (HERE.parents[1] / ".." / "shared").resolve()
 FILES = (
     "vectors/merkle_rfc9162.json",
@@ -21,6 +24,7 @@ FILES = (
 
 
 def reference_file(name: str) -> Path:
-    """The reference file ``name`` (e.g. "vectors/merkle_rfc9162.json")."""
+    """The reference file ``name`` (e.g. "vectors/merkle_rfc9162.json"): the original in the
+    federation's shared folder when present, else the committed copy."""
     original = SHARED / name
     return original if original.is_file() else HERE / name

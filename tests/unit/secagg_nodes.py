@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -24,17 +23,18 @@ from childreg.models import ChildIn, ImportRecord, PlacementIn
 from childreg.secagg.roster import parse_roster, sign_roster, verify_roster
 from childreg.secagg.upload import open_share
 from childreg.v1 import statistics_pb2 as spb
-from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.crypto.keys import Keyring
 from node.records.registry import Registry
 from node.rpc.statistics import masked_share_to_proto, share_body_bytes
 from node.statistics.aggregation import AggregationDesk, ReadyQuestion, ShareQuestion, roster_entry
 from node.statistics.desk import StatisticsDesk
 from node.store.base import LedgerEntry, RecordStore
 from node.store.memory import MemoryStore
+from tests.conftest import authority_key
+from tests.conftest import make_keyring as make_keyring  # noqa: PLC0414 -- kept for importers
 
 FEDERATION = "test.childreg"
 YEAR = "2023/24"
-AUTHORITY = SigningKey(bytes(range(32)))
 CALLER = f"spiffe://{FEDERATION}/coordinator/national"
 #: Table id -> dimensions (11, 12, 42 and 462 cells), each costing 1/32.
 TABLES: dict[str, tuple[str, ...]] = {
@@ -62,18 +62,17 @@ def catalogue(version: int = 1, federation: str = FEDERATION) -> Catalogue:
     )
 
 
-def signed_catalogue(version: int = 1, key: SigningKey = AUTHORITY) -> bytes:
-    """The test catalogue signed by ``key``."""
-    return sign_catalogue(catalogue(version), key)
+def __getattr__(name: str) -> SigningKey:
+    """``AUTHORITY``, made when it is read (for the modules that still import it by that name;
+    new code calls :func:`tests.conftest.authority_key`)."""
+    if name == "AUTHORITY":
+        return authority_key()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_keyring(directory: Path) -> Keyring:
-    """A fresh keyring (key-file KEK) in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    generate_key_file(directory / "kek.key")
-    return Keyring.create(
-        directory / "keyring.json", KekSource.from_key_file(directory / "kek.key")
-    )
+def signed_catalogue(version: int = 1, key: SigningKey | None = None) -> bytes:
+    """The test catalogue signed by ``key`` (the test authority by default)."""
+    return sign_catalogue(catalogue(version), key if key is not None else authority_key())
 
 
 def import_record(i: int, *, born_from: int = 2008, birth_years: int = 12) -> ImportRecord:
@@ -124,7 +123,7 @@ def statistics_desk(
     return StatisticsDesk(
         store,
         keyring.noise_secret(),
-        AUTHORITY.verify_key,
+        authority_key().verify_key,
         federation=FEDERATION,
         max_snapshot_rho=max_rho,
         clock=lambda: dt.datetime(2026, 11, 22, tzinfo=dt.UTC),
@@ -152,7 +151,7 @@ def make_node(
         encode_share=share_body_bytes,
         department=department,
         federation=FEDERATION,
-        authority=AUTHORITY.verify_key,
+        authority=authority_key().verify_key,
     )
     return Node(department, keyring, store, statistics, desk)
 
@@ -172,13 +171,13 @@ def roster_object(
 
 
 def signed_roster(
-    nodes: Iterable[Node], *, colluders: int = 1, version: int = 1, key: SigningKey = AUTHORITY
+    nodes: Iterable[Node], *, colluders: int = 1, version: int = 1, key: SigningKey | None = None
 ) -> bytes:
-    """A roster of ``nodes`` signed by ``key``."""
+    """A roster of ``nodes`` signed by ``key`` (the test authority by default)."""
     roster = parse_roster(
         roster_object((n.entry() for n in nodes), colluders=colluders, version=version)
     )
-    return sign_roster(roster, key)
+    return sign_roster(roster, key if key is not None else authority_key())
 
 
 def round_id() -> str:
@@ -220,7 +219,7 @@ def run_round(
     """Every node's upload for one round over all of ``nodes``, opened as the coordinator
     does (each with the node's roster upload key)."""
     question = share_question(roster, table_id, [n.department for n in nodes], rid)
-    listed = verify_roster(roster, AUTHORITY.verify_key, federation=FEDERATION)
+    listed = verify_roster(roster, authority_key().verify_key, federation=FEDERATION)
     return [
         open_share(
             masked_share_to_proto(node.desk.share(question, CALLER)),

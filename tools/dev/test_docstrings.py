@@ -51,7 +51,7 @@ def _abbreviation(text: str, at: int) -> bool:
 def offenders(root: Path) -> list[str]:
     """Every test under ``root`` with a missing or malformed docstring, as file:line: name."""
     found = []
-    for path in sorted(root.rglob("test_*.py")):
+    for path in [root] if root.is_file() else sorted(root.rglob("test_*.py")):
         for fn in tests_in(path):
             issue = problem(fn)
             if issue is not None:

@@ -579,7 +579,9 @@ def _unique(strategy: st.SearchStrategy[str], max_size: int) -> st.SearchStrateg
     return st.lists(strategy, max_size=max_size, unique=True)
 
 
-_DATES = st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date.today())
+def _dates() -> st.SearchStrategy[dt.date]:
+    """Dates from 1990 up to today (today is read when a record is drawn, not at import)."""
+    return st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date.today())
 
 
 @st.composite
@@ -593,7 +595,7 @@ def record_data(draw: st.DrawFn) -> dict[str, Any]:
             "national_id": draw(st.none() | st.from_regex(r"[A-Z0-9]{5,20}", fullmatch=True)),
             "given_name": draw(_text(100)),
             "family_name": draw(_text(100)),
-            "date_of_birth": draw(_DATES),
+            "date_of_birth": draw(_dates()),
             "sex": draw(st.sampled_from(codes.SEXES)),
             "district": draw(st.sampled_from(codes.DISTRICTS)),
             "guardian_name": draw(st.none() | _text(100)),
@@ -612,10 +614,10 @@ def record_data(draw: st.DrawFn) -> dict[str, Any]:
         data["care"] = {
             "child_id": child_id,
             "care_setting": draw(st.sampled_from(codes.CARE_SETTINGS)),
-            "since": draw(_DATES),
+            "since": draw(_dates()),
         }
     if draw(st.booleans()):
-        assessed = draw(_DATES)
+        assessed = draw(_dates())
         domains = draw(_unique(st.sampled_from(codes.FUNCTIONING_DOMAINS), 14))
         data["assessment"] = {
             "child_id": child_id,

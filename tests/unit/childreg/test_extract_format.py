@@ -65,7 +65,8 @@ def _node_key_b64(node: Node) -> str:
 
 
 def test_a_standalone_program_opens_and_verifies_an_extract(node: Node) -> None:
-    """A standalone program opens and verifies an extract."""
+    """A program knowing only the documented format opens and verifies a real extract, with the same
+    content open_extract gives."""
     sealed = _sealed(node)
     body = standalone_open(
         sealed, bytes(node.school_key), _node_key_b64(node), SCHOOL, "2024-10-01T12:00:00Z"
@@ -76,7 +77,8 @@ def test_a_standalone_program_opens_and_verifies_an_extract(node: Node) -> None:
 
 
 def test_flipping_any_byte_makes_opening_fail(node: Node) -> None:
-    """Flipping any byte makes opening fail."""
+    """A flipped bit at any sampled byte of a sealed extract makes both the standalone program and
+    open_extract refuse it."""
     sealed = _sealed(node)
     positions = sorted(
         {0, 1, 31, 32, 33, 47, 48, len(sealed) // 2, len(sealed) - 1}
@@ -111,7 +113,7 @@ def _seal(envelope: dict[str, Any], to: nacl.public.PublicKey) -> bytes:
 
 
 def test_an_altered_payload_fails_the_signature(node: Node) -> None:
-    """An altered payload fails the signature."""
+    """A payload changed inside a resealed envelope fails the node's signature."""
     envelope = _envelope(node)
     envelope["payload"] = envelope["payload"].replace("Aysel", "Aysal")
     with pytest.raises(PermissionDenied, match="signature"):
@@ -125,7 +127,8 @@ def test_an_altered_payload_fails_the_signature(node: Node) -> None:
 
 
 def test_an_extract_resealed_to_another_school_is_refused(node: Node) -> None:
-    """An extract resealed to another school is refused."""
+    """An envelope resealed to another school's key is refused as meant for another recipient, by
+    open_extract and by the standalone program."""
     other = nacl.public.PrivateKey.generate()
     resealed = _seal(_envelope(node), other.public_key)
     with pytest.raises(PermissionDenied, match="another recipient"):
@@ -135,7 +138,7 @@ def test_an_extract_resealed_to_another_school_is_refused(node: Node) -> None:
 
 
 def test_another_recipient_cannot_unseal(node: Node) -> None:
-    """Another recipient cannot unseal."""
+    """A key other than the school's cannot unseal the extract."""
     with pytest.raises(PermissionDenied, match="cannot be opened"):
         open_extract(
             _sealed(node),
@@ -147,7 +150,7 @@ def test_another_recipient_cannot_unseal(node: Node) -> None:
 
 
 def test_another_audience_is_refused(node: Node) -> None:
-    """Another audience is refused."""
+    """An extract for one school is refused when opened for another audience."""
     with pytest.raises(PermissionDenied, match="another school"):
         open_extract(
             _sealed(node), node.school_key, extract_verify_key(node.keyring), OTHER_SCHOOL, NOW
@@ -155,7 +158,7 @@ def test_another_audience_is_refused(node: Node) -> None:
 
 
 def test_an_expired_extract_is_refused(node: Node) -> None:
-    """An expired extract is refused."""
+    """An extract opens up to its last second of validity and is refused one second later."""
     sealed = _sealed(node)
     key = extract_verify_key(node.keyring)
     last = dt.datetime(2025, 6, 30, 23, 59, 59, tzinfo=dt.UTC)
@@ -165,7 +168,8 @@ def test_an_expired_extract_is_refused(node: Node) -> None:
 
 
 def test_a_wrong_signer_is_refused(node: Node) -> None:
-    """A wrong signer is refused."""
+    """An extract checked against another key, or re-signed by a forger with its own key, is refused
+    by the pinned node key."""
     sealed = _sealed(node)
     impostor = bytes(nacl.signing.SigningKey.generate().verify_key)
     with pytest.raises(PermissionDenied, match="pinned"):
@@ -190,7 +194,8 @@ def test_a_wrong_signer_is_refused(node: Node) -> None:
 
 @pytest.mark.parametrize("junk", [b"", b"x" * 10, b"\x00" * 200])
 def test_junk_is_refused_with_defined_errors(node: Node, junk: bytes) -> None:
-    """Junk, and sealed bytes that are not JSON, are refused with childreg errors, never a crash."""
+    """Junk, sealed or not, is refused with childreg's own errors, as invalid input once it is
+    unsealed."""
     with pytest.raises(ChildregError):
         open_extract(junk, node.school_key, extract_verify_key(node.keyring), SCHOOL, NOW)
     not_json = nacl.public.SealedBox(node.school_key.public_key).encrypt(b"\xff" + junk)
@@ -212,9 +217,8 @@ def test_the_documented_snippet_opens_an_extract(node: Node) -> None:
 
 
 def test_cli_keygen_and_open(node: Node, tmp_path: Path) -> None:
-    """The school's keygen writes an owner-only key and prints its public half, and open unseals an
-    extract with it.
-    """
+    """The extract CLI's keygen writes a 0600 key and prints its public key, and its open shows the
+    extract as JSON or a table, only to the addressed school."""
     runner = CliRunner()
     key_file = tmp_path / "school.key"
     made = runner.invoke(cli_extract.app, ["keygen", "--out", str(key_file)])

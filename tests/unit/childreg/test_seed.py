@@ -50,7 +50,7 @@ def write_seed(path: Path, lines: list[str]) -> Path:
 
 
 def test_embedded_figures_equal_the_shared_seed_file() -> None:
-    """The embedded constants equal ../shared/data/seed_statistics.csv row by row."""
+    """The embedded constants equal the published data/seed_statistics.csv row by row."""
     assert SHARED_SEED.is_file(), f"the shared seed file must exist at {SHARED_SEED}"
     with SHARED_SEED.open(encoding="utf-8", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["measure"] == "children_with_disabilities"]

@@ -41,13 +41,14 @@ _events = st.builds(
 
 @given(_events)
 def test_to_bytes_is_the_asdict_form(event: AuditEvent) -> None:
-    """A leaf's canonical bytes equal its dataclass form's and decode back to the same event."""
+    """Any leaf serialises to exactly the bytes ``dataclasses.asdict`` gave, and reads back to
+    itself."""
     assert event.to_bytes() == asdict_bytes(event)
     assert AuditEvent.from_bytes(event.to_bytes()) == event
 
 
 def test_to_bytes_names_every_field() -> None:
-    """A leaf's canonical bytes name every field of the event."""
+    """A serialised leaf has one key per field of the dataclass, no more and no fewer."""
     event = AuditEvent("d1", 0, utc_now(), "spiffe://f/school/s", "extract.disclose")
     assert sorted(json.loads(event.to_bytes())) == sorted(
         f.name for f in dataclasses.fields(AuditEvent)
@@ -70,12 +71,13 @@ def strptime_accepts(text: str) -> bool:
     )
 )
 def test_the_time_check_accepts_what_strptime_accepts(text: str) -> None:
-    """The time check accepts what strptime accepts."""
+    """The quick time check accepts a string exactly when ``strptime`` in the leaf's format does."""
     assert _valid_time(text) == strptime_accepts(text)
 
 
 def test_the_time_check_at_the_edges() -> None:
-    """The leaf's time check accepts and refuses exactly at the edges of the RFC 3339 form."""
+    """Leap days, leap seconds, hour 24, unpadded fields, year 0, a missing Z, a space and the empty
+    string are judged as ``strptime`` judges them."""
     for text in (
         "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2026-11-22T23:59:60Z",
         "2026-11-22T24:00:00Z", "2026-1-2T3:4:5Z", "0000-01-01T00:00:00Z",

@@ -1,6 +1,7 @@
 """RFC 9162 Merkle log: known answers, mutation probes, properties, and O(log n) storage reads.
 
-The known-answer vectors are ../shared/vectors/merkle_rfc9162.json; the oracles here are the
+The known-answer vectors are vectors/merkle_rfc9162.json (read through tests.reference: the
+federation's shared folder's original when present, else the committed copy); the oracles are the
 RFC's recursive definitions (MTH, PATH, PROOF/SUBPROOF) written out naively, independent of
 the stored-subtree implementation under test.
 """
@@ -157,17 +158,24 @@ def test_vector_consistency_proofs(vector: dict[str, Any]) -> None:
 
 # -- mutation probes ----------------------------------------------------------------------
 
-TREE8 = tree_of(LEAVES)
 ALL_INCLUSIONS = [(i, n) for n in range(1, 9) for i in range(n)]
 ALL_CONSISTENCIES = [(m, n) for n in range(2, 9) for m in range(1, n)]
 
 
-def inclusion_mutants(index: int, size: int) -> Iterator[tuple[str, tuple[Any, ...]]]:
+@pytest.fixture(scope="module")
+def tree8() -> MerkleTree:
+    """The 8-leaf log of the vectors, built once for this module's probes (read only)."""
+    return tree_of(LEAVES)
+
+
+def inclusion_mutants(
+    tree8: MerkleTree, index: int, size: int
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """Every tampered variant of a known-good inclusion claim (leaf, index, size, proof, root)."""
     leaf, proof, good_root = (
         leaf_hash(LEAVES[index]),
-        TREE8.inclusion_proof(index, size),
-        TREE8.root(size),
+        tree8.inclusion_proof(index, size),
+        tree8.root(size),
     )
     for label, idx in (("index+1", index + 1), ("index-1", index - 1)):
         yield label, (leaf, idx, size, proof, good_root)
@@ -189,14 +197,16 @@ def inclusion_mutants(index: int, size: int) -> Iterator[tuple[str, tuple[Any, .
         yield label, (leaf, index, size, mutated, good_root)
 
 
-def consistency_mutants(old: int, new: int) -> Iterator[tuple[str, tuple[Any, ...]]]:
+def consistency_mutants(
+    tree8: MerkleTree, old: int, new: int
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """Every tampered variant of a known-good consistency claim (sizes, roots, proof).
 
     The old size plays the index (±1); either size is doubled and halved. The new size is not
     moved by ±1: a root does not commit to its size (checkpoints sign both), and e.g. the proof
     from 4 to 5 also verifies as one from 4 to 6 against the same roots.
     """
-    proof, r_old, r_new = TREE8.consistency_proof(old, new), TREE8.root(old), TREE8.root(new)
+    proof, r_old, r_new = tree8.consistency_proof(old, new), tree8.root(old), tree8.root(new)
     for label, m in (
         ("old+1", old + 1),
         ("old-1", old - 1),
@@ -221,27 +231,27 @@ def consistency_mutants(old: int, new: int) -> Iterator[tuple[str, tuple[Any, ..
 
 
 @pytest.mark.parametrize(("index", "size"), ALL_INCLUSIONS)
-def test_every_inclusion_mutation_fails(index: int, size: int) -> None:
+def test_every_inclusion_mutation_fails(tree8: MerkleTree, index: int, size: int) -> None:
     """Each known-good inclusion proof (all of the 8-leaf vector log) verifies; no mutant does."""
     good = (
         leaf_hash(LEAVES[index]),
         index,
         size,
-        TREE8.inclusion_proof(index, size),
-        TREE8.root(size),
+        tree8.inclusion_proof(index, size),
+        tree8.root(size),
     )
     assert verify_inclusion(*good)
-    mutants = list(inclusion_mutants(index, size))
+    mutants = list(inclusion_mutants(tree8, index, size))
     assert len(mutants) > 256
     assert [label for label, args in mutants if verify_inclusion(*args)] == []
 
 
 @pytest.mark.parametrize(("old", "new"), ALL_CONSISTENCIES)
-def test_every_consistency_mutation_fails(old: int, new: int) -> None:
+def test_every_consistency_mutation_fails(tree8: MerkleTree, old: int, new: int) -> None:
     """Each known-good consistency proof (all of the 8-leaf vector log) verifies; no mutant does."""
-    good = (old, new, TREE8.root(old), TREE8.root(new), TREE8.consistency_proof(old, new))
+    good = (old, new, tree8.root(old), tree8.root(new), tree8.consistency_proof(old, new))
     assert verify_consistency(*good)
-    mutants = list(consistency_mutants(old, new))
+    mutants = list(consistency_mutants(tree8, old, new))
     assert len(mutants) > 512
     assert [label for label, args in mutants if verify_consistency(*args)] == []
 
@@ -249,10 +259,10 @@ def test_every_consistency_mutation_fails(old: int, new: int) -> None:
 # -- edge cases the RFC defines, and no exceptions on malformed input --------------------
 
 
-def test_consistency_edge_cases() -> None:
+def test_consistency_edge_cases(tree8: MerkleTree) -> None:
     """From 0: empty proof and the empty root; between equal sizes: empty proof, equal roots."""
-    r3, r5 = TREE8.root(3), TREE8.root(5)
-    assert TREE8.consistency_proof(0, 5) == [] == TREE8.consistency_proof(5, 5)
+    r3, r5 = tree8.root(3), tree8.root(5)
+    assert tree8.consistency_proof(0, 5) == [] == tree8.consistency_proof(5, 5)
     assert verify_consistency(0, 5, EMPTY_ROOT, r5, [])
     assert verify_consistency(0, 0, EMPTY_ROOT, EMPTY_ROOT, [])
     assert not verify_consistency(0, 0, EMPTY_ROOT, r5, [])
@@ -261,22 +271,22 @@ def test_consistency_edge_cases() -> None:
     assert verify_consistency(5, 5, r5, r5, [])
     assert not verify_consistency(5, 5, r5, r3, [])
     assert not verify_consistency(5, 5, r5, r5, [r5])
-    assert not verify_consistency(5, 3, r5, r3, TREE8.consistency_proof(3, 5))
+    assert not verify_consistency(5, 3, r5, r3, tree8.consistency_proof(3, 5))
     assert not verify_consistency(-1, 5, r3, r5, [])
     assert not verify_consistency(3, 5, r3, r5, [])
 
 
-def test_inclusion_edge_cases() -> None:
+def test_inclusion_edge_cases(tree8: MerkleTree) -> None:
     """A single-leaf tree needs no path; size 0, negative indices and short hashes fail."""
     one = leaf_hash(LEAVES[0])
-    assert TREE8.inclusion_proof(0, 1) == []
-    assert verify_inclusion(one, 0, 1, [], TREE8.root(1))
+    assert tree8.inclusion_proof(0, 1) == []
+    assert verify_inclusion(one, 0, 1, [], tree8.root(1))
     assert not verify_inclusion(one, 0, 0, [], EMPTY_ROOT)
-    assert not verify_inclusion(one, -1, 1, [], TREE8.root(1))
-    assert not verify_inclusion(one[:31], 0, 1, [], TREE8.root(1))
-    proof = TREE8.inclusion_proof(2, 8)
+    assert not verify_inclusion(one, -1, 1, [], tree8.root(1))
+    assert not verify_inclusion(one[:31], 0, 1, [], tree8.root(1))
+    proof = tree8.inclusion_proof(2, 8)
     assert not verify_inclusion(
-        leaf_hash(LEAVES[2]), 2, 8, [*proof[:2], proof[2] + b"\x00"], TREE8.root(8)
+        leaf_hash(LEAVES[2]), 2, 8, [*proof[:2], proof[2] + b"\x00"], tree8.root(8)
     )
 
 
@@ -299,14 +309,14 @@ def test_verifiers_never_raise(
     assert verify_consistency(a, b, r1, r2, proof) in (True, False)
 
 
-def test_generators_refuse_impossible_requests() -> None:
+def test_generators_refuse_impossible_requests(tree8: MerkleTree) -> None:
     """Proof generation for indices or sizes outside the tree raises ValueError."""
-    get = TREE8.inclusion_proof
+    get = tree8.inclusion_proof
     for index, size in ((8, 8), (-1, 8), (0, 9)):
         with pytest.raises(ValueError, match="size"):
             get(index, size)
     with pytest.raises(ValueError, match="size"):
-        TREE8.consistency_proof(5, 3)
+        tree8.consistency_proof(5, 3)
     with pytest.raises(ValueError, match="size"):
         consistency_proof(-1, 3, MemoryHashStore().get)
     with pytest.raises(ValueError, match="32 bytes"):

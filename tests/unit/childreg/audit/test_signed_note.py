@@ -1,7 +1,9 @@
 """C2SP signed notes and tlog-checkpoints: the known-answer vector, refusals, cosigning.
 
-The vector (../shared/vectors/signed_note_ed25519.json) is the one of golang.org/x/mod/sumdb/note:
-Ed25519 is deterministic, so signing its text with its key must give its note byte for byte.
+The vector (vectors/signed_note_ed25519.json, read through tests.reference: the federation's
+shared folder's original when present, else the committed copy) is the one of
+golang.org/x/mod/sumdb/note: Ed25519 is deterministic, so signing its text with its key must
+give its note byte for byte.
 """
 
 from __future__ import annotations
@@ -451,7 +453,7 @@ def test_text_that_cannot_be_signed(text: str, problem: str) -> None:
 
 
 def test_signing_needs_a_signer() -> None:
-    """Signing a note with no signer is refused."""
+    """Signing with an empty list of signers is refused as a malformed note."""
     with pytest.raises(MalformedNote, match="at least one signer"):
         sign_note("hello\n", [])
 
@@ -476,7 +478,7 @@ def test_the_spec_example_parses() -> None:
 
 
 def test_duplicate_signers_sign_once() -> None:
-    """Duplicate signers sign once."""
+    """The same signer given twice adds one signature line, not two."""
     node = new_signer(ORIGIN)
     note = sign_note("hello\n", [node, node])
     assert len(signatures(note)) == 1
@@ -551,7 +553,8 @@ def test_checkpoint_text_and_round_trip() -> None:
 
 
 def test_the_spec_checkpoint_parses() -> None:
-    """The spec checkpoint parses."""
+    """The c2sp.org tlog-checkpoint example parses to its origin, size and no extensions, and writes
+    back to the same text."""
     cp = Checkpoint.parse(SPEC_CHECKPOINT)
     assert (cp.origin, cp.size, cp.extensions) == ("example.com/behind-the-sofa", 20852163, ())
     assert cp.to_text() == SPEC_CHECKPOINT
@@ -598,7 +601,7 @@ def test_checkpoint_parsing_is_strict(text: str, problem: str) -> None:
 
 
 def test_size_zero_and_the_largest_size_parse() -> None:
-    """Size zero and the largest size parse."""
+    """A checkpoint of size 0 and one of the largest size, 2**64 - 1, both parse."""
     assert Checkpoint.parse(f"{ORIGIN}\n0\n{B64_ROOT}\n").size == 0
     assert Checkpoint.parse(f"{ORIGIN}\n18446744073709551615\n{B64_ROOT}\n").size == 2**64 - 1
 
@@ -641,7 +644,8 @@ def test_signed_checkpoint_opens_with_the_right_key_only() -> None:
 
 
 def test_signed_checkpoint_bit_flips_are_rejected() -> None:
-    """Signed checkpoint bit flips are rejected."""
+    """A flipped bit anywhere in a signed checkpoint makes it fail to open, as invalid input or a
+    refused signature."""
     node = new_signer(ORIGIN)
     note = sign_checkpoint(Checkpoint(ORIGIN, 7, ROOT), node).encode()
     for changed in flip_bits(note):

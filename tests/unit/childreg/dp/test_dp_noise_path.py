@@ -157,14 +157,15 @@ def noise_path_violations(roots: Iterable[str], root: Path = ROOT) -> tuple[list
 
 
 def test_the_noise_path_imports_nothing_random() -> None:
-    """The noise path imports nothing random."""
+    """The real noise path, followed through its project imports, imports nothing random, numpy or
+    scipy, and includes the sampler, its bit source and their package."""
     violations, scanned = noise_path_violations(NOISE_ROOTS)
     assert violations == []
     assert {"childreg/dp/prng.py", "childreg/dp/dgauss.py", "childreg/dp/__init__.py"} <= scanned
 
 
 def test_node_privacy_is_scanned_when_it_exists() -> None:
-    """The node's statistics desk is among the files the noise-path scan reads."""
+    """The node's statistics desk is part of the scanned noise path exactly when its file exists."""
     _, scanned = noise_path_violations(NOISE_ROOTS)
     assert ("node/statistics/desk.py" in scanned) == (ROOT / "node/statistics/desk.py").is_file()
 
@@ -198,7 +199,8 @@ def plant(root: Path, files: dict[str, str]) -> None:
     ],
 )
 def test_the_scanner_catches_a_planted_import(tmp_path: Path, source: str) -> None:
-    """The scanner catches a planted import."""
+    """Each way of importing or calling a non-cryptographic generator, planted in a noise module, is
+    reported."""
     plant(tmp_path, {"childreg/__init__.py": "", "childreg/dp/noise.py": source})
     violations, _ = noise_path_violations(["childreg/dp/noise.py"], tmp_path)
     assert violations, source
@@ -224,7 +226,8 @@ def test_the_scanner_follows_project_imports(tmp_path: Path) -> None:
 
 
 def test_the_scanner_passes_clean_code(tmp_path: Path) -> None:
-    """The scanner passes clean code."""
+    """Imports of hashlib, fractions, secrets and libsodium's randombytes in the noise path are not
+    reported."""
     plant(
         tmp_path,
         {
@@ -236,7 +239,8 @@ def test_the_scanner_passes_clean_code(tmp_path: Path) -> None:
 
 
 def test_only_zcdp_may_use_scipy_optimize(tmp_path: Path) -> None:
-    """Only the zCDP accounting module may import scipy.optimize, and nothing else of scipy."""
+    """Only childreg/dp/zcdp.py may import scipy.optimize, and not even it may import any other part
+    of scipy."""
     plant(
         tmp_path,
         {
@@ -257,7 +261,8 @@ def test_only_zcdp_may_use_scipy_optimize(tmp_path: Path) -> None:
     "source", ["x = 0.5\n", "y = 3 / 4\n", "import math\nz = math.exp(1)\n", "w = float(2)\n"]
 )
 def test_the_exact_sampler_files_may_not_use_floats(tmp_path: Path, source: str) -> None:
-    """The exact sampler files may not use floats."""
+    """A float literal, true division, a non-integer math function or float() in the exact sampler
+    is reported, while math.isqrt and floor division are not."""
     plant(tmp_path, {"childreg/dp/dgauss.py": source})
     assert noise_path_violations(["childreg/dp/dgauss.py"], tmp_path)[0] != []
     plant(tmp_path, {"childreg/dp/dgauss.py": "import math\nz = math.isqrt(7) // 2\n"})
@@ -280,7 +285,8 @@ def _refuse(*_: object, **__: object) -> None:
 def test_the_sampler_runs_with_random_and_numpy_random_disabled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The sampler runs with random and numpy random disabled."""
+    """The sampler, the noisy counts and both bit sources give Python ints while every random and
+    numpy.random entry point raises."""
     refuse: Callable[..., None] = _refuse
     for name in RANDOM_FUNCTIONS:
         monkeypatch.setattr(random, name, refuse)

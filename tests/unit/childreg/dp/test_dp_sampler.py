@@ -104,19 +104,20 @@ def noise_16() -> list[int]:
 
 
 def test_discrete_gaussian_fits_the_exact_pmf_at_sigma2_16(noise_16: list[int]) -> None:
-    """Discrete Gaussian draws fit the exact PMF at σ² = 16."""
+    """100,000 noise values at σ² = 16 from the production path pass a chi-square test against the
+    exact discrete Gaussian pmf."""
     assert chi_square_pvalue(noise_16, gaussian_pmf(SIGMA2)) > ALPHA
 
 
 def test_discrete_gaussian_fits_at_a_non_integer_variance() -> None:
-    """Discrete Gaussian draws fit the exact PMF at a non-integer variance (9/4)."""
+    """Samples at σ² = 9/4 fit the exact discrete Gaussian pmf."""
     s2 = Fraction(9, 4)
     samples = draws(lambda b: discrete_gaussian(s2, b), "gof-9/4", 30_000)
     assert chi_square_pvalue(samples, gaussian_pmf(s2)) > ALPHA
 
 
 def test_discrete_gaussian_fits_at_a_small_variance() -> None:
-    """Discrete Gaussian draws fit the exact PMF at a small variance (1/3)."""
+    """Samples at σ² = 1/3, where the proposal is wider than the target, fit the exact pmf."""
     s2 = Fraction(1, 3)  # t = 1: the proposal is wider than the target
     samples = draws(lambda b: discrete_gaussian(s2, b), "gof-1/3", 20_000)
     assert chi_square_pvalue(samples, gaussian_pmf(s2)) > ALPHA
@@ -130,13 +131,14 @@ def test_the_goodness_of_fit_check_rejects_a_wrong_variance(noise_16: list[int])
 
 
 def test_the_goodness_of_fit_check_rejects_a_shifted_sampler(noise_16: list[int]) -> None:
-    """The goodness-of-fit check rejects draws shifted by one."""
+    """The goodness-of-fit check rejects the σ² = 16 noise shifted by one."""
     assert chi_square_pvalue([x + 1 for x in noise_16], gaussian_pmf(SIGMA2)) < ALPHA
 
 
 @pytest.mark.parametrize("scale", [Fraction(1), Fraction(3, 2), Fraction(7, 3)])
 def test_discrete_laplace_fits_the_exact_pmf(scale: Fraction) -> None:
-    """Discrete Laplace draws fit the exact PMF and not one of another scale."""
+    """Discrete Laplace samples at each scale fit the exact pmf, and the check rejects them against
+    a scale 5/4 as large."""
     samples = draws(lambda b: discrete_laplace(scale, b), f"lap-{scale}", 20_000)
     assert chi_square_pvalue(samples, laplace_pmf(scale)) > ALPHA
     assert chi_square_pvalue(samples, laplace_pmf(scale * Fraction(5, 4))) < ALPHA
@@ -146,7 +148,8 @@ def test_discrete_laplace_fits_the_exact_pmf(scale: Fraction) -> None:
     "gamma", [Fraction(0), Fraction(1, 3), Fraction(1), Fraction(3, 2), Fraction(7, 3)]
 )
 def test_bernoulli_exp_has_probability_exp_minus_gamma(gamma: Fraction) -> None:
-    """Bernoulli(exp(-γ)) draws come up with probability exp(-γ)."""
+    """bernoulli_exp(γ) is true with probability exp(−γ), told apart by a binomial test from a
+    probability 10 % higher (and always true at γ = 0)."""
     n = 20_000
     hits = sum(draws(lambda b: int(bernoulli_exp(gamma, b)), f"bexp-{gamma}", n))
     p = float((-Decimal(gamma.numerator) / Decimal(gamma.denominator)).exp())
@@ -162,7 +165,8 @@ def test_bernoulli_exp_has_probability_exp_minus_gamma(gamma: Fraction) -> None:
 
 
 def test_outputs_are_exactly_python_ints(noise_16: list[int]) -> None:
-    """The samplers return Python ints, never floats or NumPy values."""
+    """The samplers return exact Python ints (a bool for bernoulli_exp), also for an int variance
+    and for numpy integer counts."""
     bits = DeterministicBits(seed_of("types"))
     assert type(discrete_gaussian(SIGMA2, bits)) is int
     assert type(discrete_gaussian(9, bits)) is int
@@ -186,7 +190,7 @@ def test_true_counts_zero_and_one_have_the_same_support(noise_16: list[int]) -> 
 
 
 def test_the_same_seeds_shift_count_zero_and_one_by_exactly_one() -> None:
-    """The same seeds shift count zero and one by exactly one."""
+    """With the same cell seeds, noisy counts of true 1s are exactly those of true 0s plus one."""
     seeds = cell_seeds("shift")
     zeros = noisy_counts([0] * 500, SIGMA2, seeds)
     ones = noisy_counts([1] * 500, SIGMA2, seeds)
@@ -195,7 +199,7 @@ def test_the_same_seeds_shift_count_zero_and_one_by_exactly_one() -> None:
 
 
 def test_noisy_counts_adds_noise_to_every_cell_including_zeros() -> None:
-    """Noisy counts add noise to every cell, zero cells included."""
+    """Every cell gets noise, so most cells with a true 0 come out as something other than 0."""
     counts = [0, 0, 5, 0, 12, 0, 0, 1] * 50
     noisy = noisy_counts(counts, SIGMA2, cell_seeds("every"))
     assert len(noisy) == len(counts)
@@ -227,7 +231,8 @@ def test_known_answers_pin_the_byte_layout() -> None:
 
 
 def test_the_stream_is_libsodium_over_derived_block_seeds() -> None:
-    """The stream is libsodium over derived block seeds."""
+    """The bit stream is libsodium's deterministic randombytes over block seeds derived with keyed
+    BLAKE2b, whether read at once or a byte at a time."""
     seed = seed_of("layout")
     blocks = b"".join(
         randombytes_buf_deterministic(
@@ -244,7 +249,7 @@ def test_the_stream_is_libsodium_over_derived_block_seeds() -> None:
 
 
 def test_same_seed_same_values() -> None:
-    """The same seed gives the same values."""
+    """The same seed gives the same samples, and the same cell seeds give the same noisy counts."""
     a, b = DeterministicBits(seed_of("same")), DeterministicBits(seed_of("same"))
     assert [discrete_gaussian(SIGMA2, a) for _ in range(200)] == [
         discrete_gaussian(SIGMA2, b) for _ in range(200)
@@ -267,7 +272,8 @@ def seed_with(**changes: object) -> bytes:
 
 
 def test_every_input_changes_the_seed() -> None:
-    """Every input changes the seed."""
+    """The noise seed is 32 bytes, the same for the same inputs, and changed by a change of cell,
+    table, snapshot, catalogue version or secret."""
     variants = [
         seed_with(),
         seed_with(cell=1),
@@ -287,7 +293,8 @@ def split_pairs(text: str) -> Iterable[tuple[str, str]]:
 
 
 def test_length_prefixes_keep_split_strings_apart() -> None:
-    """Length prefixes keep split strings apart."""
+    """Moving characters between table id and snapshot, or value between cell and version, gives a
+    different seed."""
     seeds = [seed_with(table_id=a, snapshot=b) for a, b in split_pairs("table2025-09-30")]
     assert len(set(seeds)) == len(seeds)
     assert seed_with(cell=256) != seed_with(cell=1)
@@ -295,7 +302,7 @@ def test_length_prefixes_keep_split_strings_apart() -> None:
 
 
 def test_different_cells_get_different_noise() -> None:
-    """Different cells get different noise."""
+    """Cells with the same true count get independent noise."""
     noisy = noisy_counts([0] * 200, SIGMA2, cell_seeds("independent"))
     assert len(set(noisy)) > 10
 
@@ -305,7 +312,7 @@ def test_different_cells_get_different_noise() -> None:
 
 @pytest.mark.parametrize("n", [3, 7, 10])
 def test_below_is_uniform_and_in_range(n: int) -> None:
-    """below() is uniform over its range and never leaves it."""
+    """below(n) gives every value in [0, n) and nothing else, uniformly by a chi-square test."""
     samples = draws(lambda b: b.below(n), f"below-{n}", 30_000)
     assert set(samples) == set(range(n))
     assert chi_square_pvalue(samples, dict.fromkeys(range(n), 1 / n)) > ALPHA
@@ -318,7 +325,8 @@ def test_the_uniformity_check_rejects_modulo_bias() -> None:
 
 
 def test_below_handles_edge_sizes() -> None:
-    """below() and randbits() handle bounds of 1, 2 and 2**200 + 1 and bit counts of 0 and 1000."""
+    """below(1) is always 0, below(2) gives both values, below(2**200 + 1) stays in range using its
+    width, and randbits handles 0 and 1000 bits."""
     bits = DeterministicBits(seed_of("edges"))
     assert {bits.below(1) for _ in range(100)} == {0}
     assert {bits.below(2) for _ in range(200)} == {0, 1}
@@ -331,7 +339,8 @@ def test_below_handles_edge_sizes() -> None:
 
 
 def test_bernoulli_is_exact_at_the_ends_and_fair_inside() -> None:
-    """Bernoulli is exact at the ends and fair inside."""
+    """bernoulli(0) is never true, bernoulli(1) always is, and bernoulli(1/3) is true a third of the
+    time by a binomial test."""
     bits = DeterministicBits(seed_of("bernoulli"))
     assert not any(bits.bernoulli(Fraction(0)) for _ in range(1000))
     assert all(bits.bernoulli(Fraction(1)) for _ in range(1000))
@@ -341,7 +350,8 @@ def test_bernoulli_is_exact_at_the_ends_and_fair_inside() -> None:
 
 
 def test_the_sampler_accepts_any_bit_source() -> None:
-    """The sampler accepts any bit source."""
+    """Both bit sources satisfy the BitSource protocol, and the system one drives the sampler to
+    varied ints."""
     assert isinstance(DeterministicBits(seed_of("p")), BitSource)
     system = SystemBits()
     assert isinstance(system, BitSource)
@@ -355,7 +365,8 @@ def test_the_sampler_accepts_any_bit_source() -> None:
 
 @pytest.mark.parametrize("bad", [Fraction(0), Fraction(-1, 2), 0, -4, 0.5, 16.0, True, "16"])
 def test_bad_variances_are_refused(bad: object) -> None:
-    """Bad variances are refused."""
+    """A zero, negative, float, bool or string variance is refused by the sampler and by
+    noisy_counts, naming sigma_squared."""
     bits = DeterministicBits(seed_of("bad"))
     with pytest.raises(ValueError, match="sigma_squared"):
         discrete_gaussian(bad, bits)  # type: ignore[arg-type]
@@ -364,7 +375,8 @@ def test_bad_variances_are_refused(bad: object) -> None:
 
 
 def test_other_bad_sampler_inputs_are_refused() -> None:
-    """Other bad sampler inputs are refused."""
+    """A negative or float gamma, a zero Laplace scale, a count that is not a natural number and a
+    short seed are refused, each naming its input."""
     bits = DeterministicBits(seed_of("bad"))
     with pytest.raises(ValueError, match="gamma"):
         bernoulli_exp(Fraction(-1, 3), bits)
@@ -380,7 +392,8 @@ def test_other_bad_sampler_inputs_are_refused() -> None:
 
 
 def test_bad_prng_inputs_are_refused() -> None:
-    """Bad inputs to the deterministic bit source are refused."""
+    """Bad secrets, cells, versions, ids, seeds, bounds, bit counts and probabilities are refused by
+    the bit source, each naming its input."""
     for secret in (b"", bytes(31), bytes(33), "x" * 32):
         with pytest.raises(ValueError, match="secret"):
             noise_seed(

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from nacl.signing import SigningKey
-
 from childreg import codes
 from childreg.catalogue import Catalogue, parse_catalogue, sign_catalogue
 from childreg.dp import zcdp
@@ -36,11 +34,11 @@ from coordinator.rounds.federation import PerDepartmentRounds, RoundResult
 from coordinator.rpc.convert import PUBLISHED_TABLES
 from node.statistics.desk import StatisticsDesk
 from node.store.memory import MemoryStore
+from tests.conftest import authority_key
 from tools.clients.published import NATIONAL, PublishedView
 from tools.dev.synth import largest_remainder
 
 FEDERATION = "test.childreg"
-AUTHORITY = SigningKey(bytes(range(32)))
 FORM = ("education_form",)
 
 
@@ -102,7 +100,7 @@ def publisher(tmp: Path, departments: dict[str, dict[str, int]], cat: Catalogue)
         dept: StatisticsDesk(
             FixedCounts(counts),
             hashlib.blake2b(f"{tmp}/{dept}".encode(), digest_size=32).digest(),
-            AUTHORITY.verify_key,
+            authority_key().verify_key,
             federation=FEDERATION,
             max_snapshot_rho=cat.snapshot_rho,
         )
@@ -110,7 +108,7 @@ def publisher(tmp: Path, departments: dict[str, dict[str, int]], cat: Catalogue)
     }
     regions = dict(zip(departments, codes.REGIONS, strict=False))
     return Publisher(
-        SignedCatalogue(sign_catalogue(cat, AUTHORITY), cat),
+        SignedCatalogue(sign_catalogue(cat, authority_key()), cat),
         PerDepartmentRounds(InProcessRounds(desks), regions),
         ReleaseStore(tmp / "releases.db"),
         {"alice": cat.snapshot_rho},

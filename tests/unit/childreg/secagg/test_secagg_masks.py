@@ -59,7 +59,8 @@ def exact_sum(plain: dict[str, list[int]]) -> list[int]:
 
 @pytest.mark.parametrize(("n", "length"), [(3, 2_000), (10, 1_000), (50, 1_000)])
 def test_all_uploads_unmask_to_the_exact_sum(n: int, length: int) -> None:
-    """All uploads unmask to the exact sum."""
+    """The masked uploads of 3, 10 or 50 nodes sum to the exact total, negatives included, though no
+    upload equals its plain vector in any cell."""
     privs = keys(n)
     plain = plain_vectors(list(privs), length, seed=n)
     plain[next(iter(plain))][:3] = [-(2**40), 0, -1]  # negatives survive two's complement
@@ -72,7 +73,8 @@ def test_all_uploads_unmask_to_the_exact_sum(n: int, length: int) -> None:
 
 
 def test_a_missing_upload_never_unmasks() -> None:
-    """A missing upload never unmasks."""
+    """Without any one node's upload the rest sum to neither the total nor the answerers' sum, but
+    to values spread over the whole int64 range."""
     privs = keys(5)
     plain = plain_vectors(list(privs), 2_000, seed=7)
     ups = uploads_for(privs, plain)
@@ -102,7 +104,8 @@ def _low_byte_pvalue(values: list[int]) -> float:
 
 
 def test_a_single_upload_is_indistinguishable_from_uniform() -> None:
-    """A single upload is indistinguishable from uniform."""
+    """Each masked upload's top and low bytes look uniform to a chi-square test that rejects the
+    unmasked vector outright."""
     privs = keys(3)
     length = 20_000
     rng = np.random.default_rng(11)
@@ -119,7 +122,8 @@ def test_a_single_upload_is_indistinguishable_from_uniform() -> None:
 
 
 def test_two_rounds_of_one_node_do_not_difference_to_x1_minus_x2() -> None:
-    """Two rounds' uploads of one node do not subtract to the difference of its vectors."""
+    """Two rounds' uploads of one node do not difference to its plain difference in any cell, and
+    the same round id reproduces the same upload."""
     privs = keys(3)
     me = "dept-001"
     pubs = {i: k.public_key for i, k in privs.items() if i != me}
@@ -144,7 +148,8 @@ def _seed(a: str, b: str, privs: dict[str, PrivateKey], **over: str) -> bytes:
 
 
 def test_pair_seed_is_symmetric_and_bound_to_round_table_snapshot() -> None:
-    """Pair seed is symmetric and bound to round table snapshot."""
+    """A pair seed is 32 bytes, the same from both sides, and changed by the peer, round, table,
+    snapshot, context or a character moved between fields."""
     privs = keys(3)
     a, b, c = list(privs)
     s = _seed(a, b, privs)
@@ -162,7 +167,7 @@ def test_pair_seed_is_symmetric_and_bound_to_round_table_snapshot() -> None:
 
 
 def test_pair_seed_depends_on_the_keys_not_only_on_the_ids() -> None:
-    """Pair seed depends on the keys not only on the ids."""
+    """A pair seed made with another private key under the same ids differs from the real one."""
     privs = keys(2)
     a, b = list(privs)
     other = PrivateKey(hashlib.sha256(b"an impostor").digest())
@@ -171,9 +176,8 @@ def test_pair_seed_depends_on_the_keys_not_only_on_the_ids() -> None:
 
 
 def test_refusals() -> None:
-    """Pair seeds and masks refuse a self-pair, an all-zero key, a sender outside the peers, fewer
-    than three participants and values outside int64.
-    """
+    """A pair with itself, an all-zero key, a node among its own peers, fewer than 3 nodes, out-of-
+    range or float values, bad uploads, no uploads and a short seed are refused."""
     privs = keys(3)
     a, b, c = list(privs)
     with pytest.raises(ValueError, match="itself"):
@@ -202,7 +206,8 @@ def test_refusals() -> None:
 
 
 def test_mask_stream_is_deterministic_uint64() -> None:
-    """A mask stream is deterministic and made of uint64 values."""
+    """The mask stream is deterministic, uint64-valued, a prefix of its longer self, changed by the
+    seed, and empty at length 0."""
     seed = bytes(range(32))
     s = mask_stream(seed, 1_000)
     assert s == mask_stream(seed, 1_000)
@@ -213,6 +218,6 @@ def test_mask_stream_is_deterministic_uint64() -> None:
 
 
 def test_unmask_sum_decodes_signed_int64() -> None:
-    """Unmask sum decodes signed int64."""
+    """unmask_sum reads the total modulo 2**64 as a signed int64."""
     assert unmask_sum([[MODULUS - 1, 5], [0, 2**63 - 6]]) == [-1, 2**63 - 1]
     assert unmask_sum([[2**63]]) == [-(2**63)]

@@ -1,53 +1,85 @@
-"""Store contract, continued: the extract's lean read and the audit append's index.
+"""The consents part of the store contract (node/store/consents.py), on both stores.
 
-``extract_source`` must give what the general reads give (the consent of the grant, the
-child's row, its latest assessment with the lowest id among those of the latest date, the
-given year's form of education), on both stores, outside and inside ``atomic()``.
-``audit_append`` with an index that is not the size must refuse and change nothing.
+Consents are unique by id and by grant, withdrawn once, listed oldest first; emergency
+accesses are kept per child. ``extract_source`` must give what the general reads give
+(the consent of the grant, the child's row, its latest assessment with the lowest id
+among those of the latest date, the given year's form of education), on both stores,
+outside and inside ``atomic()``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from childreg.errors import AlreadyExists
-from node.store.base import ExtractSource, RecordStore, StoredConsent, StoredPlacement
-from tests.contract.test_store_contract import STORES, YEAR, assessment, child, place
+from node.store.base import (
+    ConsentStore,
+    ExtractSource,
+    RecordStore,
+    StoredBreakGlass,
+    StoredConsent,
+    StoredPlacement,
+)
+from tests.contract.stores import NOW, STORES, YEAR, assessment, child, consent, place
 
-NOW = dt.datetime(2024, 10, 1, 12, 0, tzinfo=dt.UTC)
+# --- consents and emergency accesses ---------------------------------------------------
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
-    """Each store implementation, empty."""
-    made = STORES[request.param](tmp_path)
-    yield made
-    made.close()
+def test_a_consent_reads_back_and_its_id_and_grant_are_unique(store: ConsentStore) -> None:
+    """A consent reads back equal; another with its id or its grant hash is refused, no change."""
+    held = consent("C1")
+    store.insert_consent(held)
+    assert store.get_consent(held.consent_id) == held
+    assert store.get_consent("K-absent") is None
+    with pytest.raises(AlreadyExists):
+        store.insert_consent(replace(consent("C2"), consent_id=held.consent_id))
+    with pytest.raises(AlreadyExists):
+        store.insert_consent(replace(consent("C2"), grant_hash=held.grant_hash))
+    assert store.consents_of("C2") == []
+    assert store.get_consent(held.consent_id) == held
 
 
-def consent(child_id: str = "C1", **changes: object) -> StoredConsent:
-    made = StoredConsent(
-        consent_id="K" + secrets.token_hex(6),
-        child_id=child_id,
-        purpose="iep_preparation",
-        school="spiffe://fed.test/school/s1",
-        valid_from=dt.date(2024, 9, 1),
-        valid_until=dt.date(2025, 6, 30),
-        evidence_ref="box 4",
-        granted_at=NOW,
-        granted_by="spiffe://fed.test/department-staff/d1.ann",
-        grant_hash=secrets.token_bytes(32),
-        sealed_guardian=b"sealed-guardian",
-    )
-    return dataclasses.replace(made, **changes)  # type: ignore[arg-type]
+def test_a_consent_is_withdrawn_once(store: ConsentStore) -> None:
+    """Withdrawing a standing consent marks it; withdrawing it again, or an absent one, is False."""
+    held = consent("C1")
+    store.insert_consent(held)
+    assert store.withdraw_consent(held.consent_id, NOW)
+    assert not store.withdraw_consent(held.consent_id, NOW + dt.timedelta(days=1))
+    assert not store.withdraw_consent("K-absent", NOW)
+    assert store.get_consent(held.consent_id) == replace(held, withdrawn_at=NOW)
+
+
+def test_a_childs_consents_come_oldest_first(store: ConsentStore) -> None:
+    """consents_of lists only the child's consents, by the time they were granted."""
+    late = consent("C1", granted_at=NOW + dt.timedelta(hours=2))
+    early = consent("C1", granted_at=NOW - dt.timedelta(days=3))
+    store.insert_consent(late)
+    store.insert_consent(consent("C2"))
+    store.insert_consent(early)
+    assert store.consents_of("C1") == [early, late]
+    assert store.consents_of("C3") == []
+
+
+def test_emergency_accesses_are_kept_per_child_oldest_first(store: ConsentStore) -> None:
+    """Each emergency access reads back equal, among its child's own, in the order made."""
+    made = [
+        StoredBreakGlass(f"B{n}", child_id, NOW + dt.timedelta(minutes=n), "staff", b"sealed")
+        for n, child_id in enumerate(["C1", "C2", "C1"])
+    ]
+    for entry in made:
+        store.add_breakglass(entry)
+    assert store.breakglass_of("C1") == [made[0], made[2]]
+    assert store.breakglass_of("C2") == [made[1]]
+    assert store.breakglass_of("C3") == []
+
+
+# --- the extract's read ----------------------------------------------------------------
 
 
 def expected(store: RecordStore, held: StoredConsent, year: str) -> ExtractSource:
@@ -62,17 +94,20 @@ def expected(store: RecordStore, held: StoredConsent, year: str) -> ExtractSourc
 
 
 def test_an_unknown_grant_has_no_source(store: RecordStore) -> None:
+    """A grant hash that no consent holds has no extract source."""
     store.insert_consent(consent())
     assert store.extract_source(secrets.token_bytes(32), YEAR) is None
 
 
 def test_the_source_of_a_grant_whose_child_is_not_held(store: RecordStore) -> None:
+    """A consent whose child is not held gives its source with no child, assessment or form."""
     held = consent("C404")
     store.insert_consent(held)
     assert store.extract_source(held.grant_hash, YEAR) == ExtractSource(held, None, None, None)
 
 
 def test_the_source_reads_like_the_general_reads(store: RecordStore) -> None:
+    """The source is what the general reads give: the latest assessment and that year's form."""
     store.insert_child(child("C1"))
     store.insert_child(child("C2"))
     place(store, "C1", "special_school", "2023/24")
@@ -93,6 +128,7 @@ def test_the_source_reads_like_the_general_reads(store: RecordStore) -> None:
 
 
 def test_a_child_without_assessment_or_placement(store: RecordStore) -> None:
+    """A held child without assessment or placement gives its row with neither."""
     store.insert_child(child("C1"))
     held = consent("C1")
     store.insert_consent(held)
@@ -102,6 +138,7 @@ def test_a_child_without_assessment_or_placement(store: RecordStore) -> None:
 
 
 def test_inside_a_block_the_source_sees_the_blocks_writes(store: RecordStore) -> None:
+    """Inside atomic() the source sees the block's own consent, placement and withdrawal."""
     store.insert_child(child("C1"))
     held = consent("C1")
     with store.atomic():
@@ -117,6 +154,7 @@ def test_inside_a_block_the_source_sees_the_blocks_writes(store: RecordStore) ->
 
 
 def test_the_source_does_not_alias_the_store(store: RecordStore) -> None:
+    """Mutating the sealed fields of a returned source's assessment does not change the store."""
     store.insert_child(child("C1"))
     store.add_assessment(assessment("C1"))
     held = consent("C1")
@@ -149,6 +187,7 @@ def test_both_stores_agree_with_the_general_reads(
     years: list[str],
     asked: str,
 ) -> None:
+    """On random histories each store's source equals what its general reads give."""
     made = STORES[kind](tmp_path_factory.mktemp("src"))
     try:
         made.insert_child(child("C1"))
@@ -161,18 +200,3 @@ def test_both_stores_agree_with_the_general_reads(
         assert made.extract_source(held.grant_hash, asked) == expected(made, held, asked)
     finally:
         made.close()
-
-
-def test_an_append_at_the_wrong_index_is_refused_and_changes_nothing(
-    store: RecordStore,
-) -> None:
-    assert store.audit_append(b"leaf-0", [(0, 0, b"h" * 32)], 0) == 0
-    for wrong in (0, 2, 7):
-        with pytest.raises(AlreadyExists):
-            store.audit_append(b"leaf-x", [(0, 1, b"x" * 32)], wrong)
-    assert store.audit_size() == 1
-    assert store.audit_leaves(0, 5) == [b"leaf-0"]
-    with pytest.raises(KeyError):
-        store.audit_hash(0, 1)
-    assert store.audit_append(b"leaf-1", [(0, 1, b"i" * 32)], 1) == 1
-    assert store.audit_append(b"leaf-2", [(0, 2, b"j" * 32)], 2) == 2

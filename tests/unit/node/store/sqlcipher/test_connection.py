@@ -1,4 +1,8 @@
-"""SQLCipher-specific store behaviour: keys, authorizer, pragmas, reader, migrations, disk."""
+"""How the SQLCipher file is opened and locked down (node/store/sqlcipher/connection.py).
+
+Keys, the cipher checks, the pragmas of both connections, the authorizer, closing, and
+nothing in the clear in any file of the data directory.
+"""
 
 from __future__ import annotations
 
@@ -6,73 +10,20 @@ import datetime as dt
 import secrets
 import sqlite3
 import stat
-import threading
-from collections.abc import Callable, Iterator
-from fractions import Fraction
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlcipher3
 
-from childreg import codes
-from childreg.errors import AlreadyExists, FailedPrecondition, KeyProblem
+from childreg.errors import FailedPrecondition, KeyProblem
 from childreg.models import AssessmentIn, ChildIn, FunctioningItem, PlacementIn
-from childreg.secagg.roster import Participation
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.records.registry import Registry
 from node.store import migrations
-from node.store.base import (
-    MECHANISMS,
-    LedgerEntry,
-    Mechanism,
-    NewChild,
-    StoredChild,
-    StoredPlacement,
-    pack_sealed,
-    unpack_sealed,
-)
-from node.store.sqlcipher import SqlCipherStore, _count_sql
-from tests.store_rows import new_child_row
-
-T = TypeVar("T")
-YEAR = "2023/24"
-REF = codes.reference_date(YEAR)
-
-
-@pytest.fixture
-def key_hex() -> str:
-    """A random database key."""
-    return secrets.token_hex(32)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """Where the database lives."""
-    return tmp_path / "node.db"
-
-
-@pytest.fixture
-def store(db_path: Path, key_hex: str) -> Iterator[SqlCipherStore]:
-    """A fresh SQLCipher store."""
-    made = SqlCipherStore.open(db_path, key_hex, create=True)
-    yield made
-    made.close()
-
-
-def raw_connection(path: Path, key_hex: str) -> Any:
-    """A plain keyed sqlcipher3 connection (no authorizer), to look inside the file."""
-    conn = sqlcipher3.connect(str(path), isolation_level=None)
-    conn.execute(f"PRAGMA key = \"x'{key_hex}'\"")
-    return conn
-
-
-def a_child(child_id: str = "C1") -> StoredChild:
-    """A stored child."""
-    return StoredChild(child_id, 1, b"w", None, dt.date(2015, 1, 1), "male", "shaki", b"s")
-
-
-# --- opening and keys ------------------------------------------------------------------
+from node.store.sqlcipher import SqlCipherStore
+from tests.unit.node.store.sqlcipher.support import a_child, raw_connection
 
 
 def test_wrong_key_gives_key_problem_naming_the_file(store: SqlCipherStore, db_path: Path) -> None:
@@ -229,9 +180,6 @@ def test_close_truncates_the_wal_and_is_idempotent(store: SqlCipherStore, db_pat
     assert not wal.exists() or wal.stat().st_size == 0
 
 
-# --- authorizer ------------------------------------------------------------------------
-
-
 DENIED_SQL = [
     # copying the data out, re-keying, unlocking
     "ATTACH DATABASE ':memory:' AS plain",
@@ -375,205 +323,6 @@ def test_authorizer_allows_ordinary_work(store: SqlCipherStore, which: str) -> N
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
-# --- the reader connection: reads do not wait for an open write -----------------------
-
-
-def placed(child_id: str) -> NewChild:
-    """A new male child placed in 2023/24, for insert_new_children."""
-    return new_child_row(a_child(child_id), StoredPlacement(child_id, YEAR, "preschool", None))
-
-
-def run_while_a_block_is_open(
-    store: SqlCipherStore, write: Callable[[], object], read: Callable[[], T]
-) -> tuple[bool, list[T], list[BaseException]]:
-    """Open atomic() in one thread, ``write`` in it, run ``read`` in another, then commit.
-
-    Returns whether ``read`` finished while the block was still open, its result, and any
-    error of the writing thread. Events synchronise; timeouts only bound a failing test.
-    """
-    opened, release, read_done = threading.Event(), threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-    results: list[T] = []
-
-    def writer() -> None:
-        try:
-            with store.atomic():
-                write()
-                opened.set()
-                release.wait(timeout=60)
-        except BaseException as exc:  # reported to the test
-            errors.append(exc)
-            opened.set()
-
-    def reader() -> None:
-        results.append(read())
-        read_done.set()
-
-    writing = threading.Thread(target=writer)
-    writing.start()
-    assert opened.wait(timeout=60)
-    reading = threading.Thread(target=reader)
-    reading.start()
-    finished_first = read_done.wait(timeout=10)
-    release.set()
-    writing.join(timeout=60)
-    reading.join(timeout=60)
-    assert not writing.is_alive()
-    assert not reading.is_alive()
-    return finished_first, results, errors
-
-
-def test_count_from_another_thread_does_not_wait_for_an_open_block(store: SqlCipherStore) -> None:
-    """count_table from another thread completes during an open atomic() with committed counts."""
-    store.insert_new_children([placed("C0")])
-    inside: list[dict[tuple[str, ...], int]] = []
-
-    def write() -> None:
-        store.insert_new_children([placed("C1"), placed("C2")])
-        inside.append(store.count_table(YEAR, REF, ["sex"]))  # the writer sees its own rows
-
-    finished_first, counts, errors = run_while_a_block_is_open(
-        store, write, lambda: store.count_table(YEAR, REF, ["sex"])
-    )
-    assert errors == []
-    assert finished_first
-    assert counts == [{("male",): 1}]
-    assert inside == [{("male",): 3}]
-    assert store.count_table(YEAR, REF, ["sex"]) == {("male",): 3}
-
-
-def test_registry_get_child_does_not_wait_for_an_open_block(
-    store: SqlCipherStore, tmp_path: Path
-) -> None:
-    """Registry.get_child from another thread completes while an import's block is open."""
-    generate_key_file(tmp_path / "kek.key")
-    keyring = Keyring.create(tmp_path / "kr.json", KekSource.from_key_file(tmp_path / "kek.key"))
-    registry = Registry(store, keyring)
-    child = ChildIn(
-        child_id="C1",
-        given_name="Aysel",
-        family_name="Aliyeva",
-        date_of_birth=dt.date(2016, 4, 2),
-        sex="female",
-        district="nasimi",
-    )
-    registry.register_child(child)
-    finished_first, views, errors = run_while_a_block_is_open(
-        store, lambda: store.insert_child(a_child("C2")), lambda: registry.get_child("C1")
-    )
-    assert errors == []
-    assert finished_first
-    assert [v.child for v in views] == [child]
-
-
-def test_read_view_is_one_snapshot_while_another_thread_commits(store: SqlCipherStore) -> None:
-    """Inside a read view, writes committed by another thread stay invisible until it ends."""
-    store.insert_child(a_child("C1"))
-    with store.read_view():
-        assert store.child_count() == 1
-        other = threading.Thread(target=lambda: store.insert_new_children([placed("C2")]))
-        other.start()
-        other.join(timeout=60)
-        assert not other.is_alive()
-        assert store.child_count() == 1
-        assert store.get_child("C2") is None
-        assert store.count_table(YEAR, REF, ["sex"]) == {}
-    assert store.child_count() == 2
-    assert store.count_table(YEAR, REF, ["sex"]) == {("male",): 1}
-
-
-def test_failed_bulk_insert_leaves_the_surrounding_transaction_intact(
-    store: SqlCipherStore,
-) -> None:
-    """A refused insert_new_children rolls back only its savepoint, and the block commits."""
-    store.insert_child(a_child("C1"))
-    with store.atomic():
-        store.insert_new_children([placed("C2")])
-        with pytest.raises(AlreadyExists):
-            store.insert_new_children([placed("C3"), placed("C1")])
-        assert store._conn.in_transaction
-    assert list(store.child_ids()) == ["C1", "C2"]
-    assert store.placements("C3") == []
-
-
-def test_sealed_fields_blob_layout_is_unchanged() -> None:
-    """Assessment fields are packed as (u16 name length, name, u32 length, value)* by name."""
-    fields = {"supports": b"\x00s", "diagnoses": b"", "é": b"xyz"}
-    assert pack_sealed(fields) == (
-        b"\x00\x09diagnoses\x00\x00\x00\x00"
-        b"\x00\x08supports\x00\x00\x00\x02\x00s"
-        b"\x00\x02\xc3\xa9\x00\x00\x00\x03xyz"
-    )
-    assert unpack_sealed(pack_sealed(fields)) == fields
-
-
-# --- migrations ------------------------------------------------------------------------
-
-
-def test_migrations_are_recorded_once(store: SqlCipherStore, db_path: Path, key_hex: str) -> None:
-    """Every migration is recorded with a description and time, and reopening adds none."""
-    store.close()
-    SqlCipherStore.open(db_path, key_hex).close()
-    conn = raw_connection(db_path, key_hex)
-    try:
-        rows = conn.execute(
-            "SELECT version, description, applied_at FROM schema_migrations ORDER BY version"
-        ).fetchall()
-        assert [r[0] for r in rows] == [m.version for m in migrations.MIGRATIONS]
-        assert all(r[1] and dt.datetime.fromisoformat(r[2]) for r in rows)
-        assert migrations.applied_versions(conn) == [m.version for m in migrations.MIGRATIONS]
-        assert migrations.apply(conn) == []
-    finally:
-        conn.close()
-
-
-def test_failed_migration_rolls_back_with_its_record(tmp_path: Path) -> None:
-    """A migration that fails half-way leaves neither its changes nor its record."""
-    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
-    try:
-        good = migrations.Migration(1, "one", ("CREATE TABLE a(x)",))
-        bad = migrations.Migration(2, "two", ("CREATE TABLE b(x)", "THIS IS NOT SQL"))
-        with pytest.raises(sqlite3.OperationalError):
-            migrations.apply(conn, [good, bad])
-        assert migrations.applied_versions(conn) == [1]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert "a" in tables
-        assert "b" not in tables
-        fixed = migrations.Migration(2, "two", ("CREATE TABLE b(x)",))
-        assert migrations.apply(conn, [good, fixed]) == [2]
-    finally:
-        conn.close()
-
-
-def test_migrations_must_be_ascending(tmp_path: Path) -> None:
-    """A migration list out of order or with a repeated version is refused before running."""
-    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
-    try:
-        one = migrations.Migration(1, "one", ("CREATE TABLE a(x)",))
-        with pytest.raises(ValueError, match="ascending"):
-            migrations.apply(conn, [one, one])
-        assert migrations.applied_versions(conn) == []
-    finally:
-        conn.close()
-
-
-def test_count_table_uses_the_covering_indexes(store: SqlCipherStore) -> None:
-    """The count query searches placements by year and children by covering index, no scans."""
-    sql, params = _count_sql(
-        "2023/24",
-        dt.date(2023, 9, 15),
-        ["age_band", "care_setting", "impairment_band", "region"],
-    )
-    plan = " | ".join(r[3] for r in store._conn.execute("EXPLAIN QUERY PLAN " + sql, params))
-    assert "SEARCH p USING PRIMARY KEY (academic_year=?)" in plan
-    assert "COVERING INDEX child_categories" in plan
-    assert "COVERING INDEX assessment_banded" in plan
-    assert "SCAN" not in plan
-
-
-# --- nothing in the clear on disk ------------------------------------------------------
-
-
 def test_no_plaintext_marker_in_any_file_of_the_data_directory(tmp_path: Path) -> None:
     """A marker in a child's name, national id and diagnosis appears in no file on disk."""
     data = tmp_path / "data"
@@ -633,130 +382,3 @@ def test_no_plaintext_marker_in_any_file_of_the_data_directory(tmp_path: Path) -
         assert Registry(reopened, keyring).get_child("C1").assessments[0].diagnoses == (diagnosis,)
     finally:
         reopened.close()
-
-
-# --- privacy ledger ---------------------------------------------------------------------
-
-
-def test_ledger_is_append_only_even_for_raw_sql(
-    store: SqlCipherStore, db_path: Path, key_hex: str
-) -> None:
-    """UPDATE and DELETE on the ledger abort, even on a connection without the authorizer."""
-    store.append_ledger(
-        LedgerEntry(
-            "2023/24",
-            1,
-            "d",
-            "education_form",
-            Fraction(1, 32),
-            (1, 2),
-            dt.datetime.now(dt.UTC),
-            "x",
-        )
-    )
-    store.close()
-    conn = raw_connection(db_path, key_hex)
-    try:
-        for sql in (
-            "UPDATE privacy_ledger SET rho_numerator = 0",
-            "DELETE FROM privacy_ledger",
-        ):
-            with pytest.raises(sqlcipher3.IntegrityError, match="append-only"):
-                conn.execute(sql)
-        assert conn.execute("SELECT count(*) FROM privacy_ledger").fetchone()[0] == 1
-    finally:
-        conn.close()
-
-
-@pytest.mark.parametrize("mechanism", MECHANISMS)
-def test_ledger_survives_reopening(
-    store: SqlCipherStore, db_path: Path, key_hex: str, mechanism: Mechanism
-) -> None:
-    """What was spent is still spent after a restart, under the mechanism it was spent by."""
-    entry = LedgerEntry(
-        "2023/24", 3, "d3", "sex_by_age", Fraction(1, 16), (-4, 0, 9), dt.datetime.now(dt.UTC),
-        "coordinator", mechanism=mechanism,
-    )  # fmt: skip
-    store.append_ledger(entry)
-    store.close()
-    reopened = SqlCipherStore.open(db_path, key_hex)
-    try:
-        assert reopened.ledger("2023/24") == [entry]
-    finally:
-        reopened.close()
-
-
-def test_ledger_refuses_an_unknown_mechanism_even_for_raw_sql(
-    store: SqlCipherStore, db_path: Path, key_hex: str
-) -> None:
-    """The schema allows only the two mechanisms, whoever writes the row."""
-    store.close()
-    conn = raw_connection(db_path, key_hex)
-    try:
-        with pytest.raises(sqlcipher3.IntegrityError):
-            conn.execute(
-                "INSERT INTO privacy_ledger(snapshot, catalogue_version, catalogue_digest,"
-                " table_id, rho_numerator, rho_denominator, released, released_at,"
-                " requested_by, mechanism) VALUES ('2023/24', 1, 'd', 't', 1, 32, '[]', 'x',"
-                " 'x', 'in-the-clear')"
-            )
-    finally:
-        conn.close()
-
-
-def test_participation_is_append_only_even_for_raw_sql(
-    store: SqlCipherStore, db_path: Path, key_hex: str
-) -> None:
-    """UPDATE and DELETE of a participation row abort, even without the authorizer."""
-    store.record_participation("2023/24", Participation(frozenset({"a", "b", "c"}), 1))
-    store.close()
-    conn = raw_connection(db_path, key_hex)
-    try:
-        for sql in (
-            'UPDATE secagg_participation SET participants = \'["b","c","d"]\'',
-            "DELETE FROM secagg_participation",
-        ):
-            with pytest.raises(sqlcipher3.IntegrityError, match="append-only"):
-                conn.execute(sql)
-        rows = conn.execute("SELECT participants FROM secagg_participation").fetchall()
-        assert rows == [('["a","b","c"]',)]
-    finally:
-        conn.close()
-
-
-def test_participation_survives_reopening(
-    store: SqlCipherStore, db_path: Path, key_hex: str
-) -> None:
-    """The set a node took part with is still binding after a restart."""
-    store.record_participation("2023/24", Participation(frozenset({"a", "b", "c"}), 1))
-    store.close()
-    reopened = SqlCipherStore.open(db_path, key_hex)
-    try:
-        assert reopened.participation("2023/24") == Participation(frozenset({"a", "b", "c"}), 1)
-        reopened.record_participation("2023/24", Participation(frozenset({"b", "c", "d"}), 1))
-        assert reopened.participation("2023/24") == Participation(frozenset({"a", "b", "c"}), 1)
-    finally:
-        reopened.close()
-
-
-def test_migration_7_keeps_earlier_ledger_entries_as_per_department(tmp_path: Path) -> None:
-    """A database with stage-1 entries, migrated to version 7, reads them as per-department."""
-    path, key = tmp_path / "old.db", secrets.token_hex(32)
-    conn = raw_connection(path, key)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        migrations.apply(conn, [m for m in migrations.MIGRATIONS if m.version < 7])
-        conn.execute(
-            "INSERT INTO privacy_ledger(snapshot, catalogue_version, catalogue_digest, table_id,"
-            " rho_numerator, rho_denominator, released, released_at, requested_by)"
-            " VALUES ('2023/24', 1, 'd', 'sex', 1, 32, '[4,-1]', ?, 'coordinator')",
-            (dt.datetime(2026, 1, 1, tzinfo=dt.UTC).isoformat(),),
-        )
-    finally:
-        conn.close()
-    store = SqlCipherStore.open(path, key)
-    try:
-        [entry] = store.ledger("2023/24")
-        assert (entry.mechanism, entry.released) == ("per-department", (4, -1))
-    finally:
-        store.close()
