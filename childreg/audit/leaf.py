@@ -3,13 +3,14 @@
 A leaf never holds personal data: the child appears only as the node's keyed pseudonym
 (BLAKE2b under a key that never leaves the node, so nobody else can link it to a child;
 the department can compute it for a guardian's "who accessed my child's data"), the
-request only as a SHA-256 digest. Canonical bytes (sorted-key, compact UTF-8 JSON with
+request only as a keyed digest. Canonical bytes (sorted-key, compact UTF-8 JSON with
 a fixed key set) make the leaf hash reproducible by any auditor holding the bytes.
 
 Fields: ``v`` (format version), ``node`` (department id), ``seq`` (leaf index), ``time``
-(UTC, seconds), ``actor`` (the caller's SPIFFE id), ``action`` (see :data:`ACTIONS`),
-``purpose``, ``grant``, ``subject`` (hex pseudonym or ""), ``request`` (hex SHA-256 of
-the request bytes or ""), ``outcome`` ("OK" or a gRPC status name).
+(UTC, seconds), ``actor`` (the caller: a SPIFFE id or a person's or operator's name),
+``action`` (see :data:`ACTIONS`), ``purpose``, ``grant``, ``subject`` (hex pseudonym or
+""), ``request`` (hex keyed BLAKE2b-256 of the request bytes, node/audit/log.py, or ""),
+``outcome`` ("OK" or a gRPC status name).
 """
 
 from __future__ import annotations
