@@ -19,9 +19,6 @@ from tools.clients import school
 from tools.clients.client import Endpoint
 
 # Re-exported: tests/unit/childreg/test_extract_format.py reads a key through this module.
-from tools.clients.school import read_private_key
-
-__all__ = ["app", "read_private_key"]
 
 app = typer.Typer(
     help="Schools' tools: make a key pair, fetch a child's extract with a grant, open it.",

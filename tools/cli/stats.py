@@ -32,9 +32,6 @@ from tools.clients.statistician import (
     table_query,
 )
 
-#: ``fetch_table`` is re-exported for tools/dev (bench, demo), which import it from here.
-__all__ = ["app", "fetch_table"]
-
 app = typer.Typer(help="National statistics tables with a privacy guarantee.", no_args_is_help=True)
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(roster_app, name="roster")

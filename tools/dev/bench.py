@@ -63,7 +63,7 @@ from node.store.base import (
 from node.store.sqlcipher import SqlCipherStore
 from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
-from tools.cli.stats import fetch_table
+from tools.clients.statistician import fetch_table
 from tools.dev import bench_audit, bench_extract, bench_secagg, synth
 from tools.dev.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.dev.procmem import TreePeak, peak_rss_mb, process_tree, tree_pss_mb

@@ -25,10 +25,10 @@ from childreg import codes, csvformat
 from childreg.errors import InvalidInput, Violation
 from childreg.models import ImportRecord, TableQuery
 from childreg.seed import SEED_ACADEMIC_YEAR, SEED_FORM_COUNTS, SEED_TOTALS
-from tools.cli.stats import fetch_table
 from tools.clients import importer
 from tools.clients.exports import write_export
 from tools.clients.published import NATIONAL, PublishedView
+from tools.clients.statistician import fetch_table
 from tools.dev import synth
 from tools.dev.federation import LocalFederation, Say
 from tools.dev.synth import DepartmentPlan

@@ -26,6 +26,7 @@ from node.crypto.keys import Keyring
 from node.store.base import RecordStore
 from tests.unit.node.consent.test_extract import NOW, OTHER_SCHOOL, SCHOOL, Node
 from tools.cli import extract as cli_extract
+from tools.clients.school import read_private_key
 
 
 def standalone_open(
@@ -224,7 +225,7 @@ def test_cli_keygen_and_open(node: Node, tmp_path: Path) -> None:
     made = runner.invoke(cli_extract.app, ["keygen", "--out", str(key_file)])
     assert made.exit_code == 0, made.output
     assert key_file.stat().st_mode & 0o777 == 0o600
-    key = cli_extract.read_private_key(key_file)
+    key = read_private_key(key_file)
     assert made.output.strip() == base64.b64encode(bytes(key.public_key)).decode()
     node.school_key = key
     node.grant = node.consent(valid_until=dt.date(2099, 12, 31))  # `open` uses real time
