@@ -37,9 +37,9 @@ from node.rpc.statistics import (
     ready_reply_to_proto,
     share_question_from_proto,
 )
+from tests.conftest import authority_key
 from tests.inprocess import FakeRpcError, Method
 from tests.unit.secagg_nodes import (
-    AUTHORITY,
     CALLER,
     FEDERATION,
     YEAR,
@@ -88,7 +88,9 @@ def rounds(
     tmp_path: Path, nodes: Sequence[Node], observe: Callable[[str, Message], None] | None = None
 ) -> tuple[SecureRounds, ReleaseStore]:
     blob = signed_roster(nodes)
-    roster = SignedRoster(blob, verify_roster(blob, AUTHORITY.verify_key, federation=FEDERATION))
+    roster = SignedRoster(
+        blob, verify_roster(blob, authority_key().verify_key, federation=FEDERATION)
+    )
     store = ReleaseStore(tmp_path / "releases.db")
     stubs = {node.department: InProcessStub(node) for node in nodes}
     secure = SecureRounds(
@@ -103,7 +105,7 @@ def rounds(
 
 def question(table_id: str, snapshot: str = YEAR) -> TableRound:
     blob = signed_catalogue()
-    catalogue = verify_catalogue(blob, AUTHORITY.verify_key)
+    catalogue = verify_catalogue(blob, authority_key().verify_key)
     return TableRound(blob, catalogue.version, catalogue.table(table_id), snapshot)
 
 

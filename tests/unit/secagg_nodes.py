@@ -62,14 +62,6 @@ def catalogue(version: int = 1, federation: str = FEDERATION) -> Catalogue:
     )
 
 
-def __getattr__(name: str) -> SigningKey:
-    """``AUTHORITY``, made when it is read (for the modules that still import it by that name;
-    new code calls :func:`tests.conftest.authority_key`)."""
-    if name == "AUTHORITY":
-        return authority_key()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def signed_catalogue(version: int = 1, key: SigningKey | None = None) -> bytes:
     """The test catalogue signed by ``key`` (the test authority by default)."""
     return sign_catalogue(catalogue(version), key if key is not None else authority_key())

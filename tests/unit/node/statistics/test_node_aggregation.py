@@ -39,9 +39,8 @@ from node.rpc.statistics import masked_share_to_proto
 from node.server import init_node
 from node.statistics.aggregation import roster_entry
 from node.store.sqlcipher import SqlCipherStore
-from tests.conftest import IssueFn
+from tests.conftest import IssueFn, authority_key
 from tests.unit.secagg_nodes import (
-    AUTHORITY,
     CALLER,
     FEDERATION,
     TABLES,
@@ -170,7 +169,7 @@ def test_a_round_id_reused_under_another_catalogue_version_gets_unrelated_masks(
     question = share_question(
         roster, "education_form", "abcd", rid, cat=signed_catalogue(version=2)
     )
-    listed = verify_roster(roster, AUTHORITY.verify_key, federation=FEDERATION)
+    listed = verify_roster(roster, authority_key().verify_key, federation=FEDERATION)
     second = [
         open_share(
             masked_share_to_proto(n.desk.share(question, CALLER)),
@@ -197,7 +196,7 @@ def test_a_roster_for_other_snapshots_is_refused(tmp_path: Path) -> None:
     nodes = four_nodes(tmp_path)
     data = roster_object(n.entry() for n in nodes)
     data["first_snapshot"], data["last_snapshot"] = "2024/25", "2026/27"
-    later = sign_roster(parse_roster(data), AUTHORITY)
+    later = sign_roster(parse_roster(data), authority_key())
     for node in nodes:
         with pytest.raises(FailedPrecondition, match="applies to snapshots 2024/25 to 2026/27"):
             node.desk.ready(ready_question(later, "education_form"))
@@ -324,7 +323,7 @@ def test_the_keys_are_the_keyrings_own_and_stable(tmp_path: Path) -> None:
     assert (
         verify_roster(
             signed_roster([make_node("a", keyring), *four_nodes(tmp_path / "x")[1:]]),
-            AUTHORITY.verify_key,
+            authority_key().verify_key,
         ).member("a")
         == member
     )

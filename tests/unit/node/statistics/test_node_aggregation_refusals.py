@@ -36,8 +36,8 @@ from node.audit.log import AuditLog
 from node.audit.service import Audited
 from node.rpc.statistics import StatisticsServicer
 from node.statistics.aggregation import Readiness, roster_entry
+from tests.conftest import authority_key
 from tests.unit.secagg_nodes import (
-    AUTHORITY,
     CALLER,
     FEDERATION,
     YEAR,
@@ -76,9 +76,10 @@ def never_count(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(node.store, "count_table", counted)
 
 
-def forged(content: dict[str, Any], key: SigningKey = AUTHORITY) -> bytes:
-    """A roster document signed as it stands, without validating it first."""
-    return sign_document(KIND, content, canonical_json(content), key)
+def forged(content: dict[str, Any], key: SigningKey | None = None) -> bytes:
+    """A roster document signed as it stands (by the test authority unless ``key``)."""
+    signer = key if key is not None else authority_key()
+    return sign_document(KIND, content, canonical_json(content), signer)
 
 
 def altered(blob: bytes) -> bytes:
@@ -107,7 +108,7 @@ BAD_ROUNDS: dict[str, tuple[BadRound, type[ChildregError]]] = {
                     )
                     | {"federation": "other.childreg"}
                 ),
-                AUTHORITY,
+                authority_key(),
             ),
             "abcd",
         ),
