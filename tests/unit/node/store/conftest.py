@@ -1,7 +1,7 @@
 """The fixtures of the SQLCipher store's own tests: a random key, a database path, a fresh store.
 
 The ``store`` here is the SQLCipher store alone; it stands in for the two-store
-``store`` of tests/unit/conftest.py below this folder.
+``store`` of tests/conftest.py below this folder.
 """
 
 from __future__ import annotations
