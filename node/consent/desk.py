@@ -146,7 +146,7 @@ class ConsentDesk:
         with self._store.atomic():
             child = self._store.get_child(checked.child_id)
             if child is None:
-                raise NotFound(f"no child with child_id {checked.child_id}")
+                raise NotFound("no child with that child_id")
             key = self._keys.child_key(child.child_id, child.key_version, child.wrapped_key)
             consent_id = _new_consent_id()
             token = new_grant()
@@ -191,7 +191,7 @@ class ConsentDesk:
             )
         found = self._store.get_consent(cleaned)
         if found is None:
-            raise NotFound(f"no consent with consent_id {cleaned}")
+            raise NotFound("no consent with that consent_id")
         return found
 
     def list(self, child_id: str) -> list[StoredConsent]:
@@ -199,14 +199,14 @@ class ConsentDesk:
         cleaned = child_id.strip()
         with self._store.read_view():
             if self._store.get_child(cleaned) is None:
-                raise NotFound(f"no child with child_id {cleaned}")
+                raise NotFound("no child with that child_id")
             return self._store.consents_of(cleaned)
 
     def guardian_of(self, consent: StoredConsent) -> str:
         """The guardian's name, unsealed: for the guardian's receipt only, never a log."""
         child = self._store.get_child(consent.child_id)
         if child is None:
-            raise NotFound(f"no child with child_id {consent.child_id}")
+            raise NotFound("no child with that child_id")
         key = self._keys.child_key(child.child_id, child.key_version, child.wrapped_key)
         plain = self._keys.unseal(
             key, child.child_id, _guardian_context(consent.consent_id), consent.sealed_guardian

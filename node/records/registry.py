@@ -394,7 +394,7 @@ class Registry:
     def _require(self, child_id: str) -> StoredChild:
         stored = self._store.get_child(child_id)
         if stored is None:
-            raise NotFound(f"no child with child_id {child_id}")
+            raise NotFound("no child with that child_id")
         return stored
 
 

@@ -199,5 +199,5 @@ class MemoryRecords(MemoryBase, RecordsStore):
     def _require(self, child_id: str) -> StoredChild:
         child = self._live().children.get(child_id)
         if child is None:
-            raise NotFound(f"no child with child_id {child_id}")
+            raise NotFound("no child with that child_id")
         return child

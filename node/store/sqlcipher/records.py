@@ -186,7 +186,7 @@ class SqlCipherRecords(SqlCipherBase, RecordsStore):
             except sqlcipher3.IntegrityError as exc:
                 raise _already_exists(exc) from None
             if cursor.rowcount == 0:
-                raise NotFound(f"no child with child_id {child.child_id}")
+                raise NotFound("no child with that child_id")
 
     def upsert_placement(self, placement: StoredPlacement) -> None:
         """Set the child's placement for that academic year."""
@@ -202,7 +202,7 @@ class SqlCipherRecords(SqlCipherBase, RecordsStore):
                 ),
             )
             if cursor.rowcount == 0:
-                raise NotFound(f"no child with child_id {placement.child_id}")
+                raise NotFound("no child with that child_id")
 
     def put_care_setting(self, care: StoredCareSetting) -> None:
         """Record the child's care setting from a date on."""
@@ -212,7 +212,7 @@ class SqlCipherRecords(SqlCipherBase, RecordsStore):
                 _PUT_CARE, (care.since.isoformat(), care.care_setting, care.child_id)
             )
             if cursor.rowcount == 0:
-                raise NotFound(f"no child with child_id {care.child_id}")
+                raise NotFound("no child with that child_id")
 
     def add_assessment(self, assessment: StoredAssessment) -> int:
         """Add an assessment and return its new id (1, 2, … per child)."""
@@ -223,7 +223,7 @@ class SqlCipherRecords(SqlCipherBase, RecordsStore):
                 _ADD_ASSESSMENT, (*assessment_columns(a), a.child_id)
             ).fetchall()
             if not row:
-                raise NotFound(f"no child with child_id {a.child_id}")
+                raise NotFound("no child with that child_id")
             return int(row[0][0])
 
     def get_child(self, child_id: str) -> StoredChild | None:
