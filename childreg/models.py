@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -30,15 +32,106 @@ from childreg import codes
 from childreg.errors import InvalidInput, Violation
 
 EARLIEST_BIRTH = dt.date(1990, 1, 1)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: The longest a commission may set the next review after its assessment.
+MAX_REVIEW_YEARS = 5
+#: A child is placed in education from the academic year starting in the year it turns 2.
+FIRST_PLACEMENT_AGE = 2
+#: The academic year starts on 1 September: before it, the current year is last year's.
+ACADEMIC_YEAR_START = (9, 1)
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+#: Bidirectional embeddings, overrides and isolates (Trojan Source: CVE-2021-42574).
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def _no_control(value: str) -> str:
-    # Every character _CONTROL finds (Cc, Zl, Zp) is unprintable, so a printable string
-    # (the usual case, and a C-level test) passes without the regex search.
-    if not value.isprintable() and _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+def _iso_date(value: object) -> object:
+    """Dates only, written strictly as YYYY-MM-DD (pydantic's lax mode would also take a
+    date-time at midnight, a Unix timestamp, or bytes)."""
+    if isinstance(value, dt.datetime):
+        raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("not a valid calendar date") from None
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+#: Every date field of every input: a calendar date, never a date-time.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+
+
+def _nfc(value: str) -> str:
+    """Text is kept in Unicode normalisation form C (so equal names are equal strings)."""
+    return unicodedata.normalize("NFC", value)
+
+
+def text_problem(value: str, *, newlines: bool = False) -> str | None:
+    """Why ``value`` is not acceptable free text, or None; never quotes the value.
+
+    In the spirit of Unicode TS #39 (security mechanisms): no control characters (Cc,
+    line and paragraph separators; ``newlines`` allows LF), no bidirectional overrides
+    or isolates, and no invisible formatting characters (every other Cf: zero-width
+    spaces and joiners, word joiner, invisible operators, BOM, soft hyphen, tags), nor
+    lone surrogates. Every such character is unprintable, so a printable string (the
+    usual case, a C-level test) passes at once.
+    """
+    if value.isprintable():
+        return None
+    for ch in value:
+        category = unicodedata.category(ch)
+        if ch in _BIDI:
+            return "must not contain bidirectional override or isolate characters"
+        if category == "Cf":
+            return "must not contain invisible formatting characters"
+        if category in ("Cc", "Zl", "Zp", "Cs") and not (newlines and ch == "\n"):
+            return "must not contain control characters"
+    return None
+
+
+def _plain_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
+
+
+def years_after(day: dt.date, years: int) -> dt.date:
+    """The same calendar day ``years`` later (28 February for a 29 February)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def current_academic_year_start(today: dt.date | None = None) -> int:
+    """The start year of the academic year in course (it starts on 1 September)."""
+    today = today or dt.date.today()
+    return today.year if (today.month, today.day) >= ACADEMIC_YEAR_START else today.year - 1
+
+
+def birth_problems(
+    born: dt.date, record: PlacementIn | CareSettingIn | AssessmentIn
+) -> list[Violation]:
+    """What in ``record`` contradicts the child's birth date (a cross-record check the
+    registry and the import rows make): an assessment or care setting before birth, a
+    placement in an academic year starting before the year the child turns 2."""
+    if isinstance(record, PlacementIn):
+        if int(record.academic_year[:4]) < born.year + FIRST_PLACEMENT_AGE:
+            return [
+                Violation(
+                    "academic_year",
+                    f"must not start before the year the child turns {FIRST_PLACEMENT_AGE}",
+                )
+            ]
+    elif isinstance(record, CareSettingIn):
+        if record.since < born:
+            return [Violation("since", "must not be before the child's date of birth")]
+    elif record.assessment_date < born:
+        return [Violation("assessment_date", "must not be before the child's date of birth")]
+    return []
 
 
 def _one_of(what: str, allowed: Sequence[str]) -> Callable[[str], str]:
@@ -78,23 +171,42 @@ def _academic_year(value: str) -> str:
     return value
 
 
+def _placement_year(value: str) -> str:
+    # The year's start: no earlier than the year a child born on the earliest birth date
+    # turns 2 (the registry checks the child's own birth: birth_problems), no later than
+    # next academic year ("0000/01" and "9999/00" are well-formed but refused here).
+    start = int(value[:4])
+    earliest = EARLIEST_BIRTH.year + FIRST_PLACEMENT_AGE
+    if start < earliest:
+        raise ValueError(f"must start in {earliest} or later")
+    if start > current_academic_year_start() + 1:
+        raise ValueError("must not be later than next academic year")
+    return value
+
+
 ChildId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
 ]
 NationalId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z0-9]{5,20}$")]
+#: Free text (every name, short text, institution, commission...): NFC, no control,
+#: bidi or invisible formatting characters (:func:`text_problem`).
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_no_control),
+    AfterValidator(_nfc),
+    AfterValidator(_plain_text),
 ]
 ShortText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_no_control),
+    AfterValidator(_nfc),
+    AfterValidator(_plain_text),
 ]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,32}$")]
 AcademicYear = Annotated[str, AfterValidator(_academic_year)]
+#: A placement's year: well-formed, and between 1992/93 and next academic year.
+PlacementYear = Annotated[str, AfterValidator(_academic_year), AfterValidator(_placement_year)]
 Sex = Annotated[str, AfterValidator(_one_of("sex", codes.SEXES))]
 District = Annotated[str, AfterValidator(_one_of("district", codes.DISTRICTS))]
 Region = Annotated[str, AfterValidator(_one_of("region", tuple(codes.REGIONS)))]
@@ -127,7 +239,7 @@ class ChildIn(Model):
     national_id: NationalId | None = None
     given_name: Name
     family_name: Name
-    date_of_birth: dt.date
+    date_of_birth: IsoDate
     sex: Sex
     district: District
     guardian_name: Name | None = None
@@ -152,7 +264,7 @@ class PlacementIn(Model):
     """Where a child is educated in one academic year."""
 
     child_id: ChildId
-    academic_year: AcademicYear
+    academic_year: PlacementYear
     education_form: EducationForm
     institution: ShortText | None = None
 
@@ -162,7 +274,13 @@ class CareSettingIn(Model):
 
     child_id: ChildId
     care_setting: CareSetting
-    since: dt.date
+    since: IsoDate
+
+    @model_validator(mode="after")
+    def _not_future(self) -> Self:
+        if self.since > dt.date.today():
+            raise ValueError("since must not be in the future")
+        return self
 
 
 class FunctioningItem(Model):
@@ -187,7 +305,7 @@ class AssessmentIn(Model):
     """A psychological-medical-pedagogical commission's assessment of a child."""
 
     child_id: ChildId
-    assessment_date: dt.date
+    assessment_date: IsoDate
     commission: ShortText
     impairment_band: ImpairmentBand | None = None
     icf_codes: Annotated[tuple[IcfCode, ...], AfterValidator(_unique), Field(max_length=_LIST)] = ()
@@ -200,15 +318,20 @@ class AssessmentIn(Model):
     accommodations: Annotated[
         tuple[Accommodation, ...], AfterValidator(_unique), Field(max_length=_LIST)
     ] = ()
-    next_review: dt.date | None = None
+    next_review: IsoDate | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         domains = [f.domain for f in self.functioning]
         if len(set(domains)) != len(domains):
             raise ValueError("functioning must name each domain at most once")
-        if self.next_review is not None and self.next_review < self.assessment_date:
-            raise ValueError("next_review must not be before assessment_date")
+        if self.next_review is not None:
+            if self.next_review <= self.assessment_date:
+                raise ValueError("next_review must be after assessment_date")
+            if self.next_review > years_after(self.assessment_date, MAX_REVIEW_YEARS):
+                raise ValueError(
+                    f"next_review must be within {MAX_REVIEW_YEARS} years of assessment_date"
+                )
         if self.assessment_date > dt.date.today():
             raise ValueError("assessment_date must not be in the future")
         return self
@@ -229,6 +352,10 @@ class ImportRecord(Model):
         ids |= {x.child_id for x in (self.care, self.assessment) if x is not None}
         if ids != {self.child.child_id}:
             raise ValueError("every part of the row must name the same child_id")
+        parts = {"placement": self.placement, "care": self.care, "assessment": self.assessment}
+        for name, part in parts.items():
+            for v in birth_problems(self.child.date_of_birth, part) if part else ():
+                raise ValueError(f"{name}.{v.field} {v.problem}")
         return self
 
 
@@ -268,6 +395,7 @@ class NoisyTableQuestion(Model):
 
 
 M = TypeVar("M", bound=BaseModel)
+_NAMED = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*) (must .*)$", re.ASCII | re.DOTALL)
 
 
 def violations_of(
@@ -277,8 +405,11 @@ def violations_of(
     out: list[Violation] = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in err["loc"])
-        field = ".".join(x for x in (prefix, loc) if x) or prefix or "record"
         msg = str(err["msg"]).removeprefix("Value error, ")
+        named = _NAMED.match(msg) if not loc else None
+        if named:  # a check of the whole model whose message starts with the field's name
+            loc, msg = named.group(1), named.group(2)
+        field = ".".join(x for x in (prefix, loc) if x) or prefix or "record"
         out.append(Violation(field=field, problem=msg, line=line))
     return out
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
 import structlog
+from google.protobuf import descriptor_pool
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -269,8 +270,9 @@ else:
     _Interceptor = grpc.ServerInterceptor
 
 
-#: Called with (method, caller's SPIFFE id, status name) when a call is refused by
-#: authorization, before the refusal is sent.
+#: Called with (method, caller's SPIFFE id, status name) when a call is refused at the
+#: door before any handler ran — by authorization, or (INVALID_ARGUMENT) because its
+#: request message could not be decoded — before the refusal is sent.
 DenialHook = Callable[[str, str, str], None]
 
 
@@ -316,28 +318,30 @@ class BoundaryInterceptor(_Interceptor):
         if handler is None:
             return None
         method = handler_call_details.method
+        decode = _Decoder(method, handler.request_deserializer)
+        streaming_request = handler.request_streaming
 
         def guard(fn: Callable[..., Any], streaming_response: bool) -> Callable[..., Any]:
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            def unary(raw: Any, context: grpc.ServicerContext) -> Any:
                 start = time.perf_counter()
                 code = "OK"
                 auth, peer = _identified(context)
                 try:
                     self._admit(method, context, auth, peer)
-                    return fn(request, context)
+                    return fn(self._decoded(raw, streaming_request, decode, peer), context)
                 except Exception as exc:
                     code = _log_failure(method, peer, context, exc)
                     _abort(context, exc)
                 finally:
                     _log_rpc(context, method, peer, code, start)
 
-            def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            def streaming(raw: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 start = time.perf_counter()
                 code = "OK"
                 auth, peer = _identified(context)
                 try:
                     self._admit(method, context, auth, peer)
-                    yield from fn(request, context)
+                    yield from fn(self._decoded(raw, streaming_request, decode, peer), context)
                 except Exception as exc:
                     code = _log_failure(method, peer, context, exc)
                     _abort(context, exc)
@@ -355,12 +359,66 @@ class BoundaryInterceptor(_Interceptor):
         for kind, make in kinds.items():
             fn = getattr(handler, kind)
             if fn is not None:
+                # The request arrives as bytes (no deserializer): the guard decodes it
+                # after admission, so a malformed message is an answered INVALID_ARGUMENT.
                 return make(
                     guard(fn, handler.response_streaming),
-                    request_deserializer=handler.request_deserializer,
+                    request_deserializer=None,
                     response_serializer=handler.response_serializer,
                 )
         return handler  # pragma: no cover - every handler has one of the four kinds
+
+    def _decoded(self, raw: Any, streaming: bool, decode: _Decoder, peer: str) -> Any:
+        """The request parsed from its bytes, after admission (authorization first).
+
+        A unary request that does not parse never reaches the handler: like a refusal at
+        the door, it is reported to ``on_denied`` (a node's ``denied`` leaf, outcome
+        INVALID_ARGUMENT). A stream's messages are parsed as the handler reads them: one
+        that does not parse raises InvalidInput inside the handler, whose own leaf (the
+        action's, outcome INVALID_ARGUMENT) records it.
+        """
+        if streaming:
+            return (decode(item) for item in raw)
+        try:
+            return decode(raw)
+        except InvalidInput:
+            if self._on_denied is not None:
+                try:
+                    self._on_denied(decode.method, peer, grpc.StatusCode.INVALID_ARGUMENT.name)
+                except Exception as hook_error:  # the call is refused either way
+                    log.error("rpc.denial_hook_failed", error_type=type(hook_error).__name__)
+            raise
+
+
+class _Decoder:
+    """Parses one request message of one method from its wire bytes, or InvalidInput
+    naming the field "request" (never the bytes, never the parser's detail)."""
+
+    def __init__(self, method: str, deserializer: Callable[[bytes], Any] | None) -> None:
+        self.method = method
+        self._deserializer = deserializer
+        self._problem = f"not a valid {_input_type_of(method)} message"
+
+    def __call__(self, raw: bytes) -> Any:
+        if self._deserializer is None:
+            return raw
+        try:
+            return self._deserializer(raw)
+        except Exception as exc:  # a parser's error is about the bytes the caller sent
+            log.warning("rpc.malformed_request", method=self.method, error_type=type(exc).__name__)
+            raise InvalidInput(
+                "the request could not be decoded", [Violation("request", self._problem)]
+            ) from None
+
+
+def _input_type_of(method: str) -> str:
+    """The request message's name for a full method name like /pkg.Service/Method."""
+    name = method.strip("/").replace("/", ".")
+    try:
+        found = descriptor_pool.Default().FindMethodByName(name)
+    except KeyError:
+        return "request"
+    return str(found.input_type.name)
 
 
 def _require_deadline(context: grpc.ServicerContext) -> None:

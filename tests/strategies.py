@@ -14,16 +14,21 @@ from childreg.models import (
     FunctioningItem,
     ImportRecord,
     PlacementIn,
+    current_academic_year_start,
 )
 
 child_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,20}\Z")
 names = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")),
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Cs", "Zs", "Zl", "Zp")),
     min_size=1,
     max_size=30,
 )
-dates = st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2024, 12, 31))
-years = st.integers(2015, 2030).map(lambda y: f"{y}/{(y + 1) % 100:02d}")
+#: Births early enough that every record date and placement year below is after them.
+birth_dates = st.dates(min_value=dt.date(1995, 1, 1), max_value=dt.date(2012, 12, 31))
+dates = st.dates(min_value=dt.date(2013, 1, 1), max_value=dt.date(2024, 12, 31))
+years = st.integers(2015, current_academic_year_start() + 1).map(
+    lambda y: f"{y}/{(y + 1) % 100:02d}"
+)
 
 
 def children(child_id: st.SearchStrategy[str] = child_ids) -> st.SearchStrategy[ChildIn]:
@@ -34,7 +39,7 @@ def children(child_id: st.SearchStrategy[str] = child_ids) -> st.SearchStrategy[
         national_id=st.none() | st.from_regex(r"\A[A-Z0-9]{5,20}\Z"),
         given_name=names,
         family_name=names,
-        date_of_birth=dates,
+        date_of_birth=birth_dates,
         sex=st.sampled_from(codes.SEXES),
         district=st.sampled_from(codes.DISTRICTS),
         guardian_name=st.none() | names,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import unicodedata
 from collections.abc import Callable
 
 from childreg.errors import InvalidInput, NotFound, Violation
-from childreg.models import ChildView
+from childreg.models import ChildView, text_problem
 from node.crypto.keys import Keyring
 from node.records.registry import Registry
 from node.store.base import RecordStore, StoredBreakGlass
@@ -45,11 +46,16 @@ class BreakGlassDesk:
 
     def read(self, child_id: str, reason: str, actor: str, breakglass_id: str) -> ChildView:
         """Keep the sealed reason, then return the child's record (NotFound if unknown)."""
-        text = reason.strip()
+        text = unicodedata.normalize("NFC", reason.strip())
         if not MIN_REASON <= len(text) <= MAX_REASON:
             raise InvalidInput(
                 "an emergency access needs a reason",
                 [Violation("reason", f"must be {MIN_REASON} to {MAX_REASON} characters")],
+            )
+        problem = text_problem(text, newlines=True)  # a written reason may have lines
+        if problem is not None:
+            raise InvalidInput(
+                "an emergency access needs a plain reason", [Violation("reason", problem)]
             )
         cleaned = child_id.strip()
         stored = self._store.get_child(cleaned)

@@ -22,7 +22,7 @@ from typing import Any, Final
 from pydantic import ValidationError, ValidationInfo, field_validator
 
 from childreg.errors import FailedPrecondition, InvalidInput, NotFound, Violation
-from childreg.models import ChildId, Model, Name, ShortText, violations_of
+from childreg.models import ChildId, IsoDate, Model, Name, ShortText, violations_of, years_after
 from node.crypto.keys import Keyring
 from node.store.base import RecordStore, StoredConsent
 
@@ -55,8 +55,8 @@ class ConsentIn(Model):
     guardian_name: Name
     purpose: str
     school: str
-    valid_from: dt.date
-    valid_until: dt.date
+    valid_from: IsoDate
+    valid_until: IsoDate
     evidence_ref: ShortText
 
     @field_validator("purpose")
@@ -77,6 +77,14 @@ class ConsentIn(Model):
             raise ValueError("must be a school of this federation")
         return value
 
+    @field_validator("valid_from")
+    @classmethod
+    def _from_within_a_year(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        today = _context(info, "today") or dt.date.today()
+        if not years_after(today, -1) <= value <= years_after(today, 1):
+            raise ValueError("must be within a year of today")
+        return value
+
     @field_validator("valid_until")
     @classmethod
     def _until_in_range(cls, value: dt.date, info: ValidationInfo) -> dt.date:
@@ -85,8 +93,8 @@ class ConsentIn(Model):
             raise ValueError("must not be in the past")
         start = info.data.get("valid_from")
         if isinstance(start, dt.date):
-            if value < start:
-                raise ValueError("must be on or after valid_from")
+            if value <= start:
+                raise ValueError("must be after valid_from")
             if value > _two_years_after(start):
                 raise ValueError("must be at most 2 years after valid_from")
         return value

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from json.encoder import encode_basestring
 from typing import Final, NamedTuple, TypeVar
 
-from childreg.errors import FailedPrecondition, ImportRejected, NotFound, Violation
+from childreg.errors import FailedPrecondition, ImportRejected, InvalidInput, NotFound, Violation
 from childreg.models import (
     AssessmentIn,
     CareSettingIn,
@@ -28,6 +28,7 @@ from childreg.models import (
     FunctioningItem,
     ImportRecord,
     PlacementIn,
+    birth_problems,
 )
 from node.crypto.keys import Keyring
 from node.store.base import (
@@ -254,6 +255,7 @@ class Registry:
     def record_placement(self, placement: PlacementIn) -> None:
         """Set where a child is educated in an academic year; NotFound for an unknown child."""
         with self._store.atomic():
+            _check_dates(self._require(placement.child_id), placement)
             self._store.upsert_placement(
                 StoredPlacement(
                     placement.child_id,
@@ -266,6 +268,7 @@ class Registry:
     def record_care_setting(self, care: CareSettingIn) -> None:
         """Record where a child lives from a date on; NotFound for an unknown child."""
         with self._store.atomic():
+            _check_dates(self._require(care.child_id), care)
             self._store.put_care_setting(
                 StoredCareSetting(care.child_id, care.care_setting, care.since)
             )
@@ -274,6 +277,7 @@ class Registry:
         """Record a commission's assessment and return its id (1, 2, … per child)."""
         with self._store.atomic():
             stored = self._require(assessment.child_id)
+            _check_dates(stored, assessment)
             key = self._keys.child_key(stored.child_id, stored.key_version, stored.wrapped_key)
             expected = len(self._store.assessments(assessment.child_id)) + 1
             return self._add_assessment(assessment, key, expected)
@@ -396,6 +400,14 @@ class Registry:
         if stored is None:
             raise NotFound("no child with that child_id")
         return stored
+
+
+def _check_dates(child: StoredChild, record: PlacementIn | CareSettingIn | AssessmentIn) -> None:
+    """InvalidInput if ``record``'s dates contradict the child's birth (an import row's
+    are checked by ImportRecord itself, which holds the birth date)."""
+    problems = birth_problems(child.date_of_birth, record)
+    if problems:
+        raise InvalidInput("dates before the child's birth", problems)
 
 
 class _ImportRun:
