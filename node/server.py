@@ -241,7 +241,13 @@ def start_node(config: NodeConfig) -> NodeApp:
             )
 
         server, port, health_servicer = start_grpc_service(
-            config, register, SERVICES, department=config.department_id, on_denied=audited.denied
+            config,
+            register,
+            SERVICES,
+            department=config.department_id,
+            # The hook gives (method, presented identity, status); the leaf's actor is the
+            # identity and its purpose the method.
+            on_denied=lambda method, peer, status: audited.denied(peer, method, status),
         )
     except BaseException:
         store.close()
