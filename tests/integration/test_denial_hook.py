@@ -14,11 +14,12 @@ import pytest
 
 from childreg.authz import Authorizer
 from childreg.ratelimit import RateLimit
-from childreg.rpc import make_server
+from childreg.rpc import make_server, secure_channel
 from tests.conftest import FEDERATION, IssueFn, tls
 from tests.integration.test_authorization import (
     DEPARTMENT,
     METHODS,
+    SERVER_NAME,
     Spy,
     call,
     full_name,
@@ -72,3 +73,24 @@ def test_refusals_over_the_rate_limit_are_not_reported(
         codes == [grpc.StatusCode.PERMISSION_DENIED] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
     )
     assert len(seen) == 3
+
+
+def test_a_malformed_request_is_charged_and_reported_after_authorization(
+    hooked: tuple[str, list[tuple[str, str, str]]], issue: IssueFn
+) -> None:
+    """Undecodable bytes from a permitted caller are refused INVALID_ARGUMENT and reported
+    to the hook; from a refused one PERMISSION_DENIED; both count against the rate limit."""
+    address, seen = hooked
+    staff = tls(issue("department-staff", f"{DEPARTMENT}.clerk"))
+    channel = secure_channel(address, staff, SERVER_NAME)
+    raw = channel.unary_unary(full_name(GET_CHILD), None, None)
+    codes = []
+    for _ in range(4):
+        try:
+            raw(b"\x0a\x05ab", timeout=5)  # truncated
+        except grpc.RpcError as err:
+            codes.append(err.code())
+    channel.close()
+    assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+    peer = f"spiffe://{FEDERATION}/department-staff/{DEPARTMENT}.clerk"
+    assert seen == [(full_name(GET_CHILD), peer, "INVALID_ARGUMENT")] * 3
