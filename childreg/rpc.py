@@ -8,6 +8,12 @@ log line per RPC: caller identity, method, status, duration — never request co
 line is written when the call has ended, so it does not delay the answer, and the caller's
 identity is read from the call's auth context once, for the rate limit, authorization,
 the log line and the handler (:func:`peer_identity`).
+
+Requests are decoded here too, not by gRPC: every handler is served with no request
+deserializer, and the boundary parses the bytes after the rate-limit charge,
+authorization and the deadline check, so an unauthorized caller is refused whatever it
+sent and a malformed message is an answered INVALID_ARGUMENT (field ``request``) with
+its log line — one mechanism for every service of every party (docs/design/security.md).
 """
 
 from __future__ import annotations
