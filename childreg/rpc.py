@@ -19,6 +19,7 @@ its log line — one mechanism for every service of every party (docs/design/sec
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -417,6 +418,7 @@ class _Decoder:
             ) from None
 
 
+@functools.lru_cache(maxsize=256)  # looked up once per method, not per call
 def _input_type_of(method: str) -> str:
     """The request message's name for a full method name like /pkg.Service/Method."""
     name = method.strip("/").replace("/", ".")
