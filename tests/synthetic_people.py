@@ -9,7 +9,7 @@ into Cyrillic (:func:`to_cyrillic`) and the perturbations a duplicate suffers.
 from __future__ import annotations
 
 import datetime as dt
-import random
+import random  # noqa: TID251 -- reproducible synthetic data, nothing security-relevant
 from typing import Final
 
 from childreg.models import ChildIn, ImportRecord, PlacementIn

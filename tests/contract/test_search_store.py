@@ -55,9 +55,16 @@ def test_a_rolled_back_block_leaves_the_index(store: RecordStore) -> None:
     """Tokens written in an atomic() block that raises are gone afterwards."""
     store.insert_child(child("C1"))
     store.replace_child_tokens("C1", {A})
-    with pytest.raises(RuntimeError), store.atomic():
-        store.replace_child_tokens("C1", {B})
-        assert store.children_matching([{B}]) == {"C1"}
-        raise RuntimeError("roll back")
+    seen: set[str] = set()
+
+    def change_then_fail() -> None:
+        with store.atomic():
+            store.replace_child_tokens("C1", {B})
+            seen.update(store.children_matching([{B}]))
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        change_then_fail()
+    assert seen == {"C1"}
     assert store.child_tokens("C1") == {A}
     assert store.children_matching([{B}]) == set()

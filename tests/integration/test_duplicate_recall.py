@@ -12,7 +12,7 @@ true original. Both are printed (``pytest -s``).
 from __future__ import annotations
 
 import datetime as dt
-import random
+import random  # noqa: TID251 -- reproducible synthetic data, nothing security-relevant
 from pathlib import Path
 
 from childreg.models import ChildIn
@@ -60,9 +60,7 @@ def test_duplicate_warning_recall_and_precision(tmp_path: Path, keyring: Keyring
     store = open_sqlcipher(tmp_path)
     try:
         registry = Registry(store, keyring)
-        held = [
-            random_child(rng, f"H{i:05d}", national_id=f"AZ{i:08d}") for i in range(HELD)
-        ]
+        held = [random_child(rng, f"H{i:05d}", national_id=f"AZ{i:08d}") for i in range(HELD)]
         registry.import_records(import_record(c, i + 2) for i, c in enumerate(held))
         originals = rng.sample(held, DUPLICATES)
         dups = [

@@ -189,9 +189,7 @@ def test_update_unknown_child_is_not_found(registry: Registry, store: RecordStor
 def test_update_to_another_childs_national_id_is_refused(registry: Registry) -> None:
     """Updating a child to a national id another child holds gives AlreadyExists, no change."""
     registry.register_child(a_child("C1", national_id="AZ11111111"))
-    registry.register_child(
-        a_child("C2", national_id="AZ22222222"), not_duplicate_reason="twins"
-    )
+    registry.register_child(a_child("C2", national_id="AZ22222222"), not_duplicate_reason="twins")
     with pytest.raises(AlreadyExists):
         registry.update_child(a_child("C2", national_id="AZ11111111", given_name="X"))
     assert registry.get_child("C2").child == a_child("C2", national_id="AZ22222222")
