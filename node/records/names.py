@@ -54,7 +54,7 @@ _FOLDS: Final = (
 )
 _NOT_LETTER: Final = re.compile(r"[^a-z]+")
 _REPEATS: Final = re.compile(r"(.)\1+")
-_WORD: Final = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_WORD: Final = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 
 
 def skeleton(name: str) -> str:
