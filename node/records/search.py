@@ -138,9 +138,10 @@ class ChildIndex:
         groups: list[set[bytes]] = []
         query_words = names.words(query.name) if query.name else []
         for word in query_words:
+            # Its prefix, its phonetic key, and (for a typo past the third letter) its
+            # first three letters: a child must match each query word one of these ways.
             group = {t("nf", names.phonetic(word))}
-            if len(word) >= 2:
-                group.add(t("np", word[:MAX_PREFIX]))
+            group.update(t("np", word[:k]) for k in {min(len(word), MAX_PREFIX), 3} if k >= 2)
             groups.append(group)
         if query.date_of_birth is not None:
             groups.append({t("db", query.date_of_birth.isoformat())})
@@ -160,21 +161,19 @@ class ChildIndex:
                 ids = self._store.children_matching(groups)
             if query.name is not None and not query_words:
                 ids = set()
-            scored: list[tuple[float, str, SearchHit]] = []
+            scored: list[tuple[float, str, _Known]] = []
             for child_id in ids:
                 if not query.include_closed and is_closed(self._store, child_id):
                     continue
                 known = self._open(child_id)
                 score = _query_score(query_words, known) if query_words else 1.0
                 if score >= SEARCH_SIMILARITY:
-                    scored.append((score, child_id, self._hit(known, score)))
-        scored.sort(key=lambda item: (-item[0], item[1]))
-        start = _offset(query.page_token)
-        end = start + query.page_size
-        return SearchPage(
-            hits=tuple(hit for _, _, hit in scored[start:end]),
-            next_page_token=f"p{end}" if end < len(scored) else None,
-        )
+                    scored.append((score, child_id, known))
+            scored.sort(key=lambda item: (-item[0], item[1]))
+            start = _offset(query.page_token)
+            end = start + query.page_size
+            hits = tuple(self._hit(known, score) for score, _, known in scored[start:end])
+        return SearchPage(hits=hits, next_page_token=f"p{end}" if end < len(scored) else None)
 
     # --- the duplicate warning ----------------------------------------------------------
     def likely_duplicates(self, child: ChildIn) -> tuple[DuplicateCandidate, ...]:

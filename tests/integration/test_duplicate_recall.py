@@ -20,7 +20,7 @@ from node.crypto.keys import Keyring
 from node.records.registry import Registry
 from node.records.search import swapped
 from tests.contract.stores import open_sqlcipher
-from tests.synthetic_people import import_record, other_script, random_child, typo
+from tools.dev.people import import_record, other_script, random_child, typo
 
 HELD = 2_000
 DUPLICATES = 200

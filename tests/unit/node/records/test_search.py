@@ -19,7 +19,7 @@ from childreg.search import SearchQuery
 from node.crypto.keys import Keyring
 from node.records.registry import Registry
 from node.store.base import RecordStore
-from tests.synthetic_people import import_record
+from tools.dev.people import import_record
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Synthetic children for the search and duplicate tests and bench, with realistic names.
+"""Synthetic children with realistic names, for search and duplicate tests and the bench.
 
 tools/dev/synth.py gives Azerbaijani given names but visibly fake family names
 (``Synth-0421``); matching across scripts needs real-looking ones, so this adds family
