@@ -15,7 +15,7 @@ def test_search_figures_are_reported(tmp_path: Path) -> None:
     assert search["search_p95_ms"] >= search["search_p50_ms"] > 0
     assert search["get_child_p95_ms"] > 0
     assert search["goal_p95_ms"] == 20
-    assert 0 <= search["found_on_first_page"] <= 1
+    assert 0 <= search["found_with_birth_date"] <= 1
     assert reg["with_check_p50_ms"] > 0
     assert reg["without_check_p50_ms"] > 0
     assert reg["goal_max_ratio"] == 2
