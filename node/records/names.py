@@ -6,7 +6,7 @@ Latin ("Məmmədov"), Azerbaijani or Russian Cyrillic ("Мамедов"), a pass
 2018's "Nursultan"/2021's "Nūrsūltan"). Search and the duplicate warning compare
 *skeletons*: NFKC and casefold, then a table of Cyrillic (Russian, Kazakh, Azerbaijani)
 letters to Latin and of Azerbaijani and Kazakh Latin letters to ASCII, then a few folds of
-sounds that the scripts write differently (x/kh/h, c/j/dzh/zh, q/k, y/i), then repeated
+sounds that the scripts write differently (x/kh/h/g, c/j/dzh/zh, q/k, y/i, yu/ü), then repeated
 letters collapsed. A skeleton is for matching only, never shown. On top of it,
 :func:`phonetic` is jellyfish's Metaphone (vowels after the first letter and voicing
 differences fade), and :func:`similarity` is rapidfuzz's Jaro-Winkler.
@@ -26,7 +26,7 @@ from rapidfuzz.distance import JaroWinkler
 
 #: Cyrillic letters (Russian, Kazakh, Azerbaijani Cyrillic) to Latin, lower case.
 CYRILLIC: Final[dict[str, str]] = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "j",
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "yo", "ж": "j",
     "з": "z", "и": "i", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
     "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "h", "ц": "ts",
     "ч": "ch", "ш": "sh", "щ": "sh", "ъ": "", "ы": "i", "ь": "", "э": "e", "ю": "yu",
@@ -49,8 +49,12 @@ _TABLE: Final = str.maketrans(CYRILLIC | LATIN)
 # Sounds written differently across the scripts and transliterations, folded to one.
 _FOLDS: Final = (
     (re.compile(r"dzh|dj|zh"), "j"),
-    (re.compile(r"kh"), "h"),
+    # Azerbaijani and Kazakh h, x and Russian х, г all meet: Hüseyn / Гусейн, Mehriban /
+    # Мегрибан, Axmetova / Ахметова / Akhmetova.
+    (re.compile(r"kh|h"), "g"),
     (re.compile(r"y"), "i"),
+    # ü and ö as Russian writes them (Гюлнар, Сюлейманов, Ёмар): the soft i goes.
+    (re.compile(r"i([uo])"), r"\1"),
 )
 _NOT_LETTER: Final = re.compile(r"[^a-z]+")
 _REPEATS: Final = re.compile(r"(.)\1+")

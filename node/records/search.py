@@ -138,10 +138,12 @@ class ChildIndex:
         groups: list[set[bytes]] = []
         query_words = names.words(query.name) if query.name else []
         for word in query_words:
-            # Its prefix, its phonetic key, and (for a typo past the third letter) its
-            # first three letters: a child must match each query word one of these ways.
+            # Its prefix, its phonetic key, and (for a typo past the second letter) its
+            # first two letters: a child must match each query word one of these ways.
+            # The two-letter prefix is only used with a second word to narrow it.
+            short = {2} if len(query_words) > 1 else {3}
             group = {t("nf", names.phonetic(word))}
-            group.update(t("np", word[:k]) for k in {min(len(word), MAX_PREFIX), 3} if k >= 2)
+            group.update(t("np", word[:k]) for k in {min(len(word), MAX_PREFIX), *short} if k >= 2)
             groups.append(group)
         if query.date_of_birth is not None:
             groups.append({t("db", query.date_of_birth.isoformat())})
