@@ -70,3 +70,16 @@ class DuplicateCandidate(Model):
 
     hit: SearchHit
     reasons: tuple[str, ...]  # e.g. "same national id", "similar name", "close birth date"
+
+
+class Registration(Model):
+    """What registering a child came to: registered, or held back by likely duplicates.
+
+    ``registered`` is False only when likely duplicates were found and no reason that the
+    child is not one of them was given; then ``duplicates`` lists them and nothing was
+    written. When the child was registered with a reason, ``duplicates`` lists what was
+    set aside.
+    """
+
+    registered: bool
+    duplicates: tuple[DuplicateCandidate, ...] = ()

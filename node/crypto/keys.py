@@ -63,6 +63,7 @@ _GRANT_PERSON: Final = b"childreg-grant"
 _EXTRACT_PERSON: Final = b"childreg-extract"
 _MASKING_PERSON: Final = b"childreg-masking"
 _UPLOAD_PERSON: Final = b"childreg-uploads"
+_INDEX_PERSON: Final = b"childreg-index"
 
 KekKind = Literal["passphrase", "key_file"]
 _KIND_WORDS: Final[dict[str, str]] = {"passphrase": "a passphrase", "key_file": "a key file"}
@@ -453,6 +454,14 @@ class Keyring:
         The coordinator checks each upload against the public key listed in the roster.
         """
         return self._keyed_hash("secagg-upload-signing-key", _UPLOAD_PERSON)
+
+    def search_index_key(self) -> bytes:
+        """The 32-byte key of the blind search index's tokens (node/records/search.py).
+
+        Derived from the lookup key with its own domain, so a token of the index cannot be
+        told from, or matched against, a national-id hash or a pseudonym.
+        """
+        return self._keyed_hash("search-index-key", _INDEX_PERSON)
 
     def _keyed_hash(self, value: str, person: bytes) -> bytes:
         # Standard keyed BLAKE2b (the same function as libsodium's generichash), via

@@ -30,7 +30,9 @@ from childreg.models import (
     PlacementIn,
     birth_problems,
 )
+from childreg.search import DuplicateCandidate, Registration, SearchPage, SearchQuery
 from node.crypto.keys import Keyring
+from node.records.search import ChildIndex, Tokens
 from node.store.base import (
     NewChild,
     RecordStore,
@@ -173,6 +175,7 @@ class SealedRow(NamedTuple):
     child_id: str
     digest: bytes | None  # keyed hash of the national id, if one was given
     sealed: NewChild | None
+    tokens: frozenset[bytes] = frozenset()  # the child's search-index tokens, when sealed
 
 
 class RowSealer:
@@ -183,14 +186,21 @@ class RowSealer:
 
     def __init__(self, keyring: Keyring) -> None:
         self._keys = keyring
+        self._tokens = Tokens(keyring)
 
     def row(self, record: ImportRecord, *, seal: bool = True) -> SealedRow:
         """The row of ``record``; unsealed (``sealed`` None) when ``seal`` is false."""
         child = record.child
         nid = child.national_id
         digest = None if nid is None else self._keys.national_id_hash(nid)
+        if not seal:
+            return SealedRow(record.line, child.child_id, digest, None)
         return SealedRow(
-            record.line, child.child_id, digest, self._new_row(record, digest) if seal else None
+            record.line,
+            child.child_id,
+            digest,
+            self._new_row(record, digest),
+            self._tokens.of_child(child, record.placement.institution),
         )
 
     def _new_row(self, record: ImportRecord, digest: bytes | None) -> NewChild:
@@ -237,11 +247,46 @@ class Registry:
         self._store = store
         self._keys = keyring
         self._sealer = RowSealer(keyring)
+        self.index = ChildIndex(store, keyring)
 
-    def register_child(self, child: ChildIn) -> None:
-        """Register a new child; AlreadyExists if its id or national id is already held."""
+    def register_child(
+        self, child: ChildIn, *, not_duplicate_reason: str | None = None
+    ) -> Registration:
+        """Register a new child unless it looks like one already held.
+
+        Likely duplicates (:meth:`likely_duplicates`) hold the registration back
+        (``registered`` False, nothing written) unless ``not_duplicate_reason`` says why the
+        child is none of them; the front door records that reason in the action's audit
+        leaf. AlreadyExists, as before, if the id or the national id is already held (a
+        child with a held national id cannot be new, reason or not).
+        """
         with self._store.atomic():
+            duplicates = self.index.likely_duplicates(child)
+            held_nid = any("same national id" in d.reasons for d in duplicates)
+            if duplicates and not_duplicate_reason is None and not held_nid:
+                return Registration(registered=False, duplicates=duplicates)
             self._store.insert_child(self._new_stored_child(child))
+            self.index.index(child, None)
+        return Registration(registered=True, duplicates=duplicates)
+
+    def likely_duplicates(self, child: ChildIn) -> tuple[DuplicateCandidate, ...]:
+        """Children already held that may be ``child`` (see ChildIndex.likely_duplicates)."""
+        return self.index.likely_duplicates(child)
+
+    def find_children(self, query: SearchQuery) -> SearchPage:
+        """One page of the children matching ``query``, best first (node/records/search.py)."""
+        return self.index.find(query)
+
+    def reindex_children(self) -> int:
+        """Rebuild every child's search tokens (a store made before the index); how many."""
+        n = 0
+        with self._store.atomic():
+            for child_id in list(self._store.child_ids()):
+                view = self.get_child(child_id)
+                school = view.placements[-1].institution if view.placements else None
+                self.index.index(view.child, school)
+                n += 1
+        return n
 
     def update_child(self, child: ChildIn) -> None:
         """Replace a child's identifying record, keeping its data key; NotFound if absent."""
@@ -251,6 +296,7 @@ class Registry:
             self._store.replace_child(
                 self._stored_child(child, key, old.wrapped_key, old.key_version)
             )
+            self.index.index(child, self.index.latest_school(child.child_id))
 
     def record_placement(self, placement: PlacementIn) -> None:
         """Set where a child is educated in an academic year; NotFound for an unknown child."""
@@ -264,6 +310,7 @@ class Registry:
                     placement.institution,
                 )
             )
+            self._reindex(placement.child_id)
 
     def record_care_setting(self, care: CareSettingIn) -> None:
         """Record where a child lives from a date on; NotFound for an unknown child."""
@@ -346,6 +393,12 @@ class Registry:
                     f"{run.bad_rows} bad rows; nothing was imported", run.violations
                 )
         return run.imported
+
+    def _reindex(self, child_id: str) -> None:
+        """Recompute a stored child's search tokens (e.g. after a new placement)."""
+        view = self.get_child(child_id)
+        school = view.placements[-1].institution if view.placements else None
+        self.index.index(view.child, school)
 
     def _new_stored_child(self, child: ChildIn) -> StoredChild:
         key, wrapped, version = self._keys.new_child_key(child.child_id)
@@ -474,6 +527,7 @@ class _ImportRun:
         if len(sealed) != len(rows):  # cannot happen: rows are sealed until something is wrong
             raise RuntimeError("an import row was not sealed")
         self._store.insert_new_children(sealed)
+        self._store.add_child_tokens([(r.child_id, r.tokens) for r in rows])
         self.imported += len(sealed)
 
     def _bad(self, found: list[Violation]) -> None:

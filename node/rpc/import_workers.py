@@ -58,23 +58,23 @@ CHUNK: Final = IMPORT_BATCH
 #: and other calls to the node are not queued behind the sealing.
 WORKER_NICENESS: Final = 10
 
-#: A sealed row as it crosses the process boundary: line, national-id digest and the
-#: store's bulk row (:data:`~node.store.base.NewChild`), all plain tuples, strings and bytes,
-#: which pickle and unpickle several times faster than records or named tuples.
-WireRow = tuple[int, bytes | None, NewChild]
+#: A sealed row as it crosses the process boundary: line, national-id digest, the store's
+#: bulk row (:data:`~node.store.base.NewChild`) and the search tokens, all plain tuples,
+#: strings and bytes, which pickle and unpickle several times faster than records or named tuples.
+WireRow = tuple[int, bytes | None, NewChild, frozenset[bytes]]
 
 
 def to_wire(row: SealedRow) -> WireRow:
     """A sealed row as tuples (the row must be sealed)."""
     if row.sealed is None:
         raise ValueError("only sealed rows cross to the node")
-    return (row.line, row.digest, row.sealed)
+    return (row.line, row.digest, row.sealed, row.tokens)
 
 
 def from_wire(wire: WireRow) -> SealedRow:
     """The sealed row of :func:`to_wire`'s tuples."""
-    line, digest, sealed = wire
-    return SealedRow(line, sealed[0][0], digest, sealed)
+    line, digest, sealed, tokens = wire
+    return SealedRow(line, sealed[0][0], digest, sealed, tokens)
 
 
 def seal_batch(sealer: RowSealer, blob: bytes) -> list[WireRow | list[Violation]]:

@@ -5,7 +5,8 @@ NOT): :class:`~node.store.records.RecordsStore` (children, placements, care sett
 assessments, counts), :class:`~node.store.ledger.LedgerStore` (privacy ledger,
 participation, catalogue versions), :class:`~node.store.audit.AuditStore` (audit leaves,
 Merkle rows, checkpoints) and :class:`~node.store.consents.ConsentStore` (consents, the
-extract's read, break-glass). All of them extend
+extract's read, break-glass) and :class:`~node.store.search.SearchStore` (the blind
+search index's keyed tokens). All of them extend
 :class:`~node.store.transactional.Transactional`, and :class:`RecordStore` is their
 combination over one transaction: what callers take.
 
@@ -22,6 +23,7 @@ from node.store.audit import AuditStore
 from node.store.consents import ConsentStore
 from node.store.ledger import LedgerStore
 from node.store.records import RecordsStore
+from node.store.search import SearchStore
 from node.store.transactional import BlockNesting, Transactional
 from node.store.types import (
     MECHANISMS,
@@ -63,6 +65,7 @@ __all__ = [
     "PlacementColumns",
     "RecordStore",
     "RecordsStore",
+    "SearchStore",
     "StoredAssessment",
     "StoredBreakGlass",
     "StoredCareSetting",
@@ -79,7 +82,7 @@ __all__ = [
 ]
 
 
-class RecordStore(RecordsStore, LedgerStore, AuditStore, ConsentStore):
+class RecordStore(RecordsStore, LedgerStore, AuditStore, ConsentStore, SearchStore):
     """Where a node keeps everything: its records, ledger, audit log and consents.
 
     Contract: each part's (see the interfaces above), and one more that binds them: every

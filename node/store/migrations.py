@@ -207,6 +207,20 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             ),
         ),
     ),
+    Migration(
+        8,
+        "blind search index: keyed tokens per child",
+        (
+            # Children held before this migration have no tokens until the registry
+            # re-indexes them (Registry.reindex_children).
+            """CREATE TABLE child_token (
+                token BLOB NOT NULL,
+                child INTEGER NOT NULL REFERENCES child(id) ON DELETE CASCADE,
+                PRIMARY KEY (token, child)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX child_token_by_child ON child_token(child)",
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -39,6 +39,8 @@ def test_quick_bench_reports_the_three_figures() -> None:
         assert row["central_group_by_ms"] > 0
         assert row["first_ratio"] > 0
         assert row["repeat_ratio"] > 0
+    assert data["search"]["search_p95_ms"] > 0
+    assert data["registration_check"]["ratio"] > 0
     rounds = data["secure_rounds"]
     assert {(row["departments"], tuple(row["dimensions"])) for row in rounds} == {
         (n, dims) for n in (3, 5) for dims in {tuple(r["dimensions"]) for r in tables}

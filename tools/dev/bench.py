@@ -64,7 +64,7 @@ from node.store.sqlcipher import SqlCipherStore
 from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
 from tools.clients.statistician import fetch_table
-from tools.dev import bench_audit, bench_extract, bench_secagg, synth
+from tools.dev import bench_audit, bench_extract, bench_search, bench_secagg, synth
 from tools.dev.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.dev.procmem import TreePeak, peak_rss_mb, process_tree, tree_pss_mb
 
@@ -94,10 +94,13 @@ class Sizes:
     audit_appends: int
     proof_leaves: int
     extract_requests: int
+    search_children: int
+    search_queries: int
+    search_registrations: int
 
 
-FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500)
-QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30)
+FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)
+QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20)
 
 
 # ----- data ---------------------------------------------------------------------------
@@ -436,6 +439,10 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
                 lambda: bench_audit.measure_proofs(root, sizes.proof_leaves),
             ),
             "extracts": bench_extract.measure_extracts(root, sizes.extract_requests, say),
+            **bench_search.measure_search_figures(
+                root, sizes.search_children, sizes.search_queries, sizes.search_registrations,
+                say,
+            ),
         }  # fmt: skip
 
 
@@ -532,6 +539,22 @@ def render(result: dict[str, Any]) -> Table:
             f"{row['ratio']}",
             f"≤ {row['goal_max_ratio']}",
         )
+    srch = result["search"]
+    table.add_row(
+        f"staff search by full name in the node, {srch['children']:,} children (p50 / p95)",
+        f"{srch['search_p50_ms']} / {srch['search_p95_ms']} ms",
+        f"{srch['get_child_p95_ms']} ms get_child p95",
+        f"{srch['ratio']}",
+        f"≤ {srch['goal_p95_ms']} ms p95",
+    )
+    reg = result["registration_check"]
+    table.add_row(
+        f"registration with the duplicate check ÷ without, {reg['children']:,} children (p50)",
+        f"{reg['with_check_p50_ms']} ms",
+        f"{reg['without_check_p50_ms']} ms without the check",
+        f"{reg['ratio']}",
+        f"≤ {reg['goal_max_ratio']}",
+    )
     mem = result["memory"]
     table.add_row(
         f"node peak memory, {mem['children']:,} children (the larger of the node process's "

@@ -1,7 +1,7 @@
 """A record store in process memory: fast, for tests; the reference the SQL store must match.
 
 :class:`MemoryStore` honours the whole :class:`~node.store.base.RecordStore` contract. It
-is composed of one class per concern (records.py, ledger.py, audit.py, consents.py), all
+is composed of one class per concern (records.py, ledger.py, audit.py, consents.py, search.py), all
 working on the one state of state.py under one re-entrant lock, so an ``atomic()`` block
 rolls back every concern's writes together (by restoring a snapshot taken when the
 outermost block starts).
@@ -14,9 +14,12 @@ from node.store.memory.audit import MemoryAudit
 from node.store.memory.consents import MemoryConsents
 from node.store.memory.ledger import MemoryLedger
 from node.store.memory.records import MemoryRecords
+from node.store.memory.search import MemorySearch
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryRecords, MemoryLedger, MemoryAudit, MemoryConsents, RecordStore):
+class MemoryStore(
+    MemoryRecords, MemoryLedger, MemoryAudit, MemoryConsents, MemorySearch, RecordStore
+):
     """Records in dictionaries, guarded by one re-entrant lock."""

@@ -44,6 +44,8 @@ class _State:
     consents: dict[str, StoredConsent] = field(default_factory=dict)
     breakglass: list[StoredBreakGlass] = field(default_factory=list)
     participation: dict[str, Participation] = field(default_factory=dict)
+    tokens_of: dict[str, set[bytes]] = field(default_factory=dict)  # the search index
+    by_token: dict[bytes, set[str]] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -59,6 +61,8 @@ class _State:
             dict(self.consents),
             list(self.breakglass),
             dict(self.participation),
+            {k: set(v) for k, v in self.tokens_of.items()},
+            {k: set(v) for k, v in self.by_token.items()},
         )
 
 
