@@ -101,7 +101,7 @@ def _plan_from_csv(path: Path) -> DepartmentPlan:
     slug = "".join(c if c.isalnum() else "-" for c in path.stem.lower()).strip("-")[:60] or "dept"
     main = districts.most_common(1)[0][0]
     return DepartmentPlan(
-        id=slug, name=path.stem, region=codes.DISTRICT_REGION[main], districts=tuple(districts)
+        id=slug, name=path.stem, region=codes.region_of(main), districts=tuple(districts)
     )
 
 

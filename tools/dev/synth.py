@@ -387,13 +387,13 @@ def plan_departments(n: int) -> list[DepartmentPlan]:
     """
     if not 1 <= n <= MAX_DEPARTMENTS:
         raise ValueError(f"number of departments must be between 1 and {MAX_DEPARTMENTS}")
-    if n == len(codes.REGIONS):
+    if n == len(codes.regions()):
         return [
             DepartmentPlan(region, _department_name(region), region, districts)
-            for region, districts in codes.REGIONS.items()
+            for region, districts in codes.regions().items()
         ]
     width = max(2, len(str(n)))
-    all_districts = codes.DISTRICTS
+    all_districts = codes.districts()
     chunks: list[tuple[str, ...]] = []
     if n > len(all_districts):
         chunks = [(all_districts[i % len(all_districts)],) for i in range(n)]
@@ -406,7 +406,7 @@ def plan_departments(n: int) -> list[DepartmentPlan]:
             start = end
     plans = []
     for i, chunk in enumerate(chunks, 1):
-        region = codes.DISTRICT_REGION[chunk[0]]
+        region = codes.region_of(chunk[0])
         number = f"{i:0{width}d}"
         plans.append(
             DepartmentPlan(
