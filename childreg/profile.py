@@ -157,6 +157,16 @@ class Profile(Model):
         """The region a district belongs to; KeyError for a district not in the profile."""
         return self._region_of[district]
 
+    def unit_name(self, code: str, language: str = "en") -> str:
+        """The name of a region or district in ``language``; KeyError for an unknown code."""
+        for region in self.regions:
+            if region.code == code:
+                return region.names[language]
+            for district in region.districts:
+                if district.code == code:
+                    return district.names[language]
+        raise KeyError(code)
+
     def academic_year(self, on: dt.date) -> str:
         """The academic year ``on`` falls in, e.g. '2024/25' from its first day on."""
         start = self.calendar.start()

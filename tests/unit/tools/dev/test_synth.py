@@ -110,7 +110,7 @@ def check_record(r: ImportRecord, s: Summary) -> None:
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthManifest, Summary]:
     """The default run (14 departments, seed 0), generated and read back once."""
     out = tmp_path_factory.mktemp("full")
-    manifest = generate(14, out)
+    manifest = generate(14, out, academic_year="2023/24")
     return out, manifest, summarize(out, manifest)
 
 
