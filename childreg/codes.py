@@ -2,8 +2,9 @@
 
 Every party shares these lists, so a table's shape never depends on the data: a count
 table over dimensions D1..Dk always has exactly prod(len(codes(Di))) cells, in the
-canonical order given by :func:`grid`.  Vocabularies follow docs/design/architecture.md; regions are
-Azerbaijan's 14 economic regions (2021), the shape of its education administration.
+canonical order given by :func:`grid`.  Vocabularies follow docs/design/architecture.md; the
+regions and districts (and the census day) come from the process's country profile
+(:mod:`childreg.profile`), so they are data, not code.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
+
+from childreg.profile import active
 
 EDUCATION_FORMS: Final = (
     "preschool",
@@ -126,51 +129,62 @@ ACCOMMODATIONS: Final = (
 ICF_CODE_RE: Final = re.compile(r"^[bsde][0-9]{1,5}(?:[.+][0-9]{1,3})?$")
 ICD10_CODE_RE: Final = re.compile(r"^[A-Z][0-9]{2}(?:\.[0-9A-Z]{1,4})?$")
 
-#: Economic region -> its districts (cities and rayons), as codes.
-REGIONS: Final[dict[str, tuple[str, ...]]] = {
-    "baku": (
-        "binagadi", "garadagh", "khatai", "khazar", "nasimi", "narimanov",
-        "nizami", "pirallahi", "sabail", "sabunchu", "surakhani", "yasamal",
-    ),
-    "absheron_khizi": ("sumgait", "absheron", "khizi"),
-    "daglig_shirvan": ("shamakhi", "agsu", "ismayilli", "gobustan"),
-    "ganja_dashkasan": ("ganja", "naftalan", "dashkasan", "goranboy", "goygol", "samukh"),
-    "karabakh": (
-        "khankendi", "aghjabadi", "agdam", "barda", "fuzuli", "khojaly",
-        "khojavend", "shusha", "tartar",
-    ),
-    "gazakh_tovuz": ("agstafa", "gadabay", "gazakh", "shamkir", "tovuz"),
-    "guba_khachmaz": ("guba", "gusar", "khachmaz", "shabran", "siyazan"),
-    "lankaran_astara": ("astara", "jalilabad", "lankaran", "lerik", "masally", "yardimli"),
-    "central_aran": ("mingachevir", "agdash", "goychay", "kurdamir", "ujar", "yevlakh", "zardab"),
-    "mil_mughan": ("beylagan", "imishli", "saatly", "sabirabad"),
-    "shaki_zagatala": ("balakan", "gakh", "gabala", "oghuz", "shaki", "zagatala"),
-    "shirvan_salyan": ("shirvan", "bilasuvar", "hajigabul", "neftchala", "salyan"),
-    "east_zangezur": ("jabrayil", "kalbajar", "gubadli", "lachin", "zangilan"),
-    "nakhchivan": (
-        "nakhchivan_city", "babek", "julfa", "kangarli", "ordubad", "sadarak",
-        "shahbuz", "sharur",
-    ),
-}  # fmt: skip
-DISTRICTS: Final = tuple(d for ds in REGIONS.values() for d in ds)
-DISTRICT_REGION: Final = {d: r for r, ds in REGIONS.items() for d in ds}
+#: The two geographic dimensions: their categories come from the country profile.
+GEOGRAPHY: Final = ("region", "district")
 
-#: Dimensions a count table may be broken down by, with their categories.
-DIMENSIONS: Final[dict[str, tuple[str, ...]]] = {
+
+def regions() -> dict[str, tuple[str, ...]]:
+    """Region -> its district codes, from the process's country profile (childreg.profile)."""
+    return active().region_districts()
+
+
+def districts() -> tuple[str, ...]:
+    """Every district code of the country profile, region by region."""
+    return active().districts()
+
+
+def is_district(code: str) -> bool:
+    """True for a district of the country profile."""
+    return active().has_district(code)
+
+
+def region_of(district: str) -> str:
+    """The region of a district of the country profile; KeyError for another code."""
+    return active().region_of(district)
+
+
+_FIXED_DIMENSIONS: Final[dict[str, tuple[str, ...]]] = {
     "education_form": EDUCATION_FORMS,
     "sex": SEXES,
     "age_band": tuple(code for code, _, _ in AGE_BANDS),
     "care_setting": (*CARE_SETTINGS, CARE_NOT_RECORDED),
     "impairment_band": (*IMPAIRMENT_BANDS, IMPAIRMENT_NOT_ASSESSED),
-    "region": tuple(REGIONS),
-    "district": DISTRICTS,
 }
+
+
+class _Dimensions(Mapping[str, tuple[str, ...]]):
+    """The dimensions in canonical order; region and district read the country profile."""
+
+    def __getitem__(self, dimension: str) -> tuple[str, ...]:
+        if dimension == "region":
+            return active().region_codes()
+        if dimension == "district":
+            return districts()
+        return _FIXED_DIMENSIONS[dimension]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*_FIXED_DIMENSIONS, *GEOGRAPHY))
+
+    def __len__(self) -> int:
+        return len(_FIXED_DIMENSIONS) + len(GEOGRAPHY)
+
+
+#: Dimensions a count table may be broken down by, with their categories (canonical order).
+DIMENSIONS: Final[Mapping[str, tuple[str, ...]]] = _Dimensions()
 
 #: ASCII digits only: "\d" would also accept other scripts' digits, giving one snapshot
 #: many spellings (each with its own budget).
 ACADEMIC_YEAR_RE: Final = re.compile(r"([0-9]{4})/([0-9]{2})")
-#: Month and day of the census day of an academic year (the snapshot's reference date).
-CENSUS_DAY: Final = (9, 15)
 
 
 def codes(dimension: str) -> tuple[str, ...]:
@@ -198,11 +212,11 @@ def is_valid_academic_year(year: str) -> bool:
 
 
 def reference_date(academic_year: str) -> dt.date:
-    """The census day of an academic year, e.g. '2023/24' -> 2023-09-15."""
+    """The census day of an academic year by the country profile, e.g. AZ '2023/24' ->
+    2023-09-15."""
     if not is_valid_academic_year(academic_year):
         raise ValueError("academic year must look like 2023/24")
-    month, day = CENSUS_DAY
-    return dt.date(int(academic_year[:4]), month, day)
+    return active().reference_date(academic_year)
 
 
 def age_on(born: dt.date, on: dt.date) -> int:

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from nacl.signing import VerifyKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from childreg import profile
 from childreg.errors import InvalidInput, Violation
 from childreg.models import violations_of
+from childreg.profile import Profile
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -80,13 +83,23 @@ class ServiceSettings(BaseModel):
     #: The statistics authority's Ed25519 public key (`authority.pub`): pinned, it is the
     #: only key whose signed table catalogue this service accepts.
     statistics_authority_key: Path
+    #: The federation's country profile (administrative units, calendar, languages) as
+    #: signed by that same authority (childreg.profile); unset: the embedded Azerbaijan one.
+    profile_file: Path | None = None
     log_level: str = "info"
     max_workers: int = Field(default=8, ge=1, le=64)
     #: Per-caller rate limit (token bucket): calls per second, and how many at once.
     rate_per_second: float = Field(default=100.0, gt=0, le=100_000)
     rate_burst: int = Field(default=300, ge=1, le=1_000_000)
 
-    @field_validator("identity_dir", "denylist_file", "statistics_authority_key")
+    @field_validator("identity_dir", "denylist_file", "statistics_authority_key", "profile_file")
     @classmethod
-    def _service_paths(cls, value: Path, info: ValidationInfo) -> Path:
-        return resolve_path(value, info.context)
+    def _service_paths(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else resolve_path(value, info.context)
+
+    def country_profile(self, authority: VerifyKey, federation: str) -> Profile:
+        """The signed profile of ``profile_file``, verified with the pinned ``authority`` key
+        and for ``federation`` (PermissionDenied otherwise), or the embedded default."""
+        if self.profile_file is None:
+            return profile.embedded()
+        return profile.read_signed_profile(self.profile_file, authority, federation=federation)

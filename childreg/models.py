@@ -208,8 +208,22 @@ AcademicYear = Annotated[str, AfterValidator(_academic_year)]
 #: A placement's year: well-formed, and between 1992/93 and next academic year.
 PlacementYear = Annotated[str, AfterValidator(_academic_year), AfterValidator(_placement_year)]
 Sex = Annotated[str, AfterValidator(_one_of("sex", codes.SEXES))]
-District = Annotated[str, AfterValidator(_one_of("district", codes.DISTRICTS))]
-Region = Annotated[str, AfterValidator(_one_of("region", tuple(codes.REGIONS)))]
+
+
+def _profile_unit(what: str) -> Callable[[str], str]:
+    """A check against the country profile's units (childreg.profile), read when called."""
+
+    def check(value: str) -> str:
+        known = codes.is_district(value) if what == "district" else value in codes.regions()
+        if not known:
+            raise ValueError(f"unknown {what}; see the {what} codes of the country profile")
+        return value
+
+    return check
+
+
+District = Annotated[str, AfterValidator(_profile_unit("district"))]
+Region = Annotated[str, AfterValidator(_profile_unit("region"))]
 #: Identifiers of parties and departments in configuration (also used in DNS names).
 PartyId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 EducationForm = Annotated[str, AfterValidator(_one_of("form of education", codes.EDUCATION_FORMS))]

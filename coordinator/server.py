@@ -14,6 +14,7 @@ import structlog
 from grpc_health.v1 import health
 from nacl.signing import VerifyKey
 
+from childreg import profile
 from childreg.catalogue import KIND as CATALOGUE_KIND
 from childreg.catalogue import load_verify_key, verify_catalogue
 from childreg.errors import ChildregError, FailedPrecondition, InvalidInput, KeyProblem
@@ -109,6 +110,8 @@ def start_coordinator(
     """
     try:
         _check_witness(config, witness)
+        authority = load_verify_key(config.statistics_authority_key)
+        profile.install(config.country_profile(authority, config.federation))
         return _start(config, witness)
     except BaseException:
         if witness is not None:

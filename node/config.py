@@ -12,6 +12,7 @@ Example (TOML)::
     kek_file = "/run/secrets/childreg-kek"    # or: kek_passphrase_env = "CHILDREG_KEK_PASSPHRASE"
     denylist_file = "/etc/childreg/denylist.json"
     statistics_authority_key = "/etc/childreg/authority.pub"
+    profile_file = "/etc/childreg/profile.signed.json"   # the signed country profile
     max_snapshot_rho = "1/4"
     aggregation = "secure"                    # or "per-department" (stage 1)
     import_workers = 2                        # processes sealing bulk imports (0: none)
@@ -35,7 +36,9 @@ from pydantic import (
 from childreg.audit.note import NoteVerifier
 from childreg.config import ServiceSettings, resolve_path
 from childreg.dp import zcdp
-from childreg.models import District, PartyId, Region
+from childreg.errors import InvalidInput, Violation
+from childreg.models import PartyId
+from childreg.profile import Profile, UnitCode
 
 
 class WitnessEndpoint(BaseModel):
@@ -65,8 +68,10 @@ class NodeConfig(ServiceSettings):
 
     department_id: PartyId
     name: str = Field(min_length=1, max_length=200)
-    region: Region
-    districts: tuple[District, ...] = Field(min_length=1)
+    #: The department's region and districts: codes of the country profile (profile_file),
+    #: checked against it at start-up (:meth:`check_units`).
+    region: UnitCode
+    districts: tuple[UnitCode, ...] = Field(min_length=1)
     data_dir: Path
     kek_file: Path | None = None
     kek_passphrase_env: str | None = None
@@ -108,6 +113,18 @@ class NodeConfig(ServiceSettings):
         if (self.kek_file is None) == (self.kek_passphrase_env is None):
             raise ValueError("set exactly one of kek_file or kek_passphrase_env")
         return self
+
+    def check_units(self, profile: Profile) -> None:
+        """InvalidInput unless ``region`` and every one of ``districts`` are in ``profile``."""
+        found = [
+            Violation("districts", f"{d} is not a district of the {profile.country} profile")
+            for d in self.districts
+            if not profile.has_district(d)
+        ]
+        if self.region not in profile.region_codes():
+            found.insert(0, Violation("region", f"not a region of the {profile.country} profile"))
+        if found:
+            raise InvalidInput("the node's region and districts must be the profile's", found)
 
     @property
     def db_path(self) -> Path:

@@ -23,9 +23,11 @@ import structlog
 from grpc_health.v1 import health
 from nacl.signing import SigningKey
 
+from childreg import profile
 from childreg.catalogue import load_verify_key
 from childreg.errors import FailedPrecondition, KeyProblem
 from childreg.pki import IdentityFiles
+from childreg.profile import Profile
 from childreg.ratelimit import RateLimit, RateLimiter
 from childreg.service import (
     bound_address,
@@ -108,6 +110,7 @@ def init_node(config: NodeConfig) -> None:
     """Create a node's data directory, keyring and empty encrypted database."""
     if config.keyring_path.exists() or config.db_path.exists():
         raise FailedPrecondition(f"node already initialised in {config.data_dir}")
+    node_profile(config)  # a wrong profile, region or district: refused before anything
     source = kek_source(config)
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     keyring = Keyring.create(config.keyring_path, source)
@@ -153,8 +156,19 @@ def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
     return store, keyring
 
 
+def node_profile(config: NodeConfig) -> Profile:
+    """The node's country profile, signed for its federation, holding its region and
+    districts (InvalidInput naming the field, or PermissionDenied for a bad signature)."""
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    authority = load_verify_key(config.statistics_authority_key)
+    country = config.country_profile(authority, federation)
+    config.check_units(country)
+    return country
+
+
 def start_node(config: NodeConfig) -> NodeApp:
-    """Open storage and start the mutual-TLS gRPC server."""
+    """Install the country profile, open storage and start the mutual-TLS gRPC server."""
+    profile.install(node_profile(config))
     keyring = open_keyring(config)
     # Forked before the database is opened and before gRPC starts any thread.
     workers = ImportWorkers.start(
@@ -168,7 +182,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             workers.close()
         raise
     try:
-        registry = Registry(store, keyring)
+        registry = Registry(store, keyring, districts=config.districts)
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         authority = load_verify_key(config.statistics_authority_key)
         desk = StatisticsDesk(

@@ -46,7 +46,7 @@ def record(line: int, child_id: str, national_id: str | None = None) -> ImportRe
             family_name="Məmmədova",
             date_of_birth=dt.date(2015, 3, 14),
             sex="female",
-            district=codes.DISTRICTS[0],
+            district=codes.districts()[0],
             guardian_name="Leyla",
         ),
         placement=PlacementIn(

@@ -41,7 +41,7 @@ def children(child_id: st.SearchStrategy[str] = child_ids) -> st.SearchStrategy[
         family_name=names,
         date_of_birth=birth_dates,
         sex=st.sampled_from(codes.SEXES),
-        district=st.sampled_from(codes.DISTRICTS),
+        district=st.sampled_from(codes.districts()),
         guardian_name=st.none() | names,
         guardian_phone=st.none() | st.from_regex(r"\A\+?[0-9]{5,15}\Z"),
     )

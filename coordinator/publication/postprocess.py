@@ -70,7 +70,7 @@ def check_areas(names: Iterable[str]) -> None:
                 f"{NATIONAL!r} is a snapshot's only area; it is never mixed with regions"
             )
         return
-    unknown = areas - set(codes.REGIONS)
+    unknown = areas - set(codes.regions())
     if unknown:
         raise ValueError(f"unknown regions: {sorted(unknown)}")
 
@@ -289,7 +289,7 @@ def publish(
 
 def _measured(m: RegionMeasurement, given: Dims, dims: Dims, region: str) -> Reals:
     """A region's measurement as floats in canonical order, after checking it."""
-    if region not in codes.REGIONS and region != NATIONAL:
+    if region not in codes.regions() and region != NATIONAL:
         raise ValueError(f"unknown region: {region!r}")
     if len(m.values) != codes.grid_size(given):
         raise ValueError(f"{region}: a table over {given} has {codes.grid_size(given)} cells")

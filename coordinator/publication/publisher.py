@@ -161,7 +161,7 @@ class Publisher:
         measured = self._rounds.measure(
             TableRound(self._signed.blob, catalogue.version, table, snapshot)
         )
-        regions = [r for r in codes.REGIONS if r in measured.areas]
+        regions = [r for r in codes.regions() if r in measured.areas]
         measurements = {
             name: RegionMeasurement(
                 values=area.values, variance=float(measured.unit_variance * area.units)

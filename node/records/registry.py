@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring
 from typing import Final, NamedTuple, TypeVar
 
@@ -243,11 +243,23 @@ class RowSealer:
 class Registry:
     """Domain operations on a node's records; every write runs inside ``store.atomic()``."""
 
-    def __init__(self, store: RecordStore, keyring: Keyring) -> None:
+    def __init__(
+        self, store: RecordStore, keyring: Keyring, districts: Collection[str] | None = None
+    ) -> None:
         self._store = store
         self._keys = keyring
         self._sealer = RowSealer(keyring)
         self.index = ChildIndex(store, keyring)
+
+        #: The department's districts (node config); None: any district of the profile.
+        self._districts = None if districts is None else frozenset(districts)
+
+    def _outside(self, district: str | None, line: int | None = None) -> Violation | None:
+        """The violation of a child living outside this department's districts, if so."""
+        if self._districts is None or district is None or district in self._districts:
+            return None
+        problem = f"{district} is not one of this department's districts"
+        return Violation("district", problem, line)
 
     def register_child(
         self, child: ChildIn, *, not_duplicate_reason: str | None = None
@@ -260,6 +272,8 @@ class Registry:
         leaf. AlreadyExists, as before, if the id or the national id is already held (a
         child with a held national id cannot be new, reason or not).
         """
+        if outside := self._outside(child.district):
+            raise InvalidInput("the child lives outside this department's districts", [outside])
         with self._store.atomic():
             duplicates = self.index.likely_duplicates(child)
             held_nid = any("same national id" in d.reasons for d in duplicates)
@@ -290,6 +304,8 @@ class Registry:
 
     def update_child(self, child: ChildIn) -> None:
         """Replace a child's identifying record, keeping its data key; NotFound if absent."""
+        if outside := self._outside(child.district):
+            raise InvalidInput("the child lives outside this department's districts", [outside])
         with self._store.atomic():
             old = self._require(child.child_id)
             key = self._keys.child_key(old.child_id, old.key_version, old.wrapped_key)
@@ -381,7 +397,7 @@ class Registry:
         run = _ImportRun(self._store, self._sealer)
         with self._store.atomic():
             try:
-                for item in items:
+                for item in self._in_districts(items):
                     run.add(item)
                 run.flush()
             finally:  # end a generator of rows now, inside the transaction (workers' replies)
@@ -399,6 +415,19 @@ class Registry:
         view = self.get_child(child_id)
         school = view.placements[-1].institution if view.placements else None
         self.index.index(view.child, school)
+
+    def _in_districts(
+        self, items: Iterable[ImportRecord | SealedRow | Sequence[Violation]]
+    ) -> Iterator[ImportRecord | SealedRow | Sequence[Violation]]:
+        """The import's items, a row outside this department's districts as its violation."""
+        for item in items:
+            if isinstance(item, ImportRecord):
+                outside = self._outside(item.child.district, item.line)
+            elif isinstance(item, SealedRow) and item.sealed is not None:
+                outside = self._outside(item.sealed[0][6], item.line)  # ChildColumns' district
+            else:
+                outside = None
+            yield [outside] if outside else item
 
     def _new_stored_child(self, child: ChildIn) -> StoredChild:
         key, wrapped, version = self._keys.new_child_key(child.child_id)

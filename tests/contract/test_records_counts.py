@@ -194,7 +194,7 @@ _CHILDREN = st.lists(
         ChildSpec,
         born=st.one_of(st.dates(dt.date(2000, 1, 1), dt.date(2024, 6, 1)), _boundary_birth()),
         sex=st.sampled_from(codes.SEXES),
-        district=st.sampled_from(codes.DISTRICTS),
+        district=st.sampled_from(codes.districts()),
         placements=st.dictionaries(
             st.sampled_from(YEARS), st.sampled_from(codes.EDUCATION_FORMS), max_size=2
         ),

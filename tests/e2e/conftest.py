@@ -41,7 +41,7 @@ def synthetic(
 ) -> tuple[list[synth.DepartmentPlan], list[Path]]:
     """Three synthetic departments (plans and their full CSV files), made once."""
     out = tmp_path_factory.mktemp("synthetic")
-    manifest = synth.generate(3, out, seed=11)
+    manifest = synth.generate(3, out, seed=11, academic_year="2023/24")
     plans = [
         synth.DepartmentPlan(d.id, d.name, d.region, d.districts) for d in manifest.departments
     ]

@@ -33,7 +33,7 @@ MECHANISM = "discrete_gaussian/zcdp/secure-aggregation"
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     """Four departments with 30 children each; secure aggregation is the default."""
     root = tmp_path_factory.mktemp("secure")
-    manifest = synth.generate(4, root / "synthetic", seed=23)
+    manifest = synth.generate(4, root / "synthetic", seed=23, academic_year=YEAR)
     plans = [
         synth.DepartmentPlan(d.id, d.name, d.region, d.districts) for d in manifest.departments
     ]

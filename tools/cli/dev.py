@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from childreg import profile
+from childreg.errors import InvalidInput, Violation
 from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
 from tools.dev import bench as bench_mod
@@ -25,16 +28,42 @@ def _say(quiet: bool) -> Say:
     return say
 
 
+CountryOpt = Annotated[
+    str, typer.Option("--country", help="Country profile: az (Azerbaijan) or kz (Kazakhstan).")
+]
+YearOpt = Annotated[
+    str | None,
+    typer.Option("--year", help="Academic year, e.g. 2024/25; default: the one today falls in."),
+]
+
+
+def _profile(country: str) -> profile.Profile:
+    """The shipped profile of ``country``; InvalidInput naming --country otherwise."""
+    try:
+        return profile.embedded(country)
+    except ValueError:
+        raise InvalidInput(
+            "unknown country", [Violation("country", f"expected one of {profile.COUNTRIES}")]
+        ) from None
+
+
 def synth(
     departments: Annotated[int, typer.Option(help="How many departments.", min=1, max=500)] = 14,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the CSV files.")] = Path(
         "synthetic"
     ),
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 0,
+    country: CountryOpt = profile.DEFAULT_COUNTRY,
+    year: YearOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write one CSV per department of clearly synthetic children matching published figures."""
-    manifest = synth_mod.generate(departments, out_dir, seed=seed)
+    with profile.installed(_profile(country)) as chosen:
+        academic_year = year or chosen.academic_year(dt.date.today())
+        figures = synth_mod.figures_for(country, academic_year)
+        manifest = synth_mod.generate(
+            departments, out_dir, seed=seed, figures=figures, academic_year=academic_year
+        )
     summary = {"out": str(out_dir), "departments": departments, "children": manifest.total_children}
     if as_json:
         typer.echo(json.dumps(summary))
@@ -45,8 +74,13 @@ def synth(
 
 def demo(
     departments: Annotated[
-        int, typer.Option(help="How many departments (default: Azerbaijan's 14).", min=1, max=100)
-    ] = 14,
+        int | None,
+        typer.Option(
+            help="How many departments (default: one per region of the country, 14 or 20).",
+            min=1,
+            max=100,
+        ),
+    ] = None,
     from_dir: Annotated[
         Path | None,
         typer.Option(
@@ -66,10 +100,15 @@ def demo(
     keep_running: Annotated[
         bool, typer.Option(help="Leave the federation running until Ctrl-C.")
     ] = False,
+    country: CountryOpt = profile.DEFAULT_COUNTRY,
+    year: YearOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a whole local federation end to end and print the national table."""
+    _profile(country)  # an unknown country: refused before anything starts
     result = demo_mod.run_demo(
+        country=country,
+        academic_year=year,
         departments=departments,
         from_dir=from_dir,
         out=out_dir,

@@ -9,13 +9,15 @@ and what it costs; ``stats budget`` what is left. The commands are a few lines o
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from childreg import codes
+from childreg import codes, profile
+from childreg.errors import InvalidInput, Violation
 from tools.cli.catalogue import app as catalogue_app
 from tools.cli.console import out
 from tools.cli.options import CoordinatorOpt, IdentityOpt, JsonOpt, ServerNameOpt, TimeoutOpt
@@ -36,7 +38,28 @@ app = typer.Typer(help="National statistics tables with a privacy guarantee.", n
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(roster_app, name="roster")
 
-YearOpt = Annotated[str, typer.Option("--year", help="Academic year (the snapshot).")]
+YearOpt = Annotated[
+    str | None,
+    typer.Option("--year", help="Academic year (the snapshot); default: the one today falls in."),
+]
+CountryOpt = Annotated[
+    str,
+    typer.Option(
+        "--country", help="Country profile whose calendar gives the default year: az or kz."
+    ),
+]
+
+
+def _year(year: str | None, country: str) -> str:
+    """``year``, or the academic year today falls in by ``country``'s profile calendar."""
+    if year is not None:
+        return year
+    try:
+        return profile.embedded(country).academic_year(dt.date.today())
+    except ValueError:
+        raise InvalidInput(
+            "unknown country", [Violation("country", f"expected one of {profile.COUNTRIES}")]
+        ) from None
 
 
 @app.command()
@@ -51,7 +74,8 @@ def table(
     ],
     coordinator: CoordinatorOpt,
     identity: IdentityOpt,
-    year: YearOpt = "2023/24",
+    year: YearOpt = None,
+    country: CountryOpt = profile.DEFAULT_COUNTRY,
     area: Annotated[
         str, typer.Option(help="'national' or a region code (every table has both).")
     ] = NATIONAL,
@@ -69,7 +93,7 @@ def table(
     timeout: TimeoutOpt = 120.0,
 ) -> None:
     """A published national table with its privacy statement, <10 flags and 95 % margins."""
-    query = table_query(year, by)
+    query = table_query(_year(year, country), by)
     view = fetch_table(Endpoint(coordinator, identity, server_name, timeout), query)
     selected = view.area(area)  # an unknown area is refused, naming the available ones
     for path in out_files or []:
@@ -88,13 +112,15 @@ def table(
 def budget(
     coordinator: CoordinatorOpt,
     identity: IdentityOpt,
-    year: YearOpt = "2023/24",
+    year: YearOpt = None,
+    country: CountryOpt = profile.DEFAULT_COUNTRY,
     server_name: ServerNameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 30.0,
 ) -> None:
     """Your privacy sub-budget for a snapshot, what all statisticians spent, what is published."""
-    data = fetch_budget(Endpoint(coordinator, identity, server_name, timeout), year)
+    endpoint = Endpoint(coordinator, identity, server_name, timeout)
+    data = fetch_budget(endpoint, _year(year, country))
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

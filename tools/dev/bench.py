@@ -106,7 +106,7 @@ QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20)
 # ----- data ---------------------------------------------------------------------------
 def base_records(workdir: Path) -> list[ImportRecord]:
     """One synthetic national population (the demo's), parsed and validated."""
-    synth.generate(1, workdir, seed=7)
+    synth.generate(1, workdir, seed=7, academic_year=SEED_ACADEMIC_YEAR)
     (file,) = [workdir / d.file for d in synth.read_manifest(workdir).departments]
     return [r for r in csvformat.iter_rows(file) if isinstance(r, ImportRecord)]
 

@@ -34,6 +34,7 @@ from nacl.public import PrivateKey
 
 from childreg import csvformat
 from childreg.models import ImportRecord
+from childreg.seed import SEED_ACADEMIC_YEAR
 from childreg.v1 import consent_pb2 as cpb
 from childreg.v1 import consent_pb2_grpc as cpb_grpc
 from tools.clients import importer
@@ -78,7 +79,7 @@ class BareCommits:
 
 def measure_extracts(root: Path, n: int, say: Say) -> dict[str, Any]:
     """(f): extract latency percentiles against a bare durable commit's."""
-    synth.generate(1, root / "extract-data", seed=5)
+    synth.generate(1, root / "extract-data", seed=5, academic_year=SEED_ACADEMIC_YEAR)
     (file,) = [
         root / "extract-data" / d.file
         for d in synth.read_manifest(root / "extract-data").departments

@@ -4,13 +4,16 @@ Makes a private CA and a statistics authority that signs the default table catal
 starts one real node process per department and a coordinator, imports each
 department's CSV over mutual TLS, asks for the national table of children by form of
 education — published with discrete Gaussian noise, consistent, with 95 % margins —
-prints it (beside the published 2023/24 figures when the data are the built-in synthetic
-set, with whether each lies within its margin), writes it as CSV, JSON, SDMX-CSV,
-SDMX-ML and a PNG chart, and shuts everything down.
+prints it (beside the published AZ 2023/24 figures, the shape of the built-in Azerbaijani
+synthetic set for whatever year is current, with whether each lies within its margin),
+writes it as CSV, JSON, SDMX-CSV, SDMX-ML and a PNG chart, and shuts everything down.
+``country`` picks the shipped country profile (Azerbaijan or Kazakhstan) the federation is
+signed and run with.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import tempfile
 import time
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from childreg import codes, csvformat
+from childreg import codes, csvformat, profile
 from childreg.errors import InvalidInput, Violation
 from childreg.models import ImportRecord, TableQuery
 from childreg.seed import SEED_ACADEMIC_YEAR, SEED_FORM_COUNTS, SEED_TOTALS
@@ -101,31 +104,59 @@ def _plan_from_csv(path: Path) -> DepartmentPlan:
     slug = "".join(c if c.isalnum() else "-" for c in path.stem.lower()).strip("-")[:60] or "dept"
     main = districts.most_common(1)[0][0]
     return DepartmentPlan(
-        id=slug, name=path.stem, region=codes.DISTRICT_REGION[main], districts=tuple(districts)
+        id=slug, name=path.stem, region=codes.region_of(main), districts=tuple(districts)
     )
 
 
 def run_demo(
     *,
-    departments: int,
+    departments: int | None,
     from_dir: Path | None,
     out: Path,
     seed: int,
     say: Say,
     workdir: Path | None = None,
     keep_running: bool = False,
+    country: str = profile.DEFAULT_COUNTRY,
+    academic_year: str | None = None,
 ) -> DemoResult:
-    """Run the whole demo; returns the national table and how it compares with the figures."""
+    """Run the whole demo for ``country``'s profile and ``academic_year`` (default: the one
+    today falls in); ``departments`` None: one per region of the profile. Returns the
+    national table and how it compares with the figures."""
+    with profile.installed(profile.embedded(country)) as country_profile:
+        year = academic_year or country_profile.academic_year(dt.date.today())
+        n = len(country_profile.regions) if departments is None else departments
+        return _run(
+            n, from_dir, out, seed=seed, say=say, workdir=workdir, keep=keep_running, year=year
+        )
+
+
+def _run(
+    departments: int,
+    from_dir: Path | None,
+    out: Path,
+    *,
+    seed: int,
+    say: Say,
+    workdir: Path | None,
+    keep: bool,
+    year: str,
+) -> DemoResult:
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="childreg-demo-")) if workdir is None else workdir
     root.mkdir(parents=True, exist_ok=True)
     try:
         if from_dir is None:
             data_dir = root / "synthetic"
-            say(f"generating synthetic children for {departments} departments")
-            synth.generate(departments, data_dir, seed=seed)
+            country = profile.active().country
+            say(f"generating synthetic children ({country}, {year}) for {departments} departments")
+            figures = synth.figures_for(country, year)
+            synth.generate(departments, data_dir, seed=seed, figures=figures, academic_year=year)
             sources = departments_from_dir(data_dir)
-            reference: dict[str, int] | None = {**SEED_FORM_COUNTS, **SEED_TOTALS}
+            # The AZ figures are the data's shape; a KZ set has no published figures to show.
+            reference: dict[str, int] | None = (
+                {**SEED_FORM_COUNTS, **SEED_TOTALS} if country == "az" else None
+            )
         else:
             sources = departments_from_dir(from_dir)
             reference = None
@@ -143,13 +174,13 @@ def run_demo(
                     )
                 )
             fed.start_coordinator()
-            say("asking the coordinator for the national table by form of education")
-            query = TableQuery(academic_year=SEED_ACADEMIC_YEAR, dimensions=("education_form",))
+            say(f"asking the coordinator for the {year} national table by form of education")
+            query = TableQuery(academic_year=year, dimensions=("education_form",))
             view = fetch_table(fed.statistician_endpoint(), query)
             out.mkdir(parents=True, exist_ok=True)
             for name in OUTPUTS:
                 write_export(view, out / name)
-            if keep_running:
+            if keep:
                 _wait_for_interrupt(fed, say)
             say("shutting the federation down")
         return DemoResult(view, reference, sum(counts), time.perf_counter() - started)
@@ -177,7 +208,10 @@ def _wait_for_interrupt(fed: LocalFederation, say: Say) -> None:
 
 def comparison_table(comparisons: list[Comparison]) -> Table:
     """The published figures beside the noisy national values, with the margin check."""
-    table = Table(title="Published 2023/24 figures and the demo's privacy-protected table")
+    table = Table(
+        title=f"Published {SEED_ACADEMIC_YEAR} figures (the synthetic data's shape) and the "
+        "demo's privacy-protected table"
+    )
     for name, justify in (("", "left"), ("published figure", "right"), ("demo (noisy)", "right"),
                           ("± 95 %", "right"), ("within margin", "center")):  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]

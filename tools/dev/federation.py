@@ -33,6 +33,7 @@ from childreg.catalogue import (
 )
 from childreg.errors import Unavailable
 from childreg.pki import CertificateAuthority
+from childreg.profile import Profile, active, sign_profile
 from childreg.revocation import DENYLIST_FILE
 from childreg.secagg.roster import MIN_PARTICIPANTS, parse_roster, sign_roster
 from childreg.v1 import audit_pb2 as apb
@@ -142,6 +143,8 @@ class LocalFederation:
     coordinator: Party | None = None
     #: The catalogue to sign at set-up (the default one when None).
     catalogue: Catalogue | None = None
+    #: The country profile to sign at set-up (the process's active one when None).
+    profile: Profile | None = None
     #: Every node's own ceiling on a snapshot's budget (benchmarks raise it to re-measure).
     max_snapshot_rho: str = "1/4"
     #: Extra settings for every node's configuration (e.g. audit_checkpoint_seconds).
@@ -171,6 +174,11 @@ class LocalFederation:
     def catalogue_file(self) -> Path:
         """The signed catalogue every party uses."""
         return self.root / "catalogue.signed.json"
+
+    @property
+    def profile_file(self) -> Path:
+        """The signed country profile every node and the coordinator use."""
+        return self.root / "profile.signed.json"
 
     @property
     def mechanism(self) -> str:
@@ -232,6 +240,10 @@ class LocalFederation:
         generate_authority_key(self.authority_dir)
         self.sign_catalogue(self.catalogue or default_catalogue(self.federation))
         self.say("signed the table catalogue with a new statistics-authority key")
+        country = (self.profile or active()).for_federation(self.federation)
+        key = load_signing_key(self.authority_dir / "authority.key")
+        self.profile_file.write_bytes(sign_profile(country, key))
+        self.say(f"signed the country profile ({country.country}) with the same key")
         loopback = {"dns_names": ("localhost",), "ip_addresses": ("127.0.0.1",)}
         coord_name = f"coordinator.{self.federation}"
         ca.issue(
@@ -287,6 +299,7 @@ class LocalFederation:
             "denylist_file": str(self.root / "ca" / DENYLIST_FILE),
             "kek_file": str(kek),
             "statistics_authority_key": str(self.authority_dir / "authority.pub"),
+            "profile_file": str(self.profile_file),
             "max_snapshot_rho": self.max_snapshot_rho,
             "aggregation": self.mechanism,
             "max_workers": 4,
@@ -401,6 +414,7 @@ class LocalFederation:
             "denylist_file": str(self.root / "ca" / DENYLIST_FILE),
             "department_deadline_seconds": deadline_seconds,
             "statistics_authority_key": str(self.authority_dir / "authority.pub"),
+            "profile_file": str(self.profile_file),
             "catalogue_file": str(self.catalogue_file),
             "aggregation": self.mechanism,
             **({"roster_file": str(self.roster_file)} if self.mechanism == "secure" else {}),

@@ -3,11 +3,13 @@
 No real child's data may ever be used to develop or demonstrate this system, yet the
 system must be exercised with data shaped like the real thing. This module makes such
 data: one import CSV (:mod:`childreg.csvformat`) per local education department, whose
-national per-form totals equal the published 2023/24 figures (:mod:`childreg.seed`)
-exactly, with plausible, documented distributions of age, sex, care setting, impairment
-and assessments (see ``docs/synthetic-data.md``). Every value is invented; identifiers,
-family names and phone numbers are visibly fake (``SYN…``, ``Synth-0421``,
-``+994 00 555 …``).
+national per-form totals equal the published AZ 2023/24 figures (:mod:`childreg.seed`)
+exactly, used as the shape of whichever academic year is asked for (by default the current
+one, :func:`childreg.profile.current_academic_year`), for the installed country profile
+(Azerbaijan's or Kazakhstan's units; :func:`figures_for`), with plausible, documented
+distributions of age, sex, care setting, impairment and assessments (see
+``docs/synthetic-data.md``). Every value is invented; identifiers, family names and phone
+numbers are visibly fake (``SYN…``, ``Synth-0421``, ``+994 00 555 …``, ``+7 000 555 …``).
 
 Library functions only; the ``childreg synth`` command wraps :func:`generate`.
 """
@@ -24,29 +26,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from childreg import codes, csvformat
+from childreg import profile as country_profile
 from childreg.seed import SEED_FIGURES, SeedFigures
+from tools.dev import synth_kz
 
 MANIFEST_NAME: Final = "manifest.json"
 MAX_DEPARTMENTS: Final = 500
 ProgressFn = Callable[[int, int], None]
-
-#: Display names of the regions (department names are built from them).
-REGION_NAMES: Final[dict[str, str]] = {
-    "baku": "Baku",
-    "absheron_khizi": "Absheron-Khizi",
-    "daglig_shirvan": "Daglig Shirvan",
-    "ganja_dashkasan": "Ganja-Dashkasan",
-    "karabakh": "Karabakh",
-    "gazakh_tovuz": "Gazakh-Tovuz",
-    "guba_khachmaz": "Guba-Khachmaz",
-    "lankaran_astara": "Lankaran-Astara",
-    "central_aran": "Central Aran",
-    "mil_mughan": "Mil-Mughan",
-    "shaki_zagatala": "Shaki-Zagatala",
-    "shirvan_salyan": "Shirvan-Salyan",
-    "east_zangezur": "East Zangezur",
-    "nakhchivan": "Nakhchivan",
-}
 
 #: Population weights per district: rounded resident population in thousands (order of
 #: magnitude of the 2023 official estimates). Baku is about a quarter of the total. The
@@ -387,13 +373,13 @@ def plan_departments(n: int) -> list[DepartmentPlan]:
     """
     if not 1 <= n <= MAX_DEPARTMENTS:
         raise ValueError(f"number of departments must be between 1 and {MAX_DEPARTMENTS}")
-    if n == len(codes.REGIONS):
+    if n == len(codes.regions()):
         return [
             DepartmentPlan(region, _department_name(region), region, districts)
-            for region, districts in codes.REGIONS.items()
+            for region, districts in codes.regions().items()
         ]
     width = max(2, len(str(n)))
-    all_districts = codes.DISTRICTS
+    all_districts = codes.districts()
     chunks: list[tuple[str, ...]] = []
     if n > len(all_districts):
         chunks = [(all_districts[i % len(all_districts)],) for i in range(n)]
@@ -406,12 +392,12 @@ def plan_departments(n: int) -> list[DepartmentPlan]:
             start = end
     plans = []
     for i, chunk in enumerate(chunks, 1):
-        region = codes.DISTRICT_REGION[chunk[0]]
+        region = codes.region_of(chunk[0])
         number = f"{i:0{width}d}"
         plans.append(
             DepartmentPlan(
                 id=f"dept-{number}",
-                name=f"Education Department {number} ({REGION_NAMES[region]})",
+                name=f"Education Department {number} ({region_name(region)})",
                 region=region,
                 districts=chunk,
             )
@@ -424,7 +410,35 @@ def _department_name(region: str) -> str:
         return "Baku City Education Department"
     if region == "nakhchivan":
         return "Nakhchivan AR Ministry of Education"
-    return f"{REGION_NAMES[region]} Regional Education Department"
+    if country_profile.active().country == "kz":
+        kind = "Region" if region_name(region).endswith("Region") else "City"
+        return f"{region_name(region).removesuffix(' Region')} {kind} Education Department"
+    return f"{region_name(region)} Regional Education Department"
+
+
+def region_name(region: str) -> str:
+    """A region's English name in the installed country profile."""
+    return country_profile.active().unit_name(region)
+
+
+def district_weights() -> dict[str, int]:
+    """Population weights of the installed profile's districts (Azerbaijan's or Kazakhstan's)."""
+    if country_profile.active().country == "kz":
+        return synth_kz.DISTRICT_WEIGHTS
+    return DISTRICT_WEIGHTS
+
+
+def figures_for(country: str, academic_year: str) -> SeedFigures:
+    """The per-form counts synthetic data for ``country`` and ``academic_year`` match.
+
+    Only AZ 2023/24 figures are published (:mod:`childreg.seed`); they are the shape of
+    every year. Kazakhstan publishes about 86,000 children with disabilities, a third of
+    them in education; its synthetic set keeps the AZ shape and size (so the KZ demo is as
+    quick as the AZ one) and is labelled KZ: it is not a Kazakh figure.
+    """
+    return SeedFigures(
+        country.upper(), academic_year, dict(SEED_FIGURES.form_counts), dict(SEED_FIGURES.totals)
+    )
 
 
 # ------------------------------------------------------------------ allocation
@@ -465,7 +479,8 @@ def allocate(
         for d in plan.districts:
             sharing[d] = sharing.get(d, 0) + 1
     cells = [(i, d) for i, plan in enumerate(plans) for d in plan.districts]
-    weights = [Fraction(DISTRICT_WEIGHTS[d], sharing[d]) for _, d in cells]
+    table = district_weights()
+    weights = [Fraction(table[d], sharing[d]) for _, d in cells]
     out: list[dict[str, dict[str, int]]] = [
         {d: dict.fromkeys(form_counts, 0) for d in plan.districts} for plan in plans
     ]
@@ -553,15 +568,20 @@ def generate(
     *,
     seed: int = 0,
     figures: SeedFigures = SEED_FIGURES,
-    academic_year: str = "2023/24",
+    academic_year: str | None = None,
     progress: ProgressFn | None = None,
 ) -> SynthManifest:
     """Write ``<id>.csv`` per department and ``manifest.json`` into ``out_dir``.
 
-    National per-form totals equal ``figures`` exactly (forms it does not list get 0).
+    Children of the installed country profile's districts, placed in ``academic_year``
+    (default: the one today falls in, by the profile's calendar), born and assessed
+    relative to its reference date. National per-form totals equal ``figures`` exactly
+    (forms it does not list get 0).
     The same arguments always give the same files. ``progress(done, total)`` is called
     as children are written.
     """
+    if academic_year is None:
+        academic_year = country_profile.current_academic_year()
     ref = codes.reference_date(academic_year)  # raises ValueError for a bad year
     plans = plan_departments(n_departments)
     form_counts = figures.all_form_counts()
@@ -640,6 +660,12 @@ class _ChildMaker:
         self.today = dt.date.today()
         self.window_start = dt.date(ref.year - 4, 1, 1)
         self.latest = min(ref, self.today)
+        kz = country_profile.active().country == "kz"
+        self.names: tuple[Sequence[str], Sequence[str], str] = (
+            (synth_kz.MALE_NAMES, synth_kz.FEMALE_NAMES, synth_kz.PHONE_PREFIX)
+            if kz
+            else (MALE_NAMES, FEMALE_NAMES, "+994 00 555")
+        )
 
     def pick(self, options: Sequence[str], weights: Sequence[float]) -> str:
         return self.rng.choices(options, weights)[0]
@@ -651,18 +677,19 @@ class _ChildMaker:
         age = low + rng.choices(range(len(age_weights)), age_weights)[0]
         born = _birth_date(rng, self.ref, age)
         family = f"Synth-{rng.randrange(10000):04d}"
-        guardian_given = rng.choice(FEMALE_NAMES if rng.random() < 0.75 else MALE_NAMES)
+        male_names, female_names, phone = self.names
+        guardian_given = rng.choice(female_names if rng.random() < 0.75 else male_names)
         row = {
             "child_id": f"SYN-{self.plan.id}-{seq:06d}",
             "national_id": f"SYN{self.number:03d}{seq:06d}" if rng.random() < 0.97 else "",
-            "given_name": rng.choice(MALE_NAMES if sex == "male" else FEMALE_NAMES),
+            "given_name": rng.choice(male_names if sex == "male" else female_names),
             "family_name": family,
             "date_of_birth": csvformat.format_date(born),
             "sex": sex,
             "district": district,
             "guardian_name": f"{guardian_given} {family}" if rng.random() < 0.97 else "",
             "guardian_phone": (
-                f"+994 00 555 {rng.randrange(100):02d} {rng.randrange(100):02d}"
+                f"{phone} {rng.randrange(100):02d} {rng.randrange(100):02d}"
                 if rng.random() < 0.95
                 else ""
             ),

@@ -193,7 +193,7 @@ class MemoryRecords(MemoryBase, RecordsStore):
                 else codes.IMPAIRMENT_NOT_ASSESSED
             ),
             "district": child.district,
-            "region": codes.DISTRICT_REGION[child.district],
+            "region": codes.region_of(child.district),
         }
 
     def _require(self, child_id: str) -> StoredChild:

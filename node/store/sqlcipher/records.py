@@ -315,7 +315,7 @@ class SqlCipherRecords(SqlCipherBase, RecordsStore):
         fold = [d == "region" for d in dimensions]
         for row in rows:
             cell = tuple(
-                codes.DISTRICT_REGION.get(v, v) if region else v
+                (codes.region_of(v) if codes.is_district(v) else v) if region else v
                 for v, region in zip(row[:-1], fold, strict=True)
             )
             counts[cell] = counts.get(cell, 0) + int(row[-1])

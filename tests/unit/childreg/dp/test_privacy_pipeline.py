@@ -106,7 +106,7 @@ def publisher(tmp: Path, departments: dict[str, dict[str, int]], cat: Catalogue)
         )
         for dept, counts in departments.items()
     }
-    regions = dict(zip(departments, codes.REGIONS, strict=False))
+    regions = dict(zip(departments, codes.regions(), strict=False))
     return Publisher(
         SignedCatalogue(sign_catalogue(cat, authority_key()), cat),
         PerDepartmentRounds(InProcessRounds(desks), regions),

@@ -96,7 +96,7 @@ def outputs(pubs: Sequence[Publication]) -> list[tuple[Any, ...]]:
 def scenarios(draw: st.DrawFn) -> list[Step]:
     """1-4 distinct tables of 1-3 dimensions (in any order), 2-4 regions, noisy values."""
     regions = draw(
-        st.lists(st.sampled_from(tuple(codes.REGIONS)), min_size=2, max_size=4, unique=True)
+        st.lists(st.sampled_from(tuple(codes.regions())), min_size=2, max_size=4, unique=True)
     )
     tables = draw(
         st.lists(
@@ -159,7 +159,7 @@ def federation(seed: int, children: int = 45_000) -> dict[str, Counts]:
     sizes = rng.multinomial(children, rng.dirichlet(np.ones(14) * 2))
     return {
         region: rng.multinomial(n, joint.reshape(-1)).astype(np.int64)
-        for region, n in zip(codes.REGIONS, sizes, strict=True)
+        for region, n in zip(codes.regions(), sizes, strict=True)
     }
 
 
@@ -289,7 +289,7 @@ def _one(values: Sequence[int], variance: float = 4.0) -> dict[str, RegionMeasur
         (("care_setting",), _one([1] * 7, variance=0.0)),
         (("care_setting",), _one([1] * 7, variance=float("nan"))),
         (("region",), _one([1] * 14)),
-        (("district",), _one([1] * len(codes.DISTRICTS))),
+        (("district",), _one([1] * len(codes.districts()))),
         (("colour",), _one([1] * 3)),
         (("sex", "sex"), _one([1] * 4)),
         ((), _one([1])),

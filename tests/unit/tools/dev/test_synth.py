@@ -71,7 +71,7 @@ def summarize(out_dir: Path, manifest: SynthManifest) -> Summary:
 def check_record(r: ImportRecord, s: Summary) -> None:
     form = r.placement.education_form
     s.forms[form] += 1
-    s.regions[codes.DISTRICT_REGION[r.child.district]] += 1
+    s.regions[codes.region_of(r.child.district)] += 1
     s.sexes[r.child.sex] += 1
     setting = r.care.care_setting if r.care else codes.CARE_NOT_RECORDED
     s.care.setdefault(form, Counter())[setting] += 1
@@ -110,7 +110,7 @@ def check_record(r: ImportRecord, s: Summary) -> None:
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthManifest, Summary]:
     """The default run (14 departments, seed 0), generated and read back once."""
     out = tmp_path_factory.mktemp("full")
-    manifest = generate(14, out)
+    manifest = generate(14, out, academic_year="2023/24")
     return out, manifest, summarize(out, manifest)
 
 
@@ -120,8 +120,8 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthManif
 def test_fourteen_departments_are_the_regions() -> None:
     """n == 14 gives one department per region, id = region code, with its districts."""
     plans = plan_departments(14)
-    assert [p.id for p in plans] == list(codes.REGIONS)
-    assert all(p.region == p.id and p.districts == codes.REGIONS[p.id] for p in plans)
+    assert [p.id for p in plans] == list(codes.regions())
+    assert all(p.region == p.id and p.districts == codes.regions()[p.id] for p in plans)
     names = {p.id: p.name for p in plans}
     assert names["baku"] == "Baku City Education Department"
     assert names["ganja_dashkasan"] == "Ganja-Dashkasan Regional Education Department"
@@ -134,12 +134,12 @@ def test_other_counts_cut_districts_into_contiguous_near_equal_chunks(n: int) ->
     """n departments (n <= 85) split the region-ordered districts into contiguous chunks."""
     plans = plan_departments(n)
     assert len(plans) == n
-    assert tuple(d for p in plans for d in p.districts) == codes.DISTRICTS
+    assert tuple(d for p in plans for d in p.districts) == codes.districts()
     sizes = [len(p.districts) for p in plans]
     assert max(sizes) - min(sizes) <= 1
     width = max(2, len(str(n)))
     assert [p.id for p in plans] == [f"dept-{i:0{width}d}" for i in range(1, n + 1)]
-    assert all(p.region == codes.DISTRICT_REGION[p.districts[0]] for p in plans)
+    assert all(p.region == codes.region_of(p.districts[0]) for p in plans)
     assert all(SLUG.match(p.id) for p in plans)
 
 
@@ -149,10 +149,10 @@ def test_more_departments_than_districts_share_districts_round_robin(n: int) -> 
     plans = plan_departments(n)
     assert len({p.id for p in plans}) == n
     assert all(len(p.districts) == 1 for p in plans)
-    assert {p.districts[0] for p in plans} == set(codes.DISTRICTS)
+    assert {p.districts[0] for p in plans} == set(codes.districts())
     uses = Counter(p.districts[0] for p in plans)
     assert max(uses.values()) - min(uses.values()) <= 1
-    assert plans[85].districts == (codes.DISTRICTS[0],)
+    assert plans[85].districts == (codes.districts()[0],)
 
 
 @pytest.mark.parametrize("n", [0, -1, 501])
@@ -188,8 +188,8 @@ def test_largest_remainder_gives_leftovers_to_largest_remainders() -> None:
 
 def test_baku_gets_about_a_quarter_of_the_weight() -> None:
     """The documented population weights put about a quarter of children in Baku."""
-    assert set(synth.DISTRICT_WEIGHTS) == set(codes.DISTRICTS)
-    baku = sum(synth.DISTRICT_WEIGHTS[d] for d in codes.REGIONS["baku"])
+    assert set(synth.DISTRICT_WEIGHTS) == set(codes.districts())
+    baku = sum(synth.DISTRICT_WEIGHTS[d] for d in codes.regions()["baku"])
     assert 0.23 <= baku / sum(synth.DISTRICT_WEIGHTS.values()) <= 0.27
     assert all(w > 0 for w in synth.DISTRICT_WEIGHTS.values())
 
@@ -241,7 +241,7 @@ def test_full_run_spreads_children_by_population(
     """Baku holds about a quarter of the children and every region has some."""
     _, manifest, summary = full_run
     assert 0.23 <= summary.regions["baku"] / summary.records <= 0.27
-    assert set(summary.regions) == set(codes.REGIONS)
+    assert set(summary.regions) == set(codes.regions())
     baku = next(d for d in manifest.departments if d.id == "baku")
     assert baku.children == summary.regions["baku"]
 
