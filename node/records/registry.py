@@ -262,7 +262,7 @@ class Registry:
         return Violation("district", problem, line)
 
     def register_child(
-        self, child: ChildIn, *, not_duplicate_reason: str | None = None
+        self, child: ChildIn, *, not_duplicate_reason: str | None = None, warn: bool = True
     ) -> Registration:
         """Register a new child unless it looks like one already held.
 
@@ -270,14 +270,15 @@ class Registry:
         (``registered`` False, nothing written) unless ``not_duplicate_reason`` says why the
         child is none of them; the front door records that reason in the action's audit
         leaf. AlreadyExists, as before, if the id or the national id is already held (a
-        child with a held national id cannot be new, reason or not).
+        child with a held national id cannot be new, reason or not). ``warn`` False skips
+        the hold (a front door that cannot show the candidates yet: the gRPC RegisterChild).
         """
         if outside := self._outside(child.district):
             raise InvalidInput("the child lives outside this department's districts", [outside])
         with self._store.atomic():
             duplicates = self.index.likely_duplicates(child)
             held_nid = any("same national id" in d.reasons for d in duplicates)
-            if duplicates and not_duplicate_reason is None and not held_nid:
+            if warn and duplicates and not_duplicate_reason is None and not held_nid:
                 return Registration(registered=False, duplicates=duplicates)
             self._store.insert_child(self._new_stored_child(child))
             self.index.index(child, None)
