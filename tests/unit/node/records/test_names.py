@@ -16,6 +16,10 @@ SAME = [
     ("Ахметова", "Akhmetova", "Ahmetova"),
     ("Cəfərov", "Джафаров", "Jafarov", "Ҹәфәров"),
     ("Айгерім", "Aigerim", "Aygerim", "Aıgerim"),
+    ("Hüseyn", "Гусейн", "Гюсейн", "Huseyn"),
+    ("Gülnar", "Гюльнар", "Гульнар"),
+    ("Ömər", "Ёмар", "Omar"),
+    ("Mehriban", "Мехрибан", "Мегрибан"),
 ]
 
 
