@@ -45,7 +45,7 @@ def stats(
     ep = fed.statistician_endpoint()
     started = time.monotonic()
     args = ["--coordinator", ep.address, "--server-name", ep.server_name or ""]
-    args += ["--identity", str(ep.identity_dir), *extra]
+    args += ["--identity", str(ep.identity_dir), *extra, "--year", "2023/24"]  # the data's
     r = cli("stats", "table", "--by", table, *args)
     return r.returncode, r.stdout, r.stderr, time.monotonic() - started
 
@@ -113,7 +113,7 @@ def test_stopped_department_is_named(running: LocalFederation) -> None:
 def budget(fed: LocalFederation) -> dict[str, Any]:
     """`childreg stats budget --json` as the demo statistician."""
     ep = fed.statistician_endpoint()
-    r = cli("stats", "budget", "--json", "--coordinator", ep.address,
+    r = cli("stats", "budget", "--json", "--year", "2023/24", "--coordinator", ep.address,
             "--server-name", ep.server_name or "", "--identity", str(ep.identity_dir))  # fmt: skip
     assert r.returncode == 0, r.stderr
     data: dict[str, Any] = json.loads(r.stdout)

@@ -57,6 +57,8 @@ def stats(
 ) -> tuple[int, str, str]:
     """Run `childreg stats COMMAND …` against the coordinator as a statistician."""
     ep = fed.statistician_endpoint(ident=who)
+    if "--year" not in args:  # the data's year, not the one today falls in
+        args = (*args, "--year", YEAR)
     r = cli("stats", command, *args, "--coordinator", ep.address,
             "--server-name", ep.server_name or "", "--identity", str(ep.identity_dir))  # fmt: skip
     return r.returncode, r.stdout, r.stderr

@@ -54,7 +54,8 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
 def stats_json(fed: LocalFederation, *args: str) -> tuple[int, dict[str, Any], str]:
     """`childreg stats table … --json` as the demo statistician: exit code, JSON, stderr."""
     ep = fed.statistician_endpoint()
-    r = cli("stats", "table", *args, "--json", "--coordinator", ep.address,
+    year = () if "--year" in args else ("--year", YEAR)  # the data's, not today's
+    r = cli("stats", "table", *args, *year, "--json", "--coordinator", ep.address,
             "--server-name", ep.server_name or "", "--identity", str(ep.identity_dir))  # fmt: skip
     return r.returncode, (json.loads(r.stdout) if r.returncode == 0 else {}), r.stderr
 
