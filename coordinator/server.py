@@ -110,8 +110,6 @@ def start_coordinator(
     """
     try:
         _check_witness(config, witness)
-        authority = load_verify_key(config.statistics_authority_key)
-        profile.install(config.country_profile(authority, config.federation))
         return _start(config, witness)
     except BaseException:
         if witness is not None:
@@ -139,6 +137,8 @@ def _check_witness(config: CoordinatorConfig, witness: HostedWitness | None) -> 
 def _start(config: CoordinatorConfig, witness: HostedWitness | None) -> CoordinatorApp:
     identity = IdentityFiles(config.identity_dir)
     catalogue, roster = signed_inputs(config)
+    authority = load_verify_key(config.statistics_authority_key)
+    profile.install(config.country_profile(authority, config.federation))
     store = ReleaseStore(config.releases_path)
     channels = NodeChannels(config.departments, identity)
     try:
