@@ -50,7 +50,9 @@ from pydantic import (
 from childreg.audit.checkpoint import childreg_origin
 from childreg.config import ServiceSettings, resolve_path
 from childreg.dp import zcdp
-from childreg.models import District, PartyId, Region
+from childreg.errors import InvalidInput, Violation
+from childreg.models import PartyId
+from childreg.profile import Profile, UnitCode
 
 
 class Department(BaseModel):
@@ -62,8 +64,10 @@ class Department(BaseModel):
     name: str = Field(default="", max_length=200)
     address: str = Field(pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
     server_name: str | None = Field(default=None, pattern=r"^[a-z0-9.\-]{1,253}$")
-    region: Region
-    districts: tuple[District, ...] = ()
+    #: Codes of the country profile (profile_file), checked by
+    #: :meth:`CoordinatorConfig.check_units` once the profile is read.
+    region: UnitCode
+    districts: tuple[UnitCode, ...] = ()
     #: The node's audit-log verifier key (`childreg node audit-key`): with it, the
     #: coordinator witnesses this department's log.
     audit_key: str | None = Field(default=None, max_length=400)
@@ -122,6 +126,20 @@ class CoordinatorConfig(ServiceSettings):
     settle_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: Attempts of a secure round when uploads are lost in transit (fresh masks each time).
     round_attempts: int = Field(default=3, ge=1, le=10)
+
+    def check_units(self, profile: Profile) -> None:
+        """InvalidInput unless every department's region and districts are in ``profile``."""
+        found: list[Violation] = []
+        for n, d in enumerate(self.departments):
+            if d.region not in profile.region_codes():
+                found.append(Violation(f"departments.{n}.region", "not a region of the profile"))
+            found += [
+                Violation(f"departments.{n}.districts", f"{x} is not a district of the profile")
+                for x in d.districts
+                if not profile.has_district(x)
+            ]
+        if found:
+            raise InvalidInput("the departments' units must be the country profile's", found)
 
     @field_validator("catalogue_file", "state_dir")
     @classmethod

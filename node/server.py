@@ -159,9 +159,12 @@ def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
 def node_profile(config: NodeConfig) -> Profile:
     """The node's country profile, signed for its federation, holding its region and
     districts (InvalidInput naming the field, or PermissionDenied for a bad signature)."""
-    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
-    authority = load_verify_key(config.statistics_authority_key)
-    country = config.country_profile(authority, federation)
+    if config.profile_file is None:  # the embedded default: no signature to check
+        country = profile.embedded()
+    else:
+        federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+        authority = load_verify_key(config.statistics_authority_key)
+        country = config.country_profile(authority, federation)
     config.check_units(country)
     return country
 

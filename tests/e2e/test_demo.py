@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
-from childreg import codes
+from childreg import codes, profile
 from childreg.seed import SEED_FORM_COUNTS, SEED_TOTALS
 from tests.e2e.conftest import cli, trim
 
@@ -92,3 +93,29 @@ def test_demo_from_dir_uses_the_given_files(
     assert data["reference"] is None
     assert data["comparison"] == []
     assert len(data["areas"][0]["departments"]) == 3
+
+
+def test_demo_runs_a_kazakh_federation(tmp_path: Path) -> None:
+    """`demo --country kz` runs a Kazakh federation (its profile signed and installed at
+    every party) end to end and publishes the national table over Kazakh departments."""
+    result = cli(
+        "demo", "--country", "kz", "--departments", "3", "--json",
+        "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "work"), timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(result.stdout)
+    nation = data["areas"][0]
+    assert nation["area"] == "national"
+    assert len(nation["departments"]) == 3
+    assert data["missing_departments"] == []
+    kz = profile.embedded("kz")
+    with profile.installed(kz):
+        kz_districts = set(codes.districts())
+    configs = list((tmp_path / "work").rglob("node.toml"))
+    assert len(configs) == 3
+    for config in configs:
+        districts = tomllib.loads(config.read_text())["districts"]
+        assert districts
+        assert set(districts) <= kz_districts
+    assert data["imported"] > 0
+    assert any(c["value"] for c in nation["cells"] if c["value"] is not None)
