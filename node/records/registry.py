@@ -297,9 +297,7 @@ class Registry:
         n = 0
         with self._store.atomic():
             for child_id in list(self._store.child_ids()):
-                view = self.get_child(child_id)
-                school = view.placements[-1].institution if view.placements else None
-                self.index.index(view.child, school)
+                self._reindex(child_id)
                 n += 1
         return n
 
@@ -413,9 +411,7 @@ class Registry:
 
     def _reindex(self, child_id: str) -> None:
         """Recompute a stored child's search tokens (e.g. after a new placement)."""
-        view = self.get_child(child_id)
-        school = view.placements[-1].institution if view.placements else None
-        self.index.index(view.child, school)
+        self.index.reindex(self._require(child_id))
 
     def _in_districts(
         self, items: Iterable[ImportRecord | SealedRow | Sequence[Violation]]

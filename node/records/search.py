@@ -126,6 +126,21 @@ class ChildIndex:
         placements (inside the same ``atomic()`` block)."""
         self._store.replace_child_tokens(child.child_id, self.tokens.of_child(child, school))
 
+    def reindex(self, stored: StoredChild) -> None:
+        """Recompute a stored child's tokens from its row, its sealed names and its latest
+        school (after a new placement, or for a store made before the index): unseals the
+        identity only, not the whole record."""
+        known = self._open(stored.child_id)
+        child = ChildIn(
+            child_id=stored.child_id,
+            given_name=known.given,
+            family_name=known.family,
+            date_of_birth=stored.date_of_birth,
+            sex=stored.sex,
+            district=stored.district,
+        )
+        self.index(child, self.latest_school(stored.child_id))
+
     def latest_school(self, child_id: str) -> str | None:
         """The institution of the child's latest placement, if any."""
         placements = self._store.placements(child_id)
