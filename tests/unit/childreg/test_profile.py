@@ -49,6 +49,44 @@ def test_kazakhstan_profile_has_17_regions_and_3_cities() -> None:
     assert "KATO" in KZ.source
 
 
+def test_every_kazakh_region_lists_its_real_districts() -> None:
+    """No KZ region keeps a catch-all '<region>_districts' unit; each has at least 3 units
+    (its cities of regional significance and districts), 226 in all."""
+    for region, districts in KZ.region_districts().items():
+        assert f"{region}_districts" not in districts
+        assert not any(d.endswith("_districts") for d in districts)
+        assert len(districts) >= 3, region
+    assert len(KZ.districts()) == 226
+    assert len(KZ.region_districts()["akmola"]) == 20
+    assert len(KZ.region_districts()["ulytau"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("code", "region", "kk", "ru", "en"),
+    [
+        ("jambyl_zhambyl", "jambyl", "Жамбыл ауданы", "Жамбылский район", "Zhambyl District"),
+        ("ekibastuz", "pavlodar", "Екібастұз", "Экибастуз", "Ekibastuz"),
+        ("kurchatov", "abai", "Курчатов", "Курчатов", "Kurchatov"),
+        ("zhanaozen", "mangystau", "Жаңаөзен", "Жанаозен", "Zhanaozen"),
+        ("almaty_region_karasay", "almaty_region", "Қарасай ауданы", "Карасайский район",
+         "Karasay District"),
+        ("turkistan_sairam", "turkistan", "Сайрам ауданы", "Сайрамский район", "Sairam District"),
+        ("ulytau_zhanaarka", "ulytau", "Жаңаарқа ауданы", "Жанааркинский район",
+         "Zhanaarka District"),
+    ],
+)  # fmt: skip
+def test_well_known_kazakh_units_are_named_in_three_languages(
+    code: str, region: str, kk: str, ru: str, en: str
+) -> None:
+    """Well-known districts and cities sit in their region, named in kk, ru and en."""
+    assert KZ.region_of(code) == region
+    assert (KZ.unit_name(code, "kk"), KZ.unit_name(code, "ru"), KZ.unit_name(code, "en")) == (
+        kk,
+        ru,
+        en,
+    )
+
+
 def test_a_profile_with_a_repeated_code_is_refused() -> None:
     """Two units with one code make the profile invalid, naming the code."""
     data = AZ.canonical_object()

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from childreg import codes
+from childreg import profile as country_profile
 from childreg.csvformat import iter_rows
 from childreg.models import ImportRecord
 from childreg.seed import SEED_FIGURES, SEED_FORM_COUNTS, SEED_TOTALS, SeedFigures
@@ -192,6 +193,22 @@ def test_baku_gets_about_a_quarter_of_the_weight() -> None:
     baku = sum(synth.DISTRICT_WEIGHTS[d] for d in codes.regions()["baku"])
     assert 0.23 <= baku / sum(synth.DISTRICT_WEIGHTS.values()) <= 0.27
     assert all(w > 0 for w in synth.DISTRICT_WEIGHTS.values())
+
+
+def test_kazakh_children_are_spread_over_every_real_district() -> None:
+    """With the KZ profile installed, the weights cover exactly its districts and a
+    department per region gets children in every district and city of its region."""
+    kz = country_profile.embedded("kz")
+    with country_profile.installed(kz):
+        assert set(synth.district_weights()) == set(kz.districts())
+        plans = plan_departments(len(kz.regions))
+        table = synth.allocate(plans, dict(SEED_FORM_COUNTS))
+    assert [p.districts for p in plans] == list(kz.region_districts().values())
+    for cells in table:
+        assert all(sum(forms.values()) > 0 for forms in cells.values())
+    assert sum(sum(f.values()) for cells in table for f in cells.values()) == sum(
+        SEED_FORM_COUNTS.values()
+    )
 
 
 # --------------------------------------------------------------------------- the full run
