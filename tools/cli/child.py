@@ -15,6 +15,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from childreg.search import DuplicateCandidate, SearchHit
@@ -34,12 +35,17 @@ Opt = Annotated[str | None, typer.Option(show_default=False)]
 Many = Annotated[list[str] | None, typer.Option(show_default=False)]
 
 
+def on_terminal() -> bool:
+    """Whether a person is typing (standard input is a terminal), so may be asked."""
+    return sys.stdin.isatty()
+
+
 def _ask(**given: str | None) -> dict[str, str]:
     """The required values ``given`` (option name -> value; ``child_id`` is the ID
     argument), asking on a terminal for each one missing; off a terminal, CliError naming
     every missing one."""
     missing = [_flag(k) for k, v in given.items() if not v]
-    if missing and not sys.stdin.isatty():
+    if missing and not on_terminal():
         raise CliError(
             "missing " + ", ".join(missing),
             code=EXIT_USAGE,
@@ -52,21 +58,26 @@ def _flag(name: str) -> str:
     return "ID" if name == "child_id" else "--" + name.replace("_", "-")
 
 
-def _hits_table(hits: list[SearchHit], reasons: list[str] | None = None) -> Table:
-    table = Table("child id", "given name", "family name", "born", "district", "school")
-    table.add_column("closed")
-    table.add_column("why shown" if reasons is not None else "score")
+def _hits_table(
+    hits: list[SearchHit], reasons: list[str] | None = None, title: str | None = None
+) -> Table:
+    """Found children, nothing elided (staff pick the right child by these values)."""
+    last = "why shown" if reasons is not None else "score"
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for name in ("child id", "name", "born", "district", "school", "closed", last):
+        table.add_column(name, overflow="fold")
     for i, h in enumerate(hits):
-        last = reasons[i] if reasons is not None else f"{h.score:.2f}"
         table.add_row(
-            h.child_id, h.given_name, h.family_name, h.date_of_birth.isoformat(), h.district,
-            h.school or "", "closed" if h.closed else "", last,
+            h.child_id, f"{h.given_name} {h.family_name}", h.date_of_birth.isoformat(),
+            h.district, h.school or "", "closed" if h.closed else "",
+            reasons[i] if reasons is not None else f"{h.score:.2f}",
         )  # fmt: skip
     return table
 
 
-def _candidates(duplicates: tuple[DuplicateCandidate, ...]) -> Table:
-    return _hits_table([d.hit for d in duplicates], [", ".join(d.reasons) for d in duplicates])
+def _candidates(duplicates: tuple[DuplicateCandidate, ...], title: str) -> Table:
+    hits = [d.hit for d in duplicates]
+    return _hits_table(hits, [", ".join(d.reasons) for d in duplicates], title)
 
 
 @app.command("find")
@@ -98,7 +109,7 @@ def find(
         "include_closed": include_closed, "page_size": page_size, "page_token": page_token or "",
     }  # fmt: skip
     if not (name or born or district or school or national_id):
-        if not sys.stdin.isatty():
+        if not on_terminal():
             raise CliError(
                 "give at least one of --name, --born, --district, --school, --national-id",
                 code=EXIT_USAGE,
@@ -179,10 +190,12 @@ def register(
     if as_json:
         typer.echo(done.model_dump_json())
     elif done.duplicates:
-        out.print(_candidates(done.duplicates))
+        title = "likely duplicates held already" if not done.registered else "set aside"
+        out.print(_candidates(done.duplicates, title))
     if not done.registered:
+        n = len(done.duplicates)
         raise CliError(
-            f"not registered: {len(done.duplicates)} likely duplicates are held already",
+            f"not registered: {n} likely duplicate{'s' if n != 1 else ''} held already",
             code=EXIT_HELD,
             hint="use the existing child if it is one of them, or run again with "
             "--not-duplicate REASON saying why it is none of them",
@@ -217,7 +230,7 @@ def assess(
     \b
     Example:
       childreg child assess C000124 --date 2024-02-01 --commission "Baku PMPC" \\
-        --icf d140.2 --functioning learning=moderate --support speech_therapy
+        --icf d140.2 --functioning learning=some_difficulty --support speech_therapy
     """
     need = _ask(child_id=child_id, date=date, commission=commission)
     pairs = [_pair(f) for f in functioning or ()]
@@ -255,7 +268,7 @@ def place(
 
     \b
     Example:
-      childreg child place C000124 --year 2024/25 --form inclusive --institution "School 6"
+      childreg child place C000124 --year 2024/25 --form inclusive_class --institution "School 6"
     """
     need = _ask(child_id=child_id, year=year, form=form)
     placement: records.PlacementFields = {
