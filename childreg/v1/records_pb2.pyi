@@ -3,8 +3,9 @@
 isort:skip_file
 The department staff's contract with their own node: children's records.
 
-Dates are ISO 8601 strings (YYYY-MM-DD); coded fields take values from the public code
-lists in childreg/codes.py (documented in docs/import-format.md). An empty string means
+Dates are ISO 8601 strings (YYYY-MM-DD, never date-times); coded fields take values from
+the public code lists (childreg/codes.py) and the country profile's districts (documented
+in docs/import-format.md), as the node knows them. An empty string means
 "not given" for optional fields. The node validates everything again; a malformed
 request gets INVALID_ARGUMENT with a google.rpc.BadRequest naming every bad field.
 """
