@@ -40,6 +40,7 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
         _RECORDS + m: frozenset({STAFF})
         for m in (
             "RegisterChild",
+            "FindChildren",
             "UpdateChild",
             "RecordPlacement",
             "RecordCareSetting",

@@ -14,7 +14,7 @@ from typing import Annotated, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
-from childreg.models import ChildId, District, Model, Name, NationalId, ShortText
+from childreg.models import ChildId, District, IsoDate, Model, Name, NationalId, ShortText
 
 #: Opaque paging cursor (the node's own encoding; never holds personal data).
 PageToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
@@ -27,7 +27,7 @@ class SearchQuery(Model):
     school, national id (exact). At least one criterion; results come a page at a time."""
 
     name: Name | None = None
-    date_of_birth: dt.date | None = None
+    date_of_birth: IsoDate | None = None  # a date only, never a date-time (issue 16, item 7)
     district: District | None = None
     school: ShortText | None = None
     national_id: NationalId | None = None

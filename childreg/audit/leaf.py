@@ -29,6 +29,7 @@ VERSION: Final = 1
 ACTIONS: Final = frozenset(
     {
         "child.read",
+        "child.search",
         "child.register",
         "child.update",
         "placement.record",

@@ -3,8 +3,9 @@
 isort:skip_file
 The department staff's contract with their own node: children's records.
 
-Dates are ISO 8601 strings (YYYY-MM-DD); coded fields take values from the public code
-lists in childreg/codes.py (documented in docs/import-format.md). An empty string means
+Dates are ISO 8601 strings (YYYY-MM-DD, never date-times); coded fields take values from
+the public code lists (childreg/codes.py) and the country profile's districts (documented
+in docs/import-format.md), as the node knows them. An empty string means
 "not given" for optional fields. The node validates everything again; a malformed
 request gets INVALID_ARGUMENT with a google.rpc.BadRequest naming every bad field.
 """
@@ -356,3 +357,207 @@ class Ack(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Ack: _TypeAlias = Ack  # noqa: Y015
+
+@_typing.final
+class RegisterChildRequest(_message.Message):
+    """Register one new child. The node first looks for likely duplicates among its own
+    children (same national id; similar names across scripts, typos and swapped names with
+    the same or a close birth date). If it finds any and no `not_duplicate_reason` is given,
+    nothing is written: the reply has `registered` false and lists the candidates, and the
+    caller either uses an existing child or sends the request again with a reason (at least
+    3 characters; kept only as part of the request's keyed digest in the audit leaf).
+    A child whose national id is already held is ALREADY_EXISTS, reason or not.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHILD_FIELD_NUMBER: _builtins.int
+    NOT_DUPLICATE_REASON_FIELD_NUMBER: _builtins.int
+    not_duplicate_reason: _builtins.str
+    """empty: not given"""
+    @_builtins.property
+    def child(self) -> Global___Child: ...
+    def __init__(
+        self,
+        *,
+        child: Global___Child | None = ...,
+        not_duplicate_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["child", b"child"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child", b"child", "not_duplicate_reason", b"not_duplicate_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterChildRequest: _TypeAlias = RegisterChildRequest  # noqa: Y015
+
+@_typing.final
+class RegisterChildReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTERED_FIELD_NUMBER: _builtins.int
+    DUPLICATES_FIELD_NUMBER: _builtins.int
+    registered: _builtins.bool
+    @_builtins.property
+    def duplicates(self) -> _containers.RepeatedCompositeFieldContainer[Global___DuplicateCandidate]:
+        """When held: the likely duplicates. When registered with a reason: what was set aside."""
+
+    def __init__(
+        self,
+        *,
+        registered: _builtins.bool = ...,
+        duplicates: _abc.Iterable[Global___DuplicateCandidate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicates", b"duplicates", "registered", b"registered"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterChildReply: _TypeAlias = RegisterChildReply  # noqa: Y015
+
+@_typing.final
+class SearchHit(_message.Message):
+    """One child found: enough to tell children apart and nothing more (no national id, no
+    guardian, no assessment).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHILD_ID_FIELD_NUMBER: _builtins.int
+    GIVEN_NAME_FIELD_NUMBER: _builtins.int
+    FAMILY_NAME_FIELD_NUMBER: _builtins.int
+    DATE_OF_BIRTH_FIELD_NUMBER: _builtins.int
+    DISTRICT_FIELD_NUMBER: _builtins.int
+    SCHOOL_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    child_id: _builtins.str
+    given_name: _builtins.str
+    family_name: _builtins.str
+    date_of_birth: _builtins.str
+    district: _builtins.str
+    school: _builtins.str
+    """the institution of the latest placement; empty if none"""
+    closed: _builtins.bool
+    score: _builtins.float
+    """0..1, 1 for an exact match"""
+    def __init__(
+        self,
+        *,
+        child_id: _builtins.str = ...,
+        given_name: _builtins.str = ...,
+        family_name: _builtins.str = ...,
+        date_of_birth: _builtins.str = ...,
+        district: _builtins.str = ...,
+        school: _builtins.str = ...,
+        closed: _builtins.bool = ...,
+        score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "closed", b"closed", "date_of_birth", b"date_of_birth", "district", b"district", "family_name", b"family_name", "given_name", b"given_name", "school", b"school", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchHit: _TypeAlias = SearchHit  # noqa: Y015
+
+@_typing.final
+class DuplicateCandidate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HIT_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hit(self) -> Global___SearchHit: ...
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """e.g. "same national id", "similar name", "close birth date" """
+
+    def __init__(
+        self,
+        *,
+        hit: Global___SearchHit | None = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hit", b"hit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hit", b"hit", "reasons", b"reasons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DuplicateCandidate: _TypeAlias = DuplicateCandidate  # noqa: Y015
+
+@_typing.final
+class SearchRequest(_message.Message):
+    """Find children by any of these (at least one): name (prefix or fuzzy, in any script),
+    birth date, district, school, national id (exact, through the node's keyed hash).
+    Empty strings are "not given". Department staff only; every search is one audit leaf
+    (`child.search`) naming the child when exactly one is returned.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DATE_OF_BIRTH_FIELD_NUMBER: _builtins.int
+    DISTRICT_FIELD_NUMBER: _builtins.int
+    SCHOOL_FIELD_NUMBER: _builtins.int
+    NATIONAL_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_CLOSED_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    date_of_birth: _builtins.str
+    district: _builtins.str
+    school: _builtins.str
+    national_id: _builtins.str
+    include_closed: _builtins.bool
+    page_size: _builtins.int
+    """1..100; 0: the node's default (20)"""
+    page_token: _builtins.str
+    """empty: the first page; else a previous reply's next_page_token"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        date_of_birth: _builtins.str = ...,
+        district: _builtins.str = ...,
+        school: _builtins.str = ...,
+        national_id: _builtins.str = ...,
+        include_closed: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date_of_birth", b"date_of_birth", "district", b"district", "include_closed", b"include_closed", "name", b"name", "national_id", b"national_id", "page_size", b"page_size", "page_token", b"page_token", "school", b"school"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchRequest: _TypeAlias = SearchRequest  # noqa: Y015
+
+@_typing.final
+class SearchReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HITS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """empty on the last page"""
+    @_builtins.property
+    def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]:
+        """best first"""
+
+    def __init__(
+        self,
+        *,
+        hits: _abc.Iterable[Global___SearchHit] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchReply: _TypeAlias = SearchReply  # noqa: Y015

@@ -36,8 +36,13 @@ class RecordsServiceStub:
         """
         self.RegisterChild = channel.unary_unary(
                 '/childreg.v1.RecordsService/RegisterChild',
-                request_serializer=childreg_dot_v1_dot_records__pb2.Child.SerializeToString,
-                response_deserializer=childreg_dot_v1_dot_records__pb2.Ack.FromString,
+                request_serializer=childreg_dot_v1_dot_records__pb2.RegisterChildRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_records__pb2.RegisterChildReply.FromString,
+                _registered_method=True)
+        self.FindChildren = channel.unary_unary(
+                '/childreg.v1.RecordsService/FindChildren',
+                request_serializer=childreg_dot_v1_dot_records__pb2.SearchRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_records__pb2.SearchReply.FromString,
                 _registered_method=True)
         self.UpdateChild = channel.unary_unary(
                 '/childreg.v1.RecordsService/UpdateChild',
@@ -75,6 +80,13 @@ class RecordsServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RegisterChild(self, request, context):
+        """A held registration (likely duplicates, no reason) is an answer, not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindChildren(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,8 +136,13 @@ def add_RecordsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'RegisterChild': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterChild,
-                    request_deserializer=childreg_dot_v1_dot_records__pb2.Child.FromString,
-                    response_serializer=childreg_dot_v1_dot_records__pb2.Ack.SerializeToString,
+                    request_deserializer=childreg_dot_v1_dot_records__pb2.RegisterChildRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_records__pb2.RegisterChildReply.SerializeToString,
+            ),
+            'FindChildren': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindChildren,
+                    request_deserializer=childreg_dot_v1_dot_records__pb2.SearchRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_records__pb2.SearchReply.SerializeToString,
             ),
             'UpdateChild': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateChild,
@@ -183,8 +200,35 @@ class RecordsService:
             request,
             target,
             '/childreg.v1.RecordsService/RegisterChild',
-            childreg_dot_v1_dot_records__pb2.Child.SerializeToString,
-            childreg_dot_v1_dot_records__pb2.Ack.FromString,
+            childreg_dot_v1_dot_records__pb2.RegisterChildRequest.SerializeToString,
+            childreg_dot_v1_dot_records__pb2.RegisterChildReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindChildren(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.RecordsService/FindChildren',
+            childreg_dot_v1_dot_records__pb2.SearchRequest.SerializeToString,
+            childreg_dot_v1_dot_records__pb2.SearchReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,8 +3,9 @@
 isort:skip_file
 The department staff's contract with their own node: children's records.
 
-Dates are ISO 8601 strings (YYYY-MM-DD); coded fields take values from the public code
-lists in childreg/codes.py (documented in docs/import-format.md). An empty string means
+Dates are ISO 8601 strings (YYYY-MM-DD, never date-times); coded fields take values from
+the public code lists (childreg/codes.py) and the country profile's districts (documented
+in docs/import-format.md), as the node knows them. An empty string means
 "not given" for optional fields. The node validates everything again; a malformed
 request gets INVALID_ARGUMENT with a google.rpc.BadRequest naming every bad field.
 """
@@ -37,7 +38,9 @@ class RecordsServiceStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RecordsServiceAsyncStub: ...
-    RegisterChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.Child, _records_pb2.Ack]
+    RegisterChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.RegisterChildRequest, _records_pb2.RegisterChildReply]
+    """A held registration (likely duplicates, no reason) is an answer, not an error."""
+    FindChildren: _grpc.UnaryUnaryMultiCallable[_records_pb2.SearchRequest, _records_pb2.SearchReply]
     UpdateChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.Child, _records_pb2.Ack]
     RecordPlacement: _grpc.UnaryUnaryMultiCallable[_records_pb2.Placement, _records_pb2.Ack]
     RecordCareSetting: _grpc.UnaryUnaryMultiCallable[_records_pb2.CareSetting, _records_pb2.Ack]
@@ -52,7 +55,9 @@ class RecordsServiceStub:
 @_typing.type_check_only
 class RecordsServiceAsyncStub(RecordsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
-    RegisterChild: _aio.UnaryUnaryMultiCallable[_records_pb2.Child, _records_pb2.Ack]  # type: ignore[assignment]
+    RegisterChild: _aio.UnaryUnaryMultiCallable[_records_pb2.RegisterChildRequest, _records_pb2.RegisterChildReply]  # type: ignore[assignment]
+    """A held registration (likely duplicates, no reason) is an answer, not an error."""
+    FindChildren: _aio.UnaryUnaryMultiCallable[_records_pb2.SearchRequest, _records_pb2.SearchReply]  # type: ignore[assignment]
     UpdateChild: _aio.UnaryUnaryMultiCallable[_records_pb2.Child, _records_pb2.Ack]  # type: ignore[assignment]
     RecordPlacement: _aio.UnaryUnaryMultiCallable[_records_pb2.Placement, _records_pb2.Ack]  # type: ignore[assignment]
     RecordCareSetting: _aio.UnaryUnaryMultiCallable[_records_pb2.CareSetting, _records_pb2.Ack]  # type: ignore[assignment]
@@ -68,9 +73,17 @@ class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def RegisterChild(
         self,
-        request: _records_pb2.Child,
+        request: _records_pb2.RegisterChildRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_records_pb2.Ack, _abc.Awaitable[_records_pb2.Ack]]: ...
+    ) -> _typing.Union[_records_pb2.RegisterChildReply, _abc.Awaitable[_records_pb2.RegisterChildReply]]:
+        """A held registration (likely duplicates, no reason) is an answer, not an error."""
+
+    @_abc_1.abstractmethod
+    def FindChildren(
+        self,
+        request: _records_pb2.SearchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_records_pb2.SearchReply, _abc.Awaitable[_records_pb2.SearchReply]]: ...
 
     @_abc_1.abstractmethod
     def UpdateChild(

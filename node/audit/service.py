@@ -113,9 +113,24 @@ class Audited:
         grant: str = "",
     ) -> T:
         """Compute the answer, commit its leaf, and only then return it (write-ahead)."""
-        learnt = Learnt(child_id, purpose, grant)
+        return self.disclosing(
+            actor, action, request, lambda _: fn(), Learnt(child_id, purpose, grant)
+        )
+
+    def disclosing(
+        self,
+        actor: Actor,
+        action: str,
+        request: bytes,
+        fn: Callable[[Learnt], T],
+        learnt: Learnt | None = None,
+    ) -> T:
+        """Like :meth:`disclose`, for a read that learns its leaf's child as it runs (a
+        search names the child when it finds exactly one): ``fn`` fills in the
+        :class:`Learnt` it is given, and the leaf names what it had learnt."""
+        learnt = learnt if learnt is not None else Learnt()
         try:
-            result = fn()
+            result = fn(learnt)
         except ChildregError as exc:
             self._append(actor, action, request, learnt, status_for(exc).name)
             raise

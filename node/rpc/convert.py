@@ -24,12 +24,20 @@ from childreg.models import (
     ChildRefIn,
     ChildView,
     ImportRecord,
+    Model,
     NoisyTableQuestion,
     PlacementIn,
     parse,
     violations_of,
 )
 from childreg.rpc import peer_identity
+from childreg.search import (
+    Reason,
+    Registration,
+    SearchHit,
+    SearchPage,
+    SearchQuery,
+)
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import statistics_pb2 as spb
 from node.audit.actor import Actor
@@ -122,6 +130,128 @@ def care_setting_from_proto(m: pb.CareSetting) -> CareSettingIn:
 def assessment_from_proto(m: pb.Assessment) -> AssessmentIn:
     """Validate an Assessment message."""
     return parse(AssessmentIn, _assessment_data(m), what="assessment")
+
+
+class _NotDuplicate(Model):
+    """The reason that confirms a new child is none of the likely duplicates shown."""
+
+    not_duplicate_reason: Reason | None = None
+
+
+def registration_request_from_proto(m: pb.RegisterChildRequest) -> tuple[ChildIn, str | None]:
+    """Validate a RegisterChild request: the child, and the not-duplicate reason if given."""
+    problems: list[Violation] = []
+    try:
+        child: ChildIn | None = child_from_proto(m.child)
+    except InvalidInput as exc:
+        child, problems = None, list(exc.violations)
+    try:
+        reason = parse(
+            _NotDuplicate, {"not_duplicate_reason": _opt(m.not_duplicate_reason)}
+        ).not_duplicate_reason
+    except InvalidInput as exc:
+        problems += exc.violations
+    if child is None or problems:
+        raise InvalidInput("invalid registration", problems)
+    return child, reason
+
+
+def search_query_from_proto(m: pb.SearchRequest) -> SearchQuery:
+    """Validate a search (empty strings are criteria not given; page size 0 the default)."""
+    data: dict[str, Any] = {
+        "name": _opt(m.name),
+        "date_of_birth": _opt(m.date_of_birth),
+        "district": _opt(m.district),
+        "school": _opt(m.school),
+        "national_id": _opt(m.national_id),
+        "include_closed": m.include_closed,
+        "page_token": _opt(m.page_token),
+    }
+    if m.page_size:
+        data["page_size"] = m.page_size
+    return parse(SearchQuery, data, what="search")
+
+
+def search_query_to_proto(q: SearchQuery) -> pb.SearchRequest:
+    """Render a search (used by clients)."""
+    return pb.SearchRequest(
+        name=q.name or "",
+        date_of_birth=_iso(q.date_of_birth),
+        district=q.district or "",
+        school=q.school or "",
+        national_id=q.national_id or "",
+        include_closed=q.include_closed,
+        page_size=q.page_size,
+        page_token=q.page_token or "",
+    )
+
+
+def search_hit_to_proto(h: SearchHit) -> pb.SearchHit:
+    """Render one child found."""
+    return pb.SearchHit(
+        child_id=h.child_id,
+        given_name=h.given_name,
+        family_name=h.family_name,
+        date_of_birth=h.date_of_birth.isoformat(),
+        district=h.district,
+        school=h.school or "",
+        closed=h.closed,
+        score=h.score,
+    )
+
+
+def _hit_data(m: pb.SearchHit) -> dict[str, Any]:
+    return {
+        "child_id": m.child_id,
+        "given_name": m.given_name,
+        "family_name": m.family_name,
+        "date_of_birth": m.date_of_birth,
+        "district": m.district,
+        "school": _opt(m.school),
+        "closed": m.closed,
+        "score": m.score,
+    }
+
+
+def search_page_to_proto(p: SearchPage) -> pb.SearchReply:
+    """Render one page of children found."""
+    return pb.SearchReply(
+        hits=[search_hit_to_proto(h) for h in p.hits], next_page_token=p.next_page_token or ""
+    )
+
+
+def search_page_from_proto(m: pb.SearchReply) -> SearchPage:
+    """Validate a page of children found (used by clients)."""
+    return parse(
+        SearchPage,
+        {"hits": [_hit_data(h) for h in m.hits], "next_page_token": _opt(m.next_page_token)},
+        what="search reply",
+    )
+
+
+def registration_to_proto(r: Registration) -> pb.RegisterChildReply:
+    """Render what a registration came to."""
+    return pb.RegisterChildReply(
+        registered=r.registered,
+        duplicates=[
+            pb.DuplicateCandidate(hit=search_hit_to_proto(d.hit), reasons=list(d.reasons))
+            for d in r.duplicates
+        ],
+    )
+
+
+def registration_from_proto(m: pb.RegisterChildReply) -> Registration:
+    """Validate what a registration came to (used by clients)."""
+    return parse(
+        Registration,
+        {
+            "registered": m.registered,
+            "duplicates": [
+                {"hit": _hit_data(d.hit), "reasons": tuple(d.reasons)} for d in m.duplicates
+            ],
+        },
+        what="registration reply",
+    )
 
 
 def import_record_from_proto(m: pb.ImportRecord) -> ImportRecord | list[Violation]:

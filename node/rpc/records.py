@@ -17,9 +17,10 @@ import grpc
 
 from childreg.errors import Violation
 from childreg.models import ImportRecord
+from childreg.search import Registration
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
-from node.audit.service import Audited
+from node.audit.service import Audited, Learnt
 from node.records.registry import Registry, SealedRow
 from node.rpc import convert
 from node.rpc.convert import actor_of
@@ -39,6 +40,15 @@ def _acked(fn: Callable[[], object]) -> Callable[[], pb.Ack]:
     return run
 
 
+def registration_purpose(registration: Registration, reason: str | None) -> str:
+    """What a RegisterChild leaf's purpose says happened: "duplicates-shown" when held back,
+    "not-duplicate" when registered with a reason (never the reason itself: only the
+    request's keyed digest covers it), "" otherwise."""
+    if not registration.registered:
+        return "duplicates-shown"
+    return "not-duplicate" if reason is not None else ""
+
+
 class RecordsServicer(pb_grpc.RecordsServiceServicer):
     """Department staff's access to their children's records."""
 
@@ -49,17 +59,35 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
         self._audited = audited
         self._workers = workers
 
-    def RegisterChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
-        return self._audited.change(
+    def RegisterChild(
+        self, request: pb.RegisterChildRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterChildReply:
+        def register(learnt: Learnt) -> pb.RegisterChildReply:
+            child, reason = convert.registration_request_from_proto(request)
+            registration = self._registry.register_child(child, not_duplicate_reason=reason)
+            learnt.purpose = registration_purpose(registration, reason)
+            return convert.registration_to_proto(registration)
+
+        return self._audited.learning(
             actor_of(context),
             "child.register",
             request.SerializeToString(),
-            # The Child message has no way yet to show likely duplicates or take the
-            # "not a duplicate" reason, so this door registers without the hold (issue 16).
-            _acked(
-                lambda: self._registry.register_child(convert.child_from_proto(request), warn=False)
-            ),
-            request.child_id,
+            register,
+            Learnt(child_id=request.child.child_id),
+        )
+
+    def FindChildren(
+        self, request: pb.SearchRequest, context: grpc.ServicerContext
+    ) -> pb.SearchReply:
+        def search(learnt: Learnt) -> pb.SearchReply:
+            page = self._registry.find_children(convert.search_query_from_proto(request))
+            # One child found: the leaf names it (it is in that child's access report);
+            # otherwise the request's keyed digest identifies what was asked.
+            learnt.child_id = page.hits[0].child_id if len(page.hits) == 1 else None
+            return convert.search_page_to_proto(page)
+
+        return self._audited.disclosing(
+            actor_of(context), "child.search", request.SerializeToString(), search
         )
 
     def UpdateChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:

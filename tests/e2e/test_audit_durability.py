@@ -49,7 +49,11 @@ def register_until_stopped(
             child = pb.Child(child_id=cid, given_name="Nurlan", family_name="Quliyev",
                              date_of_birth="2014-04-04", sex="male", district="shaki")  # fmt: skip
             try:
-                stub.RegisterChild(child, timeout=5)
+                # Every child looks like the others: each is confirmed not a duplicate.
+                stub.RegisterChild(
+                    pb.RegisterChildRequest(child=child, not_duplicate_reason="load test"),
+                    timeout=5,
+                )
             except grpc.RpcError:
                 return  # the node is gone
             acked.append(cid)

@@ -55,10 +55,11 @@ def fed(
         importer.import_file(federation.staff_endpoint(dept), trim(files[0], root / "a.csv", 30))
         with federation.staff_endpoint(dept).channel() as channel:
             stub = pb_grpc.RecordsServiceStub(channel)
-            stub.RegisterChild(pb.Child(child_id="PLANTED1", national_id=NATIONAL_ID,
-                                        given_name=NAME, family_name="Hasanova",
-                                        date_of_birth="2016-06-06", sex="female",
-                                        district=plans[0].districts[0]), timeout=10)  # fmt: skip
+            planted = pb.Child(child_id="PLANTED1", national_id=NATIONAL_ID, given_name=NAME,
+                               family_name="Hasanova", date_of_birth="2016-06-06",
+                               sex="female", district=plans[0].districts[0])  # fmt: skip
+            reply = stub.RegisterChild(pb.RegisterChildRequest(child=planted), timeout=10)
+            assert reply.registered
             stub.GetChild(pb.ChildRef(child_id="PLANTED1"), timeout=10)
         federation.start_coordinator()  # the coordinator witnesses the log too
         yield federation

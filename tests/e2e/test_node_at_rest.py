@@ -57,7 +57,7 @@ def test_marker_name_and_diagnosis_never_reach_disk(federation: LocalFederation)
         child.date_of_birth = "2015-03-04"
         child.district = federation.departments[0].districts[0]
         child.guardian_name = marker
-        stub.RegisterChild(child, timeout=10)
+        stub.RegisterChild(pb.RegisterChildRequest(child=child), timeout=10)
         stub.RecordAssessment(
             pb.Assessment(child_id="m1", assessment_date="2023-01-10", commission="PMPC",
                           diagnoses=[diagnosis], supports=["speech_therapy"]),

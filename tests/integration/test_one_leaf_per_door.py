@@ -43,6 +43,7 @@ CHILD = pb.Child(
     child_id="C1", national_id=NATIONAL_ID, given_name=NAME, family_name="Quliyeva",
     date_of_birth="2016-04-02", sex="female", district="nasimi",
 )  # fmt: skip
+REGISTER = pb.RegisterChildRequest(child=CHILD)
 READ = pb.ChildRef(child_id="C1")
 UNKNOWN = pb.ChildRef(child_id="C404")
 
@@ -103,7 +104,7 @@ def directly(node: Twin, actor: Actor) -> None:
     node.audited.change(
         actor,
         "child.register",
-        CHILD.SerializeToString(),
+        REGISTER.SerializeToString(),
         lambda: node.registry.register_child(child),
         "C1",
     )
@@ -122,7 +123,7 @@ def directly(node: Twin, actor: Actor) -> None:
 
 def through_grpc(stub: pb_grpc.RecordsServiceStub) -> None:
     """The register, the read and the refused read, as RPCs."""
-    stub.RegisterChild(CHILD, timeout=10)
+    stub.RegisterChild(REGISTER, timeout=10)
     stub.GetChild(READ, timeout=10)
     with pytest.raises(grpc.RpcError) as refused:
         stub.GetChild(UNKNOWN, timeout=10)

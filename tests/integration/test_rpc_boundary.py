@@ -33,7 +33,9 @@ MARKER = "Zyxwvut-4711-private"
 class Exploding(pb_grpc.RecordsServiceServicer):
     """A servicer whose methods fail in the ways the boundary must translate."""
 
-    def RegisterChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
+    def RegisterChild(
+        self, request: pb.RegisterChildRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterChildReply:
         raise InvalidInput(
             "invalid child",
             [Violation("date_of_birth", "not a date", line=7), Violation("sex", "unknown sex")],
@@ -60,6 +62,11 @@ class Exploding(pb_grpc.RecordsServiceServicer):
 
     def RecordAssessment(self, request: pb.Assessment, context: grpc.ServicerContext) -> pb.Ack:
         return pb.Ack()
+
+    def FindChildren(
+        self, request: pb.SearchRequest, context: grpc.ServicerContext
+    ) -> pb.SearchReply:
+        return pb.SearchReply()
 
     def BulkImport(
         self, request_iterator: Iterator[pb.ImportBatch], context: grpc.ServicerContext
@@ -90,7 +97,7 @@ def test_invalid_input_carries_field_violations(server_address: str, issue: Issu
     """InvalidInput becomes INVALID_ARGUMENT with every violation recoverable by the client."""
     stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
     with pytest.raises(grpc.RpcError) as info:
-        stub.RegisterChild(pb.Child(), timeout=5)
+        stub.RegisterChild(pb.RegisterChildRequest(), timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations_from_error(info.value) == [
         Violation("date_of_birth", "not a date", line=7),

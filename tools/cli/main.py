@@ -1,6 +1,7 @@
 """The `childreg` command line: one entry point, a command group per person.
 
     childreg node …         department staff: init, serve, import, show a child, make a KEK
+    childreg child …        department staff: find, show, register, assess, place, care
     childreg coordinator …  the national coordinator service
     childreg stats …        national statisticians: tables
     childreg pki …          the federation operator: CA and identities
@@ -26,6 +27,7 @@ import typer
 from childreg import logsetup
 from childreg.errors import ChildregError
 from tools.cli import audit as cli_audit
+from tools.cli import child as cli_child
 from tools.cli import consent as cli_consent
 from tools.cli import coordinator as cli_coordinator
 from tools.cli import dev as cli_dev
@@ -46,6 +48,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(cli_node.app, name="node")
+app.add_typer(cli_child.app, name="child")
 app.add_typer(cli_coordinator.app, name="coordinator")
 app.add_typer(cli_stats.app, name="stats")
 app.add_typer(cli_pki.app, name="pki")

@@ -39,6 +39,8 @@ EXIT_UNAVAILABLE = 5
 EXIT_REJECTED = 6
 EXIT_REFUSED = 7
 EXIT_UNVERIFIED = 8
+#: A registration held back: the node holds likely duplicates (`childreg child register`).
+EXIT_HELD = 9
 
 DEFAULT_TIMEOUT = 30.0
 

@@ -1,29 +1,143 @@
-"""Department staff's reads of a node's records over mutual TLS (what `childreg node
-show-child` prints).
+"""Department staff's calls to their node's RecordsService over mutual TLS (what `childreg
+child …` and `childreg node show-child` run).
 
 Why here: the command line takes nothing from the node but its composition root and
-configuration (tests/unit/test_architecture.py); the client-side conversion of the node's
-answer into the validated model lives with the other clients.
+configuration (tests/unit/test_architecture.py); the client side of the node's messages
+lives with the other clients. One function per RPC; each turns a failed call into a
+:class:`~tools.clients.client.CliError` and validates what the node answers.
+
+What a person typed is sent as typed (the ``…Fields`` dictionaries, protobuf's field
+names, "" or absent for not given): the node validates every value, codes included, with
+its own country profile, and a refusal comes back naming each bad field. The client does
+not check codes against a list of its own, which could differ from the node's.
 """
 
 from __future__ import annotations
 
-import grpc
+from collections.abc import Sequence
+from typing import TypedDict
 
 from childreg.models import ChildView
+from childreg.search import Registration, SearchPage
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
-from node.rpc.convert import child_view_from_proto
-from tools.clients.client import Endpoint, rpc_failure
+from node.rpc import convert
+from tools.clients.client import Endpoint, call
+
+
+class ChildFields(TypedDict, total=False):
+    """A child's identifying record as typed (the Child message's fields)."""
+
+    child_id: str
+    national_id: str
+    given_name: str
+    family_name: str
+    date_of_birth: str
+    sex: str
+    district: str
+    guardian_name: str
+    guardian_phone: str
+
+
+class SearchFields(TypedDict, total=False):
+    """A search as typed (the SearchRequest message's fields; at least one criterion)."""
+
+    name: str
+    date_of_birth: str
+    district: str
+    school: str
+    national_id: str
+    include_closed: bool
+    page_size: int
+    page_token: str
+
+
+class AssessmentFields(TypedDict, total=False):
+    """A PMPC assessment as typed (the Assessment message's fields but functioning)."""
+
+    child_id: str
+    assessment_date: str
+    commission: str
+    impairment_band: str
+    icf_codes: Sequence[str]
+    diagnoses: Sequence[str]
+    recommended_form: str
+    supports: Sequence[str]
+    accommodations: Sequence[str]
+    next_review: str
+
+
+class PlacementFields(TypedDict, total=False):
+    """A year's placement as typed (the Placement message's fields)."""
+
+    child_id: str
+    academic_year: str
+    education_form: str
+    institution: str
+
+
+class CareFields(TypedDict, total=False):
+    """A care setting as typed (the CareSetting message's fields)."""
+
+    child_id: str
+    care_setting: str
+    since: str
 
 
 def read_child(endpoint: Endpoint, child_id: str) -> ChildView:
-    """Everything the node holds about one child (a CliError if the call fails)."""
+    """Everything the node holds about one child."""
     with endpoint.channel() as channel:
-        try:
-            record = pb_grpc.RecordsServiceStub(channel).GetChild(
-                pb.ChildRef(child_id=child_id), timeout=endpoint.timeout
-            )
-        except grpc.RpcError as e:
-            raise rpc_failure(e, "show-child", endpoint.address) from None
-    return child_view_from_proto(record)
+        stub = pb_grpc.RecordsServiceStub(channel)
+        record = call(endpoint, "show-child", stub.GetChild, pb.ChildRef(child_id=child_id))
+    return convert.child_view_from_proto(record)
+
+
+def find_children(endpoint: Endpoint, query: SearchFields) -> SearchPage:
+    """One page of the children matching ``query``, best first."""
+    with endpoint.channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        reply = call(endpoint, "find", stub.FindChildren, pb.SearchRequest(**query))
+    return convert.search_page_from_proto(reply)
+
+
+def register_child(
+    endpoint: Endpoint, child: ChildFields, *, not_duplicate_reason: str | None = None
+) -> Registration:
+    """Register ``child``. Held back (``registered`` False, nothing written, the likely
+    duplicates listed) when the node finds children it may be and no reason says it is
+    none of them."""
+    request = pb.RegisterChildRequest(
+        child=pb.Child(**child), not_duplicate_reason=not_duplicate_reason or ""
+    )
+    with endpoint.channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        reply = call(endpoint, "register", stub.RegisterChild, request)
+    return convert.registration_from_proto(reply)
+
+
+def record_assessment(
+    endpoint: Endpoint,
+    assessment: AssessmentFields,
+    functioning: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Record a PMPC assessment; ``functioning`` is (domain, difficulty level) pairs."""
+    request = pb.Assessment(
+        **assessment, functioning=[pb.Functioning(domain=d, level=lv) for d, lv in functioning]
+    )
+    with endpoint.channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        call(endpoint, "assess", stub.RecordAssessment, request)
+
+
+def record_placement(endpoint: Endpoint, placement: PlacementFields) -> None:
+    """Record where a child is educated in an academic year."""
+    with endpoint.channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        call(endpoint, "place", stub.RecordPlacement, pb.Placement(**placement))
+
+
+def record_care_setting(endpoint: Endpoint, care: CareFields) -> None:
+    """Record a change of a child's care setting, from its date."""
+    with endpoint.channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        call(endpoint, "care", stub.RecordCareSetting, pb.CareSetting(**care))

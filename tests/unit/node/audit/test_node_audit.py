@@ -41,6 +41,11 @@ class Context:
         return {"x509_subject_alternative_name": [STAFF.encode()]}
 
 
+def register(c: ChildIn) -> pb.RegisterChildRequest:
+    """The RegisterChild request for ``c``."""
+    return pb.RegisterChildRequest(child=convert.child_to_proto(c))
+
+
 def child(child_id: str = "C00001") -> ChildIn:
     return ChildIn(
         child_id=child_id,
@@ -73,7 +78,7 @@ def test_every_records_rpc_leaves_one_leaf_without_personal_data(
     ctx: Any = Context()
     c = child()
     calls: list[tuple[str, Callable[[], object]]] = [
-        ("child.register", lambda: servicer.RegisterChild(convert.child_to_proto(c), ctx)),
+        ("child.register", lambda: servicer.RegisterChild(register(c), ctx)),
         ("child.update", lambda: servicer.UpdateChild(convert.child_to_proto(c), ctx)),
         ("placement.record", lambda: servicer.RecordPlacement(
             convert.placement_to_proto(PlacementIn(
@@ -137,8 +142,9 @@ def test_an_invalid_request_is_logged_as_invalid(
 ) -> None:
     """A malformed request is refused with INVALID_ARGUMENT and leaves one leaf saying so."""
     servicer, audit, _ = parts
+    bad = pb.RegisterChildRequest(child=pb.Child(child_id="C1", sex="x"))
     with pytest.raises(InvalidInput):
-        servicer.RegisterChild(pb.Child(child_id="C1", sex="x"), Context())  # type: ignore[arg-type]
+        servicer.RegisterChild(bad, Context())  # type: ignore[arg-type]
     assert [(e.action, e.outcome) for e in leaves(audit)] == [
         ("child.register", "INVALID_ARGUMENT")
     ]
@@ -151,7 +157,7 @@ def test_nothing_is_returned_when_the_log_cannot_be_written(
 ) -> None:
     """Write-ahead: with the log unwritable a read fails and a change is rolled back."""
     servicer, audit, _ = parts
-    servicer.RegisterChild(convert.child_to_proto(child()), Context())  # type: ignore[arg-type]
+    servicer.RegisterChild(register(child()), Context())  # type: ignore[arg-type]
 
     def disk_full(*_: object) -> int:
         raise ChildregError("disk full")
@@ -160,7 +166,7 @@ def test_nothing_is_returned_when_the_log_cannot_be_written(
     with pytest.raises(ChildregError, match="disk full"):
         servicer.GetChild(pb.ChildRef(child_id="C00001"), Context())  # type: ignore[arg-type]
     with pytest.raises(ChildregError, match="disk full"):
-        servicer.RegisterChild(convert.child_to_proto(child("C00002")), Context())  # type: ignore[arg-type]
+        servicer.RegisterChild(register(child("C00002")), Context())  # type: ignore[arg-type]
     assert store.child_count() == 1
     assert audit.size == 1
 
@@ -234,7 +240,7 @@ def test_a_leaf_cannot_be_reversed_to_the_child_id(
     import hashlib
 
     servicer, audit, _ = parts
-    servicer.RegisterChild(convert.child_to_proto(child()), Context())  # type: ignore[arg-type]
+    servicer.RegisterChild(register(child()), Context())  # type: ignore[arg-type]
     servicer.GetChild(pb.ChildRef(child_id="C00001"), Context())  # type: ignore[arg-type]
     read = leaves(audit)[-1]
     candidates = {
@@ -250,7 +256,7 @@ def test_a_padded_id_is_logged_under_the_childs_pseudonym(
 ) -> None:
     """A read of " C00001\\t" returns C00001 and is in C00001's access report."""
     servicer, audit, keyring = parts
-    servicer.RegisterChild(convert.child_to_proto(child()), Context())  # type: ignore[arg-type]
+    servicer.RegisterChild(register(child()), Context())  # type: ignore[arg-type]
     servicer.GetChild(pb.ChildRef(child_id=" C00001\t"), Context())  # type: ignore[arg-type]
     subject = keyring.pseudonym("C00001")
     assert [e.action for e in audit.events_about(subject)] == ["child.register", "child.read"]
@@ -270,13 +276,13 @@ def test_with_the_database_read_only_a_read_returns_nothing(
     try:
         audit = AuditLog(store, bytes(32), federation="test.childreg", department="alpha")
         servicer = RecordsServicer(Registry(store, keyring), Audited(store, keyring, audit))
-        servicer.RegisterChild(convert.child_to_proto(child()), Context())  # type: ignore[arg-type]
+        servicer.RegisterChild(register(child()), Context())  # type: ignore[arg-type]
         store._conn.set_authorizer(None)
         store._conn.execute("PRAGMA query_only = ON")
         with pytest.raises(sqlcipher3.OperationalError):
             servicer.GetChild(pb.ChildRef(child_id="C00001"), Context())  # type: ignore[arg-type]
         with pytest.raises(sqlcipher3.OperationalError):
-            servicer.RegisterChild(convert.child_to_proto(child("C00002")), Context())  # type: ignore[arg-type]
+            servicer.RegisterChild(register(child("C00002")), Context())  # type: ignore[arg-type]
         assert store.child_count() == 1
         assert audit.size == 1
     finally:

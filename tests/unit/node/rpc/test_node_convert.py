@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from childreg.errors import InvalidInput
 from childreg.models import ChildIn, ChildView, ImportRecord
+from childreg.search import DuplicateCandidate, Registration, SearchHit, SearchPage, SearchQuery
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import statistics_pb2 as spb
 from node.rpc import convert
@@ -116,3 +119,47 @@ def test_badly_ended_streams_raise_after_their_records(
         seen.extend(convert.records_from_import_stream(batches))
     assert "nothing was imported" in str(info.value)
     assert len(seen) == len(records)  # the raise comes after the records: inside the transaction
+
+
+def test_search_query_round_trip_and_empty_means_not_given() -> None:
+    """A query survives proto and back; empty strings are criteria not given, page size 0
+    the default."""
+    q = SearchQuery(name="Aysel", date_of_birth=dt.date(2016, 4, 2), page_size=5, page_token="p1")
+    assert convert.search_query_from_proto(convert.search_query_to_proto(q)) == q
+    only_name = convert.search_query_from_proto(pb.SearchRequest(name="Aysel"))
+    assert only_name == SearchQuery(name="Aysel")
+
+
+def test_bad_search_names_each_field() -> None:
+    """A bad birth date and page size are InvalidInput naming each; none at all is refused."""
+    with pytest.raises(InvalidInput) as info:
+        convert.search_query_from_proto(
+            pb.SearchRequest(name="A", date_of_birth="2016-04-02T00:00:00", page_size=1000)
+        )
+    assert sorted(v.field for v in info.value.violations) == ["date_of_birth", "page_size"]
+    with pytest.raises(InvalidInput):
+        convert.search_query_from_proto(pb.SearchRequest(include_closed=True))
+
+
+def test_registration_round_trip() -> None:
+    """A held registration and its candidates survive proto and back."""
+    hit = SearchHit(
+        child_id="C1", given_name="Aysel", family_name="Məmmədova",
+        date_of_birth=dt.date(2016, 4, 2), district="nasimi", score=0.97,
+    )  # fmt: skip
+    held = Registration(
+        registered=False, duplicates=(DuplicateCandidate(hit=hit, reasons=("same name",)),)
+    )
+    assert convert.registration_from_proto(convert.registration_to_proto(held)) == held
+    page = SearchPage(hits=(hit,), next_page_token="p1")
+    assert convert.search_page_from_proto(convert.search_page_to_proto(page)) == page
+
+
+def test_a_registration_request_names_bad_child_fields_and_a_short_reason() -> None:
+    """Bad child fields and a too-short reason are reported together, each by its field."""
+    request = pb.RegisterChildRequest(child=pb.Child(child_id="C1"), not_duplicate_reason="no")
+    with pytest.raises(InvalidInput) as info:
+        convert.registration_request_from_proto(request)
+    fields = {v.field for v in info.value.violations}
+    assert {"not_duplicate_reason", "given_name", "date_of_birth"} <= fields
+    assert "no" not in str(info.value)

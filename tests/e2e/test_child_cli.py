@@ -1,0 +1,128 @@
+"""The staff CLI `childreg child …` end to end: real `childreg` processes against a real node
+process (SQLCipher store, mutual TLS), as department staff.
+
+A child is registered; a look-alike is held (exit 9, the candidate listed, nothing
+registered) and then registered with --not-duplicate; `find --json` finds the first child
+by its name in the other script; an assessment, a placement and a care setting are
+recorded; `show --json` reflects them. Missing values off a terminal are an error naming
+each option; a code the node does not know is refused naming its field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.conftest import cli
+from tools.clients.client import EXIT_HELD, EXIT_REJECTED, EXIT_USAGE
+from tools.dev.federation import LocalFederation
+from tools.dev.synth import plan_departments
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
+    """One department's node process, running."""
+    plan = plan_departments(1)[0]
+    federation = LocalFederation(tmp_path_factory.mktemp("child-cli") / "fed", [plan])
+    with federation:
+        federation.setup()
+        federation.start_nodes()
+        yield federation
+
+
+def child(fed: LocalFederation, command: str, *args: str) -> tuple[int, str, str]:
+    """Run `childreg child COMMAND ARGS…` as the department's staff: (exit, stdout, stderr)."""
+    dept = fed.departments[0].id
+    node = fed.nodes[dept]
+    r = cli(
+        "child", command, *args, "--node", node.address, "--server-name", node.server_name,
+        "--identity", str(fed.identity(f"staff-{dept}")),
+    )  # fmt: skip
+    return r.returncode, r.stdout, r.stderr
+
+
+def person(fed: LocalFederation, child_id: str, given: str, family: str) -> list[str]:
+    """The register arguments of a girl born 2016-04-02 in the department's first district."""
+    return [
+        child_id, "--given-name", given, "--family-name", family, "--born", "2016-04-02",
+        "--sex", "female", "--district", fed.departments[0].districts[0],
+    ]  # fmt: skip
+
+
+def test_register_find_and_record_through_the_cli(fed: LocalFederation) -> None:
+    """register → held look-alike (exit 9) → register --not-duplicate → find --json by the
+    other script → assess, place, care → show --json holds all three."""
+    code, out, _ = child(fed, "register", *person(fed, "K1", "Aysel", "Məmmədova"), "--json")
+    assert code == 0
+    assert json.loads(out) == {"registered": True, "duplicates": []}
+
+    code, out, err = child(fed, "register", *person(fed, "K2", "Aysel", "Mammadova"))
+    assert code == EXIT_HELD
+    assert "K1" in out  # the candidate is listed
+    assert "--not-duplicate" in err
+    code, out, _ = child(fed, "show", "K2", "--json")
+    assert code == EXIT_REJECTED  # nothing was registered
+
+    code, out, _ = child(
+        fed, "register", *person(fed, "K2", "Aysel", "Mammadova"),
+        "--not-duplicate", "twin sister, other mother's name on file", "--json",
+    )  # fmt: skip
+    assert code == 0
+    done = json.loads(out)
+    assert done["registered"] is True
+    assert [d["hit"]["child_id"] for d in done["duplicates"]] == ["K1"]
+
+    code, out, _ = child(fed, "find", "--name", "Айсел Мамедова", "--json")
+    assert code == 0
+    found = json.loads(out)
+    assert {h["child_id"] for h in found["hits"]} == {"K1", "K2"}
+    assert found["next_page_token"] is None
+
+    assert child(fed, "assess", "K1", "--date", "2024-02-01", "--commission", "Baku PMPC",
+                 "--band", "pct_41_60", "--icf", "d140.2", "--icf", "b167.1",
+                 "--diagnosis", "F84.0", "--functioning", "learning=some_difficulty",
+                 "--functioning", "anxiety=weekly", "--recommended-form", "inclusive_class",
+                 "--support", "speech_therapy", "--accommodation", "extra_time",
+                 "--next-review", "2025-02-01")[0] == 0  # fmt: skip
+    assert child(fed, "place", "K1", "--year", "2024/25", "--form", "inclusive_class",
+                 "--institution", "School 6")[0] == 0  # fmt: skip
+    assert child(fed, "care", "K1", "--setting", "family", "--since", "2024-03-01")[0] == 0
+
+    code, out, _ = child(fed, "show", "K1", "--json")
+    assert code == 0
+    view = json.loads(out)
+    assert view["child"]["family_name"] == "Məmmədova"
+    [assessment] = view["assessments"]
+    assert assessment["icf_codes"] == ["d140.2", "b167.1"]
+    assert assessment["functioning"] == [
+        {"domain": "learning", "level": "some_difficulty"},
+        {"domain": "anxiety", "level": "weekly"},
+    ]
+    assert assessment["accommodations"] == ["extra_time"]
+    assert assessment["next_review"] == "2025-02-01"
+    assert view["placements"] == [
+        {"child_id": "K1", "academic_year": "2024/25", "education_form": "inclusive_class",
+         "institution": "School 6"}
+    ]  # fmt: skip
+    assert view["care_settings"] == [
+        {"child_id": "K1", "care_setting": "family", "since": "2024-03-01"}
+    ]
+
+
+def test_missing_values_off_a_terminal_name_each_option(fed: LocalFederation) -> None:
+    """Without a terminal, a command missing required values exits 2 naming every one."""
+    code, _, err = child(fed, "place", "K1")
+    assert code == EXIT_USAGE
+    assert "missing --year, --form" in err
+    code, _, err = child(fed, "find")
+    assert code == EXIT_USAGE
+    assert "--name" in err
+
+
+def test_a_code_the_node_does_not_know_is_refused_naming_its_field(fed: LocalFederation) -> None:
+    """A care setting outside the node's code list exits 6 naming care_setting."""
+    code, _, err = child(fed, "care", "K1", "--setting", "castle", "--since", "2024-03-01")
+    assert code == EXIT_REJECTED
+    assert "care_setting" in err
