@@ -41,7 +41,9 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
         for m in (
             "RegisterChild",
             "FindChildren",
-            "UpdateChild",
+            "CorrectChild",
+            "CloseChild",
+            "GetHistory",
             "RecordPlacement",
             "RecordCareSetting",
             "RecordAssessment",

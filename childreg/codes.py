@@ -60,6 +60,9 @@ CARE_SETTINGS: Final = (
 #: Table category for a child with no care setting recorded on the reference date.
 CARE_NOT_RECORDED: Final = "not_recorded"
 
+#: Why a child's record was closed (the record stays, for audit and history).
+CLOSE_REASONS: Final = ("aged_out", "moved_abroad", "deceased", "other")
+
 SEXES: Final = ("female", "male")
 
 #: Age bands at the snapshot's reference date: (code, lowest age, highest age or None).

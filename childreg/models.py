@@ -380,6 +380,8 @@ class ChildView(Model):
     placements: tuple[PlacementIn, ...] = ()
     care_settings: tuple[CareSettingIn, ...] = ()
     assessments: tuple[AssessmentIn, ...] = ()
+    closed_on: dt.date | None = None  # the record's closing date, None while open
+    close_reason: str | None = None  # a code of childreg.codes.CLOSE_REASONS
 
 
 class TableQuery(Model):

@@ -31,7 +31,10 @@ ACTIONS: Final = frozenset(
         "child.read",
         "child.search",
         "child.register",
-        "child.update",
+        "child.update",  # leaves of nodes before corrections kept a reason
+        "child.correct",
+        "child.close",
+        "child.history",
         "placement.record",
         "care_setting.record",
         "assessment.record",

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63hildreg/v1/records.proto\x12\x0b\x63hildreg.v1\"\xbc\x01\n\x05\x43hild\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x13\n\x0bnational_id\x18\x02 \x01(\t\x12\x12\n\ngiven_name\x18\x03 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x04 \x01(\t\x12\x15\n\rdate_of_birth\x18\x05 \x01(\t\x12\x0b\n\x03sex\x18\x06 \x01(\t\x12\x10\n\x08\x64istrict\x18\x07 \x01(\t\x12\x15\n\rguardian_name\x18\x08 \x01(\t\x12\x16\n\x0eguardian_phone\x18\t \x01(\t\"a\n\tPlacement\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x15\n\racademic_year\x18\x02 \x01(\t\x12\x16\n\x0e\x65\x64ucation_form\x18\x03 \x01(\t\x12\x13\n\x0binstitution\x18\x04 \x01(\t\"D\n\x0b\x43\x61reSetting\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61re_setting\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\t\",\n\x0b\x46unctioning\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\"\x92\x02\n\nAssessment\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x17\n\x0f\x61ssessment_date\x18\x02 \x01(\t\x12\x12\n\ncommission\x18\x03 \x01(\t\x12\x17\n\x0fimpairment_band\x18\x04 \x01(\t\x12\x11\n\ticf_codes\x18\x05 \x03(\t\x12\x11\n\tdiagnoses\x18\x06 \x03(\t\x12-\n\x0b\x66unctioning\x18\x07 \x03(\x0b\x32\x18.childreg.v1.Functioning\x12\x18\n\x10recommended_form\x18\x08 \x01(\t\x12\x10\n\x08supports\x18\t \x03(\t\x12\x16\n\x0e\x61\x63\x63ommodations\x18\n \x03(\t\x12\x13\n\x0bnext_review\x18\x0b \x01(\t\"\x1c\n\x08\x43hildRef\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\"\xbb\x01\n\x0b\x43hildRecord\x12!\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x12.childreg.v1.Child\x12*\n\nplacements\x18\x02 \x03(\x0b\x32\x16.childreg.v1.Placement\x12/\n\rcare_settings\x18\x03 \x03(\x0b\x32\x18.childreg.v1.CareSetting\x12,\n\x0b\x61ssessments\x18\x04 \x03(\x0b\x32\x17.childreg.v1.Assessment\"\xbf\x01\n\x0cImportRecord\x12\x0c\n\x04line\x18\x01 \x01(\r\x12!\n\x05\x63hild\x18\x02 \x01(\x0b\x32\x12.childreg.v1.Child\x12)\n\tplacement\x18\x03 \x01(\x0b\x32\x16.childreg.v1.Placement\x12&\n\x04\x63\x61re\x18\x04 \x01(\x0b\x32\x18.childreg.v1.CareSetting\x12+\n\nassessment\x18\x05 \x01(\x0b\x32\x17.childreg.v1.Assessment\"^\n\x0bImportBatch\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.childreg.v1.ImportRecord\x12\x0c\n\x04last\x18\x02 \x01(\x08\x12\x15\n\rtotal_records\x18\x03 \x01(\r\"!\n\rImportSummary\x12\x10\n\x08imported\x18\x01 \x01(\r\"\x05\n\x03\x41\x63k\"W\n\x14RegisterChildRequest\x12!\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x12.childreg.v1.Child\x12\x1c\n\x14not_duplicate_reason\x18\x02 \x01(\t\"]\n\x12RegisterChildReply\x12\x12\n\nregistered\x18\x01 \x01(\x08\x12\x33\n\nduplicates\x18\x02 \x03(\x0b\x32\x1f.childreg.v1.DuplicateCandidate\"\x9e\x01\n\tSearchHit\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x12\n\ngiven_name\x18\x02 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x03 \x01(\t\x12\x15\n\rdate_of_birth\x18\x04 \x01(\t\x12\x10\n\x08\x64istrict\x18\x05 \x01(\t\x12\x0e\n\x06school\x18\x06 \x01(\t\x12\x0e\n\x06\x63losed\x18\x07 \x01(\x08\x12\r\n\x05score\x18\x08 \x01(\x01\"J\n\x12\x44uplicateCandidate\x12#\n\x03hit\x18\x01 \x01(\x0b\x32\x16.childreg.v1.SearchHit\x12\x0f\n\x07reasons\x18\x02 \x03(\t\"\xaa\x01\n\rSearchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rdate_of_birth\x18\x02 \x01(\t\x12\x10\n\x08\x64istrict\x18\x03 \x01(\t\x12\x0e\n\x06school\x18\x04 \x01(\t\x12\x13\n\x0bnational_id\x18\x05 \x01(\t\x12\x16\n\x0einclude_closed\x18\x06 \x01(\x08\x12\x11\n\tpage_size\x18\x07 \x01(\r\x12\x12\n\npage_token\x18\x08 \x01(\t\"L\n\x0bSearchReply\x12$\n\x04hits\x18\x01 \x03(\x0b\x32\x16.childreg.v1.SearchHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa0\x04\n\x0eRecordsService\x12S\n\rRegisterChild\x12!.childreg.v1.RegisterChildRequest\x1a\x1f.childreg.v1.RegisterChildReply\x12\x44\n\x0c\x46indChildren\x12\x1a.childreg.v1.SearchRequest\x1a\x18.childreg.v1.SearchReply\x12\x33\n\x0bUpdateChild\x12\x12.childreg.v1.Child\x1a\x10.childreg.v1.Ack\x12;\n\x0fRecordPlacement\x12\x16.childreg.v1.Placement\x1a\x10.childreg.v1.Ack\x12?\n\x11RecordCareSetting\x12\x18.childreg.v1.CareSetting\x1a\x10.childreg.v1.Ack\x12=\n\x10RecordAssessment\x12\x17.childreg.v1.Assessment\x1a\x10.childreg.v1.Ack\x12;\n\x08GetChild\x12\x15.childreg.v1.ChildRef\x1a\x18.childreg.v1.ChildRecord\x12\x44\n\nBulkImport\x12\x18.childreg.v1.ImportBatch\x1a\x1a.childreg.v1.ImportSummary(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63hildreg/v1/records.proto\x12\x0b\x63hildreg.v1\"\xbc\x01\n\x05\x43hild\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x13\n\x0bnational_id\x18\x02 \x01(\t\x12\x12\n\ngiven_name\x18\x03 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x04 \x01(\t\x12\x15\n\rdate_of_birth\x18\x05 \x01(\t\x12\x0b\n\x03sex\x18\x06 \x01(\t\x12\x10\n\x08\x64istrict\x18\x07 \x01(\t\x12\x15\n\rguardian_name\x18\x08 \x01(\t\x12\x16\n\x0eguardian_phone\x18\t \x01(\t\"q\n\tPlacement\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x15\n\racademic_year\x18\x02 \x01(\t\x12\x16\n\x0e\x65\x64ucation_form\x18\x03 \x01(\t\x12\x13\n\x0binstitution\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"T\n\x0b\x43\x61reSetting\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61re_setting\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\",\n\x0b\x46unctioning\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\"\x92\x02\n\nAssessment\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x17\n\x0f\x61ssessment_date\x18\x02 \x01(\t\x12\x12\n\ncommission\x18\x03 \x01(\t\x12\x17\n\x0fimpairment_band\x18\x04 \x01(\t\x12\x11\n\ticf_codes\x18\x05 \x03(\t\x12\x11\n\tdiagnoses\x18\x06 \x03(\t\x12-\n\x0b\x66unctioning\x18\x07 \x03(\x0b\x32\x18.childreg.v1.Functioning\x12\x18\n\x10recommended_form\x18\x08 \x01(\t\x12\x10\n\x08supports\x18\t \x03(\t\x12\x16\n\x0e\x61\x63\x63ommodations\x18\n \x03(\t\x12\x13\n\x0bnext_review\x18\x0b \x01(\t\"\x1c\n\x08\x43hildRef\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\"\xe4\x01\n\x0b\x43hildRecord\x12!\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x12.childreg.v1.Child\x12*\n\nplacements\x18\x02 \x03(\x0b\x32\x16.childreg.v1.Placement\x12/\n\rcare_settings\x18\x03 \x03(\x0b\x32\x18.childreg.v1.CareSetting\x12,\n\x0b\x61ssessments\x18\x04 \x03(\x0b\x32\x17.childreg.v1.Assessment\x12\x11\n\tclosed_on\x18\x05 \x01(\t\x12\x14\n\x0c\x63lose_reason\x18\x06 \x01(\t\"\xbf\x01\n\x0cImportRecord\x12\x0c\n\x04line\x18\x01 \x01(\r\x12!\n\x05\x63hild\x18\x02 \x01(\x0b\x32\x12.childreg.v1.Child\x12)\n\tplacement\x18\x03 \x01(\x0b\x32\x16.childreg.v1.Placement\x12&\n\x04\x63\x61re\x18\x04 \x01(\x0b\x32\x18.childreg.v1.CareSetting\x12+\n\nassessment\x18\x05 \x01(\x0b\x32\x17.childreg.v1.Assessment\"^\n\x0bImportBatch\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.childreg.v1.ImportRecord\x12\x0c\n\x04last\x18\x02 \x01(\x08\x12\x15\n\rtotal_records\x18\x03 \x01(\r\"!\n\rImportSummary\x12\x10\n\x08imported\x18\x01 \x01(\r\"\x05\n\x03\x41\x63k\"W\n\x14RegisterChildRequest\x12!\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x12.childreg.v1.Child\x12\x1c\n\x14not_duplicate_reason\x18\x02 \x01(\t\"]\n\x12RegisterChildReply\x12\x12\n\nregistered\x18\x01 \x01(\x08\x12\x33\n\nduplicates\x18\x02 \x03(\x0b\x32\x1f.childreg.v1.DuplicateCandidate\"\x9e\x01\n\tSearchHit\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x12\n\ngiven_name\x18\x02 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x03 \x01(\t\x12\x15\n\rdate_of_birth\x18\x04 \x01(\t\x12\x10\n\x08\x64istrict\x18\x05 \x01(\t\x12\x0e\n\x06school\x18\x06 \x01(\t\x12\x0e\n\x06\x63losed\x18\x07 \x01(\x08\x12\r\n\x05score\x18\x08 \x01(\x01\"J\n\x12\x44uplicateCandidate\x12#\n\x03hit\x18\x01 \x01(\x0b\x32\x16.childreg.v1.SearchHit\x12\x0f\n\x07reasons\x18\x02 \x03(\t\"\xaa\x01\n\rSearchRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rdate_of_birth\x18\x02 \x01(\t\x12\x10\n\x08\x64istrict\x18\x03 \x01(\t\x12\x0e\n\x06school\x18\x04 \x01(\t\x12\x13\n\x0bnational_id\x18\x05 \x01(\t\x12\x16\n\x0einclude_closed\x18\x06 \x01(\x08\x12\x11\n\tpage_size\x18\x07 \x01(\r\x12\x12\n\npage_token\x18\x08 \x01(\t\"L\n\x0bSearchReply\x12$\n\x04hits\x18\x01 \x03(\x0b\x32\x16.childreg.v1.SearchHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xe0\x01\n\nCorrection\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\ngiven_name\x18\x03 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x04 \x01(\t\x12\x13\n\x0bnational_id\x18\x05 \x01(\t\x12\x15\n\rdate_of_birth\x18\x06 \x01(\t\x12\x0b\n\x03sex\x18\x07 \x01(\t\x12\x10\n\x08\x64istrict\x18\x08 \x01(\t\x12\x15\n\rguardian_name\x18\t \x01(\t\x12\x16\n\x0eguardian_phone\x18\n \x01(\t\x12\r\n\x05\x63lear\x18\x0b \x03(\t\"L\n\x07\x43losure\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x11\n\tclosed_on\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\"Z\n\x0b\x46ieldChange\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x06\x62\x65\x66ore\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x61\x66ter\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\t\n\x07_beforeB\x08\n\x06_after\"\x8e\x01\n\x0cHistoryEntry\x12\x0b\n\x03seq\x18\x01 \x01(\r\x12\n\n\x02\x61t\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05scope\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12)\n\x07\x63hanges\x18\x07 \x03(\x0b\x32\x18.childreg.v1.FieldChange\"p\n\x07History\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12*\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x19.childreg.v1.HistoryEntry\x12\x11\n\tclosed_on\x18\x03 \x01(\t\x12\x14\n\x0c\x63lose_reason\x18\x04 \x01(\t2\x97\x05\n\x0eRecordsService\x12S\n\rRegisterChild\x12!.childreg.v1.RegisterChildRequest\x1a\x1f.childreg.v1.RegisterChildReply\x12\x44\n\x0c\x46indChildren\x12\x1a.childreg.v1.SearchRequest\x1a\x18.childreg.v1.SearchReply\x12\x39\n\x0c\x43orrectChild\x12\x17.childreg.v1.Correction\x1a\x10.childreg.v1.Ack\x12\x34\n\nCloseChild\x12\x14.childreg.v1.Closure\x1a\x10.childreg.v1.Ack\x12\x39\n\nGetHistory\x12\x15.childreg.v1.ChildRef\x1a\x14.childreg.v1.History\x12;\n\x0fRecordPlacement\x12\x16.childreg.v1.Placement\x1a\x10.childreg.v1.Ack\x12?\n\x11RecordCareSetting\x12\x18.childreg.v1.CareSetting\x1a\x10.childreg.v1.Ack\x12=\n\x10RecordAssessment\x12\x17.childreg.v1.Assessment\x1a\x10.childreg.v1.Ack\x12;\n\x08GetChild\x12\x15.childreg.v1.ChildRef\x1a\x18.childreg.v1.ChildRecord\x12\x44\n\nBulkImport\x12\x18.childreg.v1.ImportBatch\x1a\x1a.childreg.v1.ImportSummary(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,37 +34,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHILD']._serialized_start=43
   _globals['_CHILD']._serialized_end=231
   _globals['_PLACEMENT']._serialized_start=233
-  _globals['_PLACEMENT']._serialized_end=330
-  _globals['_CARESETTING']._serialized_start=332
-  _globals['_CARESETTING']._serialized_end=400
-  _globals['_FUNCTIONING']._serialized_start=402
-  _globals['_FUNCTIONING']._serialized_end=446
-  _globals['_ASSESSMENT']._serialized_start=449
-  _globals['_ASSESSMENT']._serialized_end=723
-  _globals['_CHILDREF']._serialized_start=725
-  _globals['_CHILDREF']._serialized_end=753
-  _globals['_CHILDRECORD']._serialized_start=756
-  _globals['_CHILDRECORD']._serialized_end=943
-  _globals['_IMPORTRECORD']._serialized_start=946
-  _globals['_IMPORTRECORD']._serialized_end=1137
-  _globals['_IMPORTBATCH']._serialized_start=1139
-  _globals['_IMPORTBATCH']._serialized_end=1233
-  _globals['_IMPORTSUMMARY']._serialized_start=1235
-  _globals['_IMPORTSUMMARY']._serialized_end=1268
-  _globals['_ACK']._serialized_start=1270
-  _globals['_ACK']._serialized_end=1275
-  _globals['_REGISTERCHILDREQUEST']._serialized_start=1277
-  _globals['_REGISTERCHILDREQUEST']._serialized_end=1364
-  _globals['_REGISTERCHILDREPLY']._serialized_start=1366
-  _globals['_REGISTERCHILDREPLY']._serialized_end=1459
-  _globals['_SEARCHHIT']._serialized_start=1462
-  _globals['_SEARCHHIT']._serialized_end=1620
-  _globals['_DUPLICATECANDIDATE']._serialized_start=1622
-  _globals['_DUPLICATECANDIDATE']._serialized_end=1696
-  _globals['_SEARCHREQUEST']._serialized_start=1699
-  _globals['_SEARCHREQUEST']._serialized_end=1869
-  _globals['_SEARCHREPLY']._serialized_start=1871
-  _globals['_SEARCHREPLY']._serialized_end=1947
-  _globals['_RECORDSSERVICE']._serialized_start=1950
-  _globals['_RECORDSSERVICE']._serialized_end=2494
+  _globals['_PLACEMENT']._serialized_end=346
+  _globals['_CARESETTING']._serialized_start=348
+  _globals['_CARESETTING']._serialized_end=432
+  _globals['_FUNCTIONING']._serialized_start=434
+  _globals['_FUNCTIONING']._serialized_end=478
+  _globals['_ASSESSMENT']._serialized_start=481
+  _globals['_ASSESSMENT']._serialized_end=755
+  _globals['_CHILDREF']._serialized_start=757
+  _globals['_CHILDREF']._serialized_end=785
+  _globals['_CHILDRECORD']._serialized_start=788
+  _globals['_CHILDRECORD']._serialized_end=1016
+  _globals['_IMPORTRECORD']._serialized_start=1019
+  _globals['_IMPORTRECORD']._serialized_end=1210
+  _globals['_IMPORTBATCH']._serialized_start=1212
+  _globals['_IMPORTBATCH']._serialized_end=1306
+  _globals['_IMPORTSUMMARY']._serialized_start=1308
+  _globals['_IMPORTSUMMARY']._serialized_end=1341
+  _globals['_ACK']._serialized_start=1343
+  _globals['_ACK']._serialized_end=1348
+  _globals['_REGISTERCHILDREQUEST']._serialized_start=1350
+  _globals['_REGISTERCHILDREQUEST']._serialized_end=1437
+  _globals['_REGISTERCHILDREPLY']._serialized_start=1439
+  _globals['_REGISTERCHILDREPLY']._serialized_end=1532
+  _globals['_SEARCHHIT']._serialized_start=1535
+  _globals['_SEARCHHIT']._serialized_end=1693
+  _globals['_DUPLICATECANDIDATE']._serialized_start=1695
+  _globals['_DUPLICATECANDIDATE']._serialized_end=1769
+  _globals['_SEARCHREQUEST']._serialized_start=1772
+  _globals['_SEARCHREQUEST']._serialized_end=1942
+  _globals['_SEARCHREPLY']._serialized_start=1944
+  _globals['_SEARCHREPLY']._serialized_end=2020
+  _globals['_CORRECTION']._serialized_start=2023
+  _globals['_CORRECTION']._serialized_end=2247
+  _globals['_CLOSURE']._serialized_start=2249
+  _globals['_CLOSURE']._serialized_end=2325
+  _globals['_FIELDCHANGE']._serialized_start=2327
+  _globals['_FIELDCHANGE']._serialized_end=2417
+  _globals['_HISTORYENTRY']._serialized_start=2420
+  _globals['_HISTORYENTRY']._serialized_end=2562
+  _globals['_HISTORY']._serialized_start=2564
+  _globals['_HISTORY']._serialized_end=2676
+  _globals['_RECORDSSERVICE']._serialized_start=2679
+  _globals['_RECORDSSERVICE']._serialized_end=3342
 # @@protoc_insertion_point(module_scope)

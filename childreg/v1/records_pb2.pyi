@@ -76,11 +76,16 @@ class Placement(_message.Message):
     ACADEMIC_YEAR_FIELD_NUMBER: _builtins.int
     EDUCATION_FORM_FIELD_NUMBER: _builtins.int
     INSTITUTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     child_id: _builtins.str
     academic_year: _builtins.str
     """e.g. "2023/24" """
     education_form: _builtins.str
     institution: _builtins.str
+    reason: _builtins.str
+    """RecordPlacement only: why a placement already recorded for that year is changed
+    (required then, at least 3 characters; kept sealed in the child's history).
+    """
     def __init__(
         self,
         *,
@@ -88,10 +93,11 @@ class Placement(_message.Message):
         academic_year: _builtins.str = ...,
         education_form: _builtins.str = ...,
         institution: _builtins.str = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "child_id", b"child_id", "education_form", b"education_form", "institution", b"institution"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "child_id", b"child_id", "education_form", b"education_form", "institution", b"institution", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -104,19 +110,25 @@ class CareSetting(_message.Message):
     CHILD_ID_FIELD_NUMBER: _builtins.int
     CARE_SETTING_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     child_id: _builtins.str
     care_setting: _builtins.str
     since: _builtins.str
+    reason: _builtins.str
+    """RecordCareSetting only: why the setting already recorded from that date is changed
+    (required then; kept sealed in the child's history).
+    """
     def __init__(
         self,
         *,
         child_id: _builtins.str = ...,
         care_setting: _builtins.str = ...,
         since: _builtins.str = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_setting", b"care_setting", "child_id", b"child_id", "since", b"since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_setting", b"care_setting", "child_id", b"child_id", "reason", b"reason", "since", b"since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -225,6 +237,12 @@ class ChildRecord(_message.Message):
     PLACEMENTS_FIELD_NUMBER: _builtins.int
     CARE_SETTINGS_FIELD_NUMBER: _builtins.int
     ASSESSMENTS_FIELD_NUMBER: _builtins.int
+    CLOSED_ON_FIELD_NUMBER: _builtins.int
+    CLOSE_REASON_FIELD_NUMBER: _builtins.int
+    closed_on: _builtins.str
+    """empty while the record is open"""
+    close_reason: _builtins.str
+    """aged_out | moved_abroad | deceased | other; empty while open"""
     @_builtins.property
     def child(self) -> Global___Child: ...
     @_builtins.property
@@ -240,10 +258,12 @@ class ChildRecord(_message.Message):
         placements: _abc.Iterable[Global___Placement] | None = ...,
         care_settings: _abc.Iterable[Global___CareSetting] | None = ...,
         assessments: _abc.Iterable[Global___Assessment] | None = ...,
+        closed_on: _builtins.str = ...,
+        close_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["child", b"child"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessments", b"assessments", "care_settings", b"care_settings", "child", b"child", "placements", b"placements"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessments", b"assessments", "care_settings", b"care_settings", "child", b"child", "close_reason", b"close_reason", "closed_on", b"closed_on", "placements", b"placements"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -561,3 +581,206 @@ class SearchReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchReply: _TypeAlias = SearchReply  # noqa: Y015
+
+@_typing.final
+class Correction(_message.Message):
+    """New values for some fields of a child's record, and why. Empty strings are "not given"
+    (the field stays as it is); `clear` names optional fields to make "not given"
+    (national_id, guardian_name, guardian_phone). The corrected record is validated as a
+    whole; the old values stay in the child's history, sealed like the record.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHILD_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    GIVEN_NAME_FIELD_NUMBER: _builtins.int
+    FAMILY_NAME_FIELD_NUMBER: _builtins.int
+    NATIONAL_ID_FIELD_NUMBER: _builtins.int
+    DATE_OF_BIRTH_FIELD_NUMBER: _builtins.int
+    SEX_FIELD_NUMBER: _builtins.int
+    DISTRICT_FIELD_NUMBER: _builtins.int
+    GUARDIAN_NAME_FIELD_NUMBER: _builtins.int
+    GUARDIAN_PHONE_FIELD_NUMBER: _builtins.int
+    CLEAR_FIELD_NUMBER: _builtins.int
+    child_id: _builtins.str
+    reason: _builtins.str
+    """required, at least 3 characters"""
+    given_name: _builtins.str
+    family_name: _builtins.str
+    national_id: _builtins.str
+    date_of_birth: _builtins.str
+    sex: _builtins.str
+    district: _builtins.str
+    guardian_name: _builtins.str
+    guardian_phone: _builtins.str
+    @_builtins.property
+    def clear(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        child_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        given_name: _builtins.str = ...,
+        family_name: _builtins.str = ...,
+        national_id: _builtins.str = ...,
+        date_of_birth: _builtins.str = ...,
+        sex: _builtins.str = ...,
+        district: _builtins.str = ...,
+        guardian_name: _builtins.str = ...,
+        guardian_phone: _builtins.str = ...,
+        clear: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "clear", b"clear", "date_of_birth", b"date_of_birth", "district", b"district", "family_name", b"family_name", "given_name", b"given_name", "guardian_name", b"guardian_name", "guardian_phone", b"guardian_phone", "national_id", b"national_id", "reason", b"reason", "sex", b"sex"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Correction: _TypeAlias = Correction  # noqa: Y015
+
+@_typing.final
+class Closure(_message.Message):
+    """Closing a child's record. It stays, for audit and history, and takes no more changes;
+    the child counts in every snapshot whose reference date falls before `closed_on`, and in
+    none on or after it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHILD_ID_FIELD_NUMBER: _builtins.int
+    CLOSED_ON_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    child_id: _builtins.str
+    closed_on: _builtins.str
+    """not in the future, not before the child's birth"""
+    reason: _builtins.str
+    """aged_out | moved_abroad | deceased | other"""
+    note: _builtins.str
+    """required when the reason is other"""
+    def __init__(
+        self,
+        *,
+        child_id: _builtins.str = ...,
+        closed_on: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "closed_on", b"closed_on", "note", b"note", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Closure: _TypeAlias = Closure  # noqa: Y015
+
+@_typing.final
+class FieldChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    before: _builtins.str
+    """unset: not given before"""
+    after: _builtins.str
+    """unset: not given after"""
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        before: _builtins.str | None = ...,
+        after: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_after", b"_after", "_before", b"_before", "after", b"after", "before", b"before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after", b"_after", "_before", b"_before", "after", b"after", "before", b"before", "field", b"field"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__after: _TypeAlias = _typing.Literal["after"]  # noqa: Y015
+    _WhichOneofArgType__after: _TypeAlias = _typing.Literal["_after", b"_after"]  # noqa: Y015
+    _WhichOneofReturnType__before: _TypeAlias = _typing.Literal["before"]  # noqa: Y015
+    _WhichOneofArgType__before: _TypeAlias = _typing.Literal["_before", b"_before"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__after) -> _WhichOneofReturnType__after | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__before) -> _WhichOneofReturnType__before | None: ...
+
+Global___FieldChange: _TypeAlias = FieldChange  # noqa: Y015
+
+@_typing.final
+class HistoryEntry(_message.Message):
+    """One step of a record's life: who (the actor of its audit leaf), when (UTC), what kind
+    (registered, imported, corrected, placed, care_setting, assessed, closed), its scope (the
+    academic year, the care setting's date, the assessment's number; empty for the child's
+    own record), why, and each field it changed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    at: _builtins.str
+    actor: _builtins.str
+    kind: _builtins.str
+    scope: _builtins.str
+    reason: _builtins.str
+    """empty: none given"""
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldChange]: ...
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        at: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        scope: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        changes: _abc.Iterable[Global___FieldChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "changes", b"changes", "kind", b"kind", "reason", b"reason", "scope", b"scope", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HistoryEntry: _TypeAlias = HistoryEntry  # noqa: Y015
+
+@_typing.final
+class History(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHILD_ID_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    CLOSED_ON_FIELD_NUMBER: _builtins.int
+    CLOSE_REASON_FIELD_NUMBER: _builtins.int
+    child_id: _builtins.str
+    closed_on: _builtins.str
+    close_reason: _builtins.str
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]:
+        """oldest first"""
+
+    def __init__(
+        self,
+        *,
+        child_id: _builtins.str = ...,
+        entries: _abc.Iterable[Global___HistoryEntry] | None = ...,
+        closed_on: _builtins.str = ...,
+        close_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "close_reason", b"close_reason", "closed_on", b"closed_on", "entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___History: _TypeAlias = History  # noqa: Y015

@@ -44,10 +44,20 @@ class RecordsServiceStub:
                 request_serializer=childreg_dot_v1_dot_records__pb2.SearchRequest.SerializeToString,
                 response_deserializer=childreg_dot_v1_dot_records__pb2.SearchReply.FromString,
                 _registered_method=True)
-        self.UpdateChild = channel.unary_unary(
-                '/childreg.v1.RecordsService/UpdateChild',
-                request_serializer=childreg_dot_v1_dot_records__pb2.Child.SerializeToString,
+        self.CorrectChild = channel.unary_unary(
+                '/childreg.v1.RecordsService/CorrectChild',
+                request_serializer=childreg_dot_v1_dot_records__pb2.Correction.SerializeToString,
                 response_deserializer=childreg_dot_v1_dot_records__pb2.Ack.FromString,
+                _registered_method=True)
+        self.CloseChild = channel.unary_unary(
+                '/childreg.v1.RecordsService/CloseChild',
+                request_serializer=childreg_dot_v1_dot_records__pb2.Closure.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_records__pb2.Ack.FromString,
+                _registered_method=True)
+        self.GetHistory = channel.unary_unary(
+                '/childreg.v1.RecordsService/GetHistory',
+                request_serializer=childreg_dot_v1_dot_records__pb2.ChildRef.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_records__pb2.History.FromString,
                 _registered_method=True)
         self.RecordPlacement = channel.unary_unary(
                 '/childreg.v1.RecordsService/RecordPlacement',
@@ -92,7 +102,19 @@ class RecordsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def UpdateChild(self, request, context):
+    def CorrectChild(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseChild(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHistory(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,10 +166,20 @@ def add_RecordsServiceServicer_to_server(servicer, server):
                     request_deserializer=childreg_dot_v1_dot_records__pb2.SearchRequest.FromString,
                     response_serializer=childreg_dot_v1_dot_records__pb2.SearchReply.SerializeToString,
             ),
-            'UpdateChild': grpc.unary_unary_rpc_method_handler(
-                    servicer.UpdateChild,
-                    request_deserializer=childreg_dot_v1_dot_records__pb2.Child.FromString,
+            'CorrectChild': grpc.unary_unary_rpc_method_handler(
+                    servicer.CorrectChild,
+                    request_deserializer=childreg_dot_v1_dot_records__pb2.Correction.FromString,
                     response_serializer=childreg_dot_v1_dot_records__pb2.Ack.SerializeToString,
+            ),
+            'CloseChild': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseChild,
+                    request_deserializer=childreg_dot_v1_dot_records__pb2.Closure.FromString,
+                    response_serializer=childreg_dot_v1_dot_records__pb2.Ack.SerializeToString,
+            ),
+            'GetHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHistory,
+                    request_deserializer=childreg_dot_v1_dot_records__pb2.ChildRef.FromString,
+                    response_serializer=childreg_dot_v1_dot_records__pb2.History.SerializeToString,
             ),
             'RecordPlacement': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordPlacement,
@@ -240,7 +272,7 @@ class RecordsService:
             _registered_method=True)
 
     @staticmethod
-    def UpdateChild(request,
+    def CorrectChild(request,
             target,
             options=(),
             channel_credentials=None,
@@ -253,9 +285,63 @@ class RecordsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/childreg.v1.RecordsService/UpdateChild',
-            childreg_dot_v1_dot_records__pb2.Child.SerializeToString,
+            '/childreg.v1.RecordsService/CorrectChild',
+            childreg_dot_v1_dot_records__pb2.Correction.SerializeToString,
             childreg_dot_v1_dot_records__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseChild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.RecordsService/CloseChild',
+            childreg_dot_v1_dot_records__pb2.Closure.SerializeToString,
+            childreg_dot_v1_dot_records__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.RecordsService/GetHistory',
+            childreg_dot_v1_dot_records__pb2.ChildRef.SerializeToString,
+            childreg_dot_v1_dot_records__pb2.History.FromString,
             options,
             channel_credentials,
             insecure,

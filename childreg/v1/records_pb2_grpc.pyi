@@ -41,7 +41,9 @@ class RecordsServiceStub:
     RegisterChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.RegisterChildRequest, _records_pb2.RegisterChildReply]
     """A held registration (likely duplicates, no reason) is an answer, not an error."""
     FindChildren: _grpc.UnaryUnaryMultiCallable[_records_pb2.SearchRequest, _records_pb2.SearchReply]
-    UpdateChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.Child, _records_pb2.Ack]
+    CorrectChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.Correction, _records_pb2.Ack]
+    CloseChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.Closure, _records_pb2.Ack]
+    GetHistory: _grpc.UnaryUnaryMultiCallable[_records_pb2.ChildRef, _records_pb2.History]
     RecordPlacement: _grpc.UnaryUnaryMultiCallable[_records_pb2.Placement, _records_pb2.Ack]
     RecordCareSetting: _grpc.UnaryUnaryMultiCallable[_records_pb2.CareSetting, _records_pb2.Ack]
     RecordAssessment: _grpc.UnaryUnaryMultiCallable[_records_pb2.Assessment, _records_pb2.Ack]
@@ -58,7 +60,9 @@ class RecordsServiceAsyncStub(RecordsServiceStub):
     RegisterChild: _aio.UnaryUnaryMultiCallable[_records_pb2.RegisterChildRequest, _records_pb2.RegisterChildReply]  # type: ignore[assignment]
     """A held registration (likely duplicates, no reason) is an answer, not an error."""
     FindChildren: _aio.UnaryUnaryMultiCallable[_records_pb2.SearchRequest, _records_pb2.SearchReply]  # type: ignore[assignment]
-    UpdateChild: _aio.UnaryUnaryMultiCallable[_records_pb2.Child, _records_pb2.Ack]  # type: ignore[assignment]
+    CorrectChild: _aio.UnaryUnaryMultiCallable[_records_pb2.Correction, _records_pb2.Ack]  # type: ignore[assignment]
+    CloseChild: _aio.UnaryUnaryMultiCallable[_records_pb2.Closure, _records_pb2.Ack]  # type: ignore[assignment]
+    GetHistory: _aio.UnaryUnaryMultiCallable[_records_pb2.ChildRef, _records_pb2.History]  # type: ignore[assignment]
     RecordPlacement: _aio.UnaryUnaryMultiCallable[_records_pb2.Placement, _records_pb2.Ack]  # type: ignore[assignment]
     RecordCareSetting: _aio.UnaryUnaryMultiCallable[_records_pb2.CareSetting, _records_pb2.Ack]  # type: ignore[assignment]
     RecordAssessment: _aio.UnaryUnaryMultiCallable[_records_pb2.Assessment, _records_pb2.Ack]  # type: ignore[assignment]
@@ -86,11 +90,25 @@ class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_records_pb2.SearchReply, _abc.Awaitable[_records_pb2.SearchReply]]: ...
 
     @_abc_1.abstractmethod
-    def UpdateChild(
+    def CorrectChild(
         self,
-        request: _records_pb2.Child,
+        request: _records_pb2.Correction,
         context: _ServicerContext,
     ) -> _typing.Union[_records_pb2.Ack, _abc.Awaitable[_records_pb2.Ack]]: ...
+
+    @_abc_1.abstractmethod
+    def CloseChild(
+        self,
+        request: _records_pb2.Closure,
+        context: _ServicerContext,
+    ) -> _typing.Union[_records_pb2.Ack, _abc.Awaitable[_records_pb2.Ack]]: ...
+
+    @_abc_1.abstractmethod
+    def GetHistory(
+        self,
+        request: _records_pb2.ChildRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_records_pb2.History, _abc.Awaitable[_records_pb2.History]]: ...
 
     @_abc_1.abstractmethod
     def RecordPlacement(

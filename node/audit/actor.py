@@ -21,6 +21,9 @@ account name the department itself gave its staff or operator.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -31,6 +34,10 @@ Kind = Literal["machine", "staff", "operator"]
 
 STAFF_PREFIX: Final = "department-staff/"
 OPERATOR_PREFIX: Final = "department-operator/"
+#: What a record's history names as the actor of a change made outside the audited
+#: service (a test or a tool calling the registry directly); every front door sets one.
+UNATTRIBUTED: Final = "unattributed"
+_ACTING: ContextVar[str | None] = ContextVar("childreg_acting", default=None)
 #: A department id, as the node's configuration spells it (childreg.models.PartyId).
 _DEPARTMENT: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 #: A person's or a login's name within the department (the SPIFFE id's name rule).
@@ -102,3 +109,19 @@ def _member(department: str, member: str, field: str, hint: str) -> str:
 
 def _malformed(field: str, problem: str) -> InvalidInput:
     return InvalidInput(f"{field}: {problem}", [Violation(field, problem)])
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    """Within the block, :func:`acting` names ``actor`` (the audited service sets it around
+    every action, so a record's history names exactly the actor of the action's leaf)."""
+    token = _ACTING.set(actor.name)
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
+def acting() -> str:
+    """The name of the actor whose action is running, or :data:`UNATTRIBUTED`."""
+    return _ACTING.get() or UNATTRIBUTED

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from childreg.errors import ChildregError, status_for
-from node.audit.actor import Actor
+from node.audit.actor import Actor, acting_as
 from node.audit.log import AuditLog
 from node.crypto.keys import Keyring
 from node.store.base import RecordStore
@@ -92,7 +92,7 @@ class Audited:
         """
         learnt = learnt if learnt is not None else Learnt()
         try:
-            with self._store.atomic():
+            with self._store.atomic(), acting_as(actor):
                 result = fn(learnt)
                 self._append(actor, action, _bytes(request), learnt, "OK")
         except ChildregError as exc:
@@ -130,7 +130,8 @@ class Audited:
         :class:`Learnt` it is given, and the leaf names what it had learnt."""
         learnt = learnt if learnt is not None else Learnt()
         try:
-            result = fn(learnt)
+            with acting_as(actor):
+                result = fn(learnt)
         except ChildregError as exc:
             self._append(actor, action, request, learnt, status_for(exc).name)
             raise

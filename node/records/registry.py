@@ -19,7 +19,10 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring
 from typing import Final, NamedTuple, TypeVar
 
+from pydantic import ValidationError
+
 from childreg.errors import FailedPrecondition, ImportRejected, InvalidInput, NotFound, Violation
+from childreg.history import CORRECTABLE, ChildHistory, Closure, Correction
 from childreg.models import (
     AssessmentIn,
     CareSettingIn,
@@ -29,9 +32,11 @@ from childreg.models import (
     ImportRecord,
     PlacementIn,
     birth_problems,
+    violations_of,
 )
 from childreg.search import DuplicateCandidate, Registration, SearchPage, SearchQuery
 from node.crypto.keys import Keyring
+from node.records.history import HistoryBook, changed, text
 from node.records.search import ChildIndex, Tokens
 from node.store.base import (
     NewChild,
@@ -39,6 +44,7 @@ from node.store.base import (
     StoredAssessment,
     StoredCareSetting,
     StoredChild,
+    StoredClosure,
     StoredPlacement,
     pack_sealed,
 )
@@ -250,6 +256,7 @@ class Registry:
         self._keys = keyring
         self._sealer = RowSealer(keyring)
         self.index = ChildIndex(store, keyring)
+        self.history_book = HistoryBook(store, keyring)
 
         #: The department's districts (node config); None: any district of the profile.
         self._districts = None if districts is None else frozenset(districts)
@@ -271,7 +278,7 @@ class Registry:
         child is none of them; the front door records that reason in the action's audit
         leaf. AlreadyExists, as before, if the id or the national id is already held (a
         child with a held national id cannot be new, reason or not). ``warn`` False skips
-        the hold (a front door that cannot show the candidates yet: the gRPC RegisterChild).
+        the hold (a caller that registers children it knows are new, such as a test's fixture).
         """
         if outside := self._outside(child.district):
             raise InvalidInput("the child lives outside this department's districts", [outside])
@@ -280,8 +287,13 @@ class Registry:
             held_nid = any("same national id" in d.reasons for d in duplicates)
             if warn and duplicates and not_duplicate_reason is None and not held_nid:
                 return Registration(registered=False, duplicates=duplicates)
-            self._store.insert_child(self._new_stored_child(child))
+            stored, key = self._new_stored_child(child)
+            self._store.insert_child(stored)
             self.index.index(child, None)
+            first = changed({}, _fields(child))
+            self.history_book.record(
+                child.child_id, key, "registered", first, reason=not_duplicate_reason
+            )
         return Registration(registered=True, duplicates=duplicates)
 
     def likely_duplicates(self, child: ChildIn) -> tuple[DuplicateCandidate, ...]:
@@ -301,22 +313,83 @@ class Registry:
                 n += 1
         return n
 
-    def update_child(self, child: ChildIn) -> None:
-        """Replace a child's identifying record, keeping its data key; NotFound if absent."""
-        if outside := self._outside(child.district):
-            raise InvalidInput("the child lives outside this department's districts", [outside])
-        with self._store.atomic():
-            old = self._require(child.child_id)
-            key = self._keys.child_key(old.child_id, old.key_version, old.wrapped_key)
-            self._store.replace_child(
-                self._stored_child(child, key, old.wrapped_key, old.key_version)
-            )
-            self.index.index(child, self.index.latest_school(child.child_id))
+    def correct_child(self, correction: Correction) -> None:
+        """Change some fields of a child's record, keeping the old values in its history.
 
-    def record_placement(self, placement: PlacementIn) -> None:
-        """Set where a child is educated in an academic year; NotFound for an unknown child."""
+        The corrected record is validated as a whole (as a registration would be); a new
+        birth date must not contradict the placements, care settings and assessments held.
+        InvalidInput if nothing would change; FailedPrecondition for a closed record.
+        """
         with self._store.atomic():
-            _check_dates(self._require(placement.child_id), placement)
+            stored = self._require_open(correction.child_id)
+            key = self._keys.child_key(stored.child_id, stored.key_version, stored.wrapped_key)
+            old = self._child_of(stored, key)
+            fields = {**old.model_dump(), **correction.changes()}
+            new = _revalidated(fields)
+            if outside := self._outside(new.district):
+                raise InvalidInput("the child lives outside this department's districts", [outside])
+            diff = changed(_fields(old), _fields(new))
+            if not diff:
+                raise InvalidInput(
+                    "nothing to correct",
+                    [Violation("record", "the values given are those already recorded")],
+                )
+            if "date_of_birth" in diff:
+                self._check_history_dates(new)
+            self._store.replace_child(
+                self._stored_child(new, key, stored.wrapped_key, stored.key_version)
+            )
+            self.index.index(new, self.index.latest_school(new.child_id))
+            self.history_book.record(new.child_id, key, "corrected", diff, reason=correction.reason)
+
+    def close_child(self, closure: Closure) -> None:
+        """Close a child's record from a date on: it stays, for audit and history, and the
+        child is counted only in snapshots whose reference date falls before that date.
+        FailedPrecondition if it is closed already."""
+        with self._store.atomic():
+            stored = self._require_open(closure.child_id)
+            if closure.closed_on < stored.date_of_birth:
+                raise InvalidInput(
+                    "invalid closure",
+                    [Violation("closed_on", "must not be before the child's date of birth")],
+                )
+            key = self._keys.child_key(stored.child_id, stored.key_version, stored.wrapped_key)
+            self._store.close_child(
+                StoredClosure(closure.child_id, closure.closed_on, closure.reason)
+            )
+            diff = {
+                "closed_on": (None, text(closure.closed_on)),
+                "close_reason": (None, closure.reason),
+            }
+            self.history_book.record(closure.child_id, key, "closed", diff, reason=closure.note)
+
+    def history(self, child_id: str) -> ChildHistory:
+        """Every recorded step of a child's record, oldest first; NotFound if absent."""
+        with self._store.read_view():
+            stored = self._require(child_id)
+            key = self._keys.child_key(child_id, stored.key_version, stored.wrapped_key)
+            current = _fields(self._child_of(stored, key))
+            return self.history_book.read(child_id, key, current)
+
+    def record_placement(self, placement: PlacementIn, *, reason: str | None = None) -> None:
+        """Set where a child is educated in an academic year; NotFound for an unknown child.
+
+        Changing a year's placement already recorded is a correction: it needs a ``reason``.
+        """
+        with self._store.atomic():
+            stored = self._require_open(placement.child_id)
+            _check_dates(stored, placement)
+            held = {p.academic_year: p for p in self._store.placements(placement.child_id)}
+            before = held.get(placement.academic_year)
+            diff = changed(
+                {}
+                if before is None
+                else {"education_form": before.education_form, "institution": before.institution},
+                {"education_form": placement.education_form, "institution": placement.institution},
+            )
+            if not diff:
+                return  # recorded already, exactly so: nothing to write
+            _needs_reason(before is not None, reason, "a placement recorded for that year")
             self._store.upsert_placement(
                 StoredPlacement(
                     placement.child_id,
@@ -326,23 +399,65 @@ class Registry:
                 )
             )
             self._reindex(placement.child_id)
+            self.history_book.record(
+                placement.child_id,
+                self._key(stored),
+                "placed",
+                diff,
+                scope=placement.academic_year,
+                reason=reason,
+            )
 
-    def record_care_setting(self, care: CareSettingIn) -> None:
-        """Record where a child lives from a date on; NotFound for an unknown child."""
+    def record_care_setting(self, care: CareSettingIn, *, reason: str | None = None) -> None:
+        """Record where a child lives from a date on; NotFound for an unknown child.
+
+        Changing the setting already recorded from that same date is a correction: it
+        needs a ``reason``.
+        """
         with self._store.atomic():
-            _check_dates(self._require(care.child_id), care)
+            stored = self._require_open(care.child_id)
+            _check_dates(stored, care)
+            held = {c.since: c for c in self._store.care_settings(care.child_id)}
+            before = held.get(care.since)
+            diff = changed(
+                {} if before is None else {"care_setting": before.care_setting},
+                {"care_setting": care.care_setting},
+            )
+            if not diff:
+                return
+            _needs_reason(before is not None, reason, "a care setting recorded from that date")
             self._store.put_care_setting(
                 StoredCareSetting(care.child_id, care.care_setting, care.since)
+            )
+            self.history_book.record(
+                care.child_id,
+                self._key(stored),
+                "care_setting",
+                diff,
+                scope=care.since.isoformat(),
+                reason=reason,
             )
 
     def record_assessment(self, assessment: AssessmentIn) -> int:
         """Record a commission's assessment and return its id (1, 2, … per child)."""
         with self._store.atomic():
-            stored = self._require(assessment.child_id)
+            stored = self._require_open(assessment.child_id)
             _check_dates(stored, assessment)
-            key = self._keys.child_key(stored.child_id, stored.key_version, stored.wrapped_key)
+            key = self._key(stored)
             expected = len(self._store.assessments(assessment.child_id)) + 1
-            return self._add_assessment(assessment, key, expected)
+            got = self._add_assessment(assessment, key, expected)
+            a = assessment
+            summary = {
+                "assessment_date": a.assessment_date,
+                "commission": a.commission,
+                "impairment_band": a.impairment_band,
+                "recommended_form": a.recommended_form,
+                "next_review": a.next_review,
+            }
+            self.history_book.record(
+                a.child_id, key, "assessed", changed({}, summary), scope=str(got)
+            )
+            return got
 
     def get_child(self, child_id: str) -> ChildView:
         """Everything held about a child, unsealed; NotFound if absent."""
@@ -351,18 +466,10 @@ class Registry:
             placements = self._store.placements(child_id)
             cares = self._store.care_settings(child_id)
             assessments = self._store.assessments(child_id)
-        key = self._keys.child_key(child_id, stored.key_version, stored.wrapped_key)
-        identity = json.loads(
-            self._keys.unseal(key, child_id, IDENTITY_CONTEXT, stored.sealed_identity)
-        )
+            closure = self._store.closure(child_id)
+        key = self._key(stored)
         return ChildView(
-            child=ChildIn(
-                child_id=child_id,
-                date_of_birth=stored.date_of_birth,
-                sex=stored.sex,
-                district=stored.district,
-                **identity,
-            ),
+            child=self._child_of(stored, key),
             placements=tuple(
                 PlacementIn(
                     child_id=child_id,
@@ -377,6 +484,8 @@ class Registry:
                 for c in cares
             ),
             assessments=tuple(self._open_assessment(a, key) for a in assessments),
+            closed_on=None if closure is None else closure.closed_on,
+            close_reason=None if closure is None else closure.reason,
         )
 
     def import_records(
@@ -393,7 +502,7 @@ class Registry:
         national-id-hash maps. Once a violation is known, rows are only checked, no longer
         sealed or written (the transaction is rolled back anyway).
         """
-        run = _ImportRun(self._store, self._sealer)
+        run = _ImportRun(self._store, self._sealer, self.history_book)
         with self._store.atomic():
             try:
                 for item in self._in_districts(items):
@@ -426,9 +535,64 @@ class Registry:
                 outside = None
             yield [outside] if outside else item
 
-    def _new_stored_child(self, child: ChildIn) -> StoredChild:
+    def _new_stored_child(self, child: ChildIn) -> tuple[StoredChild, bytes]:
         key, wrapped, version = self._keys.new_child_key(child.child_id)
-        return self._stored_child(child, key, wrapped, version)
+        return self._stored_child(child, key, wrapped, version), key
+
+    def _key(self, stored: StoredChild) -> bytes:
+        return self._keys.child_key(stored.child_id, stored.key_version, stored.wrapped_key)
+
+    def _child_of(self, stored: StoredChild, key: bytes) -> ChildIn:
+        """The child's identifying record, its identity unsealed."""
+        identity = json.loads(
+            self._keys.unseal(key, stored.child_id, IDENTITY_CONTEXT, stored.sealed_identity)
+        )
+        return ChildIn.model_construct(
+            child_id=stored.child_id,
+            date_of_birth=stored.date_of_birth,
+            sex=stored.sex,
+            district=stored.district,
+            **identity,
+        )
+
+    def _require_open(self, child_id: str) -> StoredChild:
+        """The child's row; NotFound if absent, FailedPrecondition if its record is closed."""
+        stored = self._require(child_id)
+        if self._store.closure(child_id) is not None:
+            raise FailedPrecondition(
+                "the child's record is closed; a closed record is kept for audit and "
+                "history and takes no more changes"
+            )
+        return stored
+
+    def _check_history_dates(self, child: ChildIn) -> None:
+        """InvalidInput if a corrected birth date contradicts the records held."""
+        cid = child.child_id
+        records: list[PlacementIn | CareSettingIn | AssessmentIn] = [
+            PlacementIn.model_construct(
+                child_id=cid, academic_year=p.academic_year, education_form=p.education_form
+            )
+            for p in self._store.placements(cid)
+        ]
+        records += [
+            CareSettingIn.model_construct(child_id=cid, since=c.since, care_setting=c.care_setting)
+            for c in self._store.care_settings(cid)
+        ]
+        records += [
+            AssessmentIn.model_construct(
+                child_id=cid, assessment_date=a.assessment_date, commission=a.commission
+            )
+            for a in self._store.assessments(cid)
+        ]
+        for record in records:
+            if problems := birth_problems(child.date_of_birth, record):
+                raise InvalidInput(
+                    "the date of birth contradicts the records held",
+                    [
+                        Violation("date_of_birth", "must be before every record held: " + p.problem)
+                        for p in problems
+                    ],
+                )
 
     def _stored_child(
         self, child: ChildIn, key: bytes, wrapped: bytes, version: int
@@ -481,6 +645,28 @@ class Registry:
         return stored
 
 
+def _fields(child: ChildIn) -> dict[str, object]:
+    """The correctable fields of a child's record, by name."""
+    return {name: getattr(child, name) for name in CORRECTABLE}
+
+
+def _revalidated(fields: dict[str, object]) -> ChildIn:
+    """A corrected record, validated as a whole (InvalidInput naming the fields)."""
+    try:
+        return ChildIn.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidInput("invalid correction", violations_of(exc)) from None
+
+
+def _needs_reason(replacing: bool, reason: str | None, what: str) -> None:
+    """InvalidInput if ``what`` would be changed without a reason."""
+    if replacing and reason is None:
+        raise InvalidInput(
+            f"changing {what} is a correction",
+            [Violation("reason", f"required to change {what}")],
+        )
+
+
 def _check_dates(child: StoredChild, record: PlacementIn | CareSettingIn | AssessmentIn) -> None:
     """InvalidInput if ``record``'s dates contradict the child's birth (an import row's
     are checked by ImportRecord itself, which holds the birth date)."""
@@ -497,9 +683,10 @@ class _ImportRun:
     garbage collector.
     """
 
-    def __init__(self, store: RecordStore, sealer: RowSealer) -> None:
+    def __init__(self, store: RecordStore, sealer: RowSealer, book: HistoryBook) -> None:
         self._store = store
         self._sealer = sealer
+        self._book = book
         self._batch: list[SealedRow | list[Violation]] = []
         self._spoiled = False  # a violation is known: stop sealing and writing
         self.line_of_id: dict[str, int] = {}  # first line of each id new to the store
@@ -554,6 +741,7 @@ class _ImportRun:
             raise RuntimeError("an import row was not sealed")
         self._store.insert_new_children(sealed)
         self._store.add_child_tokens([(r.child_id, r.tokens) for r in rows])
+        self._book.imported([r.child_id for r in rows])
         self.imported += len(sealed)
 
     def _bad(self, found: list[Violation]) -> None:

@@ -14,8 +14,9 @@ tokens reveal and to whom.
 The day/month swap of a birth date is handled on the query side (the swapped date is
 looked up as a birth date), so the index stores one date token per child.
 
-Records cannot be closed yet; :func:`is_closed` is the one hook the record's life will
-replace (it says every record is open, so ``include_closed`` changes nothing for now).
+A closed record (node/records/registry.py ``close_child``) is found only when the query
+asks for closed records too (``include_closed``); a duplicate check sees closed records
+as well, marked closed, since a child whose record was closed may come back.
 """
 
 from __future__ import annotations
@@ -49,9 +50,8 @@ _PAGE_TOKEN: Final = re.compile(r"^p(\d{1,9})$")
 
 
 def is_closed(store: RecordStore, child_id: str) -> bool:
-    """Whether the child's record is closed: the hook for closing records (none yet)."""
-    del store, child_id
-    return False
+    """Whether the child's record is closed."""
+    return store.closure(child_id) is not None
 
 
 def normalised_school(school: str) -> str:

@@ -439,6 +439,8 @@ def child_view_to_proto(v: ChildView) -> pb.ChildRecord:
         placements=[placement_to_proto(p) for p in v.placements],
         care_settings=[care_setting_to_proto(c) for c in v.care_settings],
         assessments=[assessment_to_proto(a) for a in v.assessments],
+        closed_on=_iso(v.closed_on),
+        close_reason=v.close_reason or "",
     )
 
 
@@ -451,6 +453,8 @@ def child_view_from_proto(m: pb.ChildRecord) -> ChildView:
             "placements": [_placement_data(p) for p in m.placements],
             "care_settings": [_care_data(c) for c in m.care_settings],
             "assessments": [_assessment_data(a) for a in m.assessments],
+            "closed_on": _opt(m.closed_on),
+            "close_reason": _opt(m.close_reason),
         },
         what="child record",
     )

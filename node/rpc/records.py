@@ -23,6 +23,7 @@ from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.audit.service import Audited, Learnt
 from node.records.registry import Registry, SealedRow
 from node.rpc import convert
+from node.rpc import convert_history as history
 from node.rpc.convert import actor_of
 from node.rpc.import_workers import ImportWorkers
 
@@ -90,12 +91,32 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
             actor_of(context), "child.search", request.SerializeToString(), search
         )
 
-    def UpdateChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
+    def CorrectChild(self, request: pb.Correction, context: grpc.ServicerContext) -> pb.Ack:
         return self._audited.change(
             actor_of(context),
-            "child.update",
+            "child.correct",
             request.SerializeToString(),
-            _acked(lambda: self._registry.update_child(convert.child_from_proto(request))),
+            _acked(lambda: self._registry.correct_child(history.correction_from_proto(request))),
+            request.child_id,
+        )
+
+    def CloseChild(self, request: pb.Closure, context: grpc.ServicerContext) -> pb.Ack:
+        return self._audited.change(
+            actor_of(context),
+            "child.close",
+            request.SerializeToString(),
+            _acked(lambda: self._registry.close_child(history.closure_from_proto(request))),
+            request.child_id,
+        )
+
+    def GetHistory(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.History:
+        return self._audited.disclose(
+            actor_of(context),
+            "child.history",
+            request.SerializeToString(),
+            lambda: history.history_to_proto(
+                self._registry.history(convert.child_ref_from_proto(request))
+            ),
             request.child_id,
         )
 
@@ -104,7 +125,12 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
             actor_of(context),
             "placement.record",
             request.SerializeToString(),
-            _acked(lambda: self._registry.record_placement(convert.placement_from_proto(request))),
+            _acked(
+                lambda: self._registry.record_placement(
+                    convert.placement_from_proto(request),
+                    reason=history.change_reason_from_proto(request.reason),
+                )
+            ),
             request.child_id,
         )
 
@@ -114,7 +140,10 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
             "care_setting.record",
             request.SerializeToString(),
             _acked(
-                lambda: self._registry.record_care_setting(convert.care_setting_from_proto(request))
+                lambda: self._registry.record_care_setting(
+                    convert.care_setting_from_proto(request),
+                    reason=history.change_reason_from_proto(request.reason),
+                )
             ),
             request.child_id,
         )

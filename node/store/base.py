@@ -5,8 +5,9 @@ NOT): :class:`~node.store.records.RecordsStore` (children, placements, care sett
 assessments, counts), :class:`~node.store.ledger.LedgerStore` (privacy ledger,
 participation, catalogue versions), :class:`~node.store.audit.AuditStore` (audit leaves,
 Merkle rows, checkpoints) and :class:`~node.store.consents.ConsentStore` (consents, the
-extract's read, break-glass) and :class:`~node.store.search.SearchStore` (the blind
-search index's keyed tokens). All of them extend
+extract's read, break-glass), :class:`~node.store.search.SearchStore` (the blind
+search index's keyed tokens) and :class:`~node.store.history.HistoryStore` (each child's
+append-only history and its record's closing). All of them extend
 :class:`~node.store.transactional.Transactional`, and :class:`RecordStore` is their
 combination over one transaction: what callers take.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from node.store.audit import AuditStore
 from node.store.consents import ConsentStore
+from node.store.history import HistoryStore
 from node.store.ledger import LedgerStore
 from node.store.records import RecordsStore
 from node.store.search import SearchStore
@@ -39,7 +41,9 @@ from node.store.types import (
     StoredBreakGlass,
     StoredCareSetting,
     StoredChild,
+    StoredClosure,
     StoredConsent,
+    StoredEvent,
     StoredPlacement,
     assessment_columns,
     child_columns,
@@ -58,6 +62,7 @@ __all__ = [
     "ChildColumns",
     "ConsentStore",
     "ExtractSource",
+    "HistoryStore",
     "LedgerEntry",
     "LedgerStore",
     "Mechanism",
@@ -70,7 +75,9 @@ __all__ = [
     "StoredBreakGlass",
     "StoredCareSetting",
     "StoredChild",
+    "StoredClosure",
     "StoredConsent",
+    "StoredEvent",
     "StoredPlacement",
     "Transactional",
     "assessment_columns",
@@ -82,7 +89,7 @@ __all__ = [
 ]
 
 
-class RecordStore(RecordsStore, LedgerStore, AuditStore, ConsentStore, SearchStore):
+class RecordStore(RecordsStore, LedgerStore, AuditStore, ConsentStore, SearchStore, HistoryStore):
     """Where a node keeps everything: its records, ledger, audit log and consents.
 
     Contract: each part's (see the interfaces above), and one more that binds them: every

@@ -221,6 +221,33 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX child_token_by_child ON child_token(child)",
         ),
     ),
+    Migration(
+        9,
+        "the record's life: each child's append-only history, and closed records",
+        (
+            # Children held before this migration have history from their next change on.
+            """CREATE TABLE child_event (
+                child INTEGER NOT NULL REFERENCES child(id),
+                seq INTEGER NOT NULL CHECK (seq >= 1),
+                at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                sealed BLOB,
+                PRIMARY KEY (child, seq)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE child_closure (
+                child INTEGER PRIMARY KEY REFERENCES child(id),
+                closed_on TEXT NOT NULL,
+                reason TEXT NOT NULL
+            )""",
+            *(
+                f"""CREATE TRIGGER {table}_no_{verb} BEFORE {verb.upper()} ON {table}
+                   BEGIN SELECT RAISE(ABORT, 'histories and closings are kept'); END"""
+                for table in ("child_event", "child_closure")
+                for verb in ("update", "delete")
+            ),
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -38,6 +38,29 @@ class StoredChild:
 
 
 @dataclass(frozen=True)
+class StoredEvent:
+    """One step of a child's history: who, when (UTC, ``YYYY-MM-DDTHH:MM:SSZ``), what kind,
+    and its details (the fields changed, before and after, and the reason) as canonical JSON
+    sealed under the child's key (``None`` for a step without details, such as an import)."""
+
+    child_id: str
+    seq: int
+    at: str
+    actor: str
+    kind: str
+    sealed: bytes | None
+
+
+@dataclass(frozen=True)
+class StoredClosure:
+    """A closed record: from which date on, and why (a code of childreg.codes.CLOSE_REASONS)."""
+
+    child_id: str
+    closed_on: dt.date
+    reason: str
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
     """One statistics release in a node's privacy ledger: what was spent, on what, for whom.
 

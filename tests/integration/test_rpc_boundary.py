@@ -48,8 +48,14 @@ class Exploding(pb_grpc.RecordsServiceServicer):
             )
         raise NotFound("no such child")
 
-    def UpdateChild(self, request: pb.Child, context: grpc.ServicerContext) -> pb.Ack:
+    def CorrectChild(self, request: pb.Correction, context: grpc.ServicerContext) -> pb.Ack:
         raise RuntimeError(f"database said something about {MARKER}")
+
+    def CloseChild(self, request: pb.Closure, context: grpc.ServicerContext) -> pb.Ack:
+        return pb.Ack()
+
+    def GetHistory(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.History:
+        return pb.History()
 
     placements = 0  # how many times the RecordPlacement handler actually ran
 
@@ -118,7 +124,7 @@ def test_unexpected_error_is_internal_without_detail(server_address: str, issue:
     """An unexpected exception becomes INTERNAL; its message reaches neither peer nor log."""
     stub = stub_for(server_address, tls(issue("department-staff", "alpha.staff")))
     with capture_logs() as logs, pytest.raises(grpc.RpcError) as info:
-        stub.UpdateChild(pb.Child(), timeout=5)
+        stub.CorrectChild(pb.Correction(), timeout=5)
     assert info.value.code() == grpc.StatusCode.INTERNAL
     assert MARKER not in (info.value.details() or "")
     assert MARKER not in repr(logs)

@@ -33,6 +33,14 @@ IdArg = Annotated[
 ]
 Opt = Annotated[str | None, typer.Option(show_default=False)]
 Many = Annotated[list[str] | None, typer.Option(show_default=False)]
+ReasonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--reason",
+        help="Why a value already recorded is changed (kept sealed in the child's history).",
+        show_default=False,
+    ),
+]
 
 
 def on_terminal() -> bool:
@@ -260,11 +268,15 @@ def place(
     year: Annotated[str | None, typer.Option(help="Academic year, e.g. 2024/25.")] = None,
     form: Annotated[str | None, typer.Option(help="Form of education code.")] = None,
     institution: Opt = None,
+    reason: ReasonOpt = None,
     server_name: ServerNameOpt = None,
     timeout: TimeoutOpt = 10.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record where a child is educated in an academic year (replaces that year's entry).
+    """Record where a child is educated in an academic year.
+
+    Changing the placement already recorded for that year is a correction: give --reason
+    (the old placement stays in the child's history).
 
     \b
     Example:
@@ -275,6 +287,8 @@ def place(
         "child_id": need["child_id"], "academic_year": need["year"],
         "education_form": need["form"], "institution": institution or "",
     }  # fmt: skip
+    if reason:
+        placement["reason"] = reason
     records.record_placement(Endpoint(node, identity, server_name, timeout), placement)
     _done(as_json, "placement", need["child_id"])
 
@@ -286,6 +300,7 @@ def care(
     child_id: IdArg = None,
     setting: Annotated[str | None, typer.Option(help="Care setting code.")] = None,
     since: Annotated[str | None, typer.Option(help="From this date, YYYY-MM-DD.")] = None,
+    reason: ReasonOpt = None,
     server_name: ServerNameOpt = None,
     timeout: TimeoutOpt = 10.0,
     as_json: JsonOpt = False,
@@ -300,6 +315,8 @@ def care(
     fields: records.CareFields = {
         "child_id": need["child_id"], "care_setting": need["setting"], "since": need["since"]
     }  # fmt: skip
+    if reason:
+        fields["reason"] = reason
     records.record_care_setting(Endpoint(node, identity, server_name, timeout), fields)
     _done(as_json, "care setting", need["child_id"])
 

@@ -1,7 +1,8 @@
 """The `childreg` command line: one entry point, a command group per person.
 
     childreg node …         department staff: init, serve, import, show a child, make a KEK
-    childreg child …        department staff: find, show, register, assess, place, care
+    childreg child …        department staff: find, show, register, assess, place, care, correct,
+                            close, history
     childreg coordinator …  the national coordinator service
     childreg stats …        national statisticians: tables
     childreg pki …          the federation operator: CA and identities
@@ -28,6 +29,7 @@ from childreg import logsetup
 from childreg.errors import ChildregError
 from tools.cli import audit as cli_audit
 from tools.cli import child as cli_child
+from tools.cli import child_life
 from tools.cli import consent as cli_consent
 from tools.cli import coordinator as cli_coordinator
 from tools.cli import dev as cli_dev
@@ -48,6 +50,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(cli_node.app, name="node")
+child_life.add_to(cli_child.app)
 app.add_typer(cli_child.app, name="child")
 app.add_typer(cli_coordinator.app, name="coordinator")
 app.add_typer(cli_stats.app, name="stats")

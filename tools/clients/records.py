@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypedDict
 
+from childreg.history import ChildHistory
 from childreg.models import ChildView
 from childreg.search import Registration, SearchPage
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
-from node.rpc import convert
+from node.rpc import convert, convert_history
 from tools.clients.client import Endpoint, call
 
 
@@ -74,6 +75,7 @@ class PlacementFields(TypedDict, total=False):
     academic_year: str
     education_form: str
     institution: str
+    reason: str  # why a placement recorded for that year is changed
 
 
 class CareFields(TypedDict, total=False):
@@ -82,6 +84,7 @@ class CareFields(TypedDict, total=False):
     child_id: str
     care_setting: str
     since: str
+    reason: str  # why the setting recorded from that date is changed
 
 
 def read_child(endpoint: Endpoint, child_id: str) -> ChildView:
@@ -141,3 +144,50 @@ def record_care_setting(endpoint: Endpoint, care: CareFields) -> None:
     with endpoint.channel() as channel:
         stub = pb_grpc.RecordsServiceStub(channel)
         call(endpoint, "care", stub.RecordCareSetting, pb.CareSetting(**care))
+
+
+class CorrectionFields(TypedDict, total=False):
+    """A correction as typed (the Correction message's fields; "" or absent: unchanged)."""
+
+    child_id: str
+    reason: str
+    given_name: str
+    family_name: str
+    national_id: str
+    date_of_birth: str
+    sex: str
+    district: str
+    guardian_name: str
+    guardian_phone: str
+    clear: Sequence[str]
+
+
+class ClosureFields(TypedDict, total=False):
+    """A closing as typed (the Closure message's fields)."""
+
+    child_id: str
+    closed_on: str
+    reason: str
+    note: str
+
+
+def correct_child(endpoint: Endpoint, correction: CorrectionFields) -> None:
+    """Correct some fields of a child's record, with the reason (kept in its history)."""
+    with endpoint.channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        call(endpoint, "correct", stub.CorrectChild, pb.Correction(**correction))
+
+
+def close_child(endpoint: Endpoint, closure: ClosureFields) -> None:
+    """Close a child's record from a date on, with the reason."""
+    with endpoint.channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        call(endpoint, "close", stub.CloseChild, pb.Closure(**closure))
+
+
+def read_history(endpoint: Endpoint, child_id: str) -> ChildHistory:
+    """Every recorded step of a child's record, oldest first."""
+    with endpoint.channel() as channel:
+        stub = pb_grpc.RecordsServiceStub(channel)
+        reply = call(endpoint, "history", stub.GetHistory, pb.ChildRef(child_id=child_id))
+    return convert_history.history_from_proto(reply)

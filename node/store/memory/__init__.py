@@ -1,7 +1,8 @@
 """A record store in process memory: fast, for tests; the reference the SQL store must match.
 
 :class:`MemoryStore` honours the whole :class:`~node.store.base.RecordStore` contract. It
-is composed of one class per concern (records.py, ledger.py, audit.py, consents.py, search.py), all
+is composed of one class per concern (records.py, ledger.py, audit.py, consents.py, search.py,
+history.py), all
 working on the one state of state.py under one re-entrant lock, so an ``atomic()`` block
 rolls back every concern's writes together (by restoring a snapshot taken when the
 outermost block starts).
@@ -12,6 +13,7 @@ from __future__ import annotations
 from node.store.base import RecordStore
 from node.store.memory.audit import MemoryAudit
 from node.store.memory.consents import MemoryConsents
+from node.store.memory.history import MemoryHistory
 from node.store.memory.ledger import MemoryLedger
 from node.store.memory.records import MemoryRecords
 from node.store.memory.search import MemorySearch
@@ -20,6 +22,12 @@ __all__ = ["MemoryStore"]
 
 
 class MemoryStore(
-    MemoryRecords, MemoryLedger, MemoryAudit, MemoryConsents, MemorySearch, RecordStore
+    MemoryRecords,
+    MemoryLedger,
+    MemoryAudit,
+    MemoryConsents,
+    MemorySearch,
+    MemoryHistory,
+    RecordStore,
 ):
     """Records in dictionaries, guarded by one re-entrant lock."""

@@ -166,6 +166,9 @@ class MemoryRecords(MemoryBase, RecordsStore):
                 placement = per_year.get(academic_year)
                 if placement is None:
                     continue
+                closure = s.closures.get(child_id)
+                if closure is not None and closure.closed_on <= reference_date:
+                    continue  # closed as of the reference date
                 categories = self._categories(child_id, placement, reference_date)
                 cell = tuple(categories[d] for d in dimensions)
                 counts[cell] = counts.get(cell, 0) + 1

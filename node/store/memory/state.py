@@ -25,7 +25,9 @@ from node.store.types import (
     StoredBreakGlass,
     StoredCareSetting,
     StoredChild,
+    StoredClosure,
     StoredConsent,
+    StoredEvent,
     StoredPlacement,
 )
 
@@ -46,6 +48,8 @@ class _State:
     participation: dict[str, Participation] = field(default_factory=dict)
     tokens_of: dict[str, set[bytes]] = field(default_factory=dict)  # the search index
     by_token: dict[bytes, set[str]] = field(default_factory=dict)
+    events: dict[str, list[StoredEvent]] = field(default_factory=dict)  # histories
+    closures: dict[str, StoredClosure] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -63,6 +67,8 @@ class _State:
             dict(self.participation),
             {k: set(v) for k, v in self.tokens_of.items()},
             {k: set(v) for k, v in self.by_token.items()},
+            {k: list(v) for k, v in self.events.items()},
+            dict(self.closures),
         )
 
 

@@ -1,7 +1,8 @@
 """The node's real record store: one SQLCipher 4 file keyed with a random raw key.
 
 :class:`SqlCipherStore` honours the whole :class:`~node.store.base.RecordStore` contract.
-It is composed of one class per concern (records.py, ledger.py, audit.py, consents.py, search.py),
+It is composed of one class per concern (records.py, ledger.py, audit.py, consents.py, search.py,
+history.py),
 all writing through the one writer connection and lock of transaction.py, so a change and
 its audit leaf commit in one ``BEGIN IMMEDIATE`` transaction. How the file is opened,
 keyed, checked and locked down is connection.py; ``close()`` checkpoints the WAL away.
@@ -13,6 +14,7 @@ from __future__ import annotations
 from node.store.base import RecordStore
 from node.store.sqlcipher.audit import SqlCipherAudit
 from node.store.sqlcipher.consents import SqlCipherConsents
+from node.store.sqlcipher.history import SqlCipherHistory
 from node.store.sqlcipher.ledger import SqlCipherLedger
 from node.store.sqlcipher.records import SqlCipherRecords
 from node.store.sqlcipher.search import SqlCipherSearch
@@ -26,6 +28,7 @@ class SqlCipherStore(
     SqlCipherAudit,
     SqlCipherConsents,
     SqlCipherSearch,
+    SqlCipherHistory,
     RecordStore,
 ):
     """Records in one SQLCipher 4 file; use :meth:`open` to get one."""

@@ -55,7 +55,8 @@ def count_sql(
     groups = ", ".join(str(i + 1) for i in range(len(columns)))
     sql = (
         f"SELECT {', '.join(columns)}, count(*) FROM placement p {join}"
-        f"WHERE p.academic_year = :year GROUP BY {groups}"
+        f"WHERE p.academic_year = :year AND NOT EXISTS (SELECT 1 FROM child_closure x "
+        f"WHERE x.child = p.child AND x.closed_on <= :ref) GROUP BY {groups}"
     )
     return sql, params
 

@@ -72,14 +72,16 @@ def leaves(audit: AuditLog) -> list[AuditEvent]:
 def test_every_records_rpc_leaves_one_leaf_without_personal_data(
     parts: tuple[RecordsServicer, AuditLog, Keyring],
 ) -> None:
-    """Register, update, placement, care, assessment, read: one leaf each, the child named
+    """Register, correct, placement, care, assessment, read, history, close: one leaf each,
+    the child named
     only by its pseudonym; no name, national id or diagnosis anywhere in the leaves."""
     servicer, audit, keyring = parts
     ctx: Any = Context()
     c = child()
     calls: list[tuple[str, Callable[[], object]]] = [
         ("child.register", lambda: servicer.RegisterChild(register(c), ctx)),
-        ("child.update", lambda: servicer.UpdateChild(convert.child_to_proto(c), ctx)),
+        ("child.correct", lambda: servicer.CorrectChild(
+            pb.Correction(child_id=c.child_id, reason="typo", given_name="Leyla"), ctx)),
         ("placement.record", lambda: servicer.RecordPlacement(
             convert.placement_to_proto(PlacementIn(
                 child_id=c.child_id, academic_year="2023/24", education_form="special_school"
@@ -94,6 +96,9 @@ def test_every_records_rpc_leaves_one_leaf_without_personal_data(
                 diagnoses=(DIAGNOSIS,), impairment_band="pct_41_60",
             )), ctx)),
         ("child.read", lambda: servicer.GetChild(pb.ChildRef(child_id=c.child_id), ctx)),
+        ("child.history", lambda: servicer.GetHistory(pb.ChildRef(child_id=c.child_id), ctx)),
+        ("child.close", lambda: servicer.CloseChild(pb.Closure(
+            child_id=c.child_id, closed_on="2024-06-01", reason="moved_abroad"), ctx)),
     ]  # fmt: skip
     for i, (action, call) in enumerate(calls):
         call()
@@ -128,13 +133,14 @@ def test_an_import_leaf_digests_the_stream_as_the_client_sent_it(
 def test_a_failed_change_changes_nothing_and_leaves_a_failure_leaf(
     parts: tuple[RecordsServicer, AuditLog, Keyring], store: RecordStore
 ) -> None:
-    """An update of an unknown child: nothing changed, one leaf with NOT_FOUND."""
+    """A correction of an unknown child: nothing changed, one leaf with NOT_FOUND."""
     servicer, audit, _ = parts
+    request = pb.Correction(child_id="C00009", reason="typo", given_name="Leyla")
     with pytest.raises(NotFound):
-        servicer.UpdateChild(convert.child_to_proto(child("C00009")), Context())  # type: ignore[arg-type]
+        servicer.CorrectChild(request, Context())  # type: ignore[arg-type]
     assert store.child_count() == 0
     (leaf,) = leaves(audit)
-    assert (leaf.action, leaf.outcome) == ("child.update", "NOT_FOUND")
+    assert (leaf.action, leaf.outcome) == ("child.correct", "NOT_FOUND")
 
 
 def test_an_invalid_request_is_logged_as_invalid(

@@ -21,6 +21,7 @@ from childreg.errors import (
     NotFound,
     Violation,
 )
+from childreg.history import Correction
 from childreg.models import (
     AssessmentIn,
     CareSettingIn,
@@ -160,15 +161,23 @@ def test_get_unknown_child_is_not_found(registry: Registry) -> None:
         registry.get_child("nobody")
 
 
-def test_update_child_changes_identity_and_keeps_the_key(
+def test_correct_child_changes_identity_and_keeps_the_key(
     registry: Registry, store: RecordStore
 ) -> None:
-    """Updating a child replaces its record but keeps its wrapped data key."""
+    """Correcting a child replaces its record but keeps its wrapped data key."""
     registry.register_child(a_child())
     registry.record_assessment(an_assessment())
     before = store.get_child("C1")
     updated = a_child(given_name="Aygün", national_id="AZ22222222", district="shaki")
-    registry.update_child(updated)
+    registry.correct_child(
+        Correction(
+            child_id="C1",
+            reason="wrong form",
+            given_name="Aygün",
+            national_id="AZ22222222",
+            district="shaki",
+        )
+    )
     after = store.get_child("C1")
     assert before is not None
     assert after is not None
@@ -179,19 +188,21 @@ def test_update_child_changes_identity_and_keeps_the_key(
     assert store.find_by_national_id_hash(before.national_id_hash or b"") is None
 
 
-def test_update_unknown_child_is_not_found(registry: Registry, store: RecordStore) -> None:
-    """Updating a child that does not exist gives NotFound and creates nothing."""
+def test_correct_unknown_child_is_not_found(registry: Registry, store: RecordStore) -> None:
+    """Correcting a child that does not exist gives NotFound and creates nothing."""
     with pytest.raises(NotFound):
-        registry.update_child(a_child())
+        registry.correct_child(Correction(child_id="C1", reason="typo", given_name="X"))
     assert store.child_count() == 0
 
 
-def test_update_to_another_childs_national_id_is_refused(registry: Registry) -> None:
-    """Updating a child to a national id another child holds gives AlreadyExists, no change."""
+def test_correct_to_another_childs_national_id_is_refused(registry: Registry) -> None:
+    """Correcting a child to a national id another child holds gives AlreadyExists, no change."""
     registry.register_child(a_child("C1", national_id="AZ11111111"))
     registry.register_child(a_child("C2", national_id="AZ22222222"), not_duplicate_reason="twins")
     with pytest.raises(AlreadyExists):
-        registry.update_child(a_child("C2", national_id="AZ11111111", given_name="X"))
+        registry.correct_child(
+            Correction(child_id="C2", reason="typo", national_id="AZ11111111", given_name="X")
+        )
     assert registry.get_child("C2").child == a_child("C2", national_id="AZ22222222")
 
 

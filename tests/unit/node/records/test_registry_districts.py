@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from childreg.errors import ImportRejected, InvalidInput
+from childreg.history import Correction
 from node.crypto.keys import Keyring
 from node.records.registry import Registry, RowSealer
 from node.store.base import RecordStore
@@ -35,11 +36,13 @@ def test_registration_inside_the_districts_is_kept(baku: Registry, store: Record
     assert store.child_count() == 1
 
 
-def test_update_moving_outside_the_districts_is_refused(baku: Registry) -> None:
-    """An update that moves a child to another department's district changes nothing."""
+def test_correction_moving_outside_the_districts_is_refused(baku: Registry) -> None:
+    """A correction that moves a child to another department's district changes nothing."""
     baku.register_child(a_child("C1", district="nasimi"))
     with pytest.raises(InvalidInput, match="outside") as caught:
-        baku.update_child(a_child("C1", district="ganja", given_name="Leyla"))
+        baku.correct_child(
+            Correction(child_id="C1", reason="moved", district="ganja", given_name="Leyla")
+        )
     assert [(v.field, "ganja" in v.problem) for v in caught.value.violations] == [
         ("district", True)
     ]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from childreg.errors import AlreadyExists
+from childreg.history import Correction
 from childreg.models import ChildIn, PlacementIn
 from childreg.search import SearchQuery
 from node.crypto.keys import Keyring
@@ -101,9 +102,9 @@ def test_pages_follow_one_another(registry: Registry) -> None:
 
 
 def test_the_index_follows_a_correction(registry: Registry) -> None:
-    """After update_child the new name is found and the old one no longer."""
+    """After a correction the new name is found and the old one no longer."""
     registry.register_child(a_child())
-    registry.update_child(a_child(family_name="Kərimova"))
+    registry.correct_child(Correction(child_id="C1", reason="typo", family_name="Kərimova"))
     assert ids(registry, name="Kərimova") == ["C1"]
     assert ids(registry, name="Məmmədova") == []
 

@@ -1,0 +1,170 @@
+"""`childreg child correct | close | history`: a record's life after registration.
+
+Kept apart from tools/cli/child.py (finding, registering and recording) so each module
+stays readable; the commands are added to the same `child` group (:func:`add_to`). Each
+is a few lines over one client function of tools/clients/records.py and one audit leaf
+at the node. A correction and a closing always say why; the history shows every version
+of every field with who changed it, when and why.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from childreg.history import ChildHistory
+from tools.cli.child import IdArg, Opt, _ask
+from tools.cli.console import err, out
+from tools.cli.options import IdentityOpt, JsonOpt, NodeOpt, ServerNameOpt, TimeoutOpt
+from tools.clients import records
+from tools.clients.client import Endpoint
+
+WhyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--reason", help="Why (required; kept sealed in the child's history).", show_default=False
+    ),
+]
+
+
+def correct(
+    node: NodeOpt,
+    identity: IdentityOpt,
+    child_id: IdArg = None,
+    reason: WhyOpt = None,
+    given_name: Opt = None,
+    family_name: Opt = None,
+    national_id: Opt = None,
+    born: Annotated[str | None, typer.Option(help="Date of birth, YYYY-MM-DD.")] = None,
+    sex: Opt = None,
+    district: Opt = None,
+    guardian_name: Opt = None,
+    guardian_phone: Opt = None,
+    clear: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Make an optional field not given: national_id, guardian_name, "
+            "guardian_phone (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    server_name: ServerNameOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Correct fields of a child's record, saying why; fields not given stay as they are.
+
+    The old values stay in the child's history (`childreg child history ID`).
+
+    \b
+    Example:
+      childreg child correct C000124 --family-name "Məmmədova" \\
+          --reason "spelling on the birth certificate"
+    """
+    need = _ask(child_id=child_id, reason=reason)
+    fields: records.CorrectionFields = {
+        "child_id": need["child_id"], "reason": need["reason"], "clear": clear or [],
+    }  # fmt: skip
+    typed = {
+        "given_name": given_name, "family_name": family_name, "national_id": national_id,
+        "date_of_birth": born, "sex": sex, "district": district,
+        "guardian_name": guardian_name, "guardian_phone": guardian_phone,
+    }  # fmt: skip
+    fields.update({k: v for k, v in typed.items() if v})  # type: ignore[typeddict-item]
+    records.correct_child(Endpoint(node, identity, server_name, timeout), fields)
+    _done(as_json, "corrected", need["child_id"])
+
+
+def close(
+    node: NodeOpt,
+    identity: IdentityOpt,
+    child_id: IdArg = None,
+    on: Annotated[
+        str | None, typer.Option("--on", help="Closed from this date on, YYYY-MM-DD.")
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="aged_out, moved_abroad, deceased or other.", show_default=False),
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option(help="Why, in words (required for other).", show_default=False)
+    ] = None,
+    server_name: ServerNameOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Close a child's record from a date on, with the reason.
+
+    A closed record stays for audit and history and takes no more changes; the child
+    counts in every snapshot whose reference date falls before the closing date, in none
+    on or after it.
+
+    \b
+    Example:
+      childreg child close C000124 --on 2025-06-30 --reason moved_abroad
+    """
+    need = _ask(child_id=child_id, on=on, reason=reason)
+    fields: records.ClosureFields = {
+        "child_id": need["child_id"], "closed_on": need["on"], "reason": need["reason"],
+        "note": note or "",
+    }  # fmt: skip
+    records.close_child(Endpoint(node, identity, server_name, timeout), fields)
+    _done(as_json, "closed", need["child_id"])
+
+
+def history(
+    node: NodeOpt,
+    identity: IdentityOpt,
+    child_id: IdArg = None,
+    server_name: ServerNameOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show every step of a child's record: who, when, what changed (before → after), why.
+
+    \b
+    Example:
+      childreg child history C000124
+      childreg child history C000124 --json
+    """
+    cid = _ask(child_id=child_id)["child_id"]
+    book = records.read_history(Endpoint(node, identity, server_name, timeout), cid)
+    if as_json:
+        typer.echo(book.model_dump_json(indent=2))
+        return
+    out.print(history_table(book))
+
+
+def history_table(book: ChildHistory) -> Table:
+    """A history as a table, one row per step, every change spelled out."""
+    closed = f" (closed {book.closed_on}, {book.close_reason})" if book.closed_on else ""
+    table = Table(title=f"History of {book.child_id}{closed}", box=box.SIMPLE_HEAD)
+    for name in ("#", "when (UTC)", "who", "what", "changes", "why"):
+        table.add_column(name, overflow="fold")
+    for e in book.entries:
+        what = f"{e.kind} {e.scope}".strip()
+        changes = "\n".join(
+            f"{c.field}: {c.before if c.before is not None else '—'} → "
+            f"{c.after if c.after is not None else '—'}"
+            for c in e.changes
+        )
+        table.add_row(str(e.seq), e.at, e.actor, what, changes, e.reason or "")
+    return table
+
+
+def _done(as_json: bool, what: str, child_id: str) -> None:
+    if as_json:
+        typer.echo(json.dumps({what: True, "child_id": child_id}))
+    else:
+        err.print(f"{what} the record of {child_id}")
+
+
+def add_to(app: typer.Typer) -> None:
+    """Add these commands to the `child` group."""
+    app.command("correct")(correct)
+    app.command("close")(close)
+    app.command("history")(history)
