@@ -4,7 +4,9 @@ process (SQLCipher store, mutual TLS), as department staff.
 A child is registered; a look-alike is held (exit 9, the candidate listed, nothing
 registered) and then registered with --not-duplicate; `find --json` finds the first child
 by its name in the other script; an assessment, a placement and a care setting are
-recorded; `show --json` reflects them. Missing values off a terminal are an error naming
+recorded; `show --json` reflects them. One child's whole life (register answering the
+warning, find, assess, place, care twice, correct, close) shows in `history` and is one leaf
+per step. Missing values off a terminal are an error naming
 each option; a code the node does not know is refused naming its field.
 """
 
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.conftest import cli
-from tools.clients.client import EXIT_HELD, EXIT_REJECTED, EXIT_USAGE
+from tools.clients.client import EXIT_HELD, EXIT_REFUSED, EXIT_REJECTED, EXIT_USAGE
 from tools.dev.federation import LocalFederation
 from tools.dev.synth import plan_departments
 
@@ -126,3 +128,77 @@ def test_a_code_the_node_does_not_know_is_refused_naming_its_field(fed: LocalFed
     code, _, err = child(fed, "care", "K1", "--setting", "castle", "--since", "2024-03-01")
     assert code == EXIT_REJECTED
     assert "care_setting" in err
+
+
+def test_one_childs_whole_life_through_the_cli(fed: LocalFederation) -> None:
+    """register (held, then answered with a reason) → find misspelled in Cyrillic → assess →
+    place → care twice → correct the name with a reason → close → history: every version
+    with actor, time and reason, and each step exactly one leaf about the child."""
+    district = fed.departments[0].districts[0]
+
+    def born(child_id: str, family: str, day: str) -> list[str]:
+        return [child_id, "--given-name", "Aysel", "--family-name", family, "--born", day,
+                "--sex", "female", "--district", district]  # fmt: skip
+
+    assert child(fed, "register", *born("L0", "Mammadova", "2015-07-10"))[0] == 0
+    code, out, _ = child(fed, "register", *born("L1", "Məmmədova", "2015-07-08"), "--json")
+    assert code == EXIT_HELD
+    assert [d["hit"]["child_id"] for d in json.loads(out)["duplicates"]] == ["L0"]
+    why = "another girl, born two days later, other parents"
+    assert child(fed, "register", *born("L1", "Məmmədova", "2015-07-08"),
+                 "--not-duplicate", why)[0] == 0  # fmt: skip
+    code, out, _ = child(fed, "find", "--name", "Айсэл Мамедова", "--born", "2015-07-08", "--json")
+    assert [h["child_id"] for h in json.loads(out)["hits"]] == ["L1"]
+    steps = [
+        ("assess", "L1", "--date", "2023-05-02", "--commission", "PMPC", "--band", "pct_41_60"),
+        ("place", "L1", "--year", "2023/24", "--form", "special_school"),
+        ("care", "L1", "--setting", "state_residential_institution", "--since", "2018-01-10"),
+        ("care", "L1", "--setting", "foster_family", "--since", "2023-02-01"),
+        ("correct", "L1", "--family-name", "Məmmədzadə", "--reason", "birth certificate"),
+        ("close", "L1", "--on", "2024-06-01", "--reason", "moved_abroad"),
+    ]
+    for command, *args in steps:
+        code, _, err = child(fed, command, *args)
+        assert code == 0, (command, err)
+    code, out, _ = child(fed, "correct", "L1", "--given-name", "Aytən", "--reason", "typo")
+    assert code == EXIT_REFUSED  # a closed record takes no more changes
+
+    code, out, _ = child(fed, "history", "L1", "--json")
+    assert code == 0
+    book = json.loads(out)
+    entries = book["entries"]
+    assert [e["kind"] for e in entries] == [
+        "registered",
+        "assessed",
+        "placed",
+        "care_setting",
+        "care_setting",
+        "corrected",
+        "closed",
+    ]
+    staff = entries[0]["actor"]
+    assert staff.startswith("spiffe://")
+    assert "/department-staff/" in staff
+    assert all(e["actor"] == staff and e["at"].endswith("Z") for e in entries)
+    assert entries[0]["reason"] == why
+    assert entries[5]["reason"] == "birth certificate"
+    assert entries[5]["changes"] == [
+        {"field": "family_name", "before": "Məmmədova", "after": "Məmmədzadə"}
+    ]
+    assert (book["closed_on"], book["close_reason"]) == ("2024-06-01", "moved_abroad")
+    code, out, _ = child(fed, "history", "L1")
+    assert code == 0
+    assert "Məmmədzadə" in out
+    assert "birth certificate" in out
+
+    party = fed.nodes[fed.departments[0].id]
+    r = cli("node", "access-report", "L1", "--config", str(party.config), "--json")
+    assert r.returncode == 0, r.stderr
+    accesses = [(a["action"], a["who"], a["outcome"]) for a in json.loads(r.stdout)["accesses"]]
+    assert accesses == [(action, staff, outcome) for action, outcome in [
+        ("child.register", "OK"), ("child.register", "OK"), ("child.search", "OK"),
+        ("assessment.record", "OK"), ("placement.record", "OK"), ("care_setting.record", "OK"),
+        ("care_setting.record", "OK"), ("child.correct", "OK"), ("child.close", "OK"),
+        ("child.correct", "FAILED_PRECONDITION"), ("child.history", "OK"),
+        ("child.history", "OK"),
+    ]]  # fmt: skip

@@ -13,12 +13,10 @@ import json
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.table import Table
 
 from childreg.history import ChildHistory
 from tools.cli.child import IdArg, Opt, _ask
-from tools.cli.console import err, out
+from tools.cli.console import err
 from tools.cli.options import IdentityOpt, JsonOpt, NodeOpt, ServerNameOpt, TimeoutOpt
 from tools.clients import records
 from tools.clients.client import Endpoint
@@ -136,24 +134,24 @@ def history(
     if as_json:
         typer.echo(book.model_dump_json(indent=2))
         return
-    out.print(history_table(book))
+    typer.echo(history_text(book))
 
 
-def history_table(book: ChildHistory) -> Table:
-    """A history as a table, one row per step, every change spelled out."""
-    closed = f" (closed {book.closed_on}, {book.close_reason})" if book.closed_on else ""
-    table = Table(title=f"History of {book.child_id}{closed}", box=box.SIMPLE_HEAD)
-    for name in ("#", "when (UTC)", "who", "what", "changes", "why"):
-        table.add_column(name, overflow="fold")
+def history_text(book: ChildHistory) -> str:
+    """A history as text: one block per step (who, when, what), each change and the reason
+    on lines of their own, so long names and reasons are never cut."""
+    closed = f", closed {book.closed_on} ({book.close_reason})" if book.closed_on else ""
+    lines = [f"History of {book.child_id}{closed}"]
     for e in book.entries:
-        what = f"{e.kind} {e.scope}".strip()
-        changes = "\n".join(
-            f"{c.field}: {c.before if c.before is not None else '—'} → "
-            f"{c.after if c.after is not None else '—'}"
-            for c in e.changes
-        )
-        table.add_row(str(e.seq), e.at, e.actor, what, changes, e.reason or "")
-    return table
+        lines.append(f"#{e.seq}  {e.at}  {e.kind} {e.scope}".rstrip() + f"  by {e.actor}")
+        lines += [f"    {c.field}: {_shown(c.before)} → {_shown(c.after)}" for c in e.changes]
+        if e.reason:
+            lines.append(f"    why: {e.reason}")
+    return "\n".join(lines)
+
+
+def _shown(value: str | None) -> str:
+    return "—" if value is None else value
 
 
 def _done(as_json: bool, what: str, child_id: str) -> None:
