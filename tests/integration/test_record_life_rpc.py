@@ -6,19 +6,32 @@ found by a misspelled name in the other script, assessed, placed, its care setti
 changed twice, its name corrected with a reason, closed: each call is exactly one leaf
 about the child, the history shows every version with actor, time and reason, and a
 snapshot whose reference date falls after the closing no longer counts the child while
-one before it still does.
+one before it still does. A node also refuses, at the door, a child living outside its
+department's districts, naming the district.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
 
 from childreg import codes
+from childreg.audit.leaf import AuditEvent
+from childreg.authz import Authorizer
+from childreg.rpc import make_server, secure_channel, violations_from_error
 from childreg.v1 import records_pb2 as pb
-from tests.conftest import FEDERATION
+from childreg.v1 import records_pb2_grpc as pb_grpc
+from node.audit.log import AuditLog
+from node.audit.service import Audited
+from node.crypto.keys import Keyring
+from node.records.registry import Registry
+from node.rpc.records import RecordsServicer, register_records
+from tests.conftest import FEDERATION, IssueFn, tls
+from tests.contract.stores import open_sqlcipher
 from tests.integration.test_find_and_register import Node, child, find, node, register
 
 __all__ = ["node"]  # the fixture, shared with the search tests
@@ -53,7 +66,7 @@ def test_one_childs_whole_life_through_the_rpcs(node: Node) -> None:
         recommended_form="inclusive_class", supports=["speech_therapy"],
         accommodations=["extra_time"], next_review="2024-05-02",
     )  # fmt: skip
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: s.RecordAssessment(assessment, timeout=10),
         lambda: s.RecordPlacement(pb.Placement(child_id="C1", academic_year="2023/24",
                                                education_form="inclusive_class"), timeout=10),
@@ -119,3 +132,42 @@ def test_one_childs_whole_life_through_the_rpcs(node: Node) -> None:
                                        education_form="special_school", reason="late news"),
                           timeout=10)  # fmt: skip
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_child_outside_the_departments_districts_is_refused_at_the_door(
+    issue: IssueFn, keyring: Keyring, tmp_path: Path
+) -> None:
+    """A node configured for nasimi refuses a child living in ganja: INVALID_ARGUMENT naming
+    the district, one failure leaf, nothing registered."""
+    store = open_sqlcipher(tmp_path)
+    log = AuditLog(store, bytes(32), federation=FEDERATION, department="alpha")
+    audited = Audited(store, keyring, log)
+    registry = Registry(store, keyring, districts={"nasimi"})
+    server, port = make_server(
+        lambda s: register_records(RecordsServicer(registry, audited), s),
+        tls=tls(issue("node", "alpha")),
+        bind="127.0.0.1:0",
+        authorizer=Authorizer(FEDERATION, department="alpha"),
+    )
+    channel = secure_channel(
+        f"127.0.0.1:{port}", tls(issue("department-staff", "alpha.registrar-1")),
+        f"alpha.node.{FEDERATION}",
+    )  # fmt: skip
+    try:
+        ganja = child("G1", "Leyla", "Həsənova")
+        ganja.district = "ganja"
+        with pytest.raises(grpc.RpcError) as refused:
+            pb_grpc.RecordsServiceStub(channel).RegisterChild(
+                pb.RegisterChildRequest(child=ganja), timeout=10
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        [violation] = violations_from_error(refused.value)
+        assert violation.field == "district"
+        assert "ganja" in violation.problem
+        assert store.child_count() == 0
+        [leaf] = [AuditEvent.from_bytes(b) for b in log.leaves()]
+        assert (leaf.action, leaf.outcome) == ("child.register", "INVALID_ARGUMENT")
+    finally:
+        channel.close()
+        server.stop(None)
+        store.close()
