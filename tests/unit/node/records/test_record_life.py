@@ -9,6 +9,7 @@ counted only in snapshots before its closing date.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -182,7 +183,7 @@ def test_a_closed_record_takes_no_more_changes(registry: Registry) -> None:
     registry.close_child(
         Closure(child_id="C1", closed_on=dt.date(2024, 6, 1), reason="moved_abroad")
     )
-    refused = [
+    refused: list[Callable[[], object]] = [
         lambda: registry.correct_child(Correction(child_id="C1", reason="typo", given_name="X")),
         lambda: registry.record_placement(placed()),
         lambda: registry.record_care_setting(
