@@ -15,7 +15,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Final, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -210,10 +211,18 @@ PlacementYear = Annotated[str, AfterValidator(_academic_year), AfterValidator(_p
 Sex = Annotated[str, AfterValidator(_one_of("sex", codes.SEXES))]
 
 
-def _profile_unit(what: str) -> Callable[[str], str]:
-    """A check against the country profile's units (childreg.profile), read when called."""
+#: Validation context of a client reading a node's answer: the node checked the units
+#: against its own profile, which the client (with the embedded one) may not hold.
+UNITS_CHECKED_BY_NODE: Final = {"units_checked_by_node": True}
 
-    def check(value: str) -> str:
+
+def _profile_unit(what: str) -> Callable[[str, ValidationInfo], str]:
+    """A check against the country profile's units (childreg.profile), read when called;
+    skipped for a node's answer read by a client (:data:`UNITS_CHECKED_BY_NODE`)."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        if info.context and info.context.get("units_checked_by_node"):
+            return value
         known = codes.is_district(value) if what == "district" else value in codes.regions()
         if not known:
             raise ValueError(f"unknown {what}; see the {what} codes of the country profile")
@@ -430,10 +439,12 @@ def violations_of(
     return out
 
 
-def parse(model: type[M], data: Any, *, what: str | None = None) -> M:
+def parse(
+    model: type[M], data: Any, *, what: str | None = None, context: dict[str, Any] | None = None
+) -> M:
     """Validate ``data`` as ``model`` or raise :class:`InvalidInput` listing every violation."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         name = what or model.__name__
         raise InvalidInput(f"invalid {name}", violations_of(exc)) from None

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from childreg.errors import InvalidInput, Unauthenticated, Violation
 from childreg.models import (
+    UNITS_CHECKED_BY_NODE,
     AssessmentIn,
     CareSettingIn,
     ChildIn,
@@ -457,6 +458,7 @@ def child_view_from_proto(m: pb.ChildRecord) -> ChildView:
             "close_reason": _opt(m.close_reason),
         },
         what="child record",
+        context=UNITS_CHECKED_BY_NODE,  # a client may not hold the node's country profile
     )
 
 

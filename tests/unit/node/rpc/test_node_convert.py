@@ -163,3 +163,13 @@ def test_a_registration_request_names_bad_child_fields_and_a_short_reason() -> N
     fields = {v.field for v in info.value.violations}
     assert {"not_duplicate_reason", "given_name", "date_of_birth"} <= fields
     assert "no" not in str(info.value)
+
+
+def test_a_client_reads_a_record_of_a_district_its_own_profile_lacks() -> None:
+    """A child record from a Kazakh node opens at a client holding only the embedded
+    (Azerbaijan) profile: the node checked the district against its own."""
+    record = pb.ChildRecord(
+        child=pb.Child(child_id="K1", given_name="Aruzhan", family_name="Seitkali",
+                        date_of_birth="2016-04-02", sex="female", district="almaty_medeu")
+    )  # fmt: skip
+    assert convert.child_view_from_proto(record).child.district == "almaty_medeu"
