@@ -21,6 +21,7 @@ from childreg.errors import InvalidInput, Violation
 from tools.cli.catalogue import app as catalogue_app
 from tools.cli.console import out
 from tools.cli.options import CoordinatorOpt, IdentityOpt, JsonOpt, ServerNameOpt, TimeoutOpt
+from tools.cli.profile import app as profile_app
 from tools.cli.roster import app as roster_app
 from tools.clients.authority import catalogue_summary, catalogue_table
 from tools.clients.client import Endpoint
@@ -37,6 +38,7 @@ from tools.clients.statistician import (
 app = typer.Typer(help="National statistics tables with a privacy guarantee.", no_args_is_help=True)
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(roster_app, name="roster")
+app.add_typer(profile_app, name="profile")
 
 YearOpt = Annotated[
     str | None,
