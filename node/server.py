@@ -3,9 +3,10 @@
 This is the one place where the node's store, keyring, domain objects, servicers and gRPC
 server are constructed and wired together; everything else receives them as arguments.
 It is also all the command line takes from the node (tests/unit/test_architecture.py):
-:func:`init_node`, :func:`serve`, :func:`make_kek_file`, and :func:`open_operator` for the
+:func:`init_node`, :func:`serve`, :func:`make_kek_file`, :func:`open_operator` for the
 commands an operator runs with the key-encryption key on the node's host, whose accesses
-to a child go through the same audited service as every gRPC call.
+to a child go through the same audited service as every gRPC call, and :func:`rotate_kek`
+(node/kek_rotation.py), which needs the node stopped.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
 from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
 from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
+from node.kek_rotation import rotate_kek as _rotate_kek
 from node.records.registry import Registry, RowSealer
 from node.rpc.audit import AuditLogServicer
 from node.rpc.consent import ConsentServicer
@@ -72,6 +75,7 @@ __all__ = [
     "open_keyring",
     "open_node",
     "open_operator",
+    "rotate_kek",
     "serve",
     "start_node",
 ]
@@ -128,6 +132,7 @@ class NodeApp:
     audit: AuditLog
     checkpointer: Checkpointer
     workers: ImportWorkers | None = None
+    lock: DataDirLock | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
@@ -137,16 +142,19 @@ class NodeApp:
         if self.workers is not None:
             self.workers.close()
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
-def open_keyring(config: NodeConfig) -> Keyring:
-    """Unlock the node's keyring with the KEK (fails fast on a wrong key)."""
+def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
+    """Unlock the node's keyring with the KEK (fails fast on a wrong key), settling an
+    interrupted KEK rotation (files changed only with ``repair``, under the data lock)."""
     if not config.keyring_path.exists():
         raise KeyProblem(
             f"no keyring in {config.data_dir}",
             hint="initialise the node first: childreg node init --config FILE",
         )
-    return Keyring.open(config.keyring_path, kek_source(config))
+    return resolve_keyring(config.keyring_path, config.db_path, kek_source(config), repair=repair)
 
 
 def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
@@ -172,17 +180,23 @@ def node_profile(config: NodeConfig) -> Profile:
 def start_node(config: NodeConfig) -> NodeApp:
     """Install the country profile, open storage and start the mutual-TLS gRPC server."""
     profile.install(node_profile(config))
-    keyring = open_keyring(config)
-    # Forked before the database is opened and before gRPC starts any thread.
-    workers = ImportWorkers.start(
-        RowSealer(keyring),
-        default_workers() if config.import_workers is None else config.import_workers,
-    )
+    lock = DataDirLock(config.data_dir).acquire()  # no KEK rotation while the node serves
+    try:
+        keyring = open_keyring(config, repair=True)
+        # Forked before the database is opened and before gRPC starts any thread.
+        workers = ImportWorkers.start(
+            RowSealer(keyring),
+            default_workers() if config.import_workers is None else config.import_workers,
+        )
+    except BaseException:
+        lock.release()
+        raise
     try:
         store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
     except BaseException:
         if workers is not None:
             workers.close()
+        lock.release()
         raise
     try:
         registry = Registry(store, keyring, districts=config.districts)
@@ -270,13 +284,14 @@ def start_node(config: NodeConfig) -> NodeApp:
         store.close()
         if workers is not None:
             workers.close()
+        lock.release()
         raise
     checkpointer.start()
     # Everything made while starting lives as long as the node: keep it out of the cyclic
     # garbage collector's full passes, which otherwise stall requests for milliseconds.
     gc.collect()  # start-up's garbage first, so none of it is kept for good
     gc.freeze()
-    return NodeApp(server, port, store, health_servicer, audit, checkpointer, workers)
+    return NodeApp(server, port, store, health_servicer, audit, checkpointer, workers, lock)
 
 
 class OperatorSession:
@@ -349,6 +364,48 @@ def open_operator(config: NodeConfig, login: str | None = None) -> OperatorSessi
     """Open the node with its KEK for an operator's commands; ``login`` defaults to the
     host account's (getpass.getuser()), validated like every actor."""
     return OperatorSession(config, login)
+
+
+def rotate_kek(
+    config: NodeConfig,
+    new_source: KekSource,
+    login: str | None = None,
+    *,
+    progress: Progress | None = None,
+    fault: Fault | None = None,
+) -> Rotation:
+    """Rewrap the node's keyring and every child key under a new KEK (node stopped).
+
+    FailedPrecondition while the node serves; one ``keys.rotate`` leaf naming the
+    operator (``login`` defaults to the host account's). Afterwards point the node's
+    configuration at the new KEK: the old one opens nothing.
+    """
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    if not config.keyring_path.exists():
+        raise KeyProblem(
+            f"no keyring in {config.data_dir}",
+            hint="initialise the node first: childreg node init --config FILE",
+        )
+
+    def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
+        audit = AuditLog(
+            store, keyring.audit_signing_seed(), federation=federation,
+            department=config.department_id,
+        )  # fmt: skip
+        return Audited(store, keyring, audit)
+
+    with DataDirLock(config.data_dir):
+        return _rotate_kek(
+            config.keyring_path,
+            config.db_path,
+            kek_source(config),
+            new_source,
+            audited=audited,
+            actor=actor,
+            progress=progress,
+            fault=fault,
+        )
 
 
 def serve(config: NodeConfig, ready_file: Path | None = None) -> None:

@@ -46,6 +46,7 @@ ACTIONS: Final = frozenset(
         "consent.grant",
         "consent.withdraw",
         "audit.read",
+        "keys.rotate",  # an operator rewrapped every key under a new KEK
         "denied",
     }
 )

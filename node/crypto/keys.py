@@ -46,7 +46,9 @@ KDF_OPSLIMIT_MAX: Final = 16
 KDF_MEMLIMIT_MAX: Final = 1024 * 1024 * 1024
 KEYRING_FORMAT: Final = "childreg-keyring"
 KEYRING_VERSION: Final = 1
-#: Version of the wrapping of per-child keys (bound into their associated data).
+#: Version of the wrapping of per-child keys (bound into their associated data): the
+#: generation of the KEK that wraps them. A keyring starts at generation 1; each KEK
+#: rotation (node/kek_rotation.py) makes the next generation and rewraps every child key.
 CHILD_KEY_VERSION: Final = 1
 
 #: Exactly 64 hexadecimal digits: a 32-byte key as text (key files, SQLCipher's raw key).
@@ -261,14 +263,19 @@ def _b64(data: bytes) -> str:
 class Keyring:
     """The node's unwrapped keys, in memory only; on disk a JSON file of wrapped keys."""
 
-    __slots__ = ("_db_key", "_kek", "_lookup_key")
+    __slots__ = ("_db_key", "_generation", "_kek", "_lookup_key")
 
-    def __init__(self, kek: Kek, db_key: bytes, lookup_key: bytes) -> None:
+    def __init__(
+        self, kek: Kek, db_key: bytes, lookup_key: bytes, generation: int = CHILD_KEY_VERSION
+    ) -> None:
         if len(db_key) != KEY_BYTES or len(lookup_key) != KEY_BYTES:
             raise KeyProblem("keyring keys must be 32 bytes")
+        if type(generation) is not int or generation < 1:
+            raise KeyProblem("a keyring's KEK generation must be a positive integer")
         self._kek = kek
         self._db_key = db_key
         self._lookup_key = lookup_key
+        self._generation = generation
 
     def __repr__(self) -> str:
         return "Keyring(<hidden>)"
@@ -285,21 +292,54 @@ class Keyring:
                 f"a keyring already exists at {path}; refusing to overwrite it",
                 hint="open the existing keyring, or choose an empty data directory",
             )
-        kek_json: dict[str, Any] = {"kind": source.kind}
-        if source.kind == "passphrase":
-            kdf = kdf or KdfParams.fresh()
-            kek_json["kdf"] = kdf.to_json()
-        kek = _kek_for(source, kdf)
+        kek, kek_json = _new_kek(source, kdf)
         keyring = cls(kek, secrets.token_bytes(KEY_BYTES), secrets.token_bytes(KEY_BYTES))
-        document = {
+        keyring._write(path, kek_json)
+        return keyring
+
+    def rewrapped(self, source: KekSource, *, kdf: KdfParams | None = None) -> RewrappedKeyring:
+        """The same database and lookup keys under the KEK from ``source``, one generation on.
+
+        Nothing is written: :meth:`RewrappedKeyring.write` writes the new keyring file.
+        KeyProblem if the new KEK is this keyring's own.
+        """
+        kek, kek_json = _new_kek(source, kdf)
+        if kek._key == self._kek._key:
+            raise KeyProblem(
+                "the new KEK is the one the keyring is wrapped with now",
+                hint="make a new key file with `childreg node keygen --out FILE` "
+                "(or choose a new passphrase)",
+            )
+        keyring = Keyring(kek, self._db_key, self._lookup_key, self._generation + 1)
+        return RewrappedKeyring(keyring, kek_json)
+
+    def _write(self, path: Path, kek_json: dict[str, Any]) -> None:
+        generation = self._generation
+        document: dict[str, Any] = {
             "format": KEYRING_FORMAT,
             "version": KEYRING_VERSION,
             "kek": kek_json,
-            "db_key": _b64(kek.wrap(keyring._db_key, _DB_KEY_AD)),
-            "lookup_key": _b64(kek.wrap(keyring._lookup_key, _LOOKUP_KEY_AD)),
+            "db_key": _b64(self._kek.wrap(self._db_key, _keyring_ad(_DB_KEY_AD, generation))),
+            "lookup_key": _b64(
+                self._kek.wrap(self._lookup_key, _keyring_ad(_LOOKUP_KEY_AD, generation))
+            ),
         }
+        if generation != CHILD_KEY_VERSION:  # keyrings never rotated keep their first form
+            document["kek_generation"] = generation
         write_private(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
-        return keyring
+
+    @property
+    def generation(self) -> int:
+        """The KEK's generation: 1 at ``init``, one more after each rotation."""
+        return self._generation
+
+    def rewrap_child_key(
+        self, child_id: str, version: int, wrapped: bytes, new: Keyring
+    ) -> tuple[bytes, int]:
+        """A child's data key unwrapped with this keyring's KEK and wrapped under ``new``'s:
+        (wrapped key, version). KeyProblem if it is not that child's key under this KEK."""
+        key = self.child_key(child_id, version, wrapped)
+        return new._kek.wrap(key, _child_key_ad(child_id, new._generation)), new._generation
 
     @classmethod
     def open(cls, path: Path, source: KekSource) -> Keyring:
@@ -326,6 +366,9 @@ class Keyring:
                 raise ValueError("kind")
             wrapped_db = base64.b64decode(document["db_key"], validate=True)
             wrapped_lookup = base64.b64decode(document["lookup_key"], validate=True)
+            generation = document.get("kek_generation", CHILD_KEY_VERSION)
+            if type(generation) is not int or generation < 1:
+                raise ValueError("generation")
         except KeyProblem as problem:  # KDF parameters out of bounds (damaged or hostile)
             raise KeyProblem(
                 f"the keyring at {path} is damaged: {problem}",
@@ -345,13 +388,13 @@ class Keyring:
             )
         kek = _kek_for(source, kdf)
         try:
-            db_key = kek.unwrap(wrapped_db, _DB_KEY_AD)
-            lookup_key = kek.unwrap(wrapped_lookup, _LOOKUP_KEY_AD)
+            db_key = kek.unwrap(wrapped_db, _keyring_ad(_DB_KEY_AD, generation))
+            lookup_key = kek.unwrap(wrapped_lookup, _keyring_ad(_LOOKUP_KEY_AD, generation))
         except KeyProblem:
             raise KeyProblem(
                 f"the KEK does not open the keyring at {path}", hint=_KIND_HINTS[kind]
             ) from None
-        return cls(kek, db_key, lookup_key)
+        return cls(kek, db_key, lookup_key, generation)
 
     @property
     def db_key(self) -> bytes:
@@ -368,7 +411,7 @@ class Keyring:
     def new_child_key(self, child_id: str) -> tuple[bytes, bytes, int]:
         """A fresh random data key for a child: (key, key wrapped under the KEK, version)."""
         key = secrets.token_bytes(KEY_BYTES)
-        version = CHILD_KEY_VERSION
+        version = self._generation
         return key, self._kek.wrap(key, _child_key_ad(child_id, version)), version
 
     def seal_new_child(
@@ -381,7 +424,7 @@ class Keyring:
         from one read of the OS's random source instead of one read each, and the key
         itself never leaves :func:`node.crypto.aead.seal_under_new_key`.
         """
-        version = CHILD_KEY_VERSION
+        version = self._generation
         prefix = _field_ad(child_id, "")  # the associated data of a field is prefix + context
         wrapped, sealed = self._kek.wrap_new_key(
             _child_key_ad(child_id, version),
@@ -469,6 +512,44 @@ class Keyring:
         return hashlib.blake2b(
             value.encode("utf-8"), digest_size=32, key=self._lookup_key, person=person
         ).digest()
+
+
+@dataclass(frozen=True)
+class RewrappedKeyring:
+    """A keyring rewrapped under a new KEK (:meth:`Keyring.rewrapped`), not yet written."""
+
+    keyring: Keyring
+    kek_json: dict[str, Any]
+
+    def write(self, path: Path) -> None:
+        """Write the new keyring to ``path`` atomically (owner only, synced)."""
+        self.keyring._write(Path(path), self.kek_json)
+
+
+def keyring_generation(path: Path) -> int | None:
+    """The KEK generation a keyring file claims (no key needed), or None if unreadable."""
+    try:
+        document = json.loads(Path(path).read_text("utf-8"))
+        generation = document.get("kek_generation", CHILD_KEY_VERSION)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return generation if type(generation) is int and generation >= 1 else None
+
+
+def _new_kek(source: KekSource, kdf: KdfParams | None) -> tuple[Kek, dict[str, Any]]:
+    """The KEK from ``source`` and the keyring's ``kek`` entry describing it."""
+    kek_json: dict[str, Any] = {"kind": source.kind}
+    if source.kind == "passphrase":
+        kdf = kdf or KdfParams.fresh()
+        kek_json["kdf"] = kdf.to_json()
+    return _kek_for(source, kdf), kek_json
+
+
+def _keyring_ad(base: bytes, generation: int) -> bytes:
+    """A keyring key's associated data: the first generation's is ``base`` alone."""
+    if generation == CHILD_KEY_VERSION:
+        return base
+    return base + b"\0" + str(generation).encode("ascii")
 
 
 def _child_key_ad(child_id: str, version: int) -> bytes:

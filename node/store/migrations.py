@@ -248,6 +248,19 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             ),
         ),
     ),
+    Migration(
+        10,
+        "the generation of the KEK that wraps the child keys (KEK rotation's commit point)",
+        (
+            # One row. A rotation rewraps every child key and sets the new generation in
+            # one transaction; the keyring file of that generation must open the node.
+            """CREATE TABLE kek_state (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                generation INTEGER NOT NULL CHECK (generation >= 1)
+            )""",
+            "INSERT INTO kek_state(id, generation) VALUES (1, 1)",
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -2,11 +2,11 @@
 
 :class:`SqlCipherStore` honours the whole :class:`~node.store.base.RecordStore` contract.
 It is composed of one class per concern (records.py, ledger.py, audit.py, consents.py, search.py,
-history.py),
-all writing through the one writer connection and lock of transaction.py, so a change and
-its audit leaf commit in one ``BEGIN IMMEDIATE`` transaction. How the file is opened,
-keyed, checked and locked down is connection.py; ``close()`` checkpoints the WAL away.
-The schema and its migrations are :mod:`node.store.migrations`.
+history.py, keys.py for a KEK rotation), all writing through the one writer connection and
+lock of transaction.py, so a change and its audit leaf commit in one ``BEGIN IMMEDIATE``
+transaction. How the file is opened, keyed, checked and locked down is connection.py;
+``close()`` checkpoints the WAL away. The schema and its migrations are
+:mod:`node.store.migrations`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from node.store.base import RecordStore
 from node.store.sqlcipher.audit import SqlCipherAudit
 from node.store.sqlcipher.consents import SqlCipherConsents
 from node.store.sqlcipher.history import SqlCipherHistory
+from node.store.sqlcipher.keys import SqlCipherKeys
 from node.store.sqlcipher.ledger import SqlCipherLedger
 from node.store.sqlcipher.records import SqlCipherRecords
 from node.store.sqlcipher.search import SqlCipherSearch
@@ -29,6 +30,7 @@ class SqlCipherStore(
     SqlCipherConsents,
     SqlCipherSearch,
     SqlCipherHistory,
+    SqlCipherKeys,
     RecordStore,
 ):
     """Records in one SQLCipher 4 file; use :meth:`open` to get one."""
