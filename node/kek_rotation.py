@@ -254,8 +254,13 @@ def rotate_kek(
     next_path = next_keyring_path(keyring_path)
     try:
         old = resolve_keyring(keyring_path, db_path, old_source, repair=True)
-    except RotationCommitted:
-        done = resolve_keyring(keyring_path, db_path, new_source, repair=True)
+    except KeyProblem as problem:
+        # Past its commit point (or switched already) a rotation to this new KEK is
+        # finished, not redone; otherwise the old KEK's refusal stands.
+        try:
+            done = resolve_keyring(keyring_path, db_path, new_source, repair=True)
+        except KeyProblem:
+            raise problem from None
         return Rotation(done.generation - 1, done.generation, 0, time.monotonic() - started, True)
     new = old.rewrapped(new_source)
     target = new.keyring.generation

@@ -368,13 +368,14 @@ def open_operator(config: NodeConfig, login: str | None = None) -> OperatorSessi
 
 def rotate_kek(
     config: NodeConfig,
-    new_source: KekSource,
+    new_kek_file: Path,
     login: str | None = None,
     *,
     progress: Progress | None = None,
     fault: Fault | None = None,
 ) -> Rotation:
-    """Rewrap the node's keyring and every child key under a new KEK (node stopped).
+    """Rewrap the node's keyring and every child key under the KEK in ``new_kek_file``
+    (node stopped).
 
     FailedPrecondition while the node serves; one ``keys.rotate`` leaf naming the
     operator (``login`` defaults to the host account's). Afterwards point the node's
@@ -400,7 +401,7 @@ def rotate_kek(
             config.keyring_path,
             config.db_path,
             kek_source(config),
-            new_source,
+            KekSource.from_key_file(new_kek_file),
             audited=audited,
             actor=actor,
             progress=progress,

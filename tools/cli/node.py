@@ -20,7 +20,14 @@ from rich.table import Table
 from childreg import csvformat, logsetup
 from childreg.config import load_config
 from node.config import NodeConfig
-from node.server import LogUnverified, init_node, make_kek_file, open_operator, serve
+from node.server import (
+    LogUnverified,
+    init_node,
+    make_kek_file,
+    open_operator,
+    rotate_kek,
+    serve,
+)
 from tools.cli.console import err, out
 from tools.cli.options import (
     ConfigOpt,
@@ -168,6 +175,60 @@ def pseudonym(
     with open_operator(cfg) as session:
         value = session.pseudonym(child_id)
     _done(as_json, {"subject": value}, value)
+
+
+@app.command(
+    "rotate-kek",
+    epilog="Example: childreg node keygen --out /etc/childreg/kek-2027.key && "
+    "systemctl stop childreg-node && childreg node rotate-kek --config /etc/childreg/node.toml "
+    "--new-kek /etc/childreg/kek-2027.key, then set kek_file to the new file, start the node "
+    "and destroy the old key file (docs/operations.md).",
+)
+def rotate_kek_cmd(
+    config: ConfigOpt,
+    new_kek: Annotated[
+        Path,
+        typer.Option(
+            "--new-kek",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The new key file (from `childreg node keygen`), kept off the data disk.",
+        ),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Rewrap the keyring and every child's key under a new key-encryption key (KEK).
+
+    Run it on the node's host with the node stopped (it refuses while the node serves).
+    The current KEK comes from the configuration; afterwards only the new one opens the
+    node. Crash-safe: killed at any point, the node opens with exactly one of the two KEKs
+    and the error says which; running the command again finishes or redoes it. Leaves one
+    keys.rotate audit leaf naming the operator.
+    """
+    cfg = load_config(NodeConfig, config)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("rewrapping child keys", total=None)
+        summary = rotate_kek(
+            cfg,
+            new_kek,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    data = {**summary.to_json(), "new_kek_file": str(new_kek)}
+    _done(
+        as_json,
+        data,
+        f"rewrapped {summary.children} child keys and the keyring under the new KEK "
+        f"(generation {summary.to_generation}) in {summary.seconds:.1f} s; now set kek_file "
+        f'= "{new_kek}" in {config}, start the node, and destroy the old key file',
+    )
 
 
 REPORT_COLUMNS = ("time", "who", "action", "purpose", "outcome", "leaf")
