@@ -34,7 +34,7 @@ from node.config import NodeConfig
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, next_keyring_path
 from node.records.registry import Registry
-from node.server import init_node, open_node
+from node.server import init_node, open_keyring, open_node
 from tests.conftest import FEDERATION, IssueFn
 from tools.cli.main import app
 
@@ -293,3 +293,41 @@ def test_a_rotation_killed_midway_leaves_a_node_that_opens_with_exactly_one_kek(
     assert not next_keyring_path(host.cfg().keyring_path).exists()
     rotations = [e for e in host.leaves(new=True) if e.action == "keys.rotate"]
     assert [e.outcome for e in rotations] == ["OK"]
+
+
+def kill_at(host: Host, point: str) -> None:
+    """Run a rotation in a subprocess and SIGKILL it when it reaches ``point``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, str(host.old_config), str(host.new_kek), point, "1"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+
+
+def test_a_starting_node_finishes_a_rotation_past_its_commit_point(host: Host) -> None:
+    """Killed after the commit, the old KEK is refused with a message naming what to do,
+    and a node starting with the new KEK finishes the switch (keyring.json is the new one)."""
+    kill_at(host, "after-commit")
+    with pytest.raises(KeyProblem, match="opens nothing") as refused:
+        open_node(host.cfg())
+    assert "kek_file" in refused.value.hint
+    keyring_path = host.cfg().keyring_path
+    open_keyring(host.cfg(new=True), repair=True)  # what start_node does, under its lock
+    assert not next_keyring_path(keyring_path).exists()
+    assert Keyring.open(keyring_path, KekSource.from_key_file(host.new_kek)).generation == 2
+
+
+def test_a_starting_node_discards_a_rotation_before_its_commit_point(host: Host) -> None:
+    """Killed before the commit, the new KEK is refused with a message naming the old one,
+    and a node starting with the old KEK removes the left-over new keyring."""
+    kill_at(host, "batch")
+    keyring_path = host.cfg().keyring_path
+    assert next_keyring_path(keyring_path).exists()
+    with pytest.raises(KeyProblem, match="before its commit point"):
+        open_node(host.cfg(new=True))
+    open_keyring(host.cfg(), repair=True)
+    assert not next_keyring_path(keyring_path).exists()
+    assert (host.opens(new=False), host.opens(new=True)) == (True, False)
