@@ -41,6 +41,10 @@ def test_quick_bench_reports_the_three_figures() -> None:
         assert row["repeat_ratio"] > 0
     assert data["search"]["search_p95_ms"] > 0
     assert data["registration_check"]["ratio"] > 0
+    kek = data["kek_rotation"]
+    assert kek["children"] == 500
+    assert kek["seconds"] > 0
+    assert kek["goal_seconds_for_100000"] == 30.0
     rounds = data["secure_rounds"]
     assert {(row["departments"], tuple(row["dimensions"])) for row in rounds} == {
         (n, dims) for n in (3, 5) for dims in {tuple(r["dimensions"]) for r in tables}

@@ -64,7 +64,7 @@ from node.store.sqlcipher import SqlCipherStore
 from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
 from tools.clients.statistician import fetch_table
-from tools.dev import bench_audit, bench_extract, bench_search, bench_secagg, synth
+from tools.dev import bench_audit, bench_extract, bench_kek, bench_search, bench_secagg, synth
 from tools.dev.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.dev.procmem import TreePeak, peak_rss_mb, process_tree, tree_pss_mb
 
@@ -97,10 +97,11 @@ class Sizes:
     search_children: int
     search_queries: int
     search_registrations: int
+    kek_children: int = bench_kek.GOAL_CHILDREN  # (j): children whose keys are rewrapped
 
 
 FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)
-QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20)
+QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500)
 
 
 # ----- data ---------------------------------------------------------------------------
@@ -443,6 +444,9 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
                 root, sizes.search_children, sizes.search_queries, sizes.search_registrations,
                 say,
             ),
+            "kek_rotation": bench_kek.measure_kek_rotation(
+                list(scaled(base, sizes.kek_children, "kek")), root, say
+            ),
         }  # fmt: skip
 
 
@@ -554,6 +558,14 @@ def render(result: dict[str, Any]) -> Table:
         f"{reg['without_check_p50_ms']} ms without the check",
         f"{reg['ratio']}",
         f"≤ {reg['goal_max_ratio']}",
+    )
+    kek = result["kek_rotation"]
+    table.add_row(
+        f"KEK rotation, {kek['children']:,} children (every child key rewrapped, one commit)",
+        f"{kek['seconds']} s",
+        f"{kek['children_per_second']:,} children/s",
+        f"{kek['seconds_for_100000']} s for 100,000",
+        f"≤ {kek['goal_seconds_for_100000']} s for 100,000",
     )
     mem = result["memory"]
     table.add_row(
