@@ -184,8 +184,15 @@ def resolve_keyring(
     from_next = False
     try:
         keyring = Keyring.open(keyring_path, source)
-    except KeyProblem:
+    except KeyProblem as problem:
         if not next_path.exists():
+            rotated = keyring_generation(keyring_path) or 1
+            if rotated > 1 and "does not open" in str(problem):
+                raise KeyProblem(
+                    str(problem),
+                    hint=f"the KEK was rotated (generation {rotated}, `childreg node "
+                    "rotate-kek`); point kek_file at the KEK of the last rotation",
+                ) from None
             raise
         try:
             keyring = Keyring.open(next_path, source)
