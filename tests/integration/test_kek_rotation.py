@@ -333,3 +333,48 @@ def test_a_starting_node_discards_a_rotation_before_its_commit_point(host: Host)
     open_keyring(host.cfg(), repair=True)
     assert not next_keyring_path(keyring_path).exists()
     assert (host.opens(new=False), host.opens(new=True)) == (True, False)
+
+
+def test_a_child_key_that_does_not_open_stops_the_rotation_with_nothing_changed(
+    host: Host,
+) -> None:
+    """If one child's wrapped key does not open with the current KEK, the rotation is
+    refused, no child key changes, the new keyring is removed, the old KEK still opens the
+    node and a failed keys.rotate leaf is kept."""
+    store, _ = open_node(host.cfg())
+    try:
+        row, _, version, _ = next(iter(store.wrapped_keys()))[7]
+        store.put_wrapped_keys([(row, b"\0" * 72, version)])
+        keys_before = [r for page in store.wrapped_keys() for r in page]
+    finally:
+        store.close()
+    code, _, exc = rotate_cli(host)
+    assert code != 0
+    assert isinstance(exc, KeyProblem)
+    assert (host.opens(new=False), host.opens(new=True)) == (True, False)
+    assert not next_keyring_path(host.cfg().keyring_path).exists()
+    store, _ = open_node(host.cfg())
+    try:
+        assert [r for page in store.wrapped_keys() for r in page] == keys_before
+        assert store.kek_generation() == 1
+    finally:
+        store.close()
+    (leaf,) = [e for e in host.leaves(new=False) if e.action == "keys.rotate"]
+    assert leaf.outcome != "OK"
+
+
+def test_a_second_rotation_leaves_only_the_newest_kek_opening_the_node(host: Host) -> None:
+    """Rotating twice (generation 3) leaves neither the first nor the second KEK opening
+    the node, and every child opens with the third."""
+    before = host.snapshot(new=False)
+    assert rotate_cli(host)[0] == 0
+    third = host.root / "third.key"
+    generate_key_file(third)
+    args = ["node", "rotate-kek", "--config", str(host.new_config), "--new-kek", str(third)]
+    with capture_logs():
+        result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.exception
+    assert json.loads(result.stdout)["to_generation"] == 3
+    assert (host.opens(new=False), host.opens(new=True)) == (False, False)
+    host.new_config.write_text(host.new_config.read_text().replace("new.key", "third.key"))
+    assert host.snapshot(new=True) == before
