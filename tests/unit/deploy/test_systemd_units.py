@@ -88,7 +88,8 @@ def test_unit_runs_the_party_serve_command_with_its_example_config(unit: Path) -
     assert argv[1 : 1 + len(command)] == command
     assert argv[1 + len(command)] == "--config"
     config = Path(argv[2 + len(command)])
-    assert config.is_absolute() and config.suffix == Path(example).suffix
+    assert config.is_absolute()
+    assert config.suffix == Path(example).suffix
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
@@ -100,7 +101,8 @@ def test_state_directory_is_where_the_example_config_writes(unit: Path) -> None:
     (state,) = service["StateDirectory"]
     assert Path("/var/lib") / state == Path(str(example_config(example)[key]))
     assert service["StateDirectoryMode"] == ["0700"]
-    assert service["User"] == ["childreg"] and service["Group"] == ["childreg"]
+    assert service["User"] == ["childreg"]
+    assert service["Group"] == ["childreg"]
     sysusers = (DEPLOY / "sysusers.d" / "childreg.conf").read_text(encoding="utf-8")
     assert re.search(r"^u childreg ", sysusers, re.MULTILINE)
 
@@ -141,7 +143,8 @@ def test_units_verify(tmp_path: Path) -> None:
         check=False,
         timeout=120,
     )
-    assert run.returncode == 0 and not run.stderr.strip(), run.stderr
+    assert run.returncode == 0, run.stderr
+    assert not run.stderr.strip(), run.stderr
 
 
 @needs_analyze
