@@ -30,6 +30,13 @@ ROLES = (
 )  # fmt: skip
 #: Roles that run servers and so need serverAuth (all roles act as clients too).
 SERVER_ROLES = frozenset({"node", "coordinator", "witness"})
+#: Default lifetimes (docs/operations.md, "Certificate lifetimes"). The CA key stays
+#: offline, so every renewal is a trip to the offline machine: a service's certificate
+#: lasts a year (renewed at a planned yearly visit; revocation covers a stolen key
+#: meanwhile), a person's 90 days (held on laptops and tokens that get lost, and people
+#: change jobs, so it lapses by itself within a quarter if nobody revokes it).
+SERVICE_VALIDITY = dt.timedelta(days=365)
+PERSON_VALIDITY = dt.timedelta(days=90)
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 SPIFFE_RE = re.compile(
     r"^spiffe://(?P<federation>[a-z0-9._-]+)/(?P<role>[a-z-]+)/(?P<id>[a-z0-9._-]+)$"
@@ -97,6 +104,11 @@ class IdentityFiles:
         """The identity named by this directory's certificate."""
         _, cert, _ = self.read()
         return spiffe_id_of(x509.load_pem_x509_certificate(cert))
+
+
+def default_validity(role: str) -> dt.timedelta:
+    """How long a certificate of ``role`` lasts unless the issuer says otherwise."""
+    return SERVICE_VALIDITY if role in SERVER_ROLES else PERSON_VALIDITY
 
 
 def _check_name(field: str, value: str) -> None:
@@ -226,13 +238,14 @@ class CertificateAuthority:
         *,
         dns_names: tuple[str, ...] = (),
         ip_addresses: tuple[str, ...] = (),
-        validity: dt.timedelta = dt.timedelta(days=1),
+        validity: dt.timedelta | None = None,
         server: bool | None = None,
     ) -> IdentityFiles:
         """Issue ``spiffe://<federation>/<role>/<ident>`` into ``out_dir`` and return its files.
 
         Every identity gets clientAuth; server roles (or ``server=True``) also get serverAuth
-        and should be given the DNS names / addresses clients will pin.
+        and should be given the DNS names / addresses clients will pin. ``validity``
+        defaults to the role's (:func:`default_validity`); a certificate never outlives the CA.
         """
         if role not in ROLES:
             raise InvalidInput("unknown role", [Violation("role", f"one of {', '.join(ROLES)}")])
@@ -247,6 +260,8 @@ class CertificateAuthority:
         if is_server:
             usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
         now = dt.datetime.now(dt.UTC)
+        lifetime = default_validity(role) if validity is None else validity
+        not_after = min(now + lifetime, self.cert.not_valid_after_utc)
         cert = (
             x509.CertificateBuilder()
             .subject_name(
@@ -261,7 +276,7 @@ class CertificateAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + validity)
+            .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)

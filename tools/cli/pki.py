@@ -46,7 +46,14 @@ def issue(
     ca_dir: CaDirOpt,
     dns: Annotated[list[str] | None, typer.Option(help="DNS name for a server (repeat).")] = None,
     ip: Annotated[list[str] | None, typer.Option(help="IP address for a server (repeat).")] = None,
-    hours: Annotated[float, typer.Option(help="Validity in hours.", min=0.1)] = 24.0,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            help="Validity in hours (default: 8760, a year, for node, coordinator and "
+            "witness; 2160, 90 days, for people and clients).",
+            min=0.1,
+        ),
+    ] = None,
 ) -> None:
     """Issue an identity spiffe://<federation>/<role>/<id> signed by the CA."""
     files = operator.issue(ca_dir, role, ident, out_dir, dns=dns or (), ip=ip or (), hours=hours)
