@@ -168,7 +168,8 @@ class _Unavailable(grpc.RpcError, grpc.Call):  # type: ignore[misc]
 
 def _status(servicer: health.HealthServicer) -> int:
     request = health_pb2.HealthCheckRequest(service=HEALTH_SERVICE)
-    return servicer.Check(request, None).status  # type: ignore[arg-type]
+    reply = servicer.Check(request, None)  # type: ignore[arg-type]
+    return int(reply.status)
 
 
 def test_keeper_installs_the_fetched_list_and_reports_its_age(
