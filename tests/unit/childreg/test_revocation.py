@@ -225,3 +225,18 @@ def test_a_list_without_a_time_counts_as_stale(ca: CertificateAuthority, tmp_pat
     check = _check(ca, tmp_path, sign(DenyList(FED, 2, frozenset()), _key(ca)))
     assert check.age_seconds() is None
     assert DenyListKeeper(check, fetch=None, max_age_seconds=600).stale
+
+
+def test_revocation_settings_name_the_field_and_the_problem() -> None:
+    """A malformed publisher address or an unknown key in [revocation] is refused by name."""
+    from pydantic import ValidationError
+
+    from childreg.config import RevocationSettings
+
+    assert RevocationSettings().publisher is None
+    with pytest.raises(ValidationError, match="publisher"):
+        RevocationSettings.model_validate({"publisher": "no port here"})
+    with pytest.raises(ValidationError, match="fetch_interval"):
+        RevocationSettings.model_validate({"fetch_interval": 5})
+    with pytest.raises(ValidationError, match="max_age_seconds"):
+        RevocationSettings.model_validate({"max_age_seconds": 0})
