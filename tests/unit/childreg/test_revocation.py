@@ -240,3 +240,20 @@ def test_revocation_settings_name_the_field_and_the_problem() -> None:
         RevocationSettings.model_validate({"fetch_interval": 5})
     with pytest.raises(ValidationError, match="max_age_seconds"):
         RevocationSettings.model_validate({"max_age_seconds": 0})
+
+
+def test_a_node_may_not_publish(tmp_path: Path) -> None:
+    """A node's configuration with `[revocation] publish = true` is refused, naming it."""
+    from pydantic import ValidationError
+
+    from node.config import NodeConfig
+
+    data = {
+        "department_id": "alpha", "name": "Alpha", "region": "baku", "districts": ["nasimi"],
+        "data_dir": str(tmp_path), "identity_dir": str(tmp_path), "kek_file": str(tmp_path / "k"),
+        "denylist_file": str(tmp_path / DENYLIST_FILE),
+        "statistics_authority_key": str(tmp_path / "authority.pub"),
+    }  # fmt: skip
+    NodeConfig.model_validate(data)
+    with pytest.raises(ValidationError, match=r"revocation\.publish"):
+        NodeConfig.model_validate(data | {"revocation": {"publish": True}})
