@@ -9,6 +9,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,10 @@ def _health(server: Server, tls: TlsMaterial, service: str = "") -> grpc.StatusC
     return int(reply.status)
 
 
+def _refuses(server: Server, tls: TlsMaterial) -> bool:
+    return _health(server, tls) == grpc.StatusCode.PERMISSION_DENIED
+
+
 def _wait_for(predicate: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + DEADLINE
     while not predicate():
@@ -197,10 +202,7 @@ def test_a_school_revoked_at_the_ca_is_refused_by_every_server(world: World) -> 
     ca = CertificateAuthority.load(world.fed.root / "ca")
     deny = ca.revoke([world.school_serial])  # writes ca/denylist.json, nothing else
     for server in world.servers.values():
-        _wait_for(
-            lambda s=server: _health(s, world.school) == grpc.StatusCode.PERMISSION_DENIED,  # type: ignore[misc]
-            f"{server.name} refusing the revoked school",
-        )
+        _wait_for(partial(_refuses, server, world.school), f"{server.name} refusing the school")
     for server in world.servers.values():
         remembered = verify((server.state_dir / STATE_FILE).read_bytes(), ca.cert)
         assert remembered.version == deny.version, server.name
