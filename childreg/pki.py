@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,7 +296,11 @@ class CertificateAuthority:
         return files
 
     def revoke(self, serials: Iterable[int]) -> revocation.DenyList:
-        """Add serials to the CA's signed deny-list (``denylist.json`` in its directory)."""
+        """Add serials to the CA's signed deny-list (``denylist.json`` in its directory).
+
+        Each call signs a new version stamped with the time; with no serials it re-signs the
+        same revocations, which is how the CA keeps its list younger than servers' maximum age.
+        """
         if self.directory is None:
             raise KeyProblem("this CA was not loaded from a directory; cannot keep a deny-list")
         path = self.directory / revocation.DENYLIST_FILE
@@ -303,7 +308,10 @@ class CertificateAuthority:
         if path.exists():
             current = revocation.verify(path.read_bytes(), self.cert)
         updated = revocation.DenyList(
-            self.federation, current.version + 1, current.serials | frozenset(serials)
+            self.federation,
+            current.version + 1,
+            current.serials | frozenset(serials),
+            issued_at=int(time.time()),
         )
         revocation.write(path, updated, self._key)
         return updated

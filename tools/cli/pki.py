@@ -70,11 +70,16 @@ def revoke(
     ] = None,
     ca_dir: CaDirOpt = Path("ca"),
 ) -> None:
-    """Add certificates to the CA's signed deny-list; copy denylist.json to every server."""
+    """Add certificates to the CA's signed deny-list (none: re-sign it); hand it to the publisher.
+
+    Copy denylist.json to the publisher's (the coordinator's) denylist_file; every server
+    fetches it from there within its fetch_seconds (docs/operations.md).
+    """
     deny = operator.revoke(ca_dir, serial or [], cert or [])
     err.print(
-        f"deny-list version {deny.version}: {len(deny.serials)} revoked; "
-        f"copy {ca_dir / DENYLIST_FILE} to every server's denylist_file (reloaded within a second)"
+        f"deny-list version {deny.version}: {len(deny.serials)} revoked; copy "
+        f"{ca_dir / DENYLIST_FILE} to the publisher's (the coordinator's) denylist_file; "
+        "every server fetches it within its [revocation] fetch_seconds"
     )
 
 
