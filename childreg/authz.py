@@ -84,6 +84,8 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
     # Witnesses are given checkpoints by nodes; anyone auditing may read what they hold.
     "/childreg.v1.WitnessService/AddCheckpoint": frozenset({"node"}),
     "/childreg.v1.WitnessService/GetState": frozenset({"node", "auditor", "coordinator"}),
+    # The federation's signed deny-list, fetched by every server from its publisher.
+    "/childreg.v1.RevocationService/GetDenyList": frozenset({"node", "witness", "coordinator"}),
     # Supervisors (systemd, Kubernetes probes) hold an identity too; health says nothing else.
     # Watch is not offered: each open stream would hold a worker thread for its deadline.
     _HEALTH + "Check": frozenset(ROLES),

@@ -68,6 +68,31 @@ def resolve_path(value: Path, info_context: Any) -> Path:
     return value
 
 
+class RevocationSettings(BaseModel):
+    """How a server keeps its deny-list current (``[revocation]``; childreg.denylist_sync).
+
+    Example (TOML), on every node and witness; the coordinator sets ``publish = true``::
+
+        [revocation]
+        publisher = "coordinator.example.org:7443"   # who serves the signed list
+        publisher_server_name = "coordinator.az.childreg"
+        fetch_seconds = 300           # how often the list is fetched (and the file re-read)
+        max_age_seconds = 691200      # older than this since the CA signed it: "stale"
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Serve the list in force to the federation's servers (RevocationService).
+    publish: bool = False
+    #: The publishing party's address; unset: only ``denylist_file`` is read.
+    publisher: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
+    #: The DNS name the publisher's certificate must carry.
+    publisher_server_name: str | None = Field(default=None, pattern=r"^[a-z0-9.\-]{1,253}$")
+    fetch_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    #: 8 days: a CA that re-signs weekly (`childreg pki revoke` with no serial) stays fresh.
+    max_age_seconds: float = Field(default=8 * 86_400.0, gt=0, le=366 * 86_400)
+
+
 class ServiceSettings(BaseModel):
     """What every childreg service's configuration holds: where it listens, who it is, limits.
 
@@ -80,6 +105,8 @@ class ServiceSettings(BaseModel):
     identity_dir: Path
     #: The federation's signed deny-list of revoked certificates (reloaded when it changes).
     denylist_file: Path
+    #: Where newer lists come from, and how old the list in force may be.
+    revocation: RevocationSettings = RevocationSettings()
     #: The statistics authority's Ed25519 public key (`authority.pub`): pinned, it is the
     #: only key whose signed table catalogue this service accepts.
     statistics_authority_key: Path

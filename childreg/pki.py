@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,13 @@ ROLES = (
 )  # fmt: skip
 #: Roles that run servers and so need serverAuth (all roles act as clients too).
 SERVER_ROLES = frozenset({"node", "coordinator", "witness"})
+#: Default lifetimes (docs/operations.md, "Certificate lifetimes"). The CA key stays
+#: offline, so every renewal is a trip to the offline machine: a service's certificate
+#: lasts a year (renewed at a planned yearly visit; revocation covers a stolen key
+#: meanwhile), a person's 90 days (held on laptops and tokens that get lost, and people
+#: change jobs, so it lapses by itself within a quarter if nobody revokes it).
+SERVICE_VALIDITY = dt.timedelta(days=365)
+PERSON_VALIDITY = dt.timedelta(days=90)
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 SPIFFE_RE = re.compile(
     r"^spiffe://(?P<federation>[a-z0-9._-]+)/(?P<role>[a-z-]+)/(?P<id>[a-z0-9._-]+)$"
@@ -97,6 +105,11 @@ class IdentityFiles:
         """The identity named by this directory's certificate."""
         _, cert, _ = self.read()
         return spiffe_id_of(x509.load_pem_x509_certificate(cert))
+
+
+def default_validity(role: str) -> dt.timedelta:
+    """How long a certificate of ``role`` lasts unless the issuer says otherwise."""
+    return SERVICE_VALIDITY if role in SERVER_ROLES else PERSON_VALIDITY
 
 
 def _check_name(field: str, value: str) -> None:
@@ -226,13 +239,14 @@ class CertificateAuthority:
         *,
         dns_names: tuple[str, ...] = (),
         ip_addresses: tuple[str, ...] = (),
-        validity: dt.timedelta = dt.timedelta(days=1),
+        validity: dt.timedelta | None = None,
         server: bool | None = None,
     ) -> IdentityFiles:
         """Issue ``spiffe://<federation>/<role>/<ident>`` into ``out_dir`` and return its files.
 
         Every identity gets clientAuth; server roles (or ``server=True``) also get serverAuth
-        and should be given the DNS names / addresses clients will pin.
+        and should be given the DNS names / addresses clients will pin. ``validity``
+        defaults to the role's (:func:`default_validity`); a certificate never outlives the CA.
         """
         if role not in ROLES:
             raise InvalidInput("unknown role", [Violation("role", f"one of {', '.join(ROLES)}")])
@@ -247,6 +261,8 @@ class CertificateAuthority:
         if is_server:
             usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
         now = dt.datetime.now(dt.UTC)
+        lifetime = default_validity(role) if validity is None else validity
+        not_after = min(now + lifetime, self.cert.not_valid_after_utc)
         cert = (
             x509.CertificateBuilder()
             .subject_name(
@@ -261,7 +277,7 @@ class CertificateAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + validity)
+            .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
@@ -280,7 +296,11 @@ class CertificateAuthority:
         return files
 
     def revoke(self, serials: Iterable[int]) -> revocation.DenyList:
-        """Add serials to the CA's signed deny-list (``denylist.json`` in its directory)."""
+        """Add serials to the CA's signed deny-list (``denylist.json`` in its directory).
+
+        Each call signs a new version stamped with the time; with no serials it re-signs the
+        same revocations, which is how the CA keeps its list younger than servers' maximum age.
+        """
         if self.directory is None:
             raise KeyProblem("this CA was not loaded from a directory; cannot keep a deny-list")
         path = self.directory / revocation.DENYLIST_FILE
@@ -288,7 +308,10 @@ class CertificateAuthority:
         if path.exists():
             current = revocation.verify(path.read_bytes(), self.cert)
         updated = revocation.DenyList(
-            self.federation, current.version + 1, current.serials | frozenset(serials)
+            self.federation,
+            current.version + 1,
+            current.serials | frozenset(serials),
+            issued_at=int(time.time()),
         )
         revocation.write(path, updated, self._key)
         return updated

@@ -3,8 +3,21 @@
 Python gRPC has no CRL support, so servers check every caller's serial against this list
 (see ``childreg.authz``). The list is a JSON document signed with the CA's key (ECDSA
 P-256, SHA-256) over its canonical form; servers verify it against the federation root
-they already trust and reload it when the file changes — no restart. A list that does
-not verify, or is older than the one in force, is ignored (the previous one stays).
+they already trust, from their own file (reloaded when it changes) or as fetched from
+the federation's publisher (``childreg.denylist_sync``), and install it without restart.
+
+The rules every server applies to a candidate list (:func:`judge`), whatever its source:
+
+- it must verify under the CA and name this federation;
+- a higher version replaces the one in force only if it still revokes every serial the
+  one in force revokes (revocations never lapse);
+- the same version is accepted only byte-for-byte the same body; other content under the
+  same version is refused (two lists signed with one version mean a restored CA);
+- a lower version is refused.
+
+The newest list accepted is kept, as the CA signed it, in a state file in the server's
+data or state directory (written atomically), so a restarted server still refuses an
+older list than one it has seen.
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from cryptography import x509
@@ -31,25 +44,50 @@ from childreg.secretfile import write_private
 log = structlog.get_logger("childreg.revocation")
 
 DENYLIST_FILE = "denylist.json"
+#: The newest list a server has accepted, kept in its data or state directory.
+STATE_FILE = "denylist.accepted.json"
 RELOAD_SECONDS = 1.0
+
+#: What a server does with a candidate list (see :func:`judge`).
+Verdict = Literal["newer", "same", "older", "conflict", "drops", "foreign", "invalid"]
+ACCEPTED: frozenset[str] = frozenset({"newer", "same"})
 
 
 @dataclass(frozen=True)
 class DenyList:
-    """Revoked serials of one federation, with a version that only goes up."""
+    """Revoked serials of one federation, with a version that only goes up and the time
+    (Unix seconds, UTC) the CA signed it; lists signed before that field existed have none."""
 
     federation: str
     version: int
     serials: frozenset[int]
+    issued_at: int | None = None
 
     def body(self) -> bytes:
         """The canonical bytes that are signed."""
-        data = {
+        data: dict[str, Any] = {
             "federation": self.federation,
             "version": self.version,
             "serials": sorted(format(s, "x") for s in self.serials),
         }
+        if self.issued_at is not None:
+            data["issued_at"] = self.issued_at
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def judge(current: DenyList | None, candidate: DenyList) -> Verdict:
+    """What to do with ``candidate`` (already verified) given the list in force."""
+    if current is not None and candidate.federation != current.federation:
+        return "foreign"
+    if current is None:
+        return "newer"
+    if candidate.version < current.version:
+        return "older"
+    if candidate.version == current.version:
+        return "same" if candidate.body() == current.body() else "conflict"
+    if not candidate.serials >= current.serials:
+        return "drops"
+    return "newer"
 
 
 def sign(deny: DenyList, key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -63,17 +101,21 @@ def verify(document: bytes, ca_cert: x509.Certificate) -> DenyList:
     """Parse and check a signed deny-list; InvalidInput if malformed or not signed by the CA."""
     try:
         doc: dict[str, Any] = json.loads(document)
+        issued_at = doc.get("issued_at")
+        if issued_at is not None and (type(issued_at) is not int or issued_at < 0):
+            raise ValueError("issued_at")
         deny = DenyList(
             federation=str(doc["federation"]),
             version=int(doc["version"]),
             serials=frozenset(int(s, 16) for s in doc["serials"]),
+            issued_at=issued_at,
         )
         signature = base64.b64decode(doc["signature"], validate=True)
         public = ca_cert.public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey):
             raise TypeError("CA key is not EC")
         public.verify(signature, deny.body(), ec.ECDSA(hashes.SHA256()))
-    except (ValueError, KeyError, TypeError, InvalidSignature) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidSignature) as exc:
         raise InvalidInput(
             "the deny-list is malformed or not signed by the federation CA",
             [Violation("denylist", type(exc).__name__)],
@@ -87,7 +129,9 @@ def write(path: Path, deny: DenyList, key: ec.EllipticCurvePrivateKey) -> None:
 
 
 class RevocationCheck:
-    """Answers "is this serial revoked?", reloading the signed file when it changes."""
+    """Answers "is this serial revoked?" from the newest acceptable list it has been given:
+    its own file (reloaded when it changes), lists offered by a fetcher, and the list it
+    remembered in ``state_file`` before a restart."""
 
     def __init__(
         self,
@@ -95,37 +139,112 @@ class RevocationCheck:
         ca_cert: x509.Certificate,
         federation: str,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        state_file: Path | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._path = path
         self._ca = ca_cert
         self._federation = federation
         self._clock = clock
+        self._wall = wall
+        self._state = state_file
         self._lock = threading.Lock()
         self._current = DenyList(federation, 0, frozenset())
+        self._document = b""
         self._seen: tuple[int, int] | None = None  # (mtime_ns, size) last loaded
         self._checked = float("-inf")
+        self._remembered = False
+        if state_file is not None and state_file.exists():
+            self._remember(state_file)
         if path is not None:
             try:
-                self._current = verify(path.read_bytes(), ca_cert)
+                document = path.read_bytes()
+                local = verify(document, ca_cert)
+                st = path.stat()
             except (OSError, InvalidInput):
                 raise KeyProblem(
                     f"the deny-list {path} is missing or does not verify",
                     hint="copy denylist.json from the federation CA (childreg pki init/revoke)",
                 ) from None
-            if self._current.federation != federation:
+            if local.federation != federation:
                 raise KeyProblem(f"the deny-list {path} belongs to another federation")
-            st = path.stat()
             self._seen = (st.st_mtime_ns, st.st_size)
+            if self._remembered:
+                self.offer(document, source="file")
+            else:
+                self._install(local, document)
+
+    def _remember(self, state_file: Path) -> None:
+        """Start from the newest list accepted before a restart (KeyProblem if it is bad)."""
+        try:
+            document = state_file.read_bytes()
+            deny = verify(document, self._ca)
+        except (OSError, InvalidInput):
+            raise KeyProblem(
+                f"the remembered deny-list {state_file} cannot be read or does not verify",
+                hint="it is written only by this server; restore it from a backup of the "
+                "directory, or remove it only if the CA's newest list is put in denylist_file",
+            ) from None
+        if deny.federation != self._federation:
+            raise KeyProblem(f"the remembered deny-list {state_file} belongs to another federation")
+        self._current, self._document, self._remembered = deny, document, True
 
     @property
     def current(self) -> DenyList:
         """The deny-list in force."""
         return self._current
 
+    @property
+    def document(self) -> bytes:
+        """The signed document of the list in force, byte for byte (what a publisher serves)."""
+        with self._lock:
+            return self._document
+
+    def age_seconds(self) -> float | None:
+        """Seconds since the CA signed the list in force; None if the list carries no time."""
+        issued = self._current.issued_at
+        return None if issued is None else max(0.0, self._wall() - issued)
+
     def is_revoked(self, serial: int) -> bool:
-        """True if ``serial`` is on the deny-list in force (reloaded at most once a second)."""
+        """True if ``serial`` is on the list in force (its file re-read at most once a second)."""
         self._refresh()
         return serial in self._current.serials
+
+    def offer(self, document: bytes, *, source: str) -> Verdict:
+        """Judge a signed list from ``source`` ("file", "publisher"); install it if newer."""
+        try:
+            candidate = verify(document, self._ca)
+        except InvalidInput:
+            log.error("denylist.refused", source=source, reason="invalid")
+            return "invalid"
+        with self._lock:
+            verdict: Verdict = (
+                "foreign" if candidate.federation != self._federation
+                else judge(self._current, candidate)
+            )  # fmt: skip
+            if verdict == "newer":
+                self._install(candidate, document)
+            elif verdict != "same":
+                log.error(
+                    "denylist.refused",
+                    source=source,
+                    reason=verdict,
+                    version=candidate.version,
+                    in_force=self._current.version,
+                )
+        return verdict
+
+    def _install(self, deny: DenyList, document: bytes) -> None:
+        """Make ``deny`` the list in force and remember it (the state file first)."""
+        if self._state is not None:
+            write_private(self._state, document)
+        self._current, self._document = deny, document
+        log.info("denylist.loaded", version=deny.version, revoked=len(deny.serials))
+
+    def refresh(self) -> None:
+        """Re-read the local file now if it changed (a fetcher's tick calls this too)."""
+        self._refresh(force=True)
 
     def _refresh(self, *, force: bool = False) -> None:
         if self._path is None:
@@ -145,15 +264,11 @@ class RevocationCheck:
                 return
             self._seen = stamp
             try:
-                deny = verify(self._path.read_bytes(), self._ca)
-            except (InvalidInput, OSError):
-                log.error("denylist.rejected", path=str(self._path))
+                document = self._path.read_bytes()
+            except OSError:
+                log.error("denylist.refused", source="file", reason="unreadable")
                 return
-            if deny.federation != self._federation or deny.version < self._current.version:
-                log.error("denylist.rejected", path=str(self._path), version=deny.version)
-                return
-            self._current = deny
-            log.info("denylist.loaded", version=deny.version, revoked=len(deny.serials))
+        self.offer(document, source="file")
 
 
 def record_issued(ca_dir: Path, serial: int, spiffe_id: str, not_after: dt.datetime) -> None:

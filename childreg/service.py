@@ -11,13 +11,17 @@ from pathlib import Path
 from types import FrameType
 
 import grpc
+from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from childreg.authz import authorizer_for
+from childreg.authz import Authorizer
 from childreg.config import ServiceSettings
+from childreg.denylist_sync import DenyListKeeper, DenyListPublisher, grpc_fetch
 from childreg.pki import IdentityFiles
 from childreg.ratelimit import RateLimit
+from childreg.revocation import STATE_FILE, RevocationCheck
 from childreg.rpc import DenialHook, RotatingCredentials, make_server
+from childreg.v1 import revocation_pb2_grpc as rpb_grpc
 
 
 def write_ready_file(path: Path, address: str) -> None:
@@ -63,18 +67,35 @@ def start_grpc_service(
     *,
     department: str | None = None,
     on_denied: DenialHook | None = None,
+    state_dir: Path | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Start a service's mutual-TLS server the one way every childreg service starts:
 
     its identity (renewable without restart), the authorization table and deny-list, the
     per-caller rate limit, limits and health checking. Returns server, port and health.
+
+    The deny-list is kept current by a :class:`~childreg.denylist_sync.DenyListKeeper`
+    thread (``settings.revocation``) until the server stops; the newest list accepted is
+    remembered in ``state_dir`` (the node's data directory, the coordinator's or witness's
+    state directory) so a restart never goes back to an older one.
     """
     identity = IdentityFiles(settings.identity_dir)
-    authorizer = authorizer_for(identity, department=department, denylist=settings.denylist_file)
+    ca = x509.load_pem_x509_certificate(identity.ca.read_bytes())
+    federation = identity.spiffe_id().federation
+    check = RevocationCheck(
+        settings.denylist_file,
+        ca,
+        federation,
+        state_file=None if state_dir is None else state_dir / STATE_FILE,
+    )
+    authorizer = Authorizer(federation, department=department, revoked=check)
     health_servicer = health.HealthServicer()
+    sync = settings.revocation
 
     def register_all(server: grpc.Server) -> None:
         register(server)
+        if sync.publish:
+            rpb_grpc.add_RevocationServiceServicer_to_server(DenyListPublisher(check), server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
     server, port = make_server(
@@ -87,4 +108,13 @@ def start_grpc_service(
         on_denied=on_denied,
     )
     set_health(health_servicer, services, serving=True)
+    fetch = (
+        None
+        if sync.publisher is None
+        else grpc_fetch(identity, sync.publisher, sync.publisher_server_name)
+    )
+    keeper = DenyListKeeper(
+        check, fetch=fetch, max_age_seconds=sync.max_age_seconds, health_servicer=health_servicer
+    )
+    keeper.start(server, sync.fetch_seconds)
     return server, port, health_servicer

@@ -179,7 +179,9 @@ def _start(config: CoordinatorConfig, witness: HostedWitness | None) -> Coordina
                 witness.register(server)
 
         services = SERVICES + ((witness.service_name,) if witness is not None else ())
-        server, port, health_servicer = start_grpc_service(config, register, services)
+        server, port, health_servicer = start_grpc_service(
+            config, register, services, state_dir=config.state_dir
+        )
     except BaseException:
         channels.close()
         store.close()

@@ -109,6 +109,15 @@ class NodeConfig(ServiceSettings):
         return None if value is None else resolve_path(value, info.context)
 
     @model_validator(mode="after")
+    def _node_does_not_publish(self) -> Self:
+        if self.revocation.publish:  # every RPC a node serves is an audited action
+            raise ValueError(
+                "revocation.publish: a node does not publish the deny-list; the coordinator "
+                "(or a witness) does, and the node fetches it (revocation.publisher)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _one_kek_source(self) -> Self:
         if (self.kek_file is None) == (self.kek_passphrase_env is None):
             raise ValueError("set exactly one of kek_file or kek_passphrase_env")

@@ -279,6 +279,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             # The hook gives (method, presented identity, status); the leaf's actor is the
             # identity and its purpose the method.
             on_denied=lambda method, peer, status: audited.denied(peer, method, status),
+            state_dir=config.data_dir,
         )
     except BaseException:
         store.close()

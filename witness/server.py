@@ -89,7 +89,9 @@ def start_witness(config: WitnessConfig) -> WitnessApp:
         def register(server: grpc.Server) -> None:
             apb_grpc.add_WitnessServiceServicer_to_server(WitnessServicer(witness), server)
 
-        server, port, health_servicer = start_grpc_service(config, register, SERVICES)
+        server, port, health_servicer = start_grpc_service(
+            config, register, SERVICES, state_dir=config.state_dir
+        )
     except BaseException:
         store.close()
         raise

@@ -155,6 +155,8 @@ class ConsentDesk:
             child = self._store.get_child(checked.child_id)
             if child is None:
                 raise NotFound("no child with that child_id")
+            if self._store.closure(checked.child_id) is not None:
+                raise FailedPrecondition("the child's record is closed; it takes no new consent")
             key = self._keys.child_key(child.child_id, child.key_version, child.wrapped_key)
             consent_id = _new_consent_id()
             token = new_grant()

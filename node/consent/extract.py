@@ -295,6 +295,10 @@ class ExtractDesk:
     ) -> bytes:
         if source.child is None:
             raise NotFound("the child of this grant is not held by this node")
+        if self._store.closure(source.consent.child_id) is not None:
+            raise FailedPrecondition(
+                "the record of this grant's child is closed; it shares nothing"
+            )
         if source.assessment is None:
             raise FailedPrecondition("no assessment is recorded for the child of this grant")
         consent = source.consent

@@ -3,11 +3,13 @@
 Why: correcting a record must not lose what it said before, and a closed record must stay
 readable — staff, auditors and guardians ask "what did this record say, and who changed
 it?". Each step's details (the fields it changed, before and after, its scope and reason)
-are canonical JSON sealed under the child's key, bound to the child and the step's number
-(context ``history:<seq>``), so the history is exactly as sealed as the record: a name is
-as hidden in its old versions as in the current one, and no step's details can be moved to
-another step or child. The store keeps who (the actor of the action's audit leaf, from
-:func:`node.audit.actor.acting`), when and what kind of step in the clear.
+are canonical JSON sealed under the child's key, bound to the child and to the step's
+number, kind, time and actor (context ``history:<seq>:<kind>:<at>:<actor>``), so the
+history is exactly as sealed as the record: a name is as hidden in its old versions as in
+the current one, no step's details can be moved to another step or child, and a step
+relabelled (another kind, time or actor) no longer opens. The store keeps who (the actor
+of the action's audit leaf, from :func:`node.audit.actor.acting`), when and what kind of
+step in the clear.
 
 A bulk import writes one detail-less ``imported`` step per child (sealing a second copy of
 every row would slow imports for nothing): its values are the record's first version,
@@ -21,6 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from childreg.audit.leaf import utc_now
+from childreg.errors import KeyProblem
 from childreg.history import ChildHistory, FieldChange, HistoryEntry
 from node.audit.actor import acting
 from node.crypto.keys import Keyring
@@ -30,9 +33,10 @@ from node.store.base import RecordStore, StoredEvent
 Value = str | None
 
 
-def context(seq: int) -> str:
-    """The sealing context of one step's details."""
-    return f"history:{seq}"
+def context(seq: int, kind: str, actor: str, at: str) -> str:
+    """The sealing context of one step's details: they open only for this step number,
+    kind, actor and time, so none of the step's clear columns can be changed unnoticed."""
+    return f"history:{seq}:{kind}:{at}:{actor}"
 
 
 def text(value: object) -> Value:
@@ -81,8 +85,9 @@ class HistoryBook:
             "scope": scope,
         }
         plain = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        sealed = self._keys.seal(key, child_id, context(seq), plain.encode("utf-8"))
-        self._store.add_event(StoredEvent(child_id, seq, utc_now(), acting(), kind, sealed))
+        at, actor = utc_now(), acting()
+        sealed = self._keys.seal(key, child_id, context(seq, kind, actor, at), plain.encode())
+        self._store.add_event(StoredEvent(child_id, seq, at, actor, kind, sealed))
 
     def imported(self, child_ids: Sequence[str]) -> None:
         """Append the detail-less first step of children just imported."""
@@ -103,7 +108,10 @@ class HistoryBook:
     def _entry(self, child_id: str, key: bytes, e: StoredEvent) -> HistoryEntry:
         details: dict[str, object] = {"changes": [], "reason": None, "scope": ""}
         if e.sealed is not None:
-            details = json.loads(self._keys.unseal(key, child_id, context(e.seq), e.sealed))
+            where = context(e.seq, e.kind, e.actor, e.at)
+            details = json.loads(self._keys.unseal(key, child_id, where, e.sealed))
+        elif (e.kind, e.seq) != ("imported", 1):  # only an import's first step has none
+            raise KeyProblem("a step of the child's history lost its sealed details")
         changes = details["changes"]
         assert isinstance(changes, list)
         return HistoryEntry(

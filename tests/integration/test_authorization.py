@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 from childreg.authz import RULES, Authorizer
 from childreg.pki import ROLES, CertificateAuthority, IdentityFiles
 from childreg.rpc import TlsMaterial, make_server, secure_channel
-from childreg.v1 import audit_pb2, consent_pb2, records_pb2, statistics_pb2
+from childreg.v1 import audit_pb2, consent_pb2, records_pb2, revocation_pb2, statistics_pb2
 from tests.conftest import FEDERATION, IssueFn, tls
 
 DEPARTMENT = "alpha"
@@ -35,6 +35,7 @@ SERVICES = [
     *statistics_pb2.DESCRIPTOR.services_by_name.values(),
     *audit_pb2.DESCRIPTOR.services_by_name.values(),
     *consent_pb2.DESCRIPTOR.services_by_name.values(),
+    *revocation_pb2.DESCRIPTOR.services_by_name.values(),
 ]
 METHODS: list[MethodDescriptor] = [m for s in SERVICES for m in s.methods]
 

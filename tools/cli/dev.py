@@ -11,9 +11,8 @@ from typing import Annotated
 import typer
 
 from childreg import profile
-from childreg.errors import InvalidInput, Violation
 from tools.cli.console import err, out
-from tools.cli.options import JsonOpt
+from tools.cli.options import CountryOpt, JsonOpt, country_profile
 from tools.dev import bench as bench_mod
 from tools.dev import demo as demo_mod
 from tools.dev import synth as synth_mod
@@ -28,23 +27,10 @@ def _say(quiet: bool) -> Say:
     return say
 
 
-CountryOpt = Annotated[
-    str, typer.Option("--country", help="Country profile: az (Azerbaijan) or kz (Kazakhstan).")
-]
 YearOpt = Annotated[
     str | None,
     typer.Option("--year", help="Academic year, e.g. 2024/25; default: the one today falls in."),
 ]
-
-
-def _profile(country: str) -> profile.Profile:
-    """The shipped profile of ``country``; InvalidInput naming --country otherwise."""
-    try:
-        return profile.embedded(country)
-    except ValueError:
-        raise InvalidInput(
-            "unknown country", [Violation("country", f"expected one of {profile.COUNTRIES}")]
-        ) from None
 
 
 def synth(
@@ -58,7 +44,7 @@ def synth(
     as_json: JsonOpt = False,
 ) -> None:
     """Write one CSV per department of clearly synthetic children matching published figures."""
-    with profile.installed(_profile(country)) as chosen:
+    with profile.installed(country_profile(country)) as chosen:
         academic_year = year or chosen.academic_year(dt.date.today())
         figures = synth_mod.figures_for(country, academic_year)
         manifest = synth_mod.generate(
@@ -105,7 +91,7 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a whole local federation end to end and print the national table."""
-    _profile(country)  # an unknown country: refused before anything starts
+    country_profile(country)  # an unknown country: refused before anything starts
     result = demo_mod.run_demo(
         country=country,
         academic_year=year,

@@ -17,7 +17,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from childreg import csvformat, logsetup
+from childreg import csvformat, logsetup, profile
 from childreg.config import load_config
 from node.config import NodeConfig
 from node.server import (
@@ -36,6 +36,7 @@ from tools.cli.options import (
     ReadyFileOpt,
     ServerNameOpt,
     TimeoutOpt,
+    country_profile,
 )
 from tools.clients import importer
 from tools.clients.client import EXIT_UNVERIFIED, CliError, Endpoint
@@ -84,9 +85,35 @@ def import_cmd(
     check_only: Annotated[
         bool, typer.Option("--check-only", help="Only validate the file; contact no node.")
     ] = False,
+    country: Annotated[
+        str,
+        typer.Option(
+            "--country",
+            help="Country profile the file is checked against first (az or kz); the node "
+            "checks it again against its own.",
+        ),
+    ] = profile.DEFAULT_COUNTRY,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import a CSV file into a node (documented in docs/import-format.md)."""
+    """Import a CSV file into a node (documented in docs/import-format.md).
+
+    \b
+    Example:
+      childreg node import children.csv --node node.example:7443 --identity staff --country kz
+    """
+    with profile.installed(country_profile(country)):
+        _import(file, node, identity, server_name, check_only=check_only, as_json=as_json)
+
+
+def _import(
+    file: Path,
+    node: str,
+    identity: Path,
+    server_name: str | None,
+    *,
+    check_only: bool,
+    as_json: bool,
+) -> None:
     if check_only:
         rows = importer.check(file)
         _done(as_json, {"file": file.name, "valid_rows": rows}, f"{rows} rows are valid")

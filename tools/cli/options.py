@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from childreg import profile
+from childreg.errors import InvalidInput, Violation
+
 ConfigOpt = Annotated[
     Path,
     typer.Option(
@@ -41,3 +44,17 @@ CoordinatorOpt = Annotated[
 ]
 TimeoutOpt = Annotated[float, typer.Option(help="Deadline for each call, in seconds.", min=0.1)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+
+CountryOpt = Annotated[
+    str, typer.Option("--country", help="Country profile: az (Azerbaijan) or kz (Kazakhstan).")
+]
+
+
+def country_profile(country: str) -> profile.Profile:
+    """The shipped profile of ``country``; InvalidInput naming --country otherwise."""
+    try:
+        return profile.embedded(country)
+    except ValueError:
+        raise InvalidInput(
+            "unknown country", [Violation("country", f"expected one of {profile.COUNTRIES}")]
+        ) from None

@@ -46,7 +46,14 @@ def issue(
     ca_dir: CaDirOpt,
     dns: Annotated[list[str] | None, typer.Option(help="DNS name for a server (repeat).")] = None,
     ip: Annotated[list[str] | None, typer.Option(help="IP address for a server (repeat).")] = None,
-    hours: Annotated[float, typer.Option(help="Validity in hours.", min=0.1)] = 24.0,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            help="Validity in hours (default: 8760, a year, for node, coordinator and "
+            "witness; 2160, 90 days, for people and clients).",
+            min=0.1,
+        ),
+    ] = None,
 ) -> None:
     """Issue an identity spiffe://<federation>/<role>/<id> signed by the CA."""
     files = operator.issue(ca_dir, role, ident, out_dir, dns=dns or (), ip=ip or (), hours=hours)
@@ -63,11 +70,16 @@ def revoke(
     ] = None,
     ca_dir: CaDirOpt = Path("ca"),
 ) -> None:
-    """Add certificates to the CA's signed deny-list; copy denylist.json to every server."""
+    """Add certificates to the CA's signed deny-list (none: re-sign it); hand it to the publisher.
+
+    Copy denylist.json to the publisher's (the coordinator's) denylist_file; every server
+    fetches it from there within its fetch_seconds (docs/operations.md).
+    """
     deny = operator.revoke(ca_dir, serial or [], cert or [])
     err.print(
-        f"deny-list version {deny.version}: {len(deny.serials)} revoked; "
-        f"copy {ca_dir / DENYLIST_FILE} to every server's denylist_file (reloaded within a second)"
+        f"deny-list version {deny.version}: {len(deny.serials)} revoked; copy "
+        f"{ca_dir / DENYLIST_FILE} to the publisher's (the coordinator's) denylist_file; "
+        "every server fetches it within its [revocation] fetch_seconds"
     )
 
 

@@ -17,10 +17,16 @@ from typing import Annotated
 import typer
 
 from childreg import codes, profile
-from childreg.errors import InvalidInput, Violation
 from tools.cli.catalogue import app as catalogue_app
 from tools.cli.console import out
-from tools.cli.options import CoordinatorOpt, IdentityOpt, JsonOpt, ServerNameOpt, TimeoutOpt
+from tools.cli.options import (
+    CoordinatorOpt,
+    IdentityOpt,
+    JsonOpt,
+    ServerNameOpt,
+    TimeoutOpt,
+    country_profile,
+)
 from tools.cli.profile import app as profile_app
 from tools.cli.roster import app as roster_app
 from tools.clients.authority import catalogue_summary, catalogue_table
@@ -56,12 +62,7 @@ def _year(year: str | None, country: str) -> str:
     """``year``, or the academic year today falls in by ``country``'s profile calendar."""
     if year is not None:
         return year
-    try:
-        return profile.embedded(country).academic_year(dt.date.today())
-    except ValueError:
-        raise InvalidInput(
-            "unknown country", [Violation("country", f"expected one of {profile.COUNTRIES}")]
-        ) from None
+    return country_profile(country).academic_year(dt.date.today())
 
 
 @app.command()

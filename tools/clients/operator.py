@@ -21,9 +21,10 @@ from tools.clients.client import EXIT_USAGE, CliError
 
 def issue(
     ca_dir: Path, role: str, ident: str, out: Path, *, dns: Sequence[str] = (),
-    ip: Sequence[str] = (), hours: float = 24.0,
+    ip: Sequence[str] = (), hours: float | None = None,
 ) -> IdentityFiles:  # fmt: skip
-    """Issue an identity spiffe://<federation>/<role>/<id> into ``out``, signed by the CA."""
+    """Issue an identity spiffe://<federation>/<role>/<id> into ``out``, signed by the CA;
+    valid ``hours``, or the role's default (a year for services, 90 days for people)."""
     ca = CertificateAuthority.load(ca_dir)
     return ca.issue(
         role,
@@ -31,7 +32,7 @@ def issue(
         out,
         dns_names=tuple(dns),
         ip_addresses=tuple(ip),
-        validity=dt.timedelta(hours=hours),
+        validity=None if hours is None else dt.timedelta(hours=hours),
     )
 
 

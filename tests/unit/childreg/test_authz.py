@@ -73,7 +73,7 @@ def test_verdicts_are_cached_per_certificate(
 
 def test_expired_certificate_is_refused_on_an_open_connection(issue: IssueFn) -> None:
     """Dates are checked on every call, so expiry bites even without a new handshake."""
-    pem = issue("statistician", "s-exp").cert.read_bytes()
+    pem = issue("statistician", "s-exp", validity=dt.timedelta(hours=24)).cert.read_bytes()
     later = [dt.datetime.now(dt.UTC)]
     authz = Authorizer(FEDERATION, clock=lambda: later[0])
     method = "/childreg.v1.NationalStatisticsService/PublishedTable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import stat
 from pathlib import Path
@@ -138,3 +139,25 @@ def test_pki_commands_issue_list_and_revoke(tmp_path: Path) -> None:
         ("spiffe://cli.childreg/school/school-2", False),
     ]
     assert not any("PRIVATE KEY" in out for out in [*outputs, listed.output])
+
+
+@pytest.mark.parametrize(
+    ("role", "days"),
+    [("node", 365), ("coordinator", 365), ("witness", 365), ("school", 90), ("auditor", 90),
+     ("statistician", 90), ("department-staff", 90)],
+)  # fmt: skip
+def test_default_lifetime_is_the_roles(tmp_path: Path, role: str, days: int) -> None:
+    """Without a validity, a service's certificate lasts a year and a person's 90 days."""
+    ca = CertificateAuthority.create("l.childreg", tmp_path / "ca")
+    files = ca.issue(role, "baku.x" if role == "department-staff" else "x", tmp_path / "id")
+    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert lifetime == dt.timedelta(days=days, minutes=5)  # not_before is 5 minutes back
+
+
+def test_certificate_never_outlives_the_ca(tmp_path: Path) -> None:
+    """A certificate asked for longer than the CA lasts ends when the CA does."""
+    ca = CertificateAuthority.create("m.childreg", tmp_path / "ca", validity=dt.timedelta(days=30))
+    files = ca.issue("node", "baku", tmp_path / "id", validity=dt.timedelta(days=365))
+    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    assert cert.not_valid_after_utc == ca.cert.not_valid_after_utc

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from childreg.errors import FailedPrecondition, InvalidInput, NotFound
+from childreg.history import Closure
 from childreg.models import ChildIn
 from node.consent.desk import GRANT_RE, ConsentDesk, ConsentIn
 from node.consent.receipts import receipt_html, receipt_json
@@ -102,6 +103,18 @@ def test_withdraw_works_once(desk: ConsentDesk) -> None:
     with pytest.raises(InvalidInput):
         desk.withdraw("not-a-consent", "staff")
     assert [c.consent_id for c in desk.list("C1")] == [stored.consent_id]
+
+
+def test_a_closed_record_takes_no_new_consent(
+    desk: ConsentDesk, store: RecordStore, keyring: Keyring
+) -> None:
+    """Granting a consent for a child whose record is closed is refused; none is stored."""
+    Registry(store, keyring).close_child(
+        Closure(child_id="C1", closed_on=dt.date(2024, 6, 1), reason="aged_out")
+    )
+    with pytest.raises(FailedPrecondition, match="closed"):
+        desk.grant(desk.parse(consent_data()), "staff")
+    assert store.consents_of("C1") == []
 
 
 def test_unknown_child_is_not_found(desk: ConsentDesk) -> None:

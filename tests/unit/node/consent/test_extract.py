@@ -33,6 +33,7 @@ from childreg.errors import (
     PermissionDenied,
 )
 from childreg.extract_format import open_extract
+from childreg.history import Closure
 from childreg.models import (
     AssessmentIn,
     CareSettingIn,
@@ -504,3 +505,16 @@ def test_recipient_key_verdicts_are_cached_and_stay_the_same() -> None:
         with pytest.raises(InvalidInput):
             parse_recipient_key(bytes(32))
     assert _usable_x25519.cache_info().maxsize == 1024
+
+
+def test_a_closed_record_shares_nothing(node: Node) -> None:
+    """Once the child's record is closed, a valid grant yields no extract (FailedPrecondition
+    naming the closing, not the child)."""
+    node.desk.extract(node.grant, node.public, SCHOOL)
+    node.registry.close_child(
+        Closure(child_id="C1", closed_on=dt.date(2024, 6, 1), reason="moved_abroad")
+    )
+    exc = refused(node, node.grant)
+    assert type(exc) is FailedPrecondition
+    assert "closed" in str(exc)
+    assert "C1" not in str(exc)

@@ -8,6 +8,7 @@ counted only in snapshots before its closing date.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -15,14 +16,15 @@ from typing import Any
 import pytest
 
 from childreg import codes
-from childreg.errors import FailedPrecondition, InvalidInput
+from childreg.errors import FailedPrecondition, InvalidInput, KeyProblem
 from childreg.history import Closure, Correction
 from childreg.models import AssessmentIn, CareSettingIn, ChildIn, ImportRecord, PlacementIn
 from childreg.search import SearchQuery
 from node.audit.actor import UNATTRIBUTED, Actor, acting_as
 from node.crypto.keys import Keyring
 from node.records.registry import Registry
-from node.store.base import RecordStore
+from node.store.base import RecordStore, StoredEvent
+from node.store.memory import MemoryStore
 
 STAFF = Actor.staff("baku", "aysel")
 YEAR = "2023/24"
@@ -261,3 +263,32 @@ def test_an_imported_childs_history_starts_with_its_first_version(registry: Regi
     assert (imported.kind, imported.actor) == ("imported", STAFF.name)
     assert changes_of(imported)["family_name"] == (None, "Məmmədova")
     assert changes_of(corrected) == {"family_name": ("Məmmədova", "Kərimova")}
+
+
+@pytest.mark.parametrize("column", ["kind", "actor", "at", "sealed"])
+def test_a_relabelled_step_no_longer_opens(
+    registry: Registry, store: RecordStore, keyring: Keyring, column: str
+) -> None:
+    """A step whose kind, actor or time is changed in the store, or whose details are
+    dropped, makes the history refuse to open rather than tell another story."""
+    registry.register_child(a_child())
+    registry.correct_child(Correction(child_id="C1", reason="typo", given_name="Leyla"))
+    step = store.events("C1")[1]
+    forged = {
+        "kind": dataclasses.replace(step, kind="imported"),
+        "actor": dataclasses.replace(step, actor="department-staff/baku.someone"),
+        "at": dataclasses.replace(step, at="2020-01-01T00:00:00Z"),
+        "sealed": dataclasses.replace(step, sealed=None),
+    }[column]
+    other = Registry(_store_with(store, forged), keyring)
+    with pytest.raises(KeyProblem):
+        other.history("C1")
+
+
+def _store_with(store: RecordStore, forged: StoredEvent) -> RecordStore:
+    """A memory copy of ``store``'s child C1 whose second history step is ``forged``."""
+    copy = MemoryStore()
+    copy.insert_child(store.get_child("C1") or pytest.fail("no child"))
+    for event in store.events("C1"):
+        copy.add_event(forged if event.seq == forged.seq else event)
+    return copy
