@@ -18,15 +18,18 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import grpc
 from rich.console import Console
 from rich.progress import Progress
 
+from childreg.audit import merkle
 from childreg.audit.checkpoint import Checkpoint
 from childreg.audit.leaf import ACTIONS, AuditEvent, utc_now
 from childreg.audit.note import NoteVerifier, note_text
@@ -42,10 +45,42 @@ from childreg.errors import InvalidInput
 from childreg.pki import SpiffeId
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
-from tools.clients.client import EXIT_UNVERIFIED, EXIT_USAGE, CliError, Endpoint, call
+from tools.clients.client import (
+    EXIT_UNVERIFIED,
+    EXIT_USAGE,
+    CliError,
+    Endpoint,
+    call,
+    rpc_failure,
+)
+
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 #: Leaves asked for per GetEntries call (the node's limit).
 PAGE = 1000
+#: Tries of one call the node's rate limit refused (RESOURCE_EXHAUSTED) before giving up;
+#: the waits between them double from PACE_FIRST seconds up to PACE_MOST.
+PACE_TRIES = 10
+PACE_FIRST = 0.05
+PACE_MOST = 2.0
+
+
+def paced(
+    endpoint: Endpoint, what: str, method: grpc.UnaryUnaryMultiCallable[Q, R], request: Q
+) -> R:
+    """:func:`call`, waiting and trying again while the node's per-caller rate limit
+    refuses it (childreg/ratelimit.py refills its bucket continuously)."""
+    wait = PACE_FIRST
+    for _ in range(PACE_TRIES - 1):
+        try:
+            return method(request, timeout=endpoint.timeout)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise rpc_failure(exc, what, endpoint.address) from None
+        time.sleep(wait)
+        wait = min(2 * wait, PACE_MOST)
+    return call(endpoint, what, method, request)
 
 
 def pinned(key: str, option: str = "--node-key") -> NoteVerifier:
@@ -82,7 +117,7 @@ def fetch(endpoint: Endpoint, previous: str | None, progress: Console | None = N
     a progress bar on ``progress`` while fetching more than a page."""
     with endpoint.channel() as channel:
         stub = apb_grpc.AuditLogServiceStub(channel)
-        reply = call(endpoint, "checkpoint", stub.LatestCheckpoint, apb.CheckpointRequest())
+        reply = paced(endpoint, "checkpoint", stub.LatestCheckpoint, apb.CheckpointRequest())
         size = _size_of(reply.note) or 0
         leaves: list[bytes] = []
         disable = progress is None or size <= PAGE
@@ -90,7 +125,7 @@ def fetch(endpoint: Endpoint, previous: str | None, progress: Console | None = N
             task = bar.add_task("fetching leaves", total=size)
             while len(leaves) < size:
                 request = apb.EntriesRequest(start=len(leaves), end=min(size, len(leaves) + PAGE))
-                page = call(endpoint, "entries", stub.GetEntries, request)
+                page = paced(endpoint, "entries", stub.GetEntries, request)
                 if page.start != request.start or not page.leaves:
                     break  # a short log: verification names it
                 leaves += page.leaves[: request.end - request.start]
@@ -99,7 +134,7 @@ def fetch(endpoint: Endpoint, previous: str | None, progress: Console | None = N
         proof = None
         if old is not None and old <= size:
             asked = apb.ConsistencyRequest(old_size=old, new_size=size)
-            proof = list(call(endpoint, "consistency", stub.ConsistencyProof, asked).hashes)
+            proof = list(paced(endpoint, "consistency", stub.ConsistencyProof, asked).hashes)
     return Fetched(reply.note, leaves, proof)
 
 
@@ -164,12 +199,40 @@ def witness_refs(
     ]
 
 
+@dataclass(frozen=True)
+class Witnessed:
+    """What the witnesses hold, checked: the problems, a contradicting note, the sizes."""
+
+    problems: list[Problem]
+    contradicted: str | None
+    sizes: tuple[int, ...]
+    #: Each witnessed note with the node's proof from the fetched size, if it is larger.
+    notes: tuple[tuple[str, list[bytes] | None], ...] = ()
+
+
+def _extension_proof(endpoint: Endpoint, old_size: int, new_size: int) -> list[bytes] | None:
+    """The node's consistency proof from ``old_size`` to ``new_size``; None if refused."""
+    asked = apb.ConsistencyRequest(old_size=old_size, new_size=new_size)
+    try:
+        with endpoint.channel() as channel:
+            stub = apb_grpc.AuditLogServiceStub(channel)
+            return list(paced(endpoint, "consistency", stub.ConsistencyProof, asked).hashes)
+    except CliError:
+        return None  # a node that cannot prove it: check_witnessed names the rewrite
+
+
 def witnessed_problems(
-    witnesses: Sequence[WitnessRef], fetched: Fetched, verifier: NoteVerifier
-) -> tuple[list[Problem], str | None]:
-    """What each witness holds, checked against the leaves the node served."""
+    witnesses: Sequence[WitnessRef],
+    fetched: Fetched,
+    verifier: NoteVerifier,
+    endpoint: Endpoint | None = None,
+) -> Witnessed:
+    """What each witness holds, checked against the leaves the node served; a witnessed
+    size beyond them must be proved an extension by the node at ``endpoint``."""
     problems: list[Problem] = []
     contradicted: str | None = None
+    sizes: list[int] = []
+    notes: list[tuple[str, list[bytes] | None]] = []
     for w in witnesses:
         with w.endpoint.channel() as channel:
             state = call(
@@ -180,11 +243,18 @@ def witnessed_problems(
             )
         if not state.note:
             continue
-        found = check_witnessed(fetched.leaves, state.note, verifier, w.verifier)
+        held = _size_of(state.note)
+        proof = None
+        if held is not None:
+            sizes.append(held)
+            if held > len(fetched.leaves) and endpoint is not None:
+                proof = _extension_proof(endpoint, len(fetched.leaves), held)
+        notes.append((state.note, proof))
+        found = check_witnessed(fetched.leaves, state.note, verifier, w.verifier, proof)
         if found and contradicted is None:
             contradicted = state.note
         problems += found
-    return problems, contradicted
+    return Witnessed(problems, contradicted, tuple(sizes), tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -194,6 +264,8 @@ class Verified:
     report: VerificationReport
     fetched: Fetched
     evidence: Path | None
+    witnessed: Witnessed | None = None
+    previous: str | None = None  # the checkpoint verified last time (--state), if any
 
 
 def fetch_verified(
@@ -211,9 +283,10 @@ def fetch_verified(
     report = verify_log(
         fetched.note, fetched.leaves, verifier, previous=previous, consistency=fetched.consistency
     )
-    extra, witnessed = witnessed_problems(witnesses, fetched, verifier)
-    if extra:
-        report = replace(report, problems=(*report.problems, *extra))
+    held_by = witnessed_problems(witnesses, fetched, verifier, endpoint)
+    witnessed = held_by.contradicted
+    if held_by.problems:
+        report = replace(report, problems=(*report.problems, *held_by.problems))
     evidence = None
     if held is not None and witnessed is not None:
         evidence = held.keep_evidence(witnessed, fetched.note, report)
@@ -221,7 +294,7 @@ def fetch_verified(
         evidence = held.keep_evidence(previous, fetched.note, report)
     elif held is not None and report.ok:
         held.save(fetched.note)
-    return Verified(report, fetched, evidence)
+    return Verified(report, fetched, evidence, held_by, previous)
 
 
 def report_json(report: VerificationReport, evidence: Path | None) -> dict[str, Any]:
@@ -334,6 +407,29 @@ class Bundled:
     path: Path
     leaves: int
     proofs: int
+    consistency: int = 0
+
+
+def _links(verified: Verified, tree: merkle.MerkleTree) -> list[tuple[str, int, int, list[bytes]]]:
+    """The other signed checkpoints the bundle carries, each with its consistency proof: the
+    one verified before and every witnessed one (computed from the leaves when smaller, the
+    node's proof when larger)."""
+    size = tree.size
+    notes: list[tuple[str, list[bytes] | None]] = []
+    if verified.previous is not None:
+        notes.append((verified.previous, None))
+    if verified.witnessed is not None:
+        notes += verified.witnessed.notes
+    links = []
+    for note, proof in notes:
+        other = _size_of(note)
+        if other is None:
+            continue
+        if other <= size:
+            links.append((note, other, size, tree.consistency_proof(other, size)))
+        elif proof is not None:
+            links.append((note, size, other, proof))
+    return links
 
 
 def write_bundle(
@@ -343,24 +439,38 @@ def write_bundle(
     leaves: Sequence[int],
     out_file: Path,
     *,
+    witnesses: Sequence[WitnessRef] = (),
     progress: Console | None = None,
 ) -> Bundled:
-    """Verify the log, fetch the inclusion proofs of ``leaves``, write the bundle (even when
-    the log did not verify: the bundle is the evidence)."""
-    verified = fetch_verified(endpoint, verifier, state, progress=progress)
+    """Verify the log, add the inclusion proofs of ``leaves`` and the consistency proofs of
+    the checkpoints held before and by the witnesses, write the bundle (even when the log did
+    not verify: the bundle is the evidence).
+
+    The inclusion proofs are computed here from the leaves fetched, one call for none of
+    them (a proof per call ran into the node's rate limit at about 100 leaves): the root
+    they lead to is the signed one exactly when the leaves verified, which the bundle's
+    verifier checks again offline.
+    """
+    verified = fetch_verified(endpoint, verifier, state, witnesses, progress=progress)
     fetched = verified.fetched
     size = len(fetched.leaves)
     wanted = sorted(set(leaves))
     if any(not 0 <= i < size for i in wanted):
         raise CliError(f"--leaf: the log holds {size} leaves, numbered from 0", code=EXIT_USAGE)
-    proofs: dict[int, list[bytes]] = {}
-    with endpoint.channel() as channel:
-        stub = apb_grpc.AuditLogServiceStub(channel)
-        for i in wanted:
-            asked = apb.InclusionRequest(index=i, tree_size=size)
-            proofs[i] = list(call(endpoint, "inclusion proof", stub.InclusionProof, asked).hashes)
-    made = make_bundle(fetched.note, fetched.leaves, verifier, created=utc_now(), proofs=proofs)
+    tree = merkle.MerkleTree()
+    for leaf in fetched.leaves:
+        tree.append(leaf)
+    proofs = {i: tree.inclusion_proof(i, size) for i in wanted}
+    links = _links(verified, tree)
+    made = make_bundle(
+        fetched.note,
+        fetched.leaves,
+        verifier,
+        created=utc_now(),
+        proofs=proofs,
+        consistency=links,
+    )
     tmp = out_file.with_name(out_file.name + ".tmp")
     tmp.write_text(bundle_text(made), encoding="utf-8")
     os.replace(tmp, out_file)
-    return Bundled(verified, out_file, size, len(proofs))
+    return Bundled(verified, out_file, size, len(proofs), len(links))
