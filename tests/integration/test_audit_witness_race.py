@@ -38,7 +38,7 @@ from node.rpc.audit import AuditLogServicer
 from node.rpc.witnesses import GrpcWitnesses
 from node.store.memory import MemoryStore
 from tests.conftest import FEDERATION, IssueFn, tls
-from tools.clients import auditor
+from tools.clients import audit_bundle, auditor
 from tools.clients.client import Endpoint
 from witness.config import WitnessConfig, WitnessedNode, generate_witness_key
 from witness.server import WitnessApp, start_witness
@@ -242,7 +242,7 @@ def test_a_bundle_of_1000_leaves_with_consistency_proofs(federation: Federation)
             log.append(actor=READER, action="audit.read", request=b"more")
         checkpointer(fed, log).run_once()  # the witness holds a checkpoint
         out = fed.tmp_path / "bundle.json"
-        made = auditor.write_bundle(
+        made = audit_bundle.write_bundle(
             fed.endpoint, verifier, state, range(1000), out, witnesses=[fed.witness_ref]
         )
     assert made.verified.report.ok, made.verified.report.problems

@@ -21,7 +21,7 @@ from childreg.audit.leaf import ACTIONS
 from childreg.audit.verify import VerificationReport, verify_bundle
 from tools.cli.console import err, out
 from tools.cli.options import IdentityOpt, JsonOpt, NodeOpt, ServerNameOpt, TimeoutOpt
-from tools.clients import auditor
+from tools.clients import audit_bundle, auditor
 from tools.clients.audit_views import access_tables, event_table, verdict
 from tools.clients.client import Endpoint
 
@@ -179,7 +179,7 @@ def bundle(
         witness or [], witness_key or [], witness_server_name, identity, timeout
     )
     endpoint = Endpoint(node, identity, server_name, timeout)
-    made = auditor.write_bundle(
+    made = audit_bundle.write_bundle(
         endpoint, verifier, state, leaf or [], out_file, witnesses=refs, progress=err
     )
     report = made.verified.report

@@ -7,8 +7,12 @@ signature against the node's pinned key and recomputed the root from the leaf by
 a state directory it also proves that the log only grew since the last check, and keeps
 both signed checkpoints as evidence when it did not. The judgement lives in
 ``childreg.audit.verify``; this module fetches, keeps the state directory, asks the
-witnesses, filters and summarises verified leaves. What `childreg audit` prints is made in
-:mod:`tools.clients.audit_views`.
+witnesses, filters and summarises verified leaves. A witness may hold a larger size than
+was fetched (the log grew meanwhile, if only by the auditor's own reads): then the node is
+asked for the consistency proof up to that size, and only a node that cannot give one is
+called a rewriter. Calls the node's per-caller rate limit refuses are retried after a wait
+(:func:`paced`). Evidence bundles are written by :mod:`tools.clients.audit_bundle`; what
+`childreg audit` prints is made in :mod:`tools.clients.audit_views`.
 """
 
 from __future__ import annotations
@@ -29,16 +33,13 @@ import grpc
 from rich.console import Console
 from rich.progress import Progress
 
-from childreg.audit import merkle
 from childreg.audit.checkpoint import Checkpoint
-from childreg.audit.leaf import ACTIONS, AuditEvent, utc_now
+from childreg.audit.leaf import ACTIONS, AuditEvent
 from childreg.audit.note import NoteVerifier, note_text
 from childreg.audit.verify import (
     Problem,
     VerificationReport,
-    bundle_text,
     check_witnessed,
-    make_bundle,
     verify_log,
 )
 from childreg.errors import InvalidInput
@@ -104,7 +105,7 @@ class Fetched:
     consistency: list[bytes] | None = None
 
 
-def _size_of(note: str) -> int | None:
+def size_of(note: str) -> int | None:
     """A note's tree size WITHOUT verifying it: only to decide what to fetch."""
     try:
         return Checkpoint.parse(note_text(note)).size
@@ -118,7 +119,7 @@ def fetch(endpoint: Endpoint, previous: str | None, progress: Console | None = N
     with endpoint.channel() as channel:
         stub = apb_grpc.AuditLogServiceStub(channel)
         reply = paced(endpoint, "checkpoint", stub.LatestCheckpoint, apb.CheckpointRequest())
-        size = _size_of(reply.note) or 0
+        size = size_of(reply.note) or 0
         leaves: list[bytes] = []
         disable = progress is None or size <= PAGE
         with Progress(console=progress, transient=True, disable=disable) as bar:
@@ -130,7 +131,7 @@ def fetch(endpoint: Endpoint, previous: str | None, progress: Console | None = N
                     break  # a short log: verification names it
                 leaves += page.leaves[: request.end - request.start]
                 bar.update(task, completed=len(leaves))
-        old = None if previous is None else _size_of(previous)
+        old = None if previous is None else size_of(previous)
         proof = None
         if old is not None and old <= size:
             asked = apb.ConsistencyRequest(old_size=old, new_size=size)
@@ -243,7 +244,7 @@ def witnessed_problems(
             )
         if not state.note:
             continue
-        held = _size_of(state.note)
+        held = size_of(state.note)
         proof = None
         if held is not None:
             sizes.append(held)
@@ -394,83 +395,3 @@ def _role(actor: str) -> str:
         return SpiffeId.parse(actor).role
     except InvalidInput:
         return ""
-
-
-# --- evidence bundles ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bundled:
-    """An evidence bundle written: the verification, where, and what it holds."""
-
-    verified: Verified
-    path: Path
-    leaves: int
-    proofs: int
-    consistency: int = 0
-
-
-def _links(verified: Verified, tree: merkle.MerkleTree) -> list[tuple[str, int, int, list[bytes]]]:
-    """The other signed checkpoints the bundle carries, each with its consistency proof: the
-    one verified before and every witnessed one (computed from the leaves when smaller, the
-    node's proof when larger)."""
-    size = tree.size
-    notes: list[tuple[str, list[bytes] | None]] = []
-    if verified.previous is not None:
-        notes.append((verified.previous, None))
-    if verified.witnessed is not None:
-        notes += verified.witnessed.notes
-    links = []
-    for note, proof in notes:
-        other = _size_of(note)
-        if other is None:
-            continue
-        if other <= size:
-            links.append((note, other, size, tree.consistency_proof(other, size)))
-        elif proof is not None:
-            links.append((note, size, other, proof))
-    return links
-
-
-def write_bundle(
-    endpoint: Endpoint,
-    verifier: NoteVerifier,
-    state: Path | None,
-    leaves: Sequence[int],
-    out_file: Path,
-    *,
-    witnesses: Sequence[WitnessRef] = (),
-    progress: Console | None = None,
-) -> Bundled:
-    """Verify the log, add the inclusion proofs of ``leaves`` and the consistency proofs of
-    the checkpoints held before and by the witnesses, write the bundle (even when the log did
-    not verify: the bundle is the evidence).
-
-    The inclusion proofs are computed here from the leaves fetched, one call for none of
-    them (a proof per call ran into the node's rate limit at about 100 leaves): the root
-    they lead to is the signed one exactly when the leaves verified, which the bundle's
-    verifier checks again offline.
-    """
-    verified = fetch_verified(endpoint, verifier, state, witnesses, progress=progress)
-    fetched = verified.fetched
-    size = len(fetched.leaves)
-    wanted = sorted(set(leaves))
-    if any(not 0 <= i < size for i in wanted):
-        raise CliError(f"--leaf: the log holds {size} leaves, numbered from 0", code=EXIT_USAGE)
-    tree = merkle.MerkleTree()
-    for leaf in fetched.leaves:
-        tree.append(leaf)
-    proofs = {i: tree.inclusion_proof(i, size) for i in wanted}
-    links = _links(verified, tree)
-    made = make_bundle(
-        fetched.note,
-        fetched.leaves,
-        verifier,
-        created=utc_now(),
-        proofs=proofs,
-        consistency=links,
-    )
-    tmp = out_file.with_name(out_file.name + ".tmp")
-    tmp.write_text(bundle_text(made), encoding="utf-8")
-    os.replace(tmp, out_file)
-    return Bundled(verified, out_file, size, len(proofs), len(links))
