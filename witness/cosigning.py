@@ -5,8 +5,9 @@ different logs to different people (two roots for one size, "equivocation"). A w
 the coordinator, or an independent body running ``childreg audit witness serve`` — keeps
 the latest checkpoint of every node it trusts, cosigns a newer one only after checking an
 RFC 9162 consistency proof from the one it holds, and keeps both signed notes as evidence
-when the node contradicts itself. A checkpoint cosigned by witnesses the auditor trusts can
-then be relied upon offline (docs/witness.md).
+when the node contradicts itself. Its cosignatures are C2SP ``tlog-cosignature/v1`` lines
+(timestamped), so standard verifiers can check them. A checkpoint cosigned by witnesses
+the auditor trusts can then be relied upon offline (docs/witness.md).
 
 The rules, per origin, against the latest checkpoint held (``held``):
 
@@ -29,6 +30,7 @@ no network itself.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -38,7 +40,7 @@ import structlog
 from childreg.audit.checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint
 from childreg.audit.leaf import utc_now
 from childreg.audit.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
-from childreg.audit.note import NoteSigner, NoteVerifier, add_signatures, note_text
+from childreg.audit.note import NoteSigner, NoteVerifier, add_cosignature, note_text
 from childreg.errors import (
     ChildregError,
     FailedPrecondition,
@@ -163,11 +165,17 @@ class Witness:
         trusted: Mapping[str, NoteVerifier],
         *,
         clock: Callable[[], str] = utc_now,
+        seconds: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._signer = signer
         self._trusted = dict(trusted)
         self._clock = clock
+        self._seconds = seconds
+
+    def _cosign(self, note: str) -> str:
+        """``note`` with this witness's C2SP ``cosignature/v1`` (timestamped now) added."""
+        return add_cosignature(note, self._signer, timestamp=int(self._seconds()))
 
     @property
     def verifier(self) -> NoteVerifier:
@@ -197,7 +205,7 @@ class Witness:
             held = self._store.latest(new.origin)
             verdict = _judge(held, new, old_size, hashes)
             if verdict.action == "store":
-                cosigned = add_signatures(note, self._signer)
+                cosigned = self._cosign(note)
                 self._store.put_latest(
                     Held(new.origin, new.size, new.root, cosigned), self._clock()
                 )
@@ -212,7 +220,7 @@ class Witness:
             log.info("witness.cosigned", origin=new.origin, size=new.size, old_size=old_size)
             return cosigned
         if verdict.action == "repeat":
-            return add_signatures(note, self._signer)
+            return self._cosign(note)
         assert verdict.error is not None
         raise verdict.error
 

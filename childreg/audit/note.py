@@ -17,6 +17,11 @@ the C2SP signed note (https://c2sp.org/signed-note, the format of golang.org/x/m
 * Ed25519 (signature type 0x01): the key ID is
   ``SHA-256(name || 0x0A || 0x01 || 32-byte public key)[:4]`` read big-endian; the signature is
   RFC 8032 Ed25519 over the UTF-8 bytes of the text.
+* C2SP ``tlog-cosignature/v1`` (https://c2sp.org/tlog-cosignature), what witnesses add: the
+  key ID is ``SHA-256(name || 0x0A || 0x04 || public key)[:4]`` and the signature is an 8-byte
+  big-endian POSIX timestamp followed by Ed25519 over ``"cosignature/v1\ntime <seconds>\n"``
+  and the text (:func:`add_cosignature`). A verifier checks both kinds for its key, so plain
+  cosignatures made before this format still verify.
 * Verifiers ignore signatures from unknown keys (unknown = the pair (name, key ID) is not
   trusted, even if one of the two matches a trusted key), reject the whole note when a trusted
   key's signature fails, and reject a note that no trusted key signed.
@@ -52,6 +57,12 @@ from childreg.errors import InvalidInput, PermissionDenied, Violation
 
 ALG_ED25519 = 0x01
 """The C2SP signed-note signature type identifier byte of Ed25519."""
+ALG_COSIGNATURE_V1 = 0x04
+"""The signature type byte of a C2SP ``tlog-cosignature/v1`` Ed25519 cosignature."""
+COSIGNATURE_HEADER = "cosignature/v1\n"
+"""The first line of the message a ``cosignature/v1`` signs (domain separation)."""
+MAX_TIMESTAMP = (1 << 63) - 1
+"""Largest cosignature timestamp the spec allows (POSIX seconds)."""
 MAX_NOTE_BYTES = 1 << 20
 """Largest note (UTF-8 bytes) this module parses or produces: 1 MiB."""
 MAX_SIGNATURES = 100
@@ -104,12 +115,15 @@ class OpenedNote:
     """A verified note: its text, the trusted keys that signed it, the signers not trusted.
 
     ``verified_by`` lists key names in the order of their signature lines (each name once);
-    ``unknown`` lists (name, key ID) of signatures from keys not trusted, each pair once.
+    ``unknown`` lists (name, key ID) of signatures from keys not trusted, each pair once;
+    ``cosigned_at`` maps the name of each trusted ``cosignature/v1`` signer to the POSIX
+    time its cosignature states.
     """
 
     text: str
     verified_by: list[str] = field(default_factory=list)
     unknown: list[tuple[str, int]] = field(default_factory=list)
+    cosigned_at: dict[str, int] = field(default_factory=dict)
 
 
 def _bad_key(problem: str) -> MalformedKey:
@@ -161,15 +175,24 @@ def _decode_b64(text: str) -> bytes | None:
     return raw
 
 
-def _ed25519_key_blob(key_b64: str, what: str) -> bytes:
+def _ed25519_key_blob(
+    key_b64: str, what: str, allowed: tuple[int, ...] = (ALG_ED25519,)
+) -> tuple[int, bytes]:
+    """(signature type, 32-byte key) of ``base64(type || key)``; ``allowed`` types only."""
     blob = _decode_b64(key_b64)
     if blob is None:
         raise _bad_key(f"the {what} is not canonical standard base64")
     if len(blob) != 1 + _ED25519_KEY_SIZE:
         raise _bad_key(f"the {what} is {len(blob)} bytes, expected 33 (type byte and 32 bytes)")
-    if blob[0] != ALG_ED25519:
-        raise _bad_key(f"the {what} has signature type 0x{blob[0]:02x}, only Ed25519 (0x01) is")
-    return blob[1:]
+    if blob[0] not in allowed:
+        names = " or ".join(f"0x{a:02x}" for a in allowed)
+        raise _bad_key(f"the {what} has signature type 0x{blob[0]:02x}, only {names} is")
+    return blob[0], blob[1:]
+
+
+def cosignature_message(text: str, timestamp: int) -> bytes:
+    """What a C2SP ``cosignature/v1`` signs: header, ``time <seconds>`` line, note text."""
+    return f"{COSIGNATURE_HEADER}time {timestamp}\n{text}".encode()
 
 
 def _parse_hash(hex8: str) -> int:
@@ -179,28 +202,38 @@ def _parse_hash(hex8: str) -> int:
 
 
 class NoteVerifier:
-    """A trusted Ed25519 public key under a name: checks signatures of notes."""
+    """A trusted Ed25519 public key under a name: checks signatures of notes.
 
-    __slots__ = ("_key", "key_hash", "name")
+    It checks both kinds of line its key can make: plain note signatures (key ID of type
+    0x01) and C2SP ``tlog-cosignature/v1`` cosignatures (key ID of type 0x04), so a
+    witness pinned before cosignatures were timestamped still verifies, old and new.
+    """
+
+    __slots__ = ("_key", "cosignature_hash", "key_hash", "name")
 
     def __init__(self, name: str, key: VerifyKey) -> None:
         _check_name(name)
         self.name = name
         self._key = key
         self.key_hash = key_hash(name, bytes(key))
+        self.cosignature_hash = key_hash(name, bytes(key), ALG_COSIGNATURE_V1)
 
     @classmethod
     def from_key_string(cls, text: str) -> NoteVerifier:
-        """Parse ``<name>+<hex key ID>+<base64(0x01 || public key)>``; the ID must match."""
+        """Parse ``<name>+<hex key ID>+<base64(type || public key)>``; the ID must match.
+
+        The type is 0x01 (Ed25519 note key) or 0x04 (a C2SP cosigner's vkey); either
+        way the verifier checks both signature kinds of that key.
+        """
         parts = text.split("+", 2)
         if len(parts) != 3:
             raise _bad_key("a verifier key is <name>+<key ID>+<base64 key>")
         name, hex8, key_b64 = parts
         _check_name(name)
         claimed = _parse_hash(hex8)
-        public = _ed25519_key_blob(key_b64, "public key")
+        alg, public = _ed25519_key_blob(key_b64, "public key", (ALG_ED25519, ALG_COSIGNATURE_V1))
         made = cls(name, VerifyKey(public))
-        if made.key_hash != claimed:
+        if key_hash(name, public, alg) != claimed:
             raise _bad_key(f"the key ID {hex8} does not match the name and public key")
         return made
 
@@ -212,6 +245,13 @@ class NoteVerifier:
     def key_string(self) -> str:
         """This verifier as a key string, ``<name>+<hex key ID>+<base64(0x01 || key)>``."""
         return verifier_key_string(self.name, self._key)
+
+    def cosignature_key_string(self) -> str:
+        """The C2SP cosigner vkey, ``<name>+<hex ID>+<base64(0x04 || key)>``, for other
+        implementations that verify ``tlog-cosignature/v1`` lines."""
+        public = self.public_key
+        blob = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + public).decode("ascii")
+        return f"{self.name}+{self.cosignature_hash:08x}+{blob}"
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is this key's Ed25519 signature of ``message``."""
@@ -238,13 +278,14 @@ class NoteVerifier:
 class NoteSigner:
     """An Ed25519 private key under a name: signs notes. Its repr never shows the key."""
 
-    __slots__ = ("_key", "key_hash", "name")
+    __slots__ = ("_key", "cosignature_hash", "key_hash", "name")
 
     def __init__(self, name: str, key: SigningKey) -> None:
         _check_name(name)
         self.name = name
         self._key = key
         self.key_hash = key_hash(name, bytes(key.verify_key))
+        self.cosignature_hash = key_hash(name, bytes(key.verify_key), ALG_COSIGNATURE_V1)
 
     @classmethod
     def from_key_string(cls, text: str) -> NoteSigner:
@@ -255,7 +296,7 @@ class NoteSigner:
         _, _, name, hex8, key_b64 = parts
         _check_name(name)
         claimed = _parse_hash(hex8)
-        seed = _ed25519_key_blob(key_b64, "private key")
+        _, seed = _ed25519_key_blob(key_b64, "private key")
         made = cls(name, SigningKey(seed))
         if made.key_hash != claimed:
             raise _bad_key(f"the key ID {hex8} does not match the name and private key")
@@ -449,6 +490,28 @@ def add_signatures(
     return _check_limits(out, len(lines))
 
 
+def add_cosignature(note: str | bytes, signer: NoteSigner, *, timestamp: int) -> str:
+    """Cosign ``note`` as a C2SP ``tlog-cosignature/v1``: the line's key ID is of type 0x04
+    and its signature is ``timestamp`` (8 bytes, big-endian) then Ed25519 over
+    :func:`cosignature_message`. The signer's earlier lines (either kind) are replaced."""
+    if not 0 <= timestamp <= MAX_TIMESTAMP:
+        raise _bad_note(f"a cosignature's timestamp is between 0 and {MAX_TIMESTAMP}")
+    parsed = _parse(note)
+    signed = signer.sign(cosignature_message(parsed.text, timestamp))
+    line = NoteSignature(
+        signer.name, signer.cosignature_hash, timestamp.to_bytes(8, "big") + signed
+    ).line()
+    mine = {(signer.name, signer.key_hash), (signer.name, signer.cosignature_hash)}
+    kept = [
+        old
+        for old, sig in zip(parsed.lines, parsed.sigs, strict=True)
+        if (sig.name, sig.key_hash) not in mine
+    ]
+    lines = [*kept, line]
+    out = parsed.text + "\n" + "".join(f"{x}\n" for x in lines)
+    return _check_limits(out, len(lines))
+
+
 def signatures(note: str | bytes) -> list[NoteSignature]:
     """The signature lines of a well-formed note, in order, without verifying any of them."""
     return _parse(note).sigs
@@ -461,15 +524,31 @@ def note_text(note: str | bytes) -> str:
 
 def _trusted(
     verifiers: NoteVerifier | Iterable[NoteVerifier],
-) -> dict[tuple[str, int], NoteVerifier]:
-    known: dict[tuple[str, int], NoteVerifier] = {}
+) -> dict[tuple[str, int], tuple[NoteVerifier, bool]]:
+    """(name, key ID) -> (verifier, whether lines under that ID are cosignature/v1)."""
+    known: dict[tuple[str, int], tuple[NoteVerifier, bool]] = {}
     for v in _as_list(verifiers, NoteVerifier):
         if not isinstance(v, NoteVerifier):
             raise TypeError("verifiers must be NoteVerifier objects")
-        other = known.setdefault((v.name, v.key_hash), v)
-        if other != v:
-            raise _bad_key(f"two trusted keys share the name {v.name} and key ID {v.key_hash:08x}")
+        for ident, cosig in (((v.name, v.key_hash), False), ((v.name, v.cosignature_hash), True)):
+            other = known.setdefault(ident, (v, cosig))
+            if other != (v, cosig):
+                raise _bad_key(
+                    f"two trusted keys share the name {v.name} and key ID {ident[1]:08x}"
+                )
     return known
+
+
+def _verify_line(verifier: NoteVerifier, cosig: bool, text: str, blob: bytes) -> int | None:
+    """Whether a line verifies: None if not, else its cosignature time (-1 if plain)."""
+    if not cosig:
+        return -1 if verifier.verify(text.encode("utf-8"), blob) else None
+    if len(blob) != 8 + _ED25519_SIG_SIZE:
+        return None
+    timestamp = int.from_bytes(blob[:8], "big")
+    if timestamp > MAX_TIMESTAMP:
+        return None
+    return timestamp if verifier.verify(cosignature_message(text, timestamp), blob[8:]) else None
 
 
 def _listing(keys: list[tuple[str, int]], most: int = 5) -> str:
@@ -488,18 +567,21 @@ def open_note(note: str | bytes, verifiers: NoteVerifier | Iterable[NoteVerifier
     """
     known = _trusted(verifiers)
     parsed = _parse(note)
-    message = parsed.text.encode("utf-8")
     first = parsed.text.count("\n") + 2
     verified: list[str] = []
     unknown: list[tuple[str, int]] = []
+    cosigned_at: dict[str, int] = {}
     for i, sig in enumerate(parsed.sigs):
         ident = (sig.name, sig.key_hash)
-        verifier = known.get(ident)
-        if verifier is None:
+        trusted = known.get(ident)
+        if trusted is None:
             if ident not in unknown:
                 unknown.append(ident)
             continue
-        if not verifier.verify(message, sig.signature):
+        when = _verify_line(*trusted, parsed.text, sig.signature)
+        if when is not None and when >= 0:
+            cosigned_at[sig.name] = when
+        if when is None:
             problem = (
                 f"the signature of trusted key {sig.name} ({sig.key_hash:08x}) does not verify: "
                 "the note was altered or the signature is forged"
@@ -509,7 +591,8 @@ def open_note(note: str | bytes, verifiers: NoteVerifier | Iterable[NoteVerifier
             verified.append(sig.name)
     if not verified:
         signed_by = _listing(unknown)
-        trusted = _listing(list(known)) or "none"
-        problem = f"no trusted key signed the note; it is signed by {signed_by}; trusted: {trusted}"
+        plain = [ident for ident, (_, cosig) in known.items() if not cosig]
+        shown = _listing(plain) or "none"
+        problem = f"no trusted key signed the note; it is signed by {signed_by}; trusted: {shown}"
         raise NoTrustedSignature(f"signed note: {problem}")
-    return OpenedNote(parsed.text, verified, unknown)
+    return OpenedNote(parsed.text, verified, unknown, cosigned_at)

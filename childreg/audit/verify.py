@@ -12,7 +12,9 @@ consistency), else the log was rewritten.
 
 An evidence bundle (:func:`make_bundle`, :func:`verify_bundle`) is one JSON object holding
 everything needed to repeat the verification offline: the checkpoint note, every leaf in
-base64, the key it was verified with, and optional inclusion proofs for single leaves.
+base64, the key it was verified with, optional inclusion proofs for single leaves, and
+optional other signed checkpoints of the same log (the one verified before, those the
+witnesses cosigned) each with the RFC 9162 consistency proof between it and the bundle's.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ LOG_REWRITTEN: Final = "log-rewritten"
 MALFORMED_BUNDLE: Final = "malformed-bundle"
 KEY_MISMATCH: Final = "key-mismatch"
 BAD_INCLUSION: Final = "bad-inclusion-proof"
+BAD_CONSISTENCY: Final = "bad-consistency-proof"
 
 #: Leaf indices named in one problem's message (the count is always given).
 SHOWN_INDICES: Final = 10
@@ -250,10 +253,13 @@ def make_bundle(
     *,
     created: str,
     proofs: Mapping[int, Sequence[bytes]] | None = None,
+    consistency: Sequence[tuple[str, int, int, Sequence[bytes]]] = (),
 ) -> dict[str, Any]:
     """An evidence bundle: everything :func:`verify_bundle` needs, as a JSON-ready dict.
 
-    ``proofs`` maps a leaf index to its inclusion proof in the checkpoint's tree.
+    ``proofs`` maps a leaf index to its inclusion proof in the checkpoint's tree;
+    ``consistency`` lists (another signed checkpoint, old size, new size, proof) where the
+    proof links that checkpoint's tree and the bundle's (the smaller one is old).
     """
     size = len(leaves)
     return {
@@ -270,6 +276,15 @@ def make_bundle(
                 "hashes": [base64.b64encode(h).decode("ascii") for h in hashes],
             }
             for index, hashes in sorted((proofs or {}).items())
+        ],
+        "consistency_proofs": [
+            {
+                "checkpoint": other,
+                "old_size": old,
+                "new_size": new,
+                "hashes": [base64.b64encode(h).decode("ascii") for h in hashes],
+            }
+            for other, old, new, hashes in consistency
         ],
     }
 
@@ -299,6 +314,27 @@ def _field(bundle: Mapping[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+_Linked = tuple[str, int, int, list[bytes]]
+
+
+def _parse_links(bundle: Mapping[str, Any]) -> list[_Linked]:
+    """The optional consistency proofs (absent from bundles written before them)."""
+    links: list[_Linked] = []
+    for item in bundle.get("consistency_proofs", []):
+        if not isinstance(item, dict):
+            raise _Malformed("a consistency proof is not an object")
+        hashes = [_b64(h) for h in _field(item, "hashes", list)]
+        links.append(
+            (
+                _field(item, "checkpoint", str),
+                _field(item, "old_size", int),
+                _field(item, "new_size", int),
+                hashes,
+            )
+        )
+    return links
+
+
 def _parse_bundle(
     data: str | bytes,
 ) -> tuple[Mapping[str, Any], list[bytes], list[tuple[int, int, list[bytes]]]]:
@@ -317,17 +353,43 @@ def _parse_bundle(
             raise _Malformed("an inclusion proof is not an object")
         hashes = [_b64(h) for h in _field(item, "hashes", list)]
         proofs.append((_field(item, "index", int), _field(item, "tree_size", int), hashes))
+    if not isinstance(bundle.get("consistency_proofs", []), list):
+        raise _Malformed("the field 'consistency_proofs' is not a list")
     return bundle, leaves, proofs
+
+
+def _bad_links(
+    links: Sequence[_Linked], verifier: NoteVerifier, origin: str, size: int, root: bytes
+) -> list[int]:
+    """Which consistency proofs (by position) fail to link their checkpoint to the bundle's."""
+    failed = []
+    for n, (note, old_size, new_size, hashes) in enumerate(links):
+        other = _open(note, verifier, origin)
+        if isinstance(other, Problem):
+            failed.append(n)
+            continue
+        if (old_size, new_size) == (other.size, size):
+            ok = merkle.verify_consistency(old_size, new_size, other.root, root, hashes)
+        elif (old_size, new_size) == (size, other.size):
+            ok = merkle.verify_consistency(old_size, new_size, root, other.root, hashes)
+        else:
+            ok = False
+        if not ok:
+            failed.append(n)
+    return failed
 
 
 def verify_bundle(data: str | bytes, verifier: NoteVerifier) -> VerificationReport:
     """Verify an evidence bundle offline against the pinned node key ``verifier``.
 
     The bundle's own ``verifier_key`` is only a label: it must equal the pinned key, and
-    the signature is checked with the pinned key whatever the bundle says.
+    the signature is checked with the pinned key whatever the bundle says. Every other
+    checkpoint the bundle carries must be signed by the pinned key and linked to the
+    bundle's by its consistency proof.
     """
     try:
         bundle, leaves, proofs = _parse_bundle(data)
+        links = _parse_links(bundle)
     except _Malformed as exc:
         problem = Problem(MALFORMED_BUNDLE, f"the evidence bundle is malformed: {exc}")
         return VerificationReport(verifier.name, None, None, (problem,))
@@ -353,6 +415,15 @@ def verify_bundle(data: str | bytes, verifier: NoteVerifier) -> VerificationRepo
             extra.append(
                 Problem(BAD_INCLUSION, f"inclusion proofs of leaves {_indices(failed)} fail")
             )
+        unlinked = _bad_links(links, verifier, report.origin, report.size, report.root)
+        if unlinked:
+            extra.append(
+                Problem(
+                    BAD_CONSISTENCY,
+                    f"consistency proofs {_indices(unlinked)} do not link their signed "
+                    "checkpoint to the bundle's",
+                )
+            )
     return replace(report, problems=report.problems + tuple(extra))
 
 
@@ -361,13 +432,17 @@ def check_witnessed(
     witnessed_note: str,
     node: NoteVerifier,
     witness: NoteVerifier,
+    consistency: Sequence[bytes] | None = None,
 ) -> list[Problem]:
     """Compare the leaves a node served with the checkpoint a witness cosigned.
 
     A node could show auditors a history other than the one it gave its witnesses; a
-    witnessed checkpoint of N leaves pins the first N leaves, so their root must match
-    (and the node must not show fewer). Problems are LOG_REWRITTEN (keep the evidence),
-    or BAD_SIGNATURE when the note is not signed by both the node and the witness.
+    witnessed checkpoint of N leaves pins the first N leaves, so their root must match.
+    A witness may hold a larger size than the node showed (the log grew after it was
+    fetched, if only by the auditor's own reads): then ``consistency``, an RFC 9162 proof
+    the node gave from the size it showed to the witnessed size, must show the witnessed
+    tree extends the leaves served. Problems are LOG_REWRITTEN (keep the evidence), or
+    BAD_SIGNATURE when the note is not signed by both the node and the witness.
     """
     try:
         checkpoint, opened = open_checkpoint(witnessed_note, [node, witness], origin=node.name)
@@ -377,12 +452,19 @@ def check_witnessed(
         return [
             Problem(BAD_SIGNATURE, "the witness's checkpoint lacks the node's or its own signature")
         ]
-    if checkpoint.size > len(leaves):
+    shown = len(leaves)
+    if checkpoint.size > shown:
+        served = merkle.root_from_leaves(list(leaves))
+        if consistency is not None and merkle.verify_consistency(
+            shown, checkpoint.size, served, checkpoint.root, consistency
+        ):
+            return []
+        how = "without" if consistency is None else "with no valid"
         return [
             Problem(
                 LOG_REWRITTEN,
                 f"witness {witness.name} holds {checkpoint.size} leaves; the node showed "
-                f"only {len(leaves)}",
+                f"{shown}, {how} consistency proof that the witnessed log extends them",
             )
         ]
     if merkle.root_from_leaves(list(leaves[: checkpoint.size])) != checkpoint.root:

@@ -21,7 +21,7 @@ from childreg.audit.leaf import ACTIONS
 from childreg.audit.verify import VerificationReport, verify_bundle
 from tools.cli.console import err, out
 from tools.cli.options import IdentityOpt, JsonOpt, NodeOpt, ServerNameOpt, TimeoutOpt
-from tools.clients import auditor
+from tools.clients import audit_bundle, auditor
 from tools.clients.audit_views import access_tables, event_table, verdict
 from tools.clients.client import Endpoint
 
@@ -44,6 +44,19 @@ StateOpt = Annotated[
         help="Directory keeping the last verified checkpoint per log (and any evidence).",
     ),
 ]  # fmt: skip
+
+WitnessOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="A witness's address (repeatable; with --witness-key each)."),
+]
+WitnessKeyOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="That witness's pinned verifier key string, in the same order."),
+]
+WitnessNameOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="That witness's certificate DNS name, in the same order."),
+]
 
 
 def checked(
@@ -70,18 +83,9 @@ def verify(
     identity: IdentityOpt,
     server_name: ServerNameOpt = None,
     state: StateOpt = None,
-    witness: Annotated[
-        list[str] | None,
-        typer.Option(help="A witness's address (repeatable; with --witness-key each)."),
-    ] = None,
-    witness_key: Annotated[
-        list[str] | None,
-        typer.Option(help="That witness's pinned verifier key string, in the same order."),
-    ] = None,
-    witness_server_name: Annotated[
-        list[str] | None,
-        typer.Option(help="That witness's certificate DNS name, in the same order."),
-    ] = None,
+    witness: WitnessOpt = None,
+    witness_key: WitnessKeyOpt = None,
+    witness_server_name: WitnessNameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
@@ -161,20 +165,31 @@ def bundle(
     ] = None,
     server_name: ServerNameOpt = None,
     state: StateOpt = None,
+    witness: WitnessOpt = None,
+    witness_key: WitnessKeyOpt = None,
+    witness_server_name: WitnessNameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
-    """Write an evidence bundle that `audit verify-bundle` checks offline (even if it fails)."""
+    """Write an evidence bundle that `audit verify-bundle` checks offline (even if it fails):
+    the log, inclusion proofs of the leaves asked for, and consistency proofs linking it to
+    the checkpoint verified before (--state) and to those the witnesses hold (--witness)."""
     verifier = auditor.pinned(node_key)
+    refs = auditor.witness_refs(
+        witness or [], witness_key or [], witness_server_name, identity, timeout
+    )
     endpoint = Endpoint(node, identity, server_name, timeout)
-    made = auditor.write_bundle(endpoint, verifier, state, leaf or [], out_file, progress=err)
+    made = audit_bundle.write_bundle(
+        endpoint, verifier, state, leaf or [], out_file, witnesses=refs, progress=err
+    )
     report = made.verified.report
     if as_json:
         typer.echo(json.dumps(report.to_dict() | {"bundle": str(out_file)}, indent=2))
     else:
         out.print(verdict(report, made.verified.evidence))
         out.print(
-            f"evidence bundle written to {out_file} ({made.leaves} leaves, {made.proofs} proofs)"
+            f"evidence bundle written to {out_file} ({made.leaves} leaves, {made.proofs} "
+            f"inclusion proofs, {made.consistency} consistency proofs)"
         )
     auditor.finish(report, f"the audit log of {report.origin}")
 

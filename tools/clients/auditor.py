@@ -7,8 +7,12 @@ signature against the node's pinned key and recomputed the root from the leaf by
 a state directory it also proves that the log only grew since the last check, and keeps
 both signed checkpoints as evidence when it did not. The judgement lives in
 ``childreg.audit.verify``; this module fetches, keeps the state directory, asks the
-witnesses, filters and summarises verified leaves. What `childreg audit` prints is made in
-:mod:`tools.clients.audit_views`.
+witnesses, filters and summarises verified leaves. A witness may hold a larger size than
+was fetched (the log grew meanwhile, if only by the auditor's own reads): then the node is
+asked for the consistency proof up to that size, and only a node that cannot give one is
+called a rewriter. Calls the node's per-caller rate limit refuses are retried after a wait
+(:func:`paced`). Evidence bundles are written by :mod:`tools.clients.audit_bundle`; what
+`childreg audit` prints is made in :mod:`tools.clients.audit_views`.
 """
 
 from __future__ import annotations
@@ -18,34 +22,66 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import grpc
 from rich.console import Console
 from rich.progress import Progress
 
 from childreg.audit.checkpoint import Checkpoint
-from childreg.audit.leaf import ACTIONS, AuditEvent, utc_now
+from childreg.audit.leaf import ACTIONS, AuditEvent
 from childreg.audit.note import NoteVerifier, note_text
 from childreg.audit.verify import (
     Problem,
     VerificationReport,
-    bundle_text,
     check_witnessed,
-    make_bundle,
     verify_log,
 )
 from childreg.errors import InvalidInput
 from childreg.pki import SpiffeId
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
-from tools.clients.client import EXIT_UNVERIFIED, EXIT_USAGE, CliError, Endpoint, call
+from tools.clients.client import (
+    EXIT_UNVERIFIED,
+    EXIT_USAGE,
+    CliError,
+    Endpoint,
+    call,
+    rpc_failure,
+)
+
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 #: Leaves asked for per GetEntries call (the node's limit).
 PAGE = 1000
+#: Tries of one call the node's rate limit refused (RESOURCE_EXHAUSTED) before giving up;
+#: the waits between them double from PACE_FIRST seconds up to PACE_MOST.
+PACE_TRIES = 10
+PACE_FIRST = 0.05
+PACE_MOST = 2.0
+
+
+def paced(
+    endpoint: Endpoint, what: str, method: grpc.UnaryUnaryMultiCallable[Q, R], request: Q
+) -> R:
+    """:func:`call`, waiting and trying again while the node's per-caller rate limit
+    refuses it (childreg/ratelimit.py refills its bucket continuously)."""
+    wait = PACE_FIRST
+    for _ in range(PACE_TRIES - 1):
+        try:
+            return method(request, timeout=endpoint.timeout)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise rpc_failure(exc, what, endpoint.address) from None
+        time.sleep(wait)
+        wait = min(2 * wait, PACE_MOST)
+    return call(endpoint, what, method, request)
 
 
 def pinned(key: str, option: str = "--node-key") -> NoteVerifier:
@@ -69,7 +105,7 @@ class Fetched:
     consistency: list[bytes] | None = None
 
 
-def _size_of(note: str) -> int | None:
+def size_of(note: str) -> int | None:
     """A note's tree size WITHOUT verifying it: only to decide what to fetch."""
     try:
         return Checkpoint.parse(note_text(note)).size
@@ -82,24 +118,24 @@ def fetch(endpoint: Endpoint, previous: str | None, progress: Console | None = N
     a progress bar on ``progress`` while fetching more than a page."""
     with endpoint.channel() as channel:
         stub = apb_grpc.AuditLogServiceStub(channel)
-        reply = call(endpoint, "checkpoint", stub.LatestCheckpoint, apb.CheckpointRequest())
-        size = _size_of(reply.note) or 0
+        reply = paced(endpoint, "checkpoint", stub.LatestCheckpoint, apb.CheckpointRequest())
+        size = size_of(reply.note) or 0
         leaves: list[bytes] = []
         disable = progress is None or size <= PAGE
         with Progress(console=progress, transient=True, disable=disable) as bar:
             task = bar.add_task("fetching leaves", total=size)
             while len(leaves) < size:
                 request = apb.EntriesRequest(start=len(leaves), end=min(size, len(leaves) + PAGE))
-                page = call(endpoint, "entries", stub.GetEntries, request)
+                page = paced(endpoint, "entries", stub.GetEntries, request)
                 if page.start != request.start or not page.leaves:
                     break  # a short log: verification names it
                 leaves += page.leaves[: request.end - request.start]
                 bar.update(task, completed=len(leaves))
-        old = None if previous is None else _size_of(previous)
+        old = None if previous is None else size_of(previous)
         proof = None
         if old is not None and old <= size:
             asked = apb.ConsistencyRequest(old_size=old, new_size=size)
-            proof = list(call(endpoint, "consistency", stub.ConsistencyProof, asked).hashes)
+            proof = list(paced(endpoint, "consistency", stub.ConsistencyProof, asked).hashes)
     return Fetched(reply.note, leaves, proof)
 
 
@@ -164,12 +200,40 @@ def witness_refs(
     ]
 
 
+@dataclass(frozen=True)
+class Witnessed:
+    """What the witnesses hold, checked: the problems, a contradicting note, the sizes."""
+
+    problems: list[Problem]
+    contradicted: str | None
+    sizes: tuple[int, ...]
+    #: Each witnessed note with the node's proof from the fetched size, if it is larger.
+    notes: tuple[tuple[str, list[bytes] | None], ...] = ()
+
+
+def _extension_proof(endpoint: Endpoint, old_size: int, new_size: int) -> list[bytes] | None:
+    """The node's consistency proof from ``old_size`` to ``new_size``; None if refused."""
+    asked = apb.ConsistencyRequest(old_size=old_size, new_size=new_size)
+    try:
+        with endpoint.channel() as channel:
+            stub = apb_grpc.AuditLogServiceStub(channel)
+            return list(paced(endpoint, "consistency", stub.ConsistencyProof, asked).hashes)
+    except CliError:
+        return None  # a node that cannot prove it: check_witnessed names the rewrite
+
+
 def witnessed_problems(
-    witnesses: Sequence[WitnessRef], fetched: Fetched, verifier: NoteVerifier
-) -> tuple[list[Problem], str | None]:
-    """What each witness holds, checked against the leaves the node served."""
+    witnesses: Sequence[WitnessRef],
+    fetched: Fetched,
+    verifier: NoteVerifier,
+    endpoint: Endpoint | None = None,
+) -> Witnessed:
+    """What each witness holds, checked against the leaves the node served; a witnessed
+    size beyond them must be proved an extension by the node at ``endpoint``."""
     problems: list[Problem] = []
     contradicted: str | None = None
+    sizes: list[int] = []
+    notes: list[tuple[str, list[bytes] | None]] = []
     for w in witnesses:
         with w.endpoint.channel() as channel:
             state = call(
@@ -180,11 +244,18 @@ def witnessed_problems(
             )
         if not state.note:
             continue
-        found = check_witnessed(fetched.leaves, state.note, verifier, w.verifier)
+        held = size_of(state.note)
+        proof = None
+        if held is not None:
+            sizes.append(held)
+            if held > len(fetched.leaves) and endpoint is not None:
+                proof = _extension_proof(endpoint, len(fetched.leaves), held)
+        notes.append((state.note, proof))
+        found = check_witnessed(fetched.leaves, state.note, verifier, w.verifier, proof)
         if found and contradicted is None:
             contradicted = state.note
         problems += found
-    return problems, contradicted
+    return Witnessed(problems, contradicted, tuple(sizes), tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -194,6 +265,8 @@ class Verified:
     report: VerificationReport
     fetched: Fetched
     evidence: Path | None
+    witnessed: Witnessed | None = None
+    previous: str | None = None  # the checkpoint verified last time (--state), if any
 
 
 def fetch_verified(
@@ -211,9 +284,10 @@ def fetch_verified(
     report = verify_log(
         fetched.note, fetched.leaves, verifier, previous=previous, consistency=fetched.consistency
     )
-    extra, witnessed = witnessed_problems(witnesses, fetched, verifier)
-    if extra:
-        report = replace(report, problems=(*report.problems, *extra))
+    held_by = witnessed_problems(witnesses, fetched, verifier, endpoint)
+    witnessed = held_by.contradicted
+    if held_by.problems:
+        report = replace(report, problems=(*report.problems, *held_by.problems))
     evidence = None
     if held is not None and witnessed is not None:
         evidence = held.keep_evidence(witnessed, fetched.note, report)
@@ -221,7 +295,7 @@ def fetch_verified(
         evidence = held.keep_evidence(previous, fetched.note, report)
     elif held is not None and report.ok:
         held.save(fetched.note)
-    return Verified(report, fetched, evidence)
+    return Verified(report, fetched, evidence, held_by, previous)
 
 
 def report_json(report: VerificationReport, evidence: Path | None) -> dict[str, Any]:
@@ -321,46 +395,3 @@ def _role(actor: str) -> str:
         return SpiffeId.parse(actor).role
     except InvalidInput:
         return ""
-
-
-# --- evidence bundles ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bundled:
-    """An evidence bundle written: the verification, where, and what it holds."""
-
-    verified: Verified
-    path: Path
-    leaves: int
-    proofs: int
-
-
-def write_bundle(
-    endpoint: Endpoint,
-    verifier: NoteVerifier,
-    state: Path | None,
-    leaves: Sequence[int],
-    out_file: Path,
-    *,
-    progress: Console | None = None,
-) -> Bundled:
-    """Verify the log, fetch the inclusion proofs of ``leaves``, write the bundle (even when
-    the log did not verify: the bundle is the evidence)."""
-    verified = fetch_verified(endpoint, verifier, state, progress=progress)
-    fetched = verified.fetched
-    size = len(fetched.leaves)
-    wanted = sorted(set(leaves))
-    if any(not 0 <= i < size for i in wanted):
-        raise CliError(f"--leaf: the log holds {size} leaves, numbered from 0", code=EXIT_USAGE)
-    proofs: dict[int, list[bytes]] = {}
-    with endpoint.channel() as channel:
-        stub = apb_grpc.AuditLogServiceStub(channel)
-        for i in wanted:
-            asked = apb.InclusionRequest(index=i, tree_size=size)
-            proofs[i] = list(call(endpoint, "inclusion proof", stub.InclusionProof, asked).hashes)
-    made = make_bundle(fetched.note, fetched.leaves, verifier, created=utc_now(), proofs=proofs)
-    tmp = out_file.with_name(out_file.name + ".tmp")
-    tmp.write_text(bundle_text(made), encoding="utf-8")
-    os.replace(tmp, out_file)
-    return Bundled(verified, out_file, size, len(proofs))

@@ -22,5 +22,5 @@ def store(tmp_path: Path) -> Iterator[WitnessStore]:
 
 @pytest.fixture
 def witness(store: WitnessStore) -> Witness:
-    """A witness of the one node ORIGIN."""
-    return Witness(store, WITNESS, {ORIGIN: NODE.verifier()})
+    """A witness of the one node ORIGIN, whose cosignatures all state one fixed time."""
+    return Witness(store, WITNESS, {ORIGIN: NODE.verifier()}, seconds=lambda: 1_700_000_000.0)

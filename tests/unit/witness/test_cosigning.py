@@ -26,6 +26,7 @@ def test_first_contact_then_consistent_growth_is_cosigned(witness: Witness) -> N
     assert witness.state(ORIGIN) == second
     assert witness.state(OTHER) is None
     assert witness.evidence() == []
+    assert opened.cosigned_at == {WITNESS.name: 1_700_000_000}  # a C2SP cosignature/v1
 
 
 def test_an_idempotent_repeat_is_cosigned_again(witness: Witness) -> None:

@@ -309,3 +309,33 @@ def test_bad_base64_in_a_bundle_is_malformed() -> None:
     fill(log, 2)
     bundle = {**a_bundle(log, ()), "leaves": ["***"]}
     assert codes(verify_bundle(bundle_text(bundle), key(log))) == {MALFORMED_BUNDLE}
+
+
+def test_a_bundles_consistency_proofs_link_its_other_checkpoints() -> None:
+    """A bundle carrying an older and a newer signed checkpoint, each with its consistency
+    proof, verifies; a wrong proof, wrong sizes or a checkpoint by another key fail it; a
+    bundle written before these proofs existed (no field) still verifies."""
+    log, _ = new_log()
+    fill(log, 3)
+    older = log.checkpoint()
+    fill(log, 4)
+    note, leaves = snapshot(log)
+    fill(log, 2)
+    newer = log.checkpoint()
+    links = [
+        (older, 3, 7, log.consistency_proof(3, 7)),
+        (newer, 7, 9, log.consistency_proof(7, 9)),
+    ]
+    made = make_bundle(note, leaves, key(log), created=NOW, consistency=links)
+    assert verify_bundle(bundle_text(made), key(log)).ok
+    other, _ = new_log(seed=bytes([9]) * 32)
+    fill(other, 3)
+    for bad in (
+        (older, 3, 7, log.consistency_proof(2, 7)),
+        (older, 2, 7, log.consistency_proof(3, 7)),
+        (other.checkpoint(), 3, 7, log.consistency_proof(3, 7)),
+    ):
+        broken = make_bundle(note, leaves, key(log), created=NOW, consistency=[bad])
+        assert "bad-consistency-proof" in codes(verify_bundle(bundle_text(broken), key(log)))
+    del made["consistency_proofs"]
+    assert verify_bundle(bundle_text(made), key(log)).ok

@@ -39,6 +39,30 @@ def test_the_witnessed_history_must_be_the_one_shown() -> None:
     assert unsigned == [BAD_SIGNATURE]
 
 
+def test_a_larger_witnessed_size_needs_a_consistency_proof() -> None:
+    """A witness holding more leaves than the node showed is no rewrite when the node proves
+    the witnessed tree extends them; without a proof, or with a fork's proof, it is one."""
+    witness = NoteSigner.from_key_string(generate_signer("witness.test")[0])
+    honest = log_with([b"a", b"b", b"c", b"d", b"e", b"f", b"g"])
+    note = add_signatures(honest.checkpoint(), witness)
+    node = NoteVerifier.from_key_string(honest.verifier_key)
+    for shown in (1, 3, 4, 6):
+        leaves = honest.entries(0, shown)
+        proof = honest.consistency_proof(shown, 7)
+        assert check_witnessed(leaves, note, node, witness.verifier(), proof) == []
+        missing = check_witnessed(leaves, note, node, witness.verifier())
+        assert [p.code for p in missing] == [LOG_REWRITTEN]
+    fork = log_with([b"a", b"X", b"c", b"d", b"e", b"f", b"g"])
+    forged = check_witnessed(
+        fork.entries(0, 4), note, node, witness.verifier(), fork.consistency_proof(4, 7)
+    )
+    assert [p.code for p in forged] == [LOG_REWRITTEN]
+    wrong = check_witnessed(
+        fork.entries(0, 4), note, node, witness.verifier(), honest.consistency_proof(4, 7)
+    )
+    assert [p.code for p in wrong] == [LOG_REWRITTEN]
+
+
 def test_a_leaf_with_a_boolean_or_numeric_field_is_not_canonical() -> None:
     """`"seq": true` or a number where a name belongs is refused, not read as 1."""
     import json
