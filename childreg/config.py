@@ -118,6 +118,9 @@ class ServiceSettings(BaseModel):
     #: Per-caller rate limit (token bucket): calls per second, and how many at once.
     rate_per_second: float = Field(default=100.0, gt=0, le=100_000)
     rate_burst: int = Field(default=300, ge=1, le=1_000_000)
+    #: Warn (log, health entry childreg.certificate) this many days before the service's
+    #: own certificate or the CA's expires (childreg/cert_watch.py).
+    certificate_warn_days: int = Field(default=30, ge=1, le=365)
 
     @field_validator("identity_dir", "denylist_file", "statistics_authority_key", "profile_file")
     @classmethod

@@ -15,6 +15,7 @@ from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from childreg.authz import Authorizer
+from childreg.cert_watch import CertificateWatch
 from childreg.config import ServiceSettings
 from childreg.denylist_sync import DenyListKeeper, DenyListPublisher, grpc_fetch
 from childreg.pki import IdentityFiles
@@ -77,7 +78,9 @@ def start_grpc_service(
     The deny-list is kept current by a :class:`~childreg.denylist_sync.DenyListKeeper`
     thread (``settings.revocation``) until the server stops; the newest list accepted is
     remembered in ``state_dir`` (the node's data directory, the coordinator's or witness's
-    state directory) so a restart never goes back to an older one.
+    state directory) so a restart never goes back to an older one. A
+    :class:`~childreg.cert_watch.CertificateWatch` warns before the service's certificate
+    or the CA's expires.
     """
     identity = IdentityFiles(settings.identity_dir)
     ca = x509.load_pem_x509_certificate(identity.ca.read_bytes())
@@ -117,4 +120,7 @@ def start_grpc_service(
         check, fetch=fetch, max_age_seconds=sync.max_age_seconds, health_servicer=health_servicer
     )
     keeper.start(server, sync.fetch_seconds)
+    CertificateWatch(
+        identity, warn_days=settings.certificate_warn_days, health_servicer=health_servicer
+    ).start(server)
     return server, port, health_servicer
