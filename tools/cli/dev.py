@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from childreg import profile
 from tools.cli.console import err, out
@@ -22,7 +23,8 @@ from tools.dev.federation import Say
 def _say(quiet: bool) -> Say:
     def say(message: str) -> None:
         if not quiet:
-            err.print(f"[dim]•[/dim] {message}")
+            # Not wrapped and not markup: the demo prints commands to copy and paste.
+            err.print(f"[dim]•[/dim] {escape(message)}", soft_wrap=True)
 
     return say
 

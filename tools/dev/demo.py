@@ -36,6 +36,9 @@ from tools.dev import synth
 from tools.dev.federation import LocalFederation, Say
 from tools.dev.synth import DepartmentPlan
 
+#: The school identity a kept-running demo issues, so a newcomer can try an extract.
+DEMO_SCHOOL = "demo-school"
+
 #: Files the demo writes, by suffix (tools/clients/exports.write_export chooses the format).
 OUTPUTS = ("national_table.csv", "national_table.json", "national_table.sdmx.csv",
            "national_table.xml", "national_table.png")  # fmt: skip
@@ -163,7 +166,8 @@ def _run(
         for _, path in sources:  # all-or-nothing for the whole demo: check every file first
             importer.check(path)
         plans = [plan for plan, _ in sources]
-        with LocalFederation(root / "federation", plans, say=say) as fed:
+        # Kept running, the federation has a witness (extracts fail closed without one).
+        with LocalFederation(root / "federation", plans, say=say, witness=keep) as fed:
             fed.setup()
             fed.start_nodes()
             say("importing each department's file into its own node over mutual TLS")
@@ -181,7 +185,9 @@ def _run(
             for name in OUTPUTS:
                 write_export(view, out / name)
             if keep:
-                _wait_for_interrupt(fed, say)
+                fed.issue_identity("school", DEMO_SCHOOL)
+                fed.wait_witnessed(plans[0].id)
+                _wait_for_interrupt(fed, say, _assessed_child(sources[0][1]))
             say("shutting the federation down")
         return DemoResult(view, reference, sum(counts), time.perf_counter() - started)
     finally:
@@ -189,14 +195,50 @@ def _run(
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_for_interrupt(fed: LocalFederation, say: Say) -> None:
+def _assessed_child(path: Path) -> str:
+    """The id of the first child of a department's file with an assessment."""
+    for item in csvformat.iter_rows(path):
+        if isinstance(item, ImportRecord) and item.assessment is not None:
+            return item.child.child_id
+    raise InvalidInput("no assessed child", [Violation("file", "no row has an assessment")])
+
+
+def extract_commands(fed: LocalFederation, child_id: str, key_dir: Path) -> list[str]:
+    """How a newcomer asks for a school's extract in the running federation: staff record
+    the guardian's consent, the school makes its key, asks, and opens the extract."""
+    dept = fed.departments[0].id
+    node = fed.nodes[dept]
+    at = f"--node {node.address} --server-name {node.server_name}"
+    school = f"spiffe://{fed.federation}/school/{DEMO_SCHOOL}"
+    today = dt.date.today()
+    key = key_dir / "school.key"
+    return [
+        f"childreg consent grant {at} --identity {fed.identity(f'staff-{dept}')} "
+        f"--child {child_id} --guardian 'Demo Guardian' --purpose iep_preparation "
+        f"--school {school} --from {today} --until {today + dt.timedelta(days=30)} "
+        "--evidence demo-form --json",
+        f"childreg extract keygen --out {key}",
+        f"childreg extract request --grant GRANT {at} "
+        f"--identity {fed.identity(f'school-{DEMO_SCHOOL}')} --key-file {key} "
+        f"--out {key_dir / 'extract.bin'}",
+        f"childreg node extract-key --config {node.config} --json",
+        f"childreg extract open {key_dir / 'extract.bin'} --key-file {key} "
+        f"--node-key NODE_KEY --audience {school}",
+    ]
+
+
+def _wait_for_interrupt(fed: LocalFederation, say: Say, child_id: str) -> None:
     assert fed.coordinator is not None
+    steps = "\n".join(f"  {c}" for c in extract_commands(fed, child_id, fed.root))
     say(
         "the federation keeps running; in another shell:\n"
         f"  childreg stats table --by sex --by education_form "
         f"--coordinator {fed.coordinator.address} "
         f"--server-name {fed.coordinator.server_name} "
         f"--identity {fed.identity('statistician')}\n"
+        "a school's extract for one child (GRANT: the grant the first command prints; "
+        "NODE_KEY: the extract_key the fourth prints):\n"
+        f"{steps}\n"
         "press Ctrl-C to stop"
     )
     try:

@@ -1,0 +1,76 @@
+"""`childreg demo --keep-running`: a newcomer can try a school's extract in the local federation.
+
+The kept-running demo runs a witness and issues a school identity, and prints the commands
+for one child's extract; run as printed (the grant and the node's key filled in), they
+give the school an extract it opens. Ctrl-C stops the federation.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import ROOT, cli
+
+
+def printed_commands(demo: subprocess.Popen[str], deadline: float) -> list[str]:
+    """The `childreg …` lines the demo prints once it keeps running."""
+    assert demo.stderr is not None
+    commands: list[str] = []
+    while time.monotonic() < deadline:
+        line = demo.stderr.readline()
+        if not line:
+            raise AssertionError("the demo ended before it kept running")
+        if line.startswith("  childreg "):
+            commands.append(line.strip())
+        if "press Ctrl-C to stop" in line:
+            return commands
+    raise AssertionError("the demo did not keep running in time")
+
+
+def run(command: str, **fill: str) -> subprocess.CompletedProcess[str]:
+    """Run one printed command (after `childreg`), its placeholders filled in."""
+    for name, value in fill.items():
+        command = command.replace(name, value)
+    args = shlex.split(command)
+    assert args[0] == "childreg"
+    return cli(*args[1:])
+
+
+def test_a_newcomer_gets_a_schools_extract_from_the_kept_running_demo(tmp_path: Path) -> None:
+    """The printed consent, keygen, request, extract-key and open commands work as printed."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli.main", "demo", "--departments", "3", "--keep-running",
+         "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "work")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        commands = printed_commands(demo, time.monotonic() + 600)
+        table, grant_cmd, keygen, request, extract_key, open_cmd = commands
+        assert "stats table" in table
+        granted = run(grant_cmd)
+        assert granted.returncode == 0, granted.stderr
+        grant = json.loads(granted.stdout)["grant"]
+        assert run(keygen).returncode == 0
+        asked = run(request, GRANT=grant)
+        assert asked.returncode == 0, asked.stderr
+        key = json.loads(run(extract_key).stdout)["extract_key"]
+        opened = run(open_cmd, NODE_KEY=key)
+        assert opened.returncode == 0, opened.stderr
+        assert "iep_preparation" in opened.stdout
+    finally:
+        demo.send_signal(signal.SIGINT)
+        try:
+            demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait()
+        finally:
+            assert demo.stderr is not None
+            demo.stderr.close()
+    assert demo.returncode == 0
