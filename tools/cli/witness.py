@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from childreg import logsetup
+from childreg.audit.note import NoteVerifier
 from childreg.config import load_config
 from tools.cli.console import err, out
 from tools.cli.options import ConfigOpt, JsonOpt, ReadyFileOpt
@@ -33,12 +34,23 @@ def keygen(
     name: Annotated[
         str, typer.Option("--name", help="The witness's key name, e.g. witness.az-ombudsman.")
     ],
+    as_json: JsonOpt = False,
 ) -> None:
-    """Make the witness's Ed25519 key; prints the verifier key that others pin."""
+    """Make the witness's Ed25519 key; prints the verifier key that others pin.
+
+    Standard output has the verifier key childreg's nodes and auditors pin; standard error
+    also gives the same key in the C2SP cosigner form (`tlog-cosignature/v1`), for other
+    implementations that check this witness's cosignatures; with --json, both.
+    """
     from witness.config import generate_witness_key  # noqa: PLC0415
 
     verifier = generate_witness_key(key_file, name)
+    c2sp = NoteVerifier.from_key_string(verifier).cosignature_key_string()
     err.print(f"wrote the witness's secret key to {key_file} (keep it private)", markup=False)
+    if as_json:
+        typer.echo(json.dumps({"verifier_key": verifier, "c2sp_cosigner_key": c2sp}))
+        return
+    err.print(f"C2SP cosigner key (tlog-cosignature/v1): {c2sp}", markup=False, soft_wrap=True)
     typer.echo(verifier)
 
 
