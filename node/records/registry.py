@@ -322,7 +322,7 @@ class Registry:
         """
         with self._store.atomic():
             stored = self._require_open(correction.child_id)
-            key = self._keys.child_key(stored.child_id, stored.key_version, stored.wrapped_key)
+            key = self._key(stored)
             old = self._child_of(stored, key)
             fields = {**old.model_dump(), **correction.changes()}
             new = _revalidated(fields)
@@ -353,7 +353,7 @@ class Registry:
                     "invalid closure",
                     [Violation("closed_on", "must not be before the child's date of birth")],
                 )
-            key = self._keys.child_key(stored.child_id, stored.key_version, stored.wrapped_key)
+            key = self._key(stored)
             self._store.close_child(
                 StoredClosure(closure.child_id, closure.closed_on, closure.reason)
             )
@@ -367,7 +367,7 @@ class Registry:
         """Every recorded step of a child's record, oldest first; NotFound if absent."""
         with self._store.read_view():
             stored = self._require(child_id)
-            key = self._keys.child_key(child_id, stored.key_version, stored.wrapped_key)
+            key = self._key(stored)
             current = _fields(self._child_of(stored, key))
             return self.history_book.read(child_id, key, current)
 
@@ -381,15 +381,16 @@ class Registry:
             _check_dates(stored, placement)
             held = {p.academic_year: p for p in self._store.placements(placement.child_id)}
             before = held.get(placement.academic_year)
-            diff = changed(
-                {}
+            diff = _replacing(
+                None
                 if before is None
                 else {"education_form": before.education_form, "institution": before.institution},
                 {"education_form": placement.education_form, "institution": placement.institution},
+                reason,
+                "a placement recorded for that year",
             )
             if not diff:
                 return  # recorded already, exactly so: nothing to write
-            _needs_reason(before is not None, reason, "a placement recorded for that year")
             self._store.upsert_placement(
                 StoredPlacement(
                     placement.child_id,
@@ -419,13 +420,14 @@ class Registry:
             _check_dates(stored, care)
             held = {c.since: c for c in self._store.care_settings(care.child_id)}
             before = held.get(care.since)
-            diff = changed(
-                {} if before is None else {"care_setting": before.care_setting},
+            diff = _replacing(
+                None if before is None else {"care_setting": before.care_setting},
                 {"care_setting": care.care_setting},
+                reason,
+                "a care setting recorded from that date",
             )
             if not diff:
                 return
-            _needs_reason(before is not None, reason, "a care setting recorded from that date")
             self._store.put_care_setting(
                 StoredCareSetting(care.child_id, care.care_setting, care.since)
             )
@@ -658,13 +660,18 @@ def _revalidated(fields: dict[str, object]) -> ChildIn:
         raise InvalidInput("invalid correction", violations_of(exc)) from None
 
 
-def _needs_reason(replacing: bool, reason: str | None, what: str) -> None:
-    """InvalidInput if ``what`` would be changed without a reason."""
-    if replacing and reason is None:
+def _replacing(
+    before: dict[str, object] | None, after: dict[str, object], reason: str | None, what: str
+) -> dict[str, tuple[str | None, str | None]]:
+    """What recording ``after`` over ``before`` (None: nothing recorded) changes; empty if
+    nothing. InvalidInput if it changes ``what`` was recorded and no reason is given."""
+    diff = changed(before or {}, after)
+    if diff and before is not None and reason is None:
         raise InvalidInput(
             f"changing {what} is a correction",
             [Violation("reason", f"required to change {what}")],
         )
+    return diff
 
 
 def _check_dates(child: StoredChild, record: PlacementIn | CareSettingIn | AssessmentIn) -> None:

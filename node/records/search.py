@@ -49,11 +49,6 @@ _IDENTITY: Final = "identity"
 _PAGE_TOKEN: Final = re.compile(r"^p(\d{1,9})$")
 
 
-def is_closed(store: RecordStore, child_id: str) -> bool:
-    """Whether the child's record is closed."""
-    return store.closure(child_id) is not None
-
-
 def normalised_school(school: str) -> str:
     """A school's name as the index keeps it: NFKC, casefolded, spaces collapsed."""
     return " ".join(unicodedata.normalize("NFKC", school).casefold().split())
@@ -179,9 +174,10 @@ class ChildIndex:
                 ids = self._store.children_matching(groups)
             if query.name is not None and not query_words:
                 ids = set()
+            closed = self._store.closed_children(ids)
             scored: list[tuple[float, str, _Known]] = []
             for child_id in ids:
-                if not query.include_closed and is_closed(self._store, child_id):
+                if child_id in closed and not query.include_closed:
                     continue
                 known = self._open(child_id)
                 score = _query_score(query_words, known) if query_words else 1.0
@@ -190,7 +186,9 @@ class ChildIndex:
             scored.sort(key=lambda item: (-item[0], item[1]))
             start = _offset(query.page_token)
             end = start + query.page_size
-            hits = tuple(self._hit(known, score) for score, _, known in scored[start:end])
+            hits = tuple(
+                self._hit(known, score, cid in closed) for score, cid, known in scored[start:end]
+            )
         return SearchPage(hits=hits, next_page_token=f"p{end}" if end < len(scored) else None)
 
     # --- the duplicate warning ----------------------------------------------------------
@@ -236,10 +234,11 @@ class ChildIndex:
                     found[child_id] = (1.0, found[child_id][1] + reasons, known)
                 else:
                     found[child_id] = (score, reasons, known)
+            closed = self._store.closed_children(found)
         ranked = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))
         return tuple(
-            DuplicateCandidate(hit=self._hit(known, score), reasons=tuple(reasons))
-            for _, (score, reasons, known) in ranked
+            DuplicateCandidate(hit=self._hit(known, score, cid in closed), reasons=tuple(reasons))
+            for cid, (score, reasons, known) in ranked
         )
 
     # --- helpers ------------------------------------------------------------------------
@@ -251,7 +250,7 @@ class ChildIndex:
         identity = json.loads(self._keys.unseal(key, child_id, _IDENTITY, stored.sealed_identity))
         return _Known(stored, identity["given_name"], identity["family_name"])
 
-    def _hit(self, known: _Known, score: float) -> SearchHit:
+    def _hit(self, known: _Known, score: float, closed: bool) -> SearchHit:
         s = known.stored
         return SearchHit(
             child_id=s.child_id,
@@ -260,7 +259,7 @@ class ChildIndex:
             date_of_birth=s.date_of_birth,
             district=s.district,
             school=self.latest_school(s.child_id),
-            closed=is_closed(self._store, s.child_id),
+            closed=closed,
             score=round(min(1.0, max(0.0, score)), 3),
         )
 

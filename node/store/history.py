@@ -11,7 +11,7 @@ record stays; its closing date decides which snapshots still count the child.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from node.store.transactional import Transactional
 from node.store.types import StoredClosure, StoredEvent
@@ -31,7 +31,8 @@ class HistoryStore(Transactional):
     - ``events`` returns the child's events by seq (empty for an unknown child).
     - ``close_child`` closes a record once: AlreadyExists if it is closed, NotFound if the
       child is unknown; a closing is never changed or removed. ``closure`` is the record's
-      closing, or None while it is open.
+      closing, or None while it is open; ``closed_children`` exactly those of the given
+      ids whose record is closed.
     - Count tables (:meth:`~node.store.records.RecordsStore.count_table`) MUST NOT count a
       child whose record closed on or before the reference date.
     """
@@ -59,3 +60,7 @@ class HistoryStore(Transactional):
     @abstractmethod
     def closure(self, child_id: str) -> StoredClosure | None:
         """The record's closing, or None while it is open."""
+
+    @abstractmethod
+    def closed_children(self, child_ids: Collection[str]) -> set[str]:
+        """Those of ``child_ids`` whose record is closed (one look-up for a search page)."""

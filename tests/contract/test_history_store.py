@@ -73,6 +73,9 @@ def test_a_record_closes_once(store: RecordStore) -> None:
     with pytest.raises(AlreadyExists):
         store.close_child(StoredClosure("C1", dt.date(2024, 7, 1), "other"))
     assert store.closure("C1") == first
+    store.insert_child(child("C2"))
+    assert store.closed_children(["C1", "C2", "C9"]) == {"C1"}
+    assert store.closed_children([]) == set()
     with pytest.raises(NotFound):
         store.close_child(StoredClosure("C9", dt.date(2024, 6, 1), "other"))
 

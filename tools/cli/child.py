@@ -48,7 +48,7 @@ def on_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _ask(**given: str | None) -> dict[str, str]:
+def ask(**given: str | None) -> dict[str, str]:
     """The required values ``given`` (option name -> value; ``child_id`` is the ID
     argument), asking on a terminal for each one missing; off a terminal, CliError naming
     every missing one."""
@@ -122,7 +122,7 @@ def find(
                 "give at least one of --name, --born, --district, --school, --national-id",
                 code=EXIT_USAGE,
             )
-        query["name"] = _ask(name=None)["name"]
+        query["name"] = ask(name=None)["name"]
     page = records.find_children(Endpoint(node, identity, server_name, timeout), query)
     if as_json:
         typer.echo(page.model_dump_json())
@@ -147,7 +147,7 @@ def show(
     Example:
       childreg child show C000123 --json
     """
-    cid = _ask(child_id=child_id)["child_id"]
+    cid = ask(child_id=child_id)["child_id"]
     view = records.read_child(Endpoint(node, identity, server_name, timeout), cid)
     typer.echo(view.model_dump_json() if as_json else view.model_dump_json(indent=2))
 
@@ -182,7 +182,7 @@ def register(
       childreg child register C000124 --given-name Aysel --family-name Mammadova \\
         --born 2016-04-02 --sex female --district nasimi
     """
-    need = _ask(
+    need = ask(
         child_id=child_id, given_name=given_name, family_name=family_name, born=born, sex=sex,
         district=district,
     )  # fmt: skip
@@ -240,7 +240,7 @@ def assess(
       childreg child assess C000124 --date 2024-02-01 --commission "Baku PMPC" \\
         --icf d140.2 --functioning learning=some_difficulty --support speech_therapy
     """
-    need = _ask(child_id=child_id, date=date, commission=commission)
+    need = ask(child_id=child_id, date=date, commission=commission)
     pairs = [_pair(f) for f in functioning or ()]
     assessment: records.AssessmentFields = {
         "child_id": need["child_id"], "assessment_date": need["date"],
@@ -250,7 +250,7 @@ def assess(
         "recommended_form": recommended_form or "", "next_review": next_review or "",
     }  # fmt: skip
     records.record_assessment(Endpoint(node, identity, server_name, timeout), assessment, pairs)
-    _done(as_json, "assessment", need["child_id"])
+    done(as_json, "assessment", need["child_id"])
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -282,7 +282,7 @@ def place(
     Example:
       childreg child place C000124 --year 2024/25 --form inclusive_class --institution "School 6"
     """
-    need = _ask(child_id=child_id, year=year, form=form)
+    need = ask(child_id=child_id, year=year, form=form)
     placement: records.PlacementFields = {
         "child_id": need["child_id"], "academic_year": need["year"],
         "education_form": need["form"], "institution": institution or "",
@@ -290,7 +290,7 @@ def place(
     if reason:
         placement["reason"] = reason
     records.record_placement(Endpoint(node, identity, server_name, timeout), placement)
-    _done(as_json, "placement", need["child_id"])
+    done(as_json, "placement", need["child_id"])
 
 
 @app.command("care")
@@ -311,17 +311,18 @@ def care(
     Example:
       childreg child care C000124 --setting family --since 2024-03-01
     """
-    need = _ask(child_id=child_id, setting=setting, since=since)
+    need = ask(child_id=child_id, setting=setting, since=since)
     fields: records.CareFields = {
         "child_id": need["child_id"], "care_setting": need["setting"], "since": need["since"]
     }  # fmt: skip
     if reason:
         fields["reason"] = reason
     records.record_care_setting(Endpoint(node, identity, server_name, timeout), fields)
-    _done(as_json, "care setting", need["child_id"])
+    done(as_json, "care setting", need["child_id"])
 
 
-def _done(as_json: bool, what: str, child_id: str) -> None:
+def done(as_json: bool, what: str, child_id: str) -> None:
+    """Say that ``what`` of ``child_id`` was recorded (one JSON object with --json)."""
     if as_json:
         typer.echo(json.dumps({"recorded": what, "child_id": child_id}))
     else:

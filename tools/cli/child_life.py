@@ -9,14 +9,12 @@ of every field with who changed it, when and why.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from childreg.history import ChildHistory
-from tools.cli.child import IdArg, Opt, _ask
-from tools.cli.console import err
+from tools.cli.child import IdArg, Opt, ask, done
 from tools.cli.options import IdentityOpt, JsonOpt, NodeOpt, ServerNameOpt, TimeoutOpt
 from tools.clients import records
 from tools.clients.client import Endpoint
@@ -63,7 +61,7 @@ def correct(
       childreg child correct C000124 --family-name "Məmmədova" \\
           --reason "spelling on the birth certificate"
     """
-    need = _ask(child_id=child_id, reason=reason)
+    need = ask(child_id=child_id, reason=reason)
     fields: records.CorrectionFields = {
         "child_id": need["child_id"], "reason": need["reason"], "clear": clear or [],
     }  # fmt: skip
@@ -74,7 +72,7 @@ def correct(
     }  # fmt: skip
     fields.update({k: v for k, v in typed.items() if v})  # type: ignore[typeddict-item]
     records.correct_child(Endpoint(node, identity, server_name, timeout), fields)
-    _done(as_json, "corrected", need["child_id"])
+    done(as_json, "correction", need["child_id"])
 
 
 def close(
@@ -105,13 +103,13 @@ def close(
     Example:
       childreg child close C000124 --on 2025-06-30 --reason moved_abroad
     """
-    need = _ask(child_id=child_id, on=on, reason=reason)
+    need = ask(child_id=child_id, on=on, reason=reason)
     fields: records.ClosureFields = {
         "child_id": need["child_id"], "closed_on": need["on"], "reason": need["reason"],
         "note": note or "",
     }  # fmt: skip
     records.close_child(Endpoint(node, identity, server_name, timeout), fields)
-    _done(as_json, "closed", need["child_id"])
+    done(as_json, "closing", need["child_id"])
 
 
 def history(
@@ -129,7 +127,7 @@ def history(
       childreg child history C000124
       childreg child history C000124 --json
     """
-    cid = _ask(child_id=child_id)["child_id"]
+    cid = ask(child_id=child_id)["child_id"]
     book = records.read_history(Endpoint(node, identity, server_name, timeout), cid)
     if as_json:
         typer.echo(book.model_dump_json(indent=2))
@@ -152,13 +150,6 @@ def history_text(book: ChildHistory) -> str:
 
 def _shown(value: str | None) -> str:
     return "—" if value is None else value
-
-
-def _done(as_json: bool, what: str, child_id: str) -> None:
-    if as_json:
-        typer.echo(json.dumps({what: True, "child_id": child_id}))
-    else:
-        err.print(f"{what} the record of {child_id}")
 
 
 def add_to(app: typer.Typer) -> None:

@@ -49,6 +49,18 @@ NodeOpt = Annotated[
 ]
 
 
+def _progress(as_json: bool) -> Progress:
+    """A progress bar on standard error for a person at a terminal (none for --json)."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    )
+
+
 @app.command()
 def keygen(
     path: Annotated[
@@ -120,14 +132,7 @@ def _import(
         return
     rows = importer.check(file)
     endpoint = Endpoint(node, identity, server_name)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=as_json or not err.is_terminal,
-    ) as bar:
+    with _progress(as_json) as bar:
         task = bar.add_task(f"importing {file.name}", total=rows)
         imported = importer.import_file(
             endpoint, file, lambda n: bar.advance(task, n), checked_rows=rows
@@ -234,14 +239,7 @@ def rotate_kek_cmd(
     keys.rotate audit leaf naming the operator.
     """
     cfg = load_config(NodeConfig, config)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=as_json or not err.is_terminal,
-    ) as bar:
+    with _progress(as_json) as bar:
         task = bar.add_task("rewrapping child keys", total=None)
         summary = rotate_kek(
             cfg,

@@ -14,8 +14,10 @@ not check codes against a list of its own, which could differ from the node's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypedDict
+from collections.abc import Callable, Sequence
+from typing import TypedDict, TypeVar
+
+import grpc
 
 from childreg.history import ChildHistory
 from childreg.models import ChildView
@@ -87,19 +89,32 @@ class CareFields(TypedDict, total=False):
     reason: str  # why the setting recorded from that date is changed
 
 
+Q = TypeVar("Q")
+R = TypeVar("R")
+
+
+def _records(
+    endpoint: Endpoint,
+    what: str,
+    method: Callable[[pb_grpc.RecordsServiceStub], grpc.UnaryUnaryMultiCallable[Q, R]],
+    request: Q,
+) -> R:
+    """One RecordsService call on a channel of its own (see :func:`call`)."""
+    with endpoint.channel() as channel:
+        return call(endpoint, what, method(pb_grpc.RecordsServiceStub(channel)), request)
+
+
 def read_child(endpoint: Endpoint, child_id: str) -> ChildView:
     """Everything the node holds about one child."""
-    with endpoint.channel() as channel:
-        stub = pb_grpc.RecordsServiceStub(channel)
-        record = call(endpoint, "show-child", stub.GetChild, pb.ChildRef(child_id=child_id))
+    record = _records(
+        endpoint, "show-child", lambda stub: stub.GetChild, pb.ChildRef(child_id=child_id)
+    )
     return convert.child_view_from_proto(record)
 
 
 def find_children(endpoint: Endpoint, query: SearchFields) -> SearchPage:
     """One page of the children matching ``query``, best first."""
-    with endpoint.channel() as channel:
-        stub = pb_grpc.RecordsServiceStub(channel)
-        reply = call(endpoint, "find", stub.FindChildren, pb.SearchRequest(**query))
+    reply = _records(endpoint, "find", lambda stub: stub.FindChildren, pb.SearchRequest(**query))
     return convert.search_page_from_proto(reply)
 
 
@@ -112,9 +127,7 @@ def register_child(
     request = pb.RegisterChildRequest(
         child=pb.Child(**child), not_duplicate_reason=not_duplicate_reason or ""
     )
-    with endpoint.channel() as channel:
-        stub = pb_grpc.RecordsServiceStub(channel)
-        reply = call(endpoint, "register", stub.RegisterChild, request)
+    reply = _records(endpoint, "register", lambda stub: stub.RegisterChild, request)
     return convert.registration_from_proto(reply)
 
 
@@ -127,23 +140,17 @@ def record_assessment(
     request = pb.Assessment(
         **assessment, functioning=[pb.Functioning(domain=d, level=lv) for d, lv in functioning]
     )
-    with endpoint.channel() as channel:
-        stub = pb_grpc.RecordsServiceStub(channel)
-        call(endpoint, "assess", stub.RecordAssessment, request)
+    _records(endpoint, "assess", lambda stub: stub.RecordAssessment, request)
 
 
 def record_placement(endpoint: Endpoint, placement: PlacementFields) -> None:
     """Record where a child is educated in an academic year."""
-    with endpoint.channel() as channel:
-        stub = pb_grpc.RecordsServiceStub(channel)
-        call(endpoint, "place", stub.RecordPlacement, pb.Placement(**placement))
+    _records(endpoint, "place", lambda stub: stub.RecordPlacement, pb.Placement(**placement))
 
 
 def record_care_setting(endpoint: Endpoint, care: CareFields) -> None:
     """Record a change of a child's care setting, from its date."""
-    with endpoint.channel() as channel:
-        stub = pb_grpc.RecordsServiceStub(channel)
-        call(endpoint, "care", stub.RecordCareSetting, pb.CareSetting(**care))
+    _records(endpoint, "care", lambda stub: stub.RecordCareSetting, pb.CareSetting(**care))
 
 
 class CorrectionFields(TypedDict, total=False):
@@ -173,21 +180,17 @@ class ClosureFields(TypedDict, total=False):
 
 def correct_child(endpoint: Endpoint, correction: CorrectionFields) -> None:
     """Correct some fields of a child's record, with the reason (kept in its history)."""
-    with endpoint.channel() as channel:
-        stub = pb_grpc.RecordsServiceStub(channel)
-        call(endpoint, "correct", stub.CorrectChild, pb.Correction(**correction))
+    _records(endpoint, "correct", lambda stub: stub.CorrectChild, pb.Correction(**correction))
 
 
 def close_child(endpoint: Endpoint, closure: ClosureFields) -> None:
     """Close a child's record from a date on, with the reason."""
-    with endpoint.channel() as channel:
-        stub = pb_grpc.RecordsServiceStub(channel)
-        call(endpoint, "close", stub.CloseChild, pb.Closure(**closure))
+    _records(endpoint, "close", lambda stub: stub.CloseChild, pb.Closure(**closure))
 
 
 def read_history(endpoint: Endpoint, child_id: str) -> ChildHistory:
     """Every recorded step of a child's record, oldest first."""
-    with endpoint.channel() as channel:
-        stub = pb_grpc.RecordsServiceStub(channel)
-        reply = call(endpoint, "history", stub.GetHistory, pb.ChildRef(child_id=child_id))
+    reply = _records(
+        endpoint, "history", lambda stub: stub.GetHistory, pb.ChildRef(child_id=child_id)
+    )
     return convert_history.history_from_proto(reply)

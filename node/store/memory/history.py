@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from childreg.errors import AlreadyExists, NotFound
 from node.store.history import HistoryStore
@@ -61,3 +61,9 @@ class MemoryHistory(MemoryBase, HistoryStore):
         """The record's closing, or None while it is open."""
         with self._lock:
             return self._live().closures.get(child_id)
+
+    def closed_children(self, child_ids: Collection[str]) -> set[str]:
+        """Those of ``child_ids`` whose record is closed."""
+        with self._lock:
+            closures = self._live().closures
+            return {c for c in child_ids if c in closures}

@@ -9,7 +9,7 @@ child, so the count tables' "closed by the reference date?" is one primary-key s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Final
 
 import sqlcipher3
@@ -23,6 +23,7 @@ _ADD_EVENT: Final = (
     "INSERT INTO child_event(child, seq, at, actor, kind, sealed) "
     "SELECT id, ?, ?, ?, ?, ? FROM child WHERE child_id = ?"
 )
+_IN_CHUNK: Final = 500  # child ids per IN (...) list
 _CLOSE: Final = (
     "INSERT INTO child_closure(child, closed_on, reason) "
     "SELECT id, ?, ? FROM child WHERE child_id = ?"
@@ -113,3 +114,17 @@ class SqlCipherHistory(SqlCipherBase, HistoryStore):
             return None
         closed_on, reason = rows[0]
         return StoredClosure(child_id, dt.date.fromisoformat(closed_on), reason)
+
+    def closed_children(self, child_ids: Collection[str]) -> set[str]:
+        """Those of ``child_ids`` whose record is closed (chunked IN look-ups)."""
+        ids = list(set(child_ids))
+        found: set[str] = set()
+        for at in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[at : at + _IN_CHUNK]
+            rows = self._query(
+                "SELECT c.child_id FROM child_closure x JOIN child c ON c.id = x.child "
+                f"WHERE c.child_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update(child_id for (child_id,) in rows)
+        return found

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -42,28 +41,13 @@ from node.records.registry import (
 from node.store.base import RecordStore, StoredAssessment
 from node.store.memory import MemoryStore
 from tests.strategies import functioning
+from tests.unit.node.records.children import a_child
 
 
 @pytest.fixture
 def registry(store: RecordStore, keyring: Keyring) -> Registry:
     """A registry over the store."""
     return Registry(store, keyring)
-
-
-def a_child(child_id: str = "C1", **changes: Any) -> ChildIn:
-    """A valid child record."""
-    fields: dict[str, Any] = {
-        "child_id": child_id,
-        "national_id": f"AZ{zlib.crc32(child_id.encode()) % 10**8:08d}",
-        "given_name": "Aysel",
-        "family_name": "Məmmədova",
-        "date_of_birth": dt.date(2015, 3, 14),
-        "sex": "female",
-        "district": "nasimi",
-        "guardian_name": "Leyla Məmmədova",
-        "guardian_phone": "+994 50 123 45 67",
-    }
-    return ChildIn(**(fields | changes))
 
 
 def an_assessment(child_id: str = "C1", **changes: Any) -> AssessmentIn:

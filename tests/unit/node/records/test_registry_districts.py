@@ -9,7 +9,8 @@ from childreg.history import Correction
 from node.crypto.keys import Keyring
 from node.records.registry import Registry, RowSealer
 from node.store.base import RecordStore
-from tests.unit.node.records.test_registry import a_child, a_row
+from tests.unit.node.records.children import a_child
+from tests.unit.node.records.test_registry import a_row
 
 BAKU = ("nasimi", "yasamal")
 
