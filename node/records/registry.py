@@ -269,23 +269,22 @@ class Registry:
         return Violation("district", problem, line)
 
     def register_child(
-        self, child: ChildIn, *, not_duplicate_reason: str | None = None, warn: bool = True
+        self, child: ChildIn, *, not_duplicate_reason: str | None = None
     ) -> Registration:
         """Register a new child unless it looks like one already held.
 
         Likely duplicates (:meth:`likely_duplicates`) hold the registration back
         (``registered`` False, nothing written) unless ``not_duplicate_reason`` says why the
-        child is none of them; the front door records that reason in the action's audit
-        leaf. AlreadyExists, as before, if the id or the national id is already held (a
-        child with a held national id cannot be new, reason or not). ``warn`` False skips
-        the hold (a caller that registers children it knows are new, such as a test's fixture).
+        child is none of them; the reason is kept, sealed, in the child's history (the
+        audit leaf says only that one was given). AlreadyExists if the id or the national
+        id is already held (a child with a held national id cannot be new, reason or not).
         """
         if outside := self._outside(child.district):
             raise InvalidInput("the child lives outside this department's districts", [outside])
         with self._store.atomic():
             duplicates = self.index.likely_duplicates(child)
             held_nid = any("same national id" in d.reasons for d in duplicates)
-            if warn and duplicates and not_duplicate_reason is None and not held_nid:
+            if duplicates and not_duplicate_reason is None and not held_nid:
                 return Registration(registered=False, duplicates=duplicates)
             stored, key = self._new_stored_child(child)
             self._store.insert_child(stored)

@@ -132,7 +132,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, issue: IssueFn) -> Path:
                         family_name="Aliyeva", date_of_birth=dt.date(2015, 9, 9), sex="female",
                         district="shaki",
                     ),
-                    warn=False,
+                    not_duplicate_reason="test fixture: look-alike children on purpose",
                 )  # fmt: skip
                 registry.record_assessment(
                     AssessmentIn(
