@@ -215,12 +215,15 @@ def test_closing_before_birth_is_refused(registry: Registry) -> None:
 
 
 def test_a_closed_record_leaves_search_unless_asked_for(registry: Registry) -> None:
-    """Search finds a closed record only with include_closed, marked closed."""
+    """Search finds a closed record only with include_closed, marked closed; the duplicate
+    warning shows it too, marked closed."""
     registry.register_child(a_child())
     registry.close_child(Closure(child_id="C1", closed_on=dt.date(2024, 6, 1), reason="aged_out"))
     assert registry.find_children(SearchQuery(name="Aysel")).hits == ()
     (hit,) = registry.find_children(SearchQuery(name="Aysel", include_closed=True)).hits
     assert (hit.child_id, hit.closed) == ("C1", True)
+    (candidate,) = registry.likely_duplicates(a_child("C2", national_id=None))
+    assert (candidate.hit.child_id, candidate.hit.closed) == ("C1", True)
 
 
 def test_snapshots_count_a_closed_child_only_before_the_closing(
