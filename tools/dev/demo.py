@@ -28,6 +28,7 @@ from childreg import codes, csvformat, profile
 from childreg.errors import InvalidInput, Violation
 from childreg.models import ImportRecord, TableQuery
 from childreg.seed import SEED_ACADEMIC_YEAR, SEED_FORM_COUNTS, SEED_TOTALS
+from childreg.service import wait_for_signal
 from tools.clients import importer
 from tools.clients.exports import write_export
 from tools.clients.published import NATIONAL, PublishedView
@@ -241,11 +242,9 @@ def _wait_for_interrupt(fed: LocalFederation, say: Say, child_id: str) -> None:
         f"{steps}\n"
         "press Ctrl-C to stop"
     )
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        return
+    # Handlers set here, not Python's default: a shell's background job inherits SIGINT
+    # ignored, and the demo must still stop on Ctrl-C or SIGTERM.
+    wait_for_signal()
 
 
 def comparison_table(comparisons: list[Comparison]) -> Table:
