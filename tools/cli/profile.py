@@ -76,7 +76,8 @@ def show(
     language: Annotated[str, typer.Option(help="Names in this language.")] = "en",
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a signed profile, then list its regions and districts.
+    """Verify a signed profile, then list its regions and districts (and, with --json,
+    its directory of departments and schools and its code names).
 
     \b
     Example:
@@ -98,6 +99,9 @@ def show(
         table.add_row(f"{r['name']} ({r['code']})", names)
     table.caption = (
         f"academic year starts {chosen.calendar.year_starts} (MM-DD), census day "
-        f"{chosen.calendar.census_day}; languages {', '.join(chosen.languages)}"
+        f"{chosen.calendar.census_day}; languages {', '.join(chosen.languages)}; times in "
+        f"{chosen.timezone}; directory: {len(summary['departments'])} department(s), "
+        f"{len(summary['schools'])} school(s); names for {len(summary['code_names'])} code "
+        "list(s) (--json lists them all)"
     )
     out.print(table)
