@@ -1,4 +1,4 @@
-"""The receipt benchmark (tools/dev/bench_receipts.py) measures both renders and reports the ratio."""
+"""The receipt benchmark (tools/dev/bench_receipts.py): both renders measured, their ratio."""
 
 from __future__ import annotations
 
