@@ -44,7 +44,8 @@ def export(
     chosen = profiles.export_profile(country, federation, out_file)
     err.print(
         f"wrote the {chosen.country} profile for {chosen.federation} to {out_file}; "
-        "check its units against the official classifier, then sign it",
+        "check its units against the official classifier, add your departments and schools "
+        "to its directory (docs/country-profile.md), then sign it",
         markup=False,
     )
 
@@ -64,8 +65,10 @@ def sign(
     chosen, signer = profiles.sign_profile_file(source, key, out_file)
     units = sum(len(r.districts) for r in chosen.regions)
     err.print(f"signed profile {chosen.federation} version {chosen.version}: "
-              f"{len(chosen.regions)} regions, {units} districts; key id {signer}; "
-              f"wrote {out_file}", markup=False)  # fmt: skip
+              f"{len(chosen.regions)} regions, {units} districts, "
+              f"{len(chosen.directory.departments)} departments and "
+              f"{len(chosen.directory.schools)} schools in its directory, times in "
+              f"{chosen.timezone}; key id {signer}; wrote {out_file}", markup=False)  # fmt: skip
 
 
 @app.command()
