@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import Final, Literal
 
 from childreg import i18n
-from childreg.directory import school_id_of
 from childreg.i18n import N_
 from childreg.profile import Profile, active
+from node.receipts.parties import department_view, school_view
 from node.receipts.render import Receipt, render
 from node.store.base import StoredConsent
 
@@ -68,32 +68,19 @@ class ConsentReceipts:
         profile: Callable[[], Profile] = active,
     ) -> None:
         self._department_id = department_id
-        self._department_name = department_name or department_id
+        self._department_name = department_name
         self._profile = profile
 
     def department(self, language: str) -> dict[str, str]:
         """The department as its receipts show it: name, address, phone, e-mail."""
-        country = self._profile()
-        held = country.department(self._department_id)
-        if held is None:
-            return {"name": self._department_name, "address": "", "phone": "", "email": ""}
-        return {
-            "name": country.name_in(held.names, language),
-            "address": country.name_in(held.address, language),
-            "phone": held.phone or "",
-            "email": held.email or "",
-        }
+        return department_view(
+            self._profile(), self._department_id, self._department_name, language
+        )
 
     def school(self, school: str, language: str) -> dict[str, str]:
         """A school as a receipt shows it: its id and its name (its id where the directory
         does not list it; never its identity)."""
-        country = self._profile()
-        school_id = school_id_of(school)
-        held = country.school(school_id)
-        return {
-            "id": school_id,
-            "name": country.name_in(held.names, language) if held else school_id,
-        }
+        return school_view(self._profile(), school, language)
 
     def make(self, consent: StoredConsent, guardian: str, kind: Kind, language: str) -> Receipt:
         """The receipt of a consent's grant or withdrawal in ``language`` ("" for the
