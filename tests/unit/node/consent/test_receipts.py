@@ -19,6 +19,7 @@ from childreg import i18n
 from childreg.profile import Profile, embedded, parse_profile
 from node.consent.receipts import ConsentReceipts, receipt_language
 from node.store.base import StoredConsent
+from tools.dev.directory import with_directory
 
 SCHOOL = "spiffe://az.childreg/school/school-17"
 GUARDIAN = "Zülfiyyə Şükürova"
@@ -223,3 +224,20 @@ def test_an_unknown_kind_is_refused(receipts: ConsentReceipts) -> None:
     """Only grant and withdrawal receipts exist for a consent."""
     with pytest.raises(ValueError, match="kind"):
         receipts.make(consent(), GUARDIAN, "erasure", "en")  # type: ignore[arg-type]
+
+
+def test_a_kazakhstan_receipt_is_in_kazakh_in_almaty_time() -> None:
+    """With no language chosen a Kazakhstan receipt is in Kazakh, its times in Asia/Almaty
+    (UTC+5 since March 2024), the school named from the directory in Kazakh."""
+    country = with_directory(embedded("kz"), [("almaty", "almaty")], [("school-1", "almaty_medeu")])
+    receipts = ConsentReceipts("almaty", profile=lambda: country)
+    page = receipts.make(
+        consent(school="spiffe://kz.childreg/school/school-1"), GUARDIAN, "grant", ""
+    ).html
+    assert '<html lang="kk">' in page
+    assert "Келісім берілді" in page
+    assert "14:30" in page  # 09:30 UTC
+    school = country.school("school-1")
+    assert school is not None
+    assert school.names["kk"] in page
+    assert "spiffe://" not in page
