@@ -150,6 +150,14 @@ CODE_LISTS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+def named(code_list: str, language: str) -> list[tuple[str, str]]:
+    """Every code of ``code_list`` (a key of :data:`CODE_LISTS`; KeyError otherwise) with
+    its name in ``language`` from the country profile, in the list's order (what a form's
+    choices show)."""
+    profile = active()
+    return [(code, profile.code_name(code_list, code, language)) for code in CODE_LISTS[code_list]]
+
+
 def code_names_problem(names: Mapping[str, Mapping[str, Mapping[str, str]]]) -> str | None:
     """What is wrong with a profile's code names (list -> code -> language -> name), or
     None: each list must be one of :data:`CODE_LISTS`, each code one of its list, and

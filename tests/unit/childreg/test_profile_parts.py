@@ -8,7 +8,14 @@ import pytest
 
 from childreg import codes
 from childreg.errors import InvalidInput
-from childreg.profile import Profile, embedded, parse_profile, sign_profile, verify_profile
+from childreg.profile import (
+    Profile,
+    embedded,
+    installed,
+    parse_profile,
+    sign_profile,
+    verify_profile,
+)
 from tests.conftest import authority_key
 from tools.clients.profiles import profile_summary
 from tools.dev.directory import with_directory
@@ -129,3 +136,14 @@ def test_profile_show_lists_the_directory_and_code_names() -> None:
     assert summary["departments"][0]["name"] == "Отдел образования — Баку"
     assert summary["schools"] == [{"id": "school-17", "name": "Школа № 1, Насими"}]
     assert summary["code_names"]["care_setting"]["foster_family"] == "Приёмная семья"
+
+
+def test_named_lists_a_code_lists_codes_with_their_names_in_order() -> None:
+    """codes.named gives every code of a list with its name from the installed profile,
+    in the list's order; an unknown list is a KeyError."""
+    with installed(KZ):
+        pairs = codes.named("difficulty_level", "kk")
+    assert [code for code, _ in pairs] == list(codes.DIFFICULTY_LEVELS)
+    assert pairs[0] == ("no_difficulty", "Қиындық жоқ")
+    with pytest.raises(KeyError):
+        codes.named("colours", "en")
