@@ -209,8 +209,8 @@ def test_erase_through_the_cli(fed: LocalFederation, tmp_path: Path) -> None:
     """register → erase --receipt-dir --json → the receipt files and the pseudonym; show and
     a second erase then exit 6 saying "erased"; the access report lists the erasure leaf."""
     district = fed.departments[0].districts[0]
-    assert child(fed, "register", "E1", "--given-name", "Nərmin", "--family-name", "Quliyeva",
-                 "--born", "2012-01-20", "--sex", "female", "--district", district)[0] == 0  # fmt: skip
+    who = ["--given-name", "Nərmin", "--family-name", "Quliyeva", "--born", "2012-01-20"]
+    assert child(fed, "register", "E1", *who, "--sex", "female", "--district", district)[0] == 0
     assert child(fed, "place", "E1", "--year", "2023/24", "--form", "special_school")[0] == 0
     receipts = tmp_path / "receipts"
     receipts.mkdir()
