@@ -48,7 +48,7 @@ from node.config import NodeConfig
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
 from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
-from node.consent.receipts import ConsentReceipts
+from node.consent.receipts import DepartmentReceipts
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
@@ -256,7 +256,8 @@ def start_node(config: NodeConfig) -> NodeApp:
         )
 
         def register(server: grpc.Server) -> None:
-            register_records(RecordsServicer(registry, audited, workers), server)
+            receipts = DepartmentReceipts(config.department_id, config.name)
+            register_records(RecordsServicer(registry, audited, workers, receipts), server)
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
                 StatisticsServicer(desk, audited, aggregation), server
             )
@@ -268,7 +269,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                     ConsentDesk(store, keyring, federation),
                     audited,
                     BreakGlassDesk(store, keyring, registry),
-                    ConsentReceipts(config.department_id, config.name),
+                    receipts,
                 ),
                 server,
             )

@@ -28,6 +28,7 @@ from childreg.errors import FailedPrecondition, InvalidInput, NotFound, Violatio
 from childreg.models import ChildId, IsoDate, Model, Name, ShortText, violations_of, years_after
 from node.consent.receipts import receipt_language
 from node.crypto.keys import Keyring
+from node.records.erasure import absent
 from node.store.base import RecordStore, StoredConsent
 
 #: The fixed vocabulary of purposes a consent may name.
@@ -170,7 +171,7 @@ class ConsentDesk:
         with self._store.atomic():
             child = self._store.get_child(checked.child_id)
             if child is None:
-                raise NotFound("no child with that child_id")
+                raise absent(self._store, self._keys, checked.child_id)
             if self._store.closure(checked.child_id) is not None:
                 raise FailedPrecondition("the child's record is closed; it takes no new consent")
             key = self._keys.child_key(child.child_id, child.key_version, child.wrapped_key)
@@ -225,7 +226,7 @@ class ConsentDesk:
         cleaned = child_id.strip()
         with self._store.read_view():
             if self._store.get_child(cleaned) is None:
-                raise NotFound("no child with that child_id")
+                raise absent(self._store, self._keys, cleaned)
             return self._store.consents_of(cleaned)
 
     def guardian_of(self, consent: StoredConsent) -> str:
@@ -237,7 +238,7 @@ class ConsentDesk:
         consent predates that choice), unsealed: for the guardian's receipt only."""
         child = self._store.get_child(consent.child_id)
         if child is None:
-            raise NotFound("no child with that child_id")
+            raise absent(self._store, self._keys, consent.child_id)
         key = self._keys.child_key(child.child_id, child.key_version, child.wrapped_key)
         plain = self._keys.unseal(
             key, child.child_id, _guardian_context(consent.consent_id), consent.sealed_guardian

@@ -1,4 +1,5 @@
-"""The guardian's receipt for a consent granted or withdrawn, in the guardian's language.
+"""The guardian's receipts — a consent granted or withdrawn, a record erased — in the
+guardian's language.
 
 A guardian must be able to see, on paper, what they agreed to: which data is shared, with
 which school (by its name), why, from when until when, and how to take it back (the
@@ -8,6 +9,11 @@ being shared. The names come from the federation's directory in the country prof
 no identity (SPIFFE id) is shown. The documents are the templates ``consent-grant`` and
 ``consent-withdrawal`` of :mod:`node.receipts.render` (HTML, PDF, and JSON for programs).
 
+The erasure receipt (template ``erasure``) says what was erased and what stays (the
+pseudonym and the audit leaves naming it, tables already published); it is made from what
+the erasure read before the child's key was destroyed (node/records/erasure.py) and is not
+kept at the node.
+
 The field list here is the human-readable description of each purpose, written for
 guardians and translated through the catalogs (marked with ``N_``); it deliberately imports
 nothing from the extract side (the machine policy lives there).
@@ -15,14 +21,17 @@ nothing from the extract side (the machine policy lives there).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Final, Literal
 
 from childreg import i18n
+from childreg.errors import InvalidInput, Violation
 from childreg.i18n import N_
 from childreg.profile import Profile, active
 from node.receipts.parties import department_view, school_view
 from node.receipts.render import Receipt, render
+from node.records.erasure import Erasure
 from node.store.base import StoredConsent
 
 Kind = Literal["grant", "withdrawal"]
@@ -57,8 +66,58 @@ def receipt_language(language: str, profile: Profile | None = None) -> str:
     return spoken[0] if spoken else i18n.SOURCE_LANGUAGE
 
 
-class ConsentReceipts:
-    """Makes the receipts of one department's consents (its name and contacts from the
+#: Each reason code of an erasure, in words a guardian understands.
+ERASE_REASON_TEXT: Final[dict[str, str]] = {
+    "guardian_request": N_("at the guardian's request"),
+    "registered_in_error": N_("the record was registered in error"),
+    "legal_order": N_("by a legal order"),
+    "retention_after_closed": N_("the retention period after the record was closed ended"),
+    "retention_after_age": N_("the retention period after the child came of age ended"),
+}
+#: What each count of :attr:`Erasure.erased` is, in words.
+ERASED_TEXT: Final[dict[str, str]] = {
+    "identity": N_(
+        "the child's identity (names, national id, guardian's name and phone, "
+        "date of birth, sex, district)"
+    ),
+    "placements": N_("placements (where the child was educated)"),
+    "care_settings": N_("care settings"),
+    "assessments": N_("assessments (functioning, diagnoses, supports, accommodations)"),
+    "history_steps": N_("steps of the record's history"),
+    "consents": N_("consents to share data with schools (schools can no longer receive data)"),
+    "emergency_accesses": N_("emergency (break-glass) accesses and their reasons"),
+}
+KEPT: Final = (
+    N_(
+        "the pseudonym above, a code that only this department can link to a child id, "
+        "recorded as erased with the time, who erased it and the reason code"
+    ),
+    N_(
+        "the entries of the department's tamper-evident access log that name the pseudonym "
+        "(who accessed or changed the record, and when; never its content)"
+    ),
+    N_(
+        "statistics tables already published, which stay as published; tables computed from "
+        "now on do not count the child"
+    ),
+)
+ERASURE_HOW: Final = N_(
+    "The record's data key was destroyed and its rows overwritten, so no copy of its "
+    "protected fields can be opened again, even from a backup."
+)
+
+
+def checked_language(language: str) -> str:
+    """``language`` if empty (the profile's first) or one childreg speaks; InvalidInput
+    naming ``language`` otherwise (for a request that carries one)."""
+    if language and language not in i18n.LANGUAGES:
+        problem = f"unknown language; expected one of: {', '.join(i18n.LANGUAGES)}"
+        raise InvalidInput("invalid receipt language", [Violation("language", problem)])
+    return language
+
+
+class DepartmentReceipts:
+    """Makes one department's receipts for guardians (its name and contacts from the
     directory of the process's country profile; ``department_name`` where it has none)."""
 
     def __init__(
@@ -82,7 +141,7 @@ class ConsentReceipts:
         does not list it; never its identity)."""
         return school_view(self._profile(), school, language)
 
-    def make(self, consent: StoredConsent, guardian: str, kind: Kind, language: str) -> Receipt:
+    def consent(self, consent: StoredConsent, guardian: str, kind: Kind, language: str) -> Receipt:
         """The receipt of a consent's grant or withdrawal in ``language`` ("" for the
         profile's first); ValueError for another kind."""
         if kind not in KINDS:
@@ -107,16 +166,59 @@ class ConsentReceipts:
         }
         return render(f"consent-{kind}", language, country.timezone, context)
 
+    def erasure(self, erasure: Erasure, language: str) -> Receipt:
+        """The receipt of an erasure in ``language`` ("" for the profile's first): what was
+        erased, what stays, whom to ask (never who erased it: an identity)."""
+        country = self._profile()
+        language = receipt_language(language, country)
+        context = {
+            "child_id": erasure.child_id,
+            "guardian": erasure.guardian,
+            "pseudonym": erasure.pseudonym,
+            "erased_at": _moment(erasure.erased_at),
+            "reason": erasure.reason,
+            "reason_text": ERASE_REASON_TEXT.get(erasure.reason, erasure.reason),
+            "erased": [
+                {"what": ERASED_TEXT.get(kind, kind), "kind": kind, "count": count}
+                for kind, count in erasure.erased.items()
+                if count
+            ],
+            "kept": list(KEPT),
+            "how": ERASURE_HOW,
+            "department": self.department(language),
+        }
+        return render("erasure", language, country.timezone, context)
+
+
+def _moment(text: str) -> dt.datetime:
+    """A UTC time as leaves write it (``2026-12-07T12:00:00Z``) as an aware datetime."""
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
 
 def receipt_html(
     consent: StoredConsent, guardian: str, kind: Kind, *, language: str = "", department: str = ""
 ) -> str:
-    """The receipt as one self-contained printable HTML page (see :class:`ConsentReceipts`)."""
-    return ConsentReceipts(department).make(consent, guardian, kind, language).html
+    """The receipt as one self-contained printable HTML page (see :class:`DepartmentReceipts`)."""
+    return DepartmentReceipts(department).consent(consent, guardian, kind, language).html
 
 
 def receipt_json(
     consent: StoredConsent, guardian: str, kind: Kind, *, language: str = "", department: str = ""
 ) -> str:
     """The receipt's content as JSON (sorted keys, UTF-8 text; times in UTC, ISO 8601)."""
-    return ConsentReceipts(department).make(consent, guardian, kind, language).json()
+    return DepartmentReceipts(department).consent(consent, guardian, kind, language).json()
+
+
+def erasure_receipt_data(erasure: Erasure, language: str = "") -> dict[str, object]:
+    """The erasure receipt's content as a JSON-ready mapping."""
+    return dict(DepartmentReceipts("").erasure(erasure, language).data)
+
+
+def erasure_receipt_html(erasure: Erasure, language: str = "") -> str:
+    """The erasure receipt as one self-contained printable HTML page."""
+    return DepartmentReceipts("").erasure(erasure, language).html
+
+
+def erasure_receipt_json(erasure: Erasure, language: str = "") -> str:
+    """The erasure receipt as JSON (sorted keys, UTF-8 text)."""
+    return DepartmentReceipts("").erasure(erasure, language).json()

@@ -7,7 +7,7 @@ to reach the department, and give times in the country's local time to the minut
 value placed in it is escaped (Jinja2 autoescape), since names and references are typed by
 people. One mechanism serves every kind of receipt: a kind is a template
 ``templates/<kind>.html`` extending ``base.html`` (``consent-grant``,
-``consent-withdrawal``; an erasure receipt is added the same way), its messages marked for
+``consent-withdrawal``, ``erasure``; another kind is added the same way), its messages marked for
 gettext (``{% trans %}``, ``_()``) and extracted into the catalogs by ``make i18n``.
 
 The PDF is rendered from the same HTML by WeasyPrint, which embeds the fonts it used
@@ -31,7 +31,7 @@ from jinja2.runtime import Context
 from childreg import i18n
 
 #: Every kind of receipt a node makes (each is ``templates/<kind>.html``).
-KINDS: Final = ("consent-grant", "consent-withdrawal")
+KINDS: Final = ("consent-grant", "consent-withdrawal", "erasure")
 
 
 @pass_context

@@ -22,7 +22,7 @@ from node.audit.service import Audited
 from node.consent.breakglass import BreakGlassDesk, new_breakglass_id
 from node.consent.desk import ConsentDesk
 from node.consent.extract import grant_ref
-from node.consent.receipts import ConsentReceipts, Kind
+from node.consent.receipts import DepartmentReceipts, Kind
 from node.rpc import convert
 from node.rpc.convert import actor_of
 from node.store.base import StoredConsent
@@ -52,12 +52,12 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
         desk: ConsentDesk,
         audited: Audited,
         breakglass: BreakGlassDesk | None = None,
-        receipts: ConsentReceipts | None = None,
+        receipts: DepartmentReceipts | None = None,
     ) -> None:
         self._desk = desk
         self._audited = audited
         self._breakglass = breakglass
-        self._receipts = receipts or ConsentReceipts("")
+        self._receipts = receipts or DepartmentReceipts("")
 
     def BreakGlassRead(
         self, request: cpb.BreakGlassRequest, context: grpc.ServicerContext
@@ -167,7 +167,7 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
     def _receipt(
         self, consent: StoredConsent, guardian: str, kind: Kind, language: str
     ) -> cpb.ConsentReceipt:
-        receipt = self._receipts.make(consent, guardian, kind, language)
+        receipt = self._receipts.consent(consent, guardian, kind, language)
         return cpb.ConsentReceipt(
             consent=consent_to_proto(consent),
             receipt_json=receipt.json(),

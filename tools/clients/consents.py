@@ -5,21 +5,20 @@ clear, so staff must hand it to the school over a secure channel. Grant and with
 both give the guardian a receipt, which the node renders from its templates in the
 guardian's language (node/consent/receipts.py); it is written here as printable HTML, as
 PDF and as JSON, owner-readable only (it names the guardian), by default under
-:func:`default_receipt_dir`.
+:func:`tools.clients.receipts.default_receipt_dir`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.json_format import MessageToJson
 
-from childreg.secretfile import write_private
 from childreg.v1 import consent_pb2 as cpb
 from childreg.v1 import consent_pb2_grpc as cpb_grpc
 from tools.clients.client import Endpoint, call
+from tools.clients.receipts import write_receipt
 
 GRANT_NOTICE = (
     "Give this grant to the school over a secure channel (in person or encrypted); it is "
@@ -40,14 +39,6 @@ class Consent:
     evidence: str
     #: The guardian's language for the receipts ("" = the country profile's first).
     language: str = ""
-
-
-def default_receipt_dir() -> Path:
-    """Where receipts go when no directory is given: ``$XDG_DATA_HOME/childreg/receipts``
-    (``~/.local/share/childreg/receipts`` when XDG_DATA_HOME is unset): the staff member's
-    own, private, kept across sessions."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "childreg" / "receipts"
 
 
 @dataclass(frozen=True)
@@ -77,21 +68,9 @@ def consent_dict(consent: cpb.Consent) -> dict[str, str]:
 
 
 def _write_receipt(directory: Path | None, receipt: cpb.ConsentReceipt, kind: str) -> list[str]:
-    """Write the receipt's HTML, PDF and JSON (owner-only) into ``directory`` (the default
-    receipt directory when None, made owner-only if new); the paths written."""
-    directory = directory or default_receipt_dir()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     stem = f"{receipt.consent.consent_id}-{kind}"
-    written = []
-    for suffix, body in (
-        (".html", receipt.receipt_html.encode("utf-8")),
-        (".pdf", receipt.receipt_pdf),
-        (".json", receipt.receipt_json.encode("utf-8")),
-    ):
-        path = directory / (stem + suffix)
-        write_private(path, body)
-        written.append(str(path))
-    return written
+    html, pdf, data = receipt.receipt_html, receipt.receipt_pdf, receipt.receipt_json
+    return write_receipt(directory, stem, html, pdf, data)
 
 
 def grant(endpoint: Endpoint, consent: Consent, receipt_dir: Path | None) -> Receipted:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from childreg.profile import embedded
-from node.consent.receipts import ConsentReceipts
+from node.consent.receipts import DepartmentReceipts
 from node.receipts.render import html_to_pdf
 from node.store.base import StoredConsent
 from tools.dev.directory import with_directory
@@ -36,7 +36,7 @@ def _p95_ms(fn: Callable[[], object], samples: int) -> float:
 def measure_receipts(samples: int) -> dict[str, Any]:
     """Render one grant receipt ``samples`` times as HTML and as PDF; both p95s in ms."""
     country = with_directory(embedded(), [("baku", "baku")], [("school-17", "nasimi")])
-    receipts = ConsentReceipts("baku", profile=lambda: country)
+    receipts = DepartmentReceipts("baku", profile=lambda: country)
     consent = StoredConsent(
         consent_id="cns_" + "0" * 32,
         child_id="C1",
@@ -52,7 +52,7 @@ def measure_receipts(samples: int) -> dict[str, Any]:
     )
 
     def html() -> str:
-        return receipts.make(consent, "Zülfiyyə Şükürova", "grant", "az").html
+        return receipts.consent(consent, "Zülfiyyə Şükürova", "grant", "az").html
 
     page = html()
     html_to_pdf(page)  # warm-up: WeasyPrint's import and font discovery happen once
