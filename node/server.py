@@ -184,18 +184,23 @@ def node_profile(config: NodeConfig) -> Profile:
     return country
 
 
-def start_node(config: NodeConfig) -> NodeApp:
-    """Install the country profile, open storage and start the mutual-TLS gRPC server."""
+def install_profile(config: NodeConfig) -> None:
+    """Install the node's country profile; warn if its directory lacks the department
+    (receipts then name it by its configured name, with no contacts)."""
     country = node_profile(config)
     profile.install(country)
     if country.department(config.department_id) is None:
-        # Receipts then name the department by its configured name, with no contacts.
         log.warning(
             "node.not_in_directory",
             department=config.department_id,
             advice="ask the statistics authority to list the department (name, address, "
             "phone, e-mail) in the country profile's directory (docs/country-profile.md)",
         )
+
+
+def start_node(config: NodeConfig) -> NodeApp:
+    """Install the country profile, open storage and start the mutual-TLS gRPC server."""
+    install_profile(config)
     lock = DataDirLock(config.data_dir).acquire()  # no KEK rotation while the node serves
     try:
         keyring = open_keyring(config, repair=True)
