@@ -205,7 +205,8 @@ def test_receipts_are_written_by_default_in_the_chosen_language(
 
 
 def test_invalid_and_unknown_are_rejected_with_one_leaf_each(node: Node) -> None:
-    """Field errors come back named; an unknown child is NOT_FOUND; each is one leaf."""
+    """Field errors come back named (an unknown receipt language too); an unknown child is
+    NOT_FOUND; each is one leaf."""
     size = node.log.size
     code, _, exc = node.cli(*grant_args(**{"--school": "spiffe://other/school/x"}))
     assert code == EXIT_REJECTED
@@ -214,9 +215,15 @@ def test_invalid_and_unknown_are_rejected_with_one_leaf_each(node: Node) -> None
     assert GUARDIAN not in str(exc)
     code, _, _ = node.cli(*grant_args(**{"--child": "C404"}))
     assert code == EXIT_REJECTED
+    code, _, exc = node.cli(*grant_args(), "--language", "xx")
+    assert code == EXIT_REJECTED
+    assert isinstance(exc, CliError)
+    assert {v.field for v in exc.violations} == {"language"}
+    assert node.store.consents_of("C1") == []
     assert [(e.action, e.outcome) for e in node.leaves()[size:]] == [
         ("consent.grant", "INVALID_ARGUMENT"),
         ("consent.grant", "NOT_FOUND"),
+        ("consent.grant", "INVALID_ARGUMENT"),
     ]
 
 
