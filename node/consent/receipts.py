@@ -154,6 +154,10 @@ KEPT: Final = (
     "(who accessed or changed the record, and when; never its content)",
     "statistics tables already published, which stay as published; tables computed from "
     "now on do not count the child",
+    "the department's backups made before the erasure, encrypted, until they are deleted "
+    "in their turn; restoring one erases the record again",
+    "extracts a school already received under a consent, which stay with that school; "
+    "no school can get a new one",
 )
 
 
@@ -174,8 +178,8 @@ def erasure_receipt_data(erasure: Erasure) -> dict[str, object]:
             if count
         ],
         "kept": list(KEPT),
-        "how": "the record's data key was destroyed and its rows overwritten, so no copy "
-        "of its protected fields can be opened again, even from a backup",
+        "how": "the record's data key was destroyed and its rows overwritten, so what is "
+        "left of its protected fields in the node's files can no longer be opened",
     }
 
 

@@ -264,3 +264,13 @@ def test_an_erasure_just_before_an_import_starts_is_not_undone_by_it(
     assert raced
     assert [(v.field, v.line) for v in caught.value.violations] == [("child_id", 2)]
     assert store.get_child("C1") is None
+
+
+def test_the_receipt_tells_the_guardian_what_erasure_does_not_reach(registry: Registry) -> None:
+    """The receipt lists the backups made before the erasure and the extracts schools
+    already received among what stays, and does not promise that no backup opens."""
+    data = erasure_receipt_data(erase(registry))
+    kept = " ".join(str(k) for k in data["kept"])  # type: ignore[attr-defined]
+    assert "backup" in kept
+    assert "extract" in kept
+    assert "even from a backup" not in str(data["how"])
