@@ -100,10 +100,18 @@ KEPT: Final = (
         "statistics tables already published, which stay as published; tables computed from "
         "now on do not count the child"
     ),
+    N_(
+        "the department's backups made before the erasure, encrypted, until they are deleted "
+        "in their turn; restoring one erases the record again"
+    ),
+    N_(
+        "extracts a school already received under a consent, which stay with that school; "
+        "no school can get a new one"
+    ),
 )
 ERASURE_HOW: Final = N_(
     "The record's data key was destroyed and its rows overwritten, so no copy of its "
-    "protected fields can be opened again, even from a backup."
+    "protected fields can be opened again by the department."
 )
 
 

@@ -518,14 +518,16 @@ class Registry:
         national-id-hash maps. Once a violation is known, rows are only checked, no longer
         sealed or written (the transaction is rolled back anyway).
         """
-        erased = {e.pseudonym for e in self._store.erased_children()}
-        run = _ImportRun(
-            self._store,
-            self._sealer,
-            self.history_book,
-            (lambda child_id: self._keys.pseudonym(child_id) in erased) if erased else None,
-        )
         with self._store.atomic():
+            # Read inside the transaction: an erasure committed just before it is seen,
+            # one committed after it waits for the import to commit first.
+            erased = {e.pseudonym for e in self._store.erased_children()}
+            run = _ImportRun(
+                self._store,
+                self._sealer,
+                self.history_book,
+                (lambda child_id: self._keys.pseudonym(child_id) in erased) if erased else None,
+            )
             try:
                 for item in self._in_districts(items):
                     run.add(item)

@@ -7,6 +7,7 @@ id is never taken again; the erasure says what it removed, for the guardian's re
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -235,3 +236,41 @@ def test_a_record_whose_key_does_not_open_is_erased_all_the_same(
     erasure = erase(registry)
     assert erasure.guardian is None
     assert store.get_child("C1") is None
+
+
+def test_an_erasure_just_before_an_import_starts_is_not_undone_by_it(
+    registry: Registry, store: RecordStore, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import of the child's id whose transaction starts right after the child's erasure
+    committed is refused (the erased ids are read inside the import's transaction)."""
+    atomic = store.atomic
+    raced: list[bool] = []
+
+    def erasure_commits_first() -> contextlib.AbstractContextManager[None]:
+        if not raced:  # the import's own transaction: the erasure wins the race to the lock
+            raced.append(True)
+            with atomic():
+                store.erase_child("C1", StoredErasure(keyring.pseudonym("C1"), "t", "s", "r"))
+        return atomic()
+
+    monkeypatch.setattr(store, "atomic", erasure_commits_first)
+    row = ImportRecord(
+        line=2,
+        child=a_child("C1", national_id=None),
+        placement=PlacementIn(child_id="C1", academic_year=YEAR, education_form="preschool"),
+    )
+    with pytest.raises(ImportRejected) as caught:
+        registry.import_records([row])
+    assert raced
+    assert [(v.field, v.line) for v in caught.value.violations] == [("child_id", 2)]
+    assert store.get_child("C1") is None
+
+
+def test_the_receipt_tells_the_guardian_what_erasure_does_not_reach(registry: Registry) -> None:
+    """The receipt lists the backups made before the erasure and the extracts schools
+    already received among what stays, and does not promise that no backup opens."""
+    data = erasure_receipt_data(erase(registry))
+    kept = " ".join(str(k) for k in data["kept"])  # type: ignore[attr-defined]
+    assert "backup" in kept
+    assert "extract" in kept
+    assert "even from a backup" not in str(data["how"])

@@ -7,6 +7,7 @@ consents and emergency accesses still refuse deletes.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import sqlcipher3
 from node.store.base import StoredErasure
 from node.store.sqlcipher import SqlCipherStore
 from tests.contract.test_erasure_store import held_child, tombstone
+from tests.unit.node.store.sqlcipher.rawpages import wal_frames
 from tests.unit.node.store.sqlcipher.support import raw_connection
 
 
@@ -101,3 +103,32 @@ def test_an_erasure_truncates_the_wal(store: SqlCipherStore, db_path: Path) -> N
         store.erase_child("C1", tombstone())
         assert wal.stat().st_size > 0  # not before the commit
     assert wal.stat().st_size == 0
+
+
+def test_an_erasure_during_a_read_leaves_nothing_of_the_child_in_the_wal(
+    store: SqlCipherStore, db_path: Path, key_hex: str
+) -> None:
+    """An erasure committed while another thread reads leaves no frame of the child in the
+    WAL once that read ends (the truncation is retried, not dropped)."""
+    held_child(store, "C1", b"n1" * 16)
+    before = store.get_child("C1")
+    assert before is not None
+    key = bytes.fromhex(key_hex)
+    assert any(before.wrapped_key in f for f in wal_frames(db_path, key))  # the reader works
+    reading, erased = threading.Event(), threading.Event()
+
+    def read() -> None:
+        with store.read_view():
+            assert list(store.child_ids())
+            reading.set()
+            erased.wait(60)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert reading.wait(60)
+    store.erase_child("C1", tombstone())
+    erased.set()
+    reader.join(60)
+    frames = wal_frames(db_path, key)
+    for secret in (before.wrapped_key, before.sealed_identity, b"n1" * 16):
+        assert not any(secret in f for f in frames)
