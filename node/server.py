@@ -6,7 +6,7 @@ It is also all the command line takes from the node (tests/unit/test_architectur
 :func:`init_node`, :func:`serve`, :func:`make_kek_file`, :func:`open_operator` for the
 commands an operator runs with the key-encryption key on the node's host, whose accesses
 to a child go through the same audited service as every gRPC call, and :func:`rotate_kek`
-(node/kek_rotation.py), which needs the node stopped.
+(node/kek_rotation.py) and :func:`rekey_db` (node/rekey.py), which need the node stopped.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import base64
 import gc
 import getpass
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +53,7 @@ from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
 from node.records.registry import Registry, RowSealer
+from node.rekey import Rekey, rekey_database, settle_rekey
 from node.rpc.audit import AuditLogServicer
 from node.rpc.consent import ConsentServicer
 from node.rpc.extract import ExtractServicer
@@ -75,6 +77,7 @@ __all__ = [
     "open_keyring",
     "open_node",
     "open_operator",
+    "rekey_db",
     "rotate_kek",
     "serve",
     "start_node",
@@ -154,7 +157,31 @@ def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
             f"no keyring in {config.data_dir}",
             hint="initialise the node first: childreg node init --config FILE",
         )
-    return resolve_keyring(config.keyring_path, config.db_path, kek_source(config), repair=repair)
+    source = kek_source(config)
+    settled = settle_rekey(  # an interrupted database rekey first: it decides the db key
+        config.keyring_path,
+        config.db_path,
+        source,
+        repair=repair,
+        audited=_audited_for(config) if repair else None,
+    )
+    if settled.keyring is not None:
+        return settled.keyring
+    return resolve_keyring(config.keyring_path, config.db_path, source, repair=repair)
+
+
+def _audited_for(config: NodeConfig) -> Callable[[SqlCipherStore, Keyring], Audited]:
+    """Builds the audited service over a store opened for a key operation."""
+
+    def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
+        federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+        audit = AuditLog(
+            store, keyring.audit_signing_seed(), federation=federation,
+            department=config.department_id,
+        )  # fmt: skip
+        return Audited(store, keyring, audit)
+
+    return audited
 
 
 def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
@@ -383,21 +410,16 @@ def rotate_kek(
     configuration at the new KEK: the old one opens nothing.
     """
     actor = Actor.operator(config.department_id, login or getpass.getuser())
-    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
     if not config.keyring_path.exists():
         raise KeyProblem(
             f"no keyring in {config.data_dir}",
             hint="initialise the node first: childreg node init --config FILE",
         )
-
-    def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
-        audit = AuditLog(
-            store, keyring.audit_signing_seed(), federation=federation,
-            department=config.department_id,
-        )  # fmt: skip
-        return Audited(store, keyring, audit)
-
+    audited = _audited_for(config)
     with DataDirLock(config.data_dir):
+        settle_rekey(
+            config.keyring_path, config.db_path, kek_source(config), repair=True, audited=audited
+        )
         return _rotate_kek(
             config.keyring_path,
             config.db_path,
@@ -406,6 +428,29 @@ def rotate_kek(
             audited=audited,
             actor=actor,
             progress=progress,
+            fault=fault,
+        )
+
+
+def rekey_db(config: NodeConfig, login: str | None = None, *, fault: Fault | None = None) -> Rekey:
+    """Give the node's database a new random SQLCipher key (node stopped; node/rekey.py).
+
+    FailedPrecondition while the node serves; one ``keys.rekey_db`` leaf naming the
+    operator. Afterwards no earlier ``keyring.json`` (a backup's) opens the database.
+    """
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    if not config.keyring_path.exists():
+        raise KeyProblem(
+            f"no keyring in {config.data_dir}",
+            hint="initialise the node first: childreg node init --config FILE",
+        )
+    with DataDirLock(config.data_dir):
+        return rekey_database(
+            config.keyring_path,
+            config.db_path,
+            kek_source(config),
+            audited=_audited_for(config),
+            actor=actor,
             fault=fault,
         )
 

@@ -313,7 +313,16 @@ class Keyring:
         keyring = Keyring(kek, self._db_key, self._lookup_key, self._generation + 1)
         return RewrappedKeyring(keyring, kek_json)
 
-    def _write(self, path: Path, kek_json: dict[str, Any]) -> None:
+    def with_new_db_key(self) -> Keyring:
+        """The same KEK, generation and lookup key with a new random database key (for a
+        database rekey, node/rekey.py); nothing is written."""
+        return Keyring(
+            self._kek, secrets.token_bytes(KEY_BYTES), self._lookup_key, self._generation
+        )
+
+    def _write(
+        self, path: Path, kek_json: dict[str, Any], note: dict[str, Any] | None = None
+    ) -> None:
         generation = self._generation
         document: dict[str, Any] = {
             "format": KEYRING_FORMAT,
@@ -326,6 +335,8 @@ class Keyring:
         }
         if generation != CHILD_KEY_VERSION:  # keyrings never rotated keep their first form
             document["kek_generation"] = generation
+        if note is not None:  # an operation's bookkeeping (no key material)
+            document["note"] = note
         write_private(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
 
     @property
@@ -521,9 +532,37 @@ class RewrappedKeyring:
     keyring: Keyring
     kek_json: dict[str, Any]
 
-    def write(self, path: Path) -> None:
-        """Write the new keyring to ``path`` atomically (owner only, synced)."""
-        self.keyring._write(Path(path), self.kek_json)
+    def write(self, path: Path, note: dict[str, Any] | None = None) -> None:
+        """Write the new keyring to ``path`` atomically (owner only, synced), with an
+        operation's ``note`` (public bookkeeping, read back by :func:`keyring_note`)."""
+        self.keyring._write(Path(path), self.kek_json, note)
+
+
+def _document(path: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def keyring_kek_entry(path: Path) -> dict[str, Any]:
+    """A keyring file's ``kek`` entry (its kind and KDF parameters, no key), to write
+    another keyring under the same KEK; KeyProblem if the file is unreadable."""
+    document = _document(path)
+    entry = None if document is None else document.get("kek")
+    if not isinstance(entry, dict):
+        raise KeyProblem(
+            f"the keyring at {path} cannot be read", hint="restore keyring.json from a backup"
+        )
+    return entry
+
+
+def keyring_note(path: Path) -> dict[str, Any] | None:
+    """The ``note`` a keyring file was written with (no key needed), or None."""
+    document = _document(path)
+    note = None if document is None else document.get("note")
+    return note if isinstance(note, dict) else None
 
 
 def keyring_generation(path: Path) -> int | None:
