@@ -52,6 +52,7 @@ from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
+from node.key_rotation import SigningRotation, rotate_signing_key, transitions_of, with_signing
 from node.records.registry import Registry, RowSealer
 from node.rekey import Rekey, rekey_database, settle_rekey
 from node.rpc.audit import AuditLogServicer
@@ -79,6 +80,7 @@ __all__ = [
     "open_operator",
     "rekey_db",
     "rotate_kek",
+    "rotate_key",
     "serve",
     "start_node",
 ]
@@ -175,6 +177,7 @@ def _audited_for(config: NodeConfig) -> Callable[[SqlCipherStore, Keyring], Audi
 
     def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+        keyring = with_signing(keyring, store)
         audit = AuditLog(
             store, keyring.audit_signing_seed(), federation=federation,
             department=config.department_id,
@@ -188,7 +191,11 @@ def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
     """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key)."""
     keyring = open_keyring(config)
     store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
-    return store, keyring
+    try:
+        return store, with_signing(keyring, store)  # the signing keys' generations in use
+    except BaseException:
+        store.close()
+        raise
 
 
 def node_profile(config: NodeConfig) -> Profile:
@@ -226,6 +233,7 @@ def start_node(config: NodeConfig) -> NodeApp:
         lock.release()
         raise
     try:
+        keyring = with_signing(keyring, store)  # the signing keys' generations in use
         registry = Registry(store, keyring, districts=config.districts)
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         authority = load_verify_key(config.statistics_authority_key)
@@ -269,6 +277,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             store,
             keyring,
             origin=audit.origin,
+            transitions=transitions_of(store, "extract"),
             guard=lambda: checkpointer.require_recent_witness(config.witness_max_age_seconds),
         )
 
@@ -453,6 +462,34 @@ def rekey_db(config: NodeConfig, login: str | None = None, *, fault: Fault | Non
             actor=actor,
             fault=fault,
         )
+
+
+def rotate_key(config: NodeConfig, which: str, login: str | None = None) -> SigningRotation:
+    """Replace the node's ``which`` signing key (audit, extract or upload) by its next
+    generation, announced by a statement signed by the old and the new key (node stopped;
+    node/key_rotation.py). One ``keys.rotate_signing`` leaf naming the operator."""
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    with DataDirLock(config.data_dir):
+        store, keyring = open_node_repaired(config)
+        try:
+            return rotate_signing_key(
+                store,
+                keyring,
+                which,
+                federation=federation,
+                department=config.department_id,
+                actor=actor,
+            )
+        finally:
+            store.close()
+
+
+def open_node_repaired(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
+    """Like :func:`open_node`, settling an interrupted key operation (caller holds the lock)."""
+    keyring = open_keyring(config, repair=True)
+    store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    return store, keyring
 
 
 def serve(config: NodeConfig, ready_file: Path | None = None) -> None:

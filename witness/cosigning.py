@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import structlog
+from nacl.signing import VerifyKey
 
 from childreg.audit.checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint
 from childreg.audit.leaf import utc_now
@@ -48,6 +49,7 @@ from childreg.errors import (
     PermissionDenied,
     Violation,
 )
+from childreg.key_transition import follow, key_for_size
 from witness.store import EQUIVOCATION, INCONSISTENT, ROLLBACK, Evidence, Held, Kind, WitnessStore
 
 log = structlog.get_logger("childreg.witness")
@@ -57,6 +59,8 @@ MAX_NOTE_BYTES: Final = 64 * 1024
 MAX_PROOF_HASHES: Final = 64
 """Most hashes in a consistency proof (a tree of up to 2^64 leaves needs fewer)."""
 MAX_ORIGIN_CHARS: Final = 1024
+MAX_TRANSITIONS: Final = 100
+"""Most key-transition statements a request may carry (childreg/key_transition.py)."""
 
 
 def _invalid(field: str, problem: str) -> InvalidInput:
@@ -182,24 +186,38 @@ class Witness:
         """The witness's public key, for auditors and nodes to pin."""
         return self._signer.verifier()
 
-    def _open(self, note: str) -> Checkpoint:
-        """The checkpoint, verified with its origin's pinned key (PermissionDenied if none)."""
-        origin = Checkpoint.parse(note_text(note)).origin
+    def _open(self, note: str, transitions: Sequence[str] = ()) -> Checkpoint:
+        """The checkpoint, verified with the key that signs its size: its origin's pinned
+        key, or the one the node's key-transition statements lead to from it
+        (PermissionDenied if none, or if a statement does not verify)."""
+        unverified = Checkpoint.parse(note_text(note))
+        origin = unverified.origin
         verifier = self._trusted.get(origin)
         if verifier is None:
             shown = origin if len(origin) <= 100 else origin[:97] + "..."
             raise PermissionDenied(f"this witness does not witness the log {shown}")
+        if transitions:
+            if len(transitions) > MAX_TRANSITIONS:
+                raise _invalid("key_transitions", f"at most {MAX_TRANSITIONS} statements")
+            chain = follow(verifier.public_key, transitions, "audit", origin)
+            key = key_for_size(verifier.public_key, chain, unverified.size)
+            if key != verifier.public_key:
+                verifier = NoteVerifier(origin, VerifyKey(key))
         checkpoint, _ = open_checkpoint(note, verifier, origin=origin)
         return checkpoint
 
-    def add_checkpoint(self, note: str, old_size: int, proof: Sequence[bytes]) -> str:
+    def add_checkpoint(
+        self, note: str, old_size: int, proof: Sequence[bytes], transitions: Sequence[str] = ()
+    ) -> str:
         """The node's checkpoint cosigned by this witness, once stored; or a refusal.
 
-        Raises InvalidInput (bad fields or format), PermissionDenied (unknown origin, or not
-        signed by its pinned key) or FailedPrecondition (see the module docstring).
+        ``transitions`` are the node's log-key transition statements: a checkpoint signed
+        by a later key of the node verifies through them from the pinned key. Raises
+        InvalidInput (bad fields or format), PermissionDenied (unknown origin, or not signed
+        by its pinned key or its successor) or FailedPrecondition (see the module docstring).
         """
         hashes = check_request(note, old_size, proof)
-        new = self._open(note)
+        new = self._open(note, transitions)
         kept: tuple[int, bool] | None = None
         with self._store.transaction():
             held = self._store.latest(new.origin)

@@ -205,8 +205,12 @@ def verify_log(
     origin: str | None = None,
     previous: str | None = None,
     consistency: Sequence[bytes] | None = None,
+    previous_verifier: NoteVerifier | None = None,
 ) -> VerificationReport:
     """Verify a whole log: the signed checkpoint ``note`` against all of its ``leaves``.
+
+    ``previous_verifier`` checks ``previous`` when another key signed it (the node's log
+    key was rotated in between, childreg/key_transition.py); by default ``verifier``.
 
     ``verifier`` is the node's pinned key; the checkpoint's origin must be ``origin``
     (default: the key's name, which is the log's origin). With ``previous`` (a checkpoint
@@ -238,7 +242,9 @@ def verify_log(
     problems += leaf_problems
     previous_size = None
     if previous is not None:
-        previous_size, problem = _against_previous(cp, previous, verifier, consistency, leaves)
+        previous_size, problem = _against_previous(
+            cp, previous, previous_verifier or verifier, consistency, leaves
+        )
         if problem is not None:
             problems.append(problem)
     return VerificationReport(

@@ -8,7 +8,7 @@ AddCheckpoint, one channel per round) and turns a failed call into
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import grpc
@@ -54,9 +54,14 @@ class _Session:
             raise WitnessUnreachable(err.code().name) from None
         return reply.note
 
-    def add(self, note: str, old_size: int, proof: list[bytes]) -> str:
-        """Give the witness ``note`` with its consistency proof; the cosigned note."""
-        request = apb.WitnessRequest(note=note, old_size=old_size, consistency=proof)
+    def add(
+        self, note: str, old_size: int, proof: list[bytes], transitions: Sequence[str] = ()
+    ) -> str:
+        """Give the witness ``note`` with its consistency proof (and the log key's
+        transition statements); the cosigned note."""
+        request = apb.WitnessRequest(
+            note=note, old_size=old_size, consistency=proof, key_transitions=list(transitions)
+        )
         try:
             reply = self._stub.AddCheckpoint(request, timeout=self._deadline)
         except grpc.RpcError as err:

@@ -4,7 +4,8 @@ A real SQLCipher node of a hundred children registered through the registry is r
 with `childreg node rekey-db`; a copy of its old keyring.json (a backup's) must no longer
 open the live database. Then a real subprocess doing the rekey is killed with SIGKILL at
 each of its steps, and the node must open with exactly one of the two database keys,
-every child intact, and one keys.rekey_db leaf once it is finished.
+every child intact, and one keys.rekey_db leaf once it is finished. Last, `childreg node
+rotate-key` on the same stopped node.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from childreg.audit.leaf import AuditEvent
+from childreg.audit.note import NoteVerifier
 from childreg.config import load_config
 from childreg.errors import FailedPrecondition, KeyProblem
+from childreg.key_transition import follow
 from childreg.models import ChildIn
 from node.audit.log import AuditLog
 from node.config import NodeConfig
@@ -295,3 +298,60 @@ def test_a_rekey_killed_midway_leaves_a_node_that_opens_with_exactly_one_key(
     assert not key_opens(cfg.db_path, old_key)
     assert host.snapshot() == before
     assert [e.outcome for e in rekeys(host)] == ["OK"]
+
+
+def rotate_key_cli(host: Host, which: str) -> tuple[int, str, BaseException | None]:
+    """`childreg node rotate-key --which WHICH --json` with the node's configuration."""
+    args = ["node", "rotate-key", "--config", str(host.config), "--which", which, "--json"]
+    with capture_logs():
+        result = CliRunner().invoke(app, args)
+    return result.exit_code, result.stdout, result.exception
+
+
+def audit_key_cli(host: Host) -> str:
+    """The verifier key `childreg node audit-key --json` prints."""
+    with capture_logs():
+        result = CliRunner().invoke(
+            app, ["node", "audit-key", "--config", str(host.config), "--json"]
+        )
+    assert result.exit_code == 0, result.exception
+    return str(json.loads(result.stdout)["verifier_key"])
+
+
+def test_rotate_key_on_a_stopped_node_announces_the_new_audit_key(host: Host) -> None:
+    """`rotate-key --which audit` on a SQLCipher node prints the old and new key and the
+    statement; `audit-key` then prints the new key, the statement leads from the old one,
+    the rekeyed database still opens, and one keys.rotate_signing leaf names the operator."""
+    old = audit_key_cli(host)
+    code, out, exc = rotate_key_cli(host, "audit")
+    assert code == 0, exc
+    summary = json.loads(out)
+    assert (summary["which"], summary["from_generation"], summary["to_generation"]) == (
+        "audit",
+        1,
+        2,
+    )
+    assert summary["old_key"] == old
+    assert audit_key_cli(host) == summary["new_key"] != old
+    pinned = NoteVerifier.from_key_string(old)
+    (transition,) = follow(pinned.public_key, [summary["statement"]], "audit", pinned.name)
+    assert transition.new == NoteVerifier.from_key_string(summary["new_key"]).public_key
+    code, _, exc = rekey_cli(host)  # the other key commands keep working after it
+    assert code == 0, exc
+    assert audit_key_cli(host) == summary["new_key"]
+    (leaf,) = [e for e in host.leaves() if e.action == "keys.rotate_signing"]
+    assert (leaf.actor, leaf.outcome) == (f"department-operator/{DEPARTMENT}.{LOGIN}", "OK")
+
+
+def test_rotate_key_refuses_while_the_node_serves_and_for_an_unknown_key(host: Host) -> None:
+    """With the data directory locked `rotate-key` refuses and says to stop the node; an
+    unknown --which is a usage error; the audit key is unchanged either way."""
+    old = audit_key_cli(host)
+    with DataDirLock(host.cfg().data_dir):
+        code, _, exc = rotate_key_cli(host, "audit")
+    assert code != 0
+    assert isinstance(exc, FailedPrecondition)
+    assert "stop the node first" in str(exc)
+    code, _, _ = rotate_key_cli(host, "masking")
+    assert code == 2
+    assert audit_key_cli(host) == old

@@ -50,6 +50,7 @@ class _State:
     by_token: dict[bytes, set[str]] = field(default_factory=dict)
     events: dict[str, list[StoredEvent]] = field(default_factory=dict)  # histories
     closures: dict[str, StoredClosure] = field(default_factory=dict)
+    transitions: list[tuple[str, str]] = field(default_factory=list)  # signing-key changes
 
     def copy(self) -> _State:
         return _State(
@@ -69,6 +70,7 @@ class _State:
             {k: set(v) for k, v in self.by_token.items()},
             {k: list(v) for k, v in self.events.items()},
             dict(self.closures),
+            list(self.transitions),
         )
 
 
