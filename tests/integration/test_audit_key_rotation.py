@@ -1,9 +1,11 @@
 """Rotating a node's audit key with a witness and an auditor that pinned the old key: the
 witness keeps cosigning (no evidence), and `audit verify` with the old pin and its saved
-state verifies the log across the rotation. Real node and witness over mutual TLS."""
+state verifies the log across the rotation, and an evidence bundle made after it verifies
+offline with the old pin. Real node and witness over mutual TLS."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from childreg.audit.note import NoteVerifier
+from childreg.audit.verify import verify_bundle
 from childreg.pki import CertificateAuthority
 from childreg.revocation import DENYLIST_FILE
 from node.audit.actor import Actor
@@ -28,7 +31,7 @@ from tests.integration.test_audit_witness_race import (
     serve,
     witnessed_size,
 )
-from tools.clients import auditor
+from tools.clients import audit_bundle, auditor
 from tools.clients.client import Endpoint
 from witness.config import WitnessConfig, WitnessedNode, generate_witness_key
 from witness.server import start_witness
@@ -105,8 +108,9 @@ def test_the_witness_and_a_pinned_auditor_follow_a_rotated_audit_key(
     rotating: Rotating, tmp_path: Path
 ) -> None:
     """Before and after an audit-key rotation the witness cosigns the node's checkpoints
-    (keeping no evidence), and an auditor pinned to the old key, with its saved state from
-    before, verifies the whole log and what the witness holds after it."""
+    (keeping no evidence), an auditor pinned to the old key, with its saved state from
+    before, verifies the whole log and what the witness holds after it, and a bundle made
+    after it verifies offline with the old key."""
     fed, state = rotating.fed, tmp_path / "auditor-state"
     for _ in range(3):
         rotating.log().append(actor="department-operator/alpha.ops-1", action="audit.read")
@@ -132,7 +136,12 @@ def test_the_witness_and_a_pinned_auditor_follow_a_rotated_audit_key(
         assert fed.witness.witness.evidence() == []
 
         after = auditor.fetch_verified(fed.endpoint, rotating.pinned, state, [fed.witness_ref])
+        bundle = tmp_path / "bundle.json"
+        audit_bundle.write_bundle(fed.endpoint, rotating.pinned, None, [0, 4], bundle)
     assert after.report.ok, after.report.problems
+    offline = verify_bundle(bundle.read_text(), rotating.pinned)  # the old pin, offline
+    assert offline.ok, offline.problems
+    assert json.loads(bundle.read_text())["key_transitions"]
     assert after.previous is not None  # the state from before the rotation was checked
     assert after.report.previous_size is not None
     assert after.witnessed is not None
