@@ -267,7 +267,15 @@ class CertificateAuthority:
         write_private(files.key, _key_pem(key))
         files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         files.ca.write_bytes(self.cert_pem)
+        self._hand_denylist(role, files)
         return files
+
+    def _hand_denylist(self, role: str, files: IdentityFiles) -> None:
+        """Give a person's identity the CA's current deny-list, against which their
+        commands check the servers they call (childreg/server_check.py)."""
+        source = None if self.directory is None else self.directory / revocation.DENYLIST_FILE
+        if role not in SERVER_ROLES and source is not None and source.exists():
+            (files.directory / revocation.DENYLIST_FILE).write_bytes(source.read_bytes())
 
     def _certificate(
         self,

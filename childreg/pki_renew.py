@@ -141,6 +141,7 @@ def renew_identity(
     _write_atomic(files.cert, cert.public_bytes(serialization.Encoding.PEM))
     if not files.ca.exists() or files.ca.read_bytes() != ca.cert_pem:
         _write_atomic(files.ca, ca.cert_pem)
+    ca._hand_denylist(spiffe.role, files)
     return Renewal(
         str(spiffe), old.serial_number, cert.serial_number, cert.not_valid_after_utc, new_key
     )

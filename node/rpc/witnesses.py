@@ -15,6 +15,7 @@ import grpc
 
 from childreg.pki import IdentityFiles
 from childreg.rpc import TlsMaterial, secure_channel
+from childreg.server_check import check_server, outgoing_check
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from node.audit.checkpointer import WitnessUnreachable
@@ -32,6 +33,10 @@ class GrpcWitnesses:
     @contextmanager
     def connect(self, witness: WitnessEndpoint) -> Iterator[_Session]:
         """A session with ``witness`` over one channel, closed when the block ends."""
+        # A witness whose certificate is revoked is refused (childreg/server_check.py).
+        check_server(
+            witness.address, self._identity, witness.server_name, outgoing_check(), self._deadline
+        )
         tls = TlsMaterial.from_dir(self._identity)
         with secure_channel(witness.address, tls, witness.server_name) as channel:
             yield _Session(apb_grpc.WitnessServiceStub(channel), self._deadline)
