@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 from structlog.testing import capture_logs
 
@@ -17,12 +18,14 @@ from childreg.audit.note import NoteVerifier
 from childreg.audit.verify import verify_bundle
 from childreg.pki import CertificateAuthority
 from childreg.revocation import DENYLIST_FILE
+from childreg.rpc import secure_channel
+from coordinator.rounds.witnessing import PullWitness
 from node.audit.actor import Actor
 from node.audit.log import AuditLog
 from node.crypto.keys import Keyring
 from node.key_rotation import rotate_signing_key, with_signing
 from node.store.memory import MemoryStore
-from tests.conftest import FEDERATION, IssueFn, make_keyring
+from tests.conftest import FEDERATION, IssueFn, make_keyring, tls
 from tests.integration.test_audit_witness_race import (
     NODE_NAME,
     WITNESS_NAME,
@@ -34,7 +37,7 @@ from tests.integration.test_audit_witness_race import (
 from tools.clients import audit_bundle, auditor
 from tools.clients.client import Endpoint
 from witness.config import WitnessConfig, WitnessedNode, generate_witness_key
-from witness.server import start_witness
+from witness.server import embedded_witness, start_witness
 
 DEPARTMENT = "alpha"
 
@@ -146,3 +149,41 @@ def test_the_witness_and_a_pinned_auditor_follow_a_rotated_audit_key(
     assert after.report.previous_size is not None
     assert after.witnessed is not None
     assert after.witnessed.sizes
+
+
+def test_the_coordinators_pulling_witness_follows_a_rotated_audit_key(
+    rotating: Rotating, tmp_path: Path
+) -> None:
+    """The coordinator's embedded witness, pinned to the node's first key, pulls and cosigns
+    the node's checkpoints before and after an audit-key rotation, reading the statements
+    from LatestCheckpoint, and keeps no evidence."""
+    key = tmp_path / "coordinator-witness.key"
+    generate_witness_key(key, "witness.test-coordinator")
+    hosted = embedded_witness(
+        tmp_path / "coordinator-witness.db",
+        key,
+        "witness.test-coordinator",
+        {rotating.pinned.name: rotating.pinned.key_string()},
+    )
+    coordinator = rotating.issue("coordinator", "national")
+    try:
+
+        def channel_for(_: str) -> grpc.Channel:
+            return secure_channel(rotating.fed.node.address, tls(coordinator), NODE_NAME)
+
+        pull = PullWitness(hosted, channel_for, {DEPARTMENT: rotating.pinned.name}, 60.0)
+        with capture_logs():
+            assert pull.run_once() == {DEPARTMENT: "cosigned"}
+            rotate_signing_key(
+                rotating.store,
+                rotating.keyring,
+                "audit",
+                federation=FEDERATION,
+                department=DEPARTMENT,
+                actor=Actor.operator(DEPARTMENT, "ops-1"),
+            )
+            rotating.reserve()
+            assert pull.run_once() == {DEPARTMENT: "cosigned"}
+        assert hosted.evidence() == []
+    finally:
+        hosted.close()

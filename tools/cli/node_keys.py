@@ -67,8 +67,8 @@ _PINNED_BY = {
     "extract": "schools keep the key they pinned: each extract carries the statement, and "
     "they follow it to the new key",
     "upload": "give the statistics authority the new roster entry (`childreg node "
-    "roster-entry`) to sign into the roster: until then the coordinator refuses this "
-    "node's masked uploads",
+    "roster-entry`) to sign into the roster: until the new roster is in place this node "
+    "takes no part in secure rounds",
 }
 
 
