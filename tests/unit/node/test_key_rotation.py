@@ -14,7 +14,7 @@ from childreg.audit.leaf import AuditEvent
 from childreg.audit.note import NoteSigner, NoteVerifier, note_text
 from childreg.errors import InvalidInput, PermissionDenied
 from childreg.extract_format import open_extract
-from childreg.key_transition import LogKeys, follow
+from childreg.key_transition import KeyTransition, LogKeys, follow, sign_transition
 from node.audit.actor import Actor
 from node.audit.log import AuditLog
 from node.consent.extract import ExtractDesk, extract_verify_key
@@ -190,3 +190,40 @@ def test_an_unknown_key_is_refused_and_nothing_changes(
     assert refused.value.violations[0].field == "which"
     assert store.key_transitions() == []
     assert store.audit_size() == 0
+
+
+def test_a_witness_remembers_the_transition_it_followed_and_refuses_a_rival(
+    store: RecordStore, keyring: Keyring, tmp_path: Path
+) -> None:
+    """Once a witness followed the node's statement, a later checkpoint of the new key is
+    cosigned without statements, and a rival statement signed by the old key (leaked) to a
+    key of someone else's is refused, with what the rival key signs."""
+    log = log_of(store, keyring)
+    pinned = NoteVerifier.from_key_string(log.verifier_key)
+    witness_store = WitnessStore(tmp_path / "witness.db")
+    witness = Witness(
+        witness_store, NoteSigner("witness.test", SigningKey(b"w" * 32)), {ORIGIN: pinned}
+    )
+    try:
+        grow(log, 2)
+        witness.add_checkpoint(log.checkpoint(), 0, [])
+        new_log = log_of(store, rotate(store, keyring, "audit"))
+        witness.add_checkpoint(
+            new_log.checkpoint(), 2, new_log.consistency_proof(2, 3), new_log.key_transitions()
+        )
+        grow(new_log, 1)
+        witness.add_checkpoint(new_log.checkpoint(), 3, new_log.consistency_proof(3, 4))
+
+        old_signer = NoteSigner(ORIGIN, SigningKey(keyring.audit_signing_seed(1)))
+        thief = NoteSigner(ORIGIN, SigningKey(b"t" * 32))
+        rival = sign_transition(
+            KeyTransition("audit", ORIGIN, pinned.public_key, thief.verifier().public_key, 5, "t"),
+            old_signer,
+            thief,
+        )
+        grow(new_log, 1)
+        forged = sign_checkpoint(Checkpoint(ORIGIN, 5, new_log.root(5)), thief)
+        with pytest.raises(PermissionDenied, match="may have leaked"):
+            witness.add_checkpoint(forged, 4, new_log.consistency_proof(4, 5), [rival])
+    finally:
+        witness_store.close()
