@@ -47,6 +47,7 @@ ACTIONS: Final = frozenset(
         "consent.grant",
         "consent.withdraw",
         "audit.read",
+        "retention.review",  # what the retention rules make due was listed (no subject)
         "keys.rotate",  # an operator rewrapped every key under a new KEK
         "keys.rekey_db",  # an operator re-encrypted the database under a new database key
         "keys.rotate_signing",  # an operator replaced a signing key (audit, extract, upload)
