@@ -6,7 +6,7 @@ It is also all the command line takes from the node (tests/unit/test_architectur
 :func:`init_node`, :func:`serve`, :func:`make_kek_file`, :func:`open_operator` for the
 commands an operator runs with the key-encryption key on the node's host, whose accesses
 to a child go through the same audited service as every gRPC call, and :func:`rotate_kek`
-(node/kek_rotation.py), which needs the node stopped.
+(node/kek_rotation.py) and :func:`rekey_db` (node/rekey.py), which need the node stopped.
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ from node.consent.receipts import DepartmentReceipts
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
+from node.key_rotation import SigningRotation, rotate_signing_key, transitions_of, with_signing
 from node.records.registry import Registry, RowSealer
 from node.records.retention import Due, Outcome, RetentionJob, RetentionRun, Rules
+from node.rekey import Rekey, rekey_database, settle_rekey
 from node.rpc.audit import AuditLogServicer
 from node.rpc.consent import ConsentServicer
 from node.rpc.extract import ExtractServicer
@@ -79,7 +81,9 @@ __all__ = [
     "open_keyring",
     "open_node",
     "open_operator",
+    "rekey_db",
     "rotate_kek",
+    "rotate_key",
     "serve",
     "start_node",
 ]
@@ -161,14 +165,43 @@ def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
             f"no keyring in {config.data_dir}",
             hint="initialise the node first: childreg node init --config FILE",
         )
-    return resolve_keyring(config.keyring_path, config.db_path, kek_source(config), repair=repair)
+    source = kek_source(config)
+    settled = settle_rekey(  # an interrupted database rekey first: it decides the db key
+        config.keyring_path,
+        config.db_path,
+        source,
+        repair=repair,
+        audited=_audited_for(config) if repair else None,
+    )
+    if settled.keyring is not None:
+        return settled.keyring
+    return resolve_keyring(config.keyring_path, config.db_path, source, repair=repair)
+
+
+def _audited_for(config: NodeConfig) -> Callable[[SqlCipherStore, Keyring], Audited]:
+    """Builds the audited service over a store opened for a key operation."""
+
+    def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
+        federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+        keyring = with_signing(keyring, store)
+        audit = AuditLog(
+            store, keyring.audit_signing_seed(), federation=federation,
+            department=config.department_id,
+        )  # fmt: skip
+        return Audited(store, keyring, audit)
+
+    return audited
 
 
 def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
     """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key)."""
     keyring = open_keyring(config)
     store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
-    return store, keyring
+    try:
+        return store, with_signing(keyring, store)  # the signing keys' generations in use
+    except BaseException:
+        store.close()
+        raise
 
 
 def node_profile(config: NodeConfig) -> Profile:
@@ -220,6 +253,7 @@ def start_node(config: NodeConfig) -> NodeApp:
         lock.release()
         raise
     try:
+        keyring = with_signing(keyring, store)  # the signing keys' generations in use
         registry = Registry(store, keyring, districts=config.districts)
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         authority = load_verify_key(config.statistics_authority_key)
@@ -263,6 +297,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             store,
             keyring,
             origin=audit.origin,
+            transitions=transitions_of(store, "extract"),
             guard=lambda: checkpointer.require_recent_witness(config.witness_max_age_seconds),
         )
 
@@ -455,21 +490,16 @@ def rotate_kek(
     configuration at the new KEK: the old one opens nothing.
     """
     actor = Actor.operator(config.department_id, login or getpass.getuser())
-    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
     if not config.keyring_path.exists():
         raise KeyProblem(
             f"no keyring in {config.data_dir}",
             hint="initialise the node first: childreg node init --config FILE",
         )
-
-    def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
-        audit = AuditLog(
-            store, keyring.audit_signing_seed(), federation=federation,
-            department=config.department_id,
-        )  # fmt: skip
-        return Audited(store, keyring, audit)
-
+    audited = _audited_for(config)
     with DataDirLock(config.data_dir):
+        settle_rekey(
+            config.keyring_path, config.db_path, kek_source(config), repair=True, audited=audited
+        )
         return _rotate_kek(
             config.keyring_path,
             config.db_path,
@@ -480,6 +510,57 @@ def rotate_kek(
             progress=progress,
             fault=fault,
         )
+
+
+def rekey_db(config: NodeConfig, login: str | None = None, *, fault: Fault | None = None) -> Rekey:
+    """Give the node's database a new random SQLCipher key (node stopped; node/rekey.py).
+
+    FailedPrecondition while the node serves; one ``keys.rekey_db`` leaf naming the
+    operator. Afterwards no earlier ``keyring.json`` (a backup's) opens the database.
+    """
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    if not config.keyring_path.exists():
+        raise KeyProblem(
+            f"no keyring in {config.data_dir}",
+            hint="initialise the node first: childreg node init --config FILE",
+        )
+    with DataDirLock(config.data_dir):
+        return rekey_database(
+            config.keyring_path,
+            config.db_path,
+            kek_source(config),
+            audited=_audited_for(config),
+            actor=actor,
+            fault=fault,
+        )
+
+
+def rotate_key(config: NodeConfig, which: str, login: str | None = None) -> SigningRotation:
+    """Replace the node's ``which`` signing key (audit, extract or upload) by its next
+    generation, announced by a statement signed by the old and the new key (node stopped;
+    node/key_rotation.py). One ``keys.rotate_signing`` leaf naming the operator."""
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    with DataDirLock(config.data_dir):
+        store, keyring = open_node_repaired(config)
+        try:
+            return rotate_signing_key(
+                store,
+                keyring,
+                which,
+                federation=federation,
+                department=config.department_id,
+                actor=actor,
+            )
+        finally:
+            store.close()
+
+
+def open_node_repaired(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
+    """Like :func:`open_node`, settling an interrupted key operation (caller holds the lock)."""
+    keyring = open_keyring(config, repair=True)
+    store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    return store, keyring
 
 
 def retention_rules(config: NodeConfig) -> Rules:
