@@ -102,7 +102,7 @@ KEPT: Final = (
     ),
     N_(
         "the department's backups made before the erasure, encrypted, until they are deleted "
-        "in their turn; restoring one erases the record again"
+        "in their turn"
     ),
     N_(
         "extracts a school already received under a consent, which stay with that school; "
