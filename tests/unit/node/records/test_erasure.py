@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 from collections.abc import Callable
 
 import pytest
@@ -22,7 +21,7 @@ from childreg.search import SearchQuery
 from node.audit.actor import Actor, acting_as
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
-from node.consent.receipts import KEPT, erasure_receipt_data, erasure_receipt_html
+from node.consent.receipts import KEPT, DepartmentReceipts
 from node.crypto.keys import Keyring
 from node.records.erasure import ERASED_MESSAGE, Erasure
 from node.records.registry import IDENTITY_CONTEXT, Registry, assessment_context
@@ -186,14 +185,15 @@ def test_the_erasure_says_what_it_removed(
         STAFF.name,
         "guardian_request",
     )
-    data = erasure_receipt_data(erasure)
+    receipt = DepartmentReceipts("").erasure(erasure, "")
+    data = receipt.data
     assert data["pseudonym"] == tombstone.pseudonym.hex()
     assert any("access log" in k for k in KEPT)
     assert data["kept"] == list(KEPT)
-    page = erasure_receipt_html(erasure)
+    page = receipt.html
     assert tombstone.pseudonym.hex() in page
     assert "F84.0" not in page
-    assert "F84.0" not in json.dumps(data)
+    assert "F84.0" not in receipt.json()
 
 
 def test_a_bad_reason_is_refused_naming_the_field(registry: Registry) -> None:
@@ -269,8 +269,8 @@ def test_an_erasure_just_before_an_import_starts_is_not_undone_by_it(
 def test_the_receipt_tells_the_guardian_what_erasure_does_not_reach(registry: Registry) -> None:
     """The receipt lists the backups made before the erasure and the extracts schools
     already received among what stays, and does not promise that no backup opens."""
-    data = erasure_receipt_data(erase(registry))
-    kept = " ".join(str(k) for k in data["kept"])  # type: ignore[attr-defined]
+    data = DepartmentReceipts("").erasure(erase(registry), "").data
+    kept = " ".join(str(k) for k in data["kept"])
     assert "backup" in kept
     assert "extract" in kept
     assert "even from a backup" not in str(data["how"])
