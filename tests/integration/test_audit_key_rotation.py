@@ -17,7 +17,6 @@ from structlog.testing import capture_logs
 from childreg.audit.note import NoteVerifier
 from childreg.audit.verify import verify_bundle
 from childreg.pki import CertificateAuthority
-from childreg.revocation import DENYLIST_FILE
 from childreg.rpc import secure_channel
 from coordinator.rounds.witnessing import PullWitness
 from node.audit.actor import Actor
@@ -28,16 +27,17 @@ from node.store.memory import MemoryStore
 from tests.conftest import FEDERATION, IssueFn, make_keyring, tls
 from tests.integration.test_audit_witness_race import (
     NODE_NAME,
-    WITNESS_NAME,
     Federation,
     checkpointer,
     serve,
+    start_federation,
+    stop_federation,
     witnessed_size,
 )
 from tools.clients import audit_bundle, auditor
 from tools.clients.client import Endpoint
-from witness.config import WitnessConfig, WitnessedNode, generate_witness_key
-from witness.server import embedded_witness, start_witness
+from witness.config import generate_witness_key
+from witness.server import embedded_witness
 
 DEPARTMENT = "alpha"
 
@@ -78,33 +78,10 @@ def rotating(issue: IssueFn, ca: CertificateAuthority, tmp_path: Path) -> Iterat
     log = AuditLog(
         store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
     )
-    node = serve(log, store, issue, tmp_path / "node")
-    files = issue("witness", "ombudsman", dns_names=(WITNESS_NAME,), ip_addresses=("127.0.0.1",))
-    assert ca.directory is not None
-    key = tmp_path / "witness.key"
-    verifier = NoteVerifier.from_key_string(generate_witness_key(key, "witness.test-ombudsman"))
-    app = start_witness(
-        WitnessConfig(
-            listen="127.0.0.1:0",
-            identity_dir=files.directory,
-            denylist_file=ca.directory / DENYLIST_FILE,
-            statistics_authority_key=tmp_path / "authority.pub",
-            name="witness.test-ombudsman",
-            signing_key_file=key,
-            state_dir=tmp_path / "state",
-            nodes=(WitnessedNode(origin=log.origin, verifier_key=log.verifier_key),),
-        )
-    )
-    inspector = issue("auditor", "inspector-1")
-    ref = auditor.WitnessRef(
-        Endpoint(f"127.0.0.1:{app.port}", inspector.directory, WITNESS_NAME, 10.0), verifier
-    )
-    endpoint = Endpoint(node.address, inspector.directory, NODE_NAME, 10.0)
-    fed = Federation(node, app, endpoint, ref, issue("node", DEPARTMENT), tmp_path)
+    fed = start_federation(log, store, issue, ca, tmp_path)
     pinned = NoteVerifier.from_key_string(log.verifier_key)
     yield Rotating(store, keyring, fed, pinned, issue)
-    fed.node.stop()
-    app.stop(grace=0)
+    stop_federation(fed)
 
 
 def test_the_witness_and_a_pinned_auditor_follow_a_rotated_audit_key(
