@@ -59,6 +59,18 @@ class Rotating:
             self.store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
         )
 
+    def rotate(self) -> None:
+        """`rotate-key audit` by the operator, then :meth:`reserve`."""
+        rotate_signing_key(
+            self.store,
+            self.keyring,
+            "audit",
+            federation=FEDERATION,
+            department=DEPARTMENT,
+            actor=Actor.operator(DEPARTMENT, "ops-1"),
+        )
+        self.reserve()
+
     def reserve(self) -> None:
         """Restart the node's audit service with the log of the key in use (as a node
         restarted after `rotate-key` does)."""
@@ -100,15 +112,7 @@ def test_the_witness_and_a_pinned_auditor_follow_a_rotated_audit_key(
         first = auditor.fetch_verified(fed.endpoint, rotating.pinned, state, [fed.witness_ref])
         assert first.report.ok, first.report.problems
 
-        rotate_signing_key(
-            rotating.store,
-            rotating.keyring,
-            "audit",
-            federation=FEDERATION,
-            department=DEPARTMENT,
-            actor=Actor.operator(DEPARTMENT, "ops-1"),
-        )
-        rotating.reserve()
+        rotating.rotate()
         new_key = NoteVerifier.from_key_string(rotating.log().verifier_key)
         assert new_key != rotating.pinned
         checkpointer(fed, rotating.log()).run_once()
@@ -151,15 +155,7 @@ def test_the_coordinators_pulling_witness_follows_a_rotated_audit_key(
         pull = PullWitness(hosted, channel_for, {DEPARTMENT: rotating.pinned.name}, 60.0)
         with capture_logs():
             assert pull.run_once() == {DEPARTMENT: "cosigned"}
-            rotate_signing_key(
-                rotating.store,
-                rotating.keyring,
-                "audit",
-                federation=FEDERATION,
-                department=DEPARTMENT,
-                actor=Actor.operator(DEPARTMENT, "ops-1"),
-            )
-            rotating.reserve()
+            rotating.rotate()
             assert pull.run_once() == {DEPARTMENT: "cosigned"}
         assert hosted.evidence() == []
     finally:
