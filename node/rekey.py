@@ -28,7 +28,6 @@ material appears in a leaf, log line or message.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from childreg.errors import KeyProblem
 from node.audit.actor import Actor
 from node.audit.service import Audited
 from node.crypto.keys import KekSource, Keyring, RewrappedKeyring, keyring_kek_entry, keyring_note
-from node.kek_rotation import Fault, resolve_keyring
+from node.kek_rotation import Fault, resolve_keyring, switch_keyring, sync_dir
 from node.store.sqlcipher import SqlCipherStore
 from node.store.sqlcipher.rekey import key_opens, rekey_file
 
@@ -97,14 +96,6 @@ def _request(note: dict[str, object]) -> bytes:
     ).encode("utf-8")
 
 
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _finish(
     keyring_path: Path, db_path: Path, keyring: Keyring, audited: AuditedFactory, step: Fault
 ) -> None:
@@ -119,8 +110,7 @@ def _finish(
     finally:
         store.close()
     step("after-leaf")
-    os.replace(pending, keyring_path)
-    _sync_dir(keyring_path.parent)
+    switch_keyring(pending, keyring_path)
 
 
 def settle_rekey(
@@ -150,7 +140,7 @@ def settle_rekey(
     if not key_opens(db_path, candidate.db_key_hex()):
         if repair:
             pending.unlink(missing_ok=True)
-            _sync_dir(pending.parent)
+            sync_dir(pending.parent)
             log.info("node.rekey.discarded")
         return Settled("discarded" if repair else "none")
     if not repair or audited is None:

@@ -157,14 +157,19 @@ class NodeApp:
             self.lock.release()
 
 
-def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
-    """Unlock the node's keyring with the KEK (fails fast on a wrong key), settling an
-    interrupted KEK rotation (files changed only with ``repair``, under the data lock)."""
+def _need_keyring(config: NodeConfig) -> None:
+    """KeyProblem saying to initialise the node if it has no keyring yet."""
     if not config.keyring_path.exists():
         raise KeyProblem(
             f"no keyring in {config.data_dir}",
             hint="initialise the node first: childreg node init --config FILE",
         )
+
+
+def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
+    """Unlock the node's keyring with the KEK (fails fast on a wrong key), settling an
+    interrupted KEK rotation (files changed only with ``repair``, under the data lock)."""
+    _need_keyring(config)
     source = kek_source(config)
     settled = settle_rekey(  # an interrupted database rekey first: it decides the db key
         config.keyring_path,
@@ -490,11 +495,7 @@ def rotate_kek(
     configuration at the new KEK: the old one opens nothing.
     """
     actor = Actor.operator(config.department_id, login or getpass.getuser())
-    if not config.keyring_path.exists():
-        raise KeyProblem(
-            f"no keyring in {config.data_dir}",
-            hint="initialise the node first: childreg node init --config FILE",
-        )
+    _need_keyring(config)
     audited = _audited_for(config)
     with DataDirLock(config.data_dir):
         settle_rekey(
@@ -519,11 +520,7 @@ def rekey_db(config: NodeConfig, login: str | None = None, *, fault: Fault | Non
     operator. Afterwards no earlier ``keyring.json`` (a backup's) opens the database.
     """
     actor = Actor.operator(config.department_id, login or getpass.getuser())
-    if not config.keyring_path.exists():
-        raise KeyProblem(
-            f"no keyring in {config.data_dir}",
-            hint="initialise the node first: childreg node init --config FILE",
-        )
+    _need_keyring(config)
     with DataDirLock(config.data_dir):
         return rekey_database(
             config.keyring_path,

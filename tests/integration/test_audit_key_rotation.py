@@ -17,7 +17,6 @@ from structlog.testing import capture_logs
 from childreg.audit.note import NoteVerifier
 from childreg.audit.verify import verify_bundle
 from childreg.pki import CertificateAuthority
-from childreg.revocation import DENYLIST_FILE
 from childreg.rpc import secure_channel
 from coordinator.rounds.witnessing import PullWitness
 from node.audit.actor import Actor
@@ -28,16 +27,17 @@ from node.store.memory import MemoryStore
 from tests.conftest import FEDERATION, IssueFn, make_keyring, tls
 from tests.integration.test_audit_witness_race import (
     NODE_NAME,
-    WITNESS_NAME,
     Federation,
     checkpointer,
     serve,
+    start_federation,
+    stop_federation,
     witnessed_size,
 )
 from tools.clients import audit_bundle, auditor
 from tools.clients.client import Endpoint
-from witness.config import WitnessConfig, WitnessedNode, generate_witness_key
-from witness.server import embedded_witness, start_witness
+from witness.config import generate_witness_key
+from witness.server import embedded_witness
 
 DEPARTMENT = "alpha"
 
@@ -59,6 +59,18 @@ class Rotating:
             self.store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
         )
 
+    def rotate(self) -> None:
+        """`rotate-key audit` by the operator, then :meth:`reserve`."""
+        rotate_signing_key(
+            self.store,
+            self.keyring,
+            "audit",
+            federation=FEDERATION,
+            department=DEPARTMENT,
+            actor=Actor.operator(DEPARTMENT, "ops-1"),
+        )
+        self.reserve()
+
     def reserve(self) -> None:
         """Restart the node's audit service with the log of the key in use (as a node
         restarted after `rotate-key` does)."""
@@ -78,33 +90,10 @@ def rotating(issue: IssueFn, ca: CertificateAuthority, tmp_path: Path) -> Iterat
     log = AuditLog(
         store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
     )
-    node = serve(log, store, issue, tmp_path / "node")
-    files = issue("witness", "ombudsman", dns_names=(WITNESS_NAME,), ip_addresses=("127.0.0.1",))
-    assert ca.directory is not None
-    key = tmp_path / "witness.key"
-    verifier = NoteVerifier.from_key_string(generate_witness_key(key, "witness.test-ombudsman"))
-    app = start_witness(
-        WitnessConfig(
-            listen="127.0.0.1:0",
-            identity_dir=files.directory,
-            denylist_file=ca.directory / DENYLIST_FILE,
-            statistics_authority_key=tmp_path / "authority.pub",
-            name="witness.test-ombudsman",
-            signing_key_file=key,
-            state_dir=tmp_path / "state",
-            nodes=(WitnessedNode(origin=log.origin, verifier_key=log.verifier_key),),
-        )
-    )
-    inspector = issue("auditor", "inspector-1")
-    ref = auditor.WitnessRef(
-        Endpoint(f"127.0.0.1:{app.port}", inspector.directory, WITNESS_NAME, 10.0), verifier
-    )
-    endpoint = Endpoint(node.address, inspector.directory, NODE_NAME, 10.0)
-    fed = Federation(node, app, endpoint, ref, issue("node", DEPARTMENT), tmp_path)
+    fed = start_federation(log, store, issue, ca, tmp_path)
     pinned = NoteVerifier.from_key_string(log.verifier_key)
     yield Rotating(store, keyring, fed, pinned, issue)
-    fed.node.stop()
-    app.stop(grace=0)
+    stop_federation(fed)
 
 
 def test_the_witness_and_a_pinned_auditor_follow_a_rotated_audit_key(
@@ -123,15 +112,7 @@ def test_the_witness_and_a_pinned_auditor_follow_a_rotated_audit_key(
         first = auditor.fetch_verified(fed.endpoint, rotating.pinned, state, [fed.witness_ref])
         assert first.report.ok, first.report.problems
 
-        rotate_signing_key(
-            rotating.store,
-            rotating.keyring,
-            "audit",
-            federation=FEDERATION,
-            department=DEPARTMENT,
-            actor=Actor.operator(DEPARTMENT, "ops-1"),
-        )
-        rotating.reserve()
+        rotating.rotate()
         new_key = NoteVerifier.from_key_string(rotating.log().verifier_key)
         assert new_key != rotating.pinned
         checkpointer(fed, rotating.log()).run_once()
@@ -174,15 +155,7 @@ def test_the_coordinators_pulling_witness_follows_a_rotated_audit_key(
         pull = PullWitness(hosted, channel_for, {DEPARTMENT: rotating.pinned.name}, 60.0)
         with capture_logs():
             assert pull.run_once() == {DEPARTMENT: "cosigned"}
-            rotate_signing_key(
-                rotating.store,
-                rotating.keyring,
-                "audit",
-                federation=FEDERATION,
-                department=DEPARTMENT,
-                actor=Actor.operator(DEPARTMENT, "ops-1"),
-            )
-            rotating.reserve()
+            rotating.rotate()
             assert pull.run_once() == {DEPARTMENT: "cosigned"}
         assert hosted.evidence() == []
     finally:

@@ -31,7 +31,6 @@ from childreg.config import load_config
 from childreg.errors import FailedPrecondition, KeyProblem
 from childreg.key_transition import follow
 from childreg.models import ChildIn
-from node.audit.log import AuditLog
 from node.config import NodeConfig
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock
@@ -40,10 +39,16 @@ from node.rekey import rekey_path
 from node.server import init_node, open_keyring, open_node, rekey_db
 from node.store.sqlcipher import SqlCipherStore
 from node.store.sqlcipher.rekey import key_opens
-from tests.conftest import FEDERATION, IssueFn
+from tests.conftest import IssueFn
+from tests.integration.stopped_node import (
+    DEPARTMENT,
+    audit_leaves,
+    copy_node,
+    node_config,
+    read_children,
+)
 from tools.cli.main import app
 
-DEPARTMENT = "alpha"
 LOGIN = "ops-1"
 CHILDREN = 100
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,24 +76,11 @@ class Host:
 
     def snapshot(self) -> dict[str, str]:
         """Every child as the registry reads it (sealed fields opened)."""
-        store, keyring = open_node(self.cfg())
-        try:
-            registry = Registry(store, keyring)
-            ids = [f"C{i:04d}" for i in range(CHILDREN)]
-            return {cid: registry.get_child(cid).model_dump_json() for cid in ids}
-        finally:
-            store.close()
+        return read_children(self.cfg(), CHILDREN)
 
     def leaves(self) -> list[AuditEvent]:
         """Every leaf of the node's log."""
-        store, keyring = open_node(self.cfg())
-        try:
-            log = AuditLog(
-                store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
-            )
-            return [AuditEvent.from_bytes(leaf) for leaf in log.leaves()]
-        finally:
-            store.close()
+        return audit_leaves(self.cfg())
 
     def db_key(self, keyring_file: Path) -> str:
         """The database key a keyring file holds, unwrapped with the node's KEK."""
@@ -101,13 +93,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, issue: IssueFn) -> Path:
     root = tmp_path_factory.mktemp("rekey-template")
     identity = issue("node", DEPARTMENT).directory
     generate_key_file(root / "kek.key")
-    config = {
-        "department_id": DEPARTMENT, "name": "Alpha", "region": "shaki_zagatala",
-        "districts": ["shaki"], "data_dir": str(root / "data"), "identity_dir": str(identity),
-        "kek_file": str(root / "kek.key"), "denylist_file": str(root / "denylist.json"),
-        "statistics_authority_key": str(root / "authority.pub"),
-    }  # fmt: skip
-    (root / "node.toml").write_text(tomli_w.dumps(config))
+    (root / "node.toml").write_text(tomli_w.dumps(node_config(root, identity, root / "kek.key")))
     cfg = load_config(NodeConfig, root / "node.toml")
     init_node(cfg)
     store, keyring = open_node(cfg)
@@ -132,10 +118,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, issue: IssueFn) -> Path:
 def host(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
     """A fresh copy of the template node, the operator logged in as ``ops-1``."""
     root = tmp_path / "host"
-    shutil.copytree(template, root)
-    (root / "node.toml").write_text(
-        (root / "node.toml").read_text().replace(str(template), str(root))
-    )
+    copy_node(template, root, ("node.toml",))
     monkeypatch.setattr(getpass, "getuser", lambda: LOGIN)
     return Host(root)
 

@@ -7,7 +7,6 @@ node's host with the node stopped and leaves one audit leaf naming the operator.
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Annotated
 
@@ -16,15 +15,8 @@ import typer
 from childreg.config import load_config
 from node.config import NodeConfig
 from node.server import rekey_db, rotate_key
-from tools.cli.console import err
+from tools.cli.node import _done
 from tools.cli.options import ConfigOpt, JsonOpt
-
-
-def _done(as_json: bool, data: dict[str, object], text: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(data))
-    else:
-        err.print(text)
 
 
 def rekey_db_cmd(config: ConfigOpt, as_json: JsonOpt = False) -> None:
