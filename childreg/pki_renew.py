@@ -13,10 +13,7 @@ without a restart. A revoked certificate, or one another CA issued, is not renew
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -51,21 +48,6 @@ class Renewal:
             "not_after": self.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "new_key": self.new_key,
         }
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one rename (readers see the old or the new file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _current(ca: CertificateAuthority, files: IdentityFiles) -> tuple[x509.Certificate, SpiffeId]:
@@ -138,9 +120,9 @@ def renew_identity(
     )
     if key is not None:
         write_private(files.key, _key_pem(key))
-    _write_atomic(files.cert, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(files.cert, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     if not files.ca.exists() or files.ca.read_bytes() != ca.cert_pem:
-        _write_atomic(files.ca, ca.cert_pem)
+        write_private(files.ca, ca.cert_pem, mode=0o644)
     ca._hand_denylist(spiffe.role, files)
     return Renewal(
         str(spiffe), old.serial_number, cert.serial_number, cert.not_valid_after_utc, new_key

@@ -54,7 +54,8 @@ def test_a_renewed_certificate_keeps_the_identity_names_and_key(
     own_ca: CertificateAuthority, tmp_path: Path
 ) -> None:
     """`pki renew` gives a new serial and a later end for the same SPIFFE id, DNS names,
-    addresses, usages and key, leaves tls.key untouched, and `pki list` shows both."""
+    addresses, usages and key, leaves tls.key untouched, writes the certificate readable by
+    all, and `pki list` shows both."""
     assert own_ca.directory is not None
     files = own_ca.issue(
         "node",
@@ -78,6 +79,7 @@ def test_a_renewed_certificate_keeps_the_identity_names_and_key(
         )
     assert public_der(new) == public_der(old)
     assert files.key.read_bytes() == key_before
+    assert files.cert.stat().st_mode & 0o777 == 0o644  # a certificate is public
     new.verify_directly_issued_by(own_ca.cert)
     with capture_logs():
         listed = CliRunner().invoke(
