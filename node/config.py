@@ -16,6 +16,9 @@ Example (TOML)::
     max_snapshot_rho = "1/4"
     aggregation = "secure"                    # or "per-department" (stage 1)
     import_workers = 2                        # processes sealing bulk imports (0: none)
+
+    [console]                                 # the web console (node/console/settings.py)
+    listen = "0.0.0.0:8443"
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from childreg.dp import zcdp
 from childreg.errors import InvalidInput, Violation
 from childreg.models import PartyId
 from childreg.profile import Profile, UnitCode
+from node.console.settings import ConsoleSettings
 
 
 class WitnessEndpoint(BaseModel):
@@ -97,6 +101,9 @@ class NodeConfig(ServiceSettings):
     #: that writes them (node.rpc.import_workers); 0 seals in the node's own thread. Unset:
     #: 2 on a machine with 2 or more cores, else 0.
     import_workers: int | None = Field(default=None, ge=0, le=16)
+    #: The web console (node/console/): served on its own HTTPS port when this section is
+    #: present, by `childreg node serve`; None: no console.
+    console: ConsoleSettings | None = None
 
     @field_validator("max_snapshot_rho", mode="before")
     @classmethod

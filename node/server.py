@@ -48,6 +48,8 @@ from node.config import NodeConfig
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
 from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
+from node.console.accounts import Accounts, AccountView, Enrolment
+from node.console.server import ConsoleServer, start_console
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
@@ -66,6 +68,8 @@ from node.store.sqlcipher import SqlCipherStore
 __all__ = [
     "SERVICES",
     "AccessReport",
+    "AccountView",
+    "Enrolment",
     "LogUnverified",
     "NodeApp",
     "OperatorSession",
@@ -133,10 +137,13 @@ class NodeApp:
     checkpointer: Checkpointer
     workers: ImportWorkers | None = None
     lock: DataDirLock | None = None
+    console: ConsoleServer | None = None  # the web console, when configured
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
         set_health(self.health, SERVICES, serving=False)
+        if self.console is not None:
+            self.console.stop()
         self.checkpointer.stop()
         self.server.stop(grace).wait()
         if self.workers is not None:
@@ -245,6 +252,8 @@ def start_node(config: NodeConfig) -> NodeApp:
             guard=lambda: checkpointer.require_recent_witness(config.witness_max_age_seconds),
         )
 
+        consents = ConsentDesk(store, keyring, federation)
+
         def register(server: grpc.Server) -> None:
             register_records(RecordsServicer(registry, audited, workers), server)
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
@@ -255,7 +264,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             )
             consent_pb2_grpc.add_ConsentServiceServicer_to_server(
                 ConsentServicer(
-                    ConsentDesk(store, keyring, federation),
+                    consents,
                     audited,
                     BreakGlassDesk(store, keyring, registry),
                 ),
@@ -287,12 +296,35 @@ def start_node(config: NodeConfig) -> NodeApp:
             workers.close()
         lock.release()
         raise
+    console = None
+    if config.console is not None:
+        try:
+            console = start_console(
+                config, store=store, keyring=keyring, registry=registry, consents=consents,
+                audited=audited, desk=desk, witnessed=checkpointer.last_witnessed,
+            )  # fmt: skip
+        except BaseException:
+            _unwind(server, store, workers, lock)
+            raise
     checkpointer.start()
     # Everything made while starting lives as long as the node: keep it out of the cyclic
     # garbage collector's full passes, which otherwise stall requests for milliseconds.
     gc.collect()  # start-up's garbage first, so none of it is kept for good
     gc.freeze()
-    return NodeApp(server, port, store, health_servicer, audit, checkpointer, workers, lock)
+    return NodeApp(
+        server, port, store, health_servicer, audit, checkpointer, workers, lock, console
+    )
+
+
+def _unwind(
+    server: grpc.Server, store: SqlCipherStore, workers: ImportWorkers | None, lock: DataDirLock
+) -> None:
+    """Undo a start that failed after the gRPC server started."""
+    server.stop(0)
+    store.close()
+    if workers is not None:
+        workers.close()
+    lock.release()
 
 
 class OperatorSession:
@@ -316,8 +348,10 @@ class OperatorSession:
                 federation=self._federation,
                 department=self._department,
             )
-            self._commands = OperatorCommands(
-                Audited(self._store, self._keyring, self._audit), self._keyring, actor
+            audited = Audited(self._store, self._keyring, self._audit)
+            self._commands = OperatorCommands(audited, self._keyring, actor)
+            self._accounts = Accounts(
+                self._store, audited, self._department, issuer=f"childreg {self._department}"
             )
         except BaseException:
             self._store.close()
@@ -347,6 +381,26 @@ class OperatorSession:
     def roster_entry(self) -> dict[str, str]:
         """This department's secure-aggregation roster entry (public keys only)."""
         return roster_entry(self._keyring, federation=self._federation, department=self._department)
+
+    def add_user(
+        self, login: str, role: str, language: str = "en", password: str | None = None
+    ) -> Enrolment:
+        """A new web-console account (one ``console.account`` leaf naming the operator);
+        a password is made when none is given."""
+        return self._accounts.add(self._commands.actor, login, role, language, password)
+
+    def reset_user(self, login: str, password: str | None = None) -> Enrolment:
+        """A new password and TOTP secret for a console account, unlocked and enabled."""
+        return self._accounts.reset(self._commands.actor, login, password)
+
+    def disable_user(self, login: str) -> None:
+        """A console account can no longer sign in (a serving node ends its sessions at the
+        account's next request)."""
+        self._accounts.disable(self._commands.actor, login)
+
+    def list_users(self) -> list[AccountView]:
+        """Every console account of this node."""
+        return self._accounts.list(self._commands.actor)
 
     def close(self) -> None:
         """Close the store."""
@@ -414,9 +468,10 @@ def serve(config: NodeConfig, ready_file: Path | None = None) -> None:
     """Run the node until SIGTERM or SIGINT."""
     app = start_node(config)
     address = bound_address(config.listen, app.port)
-    log.info("node.serving", department=config.department_id, address=address)
+    console = app.console.address if app.console is not None else None
+    log.info("node.serving", department=config.department_id, address=address, console=console)
     if ready_file is not None:
-        write_ready_file(ready_file, address)
+        write_ready_file(ready_file, address, console=console)
     wait_for_signal()
     log.info("node.stopping", department=config.department_id)
     app.stop()

@@ -47,6 +47,9 @@ ACTIONS: Final = frozenset(
         "consent.withdraw",
         "audit.read",
         "keys.rotate",  # an operator rewrapped every key under a new KEK
+        "console.sign_in",  # a person signing in to the node's web console (node/console/)
+        "console.sign_out",
+        "console.account",  # a console account added, reset, disabled or listed
         "denied",
     }
 )

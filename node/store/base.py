@@ -7,7 +7,8 @@ participation, catalogue versions), :class:`~node.store.audit.AuditStore` (audit
 Merkle rows, checkpoints) and :class:`~node.store.consents.ConsentStore` (consents, the
 extract's read, break-glass), :class:`~node.store.search.SearchStore` (the blind
 search index's keyed tokens) and :class:`~node.store.history.HistoryStore` (each child's
-append-only history and its record's closing). All of them extend
+append-only history and its record's closing), :class:`~node.store.accounts.AccountStore`
+(the web console's accounts). All of them extend
 :class:`~node.store.transactional.Transactional`, and :class:`RecordStore` is their
 combination over one transaction: what callers take.
 
@@ -20,6 +21,7 @@ every implementation.
 
 from __future__ import annotations
 
+from node.store.accounts import AccountStore, StoredAccount
 from node.store.audit import AuditStore
 from node.store.consents import ConsentStore
 from node.store.history import HistoryStore
@@ -55,6 +57,7 @@ from node.store.types import (
 
 __all__ = [
     "MECHANISMS",
+    "AccountStore",
     "AssessmentColumns",
     "AuditStore",
     "BlockNesting",
@@ -71,6 +74,7 @@ __all__ = [
     "RecordStore",
     "RecordsStore",
     "SearchStore",
+    "StoredAccount",
     "StoredAssessment",
     "StoredBreakGlass",
     "StoredCareSetting",
@@ -89,7 +93,9 @@ __all__ = [
 ]
 
 
-class RecordStore(RecordsStore, LedgerStore, AuditStore, ConsentStore, SearchStore, HistoryStore):
+class RecordStore(
+    RecordsStore, LedgerStore, AuditStore, ConsentStore, SearchStore, HistoryStore, AccountStore
+):
     """Where a node keeps everything: its records, ledger, audit log and consents.
 
     Contract: each part's (see the interfaces above), and one more that binds them: every

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from childreg.secagg.roster import Participation
+from node.store.accounts import StoredAccount
 from node.store.transactional import BlockNesting, Transactional
 from node.store.types import (
     LedgerEntry,
@@ -50,6 +51,7 @@ class _State:
     by_token: dict[bytes, set[str]] = field(default_factory=dict)
     events: dict[str, list[StoredEvent]] = field(default_factory=dict)  # histories
     closures: dict[str, StoredClosure] = field(default_factory=dict)
+    accounts: dict[str, StoredAccount] = field(default_factory=dict)  # console accounts
 
     def copy(self) -> _State:
         return _State(
@@ -69,6 +71,7 @@ class _State:
             {k: set(v) for k, v in self.by_token.items()},
             {k: list(v) for k, v in self.events.items()},
             dict(self.closures),
+            dict(self.accounts),
         )
 
 

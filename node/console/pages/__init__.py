@@ -1,0 +1,13 @@
+"""The console's pages, one module per page group; a new module adds its ``routes`` here."""
+
+from __future__ import annotations
+
+from node.console.pages import admin, child, search, signin
+from node.console.web import PageRoute
+
+ROUTES: tuple[PageRoute, ...] = (
+    *signin.routes.routes,
+    *search.routes.routes,
+    *child.routes.routes,
+    *admin.routes.routes,
+)
