@@ -74,12 +74,13 @@ async def code(page: Page) -> Response:
 
 @routes.post("/sign-out", access="public")
 async def sign_out(page: Page) -> Response:
-    """End the session."""
+    """End the session (the old token opens nothing any more)."""
     if page.session.verified:
         login = page.session.login
         await page.call(lambda: page.console.accounts.signed_out(login))
-    page.console.sessions.close(page.session.token)
-    page.signed_out = True
+    # A new anonymous session (new token) keeps only the language.
+    page.new_session = page.console.sessions.renew(page.session, login="", role="",
+                                                   verified=False)  # fmt: skip
     return page.redirect("/sign-in")
 
 

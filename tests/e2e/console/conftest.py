@@ -19,6 +19,7 @@ Reused by every console browser test (this helper's and the next pages'):
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import json
 import os
@@ -41,7 +42,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.conftest import ROOT, cli, trim
+from tests.e2e.conftest import ROOT, cli
 from tools.dev.federation import LocalFederation
 from tools.dev.synth import DepartmentPlan
 
@@ -116,6 +117,25 @@ class ConsoleFederation:
         return self.fed.departments[1].id
 
 
+#: The last imported child's names: markup a page must show as text, never run.
+HOSTILE_GIVEN = "<b>Bold</b>"
+HOSTILE_FAMILY = "<script>window.pwned=1</script>"
+
+
+def console_rows(source: Path, dst: Path, rows: int) -> Path:
+    """The first ``rows`` rows of ``source``, the last child renamed to the hostile names."""
+    with source.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        fields = list(reader.fieldnames or [])
+        kept = [row for _, row in zip(range(rows), reader, strict=False)]
+    kept[-1]["given_name"], kept[-1]["family_name"] = HOSTILE_GIVEN, HOSTILE_FAMILY
+    with dst.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
+    return dst
+
+
 def start_console_federation(
     root: Path,
     plans: list[DepartmentPlan],
@@ -124,12 +144,13 @@ def start_console_federation(
     console: dict[str, Any] | None = None,
 ) -> LocalFederation:
     """Lay out and start nodes with a console each, and import ``rows`` children into the
-    first (the caller shuts it down)."""
+    first, the last named :data:`HOSTILE_GIVEN` :data:`HOSTILE_FAMILY` (the caller shuts it
+    down)."""
     fed = LocalFederation(root, plans, node_settings={"console": console or CONSOLE})
     fed.setup()
     fed.start_nodes()
     ep = fed.staff_endpoint(plans[0].id)
-    part = trim(source, root / "part.csv", rows)
+    part = console_rows(source, root / "part.csv", rows)
     done = cli(
         "node",
         "import",
@@ -151,9 +172,7 @@ def console_address(fed: LocalFederation, dept: str) -> str:
 
 
 def imported_rows(path: Path, rows: int) -> list[dict[str, str]]:
-    """The first ``rows`` rows of a synthetic CSV file, as dictionaries."""
-    import csv
-
+    """The first ``rows`` rows of a CSV file, as dictionaries."""
     with path.open(encoding="utf-8") as f:
         return [row for _, row in zip(range(rows), csv.DictReader(f), strict=False)]
 
@@ -168,7 +187,7 @@ def fed(
     federation = start_console_federation(root / "fed", plans[:2], files[0])
     with federation:
         consoles = {p.id: console_address(federation, p.id) for p in plans[:2]}
-        yield ConsoleFederation(federation, consoles, imported_rows(files[0], 12))
+        yield ConsoleFederation(federation, consoles, imported_rows(root / "fed" / "part.csv", 12))
 
 
 def add_user(
