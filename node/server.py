@@ -48,6 +48,7 @@ from node.config import NodeConfig
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
 from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
+from node.consent.receipts import ConsentReceipts
 from node.console.accounts import Accounts, AccountView, Enrolment
 from node.console.server import ConsoleServer, start_console
 from node.crypto.keys import KekSource, Keyring, generate_key_file
@@ -267,6 +268,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                     consents,
                     audited,
                     BreakGlassDesk(store, keyring, registry),
+                    ConsentReceipts(config.department_id, config.name),
                 ),
                 server,
             )

@@ -2,12 +2,15 @@
 
 Granting returns the grant the school will hold: it is shown once, never stored in the
 clear, so staff must hand it to the school over a secure channel. Grant and withdrawal
-both give the guardian a receipt, written here as JSON and printable HTML, owner-readable
-only (it names the guardian).
+both give the guardian a receipt, which the node renders from its templates in the
+guardian's language (node/consent/receipts.py); it is written here as printable HTML, as
+PDF and as JSON, owner-readable only (it names the guardian), by default under
+:func:`default_receipt_dir`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +38,16 @@ class Consent:
     valid_from: str
     valid_until: str
     evidence: str
+    #: The guardian's language for the receipts ("" = the country profile's first).
+    language: str = ""
+
+
+def default_receipt_dir() -> Path:
+    """Where receipts go when no directory is given: ``$XDG_DATA_HOME/childreg/receipts``
+    (``~/.local/share/childreg/receipts`` when XDG_DATA_HOME is unset): the staff member's
+    own, private, kept across sessions."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "childreg" / "receipts"
 
 
 @dataclass(frozen=True)
@@ -64,13 +77,19 @@ def consent_dict(consent: cpb.Consent) -> dict[str, str]:
 
 
 def _write_receipt(directory: Path | None, receipt: cpb.ConsentReceipt, kind: str) -> list[str]:
-    if directory is None:
-        return []
+    """Write the receipt's HTML, PDF and JSON (owner-only) into ``directory`` (the default
+    receipt directory when None, made owner-only if new); the paths written."""
+    directory = directory or default_receipt_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     stem = f"{receipt.consent.consent_id}-{kind}"
     written = []
-    for suffix, text in ((".json", receipt.receipt_json), (".html", receipt.receipt_html)):
+    for suffix, body in (
+        (".html", receipt.receipt_html.encode("utf-8")),
+        (".pdf", receipt.receipt_pdf),
+        (".json", receipt.receipt_json.encode("utf-8")),
+    ):
         path = directory / (stem + suffix)
-        write_private(path, text.encode("utf-8"))
+        write_private(path, body)
         written.append(str(path))
     return written
 
@@ -85,6 +104,7 @@ def grant(endpoint: Endpoint, consent: Consent, receipt_dir: Path | None) -> Rec
         valid_from=consent.valid_from,
         valid_until=consent.valid_until,
         evidence_ref=consent.evidence,
+        language=consent.language,
     )
     with endpoint.channel() as channel:
         stub = cpb_grpc.ConsentServiceStub(channel)

@@ -18,7 +18,8 @@
 (d)/(e) audit appends and proofs (tools/dev/bench_audit.py); (f) the school extract
     (tools/dev/bench_extract.py);
 (g) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
-    (b), in the same federation (tools/dev/bench_secagg.py).
+    (b), in the same federation (tools/dev/bench_secagg.py);
+(k) the guardian's receipt: its PDF render ÷ its HTML render (tools/dev/bench_receipts.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
 """
@@ -64,7 +65,15 @@ from node.store.sqlcipher import SqlCipherStore
 from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
 from tools.clients.statistician import fetch_table
-from tools.dev import bench_audit, bench_extract, bench_kek, bench_search, bench_secagg, synth
+from tools.dev import (
+    bench_audit,
+    bench_extract,
+    bench_kek,
+    bench_receipts,
+    bench_search,
+    bench_secagg,
+    synth,
+)
 from tools.dev.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.dev.procmem import TreePeak, peak_rss_mb, process_tree, tree_pss_mb
 
@@ -447,6 +456,10 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
             "kek_rotation": bench_kek.measure_kek_rotation(
                 list(scaled(base, sizes.kek_children, "kek")), root, say
             ),
+            "receipts": _say_then(
+                say, "(k) the guardian's receipt as HTML and as PDF",
+                lambda: bench_receipts.measure_receipts(5 * sizes.repeats),
+            ),
         }  # fmt: skip
 
 
@@ -566,6 +579,14 @@ def render(result: dict[str, Any]) -> Table:
         f"{kek['children_per_second']:,} children/s",
         f"{kek['seconds_for_100000']} s for 100,000",
         f"≤ {kek['goal_seconds_for_100000']} s for 100,000",
+    )
+    rec = result["receipts"]
+    table.add_row(
+        f"guardian's receipt as PDF, p95 of {rec['samples']} (WeasyPrint, fonts embedded)",
+        f"{rec['pdf_p95_ms']} ms",
+        f"{rec['html_p95_ms']} ms the same receipt as HTML (template)",
+        f"{rec['ratio']}",
+        f"≤ {rec['goal_pdf_p95_ms']:.0f} ms",
     )
     mem = result["memory"]
     table.add_row(
