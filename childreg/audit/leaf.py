@@ -50,6 +50,7 @@ ACTIONS: Final = frozenset(
         "console.sign_in",  # a person signing in to the node's web console (node/console/)
         "console.sign_out",
         "console.account",  # a console account added, reset, disabled or listed
+        "statistics.count",  # the department's own exact counts, read in the console
         "denied",
     }
 )
