@@ -138,6 +138,14 @@ class Templates:
         return self.environment(language).get_template(template).render({**common, **values})
 
 
+def _moment(at: dt.datetime | str | None, language: str, zone: str) -> str:
+    """A moment (a datetime, or a leaf's ``2026-12-07T09:30:00Z``) in the local form."""
+    if at is None or at == "":
+        return ""
+    moment = dt.datetime.fromisoformat(at.replace("Z", "+00:00")) if isinstance(at, str) else at
+    return format_datetime(moment, language, zone, "medium")
+
+
 class SecurityHeaders:
     """ASGI middleware adding :data:`SECURITY_HEADERS` and the cache policy to every response."""
 

@@ -67,7 +67,7 @@ def assert_console_signs_in(printed: str) -> None:
 
     def csrf(path: str) -> str:
         with opener.open(address + path) as page:
-            text = page.read().decode()
+            text = str(page.read().decode())
         return text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
 
     def post(path: str, form: dict[str, str]) -> str:

@@ -310,7 +310,11 @@ def shot(driver: WebDriver, name: str) -> None:
     """Save a screenshot as docs/console/<name>.png when CHILDREG_SCREENSHOTS=1."""
     if os.environ.get("CHILDREG_SCREENSHOTS") == "1":
         SHOTS.mkdir(parents=True, exist_ok=True)
+        size = driver.get_window_size()
+        height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+        driver.set_window_size(size["width"], min(max(height + 120, 600), 2400))
         driver.save_screenshot(str(SHOTS / f"{name}.png"))
+        driver.set_window_size(size["width"], size["height"])
 
 
 def axe(driver: WebDriver) -> list[dict[str, Any]]:
