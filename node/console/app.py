@@ -131,9 +131,7 @@ class Templates:
             "date": lambda day, style="long": (
                 "" if day is None else format_date(day, language, style)
             ),
-            "moment": lambda at: (
-                "" if at is None else format_datetime(at, language, zone, "medium")
-            ),
+            "moment": lambda at: _moment(at, language, zone),
         }
         return self.environment(language).get_template(template).render({**common, **values})
 

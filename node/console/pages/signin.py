@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.responses import Response
 
 from childreg.i18n import LANGUAGES
@@ -9,6 +11,9 @@ from node.console.accounts import SignInFailed
 from node.console.web import Page, Routes
 
 routes = Routes()
+#: Where the language form may send the person back to: a path of this console only (no
+#: "//host" or "/\\host", which browsers read as another site).
+_LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_-]*")
 
 
 def _failed(page: Page) -> str:
@@ -91,4 +96,4 @@ async def language(page: Page) -> Response:
     if chosen in LANGUAGES:
         page.session.language = chosen
     back = page.field("back")
-    return page.redirect(back if back.startswith("/") and not back.startswith("//") else "/")
+    return page.redirect(back if _LOCAL_PATH.fullmatch(back) else "/")

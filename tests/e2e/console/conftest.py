@@ -120,15 +120,19 @@ class ConsoleFederation:
 #: The last imported child's names: markup a page must show as text, never run.
 HOSTILE_GIVEN = "<b>Bold</b>"
 HOSTILE_FAMILY = "<script>window.pwned=1</script>"
+#: The second imported child's names, in Azerbaijani Latin (found by a Cyrillic search).
+LATIN_GIVEN, LATIN_FAMILY = "Aysel", "Məmmədova"
 
 
 def console_rows(source: Path, dst: Path, rows: int) -> Path:
-    """The first ``rows`` rows of ``source``, the last child renamed to the hostile names."""
+    """The first ``rows`` rows of ``source``, the second child renamed to an Azerbaijani
+    Latin name and the last to the hostile names."""
     with source.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         fields = list(reader.fieldnames or [])
         kept = [row for _, row in zip(range(rows), reader, strict=False)]
     kept[-1]["given_name"], kept[-1]["family_name"] = HOSTILE_GIVEN, HOSTILE_FAMILY
+    kept[1]["given_name"], kept[1]["family_name"] = LATIN_GIVEN, LATIN_FAMILY
     with dst.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()

@@ -7,6 +7,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.e2e.console.conftest import (
+    LATIN_FAMILY,
     ConsoleFederation,
     add_user,
     fill,
@@ -49,3 +50,15 @@ def test_sign_in_find_a_misspelt_name_open_the_child_sign_out(
     wait_for(browser, "#login")
     browser.get(console + "/search")
     wait_for(browser, "#login")  # signed out: back at the sign-in page
+
+
+def test_a_name_typed_in_cyrillic_finds_the_child_written_in_latin(
+    fed: ConsoleFederation, browser: WebDriver
+) -> None:
+    """Searching "Айсель Мамедова" finds the child registered as "Aysel Məmmədova"."""
+    account = add_user(fed, fed.first, "cyrillic")
+    sign_in(browser, fed.consoles[fed.first], account)
+    fill(browser, "name", "Айсель Мамедова")
+    submit(browser, "search")
+    link = wait_for(browser, "table a[href^='/child/']")
+    assert LATIN_FAMILY in link.text

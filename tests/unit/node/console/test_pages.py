@@ -176,3 +176,13 @@ def test_the_absolute_expiry_ends_a_busy_session(harness: Harness) -> None:
         assert harness.client.get("/search").url.path == "/search"
     harness.clock.now += 9 * 60  # 63 minutes in: past the hour
     assert harness.client.get("/search").url.path == "/sign-in"
+
+
+def test_a_name_typed_in_the_other_script_finds_the_child(harness: Harness) -> None:
+    """A search in Cyrillic finds a child registered in Azerbaijani Latin."""
+    register(harness, given="Aysel", family="Məmmədova")
+    harness.sign_in(harness.add("aysel"))
+    found = harness.client.post(
+        "/search", data={"csrf": harness.csrf("/search"), "name": "Айсель Мамедова"}
+    )
+    assert "Məmmədova" in found.text
