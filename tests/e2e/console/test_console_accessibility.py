@@ -7,7 +7,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.e2e.console.conftest import (
     ConsoleFederation,
@@ -17,6 +17,7 @@ from tests.e2e.console.conftest import (
     enter_password,
     fill,
     shot,
+    sign_in,
     submit,
     wait_for,
 )
@@ -83,3 +84,59 @@ def test_the_console_works_from_the_keyboard_alone(
     assert browser.switch_to.active_element == code  # autofocus on the code
     outline = browser.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"  # the focus is visible
+
+
+def test_no_record_page_has_a_serious_accessibility_violation(
+    fed: ConsoleFederation, browser: WebDriver
+) -> None:
+    """Register (and its duplicate warning), assessment, placement, care setting,
+    correction, closing, consent, withdrawal, import (and its errors), emergency access (and
+    the record it opens) and counts pages pass axe."""
+    staff = add_user(fed, fed.first, "staff-axe")
+    console = fed.consoles[fed.first]
+    known = fed.children[2]
+    found: dict[str, list[object]] = {}
+
+    def check(name: str, css: str) -> None:
+        wait_for(browser, css)
+        found[name] = [(v["id"], v["impact"], v.get("help")) for v in axe(browser)]
+
+    sign_in(browser, console, staff)
+    browser.get(console + "/register")
+    check("register", "#child_id")
+    for field in ("given_name", "family_name"):
+        fill(browser, field, known[field])
+    fill(browser, "child_id", "AXE-1")
+    browser.execute_script(
+        "document.getElementById('date_of_birth').value = arguments[0]", known["date_of_birth"]
+    )
+    Select(browser.find_element(By.ID, "sex")).select_by_value(known["sex"])
+    Select(browser.find_element(By.ID, "district")).select_by_value(known["district"])
+    submit(browser, "register")
+    check("register-duplicates", "#register-confirm")
+    browser.find_element(By.CSS_SELECTOR, "section a[href^='/child/']").click()
+    wait_for(browser, "#go-assessment")
+    child = browser.current_url
+    for name, css in (
+        ("assessment", "#commission"), ("placement", "#academic_year"),
+        ("care", "#care_setting"), ("correct", "#family_name"), ("close", "#closed_on"),
+        ("consent", "#guardian_name"), ("consents", "#in-force"),
+    ):  # fmt: skip
+        browser.get(f"{child}/{name}")
+        check(name, css)
+        if name in ("placement", "close", "consents"):
+            shot(browser, name)
+    browser.get(console + "/import")
+    check("import", "#file")
+    shot(browser, "import")
+    browser.get(console + "/emergency")
+    check("emergency", "#reason")
+    fill(browser, "child_id", known["child_id"])
+    fill(browser, "reason", "accessibility check of the emergency page")
+    shot(browser, "emergency")
+    submit(browser, "break-glass")
+    check("emergency-record", "#record")
+    browser.get(console + "/counts")
+    check("counts", "#counts-total")
+    shot(browser, "counts")
+    assert found == {page: [] for page in found}

@@ -65,7 +65,8 @@ def bad_import(path: Path, district: str) -> Path:
 def expect(driver: WebDriver, css: str) -> WebElement:
     """The element ``css``; failing with the page's main text when it does not come."""
     try:
-        return wait_for(driver, css, 60)
+        found: WebElement = wait_for(driver, css, 60)
+        return found
     except TimeoutException:
         main = driver.find_elements(By.TAG_NAME, "main")
         raise AssertionError(f"{css} not on the page: {main[0].text if main else ''}") from None
@@ -103,7 +104,7 @@ def test_the_daily_work_in_a_browser_leaves_one_leaf_per_action(
     console = fed.consoles[fed.first]
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    browser.execute_cdp_cmd(  # type: ignore[attr-defined]
+    browser.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )
     sign_in(browser, console, account)
