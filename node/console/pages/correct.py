@@ -17,7 +17,7 @@ from childreg.errors import InvalidInput, Violation
 from childreg.history import CORRECTABLE, Closure, Correction
 from childreg.models import violations_of
 from childreg.signed import canonical_json
-from node.console.pages.forms import given, optional, options, render
+from node.console.pages.forms import districts, given, optional, options, render
 from node.console.web import Page, Routes, form_values
 
 routes = Routes()
@@ -30,7 +30,7 @@ def _correct_form(page: Page, values: dict[str, Any], errors: list[Violation],
     return render(page, "correct.html", status, title=page._("Correct the record"),
                   values=values, errors=errors, clearable=CLEARABLE,
                   sexes=options(page, "sex", codes.SEXES),
-                  districts=[(d, d) for d in codes.districts()])  # fmt: skip
+                  districts=districts(page))  # fmt: skip
 
 
 def _close_form(page: Page, values: dict[str, Any], errors: list[Violation],

@@ -50,3 +50,14 @@ def render(page: Page, template: str, status: int = 200, **values: Any) -> HTMLR
     a child's handle."""
     handle = page.request.path_params.get("handle", "")
     return page.render(template, status, code=code_name(page), handle=handle, **values)
+
+
+def districts(page: Page) -> list[tuple[str, str]]:
+    """(code, name) of every district of the country profile, region by region, named in
+    the person's language."""
+    profile = active()
+    return [
+        (d.code, profile.name_in(d.names, page.language))
+        for region in profile.regions
+        for d in region.districts
+    ]

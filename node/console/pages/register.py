@@ -19,7 +19,7 @@ from childreg.models import ChildIn, violations_of
 from childreg.search import DuplicateCandidate, Registration
 from childreg.signed import canonical_json
 from node.audit.service import Learnt
-from node.console.pages.forms import given, options, render
+from node.console.pages.forms import districts, given, options, render
 from node.console.web import Page, Routes, form_values
 from node.rpc.records import registration_purpose
 
@@ -49,7 +49,7 @@ def _form(
         duplicates=duplicates,
         confirming=confirming or bool(duplicates),
         sexes=options(page, "sex", codes.SEXES),
-        districts=[(d, d) for d in codes.districts()],
+        districts=districts(page),
     )
 
 
