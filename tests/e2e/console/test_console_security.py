@@ -16,6 +16,7 @@ from tests.e2e.conftest import cli
 from tests.e2e.console.conftest import (
     HOSTILE_FAMILY,
     HOSTILE_GIVEN,
+    SHORT_IDLE_MINUTES,
     ConsoleFederation,
     add_user,
     enter_password,
@@ -62,11 +63,12 @@ def test_a_form_without_its_csrf_token_is_refused(
 
 
 def test_an_expired_session_is_refused(fed: ConsoleFederation, browser: WebDriver) -> None:
-    """After the idle time (6 s on the test nodes) a signed-in page sends back to sign-in."""
-    account = add_user(fed, fed.first, "idle")
-    sign_in(browser, fed.consoles[fed.first], account)
-    time.sleep(8)
-    browser.get(fed.consoles[fed.first] + "/search")
+    """After the idle time (6 s at the second department) a signed-in page sends back to
+    sign-in."""
+    account = add_user(fed, fed.second, "idle")
+    sign_in(browser, fed.consoles[fed.second], account)
+    time.sleep(SHORT_IDLE_MINUTES * 60 + 2)
+    browser.get(fed.consoles[fed.second] + "/search")
     wait_for(browser, "#login")
     assert signed_out(browser)
 
