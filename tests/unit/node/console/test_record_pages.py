@@ -8,9 +8,14 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import pytest
+
 from childreg.csvformat import record_to_row, write_rows
+from childreg.errors import NotFound
 from childreg.models import ChildIn, ImportRecord, PlacementIn
 from childreg.profile import current_academic_year
+from node.console.pages.consents import ReceiptShelf
+from node.receipts.render import Receipt
 from tests.unit.node.console.conftest import Harness
 from tests.unit.node.console.test_pages import leaves, register
 
@@ -271,3 +276,20 @@ def test_the_counts_page_shows_exact_internal_counts(harness: Harness, tmp_path:
     assert "not published statistics" in page.text
     assert new_leaves(harness, start) == [("statistics.count", ACTOR, "")]
     assert harness.client.get("/counts", params={"academic_year": "2024/26"}).status_code == 400
+
+
+def test_a_receipt_handle_is_for_its_own_session_and_once() -> None:
+    """Another session's handle is refused, a handle works once, and the oldest are dropped."""
+    shelf = ReceiptShelf(kept=2)
+    receipt = Receipt("consent-grant", "en", "<p>r</p>", {})
+    first = shelf.put("session-a", receipt, "cns_1")
+    with pytest.raises(NotFound):
+        shelf.take("session-b", first)
+    assert shelf.take("session-a", first) == (receipt, "cns_1")
+    with pytest.raises(NotFound):
+        shelf.take("session-a", first)
+    old = shelf.put("session-a", receipt, "cns_2")
+    shelf.put("session-a", receipt, "cns_3")
+    shelf.put("session-a", receipt, "cns_4")
+    with pytest.raises(NotFound):
+        shelf.take("session-a", old)
