@@ -12,8 +12,9 @@ import pytest
 
 from childreg.csvformat import record_to_row, write_rows
 from childreg.errors import NotFound
+from childreg.i18n import translations
 from childreg.models import ChildIn, ImportRecord, PlacementIn
-from childreg.profile import current_academic_year
+from childreg.profile import active, current_academic_year
 from node.console.pages.consents import ReceiptShelf
 from node.receipts.render import Receipt
 from tests.unit.node.console.conftest import Harness
@@ -293,3 +294,21 @@ def test_a_receipt_handle_is_for_its_own_session_and_once() -> None:
     shelf.put("session-a", receipt, "cns_4")
     with pytest.raises(NotFound):
         shelf.take("session-a", old)
+
+
+def test_the_forms_speak_the_persons_language_with_code_names(harness: Harness) -> None:
+    """An Azerbaijani-speaking person sees the registration and assessment forms in
+    Azerbaijani, code lists by their Azerbaijani names from the country profile."""
+    register(harness)
+    harness.sign_in(harness.add("aysel", language="az"))
+    az = translations("az").gettext
+    assert az("Register a child") != "Register a child"
+    assert az("Register a child") in harness.client.get("/register").text
+    found = post(harness, "/search", name="Aysel Mammadova")
+    handle = re.search(r'href="/child/([0-9a-f]{64})"', found.text)  # type: ignore[attr-defined]
+    assert handle is not None
+    form = harness.client.get(f"/child/{handle.group(1)}/assessment").text
+    assert az("Record the assessment") in form
+    seeing = active().code_name("functioning_domain", "seeing", "az")
+    assert seeing != "seeing"
+    assert f">{seeing}<" in form
