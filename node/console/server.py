@@ -40,7 +40,9 @@ class ConsoleServer:
 
     def __init__(self, app: ASGIApp, host: str, port: int, cert_file: Path, key_file: Path) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on each accepted connection (it does
+        # only for sockets whose proto says TCP); else each response waits ~40 ms for an ACK.
+        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
