@@ -26,10 +26,14 @@ from childreg.server_check import use_for_outgoing
 from childreg.v1 import revocation_pb2_grpc as rpb_grpc
 
 
-def write_ready_file(path: Path, address: str) -> None:
-    """Tell a supervisor (the demo, a test) where the service listens, atomically."""
+def write_ready_file(path: Path, address: str, *, console: str | None = None) -> None:
+    """Tell a supervisor (the demo, a test) where the service listens, atomically (and,
+    for a node with a web console, the console's ``https://`` address)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"address": address, "pid": os.getpid()}), encoding="utf-8")
+    ready: dict[str, object] = {"address": address, "pid": os.getpid()}
+    if console is not None:
+        ready["console"] = console
+    tmp.write_text(json.dumps(ready), encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -21,6 +21,8 @@ Example (TOML)::
     erase_years_after_closed = 5              # erase a closed record 5 years after closing
     erase_at_age = 23                         # erase any record once the child is 18 + 5
     run_every_hours = 24                      # the serving node's scheduled run
+    [console]                                 # the web console (node/console/settings.py)
+    listen = "0.0.0.0:8443"
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from childreg.dp import zcdp
 from childreg.errors import InvalidInput, Violation
 from childreg.models import PartyId
 from childreg.profile import Profile, UnitCode
+from node.console.settings import ConsoleSettings
 
 
 class WitnessEndpoint(BaseModel):
@@ -131,6 +134,9 @@ class NodeConfig(ServiceSettings):
     import_workers: int | None = Field(default=None, ge=0, le=16)
     #: Retention rules: when records are erased by themselves (off unless set).
     retention: RetentionConfig = RetentionConfig()
+    #: The web console (node/console/): served on its own HTTPS port when this section is
+    #: present, by `childreg node serve`; None: no console.
+    console: ConsoleSettings | None = None
 
     @field_validator("max_snapshot_rho", mode="before")
     @classmethod

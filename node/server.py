@@ -51,6 +51,8 @@ from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
 from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
 from node.consent.receipts import DepartmentReceipts
+from node.console.accounts import Accounts, AccountView, Enrolment
+from node.console.server import ConsoleServer, start_console
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
@@ -72,6 +74,8 @@ from node.store.sqlcipher import SqlCipherStore
 __all__ = [
     "SERVICES",
     "AccessReport",
+    "AccountView",
+    "Enrolment",
     "LogUnverified",
     "NodeApp",
     "OperatorSession",
@@ -142,10 +146,13 @@ class NodeApp:
     workers: ImportWorkers | None = None
     lock: DataDirLock | None = None
     retention: RetentionJob | None = None
+    console: ConsoleServer | None = None  # the web console, when configured
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
         set_health(self.health, SERVICES, serving=False)
+        if self.console is not None:
+            self.console.stop()
         if self.retention is not None:
             self.retention.stop()
         self.checkpointer.stop()
@@ -239,24 +246,7 @@ def install_profile(config: NodeConfig) -> None:
 def start_node(config: NodeConfig) -> NodeApp:
     """Install the country profile, open storage and start the mutual-TLS gRPC server."""
     install_profile(config)
-    lock = DataDirLock(config.data_dir).acquire()  # no KEK rotation while the node serves
-    try:
-        keyring = open_keyring(config, repair=True)
-        # Forked before the database is opened and before gRPC starts any thread.
-        workers = ImportWorkers.start(
-            RowSealer(keyring),
-            default_workers() if config.import_workers is None else config.import_workers,
-        )
-    except BaseException:
-        lock.release()
-        raise
-    try:
-        store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
-    except BaseException:
-        if workers is not None:
-            workers.close()
-        lock.release()
-        raise
+    lock, keyring, workers, store = _open_storage(config)
     try:
         keyring = with_signing(keyring, store)  # the signing keys' generations in use
         registry = Registry(store, keyring, districts=config.districts)
@@ -306,6 +296,8 @@ def start_node(config: NodeConfig) -> NodeApp:
             guard=lambda: checkpointer.require_recent_witness(config.witness_max_age_seconds),
         )
 
+        consents = ConsentDesk(store, keyring, federation)
+
         def register(server: grpc.Server) -> None:
             receipts = DepartmentReceipts(config.department_id, config.name)
             register_records(RecordsServicer(registry, audited, workers, receipts), server)
@@ -317,7 +309,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             )
             consent_pb2_grpc.add_ConsentServiceServicer_to_server(
                 ConsentServicer(
-                    ConsentDesk(store, keyring, federation),
+                    consents,
                     audited,
                     BreakGlassDesk(store, keyring, registry),
                     receipts,
@@ -334,20 +326,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                 server,
             )
 
-        retention = None
-        if config.retention.scheduled_run:  # the node itself is the actor of its job
-            node_actor = Actor.machine(str(IdentityFiles(config.identity_dir).spiffe_id()))
-            retention = RetentionJob(
-                RetentionRun(
-                    store,
-                    keyring,
-                    registry,
-                    audited,
-                    rules=retention_rules(config),
-                    actor=node_actor,
-                ),
-                config.retention.run_every_hours * 3600,
-            )
+        retention = _retention_job(config, store, keyring, registry, audited)
 
         server, port, health_servicer = start_grpc_service(
             config,
@@ -365,6 +344,16 @@ def start_node(config: NodeConfig) -> NodeApp:
             workers.close()
         lock.release()
         raise
+    console = None
+    if config.console is not None:
+        try:
+            console = start_console(
+                config, store=store, keyring=keyring, registry=registry, consents=consents,
+                audited=audited, desk=desk, witnessed=checkpointer.last_witnessed,
+            )  # fmt: skip
+        except BaseException:
+            _unwind(server, store, workers, lock)
+            raise
     checkpointer.start()
     if retention is not None:
         retention.start()
@@ -373,8 +362,63 @@ def start_node(config: NodeConfig) -> NodeApp:
     gc.collect()  # start-up's garbage first, so none of it is kept for good
     gc.freeze()
     return NodeApp(
-        server, port, store, health_servicer, audit, checkpointer, workers, lock, retention
+        server, port, store, health_servicer, audit, checkpointer, workers, lock, retention, console
     )
+
+
+def _open_storage(
+    config: NodeConfig,
+) -> tuple[DataDirLock, Keyring, ImportWorkers | None, SqlCipherStore]:
+    """The data directory's lock, the keyring, the import workers and the open store."""
+    lock = DataDirLock(config.data_dir).acquire()  # no KEK rotation while the node serves
+    try:
+        keyring = open_keyring(config, repair=True)
+        # Forked before the database is opened and before gRPC starts any thread.
+        workers = ImportWorkers.start(
+            RowSealer(keyring),
+            default_workers() if config.import_workers is None else config.import_workers,
+        )
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    except BaseException:
+        if workers is not None:
+            workers.close()
+        lock.release()
+        raise
+    return lock, keyring, workers, store
+
+
+def _retention_job(
+    config: NodeConfig,
+    store: SqlCipherStore,
+    keyring: Keyring,
+    registry: Registry,
+    audited: Audited,
+) -> RetentionJob | None:
+    """The scheduled retention run, if configured; the node itself is the actor of its job."""
+    if not config.retention.scheduled_run:
+        return None
+    node_actor = Actor.machine(str(IdentityFiles(config.identity_dir).spiffe_id()))
+    return RetentionJob(
+        RetentionRun(
+            store, keyring, registry, audited, rules=retention_rules(config), actor=node_actor
+        ),
+        config.retention.run_every_hours * 3600,
+    )
+
+
+def _unwind(
+    server: grpc.Server, store: SqlCipherStore, workers: ImportWorkers | None, lock: DataDirLock
+) -> None:
+    """Undo a start that failed after the gRPC server started."""
+    server.stop(0)
+    store.close()
+    if workers is not None:
+        workers.close()
+    lock.release()
 
 
 class OperatorSession:
@@ -409,6 +453,9 @@ class OperatorSession:
                 audited,
                 rules=self._rules,
                 actor=actor,
+            )
+            self._accounts = Accounts(
+                self._store, audited, self._department, issuer=f"childreg {self._department}"
             )
         except BaseException:
             self._store.close()
@@ -459,6 +506,26 @@ class OperatorSession:
     def roster_entry(self) -> dict[str, str]:
         """This department's secure-aggregation roster entry (public keys only)."""
         return roster_entry(self._keyring, federation=self._federation, department=self._department)
+
+    def add_user(
+        self, login: str, role: str, language: str = "en", password: str | None = None
+    ) -> Enrolment:
+        """A new web-console account (one ``console.account`` leaf naming the operator);
+        a password is made when none is given."""
+        return self._accounts.add(self._commands.actor, login, role, language, password)
+
+    def reset_user(self, login: str, password: str | None = None) -> Enrolment:
+        """A new password and TOTP secret for a console account, unlocked and enabled."""
+        return self._accounts.reset(self._commands.actor, login, password)
+
+    def disable_user(self, login: str) -> None:
+        """A console account can no longer sign in (a serving node ends its sessions at the
+        account's next request)."""
+        self._accounts.disable(self._commands.actor, login)
+
+    def list_users(self) -> list[AccountView]:
+        """Every console account of this node."""
+        return self._accounts.list(self._commands.actor)
 
     def close(self) -> None:
         """Close the store."""
@@ -569,9 +636,10 @@ def serve(config: NodeConfig, ready_file: Path | None = None) -> None:
     """Run the node until SIGTERM or SIGINT."""
     app = start_node(config)
     address = bound_address(config.listen, app.port)
-    log.info("node.serving", department=config.department_id, address=address)
+    console = app.console.address if app.console is not None else None
+    log.info("node.serving", department=config.department_id, address=address, console=console)
     if ready_file is not None:
-        write_ready_file(ready_file, address)
+        write_ready_file(ready_file, address, console=console)
     wait_for_signal()
     log.info("node.stopping", department=config.department_id)
     app.stop()

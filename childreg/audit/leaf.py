@@ -51,6 +51,10 @@ ACTIONS: Final = frozenset(
         "keys.rotate",  # an operator rewrapped every key under a new KEK
         "keys.rekey_db",  # an operator re-encrypted the database under a new database key
         "keys.rotate_signing",  # an operator replaced a signing key (audit, extract, upload)
+        "console.sign_in",  # a person signing in to the node's web console (node/console/)
+        "console.sign_out",
+        "console.account",  # a console account added, reset, disabled or listed
+        "statistics.count",  # the department's own exact counts, read in the console
         "denied",
     }
 )

@@ -173,8 +173,12 @@ class AuditLog:
         """Every leaf naming this pseudonym, oldest first (a guardian's access report);
         from ``leaves`` when the caller has read them already."""
         wanted = subject.hex()
+        needle = wanted.encode()  # only leaves holding the hex are parsed (the web console
+        # reads this on every child page)
         events = (
-            AuditEvent.from_bytes(body) for body in (self.leaves() if leaves is None else leaves)
+            AuditEvent.from_bytes(body)
+            for body in (self.leaves() if leaves is None else leaves)
+            if needle in body
         )
         return [e for e in events if e.subject == wanted]
 

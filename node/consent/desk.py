@@ -160,6 +160,11 @@ class ConsentDesk:
         self._federation = federation
         self._clock = clock
 
+    @property
+    def federation(self) -> str:
+        """The federation whose schools consents may name."""
+        return self._federation
+
     def parse(self, data: Any) -> ConsentIn:
         """Validate input as a consent for this federation as of the desk's today."""
         return parse_consent(data, federation=self._federation, today=self._clock().date())

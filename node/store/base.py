@@ -7,8 +7,9 @@ participation, catalogue versions), :class:`~node.store.audit.AuditStore` (audit
 Merkle rows, checkpoints) and :class:`~node.store.consents.ConsentStore` (consents, the
 extract's read, break-glass), :class:`~node.store.search.SearchStore` (the blind
 search index's keyed tokens), :class:`~node.store.history.HistoryStore` (each child's
-append-only history and its record's closing) and :class:`~node.store.erasure.ErasureStore`
-(erasing a child's rows, and the tombstones of erasures). All of them extend
+append-only history and its record's closing), :class:`~node.store.erasure.ErasureStore`
+(erasing a child's rows, and the tombstones of erasures) and
+:class:`~node.store.accounts.AccountStore` (the web console's accounts). All of them extend
 :class:`~node.store.transactional.Transactional`, and :class:`RecordStore` is their
 combination over one transaction: what callers take.
 
@@ -21,6 +22,7 @@ every implementation.
 
 from __future__ import annotations
 
+from node.store.accounts import AccountStore, StoredAccount
 from node.store.audit import AuditStore
 from node.store.consents import ConsentStore
 from node.store.erasure import ErasureStore
@@ -58,6 +60,7 @@ from node.store.types import (
 
 __all__ = [
     "MECHANISMS",
+    "AccountStore",
     "AssessmentColumns",
     "AuditStore",
     "BlockNesting",
@@ -75,6 +78,7 @@ __all__ = [
     "RecordStore",
     "RecordsStore",
     "SearchStore",
+    "StoredAccount",
     "StoredAssessment",
     "StoredBreakGlass",
     "StoredCareSetting",
@@ -95,7 +99,14 @@ __all__ = [
 
 
 class RecordStore(
-    RecordsStore, LedgerStore, AuditStore, ConsentStore, SearchStore, HistoryStore, ErasureStore
+    RecordsStore,
+    LedgerStore,
+    AuditStore,
+    ConsentStore,
+    SearchStore,
+    HistoryStore,
+    ErasureStore,
+    AccountStore,
 ):
     """Where a node keeps everything: its records, ledger, audit log and consents.
 

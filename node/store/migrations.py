@@ -321,6 +321,27 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             ),
         ),
     ),
+    Migration(
+        13,
+        "the web console's accounts (node/console/accounts.py)",
+        (
+            # One row per person who signs in to this node's console: the password only as
+            # its argon2id hash; failures and locked_until are the lockout's state.
+            """CREATE TABLE console_account (
+                login TEXT PRIMARY KEY,
+                role TEXT NOT NULL CHECK (role IN ('staff', 'department-admin', 'read-only')),
+                password_hash TEXT NOT NULL,
+                totp_secret TEXT NOT NULL,
+                language TEXT NOT NULL,
+                disabled INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+                failures INTEGER NOT NULL CHECK (failures >= 0),
+                locked_until TEXT,
+                last_totp_step INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                changed_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

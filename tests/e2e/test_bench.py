@@ -46,6 +46,11 @@ def test_quick_bench_reports_the_three_figures() -> None:
     assert receipts["pdf_p95_ms"] > 0
     assert receipts["html_p95_ms"] > 0
     assert receipts["goal_pdf_p95_ms"] == 1000.0
+    web = data["console"]
+    assert web["children"] == 500
+    for page in ("search", "child", "register"):
+        assert web[f"{page}_console_p95_ms"] > 0
+        assert web[f"{page}_grpc_p95_ms"] > 0
     kek = data["kek_rotation"]
     assert kek["children"] == 500
     assert kek["seconds"] > 0

@@ -1,4 +1,5 @@
-"""`childreg demo --keep-running`: a newcomer can try a school's extract in the local federation.
+"""`childreg demo --keep-running`: a newcomer can try a school's extract in the local federation,
+and sign in to the first department's web console with the printed demo account.
 
 The kept-running demo runs a witness and issues a school identity, and prints the commands
 for one child's extract; run as printed (the grant and the node's key filled in), they
@@ -7,14 +8,21 @@ give the school an extract it opens. Ctrl-C stops the federation.
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
+import re
 import shlex
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
+
+import pyotp
 
 from tests.e2e.conftest import ROOT, cli
 
@@ -41,9 +49,40 @@ def run(command: str, **fill: str) -> subprocess.CompletedProcess[str]:
     return cli(*args[1:])
 
 
+def assert_console_signs_in(printed: str) -> None:
+    """The printed console address, login, password and TOTP secret sign in (over HTTPS
+    verified against the printed CA) and reach the search page."""
+    found = re.search(
+        r"web console of .*?: (https://\S+)\n\s+login (\S+), password (\S+), TOTP secret (\S+)"
+        r"[\s\S]*?own CA, (\S+):",
+        printed,
+    )
+    assert found is not None, printed[-2000:]
+    address, login, password, secret, ca = found.groups()
+    context = ssl.create_default_context(cafile=ca)
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=context),
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+    )
+
+    def csrf(path: str) -> str:
+        with opener.open(address + path) as page:
+            text = str(page.read().decode())
+        return text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+    def post(path: str, form: dict[str, str]) -> str:
+        body = urllib.parse.urlencode(form).encode()
+        with opener.open(address + path, data=body) as page:
+            return str(page.geturl())
+
+    assert post("/sign-in", {"csrf": csrf("/sign-in"), "login": login, "password": password})
+    code = pyotp.TOTP(secret).now()
+    assert post("/sign-in/code", {"csrf": csrf("/sign-in/code"), "code": code}).endswith("/search")
+
+
 def test_a_newcomer_gets_a_schools_extract_from_the_kept_running_demo(tmp_path: Path) -> None:
     """The printed consent (its receipt naming the demo school), keygen, request,
-    extract-key and open commands work as printed."""
+    extract-key and open commands work as printed, and the printed console account signs in."""
     log = tmp_path / "demo.err"
     with log.open("w", encoding="utf-8") as err:
         demo = subprocess.Popen(
@@ -70,6 +109,7 @@ def test_a_newcomer_gets_a_schools_extract_from_the_kept_running_demo(tmp_path: 
         opened = run(open_cmd, NODE_KEY=key)
         assert opened.returncode == 0, opened.stderr
         assert "iep_preparation" in opened.stdout
+        assert_console_signs_in(log.read_text(encoding="utf-8"))
     finally:
         demo.send_signal(signal.SIGINT)
         try:

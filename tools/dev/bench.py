@@ -19,7 +19,9 @@
     (tools/dev/bench_extract.py);
 (g) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
     (b), in the same federation (tools/dev/bench_secagg.py);
-(k) the guardian's receipt: its PDF render ÷ its HTML render (tools/dev/bench_receipts.py).
+(k) the guardian's receipt: its PDF render ÷ its HTML render (tools/dev/bench_receipts.py);
+(l) the web console's search page, child page and registration on a node of 100,000
+    children, each p95 ÷ the matching gRPC call's (tools/dev/bench_console.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
 """
@@ -67,6 +69,7 @@ from tools.cli.options import JsonOpt
 from tools.clients.statistician import fetch_table
 from tools.dev import (
     bench_audit,
+    bench_console,
     bench_extract,
     bench_kek,
     bench_receipts,
@@ -107,10 +110,12 @@ class Sizes:
     search_queries: int
     search_registrations: int
     kek_children: int = bench_kek.GOAL_CHILDREN  # (j): children whose keys are rewrapped
+    console_children: int = 100_000  # (l): children on the node the console serves
+    console_requests: int = 200  # (l): requests of each console page and gRPC call
 
 
 FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)
-QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500)
+QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500, 500, 10)
 
 
 # ----- data ---------------------------------------------------------------------------
@@ -460,6 +465,9 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
                 say, "(k) the guardian's receipt as HTML and as PDF",
                 lambda: bench_receipts.measure_receipts(5 * sizes.repeats),
             ),
+            "console": bench_console.measure_console(
+                root, sizes.console_children, sizes.console_requests, say
+            ),
         }  # fmt: skip
 
 
@@ -588,6 +596,16 @@ def render(result: dict[str, Any]) -> Table:
         f"{rec['ratio']}",
         f"≤ {rec['goal_pdf_p95_ms']:.0f} ms",
     )
+    web = result["console"]
+    for page, what in (("search", "search page"), ("child", "child's page"),
+                       ("register", "registration")):  # fmt: skip
+        table.add_row(
+            f"console {what}, p95 of {web['requests']} on a node of {web['children']:,} children",
+            f"{web[page + '_console_p95_ms']} ms",
+            f"{web[page + '_grpc_p95_ms']} ms the matching gRPC call",
+            f"{web[page + '_ratio']}",
+            f"≤ {web['goal_max_ratio']:.0f}",
+        )
     mem = result["memory"]
     table.add_row(
         f"node peak memory, {mem['children']:,} children (the larger of the node process's "

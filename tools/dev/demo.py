@@ -14,6 +14,7 @@ signed and run with.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import tempfile
 import time
@@ -25,10 +26,13 @@ from pathlib import Path
 from rich.table import Table
 
 from childreg import codes, csvformat, profile
+from childreg.config import load_config
 from childreg.errors import InvalidInput, Violation
 from childreg.models import ImportRecord, TableQuery
 from childreg.seed import SEED_ACADEMIC_YEAR, SEED_FORM_COUNTS, SEED_TOTALS
 from childreg.service import wait_for_signal
+from node.config import NodeConfig
+from node.server import open_operator
 from tools.clients import importer
 from tools.clients.exports import write_export
 from tools.clients.published import NATIONAL, PublishedView
@@ -39,6 +43,10 @@ from tools.dev.synth import DepartmentPlan
 
 #: The school identity a kept-running demo issues, so a newcomer can try an extract.
 DEMO_SCHOOL = "demo-school"
+#: The web console's demo account at the first department (a department admin).
+DEMO_LOGIN = "demo-admin"
+#: Each country's time zone for the console's times.
+ZONES = {"az": "Asia/Baku", "kz": "Asia/Almaty"}
 
 #: Files the demo writes, by suffix (tools/clients/exports.write_export chooses the format).
 OUTPUTS = ("national_table.csv", "national_table.json", "national_table.sdmx.csv",
@@ -167,8 +175,14 @@ def _run(
         for _, path in sources:  # all-or-nothing for the whole demo: check every file first
             importer.check(path)
         plans = [plan for plan, _ in sources]
-        # Kept running, the federation has a witness (extracts fail closed without one).
-        with LocalFederation(root / "federation", plans, say=say, witness=keep) as fed:
+        # Kept running, the federation has a witness (extracts fail closed without one), and
+        # every node serves its web console.
+        console = {"listen": "127.0.0.1:0",
+                   "time_zone": ZONES.get(profile.active().country, "UTC")}  # fmt: skip
+        settings: dict[str, object] = {"console": console} if keep else {}
+        with LocalFederation(
+            root / "federation", plans, say=say, witness=keep, node_settings=settings
+        ) as fed:
             fed.setup()
             fed.start_nodes()
             say("importing each department's file into its own node over mutual TLS")
@@ -228,9 +242,30 @@ def extract_commands(fed: LocalFederation, child_id: str, key_dir: Path) -> list
     ]
 
 
+def console_invitation(fed: LocalFederation) -> str:
+    """Add the demo account at the first department's console; what to tell a newcomer."""
+    dept = fed.departments[0].id
+    party = fed.nodes[dept]
+    address = str(json.loads(party.ready_file.read_text(encoding="utf-8"))["console"])
+    config = load_config(NodeConfig, party.config)
+    with open_operator(config, login="demo") as session:
+        account = session.add_user(DEMO_LOGIN, "department-admin", "en")
+    ca = fed.identity(f"node-{dept}") / "ca.crt"
+    return (
+        f"the web console of {dept} ({config.name}): {address}\n"
+        f"  login {account.login}, password {account.password}, TOTP secret "
+        f"{account.totp_secret}\n"
+        '  (add the secret to an authenticator app, or: python -c "import pyotp; '
+        f"print(pyotp.TOTP('{account.totp_secret}').now())\")\n"
+        f"  the certificate is signed by the demo's own CA, {ca}: import it into the "
+        "browser, or accept the warning"
+    )
+
+
 def _wait_for_interrupt(fed: LocalFederation, say: Say, child_id: str) -> None:
     assert fed.coordinator is not None
     steps = "\n".join(f"  {c}" for c in extract_commands(fed, child_id, fed.root))
+    say(console_invitation(fed))
     say(
         "the federation keeps running; in another shell:\n"
         f"  childreg stats table --by sex --by education_form "

@@ -11,6 +11,7 @@ outermost block starts).
 from __future__ import annotations
 
 from node.store.base import RecordStore
+from node.store.memory.accounts import MemoryAccounts
 from node.store.memory.audit import MemoryAudit
 from node.store.memory.consents import MemoryConsents
 from node.store.memory.erasure import MemoryErasure
@@ -30,6 +31,7 @@ class MemoryStore(
     MemorySearch,
     MemoryHistory,
     MemoryErasure,
+    MemoryAccounts,
     RecordStore,
 ):
     """Records in dictionaries, guarded by one re-entrant lock."""

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from childreg.secagg.roster import Participation
+from node.store.accounts import StoredAccount
 from node.store.transactional import BlockNesting, Transactional
 from node.store.types import (
     LedgerEntry,
@@ -53,6 +54,7 @@ class _State:
     closures: dict[str, StoredClosure] = field(default_factory=dict)
     erasures: dict[bytes, StoredErasure] = field(default_factory=dict)  # by pseudonym
     transitions: list[tuple[str, str]] = field(default_factory=list)  # signing-key changes
+    accounts: dict[str, StoredAccount] = field(default_factory=dict)  # console accounts
 
     def copy(self) -> _State:
         return _State(
@@ -74,6 +76,7 @@ class _State:
             dict(self.closures),
             dict(self.erasures),
             list(self.transitions),
+            dict(self.accounts),
         )
 
 

@@ -12,6 +12,7 @@ transaction. How the file is opened, keyed, checked and locked down is connectio
 from __future__ import annotations
 
 from node.store.base import RecordStore
+from node.store.sqlcipher.accounts import SqlCipherAccounts
 from node.store.sqlcipher.audit import SqlCipherAudit
 from node.store.sqlcipher.consents import SqlCipherConsents
 from node.store.sqlcipher.erasure import SqlCipherErasure
@@ -33,6 +34,7 @@ class SqlCipherStore(
     SqlCipherHistory,
     SqlCipherErasure,
     SqlCipherKeys,
+    SqlCipherAccounts,
     RecordStore,
 ):
     """Records in one SQLCipher 4 file; use :meth:`open` to get one."""

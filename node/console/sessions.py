@@ -1,0 +1,99 @@
+"""Server-side console sessions: the cookie holds only a random token.
+
+Why server-side: signing out, disabling an account and the idle and absolute expiry must
+end a session at once, which a self-contained cookie cannot do. A session lives in the node
+process's memory only (a restart signs everyone out). Each has its own CSRF token, checked
+on every form (node/console/web.py). A person who has given the right password but not yet
+the TOTP code holds a session that is not ``verified``; passing the code replaces it with a
+new one (a new token: no session fixation). Anonymous sessions carry the sign-in form's
+CSRF token and language; at most :data:`MAX_SESSIONS` exist at once, the oldest dropped.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+MAX_SESSIONS: Final = 10_000
+
+
+@dataclass
+class Session:
+    """One browser's session."""
+
+    token: str
+    csrf: str
+    language: str
+    created: float
+    seen: float
+    login: str = ""  # "" until the password was right
+    role: str = ""
+    verified: bool = False  # both factors passed
+    #: Children opened from this session: handle (the audit pseudonym, hex) -> child id,
+    #: so no child id, name or date of birth ever appears in a URL.
+    children: dict[str, str] = field(default_factory=dict)
+
+
+class Sessions:
+    """Sessions by token, with idle and absolute expiry."""
+
+    def __init__(
+        self,
+        idle_seconds: float,
+        absolute_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._idle = idle_seconds
+        self._absolute = absolute_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._by_token: OrderedDict[str, Session] = OrderedDict()
+
+    def open(self, language: str) -> Session:
+        """A new anonymous session."""
+        now = self._clock()
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), language, now, now)
+        with self._lock:
+            self._by_token[session.token] = session
+            while len(self._by_token) > MAX_SESSIONS:
+                self._by_token.popitem(last=False)
+        return session
+
+    def get(self, token: str | None) -> Session | None:
+        """The live session of ``token`` (touched), or None if there is none or it expired."""
+        if not token:
+            return None
+        now = self._clock()
+        with self._lock:
+            session = self._by_token.get(token)
+            if session is None:
+                return None
+            if now - session.seen > self._idle or now - session.created > self._absolute:
+                del self._by_token[token]
+                return None
+            session.seen = now
+            return session
+
+    def renew(self, old: Session, *, login: str, role: str, verified: bool) -> Session:
+        """Replace ``old`` with a new session (new token and CSRF token) for ``login``; the
+        absolute expiry counts from now."""
+        new = self.open(old.language)
+        new.login, new.role, new.verified = login, role, verified
+        self.close(old.token)
+        return new
+
+    def close(self, token: str) -> None:
+        """End a session."""
+        with self._lock:
+            self._by_token.pop(token, None)
+
+    def close_all(self, login: str) -> None:
+        """End every session of ``login`` (it was disabled or reset)."""
+        with self._lock:
+            for token in [t for t, s in self._by_token.items() if s.login == login]:
+                del self._by_token[token]
