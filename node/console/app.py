@@ -23,9 +23,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from childreg.i18n import format_date, format_datetime, language_names, translations
+from childreg import codes
+from childreg.i18n import format_date, format_datetime, gettext, language_names, translations
+from childreg.profile import Profile, active
 from node.audit.service import Audited
 from node.consent.desk import ConsentDesk
+from node.consent.receipts import PURPOSE_TEXT
 from node.console.accounts import ADMIN, Accounts
 from node.console.sessions import Sessions
 from node.console.settings import ConsoleSettings
@@ -118,6 +121,7 @@ class Templates:
         session = page.session
         language = page.language
         zone = page.console.settings.time_zone
+        profile = active()
         common = {
             "language": language,
             "languages": language_names(),
@@ -132,8 +136,24 @@ class Templates:
                 "" if day is None else format_date(day, language, style)
             ),
             "moment": lambda at: _moment(at, language, zone),
+            # Codes, districts and schools by their names in the person's language.
+            "code": lambda code_list, code: (
+                profile.code_name(code_list, code, language) if code else "—"
+            ),
+            "unit": lambda code: profile.unit_name(code, language) if code else "—",
+            "school": lambda school: _school_name(profile, school, language),
+            "frequency_domains": codes.FREQUENCY_DOMAINS,
+            "purpose": lambda purpose: gettext(language, PURPOSE_TEXT.get(purpose) or purpose),
         }
         return self.environment(language).get_template(template).render({**common, **values})
+
+
+def _school_name(profile: Profile, school: str | None, language: str) -> str:
+    """A school by its name in the directory; its id where the directory has none."""
+    if not school:
+        return "—"
+    found = profile.school(school)
+    return profile.name_in(found.names, language) if found is not None else school
 
 
 def _moment(at: dt.datetime | str | None, language: str, zone: str) -> str:

@@ -312,3 +312,27 @@ def test_the_forms_speak_the_persons_language_with_code_names(harness: Harness) 
     seeing = active().code_name("functioning_domain", "seeing", "az")
     assert seeing != "seeing"
     assert f">{seeing}<" in form
+
+
+def test_the_childs_page_names_codes_and_districts_in_the_persons_language(
+    harness: Harness,
+) -> None:
+    """The child's page shows the form of education, sex and district by their names in
+    the person's language from the country profile, never the bare codes."""
+    register(harness)
+    harness.sign_in(harness.add("aysel", language="az"))
+    found = post(harness, "/search", name="Aysel Mammadova")
+    match = re.search(r'href="/child/([0-9a-f]{64})"', found.text)  # type: ignore[attr-defined]
+    assert match is not None
+    handle = match.group(1)
+    post(harness, f"/child/{handle}/placement", academic_year=current_academic_year(),
+         education_form="inclusive_class", institution="School 17")  # fmt: skip
+    page = harness.client.get(f"/child/{handle}").text
+    profile = active()
+    child = harness.console.registry.get_child("C1").child
+    inclusive = profile.code_name("education_form", "inclusive_class", "az")
+    assert inclusive != "inclusive_class"
+    assert f"<td>{inclusive}</td>" in page
+    assert f"<dd>{profile.code_name('sex', child.sex, 'az')}</dd>" in page
+    assert f"<dd>{profile.unit_name(child.district, 'az')}</dd>" in page
+    assert "<td>inclusive_class</td>" not in page
