@@ -6,7 +6,10 @@ It is also all the command line takes from the node (tests/unit/test_architectur
 :func:`init_node`, :func:`serve`, :func:`make_kek_file`, :func:`open_operator` for the
 commands an operator runs with the key-encryption key on the node's host, whose accesses
 to a child go through the same audited service as every gRPC call, and :func:`rotate_kek`
-(node/kek_rotation.py), which needs the node stopped.
+(node/kek_rotation.py), which needs the node stopped; :func:`backup_node` (while it serves),
+:func:`verify_backup` and :func:`restore_node` (stopped; node/backup.py, node/restore.py).
+Every store opened here for writing gets the change journal of ``[backup] journal_dir``
+(node/journal.py) attached.
 """
 
 from __future__ import annotations
@@ -44,14 +47,20 @@ from node.audit.log import AuditLog
 from node.audit.reads import LogReads
 from node.audit.report import AccessReport, LogUnverified, OperatorCommands
 from node.audit.service import Audited
+from node.backup import BackupSummary, make_backup
+from node.backup import Progress as BackupProgress
+from node.backup import verify_backup as _verify_backup
 from node.config import NodeConfig
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
 from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
 from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.journal import ChangeJournal, catch_up
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
 from node.records.registry import Registry, RowSealer
+from node.restore import REPLAY, RestoreReport
+from node.restore import restore_node as _restore_node
 from node.rpc.audit import AuditLogServicer
 from node.rpc.consent import ConsentServicer
 from node.rpc.extract import ExtractServicer
@@ -66,18 +75,23 @@ from node.store.sqlcipher import SqlCipherStore
 __all__ = [
     "SERVICES",
     "AccessReport",
+    "BackupSummary",
     "LogUnverified",
     "NodeApp",
     "OperatorSession",
+    "RestoreReport",
+    "backup_node",
     "init_node",
     "kek_source",
     "make_kek_file",
     "open_keyring",
     "open_node",
     "open_operator",
+    "restore_node",
     "rotate_kek",
     "serve",
     "start_node",
+    "verify_backup",
 ]
 
 log = structlog.get_logger("childreg.node")
@@ -133,6 +147,7 @@ class NodeApp:
     checkpointer: Checkpointer
     workers: ImportWorkers | None = None
     lock: DataDirLock | None = None
+    journal: ChangeJournal | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
@@ -142,6 +157,8 @@ class NodeApp:
         if self.workers is not None:
             self.workers.close()
         self.store.close()
+        if self.journal is not None:
+            self.journal.close()
         if self.lock is not None:
             self.lock.release()
 
@@ -158,10 +175,36 @@ def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
 
 
 def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
-    """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key)."""
+    """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key),
+    its change journal attached if the node has one."""
     keyring = open_keyring(config)
     store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    try:
+        attach_journal(config, store, keyring, catch=False)
+    except BaseException:
+        store.close()
+        raise
     return store, keyring
+
+
+def attach_journal(
+    config: NodeConfig, store: SqlCipherStore, keyring: Keyring, *, catch: bool
+) -> ChangeJournal | None:
+    """Open the node's change journal (none without ``[backup] journal_dir``), bring it
+    level with the store when ``catch`` (the caller holds the data lock), and attach it."""
+    if config.backup.journal_dir is None:
+        return None
+    journal = ChangeJournal.open(
+        config.backup.journal_dir, config.department_id, keyring.audit_signing_seed()
+    )
+    try:
+        if catch:
+            catch_up(journal, store)
+    except BaseException:
+        journal.close()
+        raise
+    store.attach_journal(journal)
+    return journal
 
 
 def node_profile(config: NodeConfig) -> Profile:
@@ -198,7 +241,9 @@ def start_node(config: NodeConfig) -> NodeApp:
             workers.close()
         lock.release()
         raise
+    journal: ChangeJournal | None = None
     try:
+        journal = attach_journal(config, store, keyring, catch=True)
         registry = Registry(store, keyring, districts=config.districts)
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         authority = load_verify_key(config.statistics_authority_key)
@@ -283,6 +328,8 @@ def start_node(config: NodeConfig) -> NodeApp:
         )
     except BaseException:
         store.close()
+        if journal is not None:
+            journal.close()
         if workers is not None:
             workers.close()
         lock.release()
@@ -292,7 +339,9 @@ def start_node(config: NodeConfig) -> NodeApp:
     # garbage collector's full passes, which otherwise stall requests for milliseconds.
     gc.collect()  # start-up's garbage first, so none of it is kept for good
     gc.freeze()
-    return NodeApp(server, port, store, health_servicer, audit, checkpointer, workers, lock)
+    return NodeApp(
+        server, port, store, health_servicer, audit, checkpointer, workers, lock, journal
+    )
 
 
 class OperatorSession:
@@ -349,8 +398,10 @@ class OperatorSession:
         return roster_entry(self._keyring, federation=self._federation, department=self._department)
 
     def close(self) -> None:
-        """Close the store."""
+        """Close the store (and its journal)."""
         self._store.close()
+        if isinstance(self._store.journal, ChangeJournal):
+            self._store.journal.close()
 
     def __enter__(self) -> OperatorSession:
         return self
@@ -391,6 +442,7 @@ def rotate_kek(
         )
 
     def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
+        attach_journal(config, store, keyring, catch=True)  # closed with the process
         audit = AuditLog(
             store, keyring.audit_signing_seed(), federation=federation,
             department=config.department_id,
@@ -420,3 +472,64 @@ def serve(config: NodeConfig, ready_file: Path | None = None) -> None:
     wait_for_signal()
     log.info("node.stopping", department=config.department_id)
     app.stop()
+
+
+def backup_node(
+    config: NodeConfig, out: Path, *, progress: BackupProgress | None = None
+) -> BackupSummary:
+    """Back up the node into the new directory ``out`` while it serves (node/backup.py)."""
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    return make_backup(
+        config.data_dir,
+        kek_source(config),
+        out,
+        federation=federation,
+        department=config.department_id,
+        progress=progress,
+    )
+
+
+def _source(config: NodeConfig, kek_file: Path | None) -> KekSource:
+    return kek_source(config) if kek_file is None else KekSource.from_key_file(kek_file)
+
+
+def verify_backup(
+    config: NodeConfig,
+    backup: Path,
+    *,
+    kek_file: Path | None = None,
+    progress: BackupProgress | None = None,
+) -> BackupSummary:
+    """Check a backup with the node's KEK (or ``kek_file``, the KEK it was made with)."""
+    return _verify_backup(backup, _source(config, kek_file), progress=progress)
+
+
+def restore_node(
+    config: NodeConfig,
+    backup: Path,
+    login: str | None = None,
+    *,
+    kek_file: Path | None = None,
+    without_journal: bool = False,
+    progress: BackupProgress | None = None,
+) -> RestoreReport:
+    """Restore the stopped node from ``backup`` and its change journal (node/restore.py):
+    FailedPrecondition while it serves or when its data directory holds a node."""
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with DataDirLock(config.data_dir):
+        return _restore_node(
+            backup,
+            config.data_dir,
+            _source(config, kek_file),
+            federation=federation,
+            department=config.department_id,
+            actor=actor,
+            journal_dir=config.backup.journal_dir,
+            without_journal=without_journal,
+            witness_client=GrpcWitnesses(IdentityFiles(config.identity_dir)),
+            witnesses=config.witnesses,
+            replay=dict(REPLAY),
+            progress=progress,
+        )

@@ -47,6 +47,7 @@ ACTIONS: Final = frozenset(
         "consent.withdraw",
         "audit.read",
         "keys.rotate",  # an operator rewrapped every key under a new KEK
+        "node.restore",  # an operator restored the node from a backup and its journal
         "denied",
     }
 )

@@ -27,6 +27,8 @@ class MemoryAudit(MemoryBase, AuditStore):
                 if state.hashes.setdefault((level, idx), digest) != digest:
                     raise AlreadyExists("a Merkle row would be overwritten")
             state.leaves.append(bytes(body))
+            if self._journal is not None:
+                self._journal.leaf(index, bytes(body))
             return len(state.leaves) - 1
 
     def audit_hash(self, level: int, index: int) -> bytes:

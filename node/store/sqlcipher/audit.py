@@ -41,6 +41,8 @@ class SqlCipherAudit(SqlCipherBase, AuditStore):
                 )
             except sqlcipher3.IntegrityError:
                 raise AlreadyExists("an audit row would be overwritten") from None
+            if self._journal is not None:
+                self._journal.leaf(index, body)
             return index
 
     def audit_hash(self, level: int, index: int) -> bytes:

@@ -1,0 +1,303 @@
+"""Backup, verify and restore of a real SQLCipher node with its change journal, in process.
+
+A node with a journal takes changes, is backed up, takes more (a registration, a
+correction, a privacy-ledger charge, a consent withdrawal), and its data directory is
+wiped; `childreg node restore` then rebuilds a log byte-identical to the one before the
+wipe (so its checkpoint of that size is the same signed note), the ledger charge is back,
+the withdrawn consent is withdrawn, and the registration and correction after the
+backup are listed for staff to enter again. A tampered backup fails `backup verify`; a
+restore refuses without a journal, into a directory holding a node, and over a journal
+that does not reach back to the backup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import shutil
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import tomli_w
+from structlog.testing import capture_logs
+from typer.testing import CliRunner
+
+from childreg.audit.checkpoint import Checkpoint, sign_checkpoint
+from childreg.audit.leaf import AuditEvent
+from childreg.config import load_config
+from childreg.errors import FailedPrecondition
+from childreg.models import ChildIn
+from node.audit.actor import Actor
+from node.audit.log import AuditLog, node_signer
+from node.audit.service import Audited
+from node.config import NodeConfig
+from node.consent.desk import ConsentDesk
+from node.consent.extract import grant_ref
+from node.crypto.keys import Keyring, generate_key_file
+from node.journal import ChangeJournal
+from node.records.registry import Registry
+from node.server import (
+    backup_node,
+    init_node,
+    kek_source,
+    open_node,
+    restore_node,
+    verify_backup,
+)
+from node.store.sqlcipher import SqlCipherStore
+from node.store.types import LedgerEntry, StoredConsent
+from tests.conftest import FEDERATION, IssueFn
+from tools.cli.main import app
+
+DEPARTMENT = "alpha"
+STAFF = Actor.operator(DEPARTMENT, "clerk")
+
+
+def child(cid: str, n: int) -> ChildIn:
+    """A child with id ``cid``."""
+    return ChildIn(child_id=cid, national_id=f"AZE{5550000 + n:07d}", given_name="Samira",
+                   family_name="Aliyeva", date_of_birth=dt.date(2015, 9, 9), sex="female",
+                   district="shaki")  # fmt: skip
+
+
+Work = Callable[[Audited, Registry, SqlCipherStore, Keyring], None]
+
+
+def register(audited: Audited, registry: Registry, n: int) -> None:
+    """Register child C<n> through the audited service (one child.register leaf)."""
+    audited.change(
+        STAFF,
+        "child.register",
+        b"r%d" % n,
+        lambda: registry.register_child(child(f"C{n}", n), not_duplicate_reason="test"),
+        f"C{n}",
+    )
+
+
+@dataclass
+class Node:
+    """A stopped node with a journal, opened for each step."""
+
+    config: Path
+
+    @property
+    def cfg(self) -> NodeConfig:
+        """The node's configuration."""
+        return load_config(NodeConfig, self.config)
+
+    def work(self, fn: Work) -> None:
+        """Run ``fn(audited, registry, store, keyring)`` on the opened node."""
+        store, keyring = open_node(self.cfg)
+        try:
+            audit = AuditLog(
+                store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
+            )
+            fn(Audited(store, keyring, audit), Registry(store, keyring), store, keyring)
+            audit.checkpoint()
+        finally:
+            store.close()
+
+    def leaves_and_note(self) -> tuple[list[bytes], str | None]:
+        """Every leaf, and the latest checkpoint note."""
+        store, keyring = open_node(self.cfg)
+        try:
+            audit = AuditLog(
+                store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
+            )
+            return audit.leaves(), audit.latest_checkpoint()
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def node(tmp_path: Path, issue: IssueFn, monkeypatch: pytest.MonkeyPatch) -> Node:
+    """An initialised node with a journal and three children, one with a consent."""
+    monkeypatch.setattr(getpass, "getuser", lambda: "ops-1")
+    identity = issue("node", DEPARTMENT).directory
+    generate_key_file(tmp_path / "kek.key")
+    (tmp_path / "journal").mkdir()
+    data = {
+        "department_id": DEPARTMENT, "name": "Alpha", "region": "shaki_zagatala",
+        "districts": ["shaki"], "data_dir": str(tmp_path / "data"), "identity_dir": str(identity),
+        "kek_file": str(tmp_path / "kek.key"), "denylist_file": str(tmp_path / "denylist.json"),
+        "statistics_authority_key": str(tmp_path / "authority.pub"),
+        "backup": {"journal_dir": str(tmp_path / "journal")},
+    }  # fmt: skip
+    (tmp_path / "node.toml").write_text(tomli_w.dumps(data))
+    made = Node(tmp_path / "node.toml")
+    init_node(made.cfg)
+
+    def setup(
+        audited: Audited, registry: Registry, store: SqlCipherStore, keyring: Keyring
+    ) -> None:
+        for n in range(3):
+            register(audited, registry, n)
+
+    made.work(setup)
+    return made
+
+
+def entry() -> LedgerEntry:
+    """A statistics release's ledger entry."""
+    return LedgerEntry(
+        snapshot="2023/24", catalogue_version=1, catalogue_digest="d", table_id="t1",
+        rho=Fraction(1, 32), released=(4, 5), requested_by="coord",
+        released_at=dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC),
+    )  # fmt: skip
+
+
+def run(*args: str) -> tuple[int, str, BaseException | None]:
+    """`childreg ARGS --json` in process."""
+    with capture_logs():
+        result = CliRunner().invoke(app, [*args, "--json"])
+    return result.exit_code, result.stdout, result.exception
+
+
+def test_restore_rebuilds_the_log_ledger_and_withdrawals_and_lists_the_rest(
+    node: Node, tmp_path: Path
+) -> None:
+    """After a wipe, the restored log is the one before it (same checkpoint note), the
+    ledger charge and the consent withdrawal are back, the record changes are listed."""
+    consent: dict[str, StoredConsent] = {}
+
+    def give(audited: Audited, registry: Registry, store: SqlCipherStore, keyring: Keyring) -> None:
+        desk = ConsentDesk(store, keyring, FEDERATION)
+        stored, _ = desk.grant(desk.parse({
+            "child_id": "C1", "guardian_name": "Leyla Aliyeva", "purpose": "iep_preparation",
+            "school": f"spiffe://{FEDERATION}/school/s-1",
+            "valid_from": dt.date.today().isoformat(),
+            "valid_until": (dt.date.today() + dt.timedelta(days=90)).isoformat(),
+            "evidence_ref": "form 12",
+        }), "staff")  # fmt: skip
+        consent["stored"] = stored
+
+    node.work(give)
+    code, out, exc = run(
+        "node", "backup", "--config", str(node.config), "--out", str(tmp_path / "b1")
+    )
+    assert code == 0, exc
+    assert json.loads(out)["audit_size"] == 3
+
+    def after(
+        audited: Audited, registry: Registry, store: SqlCipherStore, keyring: Keyring
+    ) -> None:
+        register(audited, registry, 9)
+        audited.change(STAFF, "child.correct", b"c0", lambda: None, "C0")
+        audited.change(STAFF, "statistics.release", b"s", lambda: store.append_ledger(entry()))
+        stored = consent["stored"]
+        desk = ConsentDesk(store, keyring, FEDERATION)
+        audited.change(STAFF, "consent.withdraw", b"w",
+                       lambda: desk.withdraw(stored.consent_id, "x"), "C1",
+                       grant=grant_ref(stored.grant_hash))  # fmt: skip
+
+    node.work(after)
+    leaves, note = node.leaves_and_note()
+    assert len(leaves) == 7
+    shutil.rmtree(tmp_path / "data")
+
+    code, out, exc = run(
+        "node", "restore", "--config", str(node.config), "--from", str(tmp_path / "b1")
+    )
+    assert code == 0, exc
+    report = json.loads(out)
+    assert (report["backup_audit_size"], report["leaves_replayed"]) == (3, 4)
+    assert report["ledger_entries_replayed"] == 1
+    assert [r["done"] for r in report["reapplied"]] == ["consent withdrawn again"]
+    listed = [(r["action"], r["child_id"], r["actor"]) for r in report["reenter"]]
+    assert listed == [("child.register", None, STAFF.name), ("child.correct", "C0", STAFF.name)]
+
+    restored, _ = node.leaves_and_note()
+    assert restored[:7] == leaves
+    assert AuditEvent.from_bytes(restored[7]).action == "node.restore"
+    store, keyring = open_node(node.cfg)
+    try:
+        audit = AuditLog(
+            store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
+        )
+        assert store.ledger("2023/24") == [entry()]
+        assert store.consents_of("C1")[0].withdrawn_at is not None
+        assert store.get_child("C9") is None
+        assert audit.size == 8
+    finally:
+        store.close()
+    assert note is not None
+    assert _note_at(node, 7) == note  # the checkpoint the witnesses saw, signed again
+
+
+def _note_at(node: Node, size: int) -> str:
+    """The checkpoint note the node signs for its first ``size`` leaves."""
+    store, keyring = open_node(node.cfg)
+    try:
+        audit = AuditLog(
+            store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
+        )
+        signer = node_signer(
+            keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
+        )
+        return sign_checkpoint(Checkpoint(audit.origin, size, audit.root(size)), signer)
+    finally:
+        store.close()
+
+
+def test_a_tampered_backup_fails_verify(node: Node, tmp_path: Path) -> None:
+    """Changing a byte of the backup's database or manifest makes `backup verify` fail."""
+    summary = backup_node(node.cfg, tmp_path / "b")
+    assert verify_backup(node.cfg, tmp_path / "b").manifest == summary.manifest
+    code, out, exc = run(
+        "node", "backup", "verify", str(tmp_path / "b"), "--config", str(node.config)
+    )
+    assert code == 0, exc
+    assert json.loads(out)["audit_size"] == 3
+    db = tmp_path / "b" / "records.db"
+    blob = bytearray(db.read_bytes())
+    blob[5000] ^= 1
+    db.write_bytes(bytes(blob))
+    with pytest.raises(FailedPrecondition, match="differs from the manifest"):
+        verify_backup(node.cfg, tmp_path / "b")
+    manifest = tmp_path / "b" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"children": 3', '"children": 4'))
+    with pytest.raises(FailedPrecondition, match="MAC"):
+        verify_backup(node.cfg, tmp_path / "b")
+
+
+def test_restore_refuses_a_node_in_place_and_a_journal_that_starts_late(
+    node: Node, tmp_path: Path
+) -> None:
+    """A data directory holding a node is not overwritten; a journal starting after the
+    backup's size (leaves in between lost) is refused and nothing is left in place."""
+    backup_node(node.cfg, tmp_path / "b")
+    with pytest.raises(FailedPrecondition, match="already holds a node"):
+        restore_node(node.cfg, tmp_path / "b")
+    shutil.rmtree(tmp_path / "data")
+    journal = tmp_path / "journal" / f"{DEPARTMENT}.journal"
+    journal.write_bytes(b"")
+    late = ChangeJournal.open(tmp_path / "journal", DEPARTMENT, _seed(node, tmp_path / "b"))
+    late.leaf(5, b"later")
+    late.close()
+    with pytest.raises(FailedPrecondition, match="starts at leaf 5"):
+        restore_node(node.cfg, tmp_path / "b")
+    assert not (tmp_path / "data" / "records.db").exists()
+
+
+def _seed(node: Node, backup: Path) -> bytes:
+    return Keyring.open(backup / "keyring.json", kek_source(node.cfg)).audit_signing_seed()
+
+
+def test_restore_without_a_journal_is_refused_unless_asked(node: Node, tmp_path: Path) -> None:
+    """With no journal configured a restore says why it refuses; --without-journal goes on."""
+    backup_node(node.cfg, tmp_path / "b")
+    shutil.rmtree(tmp_path / "data")
+    text = node.config.read_text().replace("[backup]", "[unused]")
+    data = tomllib.loads(text)
+    data.pop("unused")
+    node.config.write_text(tomli_w.dumps(data))
+    with pytest.raises(FailedPrecondition, match="no change journal"):
+        restore_node(node.cfg, tmp_path / "b")
+    report = restore_node(node.cfg, tmp_path / "b", without_journal=True)
+    assert report.leaves_replayed == 0
+    assert report.warnings
