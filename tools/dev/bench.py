@@ -18,7 +18,9 @@
 (d)/(e) audit appends and proofs (tools/dev/bench_audit.py); (f) the school extract
     (tools/dev/bench_extract.py);
 (g) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
-    (b), in the same federation (tools/dev/bench_secagg.py).
+    (b), in the same federation (tools/dev/bench_secagg.py);
+(k)/(l) the online backup ÷ copying the node's files, and the restore drill's work
+    (tools/dev/bench_backup.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
 """
@@ -64,7 +66,15 @@ from node.store.sqlcipher import SqlCipherStore
 from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
 from tools.clients.statistician import fetch_table
-from tools.dev import bench_audit, bench_extract, bench_kek, bench_search, bench_secagg, synth
+from tools.dev import (
+    bench_audit,
+    bench_backup,
+    bench_extract,
+    bench_kek,
+    bench_search,
+    bench_secagg,
+    synth,
+)
 from tools.dev.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.dev.procmem import TreePeak, peak_rss_mb, process_tree, tree_pss_mb
 
@@ -98,10 +108,11 @@ class Sizes:
     search_queries: int
     search_registrations: int
     kek_children: int = bench_kek.GOAL_CHILDREN  # (j): children whose keys are rewrapped
+    backup_children: int = 100_000  # (k), (l): children of the node backed up and restored
 
 
 FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)
-QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500)
+QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500, 500)
 
 
 # ----- data ---------------------------------------------------------------------------
@@ -447,6 +458,10 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
             "kek_rotation": bench_kek.measure_kek_rotation(
                 list(scaled(base, sizes.kek_children, "kek")), root, say
             ),
+            "backup": bench_backup.measure_backup_restore(
+                list(scaled(base, sizes.backup_children, "bak")), root, say,
+                changes=min(1_000, sizes.backup_children),
+            ),
         }  # fmt: skip
 
 
@@ -566,6 +581,22 @@ def render(result: dict[str, Any]) -> Table:
         f"{kek['children_per_second']:,} children/s",
         f"{kek['seconds_for_100000']} s for 100,000",
         f"≤ {kek['goal_seconds_for_100000']} s for 100,000",
+    )
+    bak = result["backup"]
+    table.add_row(
+        f"online backup, {bak['children']:,} children ({bak['database_mb']} MB), node open",
+        f"{bak['backup_seconds']} s",
+        f"{bak['copy_files_seconds']} s copying its files",
+        f"{bak['backup_ratio']}",
+        f"≤ {bak['goal_max_backup_ratio']}",
+    )
+    table.add_row(
+        f"restore drill's work: verify, place, replay {bak['changes_after_backup']} journaled "
+        "changes, list them",
+        f"{bak['restore_seconds']} s",
+        f"{bak['restore_copy_seconds']} s copying the backup's files into place",
+        f"{bak['restore_ratio']}",
+        "",
     )
     mem = result["memory"]
     table.add_row(
