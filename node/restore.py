@@ -56,6 +56,7 @@ from node.journal import journal_path as _journal_path
 from node.store.sqlcipher import SqlCipherStore
 
 __all__ = [
+    "ERASE_ACTION",
     "RECORD_CHANGES",
     "REPLAY",
     "RESTORE_ACTION",
@@ -67,6 +68,9 @@ __all__ = [
 log = structlog.get_logger("childreg.node.restore")
 
 RESTORE_ACTION: Final = "node.restore"
+#: The leaf of an erasure: a child erased after the backup is erased again, and none of
+#: its changes after the backup is listed for re-entry.
+ERASE_ACTION: Final = "child.erase"
 
 #: Actions whose leaves record a change to records that a leaf cannot bring back: listed
 #: for staff to enter again.
@@ -402,9 +406,14 @@ def _reapply(
     handlers: dict[str, Handler],
     report: RestoreReport,
 ) -> None:
-    """Inside the restore's transaction: apply :data:`REPLAY`'s leaves again, list the rest."""
-    for seq in range(size, journal.next_seq):
-        event = AuditEvent.from_bytes(journal.leaves[seq - journal.first_seq])
+    """Inside the restore's transaction: apply :data:`REPLAY`'s leaves again, list the rest
+    (but nothing of a child erased after the backup: it is not to be entered again)."""
+    events = [
+        (seq, AuditEvent.from_bytes(journal.leaves[seq - journal.first_seq]))
+        for seq in range(size, journal.next_seq)
+    ]
+    erased = {e.subject for _, e in events if e.action == ERASE_ACTION and e.outcome == "OK"}
+    for seq, event in events:
         if event.outcome != "OK":
             continue
         handler = handlers.get(event.action)
@@ -414,7 +423,7 @@ def _reapply(
                 report.reapplied.append(
                     {"seq": seq, "action": event.action, "pseudonym": event.subject, "done": done}
                 )
-        elif event.action in RECORD_CHANGES:
+        elif event.action in RECORD_CHANGES and event.subject not in erased:
             child_id = context.child_of(event.subject)
             report.reenter.append(
                 Reentry(seq, event.time, event.actor, event.action, event.subject, child_id)

@@ -17,30 +17,35 @@ import getpass
 import json
 import shutil
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 import tomli_w
+from nacl.signing import SigningKey
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from childreg.audit.checkpoint import Checkpoint, sign_checkpoint
 from childreg.audit.leaf import AuditEvent
+from childreg.audit.note import NoteSigner
 from childreg.config import load_config
 from childreg.errors import FailedPrecondition
 from childreg.models import ChildIn
 from node.audit.actor import Actor
 from node.audit.log import AuditLog, node_signer
 from node.audit.service import Audited
-from node.config import NodeConfig
+from node.config import NodeConfig, WitnessEndpoint
 from node.consent.desk import ConsentDesk
 from node.consent.extract import grant_ref
 from node.crypto.keys import Keyring, generate_key_file
 from node.journal import ChangeJournal
 from node.records.registry import Registry
+from node.restore import RestoreReport
+from node.restore import restore_node as restore_core
 from node.server import (
     backup_node,
     init_node,
@@ -301,3 +306,63 @@ def test_restore_without_a_journal_is_refused_unless_asked(node: Node, tmp_path:
     report = restore_node(node.cfg, tmp_path / "b", without_journal=True)
     assert report.leaves_replayed == 0
     assert report.warnings
+
+
+class HoldingWitness:
+    """A witness client whose one witness holds ``note``."""
+
+    def __init__(self, note: str) -> None:
+        self.note = note
+
+    @contextmanager
+    def connect(self, witness: WitnessEndpoint) -> Iterator[HoldingWitness]:
+        """A session (this object)."""
+        yield self
+
+    def held(self, origin: str) -> str:
+        """The note held."""
+        return self.note
+
+    def add(self, note: str, old_size: int, proof: list[bytes]) -> str:
+        """Not used by a restore."""
+        raise AssertionError("a restore never adds a checkpoint")
+
+
+def test_restore_refuses_a_journal_missing_leaves_a_witness_cosigned(
+    node: Node, tmp_path: Path
+) -> None:
+    """When the journal lost its tail, the rebuilt log would not extend the witness's
+    checkpoint: the restore refuses and leaves no node in place; with the whole journal
+    it goes ahead and reports the witness extended."""
+    backup_node(node.cfg, tmp_path / "b")
+
+    def more(audited: Audited, registry: Registry, store: SqlCipherStore, keyring: Keyring) -> None:
+        for n in (7, 8):
+            register(audited, registry, n)
+
+    node.work(more)
+    _, note = node.leaves_and_note()
+    assert note is not None
+    shutil.rmtree(tmp_path / "data")
+    journal = tmp_path / "journal" / f"{DEPARTMENT}.journal"
+    whole = journal.read_bytes()
+    journal.write_bytes(b"".join(whole.splitlines(keepends=True)[:-1]))
+    witness = WitnessEndpoint(
+        name="w1", address="127.0.0.1:9",
+        verifier_key=NoteSigner("w1", SigningKey.generate()).verifier().key_string(),
+    )  # fmt: skip
+    cfg = node.cfg
+
+    def restore() -> RestoreReport:
+        return restore_core(
+            tmp_path / "b", cfg.data_dir, kek_source(cfg), federation=FEDERATION,
+            department=DEPARTMENT, actor=STAFF, journal_dir=cfg.backup.journal_dir,
+            witness_client=HoldingWitness(note), witnesses=(witness,),
+        )  # fmt: skip
+
+    with pytest.raises(FailedPrecondition, match="does not extend"):
+        restore()
+    assert not (cfg.data_dir / "records.db").exists()
+    journal.write_bytes(whole)
+    report = restore()
+    assert report.witnesses == [{"name": "w1", "reachable": True, "size": 5, "extends": True}]
