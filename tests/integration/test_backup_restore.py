@@ -6,8 +6,8 @@ wiped; `childreg node restore` then rebuilds a log byte-identical to the one bef
 wipe (so its checkpoint of that size is the same signed note), the ledger charge is back,
 the withdrawn consent is withdrawn, and the registration and correction after the
 backup are listed for staff to enter again. A tampered backup fails `backup verify`; a
-restore refuses without a journal, into a directory holding a node, and over a journal
-that does not reach back to the backup.
+restore refuses without a journal, into a directory holding a node, over a journal
+that does not reach back to the backup, and over one that lost leaves a witness holds.
 """
 
 from __future__ import annotations
