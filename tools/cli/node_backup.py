@@ -104,7 +104,12 @@ def backup(
     bar = _Bar(as_json)
     with bar.progress:
         summary = backup_node(cfg, out, progress=bar)
-    data = {**summary.to_json(), "backup": str(out)}
+    data = {**summary.to_json(), "backup": str(out), "journal": cfg.backup.journal_dir is not None}
+    if cfg.backup.journal_dir is None and not as_json:
+        err.print(
+            "warning: this node has no change journal ([backup] journal_dir): a restore of "
+            "this backup can bring back nothing after it (docs/operations.md)"
+        )
     _emit(
         as_json,
         data,
