@@ -177,6 +177,32 @@ def make_backup(
     return BackupSummary(manifest, time.monotonic() - started)
 
 
+def _leaves_match_tree(copy: CopyReader) -> bool:
+    """Whether the copy's audit leaves hash to its stored Merkle rows (recomputed in full)."""
+    size = copy.audit_size()
+    tree: dict[tuple[int, int], bytes] = {}
+    for start in range(0, size, 1000):
+        for seq, body in enumerate(copy.audit_leaves(start, min(start + 1000, size)), start):
+            rows = merkle.append_hashes(
+                seq, merkle.leaf_hash(body), lambda level, i: tree[(level, i)]
+            )
+            tree.update({(level, i): h for level, i, h in rows})
+    return merkle.root(size, lambda level, i: tree[(level, i)]) == merkle.root(
+        size, copy.audit_hash
+    )
+
+
+def _check_copy(db: Path, keyring: Keyring, *, thorough: bool) -> None:
+    with CopyReader(db, keyring.db_key_hex()) as copy:
+        integrity = copy.integrity(thorough=thorough)
+        if thorough and integrity == "ok" and not _leaves_match_tree(copy):
+            integrity = "the audit leaves do not hash to the stored Merkle tree"
+    if integrity != "ok":
+        raise FailedPrecondition(
+            f"the backup's database fails SQLite's integrity check: {integrity}"
+        )
+
+
 def read_manifest(backup: Path) -> dict[str, Any]:
     """The manifest of the backup in ``backup`` (FailedPrecondition if there is none)."""
     path = Path(backup) / MANIFEST_FILE
@@ -197,9 +223,10 @@ def verify_backup(
     backup: Path, source: KekSource, *, thorough: bool = True, progress: Progress | None = None
 ) -> BackupSummary:
     """Check a backup with the KEK: the keyring opens, the manifest's MAC and digests hold,
-    the database opens read-only, passes SQLite's integrity check (its quick check when not
-    ``thorough``: a restore, whose digests already prove the file is the one verified after
-    the backup), and its audit log has the manifest's size and root. FailedPrecondition (or
+    the database opens read-only, passes SQLite's integrity check and its audit leaves hash
+    to its stored Merkle tree (when not ``thorough``, a restore, whose digests already prove
+    the file is the one verified after the backup: SQLite's quick check only), and its audit
+    log has the manifest's size and root. FailedPrecondition (or
     KeyProblem) saying what is wrong."""
     started = time.monotonic()
     backup = Path(backup)
@@ -225,12 +252,7 @@ def verify_backup(
             raise FailedPrecondition(f"{path} is missing or differs from the manifest")
     if progress is not None:
         progress("verify", 0, 1)
-    with CopyReader(backup / DB_FILE, keyring.db_key_hex()) as copy:
-        integrity = copy.integrity(thorough=thorough)
-    if integrity != "ok":
-        raise FailedPrecondition(
-            f"the backup's database fails SQLite's integrity check: {integrity}"
-        )
+    _check_copy(backup / DB_FILE, keyring, thorough=thorough)
     facts = _copy_facts(backup / DB_FILE, keyring)
     for name, value in facts.items():
         if data.get(name) != value:

@@ -57,7 +57,7 @@ class _Bar:
 
 
 _STAGES = {
-    "copy": "copying database pages",
+    "copy": "copying the encrypted database",
     "digest": "checking file digests",
     "verify": "opening and checking the copy",
     "replay": "replaying the change journal",
@@ -87,8 +87,8 @@ def backup(
 ) -> None:  # fmt: skip
     """Back up the node into a new directory while it serves.
 
-    One consistent snapshot of the encrypted database (SQLite's online backup API, the
-    same SQLCipher key), the keyring (keys wrapped by the KEK; the KEK itself is never in
+    One committed state of the encrypted database (its bytes, under the same SQLCipher
+    key, copied while the node writes), the keyring (keys wrapped by the KEK; the KEK itself is never in
     a backup) and a manifest with digests. Keep the backup, the node's KEK and its change
     journal apart from each other.
 

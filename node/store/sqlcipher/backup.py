@@ -1,16 +1,27 @@
 """An online, consistent copy of the node's SQLCipher file, and a read-only look at a copy.
 
 Why: a backup must not stop the node, must be one moment of the database (a change and
-its audit leaf both in it or both not), and must be as encrypted as the live file. SQLite's
-online backup API does all three: a separate connection, keyed with the same raw key,
-holds one read transaction on the live file (WAL: the serving node's writer goes on)
-and copies its pages, step by step, into a new file keyed the same way, so pages are
-decrypted and re-encrypted by SQLCipher and never exist in the clear on disk. Holding the
-read transaction across the steps keeps the copy one snapshot although the node writes
-meanwhile. The copy is switched out of WAL mode, so it is one self-contained file.
+its audit leaf both in it or both not), and must be as encrypted as the live file. The
+copy is of the encrypted bytes themselves (the backup keeps the same database key, so
+its pages are the live file's ciphertext, never decrypted on the way), made consistent by
+SQLite's write-ahead log:
 
-:class:`CopyReader` opens such a copy read-only (no migrations, no WAL, nothing written),
-for verifying a backup without changing a byte of it.
+1. a connection of our own opens a read transaction on the live file and holds it. In WAL
+   mode that does not stop the node's writer, but it pins the log: no checkpoint copies
+   a frame past our snapshot into the database file, and the log is not restarted;
+2. the database file's bytes are copied, then the log's (``-wal``). A page the node's
+   checkpointer wrote into the file meanwhile is one whose frame is in the copied log;
+   every commit after our snapshot is in the log too, and a frame half-written at the
+   moment of the copy fails its checksum and is ignored;
+3. the copy is opened with the key: SQLite's recovery replays the copied log up to its
+   last complete commit — one committed state of the database, at or after the snapshot
+   — and it is folded into the file and switched out of WAL mode, so the backup is one
+   self-contained file. Only the log's pages are decrypted and encrypted again here.
+
+``backup verify`` proves each copy (integrity check, audit root); the kill -9 test
+(tests/e2e/test_backup_kill9.py) backs up under writes and verifies every copy.
+:class:`CopyReader` opens such a copy read-only (no migrations, no WAL, nothing
+written), for verifying a backup without changing a byte of it.
 """
 
 from __future__ import annotations
@@ -27,11 +38,10 @@ from node.store.sqlcipher.connection import _key
 
 __all__ = ["CopyReader", "online_copy"]
 
-#: Pages copied per step (4 MiB of 4 KiB pages) between progress reports.
-_PAGES_PER_STEP: Final = 1024
+_CHUNK: Final = 16 << 20  # bytes copied between progress reports
 
-#: Called with (pages copied, pages in all).
-PageProgress = Callable[[int, int], None]
+#: Called with (bytes copied, bytes in all).
+ByteProgress = Callable[[int, int], None]
 
 
 def _connect(path: Path, key_hex: str, *, readonly: bool = False) -> Any:
@@ -45,43 +55,70 @@ def _connect(path: Path, key_hex: str, *, readonly: bool = False) -> Any:
     return conn
 
 
-def online_copy(
-    source: Path, key_hex: str, target: Path, progress: PageProgress | None = None
-) -> None:
-    """Copy the live database at ``source`` into a new file ``target`` (same key, mode
-    0600), as one snapshot, while other connections go on writing."""
-    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    src = _connect(Path(source), key_hex)
-    try:
-        dst = _connect(Path(target), key_hex)
-        try:
-            src.execute("BEGIN")
-            src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
-            try:
-                src.backup(
-                    dst,
-                    pages=_PAGES_PER_STEP,
-                    progress=None
-                    if progress is None
-                    else lambda _status, remaining, total: progress(total - remaining, total),
-                )
-            finally:
-                src.execute("COMMIT")
-            dst.execute("PRAGMA journal_mode = DELETE")  # one file, no -wal beside it
-        finally:
-            dst.close()
-    except BaseException:
-        src.close()
-        for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-        raise
-    src.close()
-    fd = os.open(target, os.O_RDONLY)
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _copy_bytes(pairs: list[tuple[Path, Path]], progress: ByteProgress | None) -> None:
+    """Copy each (source, target) file in the kernel (sendfile), reporting bytes copied."""
+    total = sum(src.stat().st_size for src, _ in pairs)
+    done = 0
+    for src, dst in pairs:
+        fin = os.open(src, os.O_RDONLY)
+        try:
+            fout = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                offset = 0
+                while sent := os.sendfile(fout, fin, offset, _CHUNK):
+                    offset += sent
+                    done += sent
+                    if progress is not None:
+                        progress(min(done, total), total)
+            finally:
+                os.close(fout)
+        finally:
+            os.close(fin)
+
+
+def online_copy(
+    source: Path, key_hex: str, target: Path, progress: ByteProgress | None = None
+) -> None:
+    """Copy the live database at ``source`` into a new file ``target`` (same key, mode
+    0600), as one committed state, while other connections go on writing (see module)."""
+    source, target = Path(source), Path(target)
+    leftovers = (target, Path(f"{target}-wal"), Path(f"{target}-shm"))
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        src = _connect(source, key_hex)
+        try:
+            src.execute("BEGIN")
+            src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # pins the log
+            pairs = [(source, target)]
+            wal = Path(f"{source}-wal")
+            if wal.exists():
+                pairs.append((wal, Path(f"{target}-wal")))
+            _copy_bytes(pairs, progress)
+            src.execute("COMMIT")
+        finally:
+            src.close()
+        dst = _connect(target, key_hex)  # recovery replays the copied log
+        try:
+            dst.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            dst.execute("PRAGMA journal_mode = DELETE").fetchone()  # one file, no -wal
+        finally:
+            dst.close()
+        for extra in leftovers[1:]:
+            extra.unlink(missing_ok=True)
+        _sync(target)
+    except BaseException:
+        for leftover in leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+        raise
 
 
 class CopyReader:
