@@ -88,8 +88,8 @@ def backup(
     """Back up the node into a new directory while it serves.
 
     One committed state of the encrypted database (its bytes, under the same SQLCipher
-    key, copied while the node writes), the keyring (keys wrapped by the KEK; the KEK itself is never in
-    a backup) and a manifest with digests. Keep the backup, the node's KEK and its change
+    key, copied while the node writes), the keyring (keys wrapped by the KEK; the KEK
+    itself is never in a backup) and a manifest with digests. Keep the backup, the node's KEK and its change
     journal apart from each other.
 
     \b

@@ -3,8 +3,8 @@
 (k) ``childreg node backup``'s work (node/backup.py) on a real SQLCipher node of ``n``
     children imported through the registry, its store open as a serving node's is: the
     online copy (the encrypted file and its log copied under a pinned read transaction,
-    the log folded into the copy: node/store/sqlcipher/backup.py), the keyring, the SHA-256 of both files, the audit root of the copy
-    and the manifest, all synced. Baseline, in the same run on the same disk: copying the
+    the log folded into the copy: node/store/sqlcipher/backup.py), the keyring, the
+    SHA-256 of both files, the audit root of the copy and the manifest, all synced. Baseline, in the same run on the same disk: copying the
     node's two files with ``shutil.copyfile`` and fsync (what "back up both" did, with the
     node stopped). Goal: ≤ 3.
 (l) The restore drill's work: after the backup the node takes ``changes`` more journaled
