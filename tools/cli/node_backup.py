@@ -89,8 +89,8 @@ def backup(
 
     One committed state of the encrypted database (its bytes, under the same SQLCipher
     key, copied while the node writes), the keyring (keys wrapped by the KEK; the KEK
-    itself is never in a backup) and a manifest with digests. Keep the backup, the node's KEK and its change
-    journal apart from each other.
+    itself is never in a backup) and a manifest with digests. Keep the backup, the node's
+    KEK and its change journal apart from each other.
 
     \b
     Example:

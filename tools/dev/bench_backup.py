@@ -4,9 +4,10 @@
     children imported through the registry, its store open as a serving node's is: the
     online copy (the encrypted file and its log copied under a pinned read transaction,
     the log folded into the copy: node/store/sqlcipher/backup.py), the keyring, the
-    SHA-256 of both files, the audit root of the copy and the manifest, all synced. Baseline, in the same run on the same disk: copying the
-    node's two files with ``shutil.copyfile`` and fsync (what "back up both" did, with the
-    node stopped). Goal: ≤ 3.
+    SHA-256 of both files, the audit root of the copy and the manifest, all synced.
+    Baseline, in the same run on the same disk: copying the node's two files with
+    ``shutil.copyfile`` and fsync (what "back up both" did, with the node stopped).
+    Goal: ≤ 3.
 (l) The restore drill's work: after the backup the node takes ``changes`` more journaled
     leaves and a privacy-ledger charge (the change journal on, as in production); its data
     directory is wiped, and ``childreg node restore``'s work (node/restore.py) verifies the
