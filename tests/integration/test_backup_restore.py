@@ -16,6 +16,7 @@ import datetime as dt
 import getpass
 import json
 import shutil
+import threading
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,6 +56,7 @@ from node.server import (
     verify_backup,
 )
 from node.store.sqlcipher import SqlCipherStore
+from node.store.sqlcipher.backup import CopyReader
 from node.store.types import LedgerEntry, StoredConsent
 from tests.conftest import FEDERATION, IssueFn
 from tools.cli.main import app
@@ -366,3 +368,39 @@ def test_restore_refuses_a_journal_missing_leaves_a_witness_cosigned(
     journal.write_bytes(whole)
     report = restore()
     assert report.witnesses == [{"name": "w1", "reachable": True, "size": 5, "extends": True}]
+
+
+def test_a_backup_under_writes_holds_each_change_with_its_leaf(node: Node, tmp_path: Path) -> None:
+    """Backups taken while another thread registers children hold, each, exactly the
+    children whose registration leaves they hold (one committed state), and verify."""
+    store, keyring = open_node(node.cfg)
+    stop = threading.Event()
+
+    def write() -> None:
+        audit = AuditLog(
+            store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
+        )
+        audited, registry = Audited(store, keyring, audit), Registry(store, keyring)
+        n = 100
+        while not stop.is_set():
+            register(audited, registry, n)
+            n += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for i in range(5):
+            backup_node(node.cfg, tmp_path / f"b{i}")
+    finally:
+        stop.set()
+        writer.join()
+        store.close()
+    sizes = set()
+    for i in range(5):
+        summary = verify_backup(node.cfg, tmp_path / f"b{i}")
+        with CopyReader(tmp_path / f"b{i}" / "records.db", keyring.db_key_hex()) as copy:
+            leaves = [AuditEvent.from_bytes(b) for b in copy.audit_leaves(0, copy.audit_size())]
+            children = copy.counts()["children"]
+        assert children == sum(e.action == "child.register" for e in leaves)
+        sizes.add(summary.audit_size)
+    assert len(sizes) > 1  # the writes went on between the backups
