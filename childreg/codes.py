@@ -63,6 +63,17 @@ CARE_NOT_RECORDED: Final = "not_recorded"
 #: Why a child's record was closed (the record stays, for audit and history).
 CLOSE_REASONS: Final = ("aged_out", "moved_abroad", "deceased", "other")
 
+#: Why a child's record was erased (crypto-shredded): a code, never free text, so the
+#: reason may stand in the tombstone, the audit leaf's purpose and the guardian's receipt.
+#: The two ``retention_*`` codes are set by the retention rules (node/records/retention.py).
+ERASE_REASONS: Final = (
+    "guardian_request",
+    "registered_in_error",
+    "legal_order",
+    "retention_after_closed",
+    "retention_after_age",
+)
+
 SEXES: Final = ("female", "male")
 
 #: Age bands at the snapshot's reference date: (code, lowest age, highest age or None).

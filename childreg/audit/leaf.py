@@ -34,6 +34,7 @@ ACTIONS: Final = frozenset(
         "child.update",  # leaves of nodes before corrections kept a reason
         "child.correct",
         "child.close",
+        "child.erase",  # crypto-shredded; the leaf's purpose is the reason code
         "child.history",
         "placement.record",
         "care_setting.record",

@@ -14,9 +14,10 @@ import secrets
 import unicodedata
 from collections.abc import Callable
 
-from childreg.errors import InvalidInput, NotFound, Violation
+from childreg.errors import Erased, InvalidInput, NotFound, Violation
 from childreg.models import ChildView, text_problem
 from node.crypto.keys import Keyring
+from node.records.erasure import ERASED_MESSAGE
 from node.records.registry import Registry
 from node.store.base import RecordStore, StoredBreakGlass
 
@@ -60,6 +61,8 @@ class BreakGlassDesk:
         cleaned = child_id.strip()
         stored = self._store.get_child(cleaned)
         if stored is None:
+            if self._store.erasure_of(self._keyring.pseudonym(cleaned)) is not None:
+                raise Erased(ERASED_MESSAGE)
             raise NotFound("no such child at this department")
         key = self._keyring.child_key(cleaned, stored.key_version, stored.wrapped_key)
         sealed = self._keyring.seal(

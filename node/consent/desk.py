@@ -24,6 +24,7 @@ from pydantic import ValidationError, ValidationInfo, field_validator
 from childreg.errors import FailedPrecondition, InvalidInput, NotFound, Violation
 from childreg.models import ChildId, IsoDate, Model, Name, ShortText, violations_of, years_after
 from node.crypto.keys import Keyring
+from node.records.erasure import absent
 from node.store.base import RecordStore, StoredConsent
 
 #: The fixed vocabulary of purposes a consent may name.
@@ -154,7 +155,7 @@ class ConsentDesk:
         with self._store.atomic():
             child = self._store.get_child(checked.child_id)
             if child is None:
-                raise NotFound("no child with that child_id")
+                raise absent(self._store, self._keys, checked.child_id)
             if self._store.closure(checked.child_id) is not None:
                 raise FailedPrecondition("the child's record is closed; it takes no new consent")
             key = self._keys.child_key(child.child_id, child.key_version, child.wrapped_key)
@@ -209,14 +210,14 @@ class ConsentDesk:
         cleaned = child_id.strip()
         with self._store.read_view():
             if self._store.get_child(cleaned) is None:
-                raise NotFound("no child with that child_id")
+                raise absent(self._store, self._keys, cleaned)
             return self._store.consents_of(cleaned)
 
     def guardian_of(self, consent: StoredConsent) -> str:
         """The guardian's name, unsealed: for the guardian's receipt only, never a log."""
         child = self._store.get_child(consent.child_id)
         if child is None:
-            raise NotFound("no child with that child_id")
+            raise absent(self._store, self._keys, consent.child_id)
         key = self._keys.child_key(child.child_id, child.key_version, child.wrapped_key)
         plain = self._keys.unseal(
             key, child.child_id, _guardian_context(consent.consent_id), consent.sealed_guardian

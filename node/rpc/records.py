@@ -15,12 +15,15 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
+from childreg.codes import ERASE_REASONS
 from childreg.errors import Violation
 from childreg.models import ImportRecord
 from childreg.search import Registration
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.audit.service import Audited, Learnt
+from node.consent.receipts import erasure_receipt_html, erasure_receipt_json
+from node.records.erasure import Erasure
 from node.records.registry import Registry, SealedRow
 from node.rpc import convert
 from node.rpc import convert_history as history
@@ -39,6 +42,16 @@ def _acked(fn: Callable[[], object]) -> Callable[[], pb.Ack]:
         return ACK
 
     return run
+
+
+def erasure_receipt_to_proto(erasure: Erasure) -> pb.ErasureReceipt:
+    """An erasure's answer: its pseudonym, time and the guardian's receipt."""
+    return pb.ErasureReceipt(
+        pseudonym=erasure.pseudonym,
+        erased_at=erasure.erased_at,
+        receipt_json=erasure_receipt_json(erasure),
+        receipt_html=erasure_receipt_html(erasure),
+    )
 
 
 def registration_purpose(registration: Registration, reason: str | None) -> str:
@@ -107,6 +120,18 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
             request.SerializeToString(),
             _acked(lambda: self._registry.close_child(history.closure_from_proto(request))),
             request.child_id,
+        )
+
+    def EraseChild(self, request: pb.Erasure, context: grpc.ServicerContext) -> pb.ErasureReceipt:
+        return self._audited.change(
+            actor_of(context),
+            "child.erase",
+            request.SerializeToString(),
+            lambda: erasure_receipt_to_proto(
+                self._registry.erase_child(history.erasure_from_proto(request))
+            ),
+            request.child_id,
+            purpose=request.reason if request.reason in ERASE_REASONS else "",
         )
 
     def GetHistory(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.History:

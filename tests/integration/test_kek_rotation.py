@@ -4,7 +4,8 @@ A real SQLCipher node of a few hundred children registered through the registry 
 a wrapped data key, sealed identity and a sealed assessment) has its KEK rotated with
 `childreg node rotate-kek`; then a real subprocess doing the rotation is killed with SIGKILL
 at each of its steps, and the node must open with exactly one of the two KEKs, every child
-intact.
+intact. A child erased before the rotation is skipped, and its old sealed fields open with
+no key of either keyring.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from typer.testing import CliRunner
 
 from childreg.audit.leaf import AuditEvent
 from childreg.config import load_config
-from childreg.errors import FailedPrecondition, KeyProblem
+from childreg.errors import Erased, FailedPrecondition, KeyProblem
+from childreg.history import ErasureIn
 from childreg.models import AssessmentIn, ChildIn
+from node.audit.actor import Actor, acting_as
 from node.audit.log import AuditLog
 from node.config import NodeConfig
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, next_keyring_path
-from node.records.registry import Registry
+from node.records.registry import IDENTITY_CONTEXT, Registry
 from node.server import init_node, open_keyring, open_node
 from tests.conftest import FEDERATION, IssueFn
 from tools.cli.main import app
@@ -211,6 +214,44 @@ def test_after_rotation_the_old_kek_opens_nothing_and_the_new_one_opens_every_ch
     raw = json.dumps(dataclasses.asdict(leaf), default=str)
     for secret in (host.new_kek.read_text().strip(), (host.root / "old.key").read_text().strip()):
         assert secret not in raw
+
+
+def test_rotation_skips_an_erased_child_whose_fields_open_with_no_key(host: Host) -> None:
+    """A child erased before `rotate-kek` is skipped (not refused); afterwards its identity
+    sealed before the erasure opens with no key of the old or the new keyring, nor with any
+    held child's key, and it still reads as erased."""
+    store, keyring = open_node(host.cfg())
+    try:
+        erased = store.get_child("C0007")
+        assert erased is not None
+        with acting_as(Actor.operator(DEPARTMENT, LOGIN)):
+            Registry(store, keyring).erase_child(
+                ErasureIn(child_id="C0007", reason="guardian_request")
+            )
+    finally:
+        store.close()
+    old_keyring = Keyring.open(
+        host.cfg().keyring_path, KekSource.from_key_file(host.root / "old.key")
+    )
+    code, out, exc = rotate_cli(host)
+    assert code == 0, exc
+    assert json.loads(out)["children_rewrapped"] == CHILDREN - 1
+
+    store, new_keyring = open_node(host.cfg(new=True))
+    try:
+        with pytest.raises(Erased):
+            Registry(store, new_keyring).get_child("C0007")
+        rows = [row for page in store.wrapped_keys() for row in page]
+        child_keys = [new_keyring.child_key(c, v, w) for _, c, v, w in rows]
+    finally:
+        store.close()
+    assert "C0007" not in {c for _, c, _, _ in rows}
+    for ring in (old_keyring, new_keyring):
+        kek = ring._kek._key  # the test tries the KEKs themselves
+        lookup = ring._lookup_key
+        for key in (kek, ring.db_key, lookup, ring.search_index_key(), *child_keys):
+            with pytest.raises(KeyProblem, match="does not open"):
+                ring.unseal(key, "C0007", IDENTITY_CONTEXT, erased.sealed_identity)
 
 
 def test_rotation_refuses_while_the_node_serves(host: Host) -> None:

@@ -15,6 +15,8 @@ not check codes against a list of its own, which could differ from the node's.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypedDict, TypeVar
 
 import grpc
@@ -22,6 +24,7 @@ import grpc
 from childreg.history import ChildHistory
 from childreg.models import ChildView
 from childreg.search import Registration, SearchPage
+from childreg.secretfile import write_private
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.rpc import convert, convert_history
@@ -186,6 +189,34 @@ def correct_child(endpoint: Endpoint, correction: CorrectionFields) -> None:
 def close_child(endpoint: Endpoint, closure: ClosureFields) -> None:
     """Close a child's record from a date on, with the reason."""
     _records(endpoint, "close", lambda stub: stub.CloseChild, pb.Closure(**closure))
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What the node answered to an erasure: the pseudonym, when, the receipt files."""
+
+    child_id: str
+    pseudonym: str
+    erased_at: str
+    files: list[str]
+
+
+def erase_child(endpoint: Endpoint, child_id: str, reason: str, receipt_dir: Path | None) -> Erased:
+    """Erase a child's record (crypto-shredding); the guardian's receipt is written to
+    ``receipt_dir`` (``erasure-<pseudonym>.json`` and ``.html``) when one is given."""
+    reply = _records(
+        endpoint,
+        "erase",
+        lambda stub: stub.EraseChild,
+        pb.Erasure(child_id=child_id, reason=reason),
+    )
+    files: list[str] = []
+    if receipt_dir is not None:
+        for suffix, text in ((".json", reply.receipt_json), (".html", reply.receipt_html)):
+            path = receipt_dir / f"erasure-{reply.pseudonym}{suffix}"
+            write_private(path, text.encode("utf-8"))
+            files.append(str(path))
+    return Erased(child_id, reply.pseudonym, reply.erased_at, files)
 
 
 def read_history(endpoint: Endpoint, child_id: str) -> ChildHistory:
