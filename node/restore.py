@@ -13,7 +13,8 @@ withdrawn consents. Here, with the node stopped and its data directory empty:
    checkpoint of the same size is the same signed note), the privacy-ledger entries and
    participant sets the backup lacks are appended, and the leaves whose action
    :data:`REPLAY` names are applied again (an erasure is re-applied; a consent withdrawal
-   is re-applied, so a withdrawn consent never comes back);
+   is re-applied, so a withdrawn consent never comes back; an erased child's rows and
+   data key go again and its tombstone is kept, so it never comes back either);
 4. each configured witness is asked for the checkpoint it holds, and the rebuilt log must
    extend it (same root at its size); otherwise nothing is committed and the restore
    refuses, because starting that node would make the witness record equivocation;
@@ -54,6 +55,7 @@ from node.crypto.keys import KekSource, Keyring
 from node.journal import ChangeJournal, JournalContents, JournalDamaged, journal_key, read_journal
 from node.journal import journal_path as _journal_path
 from node.store.sqlcipher import SqlCipherStore
+from node.store.types import StoredErasure
 
 __all__ = [
     "ERASE_ACTION",
@@ -187,9 +189,22 @@ def _withdraw(replay: Replay, event: AuditEvent) -> str | None:
     return None
 
 
-#: Leaves whose change the restore applies again, by action. The erasure's handler joins
-#: this table where erasure exists (``child.erase`` → the store's ``erase_child``).
-REPLAY: dict[str, Handler] = {"consent.withdraw": _withdraw}
+def _erase(replay: Replay, event: AuditEvent) -> str | None:
+    """A child erased after the backup is erased again: its rows and data key go (if the
+    backup holds it) and its tombstone is kept, so the id is never taken again."""
+    if not event.subject:
+        return None
+    pseudonym = bytes.fromhex(event.subject)
+    if replay.store.erasure_of(pseudonym) is not None:
+        return None  # erased in the backup already
+    child_id = replay.child_of(event.subject)
+    tombstone = StoredErasure(pseudonym, event.time, event.actor, event.purpose)
+    replay.store.erase_child(child_id or "", tombstone)
+    return "erased again" if child_id else "tombstone kept (registered after the backup)"
+
+
+#: Leaves whose change the restore applies again, by action.
+REPLAY: dict[str, Handler] = {"consent.withdraw": _withdraw, ERASE_ACTION: _erase}
 
 
 def _check_lineage(

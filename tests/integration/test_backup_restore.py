@@ -34,7 +34,8 @@ from childreg.audit.checkpoint import Checkpoint, sign_checkpoint
 from childreg.audit.leaf import AuditEvent
 from childreg.audit.note import NoteSigner
 from childreg.config import load_config
-from childreg.errors import FailedPrecondition
+from childreg.errors import AlreadyExists, FailedPrecondition
+from childreg.history import ErasureIn
 from childreg.models import ChildIn
 from node.audit.actor import Actor
 from node.audit.log import AuditLog, node_signer
@@ -404,3 +405,50 @@ def test_a_backup_under_writes_holds_each_change_with_its_leaf(node: Node, tmp_p
         assert children == sum(e.action == "child.register" for e in leaves)
         sizes.add(summary.audit_size)
     assert len(sizes) > 1  # the writes went on between the backups
+
+
+def erase(audited: Audited, registry: Registry, child_id: str) -> None:
+    """Erase a child through the audited service (one child.erase leaf with its reason)."""
+    audited.change(
+        STAFF,
+        "child.erase",
+        child_id.encode(),
+        lambda: registry.erase_child(ErasureIn(child_id=child_id, reason="guardian_request")),
+        child_id,
+        purpose="guardian_request",
+    )
+
+
+def test_an_erasure_after_the_backup_holds_across_the_restore(node: Node, tmp_path: Path) -> None:
+    """A child of the backup erased after it is erased again (no row, no key, tombstone
+    kept); a child registered and erased after it keeps its tombstone and is not listed
+    for re-entry; neither id can be registered again."""
+    backup_node(node.cfg, tmp_path / "b")
+
+    def after(
+        audited: Audited, registry: Registry, store: SqlCipherStore, keyring: Keyring
+    ) -> None:
+        erase(audited, registry, "C2")
+        register(audited, registry, 9)
+        erase(audited, registry, "C9")
+
+    node.work(after)
+    shutil.rmtree(tmp_path / "data")
+    report = restore_node(node.cfg, tmp_path / "b")
+    assert [r["done"] for r in report.reapplied] == [
+        "erased again",
+        "tombstone kept (registered after the backup)",
+    ]
+    assert report.reenter == []
+    store, keyring = open_node(node.cfg)
+    try:
+        assert store.get_child("C2") is None
+        assert {c for page in store.wrapped_keys() for _, c, _, _ in page} == {"C0", "C1"}
+        erased = {t.pseudonym for t in store.erased_children()}
+        assert erased == {keyring.pseudonym("C2"), keyring.pseudonym("C9")}
+        registry = Registry(store, keyring)
+        for n in (2, 9):
+            with pytest.raises(AlreadyExists, match="erased"):
+                registry.register_child(child(f"C{n}", n), not_duplicate_reason="again")
+    finally:
+        store.close()
