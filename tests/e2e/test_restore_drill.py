@@ -3,12 +3,14 @@
 A witnessed node with a change journal serves 40 children and two consents; it is
 backed up while it serves; then it takes more — a registration, a third consent, the
 withdrawal of one of the first two, a statistics release that spends the snapshot's
-whole budget — and the witness cosigns all of it. The node is stopped, its data directory
-wiped, and `childreg node restore` rebuilds it. Afterwards: `audit verify --witness`
-exits 0 and the witness holds no evidence; the snapshot's budget is still spent (the same
-table comes back as released, another is refused); the withdrawn consent stays
-withdrawn; the registration and the consent after the backup are listed for re-entry;
-and a school's extract works again.
+whole budget, one child's erasure — and the witness cosigns all of it. The node is
+stopped, its data directory wiped, and `childreg node restore` rebuilds it. Afterwards:
+`audit verify --witness` exits 0 and the witness holds no evidence; the snapshot's
+budget is still spent (the same table comes back as released, another is refused); the
+withdrawn consent stays withdrawn; the erased child is not served and its sealed
+identity (from the backup, made before the erasure) opens with no key the restored node
+holds; the registration and the consent after the backup are listed for re-entry; and a
+school's extract works again.
 """
 
 from __future__ import annotations
@@ -18,17 +20,23 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+import sqlcipher3
 
 from childreg.audit.checkpoint import childreg_origin
+from childreg.errors import KeyProblem
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
+from node.crypto.keys import Keyring
+from node.records.registry import IDENTITY_CONTEXT
+from node.server import open_node
 from tests.e2e.conftest import cli, trim
 from tools.clients import importer
 from tools.clients.client import EXIT_REFUSED, Endpoint
@@ -38,6 +46,17 @@ from witness.store import WitnessStore
 
 SCHOOL = "school-7"
 YEAR = "2023/24"
+
+
+def sealed_identity(db: Path, keyring: Keyring, child_id: str) -> bytes:
+    """A child's sealed identity as a database file holds it."""
+    conn: Any = sqlcipher3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        conn.execute(f"PRAGMA key = \"x'{keyring.db_key_hex()}'\"")
+        row = conn.execute("SELECT sealed_identity FROM child WHERE child_id = ?", (child_id,))
+        return bytes(row.fetchone()[0])
+    finally:
+        conn.close()
 
 
 def node_args(fed: LocalFederation, identity: Path) -> list[str]:
@@ -154,6 +173,9 @@ def test_restore_drill(tmp_path: Path, synthetic: tuple[list[DepartmentPlan], li
         r = cli("consent", "withdraw", withdrawn, *node_args(fed, staff), "--json")
         assert r.returncode == 0, r.stderr
         released = noisy_table(fed, "education_form")
+        r = cli("child", "erase", ids[3], "--reason", "guardian_request",
+                *node_args(fed, staff), "--json")  # fmt: skip
+        assert r.returncode == 0, r.stderr
         wait_witnessed_to(fed, node_size(fed))
 
         fed.stop_party(party)
@@ -164,7 +186,10 @@ def test_restore_drill(tmp_path: Path, synthetic: tuple[list[DepartmentPlan], li
         report = json.loads(r.stdout)
         assert report["audit_size"] > held
         assert report["ledger_entries_replayed"] == 1
-        assert [a["done"] for a in report["reapplied"]] == ["consent withdrawn again"]
+        assert [a["done"] for a in report["reapplied"]] == [
+            "consent withdrawn again",
+            "erased again",
+        ]
         listed = [(e["action"], e["child_id"]) for e in report["reenter"]]
         assert listed == [("child.register", None), ("consent.grant", ids[2])]
         assert all(e["actor"] and e["time"] and e["pseudonym"] for e in report["reenter"])
@@ -193,9 +218,27 @@ def test_restore_drill(tmp_path: Path, synthetic: tuple[list[DepartmentPlan], li
             noisy_table(fed, "education_form_by_sex")
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
+        # The erased child stays erased: not served, nothing of it held, its id not reused.
+        r = cli("child", "show", ids[3], *node_args(fed, staff), "--json")
+        assert r.returncode != 0
+        assert "erased" in r.stderr
+        config, keyring = fed.node_keyring(dept)
+        sealed = sealed_identity(backup / "records.db", keyring, ids[3])  # made before
+        node_store, _ = open_node(config)
+        try:
+            assert node_store.get_child(ids[3]) is None
+            assert node_store.erasure_of(keyring.pseudonym(ids[3])) is not None
+            keys = [row for page in node_store.wrapped_keys() for row in page]
+        finally:
+            node_store.close()
+        for _, child_id, version, wrapped_key in keys:  # no key the node holds opens it
+            key = keyring.child_key(child_id, version, wrapped_key)
+            with pytest.raises(KeyProblem):
+                keyring.unseal(key, ids[3], IDENTITY_CONTEXT, sealed)
+
         # Extracts work again; the withdrawn consent stays withdrawn.
         fed.wait_witnessed(dept)
-        key = tmp_path / "school.key"
-        assert cli("extract", "keygen", "--out", str(key)).returncode == 0
-        assert extract(fed, kept, key, tmp_path / "x.bin") == 0
-        assert extract(fed, gone, key, tmp_path / "y.bin") == EXIT_REFUSED
+        school_key = tmp_path / "school.key"
+        assert cli("extract", "keygen", "--out", str(school_key)).returncode == 0
+        assert extract(fed, kept, school_key, tmp_path / "x.bin") == 0
+        assert extract(fed, gone, school_key, tmp_path / "y.bin") == EXIT_REFUSED
