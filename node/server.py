@@ -15,9 +15,11 @@ Every store opened here for writing gets the change journal of ``[backup] journa
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gc
 import getpass
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +61,7 @@ from node.journal import ChangeJournal, catch_up
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
 from node.records.registry import Registry, RowSealer
+from node.records.retention import Due, Outcome, RetentionJob, RetentionRun, Rules
 from node.restore import REPLAY, RestoreReport
 from node.restore import restore_node as _restore_node
 from node.rpc.audit import AuditLogServicer
@@ -147,11 +150,14 @@ class NodeApp:
     checkpointer: Checkpointer
     workers: ImportWorkers | None = None
     lock: DataDirLock | None = None
+    retention: RetentionJob | None = None
     journal: ChangeJournal | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
         set_health(self.health, SERVICES, serving=False)
+        if self.retention is not None:
+            self.retention.stop()
         self.checkpointer.stop()
         self.server.stop(grace).wait()
         if self.workers is not None:
@@ -316,6 +322,21 @@ def start_node(config: NodeConfig) -> NodeApp:
                 server,
             )
 
+        retention = None
+        if config.retention.scheduled_run:  # the node itself is the actor of its job
+            node_actor = Actor.machine(str(IdentityFiles(config.identity_dir).spiffe_id()))
+            retention = RetentionJob(
+                RetentionRun(
+                    store,
+                    keyring,
+                    registry,
+                    audited,
+                    rules=retention_rules(config),
+                    actor=node_actor,
+                ),
+                config.retention.run_every_hours * 3600,
+            )
+
         server, port, health_servicer = start_grpc_service(
             config,
             register,
@@ -335,12 +356,23 @@ def start_node(config: NodeConfig) -> NodeApp:
         lock.release()
         raise
     checkpointer.start()
+    if retention is not None:
+        retention.start()
     # Everything made while starting lives as long as the node: keep it out of the cyclic
     # garbage collector's full passes, which otherwise stall requests for milliseconds.
     gc.collect()  # start-up's garbage first, so none of it is kept for good
     gc.freeze()
     return NodeApp(
-        server, port, store, health_servicer, audit, checkpointer, workers, lock, journal
+        server,
+        port,
+        store,
+        health_servicer,
+        audit,
+        checkpointer,
+        workers,
+        lock,
+        retention,
+        journal,
     )
 
 
@@ -348,13 +380,15 @@ class OperatorSession:
     """The node opened with its KEK for an operator's commands on the node's host.
 
     :meth:`access_report` and :meth:`pseudonym` touch a child and leave one leaf each,
-    named after the operator (node/audit/report.py); the key commands read only public
+    named after the operator (node/audit/report.py), and so does each erasure of
+    :meth:`retention_apply` (node/records/retention.py); the key commands read only public
     keys derived from the keyring and leave none. Close it (or use it as a context
     manager) to close the store.
     """
 
     def __init__(self, config: NodeConfig, login: str | None = None) -> None:
         actor = Actor.operator(config.department_id, login or getpass.getuser())
+        self._rules = retention_rules(config)
         self._federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         self._department = config.department_id
         self._store, self._keyring = open_node(config)
@@ -365,8 +399,15 @@ class OperatorSession:
                 federation=self._federation,
                 department=self._department,
             )
-            self._commands = OperatorCommands(
-                Audited(self._store, self._keyring, self._audit), self._keyring, actor
+            audited = Audited(self._store, self._keyring, self._audit)
+            self._commands = OperatorCommands(audited, self._keyring, actor)
+            self._retention = RetentionRun(
+                self._store,
+                self._keyring,
+                Registry(self._store, self._keyring, districts=config.districts),
+                audited,
+                rules=self._rules,
+                actor=actor,
             )
         except BaseException:
             self._store.close()
@@ -384,6 +425,27 @@ class OperatorSession:
     def pseudonym(self, child_id: str) -> str:
         """The child's keyed pseudonym in the audit log, hex."""
         return self._commands.pseudonym(child_id)
+
+    def retention_review(self, today: dt.date) -> list[Due]:
+        """What the retention rules make due on ``today`` (one review leaf; nothing erased).
+        FailedPrecondition if no rule is configured."""
+        self._need_rules()
+        return self._retention.review(today)
+
+    def retention_apply(
+        self, today: dt.date, progress: Callable[[int, int], None] | None = None
+    ) -> Outcome:
+        """Erase every child due on ``today``, one ``child.erase`` leaf each naming the
+        operator. FailedPrecondition if no rule is configured."""
+        self._need_rules()
+        return self._retention.apply(today, progress)
+
+    def _need_rules(self) -> None:
+        if not self._rules.any:
+            raise FailedPrecondition(
+                "no retention rule is configured: set erase_years_after_closed or "
+                "erase_at_age under [retention] in the node's configuration"
+            )
 
     def audit_key(self) -> tuple[str, str]:
         """The log's origin and the verifier key auditors and witnesses pin."""
@@ -460,6 +522,11 @@ def rotate_kek(
             progress=progress,
             fault=fault,
         )
+
+
+def retention_rules(config: NodeConfig) -> Rules:
+    """The retention rules of the node's configuration."""
+    return Rules(config.retention.erase_years_after_closed, config.retention.erase_at_age)
 
 
 def serve(config: NodeConfig, ready_file: Path | None = None) -> None:

@@ -47,6 +47,7 @@ ACTIONS: Final = frozenset(
         "consent.grant",
         "consent.withdraw",
         "audit.read",
+        "retention.review",  # what the retention rules make due was listed (no subject)
         "keys.rotate",  # an operator rewrapped every key under a new KEK
         "node.restore",  # an operator restored the node from a backup and its journal
         "denied",

@@ -22,15 +22,16 @@ released vector); tables computed from then on do not count the child.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
 from childreg.audit.leaf import utc_now
-from childreg.errors import AlreadyExists, Erased, NotFound
+from childreg.errors import AlreadyExists, Erased, KeyProblem, NotFound
 from childreg.history import ErasureIn
 from node.audit.actor import acting
 from node.crypto.keys import Keyring
-from node.store.base import RecordStore, StoredErasure
+from node.store.base import RecordStore, StoredChild, StoredErasure
 
 #: What every read of an erased child answers (no data, no date, no reason).
 ERASED_MESSAGE: Final = (
@@ -92,11 +93,7 @@ class Eraser:
             stored = store.get_child(child_id)
             if stored is None:
                 raise absent(store, self._keys, child_id)
-            key = self._keys.child_key(child_id, stored.key_version, stored.wrapped_key)
-            identity = json.loads(
-                self._keys.unseal(key, child_id, _IDENTITY, stored.sealed_identity)
-            )
-            del key  # the last copy in memory goes with this frame
+            identity = self._identity(stored)
             erased = {
                 "identity": 1,
                 "placements": len(store.placements(child_id)),
@@ -118,3 +115,33 @@ class Eraser:
             guardian=identity.get("guardian_name"),
             erased=erased,
         )
+
+    def reapply(self, tombstones: Iterable[StoredErasure]) -> int:
+        """Re-apply erasures known from elsewhere (a restore: the tombstones journaled or
+        read back from the ``child.erase`` leaves, which hold the same four values): every
+        held child whose pseudonym has a tombstone is erased again, and each tombstone is
+        kept, with or without a child. One transaction; returns how many children held
+        again were erased. Idempotent."""
+        wanted = {t.pseudonym: t for t in tombstones}
+        if not wanted:
+            return 0
+        erased = 0
+        with self._store.atomic():
+            held = {self._keys.pseudonym(cid): cid for cid in list(self._store.child_ids())}
+            for pseudonym, tombstone in wanted.items():
+                child_id = held.get(pseudonym, "")  # "": the tombstone alone
+                self._store.erase_child(child_id, tombstone)
+                erased += bool(child_id)
+        return erased
+
+    def _identity(self, stored: StoredChild) -> dict[str, str | None]:
+        """The child's identity fields for the receipt; empty if its key or identity does not
+        open (a damaged row is erased all the same)."""
+        cid = stored.child_id
+        try:
+            key = self._keys.child_key(cid, stored.key_version, stored.wrapped_key)
+            plain = self._keys.unseal(key, cid, _IDENTITY, stored.sealed_identity)
+        except KeyProblem:
+            return {}
+        fields: dict[str, str | None] = json.loads(plain)
+        return fields

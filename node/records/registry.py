@@ -46,6 +46,7 @@ from node.store.base import (
     StoredCareSetting,
     StoredChild,
     StoredClosure,
+    StoredErasure,
     StoredPlacement,
     pack_sealed,
 )
@@ -370,6 +371,11 @@ class Registry:
         key and every row go, a tombstone keeps its pseudonym; open or closed alike.
         NotFound if it is not held, Erased if it was erased already."""
         return self._eraser.erase(erasure)
+
+    def reapply_erasures(self, tombstones: Iterable[StoredErasure]) -> int:
+        """Erase again every held child with one of ``tombstones`` and keep them all (a
+        restore; node/records/erasure.py ``Eraser.reapply``); how many were held again."""
+        return self._eraser.reapply(tombstones)
 
     def history(self, child_id: str) -> ChildHistory:
         """Every recorded step of a child's record, oldest first; NotFound if absent."""

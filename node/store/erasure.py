@@ -32,6 +32,8 @@ class ErasureStore(Transactional):
       for a child no longer (or never) held, it removes whatever rows remain and changes
       nothing else. It returns True if it recorded the tombstone now, False if one was held.
       A child id held again after an erasure (a restore) is erased again by the same call.
+      An empty ``child_id`` names no child (no child id is empty): the call records the
+      tombstone alone (a restore re-applying an erasure whose child it did not bring back).
     - ``erased_children`` returns every tombstone, ordered by (erased_at, pseudonym);
       ``erasure_of`` the tombstone of one pseudonym, or None. Tombstones are never changed
       or removed.

@@ -158,3 +158,13 @@ def test_retention_candidates(store: RecordStore) -> None:
     assert store.born_on_or_before(dt.date(2000, 1, 2)) == ["C1", "C3"]
     store.erase_child("C2", tombstone())
     assert store.closed_on_or_before(dt.date(2030, 1, 1)) == [("C3", dt.date(2021, 6, 1))]
+
+
+def test_an_empty_child_id_records_the_tombstone_alone(store: RecordStore) -> None:
+    """erase_child("", tombstone) removes nothing and keeps the tombstone, once."""
+    held_child(store, "C1", b"n1" * 16)
+    assert store.erase_child("", tombstone(7)) is True
+    assert store.erase_child("", tombstone(7)) is False
+    assert store.erased_children() == [tombstone(7)]
+    assert store.get_child("C1") is not None
+    assert len(store.events("C1")) == 1

@@ -6,8 +6,9 @@ registered) and then registered with --not-duplicate; `find --json` finds the fi
 by its name in the other script; an assessment, a placement and a care setting are
 recorded; `show --json` reflects them. One child's whole life (register answering the
 warning, find, assess, place, care twice, correct, close) shows in `history` and is one leaf
-per step. Missing values off a terminal are an error naming
-each option; a code the node does not know is refused naming its field.
+per step. A child erased with `erase` writes the guardian's receipt and then reads as
+erased. Missing values off a terminal are an error naming each option; a code the node
+does not know is refused naming its field.
 """
 
 from __future__ import annotations

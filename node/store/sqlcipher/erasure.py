@@ -4,7 +4,9 @@ The connection runs with ``secure_delete = ON`` (connection.py), so SQLite overw
 deleted cells and freed pages with zeros instead of leaving them in the file; this part
 checks that before it deletes anything. Histories, closings, consents and emergency
 accesses are append-only by trigger, except for the child named in ``child_erasing``,
-which exists only inside :meth:`SqlCipherErasure.erase_child`'s savepoint.
+which exists only inside :meth:`SqlCipherErasure.erase_child`'s savepoint. Once the
+transaction holding an erasure commits, the WAL is checkpointed and truncated
+(transaction.py), so the old versions of the erased pages do not linger in ``-wal``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class SqlCipherErasure(SqlCipherBase, ErasureStore):
                 conn.execute("RELEASE erase_child")
                 raise
             conn.execute("RELEASE erase_child")
+            self._truncate_wal_after_commit = True
             return bool(added)
 
     def erased_children(self) -> list[StoredErasure]:

@@ -33,6 +33,9 @@ class SqlCipherBase(Transactional):
         self._nesting = BlockNesting()
         self._viewer: int | None = None  # the thread inside read_view(), if any
         self._closed = False
+        #: Set by a write whose old page versions must not linger in the WAL (an erasure):
+        #: the transaction that commits it then checkpoints and truncates the WAL.
+        self._truncate_wal_after_commit = False
 
     @classmethod
     def open(cls, path: Path, key_hex: str, *, create: bool = False) -> Self:
@@ -57,9 +60,15 @@ class SqlCipherBase(Transactional):
             yield
             self._conn.execute("COMMIT")
         except BaseException:
+            self._truncate_wal_after_commit = False
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
+        if self._truncate_wal_after_commit:
+            self._truncate_wal_after_commit = False
+            # Best effort: a reader inside a read transaction keeps the frames it reads
+            # (the checkpoint then copies what it can and the WAL is reused later).
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     @contextmanager
     def read_view(self) -> Iterator[None]:

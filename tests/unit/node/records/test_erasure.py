@@ -7,6 +7,7 @@ id is never taken again; the erasure says what it removed, for the guardian's re
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from node.consent.receipts import KEPT, erasure_receipt_data, erasure_receipt_ht
 from node.crypto.keys import Keyring
 from node.records.erasure import ERASED_MESSAGE, Erasure
 from node.records.registry import IDENTITY_CONTEXT, Registry, assessment_context
-from node.store.base import RecordStore
+from node.store.base import RecordStore, StoredErasure
+from node.store.memory import MemoryStore
 from tests.unit.node.records.children import a_child
 
 STAFF = Actor.staff("baku", "aysel")
@@ -199,3 +201,37 @@ def test_a_bad_reason_is_refused_naming_the_field(registry: Registry) -> None:
         parse(ErasureIn, {"child_id": "C1", "reason": "because"}, what="erasure")
     assert [v.field for v in caught.value.violations] == ["reason"]
     assert registry.get_child("C1").child.child_id == "C1"
+
+
+def test_erasures_are_reapplied_after_a_restore(
+    registry: Registry, store: RecordStore, keyring: Keyring
+) -> None:
+    """Tombstones re-applied to a state that holds the child again erase it again, and one
+    whose child is not held is kept alone; applying them twice changes nothing more."""
+    erase(registry)
+    tombstones = store.erased_children()
+    fresh = MemoryStore()  # a state restored from before the erasure: C1, no tombstone
+    again = Registry(fresh, keyring)
+    again.register_child(a_child("C1"))
+    elsewhere = StoredErasure(bytes(32), "2026-12-07T10:00:00Z", "x", "legal_order")
+    assert again.reapply_erasures([*tombstones, elsewhere]) == 1
+    assert fresh.get_child("C1") is None
+    assert fresh.erased_children() == sorted(
+        [*tombstones, elsewhere], key=lambda t: (t.erased_at, t.pseudonym)
+    )
+    with pytest.raises(Erased):
+        again.get_child("C1")
+    assert again.reapply_erasures(tombstones) == 0
+    assert again.reapply_erasures([]) == 0
+
+
+def test_a_record_whose_key_does_not_open_is_erased_all_the_same(
+    registry: Registry, store: RecordStore
+) -> None:
+    """A damaged row (its wrapped key replaced) is erased; the receipt has no guardian."""
+    held = store.get_child("C1")
+    assert held is not None
+    store.replace_child(dataclasses.replace(held, wrapped_key=bytes(len(held.wrapped_key))))
+    erasure = erase(registry)
+    assert erasure.guardian is None
+    assert store.get_child("C1") is None

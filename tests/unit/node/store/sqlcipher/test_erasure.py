@@ -90,3 +90,14 @@ def test_tombstones_survive_reopening(store: SqlCipherStore, db_path: Path, key_
         )
     finally:
         reopened.close()
+
+
+def test_an_erasure_truncates_the_wal(store: SqlCipherStore, db_path: Path) -> None:
+    """Once an erasure commits, the WAL holding the old pages is checkpointed to nothing."""
+    held_child(store, "C1", b"n1" * 16)
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert wal.stat().st_size > 0
+    with store.atomic():
+        store.erase_child("C1", tombstone())
+        assert wal.stat().st_size > 0  # not before the commit
+    assert wal.stat().st_size == 0
