@@ -226,6 +226,18 @@ def node_profile(config: NodeConfig) -> Profile:
     return country
 
 
+def _open_store(
+    config: NodeConfig, keyring: Keyring
+) -> tuple[SqlCipherStore, ChangeJournal | None]:
+    """The serving node's store with its change journal caught up and attached."""
+    store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    try:
+        return store, attach_journal(config, store, keyring, catch=True)
+    except BaseException:
+        store.close()
+        raise
+
+
 def start_node(config: NodeConfig) -> NodeApp:
     """Install the country profile, open storage and start the mutual-TLS gRPC server."""
     profile.install(node_profile(config))
@@ -241,15 +253,13 @@ def start_node(config: NodeConfig) -> NodeApp:
         lock.release()
         raise
     try:
-        store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+        store, journal = _open_store(config, keyring)
     except BaseException:
         if workers is not None:
             workers.close()
         lock.release()
         raise
-    journal: ChangeJournal | None = None
     try:
-        journal = attach_journal(config, store, keyring, catch=True)
         registry = Registry(store, keyring, districts=config.districts)
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         authority = load_verify_key(config.statistics_authority_key)
