@@ -169,6 +169,9 @@ def test_restore_drill(tmp_path: Path, synthetic: tuple[list[DepartmentPlan], li
             )
             assert reply.registered
         grant(fed, ids[2], tmp_path / "receipts")
+        # An operator's command is another process appending leaves to the same journal.
+        r = cli("node", "access-report", ids[0], "--config", str(party.config), "--json")
+        assert r.returncode == 0, r.stderr
         staff = fed.identity(f"staff-{dept}")
         r = cli("consent", "withdraw", withdrawn, *node_args(fed, staff), "--json")
         assert r.returncode == 0, r.stderr
