@@ -452,3 +452,27 @@ def test_an_erasure_after_the_backup_holds_across_the_restore(node: Node, tmp_pa
                 registry.register_child(child(f"C{n}", n), not_duplicate_reason="again")
     finally:
         store.close()
+
+
+def test_neither_the_backup_nor_the_journal_holds_a_name_or_id(node: Node, tmp_path: Path) -> None:
+    """A planted name, national id and child id appear in no byte of the backup's files
+    or of the change journal (the backup is encrypted; leaves name children by pseudonym)."""
+
+    def plant(
+        audited: Audited, registry: Registry, store: SqlCipherStore, keyring: Keyring
+    ) -> None:
+        planted = child("PLANTED77", 77).model_copy(
+            update={"given_name": "Zarifaplanted", "national_id": "AZE7777777"}
+        )
+        audited.change(STAFF, "child.register", b"p",
+                       lambda: registry.register_child(planted, not_duplicate_reason="t"),
+                       "PLANTED77")  # fmt: skip
+
+    node.work(plant)
+    backup_node(node.cfg, tmp_path / "b")
+    files = [*(tmp_path / "b").iterdir(), *(tmp_path / "journal").iterdir()]
+    assert len(files) == 4
+    for path in files:
+        raw = path.read_bytes()
+        for marker in (b"Zarifaplanted", b"AZE7777777", b"PLANTED77"):
+            assert marker not in raw, (path.name, marker)
