@@ -18,7 +18,8 @@ withdrawn consents. Here, with the node stopped and its data directory empty:
 4. each configured witness is asked for the checkpoint it holds, and the rebuilt log must
    extend it (same root at its size); otherwise nothing is committed and the restore
    refuses, because starting that node would make the witness record equivocation;
-5. a ``node.restore`` leaf names the operator and the backup.
+5. a ``node.restore`` leaf names the operator and the backup, and the whole log is
+   checkpointed (the same signed note a witness holds, at its size, is the node's again).
 
 Changes to records after the backup (registrations, corrections, placements,
 assessments, consents given, imports) cannot be recovered from leaves, which hold no
@@ -367,6 +368,7 @@ def restore_node(
             {"backup_created_at": manifest["created_at"], "audit_size": size}, sort_keys=True
         ).encode()
         audit.append(actor=actor.name, action=RESTORE_ACTION, request=request)
+        audit.checkpoint()  # the restored node serves a checkpoint of its whole log at once
         report.audit_size = audit.size
     except BaseException:
         store.close()
@@ -446,5 +448,6 @@ def _reapply(
         elif event.action == "keys.rotate":
             report.warnings.append(
                 f"the KEK was rotated after this backup (leaf {seq}): the restored keys are "
-                "wrapped by the backup's KEK; run `childreg node rotate-kek` to the current one"
+                "wrapped by the backup's KEK; run `childreg node rotate-kek` with a "
+                "configuration naming that KEK and --new-kek the current one, before starting"
             )

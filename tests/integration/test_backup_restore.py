@@ -34,7 +34,7 @@ from childreg.audit.checkpoint import Checkpoint, sign_checkpoint
 from childreg.audit.leaf import AuditEvent
 from childreg.audit.note import NoteSigner
 from childreg.config import load_config
-from childreg.errors import AlreadyExists, FailedPrecondition
+from childreg.errors import AlreadyExists, FailedPrecondition, KeyProblem
 from childreg.history import ErasureIn
 from childreg.models import ChildIn
 from node.audit.actor import Actor
@@ -54,6 +54,7 @@ from node.server import (
     kek_source,
     open_node,
     restore_node,
+    rotate_kek,
     verify_backup,
 )
 from node.store.sqlcipher import SqlCipherStore
@@ -476,3 +477,24 @@ def test_neither_the_backup_nor_the_journal_holds_a_name_or_id(node: Node, tmp_p
         raw = path.read_bytes()
         for marker in (b"Zarifaplanted", b"AZE7777777", b"PLANTED77"):
             assert marker not in raw, (path.name, marker)
+
+
+def test_a_backup_from_before_a_kek_rotation_restores_with_its_kek(
+    node: Node, tmp_path: Path
+) -> None:
+    """After a KEK rotation a backup made before it opens only with the old KEK
+    (--kek-file); the restore warns, and rotating again makes the new KEK the node's."""
+    backup_node(node.cfg, tmp_path / "b")
+    generate_key_file(tmp_path / "new.key")
+    rotate_kek(node.cfg, tmp_path / "new.key")  # its keys.rotate leaf is journaled
+    new_config = tmp_path / "node-new.toml"
+    new_config.write_text(node.config.read_text().replace("kek.key", "new.key"))
+    new = load_config(NodeConfig, new_config)
+    shutil.rmtree(tmp_path / "data")
+    with pytest.raises(KeyProblem):
+        restore_node(new, tmp_path / "b")
+    report = restore_node(new, tmp_path / "b", kek_file=tmp_path / "kek.key")
+    assert any("rotated after this backup" in w for w in report.warnings)
+    rotate_kek(node.cfg, tmp_path / "new.key")
+    store, _ = open_node(new)
+    store.close()
