@@ -4,7 +4,8 @@ A witnessed node with a change journal serves 40 children and two consents; it i
 backed up while it serves; then it takes more — a registration, a third consent, the
 withdrawal of one of the first two, a statistics release that spends the snapshot's
 whole budget, one child's erasure — and the witness cosigns all of it. The node is
-stopped, its data directory wiped, and `childreg node restore` rebuilds it. Afterwards:
+stopped, its data directory wiped; the backup's files put back by hand make a node that
+refuses to start; `childreg node restore` rebuilds it. Afterwards:
 `audit verify --witness` exits 0 and the witness holds no evidence; the snapshot's
 budget is still spent (the same table comes back as released, another is refused); the
 withdrawn consent stays withdrawn; the erased child is not served and its sealed
@@ -27,7 +28,7 @@ import pytest
 import sqlcipher3
 
 from childreg.audit.checkpoint import childreg_origin
-from childreg.errors import KeyProblem
+from childreg.errors import KeyProblem, Unavailable
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from childreg.v1 import records_pb2 as pb
@@ -183,7 +184,16 @@ def test_restore_drill(tmp_path: Path, synthetic: tuple[list[DepartmentPlan], li
 
         fed.stop_party(party)
         held = witnessed_size(fed)
-        shutil.rmtree(tmp_path / "fed" / "nodes" / dept / "data")
+        data_dir = tmp_path / "fed" / "nodes" / dept / "data"
+        shutil.rmtree(data_dir)
+        # What "back up both" did: the copy put back by hand. The node refuses to start.
+        data_dir.mkdir()
+        for name in ("records.db", "keyring.json"):
+            shutil.copyfile(backup / name, data_dir / name)
+        with pytest.raises(Unavailable):
+            fed.start_nodes()
+        assert "older than the journal" in party.log.read_text()
+        shutil.rmtree(data_dir)
         r = cli("node", "restore", "--config", str(party.config), "--from", str(backup), "--json")
         assert r.returncode == 0, r.stderr
         report = json.loads(r.stdout)
