@@ -240,8 +240,11 @@ def _check_witnesses(
     client: WitnessClient | None,
     witnesses: Iterable[WitnessEndpoint],
     report: RestoreReport,
+    *,
+    strict: bool = True,
 ) -> None:
-    """Every reachable witness's checkpoint must be a prefix of the rebuilt log."""
+    """Every reachable witness's checkpoint must be a prefix of the rebuilt log (when not
+    ``strict``, a restore without a journal, one that is not is a warning)."""
     verifier = NoteVerifier.from_key_string(audit.verifier_key)
     size = audit.size
     for witness in witnesses:
@@ -258,7 +261,19 @@ def _check_witnesses(
             report.witnesses.append({"name": witness.name, "reachable": True, "size": 0})
             continue
         checkpoint, _ = open_checkpoint(held, [verifier], origin=audit.origin)
-        if checkpoint.size > size or audit.root(checkpoint.size) != checkpoint.root:
+        extends = checkpoint.size <= size and audit.root(checkpoint.size) == checkpoint.root
+        if not extends and not strict:
+            report.warnings.append(
+                f"witness {witness.name} holds a checkpoint of {checkpoint.size} leaves that "
+                "this log does not extend: it will refuse the node's checkpoints (tell its "
+                "operator and the auditors)"
+            )
+            report.witnesses.append(
+                {"name": witness.name, "reachable": True, "size": checkpoint.size,
+                 "extends": False}
+            )  # fmt: skip
+            continue
+        if not extends:
             raise FailedPrecondition(
                 f"witness {witness.name} holds a checkpoint of {checkpoint.size} leaves that "
                 f"the restored log ({size} leaves) does not extend: the change journal is "
@@ -359,7 +374,9 @@ def restore_node(
         with store.atomic():
             _replay(store, journal, size, report, progress)
             _reapply(Replay(store, keyring), journal, size, handlers=handlers, report=report)
-            _check_witnesses(audit, witness_client, witnesses, report)
+            _check_witnesses(
+                audit, witness_client, witnesses, report, strict=journal_dir is not None
+            )
         if journal_dir is not None:
             store.attach_journal(
                 ChangeJournal.open(journal_dir, department, keyring.audit_signing_seed())

@@ -336,8 +336,9 @@ def test_restore_refuses_a_journal_missing_leaves_a_witness_cosigned(
     node: Node, tmp_path: Path
 ) -> None:
     """When the journal lost its tail, the rebuilt log would not extend the witness's
-    checkpoint: the restore refuses and leaves no node in place; with the whole journal
-    it goes ahead and reports the witness extended."""
+    checkpoint: the restore refuses and leaves no node in place (without a journal, the
+    last resort, it warns instead); with the whole journal it goes ahead and reports the
+    witness extended."""
     backup_node(node.cfg, tmp_path / "b")
 
     def more(audited: Audited, registry: Registry, store: SqlCipherStore, keyring: Keyring) -> None:
@@ -357,16 +358,21 @@ def test_restore_refuses_a_journal_missing_leaves_a_witness_cosigned(
     )  # fmt: skip
     cfg = node.cfg
 
-    def restore() -> RestoreReport:
+    def restore(journal_dir: Path | None = cfg.backup.journal_dir) -> RestoreReport:
         return restore_core(
             tmp_path / "b", cfg.data_dir, kek_source(cfg), federation=FEDERATION,
-            department=DEPARTMENT, actor=STAFF, journal_dir=cfg.backup.journal_dir,
-            witness_client=HoldingWitness(note), witnesses=(witness,),
+            department=DEPARTMENT, actor=STAFF, journal_dir=journal_dir,
+            without_journal=journal_dir is None, witness_client=HoldingWitness(note),
+            witnesses=(witness,),
         )  # fmt: skip
 
     with pytest.raises(FailedPrecondition, match="does not extend"):
         restore()
     assert not (cfg.data_dir / "records.db").exists()
+    last_resort = restore(None)  # without a journal: the witness's refusal is a warning
+    assert last_resort.witnesses[0]["extends"] is False
+    assert any("w1" in w for w in last_resort.warnings)
+    shutil.rmtree(cfg.data_dir)
     journal.write_bytes(whole)
     report = restore()
     assert report.witnesses == [{"name": "w1", "reachable": True, "size": 5, "extends": True}]
