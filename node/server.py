@@ -56,6 +56,7 @@ from node.config import NodeConfig
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
 from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
+from node.consent.receipts import DepartmentReceipts
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.journal import ChangeJournal, catch_up
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
@@ -238,9 +239,42 @@ def _open_store(
         raise
 
 
+def install_profile(config: NodeConfig) -> None:
+    """Install the node's country profile; warn if its directory lacks the department
+    (receipts then name it by its configured name, with no contacts)."""
+    country = node_profile(config)
+    profile.install(country)
+    if country.department(config.department_id) is None:
+        log.warning(
+            "node.not_in_directory",
+            department=config.department_id,
+            advice="ask the statistics authority to list the department (name, address, "
+            "phone, e-mail) in the country profile's directory (docs/country-profile.md)",
+        )
+
+
+def _retention_job(
+    config: NodeConfig,
+    store: SqlCipherStore,
+    keyring: Keyring,
+    registry: Registry,
+    audited: Audited,
+) -> RetentionJob | None:
+    """The serving node's scheduled retention run, if its rules ask for one."""
+    if not config.retention.scheduled_run:
+        return None
+    node_actor = Actor.machine(str(IdentityFiles(config.identity_dir).spiffe_id()))  # itself
+    return RetentionJob(
+        RetentionRun(
+            store, keyring, registry, audited, rules=retention_rules(config), actor=node_actor
+        ),
+        config.retention.run_every_hours * 3600,
+    )
+
+
 def start_node(config: NodeConfig) -> NodeApp:
     """Install the country profile, open storage and start the mutual-TLS gRPC server."""
-    profile.install(node_profile(config))
+    install_profile(config)
     lock = DataDirLock(config.data_dir).acquire()  # no KEK rotation while the node serves
     try:
         keyring = open_keyring(config, repair=True)
@@ -307,7 +341,8 @@ def start_node(config: NodeConfig) -> NodeApp:
         )
 
         def register(server: grpc.Server) -> None:
-            register_records(RecordsServicer(registry, audited, workers), server)
+            receipts = DepartmentReceipts(config.department_id, config.name)
+            register_records(RecordsServicer(registry, audited, workers, receipts), server)
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
                 StatisticsServicer(desk, audited, aggregation), server
             )
@@ -319,6 +354,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                     ConsentDesk(store, keyring, federation),
                     audited,
                     BreakGlassDesk(store, keyring, registry),
+                    receipts,
                 ),
                 server,
             )
@@ -332,20 +368,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                 server,
             )
 
-        retention = None
-        if config.retention.scheduled_run:  # the node itself is the actor of its job
-            node_actor = Actor.machine(str(IdentityFiles(config.identity_dir).spiffe_id()))
-            retention = RetentionJob(
-                RetentionRun(
-                    store,
-                    keyring,
-                    registry,
-                    audited,
-                    rules=retention_rules(config),
-                    actor=node_actor,
-                ),
-                config.retention.run_every_hours * 3600,
-            )
+        retention = _retention_job(config, store, keyring, registry, audited)
 
         server, port, health_servicer = start_grpc_service(
             config,

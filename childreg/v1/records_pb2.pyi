@@ -685,20 +685,24 @@ class Erasure(_message.Message):
 
     CHILD_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     child_id: _builtins.str
     reason: _builtins.str
     """guardian_request | registered_in_error | legal_order | retention_after_closed |
     retention_after_age
     """
+    language: _builtins.str
+    """The guardian's language for the receipt: en, ru, az or kk (empty: the profile's first)."""
     def __init__(
         self,
         *,
         child_id: _builtins.str = ...,
         reason: _builtins.str = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "language", b"language", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -714,12 +718,16 @@ class ErasureReceipt(_message.Message):
     ERASED_AT_FIELD_NUMBER: _builtins.int
     RECEIPT_JSON_FIELD_NUMBER: _builtins.int
     RECEIPT_HTML_FIELD_NUMBER: _builtins.int
+    RECEIPT_PDF_FIELD_NUMBER: _builtins.int
     pseudonym: _builtins.str
     """hex, as the audit log names the child"""
     erased_at: _builtins.str
     """UTC"""
     receipt_json: _builtins.str
     receipt_html: _builtins.str
+    """self-contained, printable, in the guardian's language"""
+    receipt_pdf: _builtins.bytes
+    """the same receipt as PDF (fonts embedded)"""
     def __init__(
         self,
         *,
@@ -727,10 +735,11 @@ class ErasureReceipt(_message.Message):
         erased_at: _builtins.str = ...,
         receipt_json: _builtins.str = ...,
         receipt_html: _builtins.str = ...,
+        receipt_pdf: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["erased_at", b"erased_at", "pseudonym", b"pseudonym", "receipt_html", b"receipt_html", "receipt_json", b"receipt_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["erased_at", b"erased_at", "pseudonym", b"pseudonym", "receipt_html", b"receipt_html", "receipt_json", b"receipt_json", "receipt_pdf", b"receipt_pdf"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

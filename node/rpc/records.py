@@ -22,7 +22,7 @@ from childreg.search import Registration
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.audit.service import Audited, Learnt
-from node.consent.receipts import erasure_receipt_html, erasure_receipt_json
+from node.consent.receipts import DepartmentReceipts, checked_language
 from node.records.erasure import Erasure
 from node.records.registry import Registry, SealedRow
 from node.rpc import convert
@@ -44,13 +44,18 @@ def _acked(fn: Callable[[], object]) -> Callable[[], pb.Ack]:
     return run
 
 
-def erasure_receipt_to_proto(erasure: Erasure) -> pb.ErasureReceipt:
-    """An erasure's answer: its pseudonym, time and the guardian's receipt."""
+def erasure_receipt_to_proto(
+    erasure: Erasure, receipts: DepartmentReceipts, language: str
+) -> pb.ErasureReceipt:
+    """An erasure's answer: its pseudonym, time and the guardian's receipt (HTML, PDF,
+    JSON) in ``language``."""
+    receipt = receipts.erasure(erasure, language)
     return pb.ErasureReceipt(
         pseudonym=erasure.pseudonym,
         erased_at=erasure.erased_at,
-        receipt_json=erasure_receipt_json(erasure),
-        receipt_html=erasure_receipt_html(erasure),
+        receipt_json=receipt.json(),
+        receipt_html=receipt.html,
+        receipt_pdf=receipt.pdf(),
     )
 
 
@@ -67,11 +72,16 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
     """Department staff's access to their children's records."""
 
     def __init__(
-        self, registry: Registry, audited: Audited, workers: ImportWorkers | None = None
+        self,
+        registry: Registry,
+        audited: Audited,
+        workers: ImportWorkers | None = None,
+        receipts: DepartmentReceipts | None = None,
     ) -> None:
         self._registry = registry
         self._audited = audited
         self._workers = workers
+        self._receipts = receipts or DepartmentReceipts("")
 
     def RegisterChild(
         self, request: pb.RegisterChildRequest, context: grpc.ServicerContext
@@ -123,13 +133,19 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
         )
 
     def EraseChild(self, request: pb.Erasure, context: grpc.ServicerContext) -> pb.ErasureReceipt:
+        def erase() -> pb.ErasureReceipt:
+            checked = history.erasure_from_proto(request)
+            language = checked_language(request.language)  # before anything is destroyed
+            erasure = self._registry.erase_child(checked)
+            # Rendered inside the transaction: the guardian's name exists only in this
+            # answer, so an erasure whose receipt cannot be made is rolled back.
+            return erasure_receipt_to_proto(erasure, self._receipts, language)
+
         return self._audited.change(
             actor_of(context),
             "child.erase",
             request.SerializeToString(),
-            lambda: erasure_receipt_to_proto(
-                self._registry.erase_child(history.erasure_from_proto(request))
-            ),
+            erase,
             request.child_id,
             purpose=request.reason if request.reason in ERASE_REASONS else "",
         )

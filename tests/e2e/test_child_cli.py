@@ -207,7 +207,8 @@ def test_one_childs_whole_life_through_the_cli(fed: LocalFederation) -> None:
 
 
 def test_erase_through_the_cli(fed: LocalFederation, tmp_path: Path) -> None:
-    """register → erase --receipt-dir --json → the receipt files and the pseudonym; show and
+    """register → erase --receipt-dir --language ru --json → the receipt files (HTML, PDF,
+    JSON, in Russian) and the pseudonym; show and
     a second erase then exit 6 saying "erased"; the access report lists the erasure leaf."""
     district = fed.departments[0].districts[0]
     who = ["--given-name", "Nərmin", "--family-name", "Quliyeva", "--born", "2012-01-20"]
@@ -216,8 +217,9 @@ def test_erase_through_the_cli(fed: LocalFederation, tmp_path: Path) -> None:
     receipts = tmp_path / "receipts"
     receipts.mkdir()
     code, out, err = child(
-        fed, "erase", "E1", "--reason", "guardian_request", "--receipt-dir", str(receipts), "--json"
-    )
+        fed, "erase", "E1", "--reason", "guardian_request", "--receipt-dir", str(receipts),
+        "--language", "ru", "--json",
+    )  # fmt: skip
     assert code == 0, err
     done = json.loads(out)
     assert (done["erased"], done["child_id"]) == (True, "E1")
@@ -225,9 +227,13 @@ def test_erase_through_the_cli(fed: LocalFederation, tmp_path: Path) -> None:
     assert sorted(p.name for p in receipts.iterdir()) == [
         f"erasure-{pseudonym}.html",
         f"erasure-{pseudonym}.json",
+        f"erasure-{pseudonym}.pdf",
     ]
     receipt = json.loads((receipts / f"erasure-{pseudonym}.json").read_text("utf-8"))
     assert (receipt["child_id"], receipt["reason"]) == ("E1", "guardian_request")
+    page = (receipts / f"erasure-{pseudonym}.html").read_text("utf-8")
+    assert "Запись удалена" in page  # in the guardian's language
+    assert "spiffe://" not in page
 
     for args in (["show", "E1"], ["erase", "E1", "--reason", "guardian_request"]):
         code, _, err = child(fed, *args)

@@ -76,6 +76,29 @@ def test_a_bad_reason_is_refused_and_nothing_is_erased(node: Node) -> None:
     assert node.leaves()[-1].purpose == ""  # free text never reaches a leaf
 
 
+def test_a_receipt_in_russian_with_its_pdf_and_an_unknown_language_erases_nothing(
+    node: Node,
+) -> None:
+    """The receipt comes in the language asked for, with its PDF; a language childreg does
+    not speak is INVALID_ARGUMENT before anything is erased."""
+    assert register(node, child("C1", "Aysel", "Məmmədova")).registered
+    assert register(node, child("C2", "Leyla", "Həsənova")).registered
+    with pytest.raises(grpc.RpcError) as caught:
+        node.stub.EraseChild(
+            pb.Erasure(child_id="C1", reason="guardian_request", language="xx"), timeout=10
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "language" in (caught.value.details() or "")
+    assert node.store.get_child("C1") is not None
+    reply = node.stub.EraseChild(
+        pb.Erasure(child_id="C2", reason="registered_in_error", language="ru"), timeout=10
+    )
+    assert "Запись удалена" in reply.receipt_html
+    assert "spiffe://" not in reply.receipt_html
+    assert reply.receipt_pdf.startswith(b"%PDF-")
+    assert json.loads(reply.receipt_json)["language"] == "ru"
+
+
 def test_only_department_staff_may_erase(node: Node, issue: IssueFn) -> None:
     """An auditor's or a school's EraseChild is PERMISSION_DENIED and erases nothing."""
     assert register(node, child("C1", "Aysel", "Məmmədova")).registered

@@ -134,9 +134,18 @@ def erase(
         typer.Option(
             "--receipt-dir",
             file_okay=False,
-            help="Write the guardian's erasure receipt (.json, .html) here.",
+            help="Write the guardian's erasure receipt (.html, .pdf, .json) here "
+            "[default: $XDG_DATA_HOME/childreg/receipts, i.e. ~/.local/share/childreg/receipts].",
         ),
     ] = None,
+    language: Annotated[
+        str,
+        typer.Option(
+            "--language",
+            help="The guardian's language for the receipt: en, ru, az or kk "
+            "[default: the country profile's first language].",
+        ),
+    ] = "",
     server_name: ServerNameOpt = None,
     timeout: TimeoutOpt = 10.0,
     as_json: JsonOpt = False,
@@ -154,7 +163,7 @@ def erase(
     """
     need = ask(child_id=child_id, reason=reason)
     endpoint = Endpoint(node, identity, server_name, timeout)
-    erased = records.erase_child(endpoint, need["child_id"], need["reason"], receipt_dir)
+    erased = records.erase_child(endpoint, need["child_id"], need["reason"], receipt_dir, language)
     if as_json:
         typer.echo(json.dumps({**dataclasses.asdict(erased), "erased": True}))
         return

@@ -24,11 +24,11 @@ import grpc
 from childreg.history import ChildHistory
 from childreg.models import ChildView
 from childreg.search import Registration, SearchPage
-from childreg.secretfile import write_private
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.rpc import convert, convert_history
 from tools.clients.client import Endpoint, call
+from tools.clients.receipts import write_receipt
 
 
 class ChildFields(TypedDict, total=False):
@@ -201,21 +201,25 @@ class Erased:
     files: list[str]
 
 
-def erase_child(endpoint: Endpoint, child_id: str, reason: str, receipt_dir: Path | None) -> Erased:
-    """Erase a child's record (crypto-shredding); the guardian's receipt is written to
-    ``receipt_dir`` (``erasure-<pseudonym>.json`` and ``.html``) when one is given."""
+def erase_child(
+    endpoint: Endpoint, child_id: str, reason: str, receipt_dir: Path | None, language: str = ""
+) -> Erased:
+    """Erase a child's record (crypto-shredding); the guardian's receipt, in ``language``
+    ("" for the profile's first), is written as ``erasure-<pseudonym>.html``, ``.pdf`` and
+    ``.json`` into ``receipt_dir`` (the default receipt directory when None)."""
     reply = _records(
         endpoint,
         "erase",
         lambda stub: stub.EraseChild,
-        pb.Erasure(child_id=child_id, reason=reason),
+        pb.Erasure(child_id=child_id, reason=reason, language=language),
     )
-    files: list[str] = []
-    if receipt_dir is not None:
-        for suffix, text in ((".json", reply.receipt_json), (".html", reply.receipt_html)):
-            path = receipt_dir / f"erasure-{reply.pseudonym}{suffix}"
-            write_private(path, text.encode("utf-8"))
-            files.append(str(path))
+    files = write_receipt(
+        receipt_dir,
+        f"erasure-{reply.pseudonym}",
+        reply.receipt_html,
+        reply.receipt_pdf,
+        reply.receipt_json,
+    )
     return Erased(child_id, reply.pseudonym, reply.erased_at, files)
 
 

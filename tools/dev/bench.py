@@ -19,7 +19,8 @@
     (tools/dev/bench_extract.py);
 (g) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
     (b), in the same federation (tools/dev/bench_secagg.py);
-(k)/(l) the online backup ÷ copying the node's files, and the restore drill's work
+(k) the guardian's receipt: its PDF render ÷ its HTML render (tools/dev/bench_receipts.py);
+(l)/(m) the online backup ÷ copying the node's files, and the restore drill's work
     (tools/dev/bench_backup.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
@@ -71,6 +72,7 @@ from tools.dev import (
     bench_backup,
     bench_extract,
     bench_kek,
+    bench_receipts,
     bench_search,
     bench_secagg,
     synth,
@@ -108,7 +110,7 @@ class Sizes:
     search_queries: int
     search_registrations: int
     kek_children: int = bench_kek.GOAL_CHILDREN  # (j): children whose keys are rewrapped
-    backup_children: int = 100_000  # (k), (l): children of the node backed up and restored
+    backup_children: int = 100_000  # (l), (m): children of the node backed up and restored
 
 
 FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)
@@ -458,6 +460,10 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
             "kek_rotation": bench_kek.measure_kek_rotation(
                 list(scaled(base, sizes.kek_children, "kek")), root, say
             ),
+            "receipts": _say_then(
+                say, "(k) the guardian's receipt as HTML and as PDF",
+                lambda: bench_receipts.measure_receipts(5 * sizes.repeats),
+            ),
             "backup": bench_backup.measure_backup_restore(
                 list(scaled(base, sizes.backup_children, "bak")), root, say,
                 changes=min(1_000, sizes.backup_children),
@@ -581,6 +587,14 @@ def render(result: dict[str, Any]) -> Table:
         f"{kek['children_per_second']:,} children/s",
         f"{kek['seconds_for_100000']} s for 100,000",
         f"≤ {kek['goal_seconds_for_100000']} s for 100,000",
+    )
+    rec = result["receipts"]
+    table.add_row(
+        f"guardian's receipt as PDF, p95 of {rec['samples']} (WeasyPrint, fonts embedded)",
+        f"{rec['pdf_p95_ms']} ms",
+        f"{rec['html_p95_ms']} ms the same receipt as HTML (template)",
+        f"{rec['ratio']}",
+        f"≤ {rec['goal_pdf_p95_ms']:.0f} ms",
     )
     bak = result["backup"]
     table.add_row(

@@ -1,6 +1,6 @@
 """`childreg bench`, backup and restore: the online backup ÷ copying the files; the restore.
 
-(k) ``childreg node backup``'s work (node/backup.py) on a real SQLCipher node of ``n``
+(l) ``childreg node backup``'s work (node/backup.py) on a real SQLCipher node of ``n``
     children imported through the registry, its store open as a serving node's is: the
     online copy (the encrypted file and its log copied under a pinned read transaction,
     the log folded into the copy: node/store/sqlcipher/backup.py), the keyring, the
@@ -8,7 +8,7 @@
     Baseline, in the same run on the same disk: copying the node's two files with
     ``shutil.copyfile`` and fsync (what "back up both" did, with the node stopped).
     Goal: ≤ 3.
-(l) The restore drill's work: after the backup the node takes ``changes`` more journaled
+(m) The restore drill's work: after the backup the node takes ``changes`` more journaled
     leaves and a privacy-ledger charge (the change journal on, as in production); its data
     directory is wiped, and ``childreg node restore``'s work (node/restore.py) verifies the
     backup, places it, reads and checks the journal, replays the leaves and the charge,
@@ -70,7 +70,7 @@ def _node(records: Sequence[ImportRecord], data: Path, source: KekSource, say: S
         registry = Registry(store, keyring)
         for start in range(0, len(records), _BATCH):
             registry.import_records(records[start : start + _BATCH])
-            say(f"(k) imported {min(start + _BATCH, len(records)):,} children")
+            say(f"(l) imported {min(start + _BATCH, len(records)):,} children")
     finally:
         store.close()
 
@@ -78,7 +78,7 @@ def _node(records: Sequence[ImportRecord], data: Path, source: KekSource, say: S
 def measure_backup_restore(
     records: Sequence[ImportRecord], root: Path, say: Say, changes: int = 1_000
 ) -> dict[str, Any]:
-    """(k) and (l) on a fresh node holding ``records``."""
+    """(l) and (m) on a fresh node holding ``records``."""
     n = len(records)
     work = root / "backup"
     work.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def measure_backup_restore(
     source = KekSource.from_key_file(work / "kek.key")
     data, journal_dir = work / "data", work / "journal"
     journal_dir.mkdir()
-    say(f"(k) importing {n:,} children for the backup")
+    say(f"(l) importing {n:,} children for the backup")
     _node(records, data, source, say)
     files = [data / "records.db", data / "keyring.json"]
     size_mb = sum(p.stat().st_size for p in files) / 1e6
@@ -98,7 +98,7 @@ def measure_backup_restore(
     try:
         catch_up(journal, store)
         store.attach_journal(journal)
-        say(f"(k) online backup of {n:,} children ({size_mb:.0f} MB), the store open")
+        say(f"(l) online backup of {n:,} children ({size_mb:.0f} MB), the store open")
         summary = make_backup(
             data, source, work / "b1", federation=FEDERATION, department=DEPARTMENT
         )
@@ -107,7 +107,7 @@ def measure_backup_restore(
         )
         audited = Audited(store, keyring, audit)
         actor = Actor.operator(DEPARTMENT, "bench")
-        say(f"(l) {changes} journaled changes after the backup")
+        say(f"(m) {changes} journaled changes after the backup")
         for i in range(changes):
             audited.change(
                 actor, "child.correct", b"c%d" % i, lambda: None, records[i % n].child.child_id
@@ -125,7 +125,7 @@ def measure_backup_restore(
     restore_copy_s = _copy_files(
         [work / "b1" / "records.db", work / "b1" / "keyring.json"], work / "plain-restore"
     )
-    say(f"(l) restoring {n:,} children and replaying {changes + 1} journaled leaves")
+    say(f"(m) restoring {n:,} children and replaying {changes + 1} journaled leaves")
     started = time.perf_counter()
     report = restore_node(
         work / "b1", data, source, federation=FEDERATION, department=DEPARTMENT,

@@ -170,29 +170,40 @@ def test_grant_rechecks_a_model_built_elsewhere(desk: ConsentDesk) -> None:
 def test_receipts_say_what_who_why_until_and_how_to_withdraw(desk: ConsentDesk) -> None:
     """Both forms carry the shared fields, school, purpose, dates and withdrawal advice."""
     stored, token = desk.grant(desk.parse(consent_data()), "staff")
-    data = json.loads(receipt_json(stored, GUARDIAN, "grant"))
+    data = json.loads(receipt_json(stored, GUARDIAN, "grant", language="en"))
     assert data["consent_id"] == stored.consent_id
-    assert data["shared_with"] == SCHOOL
+    assert data["school"] == {"id": "school-7", "name": "school-7"}
     assert data["purpose"] == "iep_preparation"
     assert data["valid_until"] == "2026-02-28"
     assert any("functioning profile" in f for f in data["shared_fields"])
-    assert stored.consent_id in data["how_to_withdraw"]
-    page = receipt_html(stored, GUARDIAN, "grant")
-    for needle in (SCHOOL, stored.consent_id, "2026-02-28", "How to withdraw", "ICF-CY"):
+    page = receipt_html(stored, GUARDIAN, "grant", language="en")
+    for needle in ("school-7", stored.consent_id, "February 28, 2026", "How to withdraw", "ICF-CY"):
         assert needle in page
+    assert "spiffe://" not in page
     assert token not in page
     assert token not in json.dumps(data)
     withdrawn = desk.withdraw(stored.consent_id, "staff")
-    assert "withdrawn" in receipt_html(withdrawn, GUARDIAN, "withdrawal")
+    assert "withdrawn" in receipt_html(withdrawn, GUARDIAN, "withdrawal", language="en")
     assert json.loads(receipt_json(withdrawn, GUARDIAN, "withdrawal"))["withdrawn_at"]
 
 
-def test_receipt_html_escapes_values(desk: ConsentDesk) -> None:
-    """A guardian's name or evidence reference cannot inject markup."""
-    evil = '<script>alert("x")</script>'
-    stored, _ = desk.grant(desk.parse(consent_data(evidence_ref=evil)), "staff")
-    page = receipt_html(stored, "A & <b>B</b>", "grant")
-    assert "<script>" not in page
-    assert "<b>B</b>" not in page
-    assert "&lt;script&gt;" in page
-    assert "A &amp; &lt;b&gt;B&lt;/b&gt;" in page
+def test_the_guardians_language_is_kept_sealed_with_the_consent(
+    desk: ConsentDesk, store: RecordStore
+) -> None:
+    """The language chosen at the grant comes back for the withdrawal's receipt; with none
+    chosen it is the profile's first (az); it is not in the stored row in the clear."""
+    stored, _ = desk.grant(desk.parse(consent_data(language="ru")), "staff")
+    assert desk.guardian_and_language(stored) == (GUARDIAN, "ru")
+    assert desk.guardian_of(stored) == GUARDIAN
+    row = store.get_consent(stored.consent_id)
+    assert row is not None
+    assert b"ru" not in row.sealed_guardian
+    default, _ = desk.grant(desk.parse(consent_data()), "staff")
+    assert desk.guardian_and_language(default) == (GUARDIAN, "az")
+
+
+def test_an_unknown_language_is_refused_naming_the_field(desk: ConsentDesk) -> None:
+    """A receipt language childreg does not speak is refused, naming ``language``."""
+    with pytest.raises(InvalidInput) as caught:
+        desk.parse(consent_data(language="xx"))
+    assert [v.field for v in caught.value.violations] == ["language"]
