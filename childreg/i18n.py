@@ -1,10 +1,11 @@
 """People's languages: gettext catalogs, and dates and times in each language's own form.
 
-Why: commission staff, guardians and school staff read the console and the receipts in the
-language they work in (Russian, Azerbaijani and English at least; Kazakh welcome), so every
-string a person reads goes through gettext. The catalogs are Babel ``.po`` files kept in the
-package (``childreg/locale/<language>/LC_MESSAGES/childreg.po``); English is the source
-language and needs none. A catalog is compiled in memory the first time a language is asked
+Why: guardians read their receipts, and commission and school staff will read the web
+console (not built yet), in the language they work in (Russian, Azerbaijani and English at
+least; Kazakh welcome), so every string a person reads goes through gettext. The catalogs
+are Babel ``.po`` files kept in the package
+(``childreg/locale/<language>/LC_MESSAGES/childreg.po``); English is the source language and
+needs none. A catalog is compiled in memory the first time a language is asked
 for, so there is no build step and no compiled ``.mo`` file to keep in step with its source.
 ``python -m tools.dev.i18n update`` extracts the messages from the code and templates and
 merges them into every catalog; ``python -m tools.dev.i18n check`` (part of ``make check``)
@@ -20,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import gettext as _gettext
 import io
-import threading
 from functools import cache
 from pathlib import Path
 from typing import Final, Literal
@@ -48,8 +48,6 @@ NATIVE_NAMES: Final = {"en": "English", "ru": "Русский", "az": "Azərbayc
 
 DateStyle = Literal["short", "medium", "long"]
 
-_lock = threading.Lock()
-
 
 class UnknownLanguage(ValueError):
     """A language childreg has no catalog for."""
@@ -69,6 +67,8 @@ def catalog_path(language: str) -> Path:
 
 @cache
 def _compiled(language: str) -> _gettext.NullTranslations:
+    # functools.cache is safe across threads: two first calls at once may both compile the
+    # catalog, and either result is the same, so no lock is needed on this per-message path.
     path = catalog_path(language)
     if language == SOURCE_LANGUAGE or not path.exists():
         return _gettext.NullTranslations()
@@ -82,9 +82,7 @@ def _compiled(language: str) -> _gettext.NullTranslations:
 
 def translations(language: str) -> _gettext.NullTranslations:
     """The compiled catalog of ``language`` (cached; English is the identity)."""
-    check_language(language)
-    with _lock:
-        return _compiled(language)
+    return _compiled(check_language(language))
 
 
 def gettext(language: str, message: str) -> str:

@@ -68,7 +68,11 @@ MonthDay = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}-[0-9]{2}$")]
 UnitName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 #: The parts a profile signed before they existed lacks: left out of the signed form when
 #: they hold their default, so that profile still verifies.
-_OPTIONAL_PARTS: Final = {"timezone": "UTC", "directory": {"departments": [], "schools": []}}
+_OPTIONAL_PARTS: Final = {
+    "timezone": "UTC",
+    "directory": {"departments": [], "schools": []},
+    "code_names": {},
+}
 
 
 class Model(BaseModel):
@@ -245,8 +249,6 @@ class Profile(Model):
         for part, default in _OPTIONAL_PARTS.items():
             if data.get(part) == default:
                 del data[part]
-        if not data.get("code_names"):
-            data.pop("code_names", None)
         for department in data.get("directory", {}).get("departments", []):
             for contact in ("phone", "email"):
                 if department.get(contact) is None:

@@ -74,7 +74,7 @@ class BackupSummary:
 
 def _manifest_key(keyring: Keyring) -> bytes:
     return hashlib.blake2b(
-        keyring.audit_signing_seed(), digest_size=32, person=b"childreg-backup"
+        keyring.audit_signing_seed(1), digest_size=32, person=b"childreg-backup"
     ).digest()
 
 

@@ -11,7 +11,13 @@ write that the audit trail or the privacy ledger depends on is appended here and
   re-appends the leaves after the backup's log size and the log is byte-identical to the
   one the witnesses cosigned (node/restore.py);
 - each privacy-ledger entry and each secure-aggregation participant set, replayed on
-  restore (a ledger that forgets a release would spend the budget twice).
+  restore (a ledger that forgets a release would spend the budget twice);
+- each signing key's key-transition statement (node/key_rotation.py), kept again on
+  restore, so a node whose key was rotated after the backup signs with the key the
+  witnesses and schools followed, and announces it by the very statement they hold.
+
+The journal's key comes from the first generation of the audit signing seed
+(:func:`journal_seed`), which a rotation does not change.
 
 One JSON line per record; each carries a running number ``n`` and a keyed BLAKE2b MAC over
 the previous record's MAC and its own content (the key is derived from the node's
@@ -45,6 +51,7 @@ import structlog
 
 from childreg.errors import FailedPrecondition
 from childreg.secagg.roster import Participation
+from node.crypto.keys import Keyring
 from node.store.base import RecordStore
 from node.store.types import MECHANISMS, LedgerEntry, Mechanism
 
@@ -55,6 +62,7 @@ __all__ = [
     "catch_up",
     "journal_key",
     "journal_path",
+    "journal_seed",
     "read_journal",
 ]
 
@@ -66,6 +74,13 @@ _TAIL_BLOCK: Final = 64 * 1024
 
 class JournalDamaged(FailedPrecondition):
     """The journal was edited, truncated inside, or belongs to another node."""
+
+
+def journal_seed(keyring: Keyring) -> bytes:
+    """What the journal's key comes from: the first generation of the audit signing seed,
+    which no signing-key rotation changes (node/key_rotation.py), so a backup made before a
+    rotation opens the journal written after it."""
+    return keyring.audit_signing_seed(1)
 
 
 def journal_key(audit_signing_seed: bytes) -> bytes:
@@ -129,6 +144,7 @@ class JournalContents:
     leaves: list[bytes] = field(default_factory=list)
     ledger: list[LedgerEntry] = field(default_factory=list)
     participation: list[tuple[str, Participation]] = field(default_factory=list)
+    transitions: list[tuple[str, str]] = field(default_factory=list)
     records: int = 0
     torn_tail: bool = False
 
@@ -199,6 +215,8 @@ def read_journal(path: Path, key: bytes) -> JournalContents:
                     ),
                 )
             )
+        elif kind == "key_transition":
+            contents.transitions.append((str(record["which"]), str(record["note"])))
         contents.records += 1
     return contents
 
@@ -334,6 +352,10 @@ class ChangeJournal:
             }
         )
 
+    def key_transition(self, which: str, note: str) -> None:
+        """Journal a signed key-transition statement (node/key_rotation.py)."""
+        self._append({"kind": "key_transition", "which": which, "note": note})
+
     def close(self) -> None:
         """Close the file (idempotent)."""
         if self._fd >= 0:
@@ -345,9 +367,10 @@ def catch_up(journal: ChangeJournal, store: RecordStore) -> int:
     """Bring ``journal`` level with ``store`` before a node starts writing (the caller holds
     the data directory's lock, so nothing else writes); how many leaves it copied.
 
-    An empty journal is seeded with the whole log, ledger and participation; one behind
-    the log (the journal was unset for a while) gets the missing leaves and, again, every
-    ledger entry and participant set (duplicates are harmless: a restore skips them). A
+    An empty journal is seeded with the whole log, ledger, participation and key
+    transitions; one behind the log (the journal was unset for a while) gets the missing
+    leaves and, again, every ledger entry, participant set and key-transition statement
+    (duplicates are harmless: a restore skips them). A
     journal one leaf ahead holds a leaf whose transaction never committed (the next
     append replaces it). FailedPrecondition when the journal is further ahead — the data
     directory is older than the journal (a copy put back by hand) — or its last leaf is
@@ -385,5 +408,7 @@ def catch_up(journal: ChangeJournal, store: RecordStore) -> int:
         journal.ledger(entry)
     for snapshot, participation in store.participations():
         journal.participation(snapshot, participation)
+    for which, note in store.key_transitions():
+        journal.key_transition(which, note)
     log.info("node.journal.caught_up", leaves=size - start)
     return size - start

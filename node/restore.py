@@ -48,13 +48,21 @@ from childreg.audit.note import NoteVerifier
 from childreg.errors import AlreadyExists, FailedPrecondition
 from node.audit.actor import Actor
 from node.audit.checkpointer import WitnessClient, WitnessUnreachable
-from node.audit.log import AuditLog
+from node.audit.log import AuditLog, node_signer
 from node.backup import DB_FILE, KEYRING_FILE, read_manifest, verify_backup
 from node.config import WitnessEndpoint
 from node.consent.extract import grant_ref
 from node.crypto.keys import KekSource, Keyring
-from node.journal import ChangeJournal, JournalContents, JournalDamaged, journal_key, read_journal
+from node.journal import (
+    ChangeJournal,
+    JournalContents,
+    JournalDamaged,
+    journal_key,
+    journal_seed,
+    read_journal,
+)
 from node.journal import journal_path as _journal_path
+from node.key_rotation import with_signing
 from node.store.sqlcipher import SqlCipherStore
 from node.store.types import StoredErasure
 
@@ -128,6 +136,7 @@ class RestoreReport:
     audit_size: int = 0
     ledger_replayed: int = 0
     participation_replayed: int = 0
+    transitions_replayed: int = 0
     reapplied: list[dict[str, Any]] = field(default_factory=list)
     reenter: list[Reentry] = field(default_factory=list)
     witnesses: list[dict[str, Any]] = field(default_factory=list)
@@ -143,6 +152,7 @@ class RestoreReport:
             "audit_size": self.audit_size,
             "ledger_entries_replayed": self.ledger_replayed,
             "participation_replayed": self.participation_replayed,
+            "transitions_replayed": self.transitions_replayed,
             "reapplied": self.reapplied,
             "reenter": [r.to_json() for r in self.reenter],
             "witnesses": self.witnesses,
@@ -235,6 +245,17 @@ def _check_lineage(
                 )
 
 
+def _audit_verifiers(keyring: Keyring, federation: str, department: str) -> list[NoteVerifier]:
+    """The verifiers of every generation of the audit key up to the one in use (a witness
+    may hold a checkpoint signed before a rotation the journal replayed)."""
+    return [
+        node_signer(
+            keyring.audit_signing_seed(generation), federation=federation, department=department
+        ).verifier()
+        for generation in range(1, keyring.signing_generation("audit") + 1)
+    ]
+
+
 def _check_witnesses(
     audit: AuditLog,
     client: WitnessClient | None,
@@ -242,10 +263,13 @@ def _check_witnesses(
     report: RestoreReport,
     *,
     strict: bool = True,
+    verifiers: list[NoteVerifier] | None = None,
 ) -> None:
     """Every reachable witness's checkpoint must be a prefix of the rebuilt log (when not
-    ``strict``, a restore without a journal, one that is not is a warning)."""
-    verifier = NoteVerifier.from_key_string(audit.verifier_key)
+    ``strict``, a restore without a journal, one that is not is a warning). The held
+    checkpoint may be signed by any generation of the audit key in ``verifiers``
+    (default: the one in use)."""
+    trusted = verifiers or [NoteVerifier.from_key_string(audit.verifier_key)]
     size = audit.size
     for witness in witnesses:
         if client is None:
@@ -260,7 +284,7 @@ def _check_witnesses(
         if not held:
             report.witnesses.append({"name": witness.name, "reachable": True, "size": 0})
             continue
-        checkpoint, _ = open_checkpoint(held, [verifier], origin=audit.origin)
+        checkpoint, _ = open_checkpoint(held, trusted, origin=audit.origin)
         extends = checkpoint.size <= size and audit.root(checkpoint.size) == checkpoint.root
         if not extends and not strict:
             report.warnings.append(
@@ -364,23 +388,23 @@ def restore_node(
         journal = JournalContents(first_seq=size)
         if journal_dir is not None:
             path = _journal_path(journal_dir, department)
-            journal = read_journal(path, journal_key(keyring.audit_signing_seed()))
+            journal = read_journal(path, journal_key(journal_seed(keyring)))
             _check_lineage(journal, store.audit_leaves, size)
         elif without_journal:
             report.warnings.append("restored without a change journal: nothing after the backup")
-        audit = AuditLog(
-            store, keyring.audit_signing_seed(), federation=federation, department=department
-        )
         with store.atomic():
             _replay(store, journal, size, report, progress)
+            keyring = with_signing(keyring, store)  # the generations, rotations replayed
+            audit = AuditLog(
+                store, keyring.audit_signing_seed(), federation=federation, department=department
+            )
             _reapply(Replay(store, keyring), journal, size, handlers=handlers, report=report)
             _check_witnesses(
-                audit, witness_client, witnesses, report, strict=journal_dir is not None
-            )
+                audit, witness_client, witnesses, report, strict=journal_dir is not None,
+                verifiers=_audit_verifiers(keyring, federation, department),
+            )  # fmt: skip
         if journal_dir is not None:
-            store.attach_journal(
-                ChangeJournal.open(journal_dir, department, keyring.audit_signing_seed())
-            )
+            store.attach_journal(ChangeJournal.open(journal_dir, department, journal_seed(keyring)))
         request = json.dumps(
             {"backup_created_at": manifest["created_at"], "audit_size": size}, sort_keys=True
         ).encode()
@@ -428,6 +452,12 @@ def _replay(
         if store.participation(snapshot) is None:
             store.record_participation(snapshot, participation)
             report.participation_replayed += 1
+    kept = set(store.key_transitions())
+    for which, note in journal.transitions:
+        if (which, note) not in kept:  # a rotation after the backup (or one seeded again)
+            store.add_key_transition(which, note)
+            kept.add((which, note))
+            report.transitions_replayed += 1
     if progress is not None:
         progress("replay", len(tail), len(tail))
 
@@ -461,6 +491,12 @@ def _reapply(
             child_id = context.child_of(event.subject)
             report.reenter.append(
                 Reentry(seq, event.time, event.actor, event.action, event.subject, child_id)
+            )
+        elif event.action == "keys.rekey_db":
+            report.warnings.append(
+                f"the database was rekeyed after this backup (leaf {seq}): the restored "
+                "database is under the backup's older database key; run `childreg node "
+                "rekey-db` before starting if that key may be known"
             )
         elif event.action == "keys.rotate":
             report.warnings.append(

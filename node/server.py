@@ -6,7 +6,8 @@ It is also all the command line takes from the node (tests/unit/test_architectur
 :func:`init_node`, :func:`serve`, :func:`make_kek_file`, :func:`open_operator` for the
 commands an operator runs with the key-encryption key on the node's host, whose accesses
 to a child go through the same audited service as every gRPC call, and :func:`rotate_kek`
-(node/kek_rotation.py), which needs the node stopped; :func:`backup_node` (while it serves),
+(node/kek_rotation.py), :func:`rekey_db` (node/rekey.py) and :func:`rotate_key`
+(node/key_rotation.py), which need the node stopped; :func:`backup_node` (while it serves),
 :func:`verify_backup` and :func:`restore_node` (stopped; node/backup.py, node/restore.py).
 Every store opened here for writing gets the change journal of ``[backup] journal_dir``
 (node/journal.py) attached.
@@ -58,11 +59,13 @@ from node.consent.desk import ConsentDesk
 from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
 from node.consent.receipts import DepartmentReceipts
 from node.crypto.keys import KekSource, Keyring, generate_key_file
-from node.journal import ChangeJournal, catch_up
+from node.journal import ChangeJournal, catch_up, journal_seed
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
+from node.key_rotation import SigningRotation, rotate_signing_key, transitions_of, with_signing
 from node.records.registry import Registry, RowSealer
 from node.records.retention import Due, Outcome, RetentionJob, RetentionRun, Rules
+from node.rekey import Rekey, rekey_database, settle_rekey
 from node.restore import REPLAY, RestoreReport
 from node.restore import restore_node as _restore_node
 from node.rpc.audit import AuditLogServicer
@@ -91,8 +94,10 @@ __all__ = [
     "open_keyring",
     "open_node",
     "open_operator",
+    "rekey_db",
     "restore_node",
     "rotate_kek",
+    "rotate_key",
     "serve",
     "start_node",
     "verify_backup",
@@ -170,15 +175,48 @@ class NodeApp:
             self.lock.release()
 
 
-def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
-    """Unlock the node's keyring with the KEK (fails fast on a wrong key), settling an
-    interrupted KEK rotation (files changed only with ``repair``, under the data lock)."""
+def _need_keyring(config: NodeConfig) -> None:
+    """KeyProblem saying to initialise the node if it has no keyring yet."""
     if not config.keyring_path.exists():
         raise KeyProblem(
             f"no keyring in {config.data_dir}",
             hint="initialise the node first: childreg node init --config FILE",
         )
-    return resolve_keyring(config.keyring_path, config.db_path, kek_source(config), repair=repair)
+
+
+def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
+    """Unlock the node's keyring with the KEK (fails fast on a wrong key), settling an
+    interrupted KEK rotation (files changed only with ``repair``, under the data lock)."""
+    _need_keyring(config)
+    source = kek_source(config)
+    settled = settle_rekey(  # an interrupted database rekey first: it decides the db key
+        config.keyring_path,
+        config.db_path,
+        source,
+        repair=repair,
+        audited=_audited_for(config) if repair else None,
+    )
+    if settled.keyring is not None:
+        return settled.keyring
+    return resolve_keyring(config.keyring_path, config.db_path, source, repair=repair)
+
+
+def _audited_for(config: NodeConfig) -> Callable[[SqlCipherStore, Keyring], Audited]:
+    """Builds the audited service over a store opened for a key operation (the caller holds
+    the data lock), the change journal caught up and attached (closed with the process)."""
+
+    def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
+        federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+        if store.journal is None:
+            attach_journal(config, store, keyring, catch=True)
+        keyring = with_signing(keyring, store)
+        audit = AuditLog(
+            store, keyring.audit_signing_seed(), federation=federation,
+            department=config.department_id,
+        )  # fmt: skip
+        return Audited(store, keyring, audit)
+
+    return audited
 
 
 def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
@@ -188,10 +226,10 @@ def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
     store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
     try:
         attach_journal(config, store, keyring, catch=False)
+        return store, with_signing(keyring, store)  # the signing keys' generations in use
     except BaseException:
         store.close()
         raise
-    return store, keyring
 
 
 def attach_journal(
@@ -202,7 +240,7 @@ def attach_journal(
     if config.backup.journal_dir is None:
         return None
     journal = ChangeJournal.open(
-        config.backup.journal_dir, config.department_id, keyring.audit_signing_seed()
+        config.backup.journal_dir, config.department_id, journal_seed(keyring)
     )
     try:
         if catch:
@@ -294,6 +332,7 @@ def start_node(config: NodeConfig) -> NodeApp:
         lock.release()
         raise
     try:
+        keyring = with_signing(keyring, store)  # the signing keys' generations in use
         registry = Registry(store, keyring, districts=config.districts)
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         authority = load_verify_key(config.statistics_authority_key)
@@ -337,6 +376,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             store,
             keyring,
             origin=audit.origin,
+            transitions=transitions_of(store, "extract"),
             guard=lambda: checkpointer.require_recent_witness(config.witness_max_age_seconds),
         )
 
@@ -529,22 +569,12 @@ def rotate_kek(
     configuration at the new KEK: the old one opens nothing.
     """
     actor = Actor.operator(config.department_id, login or getpass.getuser())
-    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
-    if not config.keyring_path.exists():
-        raise KeyProblem(
-            f"no keyring in {config.data_dir}",
-            hint="initialise the node first: childreg node init --config FILE",
-        )
-
-    def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
-        attach_journal(config, store, keyring, catch=True)  # closed with the process
-        audit = AuditLog(
-            store, keyring.audit_signing_seed(), federation=federation,
-            department=config.department_id,
-        )  # fmt: skip
-        return Audited(store, keyring, audit)
-
+    _need_keyring(config)
+    audited = _audited_for(config)
     with DataDirLock(config.data_dir):
+        settle_rekey(
+            config.keyring_path, config.db_path, kek_source(config), repair=True, audited=audited
+        )
         return _rotate_kek(
             config.keyring_path,
             config.db_path,
@@ -555,6 +585,68 @@ def rotate_kek(
             progress=progress,
             fault=fault,
         )
+
+
+def rekey_db(config: NodeConfig, login: str | None = None, *, fault: Fault | None = None) -> Rekey:
+    """Give the node's database a new random SQLCipher key (node stopped; node/rekey.py).
+
+    FailedPrecondition while the node serves; one ``keys.rekey_db`` leaf naming the
+    operator. Afterwards no earlier ``keyring.json`` (a backup's) opens the database.
+    """
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    _need_keyring(config)
+    with DataDirLock(config.data_dir):
+        return rekey_database(
+            config.keyring_path,
+            config.db_path,
+            kek_source(config),
+            audited=_audited_for(config),
+            actor=actor,
+            fault=fault,
+        )
+
+
+def rotate_key(config: NodeConfig, which: str, login: str | None = None) -> SigningRotation:
+    """Replace the node's ``which`` signing key (audit, extract or upload) by its next
+    generation, announced by a statement signed by the old and the new key (node stopped;
+    node/key_rotation.py). One ``keys.rotate_signing`` leaf naming the operator."""
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    with DataDirLock(config.data_dir):
+        store, keyring = open_node_repaired(config)
+        try:
+            return rotate_signing_key(
+                store,
+                keyring,
+                which,
+                federation=federation,
+                department=config.department_id,
+                actor=actor,
+            )
+        finally:
+            close_store(store)
+
+
+def open_node_repaired(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
+    """Like :func:`open_node`, settling an interrupted key operation (caller holds the lock);
+    the change journal is caught up and attached (closed by :func:`close_store`)."""
+    keyring = open_keyring(config, repair=True)
+    store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    try:
+        attach_journal(config, store, keyring, catch=True)
+    except BaseException:
+        store.close()
+        raise
+    return store, keyring
+
+
+def close_store(store: SqlCipherStore) -> None:
+    """Close ``store`` and the change journal attached to it, if any."""
+    try:
+        store.close()
+    finally:
+        if isinstance(store.journal, ChangeJournal):
+            store.journal.close()
 
 
 def retention_rules(config: NodeConfig) -> Rules:

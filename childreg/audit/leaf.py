@@ -49,6 +49,8 @@ ACTIONS: Final = frozenset(
         "audit.read",
         "retention.review",  # what the retention rules make due was listed (no subject)
         "keys.rotate",  # an operator rewrapped every key under a new KEK
+        "keys.rekey_db",  # an operator re-encrypted the database under a new database key
+        "keys.rotate_signing",  # an operator replaced a signing key (audit, extract, upload)
         "node.restore",  # an operator restored the node from a backup and its journal
         "denied",
     }

@@ -229,10 +229,6 @@ class ConsentDesk:
                 raise absent(self._store, self._keys, cleaned)
             return self._store.consents_of(cleaned)
 
-    def guardian_of(self, consent: StoredConsent) -> str:
-        """The guardian's name, unsealed: for the guardian's receipt only, never a log."""
-        return self.guardian_and_language(consent)[0]
-
     def guardian_and_language(self, consent: StoredConsent) -> tuple[str, str]:
         """The guardian's name and the receipts' language chosen at the grant ("" if the
         consent predates that choice), unsealed: for the guardian's receipt only."""

@@ -100,10 +100,18 @@ KEPT: Final = (
         "statistics tables already published, which stay as published; tables computed from "
         "now on do not count the child"
     ),
+    N_(
+        "the department's backups made before the erasure, encrypted, until they are deleted "
+        "in their turn"
+    ),
+    N_(
+        "extracts a school already received under a consent, which stay with that school; "
+        "no school can get a new one"
+    ),
 )
 ERASURE_HOW: Final = N_(
     "The record's data key was destroyed and its rows overwritten, so no copy of its "
-    "protected fields can be opened again, even from a backup."
+    "protected fields can be opened again by the department."
 )
 
 
@@ -193,32 +201,3 @@ class DepartmentReceipts:
 def _moment(text: str) -> dt.datetime:
     """A UTC time as leaves write it (``2026-12-07T12:00:00Z``) as an aware datetime."""
     return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
-
-
-def receipt_html(
-    consent: StoredConsent, guardian: str, kind: Kind, *, language: str = "", department: str = ""
-) -> str:
-    """The receipt as one self-contained printable HTML page (see :class:`DepartmentReceipts`)."""
-    return DepartmentReceipts(department).consent(consent, guardian, kind, language).html
-
-
-def receipt_json(
-    consent: StoredConsent, guardian: str, kind: Kind, *, language: str = "", department: str = ""
-) -> str:
-    """The receipt's content as JSON (sorted keys, UTF-8 text; times in UTC, ISO 8601)."""
-    return DepartmentReceipts(department).consent(consent, guardian, kind, language).json()
-
-
-def erasure_receipt_data(erasure: Erasure, language: str = "") -> dict[str, object]:
-    """The erasure receipt's content as a JSON-ready mapping."""
-    return dict(DepartmentReceipts("").erasure(erasure, language).data)
-
-
-def erasure_receipt_html(erasure: Erasure, language: str = "") -> str:
-    """The erasure receipt as one self-contained printable HTML page."""
-    return DepartmentReceipts("").erasure(erasure, language).html
-
-
-def erasure_receipt_json(erasure: Erasure, language: str = "") -> str:
-    """The erasure receipt as JSON (sorted keys, UTF-8 text)."""
-    return DepartmentReceipts("").erasure(erasure, language).json()

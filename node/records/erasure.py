@@ -22,7 +22,6 @@ released vector); tables computed from then on do not count the child.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -115,24 +114,6 @@ class Eraser:
             guardian=identity.get("guardian_name"),
             erased=erased,
         )
-
-    def reapply(self, tombstones: Iterable[StoredErasure]) -> int:
-        """Re-apply erasures known from elsewhere (a restore: the tombstones journaled or
-        read back from the ``child.erase`` leaves, which hold the same four values): every
-        held child whose pseudonym has a tombstone is erased again, and each tombstone is
-        kept, with or without a child. One transaction; returns how many children held
-        again were erased. Idempotent."""
-        wanted = {t.pseudonym: t for t in tombstones}
-        if not wanted:
-            return 0
-        erased = 0
-        with self._store.atomic():
-            held = {self._keys.pseudonym(cid): cid for cid in list(self._store.child_ids())}
-            for pseudonym, tombstone in wanted.items():
-                child_id = held.get(pseudonym, "")  # "": the tombstone alone
-                self._store.erase_child(child_id, tombstone)
-                erased += bool(child_id)
-        return erased
 
     def _identity(self, stored: StoredChild) -> dict[str, str | None]:
         """The child's identity fields for the receipt; empty if its key or identity does not

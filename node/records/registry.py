@@ -46,7 +46,6 @@ from node.store.base import (
     StoredCareSetting,
     StoredChild,
     StoredClosure,
-    StoredErasure,
     StoredPlacement,
     pack_sealed,
 )
@@ -372,11 +371,6 @@ class Registry:
         NotFound if it is not held, Erased if it was erased already."""
         return self._eraser.erase(erasure)
 
-    def reapply_erasures(self, tombstones: Iterable[StoredErasure]) -> int:
-        """Erase again every held child with one of ``tombstones`` and keep them all (a
-        restore; node/records/erasure.py ``Eraser.reapply``); how many were held again."""
-        return self._eraser.reapply(tombstones)
-
     def history(self, child_id: str) -> ChildHistory:
         """Every recorded step of a child's record, oldest first; NotFound if absent."""
         with self._store.read_view():
@@ -518,14 +512,16 @@ class Registry:
         national-id-hash maps. Once a violation is known, rows are only checked, no longer
         sealed or written (the transaction is rolled back anyway).
         """
-        erased = {e.pseudonym for e in self._store.erased_children()}
-        run = _ImportRun(
-            self._store,
-            self._sealer,
-            self.history_book,
-            (lambda child_id: self._keys.pseudonym(child_id) in erased) if erased else None,
-        )
         with self._store.atomic():
+            # Read inside the transaction: an erasure committed just before it is seen,
+            # one committed after it waits for the import to commit first.
+            erased = {e.pseudonym for e in self._store.erased_children()}
+            run = _ImportRun(
+                self._store,
+                self._sealer,
+                self.history_book,
+                (lambda child_id: self._keys.pseudonym(child_id) in erased) if erased else None,
+            )
             try:
                 for item in self._in_districts(items):
                     run.add(item)

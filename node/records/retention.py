@@ -24,7 +24,7 @@ from typing import Final
 
 import structlog
 
-from childreg.errors import ChildregError
+from childreg.errors import ChildregError, FailedPrecondition
 from childreg.history import ErasureIn
 from childreg.models import years_after
 from childreg.signed import canonical_json
@@ -131,7 +131,7 @@ class RetentionRun:
                     self.actor,
                     "child.erase",
                     canonical_json(request.model_dump()),
-                    functools.partial(self._registry.erase_child, request),
+                    functools.partial(self._erase_if_due, request, today),
                     item.child_id,
                     purpose=request.reason,
                 )
@@ -142,6 +142,30 @@ class RetentionRun:
             if progress is not None:
                 progress(n, len(listed))
         return Outcome(tuple(erased), tuple(failed))
+
+    def _erase_if_due(self, request: ErasureIn, today: dt.date) -> object:
+        """Erase the child if the rules still make it due, checked inside the erasure's
+        transaction: a birth date or closing corrected since the listing keeps the record
+        (FailedPrecondition, so its leaf says so)."""
+        if not still_due(self._store, self.rules, today, request.child_id):
+            raise FailedPrecondition("the record is no longer due for erasure under the rules")
+        return self._registry.erase_child(request)
+
+
+def still_due(store: RecordStore, rules: Rules, today: dt.date, child_id: str) -> bool:
+    """Whether the rules make one held child due on ``today`` (True for a child not held:
+    the erasure itself then answers Erased or NotFound)."""
+    stored = store.get_child(child_id)
+    if stored is None:
+        return True
+    age = rules.erase_at_age
+    if age is not None and stored.date_of_birth <= years_after(today, -age):
+        return True
+    after = rules.erase_years_after_closed
+    if after is None:
+        return False
+    closure = store.closure(child_id)
+    return closure is not None and closure.closed_on <= years_after(today, -after)
 
 
 class RetentionJob:

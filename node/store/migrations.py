@@ -302,6 +302,25 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                BEGIN SELECT RAISE(ABORT, 'emergency accesses are kept'); END""",
         ),
     ),
+    Migration(
+        12,
+        "signing-key transitions: statements announcing a new audit, extract or upload key",
+        (
+            # Append-only: each row is a note signed by the old and the new key; the
+            # number of rows of a key is its generation minus one (node/key_rotation.py).
+            """CREATE TABLE key_transition (
+                seq INTEGER PRIMARY KEY,
+                which TEXT NOT NULL CHECK (which IN ('audit', 'extract', 'upload')),
+                note TEXT NOT NULL
+            )""",
+            *(
+                f"""CREATE TRIGGER key_transition_no_{verb}
+                   BEFORE {verb.upper()} ON key_transition
+                   BEGIN SELECT RAISE(ABORT, 'key transitions are kept'); END"""
+                for verb in ("update", "delete")
+            ),
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

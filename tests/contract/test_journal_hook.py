@@ -1,8 +1,9 @@
 """The journal hook of the store contract (node/store/journaling.py), on both stores.
 
-With a journal attached, each audit leaf, ledger entry and participant set reaches it
-inside the write's transaction; refused writes do not; a journal that fails undoes the
-write. Also the ledger's whole-ledger reads a restore and the journal's seeding use.
+With a journal attached, each audit leaf, ledger entry, participant set and key-transition
+statement reaches it inside the write's transaction; refused writes do not; a journal that
+fails undoes the write. Also the ledger's whole-ledger reads a restore and the journal's
+seeding use.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class Recording:
         """Record a participant set."""
         self._note("participation", snapshot)
 
+    def key_transition(self, which: str, note: str) -> None:
+        """Record a key-transition statement."""
+        self._note("key_transition", (which, note))
+
 
 def test_every_leaf_and_ledger_write_reaches_the_journal_in_order(store: RecordStore) -> None:
     """A leaf, a ledger entry and a participant set reach the journal in write order."""
@@ -55,6 +60,20 @@ def test_every_leaf_and_ledger_write_reaches_the_journal_in_order(store: RecordS
         ("ledger", "education_form"),
         ("participation", YEAR),
     ]
+
+
+def test_a_key_transition_reaches_the_journal_and_a_failing_journal_undoes_it(
+    store: RecordStore,
+) -> None:
+    """A kept key-transition statement is journaled; when the journal fails it is not kept."""
+    journal = Recording()
+    store.attach_journal(journal)
+    store.add_key_transition("audit", "statement-1")
+    assert journal.seen == [("key_transition", ("audit", "statement-1"))]
+    journal.fail = True
+    with pytest.raises(FailedPrecondition):
+        store.add_key_transition("extract", "statement-2")
+    assert store.key_transitions() == [("audit", "statement-1")]
 
 
 def test_refused_writes_do_not_reach_the_journal(store: RecordStore) -> None:

@@ -18,7 +18,7 @@ import json
 import shutil
 import threading
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -327,7 +327,9 @@ class HoldingWitness:
         """The note held."""
         return self.note
 
-    def add(self, note: str, old_size: int, proof: list[bytes]) -> str:
+    def add(
+        self, note: str, old_size: int, proof: list[bytes], transitions: Sequence[str] = ()
+    ) -> str:
         """Not used by a restore."""
         raise AssertionError("a restore never adds a checkpoint")
 

@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import getpass
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,16 +31,21 @@ from childreg.errors import Erased, FailedPrecondition, KeyProblem
 from childreg.history import ErasureIn
 from childreg.models import AssessmentIn, ChildIn
 from node.audit.actor import Actor, acting_as
-from node.audit.log import AuditLog
 from node.config import NodeConfig
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, next_keyring_path
 from node.records.registry import IDENTITY_CONTEXT, Registry
 from node.server import init_node, open_keyring, open_node
-from tests.conftest import FEDERATION, IssueFn
+from tests.conftest import IssueFn
+from tests.integration.stopped_node import (
+    DEPARTMENT,
+    audit_leaves,
+    copy_node,
+    node_config,
+    read_children,
+)
 from tools.cli.main import app
 
-DEPARTMENT = "alpha"
 LOGIN = "ops-1"
 CHILDREN = 300
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,13 +78,7 @@ class Host:
 
     def snapshot(self, new: bool) -> dict[str, str]:
         """Every child as the registry reads it (sealed fields opened), with that KEK."""
-        store, keyring = open_node(self.cfg(new))
-        try:
-            registry = Registry(store, keyring)
-            ids = [f"C{i:04d}" for i in range(CHILDREN)]
-            return {cid: registry.get_child(cid).model_dump_json() for cid in ids}
-        finally:
-            store.close()
+        return read_children(self.cfg(new), CHILDREN)
 
     def opens(self, new: bool) -> bool:
         """Whether the node opens with that KEK."""
@@ -93,23 +91,7 @@ class Host:
 
     def leaves(self, new: bool) -> list[AuditEvent]:
         """Every leaf of the node's log."""
-        store, keyring = open_node(self.cfg(new))
-        try:
-            log = AuditLog(
-                store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
-            )
-            return [AuditEvent.from_bytes(leaf) for leaf in log.leaves()]
-        finally:
-            store.close()
-
-
-def _config(root: Path, identity: Path, kek: Path) -> dict[str, object]:
-    return {
-        "department_id": DEPARTMENT, "name": "Alpha", "region": "shaki_zagatala",
-        "districts": ["shaki"], "data_dir": str(root / "data"), "identity_dir": str(identity),
-        "kek_file": str(kek), "denylist_file": str(root / "denylist.json"),
-        "statistics_authority_key": str(root / "authority.pub"),
-    }  # fmt: skip
+        return audit_leaves(self.cfg(new))
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +101,10 @@ def template(tmp_path_factory: pytest.TempPathFactory, issue: IssueFn) -> Path:
     identity = issue("node", DEPARTMENT).directory
     generate_key_file(root / "old.key")
     generate_key_file(root / "new.key")
-    (root / "node.toml").write_text(tomli_w.dumps(_config(root, identity, root / "old.key")))
-    (root / "node-new.toml").write_text(tomli_w.dumps(_config(root, identity, root / "new.key")))
+    (root / "node.toml").write_text(tomli_w.dumps(node_config(root, identity, root / "old.key")))
+    (root / "node-new.toml").write_text(
+        tomli_w.dumps(node_config(root, identity, root / "new.key"))
+    )
     cfg = load_config(NodeConfig, root / "node.toml")
     init_node(cfg)
     store, keyring = open_node(cfg)
@@ -152,9 +136,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, issue: IssueFn) -> Path:
 def host(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
     """A fresh copy of the template node, the operator logged in as ``ops-1``."""
     root = tmp_path / "host"
-    shutil.copytree(template, root)
-    for name in ("node.toml", "node-new.toml"):
-        (root / name).write_text((root / name).read_text().replace(str(template), str(root)))
+    copy_node(template, root, ("node.toml", "node-new.toml"))
     monkeypatch.setattr(getpass, "getuser", lambda: LOGIN)
     return Host(root)
 

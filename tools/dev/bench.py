@@ -20,7 +20,7 @@
 (g) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
     (b), in the same federation (tools/dev/bench_secagg.py);
 (k) the guardian's receipt: its PDF render ÷ its HTML render (tools/dev/bench_receipts.py);
-(l)/(m) the online backup ÷ copying the node's files, and the restore drill's work
+(m)/(n) the online backup ÷ copying the node's files, and the restore drill's work
     (tools/dev/bench_backup.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
@@ -110,7 +110,7 @@ class Sizes:
     search_queries: int
     search_registrations: int
     kek_children: int = bench_kek.GOAL_CHILDREN  # (j): children whose keys are rewrapped
-    backup_children: int = 100_000  # (l), (m): children of the node backed up and restored
+    backup_children: int = 100_000  # (m), (n): children of the node backed up and restored
 
 
 FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)

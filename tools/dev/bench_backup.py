@@ -1,6 +1,6 @@
 """`childreg bench`, backup and restore: the online backup ÷ copying the files; the restore.
 
-(l) ``childreg node backup``'s work (node/backup.py) on a real SQLCipher node of ``n``
+(m) ``childreg node backup``'s work (node/backup.py) on a real SQLCipher node of ``n``
     children imported through the registry, its store open as a serving node's is: the
     online copy (the encrypted file and its log copied under a pinned read transaction,
     the log folded into the copy: node/store/sqlcipher/backup.py), the keyring, the
@@ -8,7 +8,7 @@
     Baseline, in the same run on the same disk: copying the node's two files with
     ``shutil.copyfile`` and fsync (what "back up both" did, with the node stopped).
     Goal: ≤ 3.
-(m) The restore drill's work: after the backup the node takes ``changes`` more journaled
+(n) The restore drill's work: after the backup the node takes ``changes`` more journaled
     leaves and a privacy-ledger charge (the change journal on, as in production); its data
     directory is wiped, and ``childreg node restore``'s work (node/restore.py) verifies the
     backup, places it, reads and checks the journal, replays the leaves and the charge,
@@ -34,7 +34,7 @@ from node.audit.log import AuditLog
 from node.audit.service import Audited
 from node.backup import make_backup
 from node.crypto.keys import KekSource, Keyring, generate_key_file
-from node.journal import ChangeJournal, catch_up
+from node.journal import ChangeJournal, catch_up, journal_seed
 from node.records.registry import Registry
 from node.restore import restore_node
 from node.store.sqlcipher import SqlCipherStore
@@ -70,7 +70,7 @@ def _node(records: Sequence[ImportRecord], data: Path, source: KekSource, say: S
         registry = Registry(store, keyring)
         for start in range(0, len(records), _BATCH):
             registry.import_records(records[start : start + _BATCH])
-            say(f"(l) imported {min(start + _BATCH, len(records)):,} children")
+            say(f"(m) imported {min(start + _BATCH, len(records)):,} children")
     finally:
         store.close()
 
@@ -78,7 +78,7 @@ def _node(records: Sequence[ImportRecord], data: Path, source: KekSource, say: S
 def measure_backup_restore(
     records: Sequence[ImportRecord], root: Path, say: Say, changes: int = 1_000
 ) -> dict[str, Any]:
-    """(l) and (m) on a fresh node holding ``records``."""
+    """(m) and (n) on a fresh node holding ``records``."""
     n = len(records)
     work = root / "backup"
     work.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def measure_backup_restore(
     source = KekSource.from_key_file(work / "kek.key")
     data, journal_dir = work / "data", work / "journal"
     journal_dir.mkdir()
-    say(f"(l) importing {n:,} children for the backup")
+    say(f"(m) importing {n:,} children for the backup")
     _node(records, data, source, say)
     files = [data / "records.db", data / "keyring.json"]
     size_mb = sum(p.stat().st_size for p in files) / 1e6
@@ -94,11 +94,11 @@ def measure_backup_restore(
 
     keyring = Keyring.open(data / "keyring.json", source)
     store = SqlCipherStore.open(data / "records.db", keyring.db_key_hex())
-    journal = ChangeJournal.open(journal_dir, DEPARTMENT, keyring.audit_signing_seed())
+    journal = ChangeJournal.open(journal_dir, DEPARTMENT, journal_seed(keyring))
     try:
         catch_up(journal, store)
         store.attach_journal(journal)
-        say(f"(l) online backup of {n:,} children ({size_mb:.0f} MB), the store open")
+        say(f"(m) online backup of {n:,} children ({size_mb:.0f} MB), the store open")
         summary = make_backup(
             data, source, work / "b1", federation=FEDERATION, department=DEPARTMENT
         )
@@ -107,7 +107,7 @@ def measure_backup_restore(
         )
         audited = Audited(store, keyring, audit)
         actor = Actor.operator(DEPARTMENT, "bench")
-        say(f"(m) {changes} journaled changes after the backup")
+        say(f"(n) {changes} journaled changes after the backup")
         for i in range(changes):
             audited.change(
                 actor, "child.correct", b"c%d" % i, lambda: None, records[i % n].child.child_id
@@ -125,7 +125,7 @@ def measure_backup_restore(
     restore_copy_s = _copy_files(
         [work / "b1" / "records.db", work / "b1" / "keyring.json"], work / "plain-restore"
     )
-    say(f"(m) restoring {n:,} children and replaying {changes + 1} journaled leaves")
+    say(f"(n) restoring {n:,} children and replaying {changes + 1} journaled leaves")
     started = time.perf_counter()
     report = restore_node(
         work / "b1", data, source, federation=FEDERATION, department=DEPARTMENT,

@@ -75,11 +75,21 @@ def _read(path: Path, locale: str | None = None) -> Catalog:
         return read_po(source, locale=locale, domain=DOMAIN)
 
 
+def _unversioned(po: bytes) -> bytes:
+    """A catalog's text without the ``Generated-By`` line, which names Babel's version."""
+    return b"".join(line for line in po.splitlines(True) if not line.startswith(b'"Generated-By:'))
+
+
 def _write(path: Path, catalog: Catalog) -> None:
+    """Write ``catalog`` unless the file says the same already (a Babel of another version
+    would otherwise rewrite every catalog for its ``Generated-By`` line alone)."""
     buffer = io.BytesIO()
     write_po(buffer, catalog, width=100, omit_header=False, sort_output=True)
+    data = buffer.getvalue()
+    if path.exists() and _unversioned(path.read_bytes()) == _unversioned(data):
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(data)
 
 
 def _ids(catalog: Catalog) -> set[object]:
@@ -112,10 +122,9 @@ def update() -> int:
 def problems() -> list[str]:
     """What is wrong with the catalogs (nothing when they are current and complete)."""
     found: list[str] = []
-    template = extracted()
-    if not TEMPLATE.exists() or _ids(_read(TEMPLATE)) != _ids(template):
+    wanted = _ids(extracted())
+    if not TEMPLATE.exists() or _ids(_read(TEMPLATE)) != wanted:
         found.append("the catalog template is out of date: run `python -m tools.dev.i18n update`")
-    wanted = _ids(template)
     for language in LANGUAGES:
         if language == SOURCE_LANGUAGE:
             continue
@@ -124,9 +133,9 @@ def problems() -> list[str]:
             found.append(f"{language}: no catalog; run `python -m tools.dev.i18n update`")
             continue
         catalog = _read(path, language)
-        if wanted - _ids(catalog):
+        if lacking := wanted - _ids(catalog):
             found.append(
-                f"{language}: catalog lacks {len(wanted - _ids(catalog))} message(s); "
+                f"{language}: catalog lacks {len(lacking)} message(s); "
                 "run `python -m tools.dev.i18n update`"
             )
         for message, errors in catalog.check():

@@ -52,6 +52,7 @@ class _State:
     events: dict[str, list[StoredEvent]] = field(default_factory=dict)  # histories
     closures: dict[str, StoredClosure] = field(default_factory=dict)
     erasures: dict[bytes, StoredErasure] = field(default_factory=dict)  # by pseudonym
+    transitions: list[tuple[str, str]] = field(default_factory=list)  # signing-key changes
 
     def copy(self) -> _State:
         return _State(
@@ -72,6 +73,7 @@ class _State:
             {k: list(v) for k, v in self.events.items()},
             dict(self.closures),
             dict(self.erasures),
+            list(self.transitions),
         )
 
 

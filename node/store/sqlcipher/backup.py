@@ -16,7 +16,11 @@ SQLite's write-ahead log:
 3. the copy is opened with the key: SQLite's recovery replays the copied log up to its
    last complete commit — one committed state of the database, at or after the snapshot
    — and it is folded into the file and switched out of WAL mode, so the backup is one
-   self-contained file. Only the log's pages are decrypted and encrypted again here.
+   self-contained file. Only the log's pages are decrypted and encrypted again here;
+4. once its read has ended (before step 3), the copy checkpoints and truncates the live
+   log if no reader needs it any more, so an erasure the node committed during the copy
+   (whose own truncation the pinned read held back) leaves no old page of the child in
+   ``-wal``.
 
 ``backup verify`` proves each copy (integrity check, audit root); the kill -9 test
 (tests/e2e/test_backup_kill9.py) backs up under writes and verifies every copy.
@@ -84,6 +88,22 @@ def _copy_bytes(pairs: list[tuple[Path, Path]], progress: ByteProgress | None) -
             os.close(fin)
 
 
+def _release_log(conn: Any) -> None:
+    """Once the copy's read has ended, checkpoint and truncate the live log if no other
+    reader needs its frames (best effort: a busy log is left to the node).
+
+    An erasure the node committed during the copy could not truncate the log while the
+    copy pinned it (node/store/sqlcipher/transaction.py leaves the truncation pending);
+    the node retries after its next commit or read, and this truncation, from the copy's
+    side, does not wait for that: the erased child's old page versions leave ``-wal`` as
+    the backup ends.
+    """
+    with contextlib.suppress(sqlcipher3.OperationalError):
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if not busy and frames > 0 and done == frames:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+
 def online_copy(
     source: Path, key_hex: str, target: Path, progress: ByteProgress | None = None
 ) -> None:
@@ -103,6 +123,7 @@ def online_copy(
                 pairs.append((wal, Path(f"{target}-wal")))
             _copy_bytes(pairs, progress)
             src.execute("COMMIT")
+            _release_log(src)
         finally:
             src.close()
         dst = _connect(target, key_hex)  # recovery replays the copied log

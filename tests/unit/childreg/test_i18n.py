@@ -68,3 +68,25 @@ def test_the_check_reports_an_untranslated_message(
     assert "ru: untranslated: 'Register a child'" in found
     assert "az: untranslated: 'Register a child'" in found
     assert not any(line.startswith("kk: untranslated") for line in found)
+
+
+def test_update_leaves_a_catalog_alone_when_only_babels_version_would_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog whose messages are current is not rewritten for its Generated-By line."""
+    package = tmp_path / "childreg"
+    package.mkdir()
+    (package / "m.py").write_text('from childreg.i18n import N_\nX = N_("Register a child")\n')
+    monkeypatch.setattr(catalogs, "ROOT", tmp_path)
+    monkeypatch.setattr(catalogs, "PACKAGES", ("childreg",))
+    monkeypatch.setattr(catalogs, "TEMPLATE", tmp_path / "childreg.pot")
+    monkeypatch.setattr(catalogs, "catalog_path", lambda lang: tmp_path / lang / "c.po")
+    catalogs.update()
+    ru = tmp_path / "ru" / "c.po"
+    older = ru.read_text().replace('"Generated-By: Babel ', '"Generated-By: Babel 0.0-was-')
+    ru.write_text(older)
+    catalogs.update()
+    assert ru.read_text() == older
+    (package / "m.py").write_text('from childreg.i18n import N_\nX = N_("Close a record")\n')
+    catalogs.update()
+    assert "Close a record" in ru.read_text()

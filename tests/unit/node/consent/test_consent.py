@@ -19,7 +19,7 @@ from childreg.errors import FailedPrecondition, InvalidInput, NotFound
 from childreg.history import Closure
 from childreg.models import ChildIn
 from node.consent.desk import GRANT_RE, ConsentDesk, ConsentIn
-from node.consent.receipts import receipt_html, receipt_json
+from node.consent.receipts import DepartmentReceipts
 from node.crypto.keys import Keyring
 from node.records.registry import Registry
 from node.store.base import RecordStore
@@ -78,7 +78,7 @@ def test_grant_keeps_only_the_grant_hash_and_a_sealed_guardian(
     assert token.encode() not in repr(row).encode()
     assert GUARDIAN.encode() not in row.sealed_guardian
     assert GUARDIAN not in repr(row)
-    assert desk.guardian_of(row) == GUARDIAN
+    assert desk.guardian_and_language(row)[0] == GUARDIAN
     _, second = desk.grant(desk.parse(consent_data()), "staff")
     assert second != token
     store.close()  # flush everything to disk before looking at the bytes
@@ -170,21 +170,24 @@ def test_grant_rechecks_a_model_built_elsewhere(desk: ConsentDesk) -> None:
 def test_receipts_say_what_who_why_until_and_how_to_withdraw(desk: ConsentDesk) -> None:
     """Both forms carry the shared fields, school, purpose, dates and withdrawal advice."""
     stored, token = desk.grant(desk.parse(consent_data()), "staff")
-    data = json.loads(receipt_json(stored, GUARDIAN, "grant", language="en"))
+    receipts = DepartmentReceipts("")
+    data = json.loads(receipts.consent(stored, GUARDIAN, "grant", "en").json())
     assert data["consent_id"] == stored.consent_id
     assert data["school"] == {"id": "school-7", "name": "school-7"}
     assert data["purpose"] == "iep_preparation"
     assert data["valid_until"] == "2026-02-28"
     assert any("functioning profile" in f for f in data["shared_fields"])
-    page = receipt_html(stored, GUARDIAN, "grant", language="en")
+    page = receipts.consent(stored, GUARDIAN, "grant", "en").html
     for needle in ("school-7", stored.consent_id, "February 28, 2026", "How to withdraw", "ICF-CY"):
         assert needle in page
     assert "spiffe://" not in page
     assert token not in page
     assert token not in json.dumps(data)
     withdrawn = desk.withdraw(stored.consent_id, "staff")
-    assert "withdrawn" in receipt_html(withdrawn, GUARDIAN, "withdrawal", language="en")
-    assert json.loads(receipt_json(withdrawn, GUARDIAN, "withdrawal"))["withdrawn_at"]
+    assert "withdrawn" in receipts.consent(withdrawn, GUARDIAN, "withdrawal", "en").html
+    assert json.loads(receipts.consent(withdrawn, GUARDIAN, "withdrawal", "").json())[
+        "withdrawn_at"
+    ]
 
 
 def test_the_guardians_language_is_kept_sealed_with_the_consent(
@@ -194,7 +197,6 @@ def test_the_guardians_language_is_kept_sealed_with_the_consent(
     chosen it is the profile's first (az); it is not in the stored row in the clear."""
     stored, _ = desk.grant(desk.parse(consent_data(language="ru")), "staff")
     assert desk.guardian_and_language(stored) == (GUARDIAN, "ru")
-    assert desk.guardian_of(stored) == GUARDIAN
     row = store.get_consent(stored.consent_id)
     assert row is not None
     assert b"ru" not in row.sealed_guardian

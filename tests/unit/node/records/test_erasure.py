@@ -7,9 +7,9 @@ id is never taken again; the erasure says what it removed, for the guardian's re
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
-import json
 from collections.abc import Callable
 
 import pytest
@@ -21,12 +21,11 @@ from childreg.search import SearchQuery
 from node.audit.actor import Actor, acting_as
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
-from node.consent.receipts import KEPT, erasure_receipt_data, erasure_receipt_html
+from node.consent.receipts import KEPT, DepartmentReceipts
 from node.crypto.keys import Keyring
 from node.records.erasure import ERASED_MESSAGE, Erasure
 from node.records.registry import IDENTITY_CONTEXT, Registry, assessment_context
 from node.store.base import RecordStore, StoredErasure
-from node.store.memory import MemoryStore
 from tests.unit.node.records.children import a_child
 
 STAFF = Actor.staff("baku", "aysel")
@@ -185,14 +184,15 @@ def test_the_erasure_says_what_it_removed(
         STAFF.name,
         "guardian_request",
     )
-    data = erasure_receipt_data(erasure)
+    receipt = DepartmentReceipts("").erasure(erasure, "")
+    data = receipt.data
     assert data["pseudonym"] == tombstone.pseudonym.hex()
     assert any("access log" in k for k in KEPT)
     assert data["kept"] == list(KEPT)
-    page = erasure_receipt_html(erasure)
+    page = receipt.html
     assert tombstone.pseudonym.hex() in page
     assert "F84.0" not in page
-    assert "F84.0" not in json.dumps(data)
+    assert "F84.0" not in receipt.json()
 
 
 def test_a_bad_reason_is_refused_naming_the_field(registry: Registry) -> None:
@@ -201,28 +201,6 @@ def test_a_bad_reason_is_refused_naming_the_field(registry: Registry) -> None:
         parse(ErasureIn, {"child_id": "C1", "reason": "because"}, what="erasure")
     assert [v.field for v in caught.value.violations] == ["reason"]
     assert registry.get_child("C1").child.child_id == "C1"
-
-
-def test_erasures_are_reapplied_after_a_restore(
-    registry: Registry, store: RecordStore, keyring: Keyring
-) -> None:
-    """Tombstones re-applied to a state that holds the child again erase it again, and one
-    whose child is not held is kept alone; applying them twice changes nothing more."""
-    erase(registry)
-    tombstones = store.erased_children()
-    fresh = MemoryStore()  # a state restored from before the erasure: C1, no tombstone
-    again = Registry(fresh, keyring)
-    again.register_child(a_child("C1"))
-    elsewhere = StoredErasure(bytes(32), "2026-12-07T10:00:00Z", "x", "legal_order")
-    assert again.reapply_erasures([*tombstones, elsewhere]) == 1
-    assert fresh.get_child("C1") is None
-    assert fresh.erased_children() == sorted(
-        [*tombstones, elsewhere], key=lambda t: (t.erased_at, t.pseudonym)
-    )
-    with pytest.raises(Erased):
-        again.get_child("C1")
-    assert again.reapply_erasures(tombstones) == 0
-    assert again.reapply_erasures([]) == 0
 
 
 def test_a_record_whose_key_does_not_open_is_erased_all_the_same(
@@ -235,3 +213,41 @@ def test_a_record_whose_key_does_not_open_is_erased_all_the_same(
     erasure = erase(registry)
     assert erasure.guardian is None
     assert store.get_child("C1") is None
+
+
+def test_an_erasure_just_before_an_import_starts_is_not_undone_by_it(
+    registry: Registry, store: RecordStore, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import of the child's id whose transaction starts right after the child's erasure
+    committed is refused (the erased ids are read inside the import's transaction)."""
+    atomic = store.atomic
+    raced: list[bool] = []
+
+    def erasure_commits_first() -> contextlib.AbstractContextManager[None]:
+        if not raced:  # the import's own transaction: the erasure wins the race to the lock
+            raced.append(True)
+            with atomic():
+                store.erase_child("C1", StoredErasure(keyring.pseudonym("C1"), "t", "s", "r"))
+        return atomic()
+
+    monkeypatch.setattr(store, "atomic", erasure_commits_first)
+    row = ImportRecord(
+        line=2,
+        child=a_child("C1", national_id=None),
+        placement=PlacementIn(child_id="C1", academic_year=YEAR, education_form="preschool"),
+    )
+    with pytest.raises(ImportRejected) as caught:
+        registry.import_records([row])
+    assert raced
+    assert [(v.field, v.line) for v in caught.value.violations] == [("child_id", 2)]
+    assert store.get_child("C1") is None
+
+
+def test_the_receipt_tells_the_guardian_what_erasure_does_not_reach(registry: Registry) -> None:
+    """The receipt lists the backups made before the erasure and the extracts schools
+    already received among what stays, and does not promise that no backup opens."""
+    data = DepartmentReceipts("").erasure(erase(registry), "").data
+    kept = " ".join(str(k) for k in data["kept"])
+    assert "backup" in kept
+    assert "extract" in kept
+    assert "even from a backup" not in str(data["how"])

@@ -9,18 +9,28 @@ the same and stops when told.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
 from childreg.audit.leaf import AuditEvent
 from childreg.errors import Erased
-from childreg.history import Closure
-from node.audit.actor import Actor
+from childreg.history import Closure, Correction
+from node.audit.actor import Actor, acting_as
 from node.audit.log import AuditLog
 from node.audit.service import Audited
 from node.crypto.keys import Keyring
+from node.records import retention as retention_module
 from node.records.registry import Registry
-from node.records.retention import AFTER_AGE, AFTER_CLOSED, RetentionJob, RetentionRun, Rules, due
+from node.records.retention import (
+    AFTER_AGE,
+    AFTER_CLOSED,
+    Due,
+    RetentionJob,
+    RetentionRun,
+    Rules,
+    due,
+)
 from node.store.base import RecordStore
 from tests.unit.node.records.children import a_child
 
@@ -151,3 +161,26 @@ def test_the_scheduled_job_runs_the_rules_and_stops(
     job.start()
     job.stop()
     assert job.runs == 1  # stopped before its first scheduled run
+
+
+def test_a_record_corrected_out_of_due_while_the_run_starts_is_not_erased(
+    registry: Registry, store: RecordStore, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A birth date corrected after the run listed the child, before its erasure, keeps the
+    record: each erasure checks the rule again inside its own transaction."""
+    registry.register_child(a_child("C5", given_name="Aylin", date_of_birth=dt.date(2003, 1, 1)))
+    listed = retention_module.due
+
+    def correction_lands_after_listing(*args: Any) -> list[Due]:
+        found = listed(*args)
+        with acting_as(Actor.staff("baku", "aysel")):
+            registry.correct_child(
+                Correction(child_id="C5", date_of_birth=dt.date(2013, 1, 1), reason="typo")
+            )
+        return found
+
+    monkeypatch.setattr(retention_module, "due", correction_lands_after_listing)
+    outcome = run(store, keyring, registry, Rules(erase_at_age=23)).apply(TODAY)
+    assert "C5" in [d.child_id for d in (*outcome.erased, *outcome.failed)]
+    assert registry.get_child("C5").child.date_of_birth == dt.date(2013, 1, 1)
+    assert [d.child_id for d in outcome.erased] == ["C3"]
