@@ -30,7 +30,7 @@ from nacl.signing import SigningKey
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from childreg.audit.checkpoint import Checkpoint, sign_checkpoint
+from childreg.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from childreg.audit.leaf import AuditEvent
 from childreg.audit.note import NoteSigner
 from childreg.config import load_config
@@ -55,6 +55,7 @@ from node.server import (
     open_node,
     restore_node,
     rotate_kek,
+    rotate_key,
     verify_backup,
 )
 from node.store.sqlcipher import SqlCipherStore
@@ -506,3 +507,47 @@ def test_a_backup_from_before_a_kek_rotation_restores_with_its_kek(
     rotate_kek(node.cfg, tmp_path / "new.key")
     store, _ = open_node(new)
     store.close()
+
+
+def test_a_signing_key_rotated_after_the_backup_stays_rotated_across_the_restore(
+    node: Node, tmp_path: Path
+) -> None:
+    """An audit-key rotation after the backup comes back from the journal: the restored
+    node keeps the same transition statement, extends the checkpoint the witness holds
+    (signed by the new key) and signs its own checkpoints with the new key."""
+    backup_node(node.cfg, tmp_path / "b")
+    rotate_key(node.cfg, "audit")  # node stopped; its statement and leaf are journaled
+    store, _ = open_node(node.cfg)
+    try:
+        transitions = store.key_transitions()
+    finally:
+        store.close()
+    assert [which for which, _ in transitions] == ["audit"]
+    _, note = node.leaves_and_note()
+    assert note is not None
+    shutil.rmtree(tmp_path / "data")
+    witness = WitnessEndpoint(
+        name="w1", address="127.0.0.1:9",
+        verifier_key=NoteSigner("w1", SigningKey.generate()).verifier().key_string(),
+    )  # fmt: skip
+    cfg = node.cfg
+    report = restore_core(
+        tmp_path / "b", cfg.data_dir, kek_source(cfg), federation=FEDERATION,
+        department=DEPARTMENT, actor=STAFF, journal_dir=cfg.backup.journal_dir,
+        witness_client=HoldingWitness(note), witnesses=(witness,),
+    )  # fmt: skip
+    assert report.transitions_replayed == 1
+    assert report.witnesses[0]["extends"] is True
+    store, keyring = open_node(cfg)
+    try:
+        assert store.key_transitions() == transitions
+        assert keyring.signing_generation("audit") == 2
+        latest = store.audit_checkpoint()
+    finally:
+        store.close()
+    assert latest is not None
+    new_key = node_signer(
+        keyring.audit_signing_seed(2), federation=FEDERATION, department=DEPARTMENT
+    ).verifier()
+    checkpoint, _ = open_checkpoint(latest[1], [new_key])
+    assert checkpoint.size == report.audit_size
