@@ -17,6 +17,8 @@ Example (TOML)::
     aggregation = "secure"                    # or "per-department" (stage 1)
     import_workers = 2                        # processes sealing bulk imports (0: none)
 
+    [backup]
+    journal_dir = "/mnt/journal/childreg"     # the change journal, on another disk or host
     [retention]                               # optional; each rule is off when unset
     erase_years_after_closed = 5              # erase a closed record 5 years after closing
     erase_at_age = 23                         # erase any record once the child is 18 + 5
@@ -69,6 +71,18 @@ class WitnessEndpoint(BaseModel):
     def _key(cls, value: str) -> str:
         NoteVerifier.from_key_string(value)  # MalformedKey (InvalidInput) if it is not one
         return value
+
+
+class BackupSettings(BaseModel):
+    """``[backup]``: where the change journal goes (node/journal.py, docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: A directory on another disk or host (mounted before the node starts): every audit
+    #: leaf and privacy-ledger write is appended and fsynced there before it commits, so
+    #: `childreg node restore` loses no leaf, charge, erasure or withdrawal. Unset: none,
+    #: and a restore can only go back to the backup (the witnesses then refuse the log).
+    journal_dir: Path | None = None
 
 
 class RetentionConfig(BaseModel):
@@ -132,6 +146,7 @@ class NodeConfig(ServiceSettings):
     #: that writes them (node.rpc.import_workers); 0 seals in the node's own thread. Unset:
     #: 2 on a machine with 2 or more cores, else 0.
     import_workers: int | None = Field(default=None, ge=0, le=16)
+    backup: BackupSettings = BackupSettings()
     #: Retention rules: when records are erased by themselves (off unless set).
     retention: RetentionConfig = RetentionConfig()
     #: The web console (node/console/): served on its own HTTPS port when this section is
@@ -147,6 +162,13 @@ class NodeConfig(ServiceSettings):
     @classmethod
     def _relative_to_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         return None if value is None else resolve_path(value, info.context)
+
+    @field_validator("backup", mode="before")
+    @classmethod
+    def _journal_relative(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, dict) and value.get("journal_dir") is not None:
+            return {**value, "journal_dir": resolve_path(Path(value["journal_dir"]), info.context)}
+        return value
 
     @model_validator(mode="after")
     def _node_does_not_publish(self) -> Self:

@@ -6,7 +6,11 @@ It is also all the command line takes from the node (tests/unit/test_architectur
 :func:`init_node`, :func:`serve`, :func:`make_kek_file`, :func:`open_operator` for the
 commands an operator runs with the key-encryption key on the node's host, whose accesses
 to a child go through the same audited service as every gRPC call, and :func:`rotate_kek`
-(node/kek_rotation.py) and :func:`rekey_db` (node/rekey.py), which need the node stopped.
+(node/kek_rotation.py), :func:`rekey_db` (node/rekey.py) and :func:`rotate_key`
+(node/key_rotation.py), which need the node stopped; :func:`backup_node` (while it serves),
+:func:`verify_backup` and :func:`restore_node` (stopped; node/backup.py, node/restore.py).
+Every store opened here for writing gets the change journal of ``[backup] journal_dir``
+(node/journal.py) attached.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from node.audit.log import AuditLog
 from node.audit.reads import LogReads
 from node.audit.report import AccessReport, LogUnverified, OperatorCommands
 from node.audit.service import Audited
+from node.backup import BackupSummary, make_backup
+from node.backup import Progress as BackupProgress
+from node.backup import verify_backup as _verify_backup
 from node.config import NodeConfig
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
@@ -54,12 +61,15 @@ from node.consent.receipts import DepartmentReceipts
 from node.console.accounts import Accounts, AccountView, Enrolment
 from node.console.server import ConsoleServer, start_console
 from node.crypto.keys import KekSource, Keyring, generate_key_file
+from node.journal import ChangeJournal, catch_up, journal_seed
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
 from node.key_rotation import SigningRotation, rotate_signing_key, transitions_of, with_signing
 from node.records.registry import Registry, RowSealer
 from node.records.retention import Due, Outcome, RetentionJob, RetentionRun, Rules
 from node.rekey import Rekey, rekey_database, settle_rekey
+from node.restore import REPLAY, RestoreReport
+from node.restore import restore_node as _restore_node
 from node.rpc.audit import AuditLogServicer
 from node.rpc.consent import ConsentServicer
 from node.rpc.extract import ExtractServicer
@@ -75,10 +85,13 @@ __all__ = [
     "SERVICES",
     "AccessReport",
     "AccountView",
+    "BackupSummary",
     "Enrolment",
     "LogUnverified",
     "NodeApp",
     "OperatorSession",
+    "RestoreReport",
+    "backup_node",
     "init_node",
     "kek_source",
     "make_kek_file",
@@ -86,10 +99,12 @@ __all__ = [
     "open_node",
     "open_operator",
     "rekey_db",
+    "restore_node",
     "rotate_kek",
     "rotate_key",
     "serve",
     "start_node",
+    "verify_backup",
 ]
 
 log = structlog.get_logger("childreg.node")
@@ -147,6 +162,7 @@ class NodeApp:
     lock: DataDirLock | None = None
     retention: RetentionJob | None = None
     console: ConsoleServer | None = None  # the web console, when configured
+    journal: ChangeJournal | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
@@ -160,6 +176,8 @@ class NodeApp:
         if self.workers is not None:
             self.workers.close()
         self.store.close()
+        if self.journal is not None:
+            self.journal.close()
         if self.lock is not None:
             self.lock.release()
 
@@ -191,10 +209,13 @@ def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
 
 
 def _audited_for(config: NodeConfig) -> Callable[[SqlCipherStore, Keyring], Audited]:
-    """Builds the audited service over a store opened for a key operation."""
+    """Builds the audited service over a store opened for a key operation (the caller holds
+    the data lock), the change journal caught up and attached (closed with the process)."""
 
     def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+        if store.journal is None:
+            attach_journal(config, store, keyring, catch=True)
         keyring = with_signing(keyring, store)
         audit = AuditLog(
             store, keyring.audit_signing_seed(), federation=federation,
@@ -206,14 +227,36 @@ def _audited_for(config: NodeConfig) -> Callable[[SqlCipherStore, Keyring], Audi
 
 
 def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
-    """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key)."""
+    """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key),
+    its change journal attached if the node has one."""
     keyring = open_keyring(config)
     store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
     try:
+        attach_journal(config, store, keyring, catch=False)
         return store, with_signing(keyring, store)  # the signing keys' generations in use
     except BaseException:
         store.close()
         raise
+
+
+def attach_journal(
+    config: NodeConfig, store: SqlCipherStore, keyring: Keyring, *, catch: bool
+) -> ChangeJournal | None:
+    """Open the node's change journal (none without ``[backup] journal_dir``), bring it
+    level with the store when ``catch`` (the caller holds the data lock), and attach it."""
+    if config.backup.journal_dir is None:
+        return None
+    journal = ChangeJournal.open(
+        config.backup.journal_dir, config.department_id, journal_seed(keyring)
+    )
+    try:
+        if catch:
+            catch_up(journal, store)
+    except BaseException:
+        journal.close()
+        raise
+    store.attach_journal(journal)
+    return journal
 
 
 def node_profile(config: NodeConfig) -> Profile:
@@ -227,6 +270,18 @@ def node_profile(config: NodeConfig) -> Profile:
         country = config.country_profile(authority, federation)
     config.check_units(country)
     return country
+
+
+def _open_store(
+    config: NodeConfig, keyring: Keyring
+) -> tuple[SqlCipherStore, ChangeJournal | None]:
+    """The serving node's store with its change journal caught up and attached."""
+    store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    try:
+        return store, attach_journal(config, store, keyring, catch=True)
+    except BaseException:
+        store.close()
+        raise
 
 
 def install_profile(config: NodeConfig) -> None:
@@ -243,10 +298,29 @@ def install_profile(config: NodeConfig) -> None:
         )
 
 
+def _retention_job(
+    config: NodeConfig,
+    store: SqlCipherStore,
+    keyring: Keyring,
+    registry: Registry,
+    audited: Audited,
+) -> RetentionJob | None:
+    """The serving node's scheduled retention run, if its rules ask for one."""
+    if not config.retention.scheduled_run:
+        return None
+    node_actor = Actor.machine(str(IdentityFiles(config.identity_dir).spiffe_id()))  # itself
+    return RetentionJob(
+        RetentionRun(
+            store, keyring, registry, audited, rules=retention_rules(config), actor=node_actor
+        ),
+        config.retention.run_every_hours * 3600,
+    )
+
+
 def start_node(config: NodeConfig) -> NodeApp:
     """Install the country profile, open storage and start the mutual-TLS gRPC server."""
     install_profile(config)
-    lock, keyring, workers, store = _open_storage(config)
+    lock, keyring, workers, store, journal = _open_storage(config)
     try:
         keyring = with_signing(keyring, store)  # the signing keys' generations in use
         registry = Registry(store, keyring, districts=config.districts)
@@ -340,6 +414,8 @@ def start_node(config: NodeConfig) -> NodeApp:
         )
     except BaseException:
         store.close()
+        if journal is not None:
+            journal.close()
         if workers is not None:
             workers.close()
         lock.release()
@@ -352,7 +428,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                 audited=audited, desk=desk, witnessed=checkpointer.last_witnessed,
             )  # fmt: skip
         except BaseException:
-            _unwind(server, store, workers, lock)
+            _unwind(server, store, journal, workers, lock)
             raise
     checkpointer.start()
     if retention is not None:
@@ -362,14 +438,25 @@ def start_node(config: NodeConfig) -> NodeApp:
     gc.collect()  # start-up's garbage first, so none of it is kept for good
     gc.freeze()
     return NodeApp(
-        server, port, store, health_servicer, audit, checkpointer, workers, lock, retention, console
+        server,
+        port,
+        store,
+        health_servicer,
+        audit,
+        checkpointer,
+        workers,
+        lock,
+        retention,
+        console,
+        journal,
     )
 
 
 def _open_storage(
     config: NodeConfig,
-) -> tuple[DataDirLock, Keyring, ImportWorkers | None, SqlCipherStore]:
-    """The data directory's lock, the keyring, the import workers and the open store."""
+) -> tuple[DataDirLock, Keyring, ImportWorkers | None, SqlCipherStore, ChangeJournal | None]:
+    """The data directory's lock, the keyring, the import workers, the open store and its
+    change journal (caught up and attached), or nothing held if any of them fails."""
     lock = DataDirLock(config.data_dir).acquire()  # no KEK rotation while the node serves
     try:
         keyring = open_keyring(config, repair=True)
@@ -382,40 +469,27 @@ def _open_storage(
         lock.release()
         raise
     try:
-        store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+        store, journal = _open_store(config, keyring)
     except BaseException:
         if workers is not None:
             workers.close()
         lock.release()
         raise
-    return lock, keyring, workers, store
-
-
-def _retention_job(
-    config: NodeConfig,
-    store: SqlCipherStore,
-    keyring: Keyring,
-    registry: Registry,
-    audited: Audited,
-) -> RetentionJob | None:
-    """The scheduled retention run, if configured; the node itself is the actor of its job."""
-    if not config.retention.scheduled_run:
-        return None
-    node_actor = Actor.machine(str(IdentityFiles(config.identity_dir).spiffe_id()))
-    return RetentionJob(
-        RetentionRun(
-            store, keyring, registry, audited, rules=retention_rules(config), actor=node_actor
-        ),
-        config.retention.run_every_hours * 3600,
-    )
+    return lock, keyring, workers, store, journal
 
 
 def _unwind(
-    server: grpc.Server, store: SqlCipherStore, workers: ImportWorkers | None, lock: DataDirLock
+    server: grpc.Server,
+    store: SqlCipherStore,
+    journal: ChangeJournal | None,
+    workers: ImportWorkers | None,
+    lock: DataDirLock,
 ) -> None:
     """Undo a start that failed after the gRPC server started."""
     server.stop(0)
     store.close()
+    if journal is not None:
+        journal.close()
     if workers is not None:
         workers.close()
     lock.release()
@@ -528,8 +602,10 @@ class OperatorSession:
         return self._accounts.list(self._commands.actor)
 
     def close(self) -> None:
-        """Close the store."""
+        """Close the store (and its journal)."""
         self._store.close()
+        if isinstance(self._store.journal, ChangeJournal):
+            self._store.journal.close()
 
     def __enter__(self) -> OperatorSession:
         return self
@@ -617,14 +693,29 @@ def rotate_key(config: NodeConfig, which: str, login: str | None = None) -> Sign
                 actor=actor,
             )
         finally:
-            store.close()
+            close_store(store)
 
 
 def open_node_repaired(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
-    """Like :func:`open_node`, settling an interrupted key operation (caller holds the lock)."""
+    """Like :func:`open_node`, settling an interrupted key operation (caller holds the lock);
+    the change journal is caught up and attached (closed by :func:`close_store`)."""
     keyring = open_keyring(config, repair=True)
     store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    try:
+        attach_journal(config, store, keyring, catch=True)
+    except BaseException:
+        store.close()
+        raise
     return store, keyring
+
+
+def close_store(store: SqlCipherStore) -> None:
+    """Close ``store`` and the change journal attached to it, if any."""
+    try:
+        store.close()
+    finally:
+        if isinstance(store.journal, ChangeJournal):
+            store.journal.close()
 
 
 def retention_rules(config: NodeConfig) -> Rules:
@@ -643,3 +734,64 @@ def serve(config: NodeConfig, ready_file: Path | None = None) -> None:
     wait_for_signal()
     log.info("node.stopping", department=config.department_id)
     app.stop()
+
+
+def backup_node(
+    config: NodeConfig, out: Path, *, progress: BackupProgress | None = None
+) -> BackupSummary:
+    """Back up the node into the new directory ``out`` while it serves (node/backup.py)."""
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    return make_backup(
+        config.data_dir,
+        kek_source(config),
+        out,
+        federation=federation,
+        department=config.department_id,
+        progress=progress,
+    )
+
+
+def _source(config: NodeConfig, kek_file: Path | None) -> KekSource:
+    return kek_source(config) if kek_file is None else KekSource.from_key_file(kek_file)
+
+
+def verify_backup(
+    config: NodeConfig,
+    backup: Path,
+    *,
+    kek_file: Path | None = None,
+    progress: BackupProgress | None = None,
+) -> BackupSummary:
+    """Check a backup with the node's KEK (or ``kek_file``, the KEK it was made with)."""
+    return _verify_backup(backup, _source(config, kek_file), progress=progress)
+
+
+def restore_node(
+    config: NodeConfig,
+    backup: Path,
+    login: str | None = None,
+    *,
+    kek_file: Path | None = None,
+    without_journal: bool = False,
+    progress: BackupProgress | None = None,
+) -> RestoreReport:
+    """Restore the stopped node from ``backup`` and its change journal (node/restore.py):
+    FailedPrecondition while it serves or when its data directory holds a node."""
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with DataDirLock(config.data_dir):
+        return _restore_node(
+            backup,
+            config.data_dir,
+            _source(config, kek_file),
+            federation=federation,
+            department=config.department_id,
+            actor=actor,
+            journal_dir=config.backup.journal_dir,
+            without_journal=without_journal,
+            witness_client=GrpcWitnesses(IdentityFiles(config.identity_dir)),
+            witnesses=config.witnesses,
+            replay=dict(REPLAY),
+            progress=progress,
+        )

@@ -55,6 +55,7 @@ ACTIONS: Final = frozenset(
         "console.sign_out",
         "console.account",  # a console account added, reset, disabled or listed
         "statistics.count",  # the department's own exact counts, read in the console
+        "node.restore",  # an operator restored the node from a backup and its journal
         "denied",
     }
 )

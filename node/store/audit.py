@@ -10,10 +10,11 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 
+from node.store.journaling import Journaled
 from node.store.transactional import Transactional
 
 
-class AuditStore(Transactional):
+class AuditStore(Journaled, Transactional):
     """Where a node keeps its append-only audit log.
 
     Contract (every implementation), besides :class:`~node.store.transactional.Transactional`'s:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from childreg.secagg.roster import Participation
+from node.store.journaling import Journaled
 from node.store.transactional import Transactional
 from node.store.types import LedgerEntry
 
 
-class LedgerStore(Transactional):
+class LedgerStore(Journaled, Transactional):
     """Where a node keeps its privacy ledger and secure-aggregation participation.
 
     Contract (every implementation), besides :class:`~node.store.transactional.Transactional`'s:
@@ -36,6 +37,14 @@ class LedgerStore(Transactional):
     @abstractmethod
     def append_ledger(self, entry: LedgerEntry) -> None:
         """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
+
+    @abstractmethod
+    def ledger_entries(self) -> list[LedgerEntry]:
+        """Every privacy-ledger entry of every snapshot, in the order they were appended."""
+
+    @abstractmethod
+    def participations(self) -> list[tuple[str, Participation]]:
+        """Every participant set recorded, with its snapshot, ordered by snapshot."""
 
     @abstractmethod
     def participation(self, snapshot: str) -> Participation | None:

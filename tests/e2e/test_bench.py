@@ -55,6 +55,11 @@ def test_quick_bench_reports_the_three_figures() -> None:
     assert kek["children"] == 500
     assert kek["seconds"] > 0
     assert kek["goal_seconds_for_100000"] == 30.0
+    backup = data["backup"]
+    assert backup["children"] == 500
+    assert backup["backup_ratio"] > 0
+    assert backup["restore_seconds"] > 0
+    assert backup["goal_max_backup_ratio"] == 3.0
     rounds = data["secure_rounds"]
     assert {(row["departments"], tuple(row["dimensions"])) for row in rounds} == {
         (n, dims) for n in (3, 5) for dims in {tuple(r["dimensions"]) for r in tables}

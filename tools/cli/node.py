@@ -28,7 +28,7 @@ from node.server import (
     rotate_kek,
     serve,
 )
-from tools.cli import node_user
+from tools.cli import node_backup, node_user
 from tools.cli.console import err, out
 from tools.cli.options import (
     ConfigOpt,
@@ -45,6 +45,9 @@ from tools.clients.records import read_child
 
 app = typer.Typer(help="Run a department's node and work with its records.", no_args_is_help=True)
 app.add_typer(node_user.app, name="user")
+
+app.add_typer(node_backup.app, name="backup")
+app.command("restore")(node_backup.restore)
 
 NodeOpt = Annotated[
     str, typer.Option("--node", envvar="CHILDREG_NODE", help="The node's address, host:port.")

@@ -22,6 +22,8 @@
 (k) the guardian's receipt: its PDF render ÷ its HTML render (tools/dev/bench_receipts.py);
 (l) the web console's search page, child page and registration on a node of 100,000
     children, each p95 ÷ the matching gRPC call's (tools/dev/bench_console.py).
+(m)/(n) the online backup ÷ copying the node's files, and the restore drill's work
+    (tools/dev/bench_backup.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
 """
@@ -69,6 +71,7 @@ from tools.cli.options import JsonOpt
 from tools.clients.statistician import fetch_table
 from tools.dev import (
     bench_audit,
+    bench_backup,
     bench_console,
     bench_extract,
     bench_kek,
@@ -112,10 +115,11 @@ class Sizes:
     kek_children: int = bench_kek.GOAL_CHILDREN  # (j): children whose keys are rewrapped
     console_children: int = 100_000  # (l): children on the node the console serves
     console_requests: int = 200  # (l): requests of each console page and gRPC call
+    backup_children: int = 100_000  # (m), (n): children of the node backed up and restored
 
 
 FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)
-QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500, 500, 10)
+QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500, 500, 10, 500)
 
 
 # ----- data ---------------------------------------------------------------------------
@@ -468,6 +472,10 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
             "console": bench_console.measure_console(
                 root, sizes.console_children, sizes.console_requests, say
             ),
+            "backup": bench_backup.measure_backup_restore(
+                list(scaled(base, sizes.backup_children, "bak")), root, say,
+                changes=min(1_000, sizes.backup_children),
+            ),
         }  # fmt: skip
 
 
@@ -606,6 +614,22 @@ def render(result: dict[str, Any]) -> Table:
             f"{web[page + '_ratio']}",
             f"≤ {web['goal_max_ratio']:.0f}",
         )
+    bak = result["backup"]
+    table.add_row(
+        f"online backup, {bak['children']:,} children ({bak['database_mb']} MB), node open",
+        f"{bak['backup_seconds']} s",
+        f"{bak['copy_files_seconds']} s copying its files",
+        f"{bak['backup_ratio']}",
+        f"≤ {bak['goal_max_backup_ratio']}",
+    )
+    table.add_row(
+        f"restore drill's work: verify, place, replay {bak['changes_after_backup']} journaled "
+        "changes, list them",
+        f"{bak['restore_seconds']} s",
+        f"{bak['restore_copy_seconds']} s copying the backup's files into place",
+        f"{bak['restore_ratio']}",
+        "",
+    )
     mem = result["memory"]
     table.add_row(
         f"node peak memory, {mem['children']:,} children (the larger of the node process's "

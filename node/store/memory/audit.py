@@ -27,6 +27,8 @@ class MemoryAudit(MemoryBase, AuditStore):
                 if state.hashes.setdefault((level, idx), digest) != digest:
                     raise AlreadyExists("a Merkle row would be overwritten")
             state.leaves.append(bytes(body))
+            if self._journal is not None:
+                self._journal.leaf(index, bytes(body))
             return len(state.leaves) - 1
 
     def audit_hash(self, level: int, index: int) -> bytes:
@@ -60,6 +62,8 @@ class MemoryAudit(MemoryBase, AuditStore):
         """Keep a signed key-transition statement of the ``which`` signing key."""
         with self._lock, self.atomic():
             self._writable().transitions.append((which, note))
+            if self._journal is not None:
+                self._journal.key_transition(which, note)
 
     def key_transitions(self) -> list[tuple[str, str]]:
         """Every key-transition statement kept, as (which key, signed note), oldest first."""

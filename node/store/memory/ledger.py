@@ -19,12 +19,24 @@ class MemoryLedger(MemoryBase, LedgerStore):
 
     def append_ledger(self, entry: LedgerEntry) -> None:
         """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
-        with self._lock:
+        with self._lock, self.atomic():
             state = self._writable()
             key = (entry.snapshot, entry.catalogue_version, entry.table_id)
             if any((e.snapshot, e.catalogue_version, e.table_id) == key for e in state.ledger):
                 raise AlreadyExists("this table is already in the privacy ledger")
             state.ledger.append(entry)
+            if self._journal is not None:
+                self._journal.ledger(entry)
+
+    def ledger_entries(self) -> list[LedgerEntry]:
+        """Every privacy-ledger entry of every snapshot, in the order they were appended."""
+        with self._lock:
+            return list(self._live().ledger)
+
+    def participations(self) -> list[tuple[str, Participation]]:
+        """Every participant set recorded, with its snapshot."""
+        with self._lock:
+            return sorted(self._live().participation.items())
 
     def participation(self, snapshot: str) -> Participation | None:
         """The participation recorded for ``snapshot``, or None."""
@@ -33,8 +45,10 @@ class MemoryLedger(MemoryBase, LedgerStore):
 
     def record_participation(self, snapshot: str, participation: Participation) -> None:
         """Record ``participation`` unless one is recorded already (never overwrites)."""
-        with self._lock:
+        with self._lock, self.atomic():
             self._writable().participation.setdefault(snapshot, participation)
+            if self._journal is not None:
+                self._journal.participation(snapshot, participation)
 
     def catalogue_versions(self) -> dict[int, str]:
         """Every catalogue version the ledger holds (any snapshot), with its digest."""

@@ -41,6 +41,8 @@ class SqlCipherAudit(SqlCipherBase, AuditStore):
                 )
             except sqlcipher3.IntegrityError:
                 raise AlreadyExists("an audit row would be overwritten") from None
+            if self._journal is not None:
+                self._journal.leaf(index, body)
             return index
 
     def audit_hash(self, level: int, index: int) -> bytes:
@@ -84,6 +86,8 @@ class SqlCipherAudit(SqlCipherBase, AuditStore):
             self._conn.execute(
                 "INSERT INTO key_transition(which, note) VALUES (?, ?)", (which, note)
             )
+            if self._journal is not None:
+                self._journal.key_transition(which, note)
 
     def key_transitions(self) -> list[tuple[str, str]]:
         """Every key-transition statement kept, as (which key, signed note), oldest first."""

@@ -25,11 +25,24 @@ class SqlCipherLedger(SqlCipherBase, LedgerStore):
 
     def ledger(self, snapshot: str) -> list[LedgerEntry]:
         """Every privacy-ledger entry of ``snapshot``, in the order they were appended."""
+        return self._entries(" WHERE snapshot = ?", (snapshot,))
+
+    def ledger_entries(self) -> list[LedgerEntry]:
+        """Every privacy-ledger entry of every snapshot, in the order they were appended."""
+        return self._entries("", ())
+
+    def participations(self) -> list[tuple[str, Participation]]:
+        """Every participant set recorded, with its snapshot."""
+        rows = self._query("SELECT snapshot FROM secagg_participation ORDER BY snapshot")
+        found = [(str(r[0]), self.participation(str(r[0]))) for r in rows]
+        return [(s, p) for s, p in found if p is not None]
+
+    def _entries(self, where: str, params: tuple[str, ...]) -> list[LedgerEntry]:
         rows = self._query(
             "SELECT snapshot, catalogue_version, catalogue_digest, table_id, rho_numerator,"
             " rho_denominator, released, released_at, requested_by, mechanism"
-            " FROM privacy_ledger WHERE snapshot = ? ORDER BY seq",
-            (snapshot,),
+            " FROM privacy_ledger" + where + " ORDER BY seq",
+            params,
         )
         return [
             LedgerEntry(
@@ -48,8 +61,7 @@ class SqlCipherLedger(SqlCipherBase, LedgerStore):
 
     def append_ledger(self, entry: LedgerEntry) -> None:
         """Append an entry; AlreadyExists if its (snapshot, version, table) is there already."""
-        self._not_viewing()
-        with self._lock:
+        with self.atomic():
             try:
                 self._conn.execute(
                     "INSERT INTO privacy_ledger(snapshot, catalogue_version, catalogue_digest,"
@@ -70,6 +82,8 @@ class SqlCipherLedger(SqlCipherBase, LedgerStore):
                 )
             except sqlcipher3.IntegrityError:
                 raise AlreadyExists("this table is already in the privacy ledger") from None
+            if self._journal is not None:
+                self._journal.ledger(entry)
 
     def participation(self, snapshot: str) -> Participation | None:
         """The participation recorded for ``snapshot``, or None."""
@@ -84,8 +98,7 @@ class SqlCipherLedger(SqlCipherBase, LedgerStore):
 
     def record_participation(self, snapshot: str, participation: Participation) -> None:
         """Record ``participation`` unless one is recorded already (never overwrites)."""
-        self._not_viewing()
-        with self._lock:
+        with self.atomic():
             self._conn.execute(
                 "INSERT INTO secagg_participation(snapshot, participants, colluders,"
                 " recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (snapshot) DO NOTHING",
@@ -96,6 +109,8 @@ class SqlCipherLedger(SqlCipherBase, LedgerStore):
                     dt.datetime.now(dt.UTC).isoformat(),
                 ),
             )
+            if self._journal is not None:
+                self._journal.participation(snapshot, participation)
 
     def catalogue_versions(self) -> dict[int, str]:
         """Every catalogue version the ledger holds (any snapshot), with its digest."""

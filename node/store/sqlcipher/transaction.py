@@ -75,8 +75,17 @@ class SqlCipherBase(Transactional):
 
         A reader inside a read transaction keeps the frames it reads, and a WAL that is
         only reused keeps its old frames past the new ones, so a truncation that could not
-        finish stays pending and is retried after the next commit or read.
+        finish stays pending and is retried after the next commit or read. A passive
+        checkpoint goes first: if a reader's snapshot still needs frames of the log (a
+        read in progress here, or ``childreg node backup``'s pinned read in its own
+        process, which lasts the whole copy), the truncation is left pending at once
+        instead of waiting out the busy timeout with every writer held back, as a
+        ``TRUNCATE`` checkpoint does while it waits.
         """
+        busy, frames, done = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if busy or done < frames:
+            self._truncate_wal_pending = True
+            return
         busy, frames, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         self._truncate_wal_pending = bool(busy) or frames != 0
 

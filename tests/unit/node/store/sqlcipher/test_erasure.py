@@ -15,6 +15,7 @@ import sqlcipher3
 
 from node.store.base import StoredErasure
 from node.store.sqlcipher import SqlCipherStore
+from node.store.sqlcipher.backup import online_copy
 from tests.contract.test_erasure_store import held_child, tombstone
 from tests.unit.node.store.sqlcipher.rawpages import wal_frames
 from tests.unit.node.store.sqlcipher.support import raw_connection
@@ -132,3 +133,37 @@ def test_an_erasure_during_a_read_leaves_nothing_of_the_child_in_the_wal(
     frames = wal_frames(db_path, key)
     for secret in (before.wrapped_key, before.sealed_identity, b"n1" * 16):
         assert not any(secret in f for f in frames)
+
+
+def test_an_erasure_during_an_online_backup_leaves_nothing_in_the_wal_once_it_ends(
+    store: SqlCipherStore, db_path: Path, key_hex: str, tmp_path: Path
+) -> None:
+    """An erasure committed while ``online_copy`` pins the log completes, later writes
+    still commit, and once the copy ends no WAL frame holds the child; the copy is one
+    state with the child either whole or erased."""
+    held_child(store, "C1", b"n1" * 16)
+    before = store.get_child("C1")
+    assert before is not None
+    key = bytes.fromhex(key_hex)
+    erased: list[bool] = []
+
+    def during_copy(done: int, total: int) -> None:
+        if not erased:  # inside the copy's pinned read transaction
+            store.erase_child("C1", tombstone())
+            held_child(store, "C2", b"n2" * 16)  # the next commit does not wait either
+            erased.append(True)
+
+    copy = tmp_path / "copy.db"
+    online_copy(db_path, key_hex, copy, during_copy)
+    assert erased
+    frames = wal_frames(db_path, key)
+    for secret in (before.wrapped_key, before.sealed_identity, b"n1" * 16):
+        assert not any(secret in f for f in frames)
+    assert store.get_child("C2") is not None
+    copied = SqlCipherStore.open(copy, key_hex)
+    try:
+        child, tombstones = copied.get_child("C1"), copied.erased_children()
+        assert (child is None) == (tombstones == [tombstone()])
+        assert child is None or child.wrapped_key == before.wrapped_key
+    finally:
+        copied.close()
