@@ -89,8 +89,12 @@ class Measurement:
     #: Per-cell noise variance of one unit (area variance = unit_variance × units).
     unit_variance: Fraction
     statement: StatementPieces
-    #: Configured departments left out (stage 2: not in the snapshot's participant set).
+    #: Configured departments left out (stage 2: not in the snapshot's participant set, or
+    #: lost during the round).
     missing_departments: tuple[str, ...] = ()
+    #: Stage 2: participants of the snapshot lost during this round after settling (also in
+    #: ``missing_departments``); the round completed over the others.
+    dropped_departments: tuple[str, ...] = ()
 
 
 class Rounds(Protocol):

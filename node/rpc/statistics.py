@@ -11,6 +11,7 @@ import grpc
 
 from childreg.errors import FailedPrecondition
 from childreg.models import parse
+from childreg.secagg.recovery import Signed
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from node.audit.service import Audited
@@ -39,8 +40,19 @@ def ready_question_from_proto(m: spb.ReadyRequest) -> ReadyQuestion:
 def share_question_from_proto(m: spb.ShareRequest) -> ShareQuestion:
     """Validate a Share request (InvalidInput naming the fields, never their values)."""
     data = {f: getattr(m, f) for f in _READY_FIELDS}
-    data |= {"round_id": m.round_id, "participants": tuple(m.participants)}
+    data |= {
+        "round_id": m.round_id,
+        "participants": tuple(m.participants),
+        "round_keys": tuple((k.body, k.signature) for k in m.round_keys),
+        "survivors": tuple(m.survivors),
+        "sealed": tuple((s.sender, s.ciphertext) for s in m.sealed),
+    }
     return parse(ShareQuestion, data, what="share request")
+
+
+def signed_body_to_proto(message: Signed) -> spb.SignedBody:
+    """Render a node's signed step message (RoundKeys, KeyShares, Unmask)."""
+    return spb.SignedBody(body=message.body, signature=message.signature)
 
 
 def ready_reply_to_proto(answer: Readiness) -> spb.ReadyReply:
@@ -65,6 +77,7 @@ def share_body_to_proto(body: ShareBody) -> spb.ShareBody:
         roster_version=body.roster_version,
         participants=list(body.participants),
         values=list(body.values),
+        key_holders=list(body.key_holders),
     )
 
 
@@ -119,6 +132,25 @@ class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
     def Ready(self, request: spb.ReadyRequest, context: grpc.ServicerContext) -> spb.ReadyReply:
         question = ready_question_from_proto(request)
         return ready_reply_to_proto(self._secure().ready(question))
+
+    def RoundKeys(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.SignedBody:
+        question = share_question_from_proto(request)
+        return signed_body_to_proto(self._secure().round_keys(question))
+
+    def KeyShares(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.SignedBody:
+        question = share_question_from_proto(request)
+        return signed_body_to_proto(self._secure().key_shares(question))
+
+    def Unmask(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.SignedBody:
+        question = share_question_from_proto(request)
+        actor = actor_of(context)
+        return self._audited.disclose(
+            actor,
+            "statistics.unmask",
+            request.SerializeToString(),
+            lambda: signed_body_to_proto(self._secure().unmask(question)),
+            purpose=f"{question.table_id}/{question.academic_year}",
+        )
 
     def Share(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.MaskedShare:
         question = share_question_from_proto(request)

@@ -1,0 +1,519 @@
+"""Dropout recovery for secure aggregation: round keys, sealed Shamir shares, double masking.
+
+Why this module exists: with pairwise masks alone (childreg/secagg/masks.py) a round that
+misses one upload never unmasks. Bonawitz et al. 2017 ("Practical Secure Aggregation for
+Privacy-Preserving Machine Learning", CCS) fix that, and this module is their protocol over
+the keys the signed roster already pins (docs/secure-aggregation.md, "A round, step by step"):
+
+1. every participant advertises a fresh X25519 **round mask key**, signed with its upload key;
+2. it splits the round mask key's secret and a fresh **self-mask seed** with Shamir
+   (childreg/secagg/shamir.py, threshold :func:`threshold`) and seals one share pair to each
+   participant that advertised (SecretBox under a key agreed from the two *roster* masking
+   keys, bound to sender, recipient and round), all sent through the coordinator;
+3. its upload is its vector + the self mask + the pairwise masks agreed from round mask keys;
+4. after the uploads the coordinator names who uploaded (the survivors); each survivor opens
+   the shares sealed to it and reveals, for a survivor, its self-mask share, for a department
+   that dropped, its mask-key share — never both for one department: the node records the
+   survivors of the table once and answers no other split, in any round of that table.
+
+With t shares of every survivor's self seed and of every dropped department's mask key the
+coordinator removes the self masks and the dropped departments' pairwise masks and gets the
+sum over the survivors; claiming a live department dropped gets it that department's mask key
+but never its self-mask seed, so its upload stays uniformly masked.
+
+Every per-round secret is derived from the node's roster masking key and everything the round
+is bound to (round id, table, snapshot and the round context), so a node keeps no state
+between the steps and, asked twice, answers the same. Pure: PyNaCl and hashlib, no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import nacl.bindings
+import nacl.exceptions
+from nacl.public import PrivateKey, PublicKey
+from nacl.secret import SecretBox
+from nacl.signing import SigningKey, VerifyKey
+
+from childreg.errors import PermissionDenied
+from childreg.secagg import masks, shamir
+from childreg.signed import canonical_json
+
+__all__ = [
+    "ADVERT_CONTEXT",
+    "KEY_SHARES_CONTEXT",
+    "UNMASK_CONTEXT",
+    "Reveal",
+    "RoundSecrets",
+    "Signed",
+    "advert",
+    "catalogue_digest",
+    "key_shares",
+    "masked_upload",
+    "open_advert",
+    "open_key_shares",
+    "open_reveal",
+    "positions",
+    "reveal",
+    "round_context",
+    "round_secrets",
+    "threshold",
+    "unmask",
+]
+
+#: Domain prefixes of the three signed node messages: none passes as another or as an upload.
+ADVERT_CONTEXT: Final = b"childreg secagg round key v1\n"
+KEY_SHARES_CONTEXT: Final = b"childreg secagg key shares v1\n"
+UNMASK_CONTEXT: Final = b"childreg secagg unmask v1\n"
+_PERSON: Final = b"childreg-secagg2"  # BLAKE2b personalisation, 16 bytes
+_SECRET_BYTES: Final = 32
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A node's message: canonical JSON bytes and its Ed25519 signature (upload key)."""
+
+    body: bytes
+    signature: bytes
+
+
+def threshold(members: int, colluders: int, participants: int, dropouts: int) -> int:
+    """The fewest survivors a round of ``participants`` may complete with, and the Shamir
+    threshold: more than half of the roster's ``members``, at least 3, more than
+    ``colluders``, at most ``dropouts`` fewer than the participants, and more than half of
+    (participants + colluders) — so that a coordinator that tells some nodes a department
+    dropped and others it survived cannot collect t shares of both of its secrets."""
+    return max(
+        masks.MIN_PARTICIPANTS,
+        members // 2 + 1,
+        colluders + 1,
+        participants - dropouts,
+        (participants + colluders) // 2 + 1,
+    )
+
+
+def positions(participants: Sequence[str]) -> dict[str, int]:
+    """Each participant's Shamir point: 1 + its place in the sorted set."""
+    return {d: i + 1 for i, d in enumerate(sorted(participants))}
+
+
+def catalogue_digest(signed_catalogue: bytes) -> str:
+    """The catalogue digest bound into a round: BLAKE2b-256 of the signed catalogue's bytes,
+    which the node and the coordinator both hold exactly."""
+    return hashlib.blake2b(signed_catalogue, digest_size=32).hexdigest()
+
+
+def round_context(
+    *,
+    federation: str,
+    catalogue_version: int,
+    catalogue_digest: str,
+    dimensions: Sequence[str],
+    roster_version: int,
+    participants: Sequence[str],
+) -> str:
+    """Everything both sides of every pair agree on, bound into every round secret and mask."""
+    return canonical_json(
+        {
+            "federation": federation,
+            "catalogue_version": catalogue_version,
+            "catalogue_digest": catalogue_digest,
+            "dimensions": list(dimensions),
+            "roster_version": roster_version,
+            "participants": list(participants),
+        }
+    ).decode("utf-8")
+
+
+def _field(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return struct.pack(">I", len(raw)) + raw
+
+
+def _kdf(key: bytes, *fields: str, size: int = _SECRET_BYTES) -> bytes:
+    message = b"".join(_field(f) for f in fields)
+    return hashlib.blake2b(message, digest_size=size, key=key, person=_PERSON).digest()
+
+
+@dataclass(frozen=True)
+class RoundSecrets:
+    """One node's secrets of one round, derived (never stored) from its roster masking key."""
+
+    mask_key: PrivateKey
+    self_seed: bytes
+    _coefficient_key: bytes
+
+    def coefficients(self, which: str, degree: int) -> list[int]:
+        """The Shamir coefficients for secret ``which`` ("self" or "key"), fixed per round."""
+        out = []
+        for i in range(degree):
+            wide = _kdf(self._coefficient_key, which, str(i), size=64)
+            wide += _kdf(self._coefficient_key, which, str(i), "2", size=64)
+            out.append(int.from_bytes(wide, "big") % shamir.PRIME)
+        return out
+
+
+def round_secrets(
+    masking: PrivateKey, *, round_id: str, table_id: str, snapshot: str, context: str
+) -> RoundSecrets:
+    """The round mask key, self-mask seed and Shamir coefficients of one node for one round."""
+    root = bytes(masking)
+    bound = (round_id, table_id, snapshot, context)
+    return RoundSecrets(
+        mask_key=PrivateKey(_kdf(root, "round-mask-key/v1", *bound)),
+        self_seed=_kdf(root, "self-mask-seed/v1", *bound),
+        _coefficient_key=_kdf(root, "shamir-coefficients/v1", *bound),
+    )
+
+
+# --- signed messages ---------------------------------------------------------------------
+
+
+def _sign(obj: dict[str, Any], key: SigningKey, context: bytes) -> Signed:
+    body = canonical_json(obj)
+    return Signed(body, key.sign(context + body).signature)
+
+
+def _open(
+    message: Signed,
+    key: VerifyKey,
+    context: bytes,
+    *,
+    federation: str,
+    department: str,
+    round_id: str,
+) -> dict[str, Any]:
+    """The body of a signed node message, once its signature and binding check out."""
+    try:
+        key.verify(context + message.body, message.signature)
+        obj = json.loads(message.body)
+    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        raise PermissionDenied(f"the message of department {department} does not verify") from None
+    if not isinstance(obj, dict):
+        raise PermissionDenied(f"the message of department {department} is malformed")
+    got = (obj.get("federation"), obj.get("department"), obj.get("round_id"))
+    if got != (federation, department, round_id):
+        raise PermissionDenied(f"the message of department {department} is for another round")
+    return obj
+
+
+def advert(
+    secrets: RoundSecrets, key: SigningKey, *, federation: str, department: str, round_id: str
+) -> Signed:
+    """Step 1: the node's round mask public key, signed."""
+    public = base64.b64encode(bytes(secrets.mask_key.public_key)).decode("ascii")
+    obj = {
+        "federation": federation,
+        "department": department,
+        "round_id": round_id,
+        "mask_key": public,
+    }
+    return _sign(obj, key, ADVERT_CONTEXT)
+
+
+def open_advert(
+    message: Signed, key: VerifyKey, *, federation: str, department: str, round_id: str
+) -> PublicKey:
+    """The round mask key a department advertised; PermissionDenied unless signed and bound."""
+    obj = _open(
+        message,
+        key,
+        ADVERT_CONTEXT,
+        federation=federation,
+        department=department,
+        round_id=round_id,
+    )
+    try:
+        raw = base64.b64decode(obj["mask_key"], validate=True)
+    except (KeyError, TypeError, ValueError):
+        raise PermissionDenied(f"the round key of department {department} is malformed") from None
+    if len(raw) != _SECRET_BYTES:
+        raise PermissionDenied(f"the round key of department {department} is malformed")
+    return PublicKey(raw)
+
+
+def _box(
+    roster_masking: PrivateKey,
+    peer_roster_key: PublicKey,
+    *,
+    sender: str,
+    recipient: str,
+    round_id: str,
+) -> SecretBox:
+    """The sealing key of one sender → recipient direction of one round (roster keys)."""
+    try:
+        shared = nacl.bindings.crypto_scalarmult(bytes(roster_masking), bytes(peer_roster_key))
+    except RuntimeError as exc:
+        raise ValueError("X25519 agreement gave an all-zero secret (bad peer key)") from exc
+    if not any(shared):
+        raise ValueError("X25519 agreement gave an all-zero secret (bad peer key)")
+    return SecretBox(_kdf(shared, "share-box/v1", sender, recipient, round_id))
+
+
+def key_shares(
+    secrets: RoundSecrets,
+    key: SigningKey,
+    roster_masking: PrivateKey,
+    recipients: Mapping[str, PublicKey],
+    *,
+    federation: str,
+    department: str,
+    round_id: str,
+    all_participants: Sequence[str],
+    t: int,
+) -> Signed:
+    """Step 2: one sealed pair of shares (self seed, mask key) per recipient, signed.
+
+    ``recipients`` maps every department that advertised (this one included) to its
+    *roster* masking key; each share pair is sealed under that pair's agreed key.
+    """
+    points = positions(all_participants)
+    self_secret = int.from_bytes(secrets.self_seed, "big")
+    key_secret = int.from_bytes(bytes(secrets.mask_key), "big")
+    xs = [points[r] for r in recipients]
+    self_shares = shamir.split(self_secret, secrets.coefficients("self", t - 1), xs)
+    key_shares_ = shamir.split(key_secret, secrets.coefficients("key", t - 1), xs)
+    sealed: dict[str, str] = {}
+    for recipient, roster_key in sorted(recipients.items()):
+        x = points[recipient]
+        plain = shamir.to_bytes(self_shares[x]) + shamir.to_bytes(key_shares_[x])
+        box = _box(
+            roster_masking, roster_key, sender=department, recipient=recipient, round_id=round_id
+        )
+        sealed[recipient] = base64.b64encode(bytes(box.encrypt(plain))).decode("ascii")
+    obj = {
+        "federation": federation,
+        "department": department,
+        "round_id": round_id,
+        "shares": sealed,
+    }
+    return _sign(obj, key, KEY_SHARES_CONTEXT)
+
+
+def open_key_shares(
+    message: Signed, key: VerifyKey, *, federation: str, department: str, round_id: str
+) -> dict[str, bytes]:
+    """The sealed shares a department sent, by recipient; PermissionDenied unless signed."""
+    obj = _open(
+        message,
+        key,
+        KEY_SHARES_CONTEXT,
+        federation=federation,
+        department=department,
+        round_id=round_id,
+    )
+    shares = obj.get("shares")
+    if not isinstance(shares, dict):
+        raise PermissionDenied(f"the key shares of department {department} are malformed")
+    try:
+        return {str(r): base64.b64decode(c, validate=True) for r, c in shares.items()}
+    except (TypeError, ValueError):
+        raise PermissionDenied(f"the key shares of department {department} are malformed") from None
+
+
+def masked_upload(
+    values: Sequence[int],
+    secrets: RoundSecrets,
+    department: str,
+    round_keys: Mapping[str, PublicKey],
+    *,
+    round_id: str,
+    table_id: str,
+    snapshot: str,
+    context: str,
+) -> list[int]:
+    """Step 3: values + self mask + pairwise masks with every other key holder, mod 2⁶⁴."""
+    seeds = {
+        peer: masks.pair_seed(
+            secrets.mask_key,
+            public,
+            my_id=department,
+            peer_id=peer,
+            round_id=round_id,
+            table_id=table_id,
+            snapshot=snapshot,
+            context=context,
+        )
+        for peer, public in round_keys.items()
+        if peer != department
+    }
+    paired = masks.masked_with_seeds(values, department, seeds)
+    own = masks.mask_stream(secrets.self_seed, len(paired))
+    return [(a + m) % masks.MODULUS for a, m in zip(paired, own, strict=True)]
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """A survivor's answer in step 4: self-seed shares of survivors, mask-key shares of the
+    departments that dropped (by department)."""
+
+    department: str
+    survivors: tuple[str, ...]
+    self_shares: dict[str, int]
+    key_shares: dict[str, int]
+
+
+def reveal(
+    roster_masking: PrivateKey,
+    roster_keys: Mapping[str, PublicKey],
+    sealed: Mapping[str, bytes],
+    key: SigningKey,
+    *,
+    federation: str,
+    department: str,
+    round_id: str,
+    survivors: Sequence[str],
+) -> Signed:
+    """Step 4 at a survivor: open each share pair sealed to it, reveal one half of each.
+
+    ``sealed`` maps each sender to its ciphertext for this node; ``roster_keys`` the senders'
+    roster masking keys. A pair that does not open (altered on the way) is left out. The
+    caller has checked that this split is the only one it ever answers for the table.
+    """
+    alive = set(survivors)
+    self_out: dict[str, str] = {}
+    key_out: dict[str, str] = {}
+    for sender, ciphertext in sorted(sealed.items()):
+        public = roster_keys.get(sender)
+        if public is None:
+            continue
+        box = _box(roster_masking, public, sender=sender, recipient=department, round_id=round_id)
+        try:
+            plain = box.decrypt(ciphertext)
+        except (nacl.exceptions.CryptoError, ValueError):
+            continue
+        if len(plain) != 2 * shamir.SHARE_BYTES:
+            continue
+        half = plain[: shamir.SHARE_BYTES] if sender in alive else plain[shamir.SHARE_BYTES :]
+        (self_out if sender in alive else key_out)[sender] = half.hex()
+    obj = {
+        "federation": federation,
+        "department": department,
+        "round_id": round_id,
+        "survivors": sorted(alive),
+        "self": self_out,
+        "key": key_out,
+    }
+    return _sign(obj, key, UNMASK_CONTEXT)
+
+
+def open_reveal(
+    message: Signed, key: VerifyKey, *, federation: str, department: str, round_id: str
+) -> Reveal:
+    """A survivor's step-4 answer; PermissionDenied unless signed, bound and well formed."""
+    obj = _open(
+        message,
+        key,
+        UNMASK_CONTEXT,
+        federation=federation,
+        department=department,
+        round_id=round_id,
+    )
+    try:
+        return Reveal(
+            department=department,
+            survivors=tuple(str(s) for s in obj["survivors"]),
+            self_shares={
+                str(d): shamir.from_bytes(bytes.fromhex(v)) for d, v in obj["self"].items()
+            },
+            key_shares={str(d): shamir.from_bytes(bytes.fromhex(v)) for d, v in obj["key"].items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise PermissionDenied(f"the unmasking of department {department} is malformed") from None
+
+
+# --- the coordinator's side ---------------------------------------------------------------
+
+
+class NotEnoughShares(ValueError):
+    """Fewer than t survivors revealed a share of a secret the sum needs."""
+
+    def __init__(self, department: str, got: int, need: int) -> None:
+        super().__init__(f"{department}: {got} of {need} shares")
+        self.department = department
+
+
+def _rebuild(
+    owner: str,
+    which: str,
+    *,
+    reveals: Sequence[Reveal],
+    points: Mapping[str, int],
+    t: int,
+    cache: dict[tuple[int, ...], dict[int, int]],
+) -> bytes:
+    shares = {}
+    for r in reveals:
+        held = (r.self_shares if which == "self" else r.key_shares).get(owner)
+        if held is not None:
+            shares[points[r.department]] = held
+        if len(shares) == t:
+            break
+    if len(shares) < t:
+        raise NotEnoughShares(owner, len(shares), t)
+    xs = tuple(sorted(shares))
+    if xs not in cache:
+        cache[xs] = shamir.lagrange_weights(xs)
+    value = shamir.reconstruct(shares, cache[xs])
+    if value >= 2 ** (8 * _SECRET_BYTES):
+        raise NotEnoughShares(owner, 0, t)  # inconsistent shares: not a secret at all
+    return value.to_bytes(_SECRET_BYTES, "big")
+
+
+def unmask(
+    uploads: Mapping[str, Sequence[int]],
+    reveals: Sequence[Reveal],
+    round_keys: Mapping[str, PublicKey],
+    *,
+    participants: Sequence[str],
+    t: int,
+    round_id: str,
+    table_id: str,
+    snapshot: str,
+    context: str,
+) -> list[int]:
+    """The sum of the survivors' vectors (signed int64), their masks removed.
+
+    ``uploads`` are the survivors' uploads, ``round_keys`` every key holder's advertised
+    round key (survivors and departments that dropped after sending shares). Raises
+    NotEnoughShares naming a department whose secret fewer than t survivors revealed, and
+    ValueError when a rebuilt mask key does not match its advertised key.
+    """
+    points = positions(participants)
+    cache: dict[tuple[int, ...], dict[int, int]] = {}
+    total = [0] * len(next(iter(uploads.values())))
+    for values in uploads.values():
+        total = [a + v for a, v in zip(total, values, strict=True)]
+    length = len(total)
+    for survivor in uploads:
+        seed = _rebuild(survivor, "self", reveals=reveals, points=points, t=t, cache=cache)
+        total = [a - m for a, m in zip(total, masks.mask_stream(seed, length), strict=True)]
+    for dropped in sorted(set(round_keys) - set(uploads)):
+        secret = PrivateKey(
+            _rebuild(dropped, "key", reveals=reveals, points=points, t=t, cache=cache)
+        )
+        if bytes(secret.public_key) != bytes(round_keys[dropped]):
+            raise ValueError(f"the rebuilt round key of {dropped} is not the one it advertised")
+        for survivor in uploads:
+            seed = masks.pair_seed(
+                secret,
+                round_keys[survivor],
+                my_id=dropped,
+                peer_id=survivor,
+                round_id=round_id,
+                table_id=table_id,
+                snapshot=snapshot,
+                context=context,
+            )
+            stream = masks.mask_stream(seed, length)
+            # The survivor added the pair's mask if the dropped id is larger, else subtracted it.
+            sign = -1 if dropped > survivor else 1
+            total = [a + sign * m for a, m in zip(total, stream, strict=True)]
+    return masks.unmask_sum([[a % masks.MODULUS for a in total]])

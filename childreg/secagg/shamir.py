@@ -1,0 +1,103 @@
+"""Shamir secret sharing over the prime field of p = 2⁵²¹ − 1 (a Mersenne prime).
+
+Why this module exists: dropout-tolerant secure aggregation (docs/secure-aggregation.md,
+after Bonawitz et al. 2017) has every node split two 32-byte secrets of a round — its self
+mask seed and its round mask key — among the round's participants, so that any ``t`` of
+them can rebuild either one for the coordinator and fewer than ``t`` learn nothing. A
+polynomial of degree t − 1 with the secret as constant term, evaluated at the points
+x = 1 … n, is the textbook construction; p exceeds every 32-byte secret, so a secret is
+one field element.
+
+The coefficients are given by the caller (the node derives them from its own secret and the
+round, so that being asked twice gives the same shares and reveals nothing more). Pure
+integers, no I/O; the Lagrange weights at zero are computed once per set of points so that
+rebuilding many secrets from the same holders costs O(t) each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+__all__ = [
+    "PRIME",
+    "SHARE_BYTES",
+    "evaluate",
+    "from_bytes",
+    "lagrange_weights",
+    "reconstruct",
+    "split",
+    "to_bytes",
+]
+
+#: 2⁵²¹ − 1 is prime; every share is an integer in [0, PRIME).
+PRIME: Final = 2**521 - 1
+#: Bytes of one share on the wire (big-endian, 521 bits rounded up).
+SHARE_BYTES: Final = 66
+
+
+def evaluate(coefficients: Sequence[int], x: int) -> int:
+    """The polynomial with ``coefficients`` (constant term first) at ``x``, modulo PRIME."""
+    acc = 0
+    for c in reversed(coefficients):
+        acc = (acc * x + c) % PRIME
+    return acc
+
+
+def split(secret: int, coefficients: Sequence[int], points: Sequence[int]) -> dict[int, int]:
+    """The shares of ``secret`` at ``points`` under a polynomial of degree len(coefficients).
+
+    The threshold is ``len(coefficients) + 1``: that many shares rebuild the secret, fewer
+    leave every value of it equally likely. ValueError for a secret or coefficient outside
+    the field, or a point that is zero, outside the field or repeated.
+    """
+    if not 0 <= secret < PRIME or any(not 0 <= c < PRIME for c in coefficients):
+        raise ValueError("secret and coefficients must lie in [0, PRIME)")
+    if len(set(points)) != len(points) or any(not 0 < x < PRIME for x in points):
+        raise ValueError("points must be distinct and in (0, PRIME)")
+    poly = (secret, *coefficients)
+    return {x: evaluate(poly, x) for x in points}
+
+
+def lagrange_weights(points: Sequence[int]) -> dict[int, int]:
+    """The weights w_x with Σ w_x·f(x) = f(0) for every polynomial of degree < len(points)."""
+    if len(set(points)) != len(points) or any(not 0 < x < PRIME for x in points):
+        raise ValueError("points must be distinct and in (0, PRIME)")
+    weights: dict[int, int] = {}
+    for x in points:
+        num, den = 1, 1
+        for other in points:
+            if other != x:
+                num = num * other % PRIME
+                den = den * (other - x) % PRIME
+        weights[x] = num * pow(den, -1, PRIME) % PRIME
+    return weights
+
+
+def reconstruct(shares: Mapping[int, int], weights: Mapping[int, int] | None = None) -> int:
+    """The secret from shares {x: f(x)}: exact when there are at least ``threshold`` of them.
+
+    ``weights`` (from :func:`lagrange_weights` over exactly these points) saves their
+    computation when many secrets are rebuilt from the same holders.
+    """
+    if not shares:
+        raise ValueError("no shares to reconstruct from")
+    w = weights if weights is not None else lagrange_weights(list(shares))
+    if set(w) != set(shares):
+        raise ValueError("the weights are for other points than the shares")
+    return sum(w[x] * (y % PRIME) for x, y in shares.items()) % PRIME
+
+
+def to_bytes(share: int) -> bytes:
+    """A share as :data:`SHARE_BYTES` big-endian bytes."""
+    return share.to_bytes(SHARE_BYTES, "big")
+
+
+def from_bytes(raw: bytes) -> int:
+    """A share from its bytes; ValueError when it is not a field element."""
+    if len(raw) != SHARE_BYTES:
+        raise ValueError(f"a share is {SHARE_BYTES} bytes")
+    value = int.from_bytes(raw, "big")
+    if value >= PRIME:
+        raise ValueError("a share must lie in [0, PRIME)")
+    return value
