@@ -92,8 +92,9 @@ class Measurement:
     #: Configured departments left out (stage 2: not in the snapshot's participant set, or
     #: lost during the round).
     missing_departments: tuple[str, ...] = ()
-    #: Stage 2: participants of the snapshot lost during this round after settling (also in
-    #: ``missing_departments``); the round completed over the others.
+    #: Stage 2: participants of the snapshot lost during this round after settling. Those
+    #: lost before their upload are also in ``missing_departments``; one lost after it still
+    #: counts (its self mask is rebuilt from the others' shares).
     dropped_departments: tuple[str, ...] = ()
 
 

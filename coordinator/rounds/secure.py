@@ -133,7 +133,9 @@ class SecureRounds:
         share = question.sigma_squared / (result.threshold - c)
         configured = set(self._stubs)
         missing = (
-            set(settled.missing) | (configured - set(settled.participants)) | set(result.dropped)
+            set(settled.missing)
+            | (configured - set(settled.participants))
+            | (set(settled.participants) - set(result.survivors))  # lost before uploading
         )
         return Measurement(
             {NATIONAL: AreaMeasurement(result.survivors, result.values, units=1)},

@@ -374,6 +374,11 @@ class AggregationDesk:
                 f"department {self._department} is not among the round's participants"
             )
         self._own_member(roster)
+        recorded = self._rule.recorded(question.academic_year, roster.colluders)
+        if recorded is not None and recorded.participants != frozenset(departments):
+            raise FailedPrecondition(
+                "this node already took part with another set of departments in this snapshot"
+            )
         # Everything both sides of every pair agree on binds the masks, so a round id reused
         # under another catalogue version, table shape, roster or set gives unrelated masks.
         context = recovery.round_context(

@@ -66,18 +66,19 @@ def departments(fed: LocalFederation) -> list[str]:
 
 def test_the_nation_is_published_from_masked_shares(fed: LocalFederation) -> None:
     """The published table states secure aggregation over all four departments (each added
-    σ²/(4−1)), holds the nation only, and later tables agree with it on shared margins."""
+    σ²/(t−c) = σ²/(3−1): a round may finish with 3 of 4), holds the nation only, and later
+    tables agree with it on shared margins."""
     code, table, err = stats_json(fed, "--by", "education_form")
     assert code == 0, err
     privacy = table["privacy"]
     assert privacy["mechanism"] == MECHANISM
     assert (privacy["participants"], privacy["colluders"]) == (4, 1)
-    assert privacy["share_sigma_squared"] == "16/3"  # σ² = 16 for ρ = 1/32, over n − c = 3
+    assert privacy["share_sigma_squared"] == "8"  # σ² = 16 for ρ = 1/32, over t − c = 2
     assert table["missing_departments"] == []
     assert [a["area"] for a in table["areas"]] == ["national"]
     assert table["areas"][0]["departments"] == departments(fed)
-    # National noise variance 4·16/3: the 95 % margin is ⌈1.96·√(64/3)⌉ = 10 (stage 1: 16).
-    assert {c["margin"] for c in table["areas"][0]["cells"]} == {10}
+    # National noise variance 4·8: the 95 % margin is ⌈1.96·√32⌉ = 12 (stage 1: 16).
+    assert {c["margin"] for c in table["areas"][0]["cells"]} == {12}
 
     by_form = published(fed, "education_form").areas[0].values
     by_sex = published(fed, "sex", "education_form")  # every value, also those shown "<10"
@@ -128,6 +129,10 @@ def test_a_coordinator_claiming_a_department_dropped_gets_nothing(fed: LocalFede
     full = spb.ShareRequest()
     full.CopyFrom(request)
     full.participants[:] = departments(fed)
+    for dept in departments(fed):  # every node's round key, as the coordinator forwards them
+        channel, stub = coordinator_stub(fed, dept)
+        with channel:
+            full.round_keys.append(stub.RoundKeys(full, timeout=30))
     channel, stub = coordinator_stub(fed, rest[0])
     with channel:
         share: spb.MaskedShare = stub.Share(full, timeout=30)

@@ -46,7 +46,6 @@ from coordinator.publication.margins import cell_variances
 from coordinator.publication.published import unit_variance
 from coordinator.publication.publisher import Publisher, SignedCatalogue
 from coordinator.publication.releases import ReleaseStore
-from coordinator.rounds import steps
 from coordinator.rounds.federation import (
     IncompleteRound,
     PerDepartmentRounds,
@@ -338,7 +337,7 @@ def unmasked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(steps.recovery, "unmask", spy)
+    monkeypatch.setattr(recovery, "unmask", spy)
     return calls
 
 

@@ -151,7 +151,7 @@ def test_a_round_without_a_department_is_refused_after_a_full_round(tmp_path: Pa
             node.desk.share(dropped, CALLER)
         assert [e.table_id for e in node.ledger()] == ["education_form"]
         assert node.store.participation(YEAR) == Participation(frozenset("abcd"), 1)
-    other = share_question(roster, "sex_by_age", ["b", "c", "d"], holders=nodes[1:])
+    other = share_question(roster, "sex_by_age", ["b", "c", "d"])
     for node in nodes[1:]:
         with pytest.raises(FailedPrecondition, match="another set of departments"):
             node.desk.share(other, CALLER)
@@ -225,9 +225,7 @@ def test_a_roster_raising_the_colluders_after_a_round_is_refused(tmp_path: Path)
         with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
             node.desk.ready(ready_question(raised, "education_form"))
         with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
-            node.desk.share(
-                share_question(raised, "education_form", "abcd", holders=nodes), CALLER
-            )
+            node.desk.share(share_question(raised, "education_form", "abcd", holders=nodes), CALLER)
         assert len(node.ledger()) == 1
     run_round(nodes, roster, "education_form")
 
@@ -343,9 +341,7 @@ def test_every_table_of_the_catalogue_can_be_aggregated(tmp_path: Path) -> None:
     """Each table's round unmasks to a vector of its grid size, charged once per node."""
     nodes = four_nodes(tmp_path)
     roster = signed_roster(nodes)
-    sizes = {
-        t: len(round_total(nodes, roster, t)) for t in TABLES
-    }
+    sizes = {t: len(round_total(nodes, roster, t)) for t in TABLES}
     assert sizes == {"education_form": 11, "sex_by_age": 12, "care_by_age": 42,
                      "form_by_care_by_age": 462}  # fmt: skip
     assert all(sum(e.rho for e in n.ledger()) == Fraction(4, 32) for n in nodes)
