@@ -521,8 +521,8 @@ class ShareRequest(_message.Message):
 
     @_builtins.property
     def round_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedBody]:
-        """KeyShares, Share, Unmask: the round keys of the departments that advertised (KeyShares)
-        or sent their key shares (Share, Unmask), as each signed them in RoundKeys.
+        """KeyShares, Share: the round keys of the departments that advertised (KeyShares) or
+        sent their key shares (Share), as each signed them in RoundKeys.
         """
 
     @_builtins.property

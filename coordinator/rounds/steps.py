@@ -108,7 +108,7 @@ class Attempt:
         sealed = self._key_shares(adverts)
         holders = {d: adverts[d] for d in sealed}
         uploads = self._uploads(holders)
-        reveals = self._unmask(holders, uploads, sealed)
+        reveals = self._unmask(uploads, sealed)
         try:
             values = recovery.unmask(
                 uploads,
@@ -258,7 +258,6 @@ class Attempt:
 
     def _unmask(
         self,
-        holders: Mapping[str, Signed],
         uploads: Mapping[str, list[int]],
         sealed: Mapping[str, Mapping[str, bytes]],
     ) -> list[Reveal]:
@@ -266,7 +265,7 @@ class Attempt:
 
         def request_for(dept: str) -> spb.ShareRequest:
             return self._request(
-                holders,
+                {},  # the node needs no round keys to open what was sealed to it
                 survivors=survivors,
                 sealed=[
                     spb.SealedShare(sender=s, ciphertext=sealed[s][dept]) for s in sorted(sealed)

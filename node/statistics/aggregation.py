@@ -309,12 +309,11 @@ class AggregationDesk:
         no round key, and a split that counts this node as dropped.
         """
         step = self._round(question)
-        holders = self._key_holders(question, step)
         survivors = tuple(question.survivors)
         alive = set(survivors)
-        if len(alive) != len(survivors) or not alive <= set(holders):
+        if len(alive) != len(survivors) or not alive <= set(step.departments):
             raise FailedPrecondition(
-                "the survivors of the round must be distinct departments that sent key shares"
+                "the survivors of the round must be distinct participants of the round"
             )
         if self._department not in alive:
             raise FailedPrecondition(
@@ -336,18 +335,20 @@ class AggregationDesk:
                 "no other split, so no department's masks are ever removed both ways"
             )
         sealed = dict(question.sealed)
+        if len(sealed) != len(question.sealed) or not set(sealed) <= set(step.departments):
+            raise FailedPrecondition("sealed shares must come from distinct participants")
         log.info(
             "statistics.unmask",
             table=step.table.id,
             snapshot=question.academic_year,
             round_id=question.round_id,
             survivors=len(alive),
-            dropped=len(holders) - len(alive),
+            dropped=len(sealed) - len(alive & set(sealed)),
         )
         return recovery.reveal(
             self._masking,
-            {d: step.roster.member(d).public_key for d in holders},
-            {d: c for d, c in sealed.items() if d in holders},
+            {d: step.roster.member(d).public_key for d in sealed},
+            sealed,
             self._upload,
             federation=self._federation,
             department=self._department,

@@ -196,10 +196,9 @@ class FakeNode:
     def unmask(self, request: spb.ShareRequest) -> spb.SignedBody:
         self._step("Unmask")
         assert self.roster is not None
-        holders = self._holders(request)
         signed = recovery.reveal(
             self.masking,
-            {d: self.roster.member(d).public_key for d in holders},
+            {s.sender: self.roster.member(s.sender).public_key for s in request.sealed},
             {s.sender: s.ciphertext for s in request.sealed},
             self.signing,
             federation=FED,
