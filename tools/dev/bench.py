@@ -18,7 +18,10 @@
 (d)/(e) audit appends and proofs (tools/dev/bench_audit.py); (f) the school extract
     (tools/dev/bench_extract.py);
 (g) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
-    (b), in the same federation (tools/dev/bench_secagg.py).
+    (b), in the same federation (tools/dev/bench_secagg.py);
+(k) dropout-tolerant secure rounds with the nodes in process: a round with 1 of 50
+    departments down ÷ one with none, and the coordinator's time per round at 50, 100 and
+    200 departments (tools/dev/bench_dropout.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
 """
@@ -64,7 +67,15 @@ from node.store.sqlcipher import SqlCipherStore
 from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
 from tools.clients.statistician import fetch_table
-from tools.dev import bench_audit, bench_extract, bench_kek, bench_search, bench_secagg, synth
+from tools.dev import (
+    bench_audit,
+    bench_dropout,
+    bench_extract,
+    bench_kek,
+    bench_search,
+    bench_secagg,
+    synth,
+)
 from tools.dev.federation import FEDERATION, LocalFederation, Say, default_catalogue
 from tools.dev.procmem import TreePeak, peak_rss_mb, process_tree, tree_pss_mb
 
@@ -98,10 +109,11 @@ class Sizes:
     search_queries: int
     search_registrations: int
     kek_children: int = bench_kek.GOAL_CHILDREN  # (j): children whose keys are rewrapped
+    dropout_departments: tuple[int, ...] = (50, 100, 200)  # (k), nodes in process
 
 
 FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)
-QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500)
+QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500, (5, 10))
 
 
 # ----- data ---------------------------------------------------------------------------
@@ -447,6 +459,9 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
             "kek_rotation": bench_kek.measure_kek_rotation(
                 list(scaled(base, sizes.kek_children, "kek")), root, say
             ),
+            "dropout_rounds": bench_dropout.measure_dropout_rounds(
+                root, sizes.dropout_departments, sizes.repeats, say
+            ),
         }  # fmt: skip
 
 
@@ -566,6 +581,26 @@ def render(result: dict[str, Any]) -> Table:
         f"{kek['children_per_second']:,} children/s",
         f"{kek['seconds_for_100000']} s for 100,000",
         f"≤ {kek['goal_seconds_for_100000']} s for 100,000",
+    )
+    drop = result["dropout_rounds"]
+    one = drop["one_down"]
+    table.add_row(
+        f"secure round, 1 of {one['departments']} departments down (nodes in process)",
+        f"{one['one_down_ms']} ms",
+        f"{one['none_down_ms']} ms with none down",
+        f"{one['ratio']}",
+        f"≤ {one['goal_max_ratio']}",
+    )
+    scale = drop["scaling"]
+    per = ", ".join(
+        f"{c['departments']}: {c['coordinator_round_ms']} ms" for c in drop["coordinator"]
+    )
+    table.add_row(
+        f"coordinator's time per secure round ({per})",
+        f"{drop['coordinator'][-1]['coordinator_round_ms']} ms at {scale['to_departments']}",
+        f"{drop['coordinator'][0]['coordinator_round_ms']} ms at {scale['from_departments']}",
+        f"{scale['ratio']} (departments ×{scale['departments_ratio']:g})",
+        f"≤ {scale['goal_max_ratio']}",
     )
     mem = result["memory"]
     table.add_row(
