@@ -1,8 +1,10 @@
 """Secure aggregation end to end: real node processes, a real coordinator, mutual TLS.
 
 Four departments take part. The coordinator learns only the national noisy table; a
-coordinator that claims a department dropped after a full round gets nothing from any
-node; a department down on the day is settled out of the snapshot, flagged, and stays out.
+node process killed after the snapshot's set was settled is named and the table published
+without it; a coordinator that claims a department dropped after a full round gets nothing
+from any node; a department down on the day is settled out of the snapshot, flagged, and
+stays out.
 """
 
 from __future__ import annotations
@@ -87,6 +89,31 @@ def test_the_nation_is_published_from_masked_shares(fed: LocalFederation) -> Non
     shared = [sum(by_sex.areas[0].values[i * sexes : (i + 1) * sexes]) for i in range(len(by_form))]
     assert shared == list(by_form)
     assert sum(by_form) > 0
+
+
+def test_a_node_process_killed_after_settling_is_named_and_the_table_published(
+    fed: LocalFederation,
+) -> None:
+    """The snapshot's set holds all four (settled by the first table); one node process is
+    killed (SIGKILL) before the next table's round: the round completes over the other
+    three (the threshold of four with the default 2 tolerated dropouts is 3), the table is
+    published with the killed department named, and its node rejoins once restarted."""
+    victim = departments(fed)[1]
+    party = fed.nodes[victim]
+    assert party.proc is not None
+    party.proc.kill()
+    party.proc.wait(30)
+    try:
+        code, table, err = stats_json(fed, "--by", "education_form", "--by", "age_band")
+        assert code == 0, err
+    finally:
+        fed.restart_node(victim)
+    assert table["missing_departments"] == [victim]
+    assert table["privacy"]["participants"] == 3
+    assert table["areas"][0]["departments"] == [d for d in departments(fed) if d != victim]
+    code, later, err = stats_json(fed, "--by", "education_form", "--by", "care_setting")
+    assert code == 0, err
+    assert later["missing_departments"] == []
 
 
 def published(fed: LocalFederation, *dims: str) -> spb.PublishedTable:
