@@ -18,8 +18,9 @@ the keys the signed roster already pins (docs/secure-aggregation.md, "A round, s
 
 With t shares of every survivor's self seed and of every dropped department's mask key the
 coordinator removes the self masks and the dropped departments' pairwise masks and gets the
-sum over the survivors; claiming a live department dropped gets it that department's mask key
-but never its self-mask seed, so its upload stays uniformly masked.
+sum over the survivors (childreg/secagg/unmasking.py); claiming a live department dropped
+gets it that department's mask key but never its self-mask seed, so its upload stays
+uniformly masked.
 
 Every per-round secret is derived from the node's roster masking key and everything the round
 is bound to (round id, table, snapshot and the round context), so a node keeps no state
@@ -65,7 +66,6 @@ __all__ = [
     "round_context",
     "round_secrets",
     "threshold",
-    "unmask",
 ]
 
 #: Domain prefixes of the three signed node messages: none passes as another or as an upload.
@@ -427,93 +427,3 @@ def open_reveal(
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise PermissionDenied(f"the unmasking of department {department} is malformed") from None
-
-
-# --- the coordinator's side ---------------------------------------------------------------
-
-
-class NotEnoughShares(ValueError):
-    """Fewer than t survivors revealed a share of a secret the sum needs."""
-
-    def __init__(self, department: str, got: int, need: int) -> None:
-        super().__init__(f"{department}: {got} of {need} shares")
-        self.department = department
-
-
-def _rebuild(
-    owner: str,
-    which: str,
-    *,
-    reveals: Sequence[Reveal],
-    points: Mapping[str, int],
-    t: int,
-    cache: dict[tuple[int, ...], dict[int, int]],
-) -> bytes:
-    shares = {}
-    for r in reveals:
-        held = (r.self_shares if which == "self" else r.key_shares).get(owner)
-        if held is not None:
-            shares[points[r.department]] = held
-        if len(shares) == t:
-            break
-    if len(shares) < t:
-        raise NotEnoughShares(owner, len(shares), t)
-    xs = tuple(sorted(shares))
-    if xs not in cache:
-        cache[xs] = shamir.lagrange_weights(xs)
-    value = shamir.reconstruct(shares, cache[xs])
-    if value >= 2 ** (8 * _SECRET_BYTES):
-        raise NotEnoughShares(owner, 0, t)  # inconsistent shares: not a secret at all
-    return value.to_bytes(_SECRET_BYTES, "big")
-
-
-def unmask(
-    uploads: Mapping[str, Sequence[int]],
-    reveals: Sequence[Reveal],
-    round_keys: Mapping[str, PublicKey],
-    *,
-    participants: Sequence[str],
-    t: int,
-    round_id: str,
-    table_id: str,
-    snapshot: str,
-    context: str,
-) -> list[int]:
-    """The sum of the survivors' vectors (signed int64), their masks removed.
-
-    ``uploads`` are the survivors' uploads, ``round_keys`` every key holder's advertised
-    round key (survivors and departments that dropped after sending shares). Raises
-    NotEnoughShares naming a department whose secret fewer than t survivors revealed, and
-    ValueError when a rebuilt mask key does not match its advertised key.
-    """
-    points = positions(participants)
-    cache: dict[tuple[int, ...], dict[int, int]] = {}
-    total = [0] * len(next(iter(uploads.values())))
-    for values in uploads.values():
-        total = [a + v for a, v in zip(total, values, strict=True)]
-    length = len(total)
-    for survivor in uploads:
-        seed = _rebuild(survivor, "self", reveals=reveals, points=points, t=t, cache=cache)
-        total = [a - m for a, m in zip(total, masks.mask_stream(seed, length), strict=True)]
-    for dropped in sorted(set(round_keys) - set(uploads)):
-        secret = PrivateKey(
-            _rebuild(dropped, "key", reveals=reveals, points=points, t=t, cache=cache)
-        )
-        if bytes(secret.public_key) != bytes(round_keys[dropped]):
-            raise ValueError(f"the rebuilt round key of {dropped} is not the one it advertised")
-        for survivor in uploads:
-            seed = masks.pair_seed(
-                secret,
-                round_keys[survivor],
-                my_id=dropped,
-                peer_id=survivor,
-                round_id=round_id,
-                table_id=table_id,
-                snapshot=snapshot,
-                context=context,
-            )
-            stream = masks.mask_stream(seed, length)
-            # The survivor added the pair's mask if the dropped id is larger, else subtracted it.
-            sign = -1 if dropped > survivor else 1
-            total = [a + sign * m for a, m in zip(total, stream, strict=True)]
-    return masks.unmask_sum([[a % masks.MODULUS for a in total]])

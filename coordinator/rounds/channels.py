@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from typing import Final
 
 import grpc
 import structlog
@@ -18,6 +19,11 @@ from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.config import Department
 
 log = structlog.get_logger("childreg.coordinator")
+
+
+#: A node back up is reconnected to within about this long (gRPC would back off up to 120 s),
+#: so the next round's Ready re-asks (coordinator/rounds/secure.py) reach it.
+RECONNECT_BACKOFF_MS: Final = 400
 
 
 class NodeChannels(Mapping[str, spb_grpc.StatisticsServiceStub]):
@@ -44,7 +50,10 @@ class NodeChannels(Mapping[str, spb_grpc.StatisticsServiceStub]):
                 return
             old = self._channels
             self._channels = {
-                d.id: secure_channel(d.address, tls, d.server_name) for d in self._departments
+                d.id: secure_channel(
+                    d.address, tls, d.server_name, max_reconnect_backoff_ms=RECONNECT_BACKOFF_MS
+                )
+                for d in self._departments
             }
             self._stubs = {
                 dept: spb_grpc.StatisticsServiceStub(ch) for dept, ch in self._channels.items()

@@ -16,11 +16,13 @@ keeps here, on top of the ones each node keeps:
   When nodes report a set they already took part with (the coordinator lost its state),
   that set is used if the reports agree and all its members confirm it, and the round
   fails clearly otherwise.
-- **All or nothing.** Every upload is opened with its department's roster key and must be
-  bound to this round (round id, federation, department, catalogue version, table,
-  snapshot, dimensions, roster version, participant set, length). A missing, forged or
-  mismatched upload aborts the round, naming the department and why, and nothing is
-  unmasked. A retry (only for uploads lost in transit) uses a fresh round id, so fresh masks.
+- **At least t survivors.** A round runs four steps over the settled set
+  (coordinator/rounds/steps.py): a department that cannot be reached is dropped and named,
+  one that refuses or sends what does not verify aborts the attempt, and fewer than the
+  threshold t (more than half of the roster) unmask nothing. Every upload is opened with
+  its department's roster key and must be bound to this round. A retry (only when too few
+  survived) uses a fresh round id, so fresh masks. Each share is drawn for t survivors, so
+  the published variance is survivors × σ²/(t − c).
 
 Nothing here logs a vector; ``on_message`` lets a test see every message the nodes sent.
 Light to import (no numpy): command-line tools load it.
@@ -32,6 +34,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 import grpc
 import structlog
@@ -55,6 +58,12 @@ from coordinator.rounds.federation import (
 from coordinator.rounds.steps import TRANSIENT, Attempt, AttemptFailed, AttemptResult
 
 log = structlog.get_logger("childreg.coordinator")
+
+#: Before a round, a participant that cannot be reached is asked again this many times,
+#: READY_REASK_SECONDS apart (at most ``retry_interval``), then dropped: a node just
+#: restarted may still be reconnecting (coordinator/rounds/channels.py caps the backoff).
+READY_REASKS: Final = 2
+READY_REASK_SECONDS: Final = 0.5
 
 #: Sees every response message from a node: (department, ReadyReply or MaskedShare).
 Observer = Callable[[str, Message], None]
@@ -298,6 +307,14 @@ class SecureRounds:
             started = time.perf_counter()
             round_id = secrets.token_hex(16)
             replies, failures = self._ready(question, settled.participants)
+            for _ in range(READY_REASKS):  # a node just back may still be reconnecting
+                lost = [d for d, r in failures.items() if r in TRANSIENT]
+                if not lost:
+                    break
+                self._sleep(min(self._retry_interval, READY_REASK_SECONDS))
+                more, still = self._ready(question, lost)
+                replies.update(more)
+                failures = {d: r for d, r in failures.items() if d not in lost} | still
             for dept, reply in replies.items():
                 if reply.recorded_participants and set(reply.recorded_participants) != set(
                     settled.participants

@@ -25,9 +25,10 @@ from nacl.public import PublicKey
 
 from childreg import codes
 from childreg.errors import PermissionDenied
-from childreg.secagg import recovery
-from childreg.secagg.recovery import NotEnoughShares, Reveal, Signed
+from childreg.secagg import recovery, unmasking
+from childreg.secagg.recovery import Reveal, Signed
 from childreg.secagg.roster import Roster, RosterMember
+from childreg.secagg.unmasking import NotEnoughShares
 from childreg.secagg.upload import open_share
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
@@ -110,7 +111,7 @@ class Attempt:
         uploads = self._uploads(holders)
         reveals = self._unmask(uploads, sealed)
         try:
-            values = recovery.unmask(
+            values = unmasking.unmask(
                 uploads,
                 reveals,
                 {d: keys[d] for d in holders},

@@ -1,11 +1,14 @@
 """A node's secure-aggregation desk (stage 2): its masked, signed noise share of a table.
 
 Why this module exists: in stage 2 (docs/statistics-method.md, docs/design/privacy.md "Two stages")
-each department adds only a share σ²/(n−c) of the noise and the coordinator may see its
-vector only masked, so that the masks cancel in the sum of all participants' uploads. The
-masks hide a department's table only under rules the coordinator cannot bend, so the node
-enforces them itself, from the question, the signed roster and its own ledger, before it
-reads a single record:
+each department adds only a share σ²/(t−c) of the noise (t: the fewest survivors a round may
+complete with) and the coordinator may see its vector only masked. A round has four steps
+after Ready (docs/secure-aggregation.md; the cryptography in childreg/secagg/recovery.py):
+the node's signed round mask key, its Shamir shares sealed to every peer, its upload (share
++ self mask + pairwise masks), and — once the coordinator names the survivors — one half of
+each peer's share pair. The masks hide a department's table only under rules the coordinator
+cannot bend, so the node enforces them itself, from the question, the signed roster and its
+own ledger, before it reads a single record:
 
 - the catalogue and the roster are signed by the pinned statistics authority, the roster
   is for this federation, the participant set is of known, distinct members, at least
@@ -19,6 +22,10 @@ reads a single record:
   one membership per snapshot);
 - masks bound to everything both sides agree on (round id, table, snapshot, catalogue
   version and digest, dimensions, roster version, participant set);
+- at Unmask, one set of survivors per (catalogue version, table, snapshot), recorded on
+  the first reveal (in the participation store, under a key of its own), and for each
+  peer either its self-mask share or its mask-key share, never both; fewer survivors than
+  t, or a split that counts this node as dropped, get nothing;
 - one noisy share per (catalogue version, table, snapshot), stored in the privacy ledger
   and reused: a retry with a fresh round id gets fresh masks over the same share, never
   fresh noise and never a second charge;
@@ -190,6 +197,7 @@ class AggregationDesk:
         self._department = department
         self._federation = federation
         self._rule = ParticipationRule(_LedgerParticipation(store))
+        self._usable_keys: set[bytes] = set()  # peer masking keys already checked
         self._rosters = VerifiedCache(
             lambda blob: verify_roster(blob, authority, federation=federation)
         )
@@ -466,7 +474,7 @@ class AggregationDesk:
         otherwise fail only after the share was charged.
         """
         for m in members:
-            if m.department == self._department:
+            if m.department == self._department or bytes(m.public_key) in self._usable_keys:
                 continue
             try:
                 masks.pair_seed(
@@ -484,6 +492,7 @@ class AggregationDesk:
                     f"the roster's masking key of department {m.department} is unusable; "
                     "the statistics authority must sign a corrected roster"
                 ) from None
+            self._usable_keys.add(bytes(m.public_key))
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ from nacl.public import PrivateKey
 
 from childreg.catalogue import verify_catalogue
 from childreg.errors import FailedPrecondition
-from childreg.secagg import recovery, shamir
+from childreg.secagg import recovery, shamir, unmasking
 from childreg.secagg.masks import MODULUS, mask_stream, pair_seed
-from childreg.secagg.recovery import NotEnoughShares, Signed
+from childreg.secagg.recovery import Signed
 from childreg.secagg.roster import Roster, verify_roster
+from childreg.secagg.unmasking import NotEnoughShares
 from childreg.v1 import statistics_pb2 as spb
 from coordinator.publication.releases import ReleaseStore
 from coordinator.rounds.federation import IncompleteRound, TableRound
@@ -295,7 +296,7 @@ def test_a_coordinator_claiming_a_live_department_dropped_learns_nothing(
     self_shares = [r for r in reveals if victim in r.self_shares]
     assert len(self_shares) == 2
     with pytest.raises(NotEnoughShares):
-        recovery.unmask(
+        unmasking.unmask(
             {victim: uploads[victim]},
             self_shares,
             {victim: keys[victim]},

@@ -23,7 +23,7 @@ from childreg import codes
 from childreg.catalogue import Catalogue, parse_catalogue, sign_catalogue, verify_catalogue
 from childreg.errors import ChildregError, status_for
 from childreg.models import ChildIn, ImportRecord, PlacementIn
-from childreg.secagg import recovery
+from childreg.secagg import recovery, unmasking
 from childreg.secagg.roster import Roster, parse_roster, sign_roster, verify_roster
 from childreg.secagg.upload import open_share
 from childreg.v1 import statistics_pb2 as spb
@@ -362,7 +362,7 @@ def round_total(
         roster_version=listed.version,
         participants=sorted(departments),
     )
-    return recovery.unmask(
+    return unmasking.unmask(
         uploads,
         reveals,
         keys,

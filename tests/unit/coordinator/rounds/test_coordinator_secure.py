@@ -34,7 +34,7 @@ from childreg.config import load_config
 from childreg.dp import zcdp
 from childreg.errors import FailedPrecondition, InvalidInput, KeyProblem
 from childreg.models import TableQuery
-from childreg.secagg import recovery
+from childreg.secagg import recovery, unmasking
 from childreg.secagg.masks import MODULUS
 from childreg.secagg.roster import Roster, parse_roster, sign_roster, verify_roster
 from childreg.secagg.upload import sign_share
@@ -328,15 +328,15 @@ def fed(tmp_path: Path) -> Iterator[Federation]:
 
 @pytest.fixture
 def unmasked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of recovery.unmask by the coordinator (an aborted round never unmasks)."""
+    """Counts calls of unmasking.unmask by the coordinator (an aborted round never unmasks)."""
     calls: list[int] = []
-    real = recovery.unmask
+    real = unmasking.unmask
 
     def spy(*args: Any, **kwargs: Any) -> list[int]:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(recovery, "unmask", spy)
+    monkeypatch.setattr(unmasking, "unmask", spy)
     return calls
 
 
