@@ -30,6 +30,7 @@ between the steps and, asked twice, answers the same. Pure: PyNaCl and hashlib, 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import struct
@@ -50,9 +51,11 @@ from childreg.signed import canonical_json
 __all__ = [
     "ADVERT_CONTEXT",
     "KEY_SHARES_CONTEXT",
+    "SEALED_BYTES",
     "UNMASK_CONTEXT",
     "Reveal",
     "RoundSecrets",
+    "SealedBatch",
     "Signed",
     "advert",
     "catalogue_digest",
@@ -74,6 +77,8 @@ KEY_SHARES_CONTEXT: Final = b"childreg secagg key shares v1\n"
 UNMASK_CONTEXT: Final = b"childreg secagg unmask v1\n"
 _PERSON: Final = b"childreg-secagg2"  # BLAKE2b personalisation, 16 bytes
 _SECRET_BYTES: Final = 32
+#: One sealed share pair: a 24-byte nonce, the 16-byte tag and two shares.
+SEALED_BYTES: Final = 24 + 16 + 2 * shamir.SHARE_BYTES
 
 
 @dataclass(frozen=True)
@@ -280,27 +285,49 @@ def key_shares(
     xs = [points[r] for r in recipients]
     self_shares = shamir.split(self_secret, secrets.coefficients("self", t - 1), xs)
     key_shares_ = shamir.split(key_secret, secrets.coefficients("key", t - 1), xs)
-    sealed: dict[str, str] = {}
-    for recipient, roster_key in sorted(recipients.items()):
+    sealed: list[bytes] = []
+    order = sorted(recipients)
+    for recipient in order:
         x = points[recipient]
         plain = shamir.to_bytes(self_shares[x]) + shamir.to_bytes(key_shares_[x])
         box = _box(
-            roster_masking, roster_key, sender=department, recipient=recipient, round_id=round_id
+            roster_masking,
+            recipients[recipient],
+            sender=department,
+            recipient=recipient,
+            round_id=round_id,
         )
-        sealed[recipient] = base64.b64encode(bytes(box.encrypt(plain))).decode("ascii")
+        sealed.append(bytes(box.encrypt(plain)))
     obj = {
         "federation": federation,
         "department": department,
         "round_id": round_id,
-        "shares": sealed,
+        "recipients": order,
+        "sealed": base64.b64encode(b"".join(sealed)).decode("ascii"),
     }
     return _sign(obj, key, KEY_SHARES_CONTEXT)
 
 
+@dataclass(frozen=True)
+class SealedBatch:
+    """One sender's sealed share pairs: one :data:`SEALED_BYTES` slice per recipient, in
+    the order of ``recipients`` (sorted), so routing them is slicing bytes."""
+
+    recipients: tuple[str, ...]
+    blob: bytes
+
+    def __getitem__(self, recipient: str) -> bytes:
+        return self.slice(self.recipients.index(recipient))
+
+    def slice(self, k: int) -> bytes:
+        """The share pair sealed to the k-th recipient."""
+        return self.blob[k * SEALED_BYTES : (k + 1) * SEALED_BYTES]
+
+
 def open_key_shares(
     message: Signed, key: VerifyKey, *, federation: str, department: str, round_id: str
-) -> dict[str, bytes]:
-    """The sealed shares a department sent, by recipient; PermissionDenied unless signed."""
+) -> SealedBatch:
+    """The sealed share pairs a department sent; PermissionDenied unless signed and whole."""
     obj = _open(
         message,
         key,
@@ -309,13 +336,19 @@ def open_key_shares(
         department=department,
         round_id=round_id,
     )
-    shares = obj.get("shares")
-    if not isinstance(shares, dict):
-        raise PermissionDenied(f"the key shares of department {department} are malformed")
+    recipients = obj.get("recipients")
     try:
-        return {str(r): base64.b64decode(c, validate=True) for r, c in shares.items()}
-    except (TypeError, ValueError):
+        blob = _unbase64(obj["sealed"])
+    except (KeyError, TypeError, ValueError):
         raise PermissionDenied(f"the key shares of department {department} are malformed") from None
+    if (
+        not isinstance(recipients, list)
+        or not all(isinstance(r, str) for r in recipients)
+        or recipients != sorted(set(recipients))
+        or len(blob) != SEALED_BYTES * len(recipients)
+    ):
+        raise PermissionDenied(f"the key shares of department {department} are malformed")
+    return SealedBatch(tuple(recipients), blob)
 
 
 def masked_upload(
@@ -352,12 +385,35 @@ def masked_upload(
 @dataclass(frozen=True)
 class Reveal:
     """A survivor's answer in step 4: self-seed shares of survivors, mask-key shares of the
-    departments that dropped (by department)."""
+    departments that dropped, each a run of :data:`shamir.SHARE_BYTES` slices in the order
+    of its list of departments (parsed only when asked for)."""
 
     department: str
     survivors: tuple[str, ...]
-    self_shares: dict[str, int]
-    key_shares: dict[str, int]
+    self_of: dict[str, int]
+    self_blob: bytes
+    key_of: dict[str, int]
+    key_blob: bytes
+
+    def share(self, which: str, owner: str) -> int | None:
+        """This survivor's share of ``owner``'s secret ``which`` ("self" or "key"), if any."""
+        index, blob = (
+            (self.self_of, self.self_blob) if which == "self" else (self.key_of, self.key_blob)
+        )
+        k = index.get(owner)
+        if k is None:
+            return None
+        return shamir.from_bytes(blob[k * shamir.SHARE_BYTES : (k + 1) * shamir.SHARE_BYTES])
+
+    @property
+    def self_shares(self) -> dict[str, int]:
+        """Every self-seed share revealed, by department."""
+        return {d: v for d in self.self_of if (v := self.share("self", d)) is not None}
+
+    @property
+    def key_shares(self) -> dict[str, int]:
+        """Every mask-key share revealed, by department."""
+        return {d: v for d in self.key_of if (v := self.share("key", d)) is not None}
 
 
 def reveal(
@@ -378,8 +434,8 @@ def reveal(
     caller has checked that this split is the only one it ever answers for the table.
     """
     alive = set(survivors)
-    self_out: dict[str, str] = {}
-    key_out: dict[str, str] = {}
+    self_out: dict[str, bytes] = {}
+    key_out: dict[str, bytes] = {}
     for sender, ciphertext in sorted(sealed.items()):
         public = roster_keys.get(sender)
         if public is None:
@@ -392,16 +448,37 @@ def reveal(
         if len(plain) != 2 * shamir.SHARE_BYTES:
             continue
         half = plain[: shamir.SHARE_BYTES] if sender in alive else plain[shamir.SHARE_BYTES :]
-        (self_out if sender in alive else key_out)[sender] = half.hex()
+        (self_out if sender in alive else key_out)[sender] = half
     obj = {
         "federation": federation,
         "department": department,
         "round_id": round_id,
         "survivors": sorted(alive),
-        "self": self_out,
-        "key": key_out,
+        "self": _run_of(self_out),
+        "key": _run_of(key_out),
     }
     return _sign(obj, key, UNMASK_CONTEXT)
+
+
+def _unbase64(text: Any) -> bytes:
+    """Strict base64 at C speed (b64decode's validate=True runs a regular expression first)."""
+    if not isinstance(text, str):
+        raise TypeError("base64 text expected")
+    return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+
+
+def _run_of(shares: Mapping[str, bytes]) -> dict[str, Any]:
+    order = sorted(shares)
+    return {"of": order, "shares": base64.b64encode(b"".join(shares[d] for d in order)).decode()}
+
+
+def _parse_run(obj: Any) -> tuple[dict[str, int], bytes]:
+    of, blob = obj["of"], _unbase64(obj["shares"])
+    if not isinstance(of, list) or not all(isinstance(d, str) for d in of):
+        raise ValueError("a run of shares names its departments")
+    if len(set(of)) != len(of) or len(blob) != shamir.SHARE_BYTES * len(of):
+        raise ValueError("a run of shares has one share per department")
+    return {d: k for k, d in enumerate(of)}, blob
 
 
 def open_reveal(
@@ -417,13 +494,11 @@ def open_reveal(
         round_id=round_id,
     )
     try:
-        return Reveal(
-            department=department,
-            survivors=tuple(str(s) for s in obj["survivors"]),
-            self_shares={
-                str(d): shamir.from_bytes(bytes.fromhex(v)) for d, v in obj["self"].items()
-            },
-            key_shares={str(d): shamir.from_bytes(bytes.fromhex(v)) for d, v in obj["key"].items()},
-        )
+        self_of, self_blob = _parse_run(obj["self"])
+        key_of, key_blob = _parse_run(obj["key"])
+        survivors = tuple(str(s) for s in obj["survivors"])
     except (KeyError, TypeError, ValueError, AttributeError):
         raise PermissionDenied(f"the unmasking of department {department} is malformed") from None
+    if set(self_of) & set(key_of):  # an honest node never reveals both for one department
+        raise PermissionDenied(f"the unmasking of department {department} reveals both halves")
+    return Reveal(department, survivors, self_of, self_blob, key_of, key_blob)

@@ -75,7 +75,8 @@ def lagrange_weights(points: Sequence[int]) -> dict[int, int]:
 
 
 def reconstruct(shares: Mapping[int, int], weights: Mapping[int, int] | None = None) -> int:
-    """The secret from shares {x: f(x)}: exact when there are at least ``threshold`` of them.
+    """The secret from shares {x: f(x)} (each in [0, PRIME)): exact when there are at least
+    ``threshold`` of them.
 
     ``weights`` (from :func:`lagrange_weights` over exactly these points) saves their
     computation when many secrets are rebuilt from the same holders.
@@ -85,7 +86,7 @@ def reconstruct(shares: Mapping[int, int], weights: Mapping[int, int] | None = N
     w = weights if weights is not None else lagrange_weights(list(shares))
     if set(w) != set(shares):
         raise ValueError("the weights are for other points than the shares")
-    return sum(w[x] * (y % PRIME) for x, y in shares.items()) % PRIME
+    return sum(w[x] * y for x, y in shares.items()) % PRIME
 
 
 def to_bytes(share: int) -> bytes:

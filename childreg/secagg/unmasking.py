@@ -43,7 +43,7 @@ def _rebuild(
 ) -> bytes:
     shares = {}
     for r in reveals:
-        held = (r.self_shares if which == "self" else r.key_shares).get(owner)
+        held = r.share(which, owner)
         if held is not None:
             shares[points[r.department]] = held
         if len(shares) == t:

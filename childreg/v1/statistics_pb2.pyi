@@ -508,6 +508,7 @@ class ShareRequest(_message.Message):
     PARTICIPANTS_FIELD_NUMBER: _builtins.int
     ROUND_KEYS_FIELD_NUMBER: _builtins.int
     SURVIVORS_FIELD_NUMBER: _builtins.int
+    SENDERS_FIELD_NUMBER: _builtins.int
     SEALED_FIELD_NUMBER: _builtins.int
     signed_catalogue: _builtins.bytes
     signed_roster: _builtins.bytes
@@ -515,6 +516,7 @@ class ShareRequest(_message.Message):
     academic_year: _builtins.str
     round_id: _builtins.str
     """fresh for every attempt: 32 lowercase hex digits"""
+    sealed: _builtins.bytes
     @_builtins.property
     def participants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """department ids, at least 3, all in the roster"""
@@ -530,8 +532,10 @@ class ShareRequest(_message.Message):
         """Unmask: the departments whose uploads are summed (sorted)."""
 
     @_builtins.property
-    def sealed(self) -> _containers.RepeatedCompositeFieldContainer[Global___SealedShare]:
-        """Unmask: the share pairs sealed to this node, one per sender."""
+    def senders(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Unmask: the senders whose share pairs were sealed to this node, and those pairs
+        concatenated in the same order (172 bytes each: nonce, tag, two 66-byte shares).
+        """
 
     def __init__(
         self,
@@ -544,11 +548,12 @@ class ShareRequest(_message.Message):
         participants: _abc.Iterable[_builtins.str] | None = ...,
         round_keys: _abc.Iterable[Global___SignedBody] | None = ...,
         survivors: _abc.Iterable[_builtins.str] | None = ...,
-        sealed: _abc.Iterable[Global___SealedShare] | None = ...,
+        senders: _abc.Iterable[_builtins.str] | None = ...,
+        sealed: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "participants", b"participants", "round_id", b"round_id", "round_keys", b"round_keys", "sealed", b"sealed", "signed_catalogue", b"signed_catalogue", "signed_roster", b"signed_roster", "survivors", b"survivors", "table_id", b"table_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "participants", b"participants", "round_id", b"round_id", "round_keys", b"round_keys", "sealed", b"sealed", "senders", b"senders", "signed_catalogue", b"signed_catalogue", "signed_roster", b"signed_roster", "survivors", b"survivors", "table_id", b"table_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -579,30 +584,6 @@ class SignedBody(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignedBody: _TypeAlias = SignedBody  # noqa: Y015
-
-@_typing.final
-class SealedShare(_message.Message):
-    """One sender's share pair for this node, sealed under a key the two roster masking keys agree."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SENDER_FIELD_NUMBER: _builtins.int
-    CIPHERTEXT_FIELD_NUMBER: _builtins.int
-    sender: _builtins.str
-    ciphertext: _builtins.bytes
-    def __init__(
-        self,
-        *,
-        sender: _builtins.str = ...,
-        ciphertext: _builtins.bytes = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertext", b"ciphertext", "sender", b"sender"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___SealedShare: _TypeAlias = SealedShare  # noqa: Y015
 
 @_typing.final
 class ShareBody(_message.Message):

@@ -26,7 +26,7 @@ from nacl.public import PublicKey
 from childreg import codes
 from childreg.errors import PermissionDenied
 from childreg.secagg import recovery, unmasking
-from childreg.secagg.recovery import Reveal, Signed
+from childreg.secagg.recovery import Reveal, SealedBatch, Signed
 from childreg.secagg.roster import Roster, RosterMember
 from childreg.secagg.unmasking import NotEnoughShares
 from childreg.secagg.upload import open_share
@@ -200,20 +200,18 @@ class Attempt:
                 f"the round key of {dept} does not verify", {dept: "bad_signature"}
             ) from None
 
-    def _request(self, holders: Mapping[str, Signed], **extra: object) -> spb.ShareRequest:
+    def _request(self, holders: Mapping[str, Signed]) -> spb.ShareRequest:
         request = spb.ShareRequest()
         request.CopyFrom(self._base)
         request.round_keys.extend(
             spb.SignedBody(body=m.body, signature=m.signature) for _, m in sorted(holders.items())
         )
-        for name, value in extra.items():
-            getattr(request, name).extend(value)
         return request
 
-    def _key_shares(self, adverts: Mapping[str, Signed]) -> dict[str, dict[str, bytes]]:
+    def _key_shares(self, adverts: Mapping[str, Signed]) -> dict[str, SealedBatch]:
         request = self._request(adverts)
         replies = self._call("KeyShares", sorted(adverts), lambda _: request)
-        sealed: dict[str, dict[str, bytes]] = {}
+        sealed: dict[str, SealedBatch] = {}
         for dept, m in replies.items():
             assert isinstance(m, spb.SignedBody)
             try:
@@ -228,7 +226,7 @@ class Attempt:
                 raise AttemptFailed(
                     f"the key shares of {dept} do not verify", {dept: "bad_signature"}
                 ) from None
-            if set(shares) != set(adverts):
+            if shares.recipients != tuple(sorted(adverts)):
                 raise AttemptFailed(
                     f"the key shares of {dept} miss recipients", {dept: "wrong_key_shares"}
                 )
@@ -260,18 +258,22 @@ class Attempt:
     def _unmask(
         self,
         uploads: Mapping[str, list[int]],
-        sealed: Mapping[str, Mapping[str, bytes]],
+        sealed: Mapping[str, SealedBatch],
     ) -> list[Reveal]:
         survivors = sorted(uploads)
+        senders = sorted(sealed)
+        # The same recipients, sorted, for every sender (checked in _key_shares).
+        place = {d: k for k, d in enumerate(next(iter(sealed.values())).recipients)}
 
         def request_for(dept: str) -> spb.ShareRequest:
-            return self._request(
-                {},  # the node needs no round keys to open what was sealed to it
-                survivors=survivors,
-                sealed=[
-                    spb.SealedShare(sender=s, ciphertext=sealed[s][dept]) for s in sorted(sealed)
-                ],
-            )
+            # Routing is slicing: the k-th pair of every sender is the k-th recipient's.
+            k = place[dept]
+            request = spb.ShareRequest()
+            request.CopyFrom(self._base)
+            request.survivors.extend(survivors)
+            request.senders.extend(senders)
+            request.sealed = b"".join(sealed[s].slice(k) for s in senders)
+            return request
 
         replies = self._call("Unmask", survivors, request_for)
         reveals: list[Reveal] = []

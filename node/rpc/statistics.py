@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import grpc
 
-from childreg.errors import FailedPrecondition
+from childreg.errors import FailedPrecondition, InvalidInput, Violation
 from childreg.models import parse
-from childreg.secagg.recovery import Signed
+from childreg.secagg.recovery import SEALED_BYTES, Signed
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from node.audit.service import Audited
@@ -45,9 +45,22 @@ def share_question_from_proto(m: spb.ShareRequest) -> ShareQuestion:
         "participants": tuple(m.participants),
         "round_keys": tuple((k.body, k.signature) for k in m.round_keys),
         "survivors": tuple(m.survivors),
-        "sealed": tuple((s.sender, s.ciphertext) for s in m.sealed),
+        "sealed": _sealed(m),
     }
     return parse(ShareQuestion, data, what="share request")
+
+
+def _sealed(m: spb.ShareRequest) -> tuple[tuple[str, bytes], ...]:
+    """(sender, share pair) of each sealed pair; InvalidInput unless one pair per sender."""
+    if len(m.sealed) != SEALED_BYTES * len(m.senders):
+        raise InvalidInput(
+            "invalid share request",
+            [Violation("sealed", f"must hold {SEALED_BYTES} bytes per sender")],
+        )
+    return tuple(
+        (sender, m.sealed[k * SEALED_BYTES : (k + 1) * SEALED_BYTES])
+        for k, sender in enumerate(m.senders)
+    )
 
 
 def signed_body_to_proto(message: Signed) -> spb.SignedBody:

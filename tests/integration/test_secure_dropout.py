@@ -162,7 +162,7 @@ def test_no_message_the_coordinator_saw_equals_a_departments_vector(twenty: Twen
     assert steps  # round keys, sealed shares and revealed shares: no vector among them
     assert {frozenset(s) for s in steps} <= {
         frozenset({"federation", "department", "round_id", "mask_key"}),
-        frozenset({"federation", "department", "round_id", "shares"}),
+        frozenset({"federation", "department", "round_id", "recipients", "sealed"}),
         frozenset({"federation", "department", "round_id", "survivors", "self", "key"}),
     }
 

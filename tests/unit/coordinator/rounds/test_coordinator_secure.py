@@ -55,6 +55,7 @@ from coordinator.rounds.federation import (
 from coordinator.rounds.secure import RoundAborted, SecureRounds, SignedRoster
 from coordinator.rpc.convert import PUBLISHED_TABLES, privacy_from_proto
 from coordinator.server import load_roster
+from node.rpc.statistics import share_question_from_proto
 from tests.inprocess import FakeRpcError, Method
 from tools.clients.published import PublishedView
 
@@ -198,8 +199,8 @@ class FakeNode:
         assert self.roster is not None
         signed = recovery.reveal(
             self.masking,
-            {s.sender: self.roster.member(s.sender).public_key for s in request.sealed},
-            {s.sender: s.ciphertext for s in request.sealed},
+            {s: self.roster.member(s).public_key for s in request.senders},
+            dict(share_question_from_proto(request).sealed),
             self.signing,
             federation=FED,
             department=self.dept,

@@ -320,9 +320,14 @@ def share_request(roster: bytes, **changes: Any) -> spb.ShareRequest:
         {"participants": ["Not An Id", "b", "c"]},
         {"table_id": "Sex"},
         {"signed_roster": b""},
+        {"senders": ["a", "b"], "sealed": b"\x00" * 171},
+        {"survivors": ["Not An Id"]},
     ],
-    ids=["not hex", "upper case", "short", "padded", "too many", "bad id", "bad table", "empty"],
-)
+    ids=[
+        "not hex", "upper case", "short", "padded", "too many", "bad id", "bad table", "empty",
+        "sealed length", "bad survivor",
+    ],
+)  # fmt: skip
 def test_a_malformed_share_request_is_invalid_argument(
     nodes: list[Node], changes: dict[str, Any]
 ) -> None:
