@@ -134,7 +134,8 @@ class Roster(Model):
     first_snapshot: AcademicYear
     last_snapshot: AcademicYear
     #: c of PRIVACY.md: how many departments may collude with the coordinator. Each node
-    #: adds noise of variance σ²/(n−c), so the n−c honest ones alone still add σ².
+    #: adds noise of variance σ²/(t−c) (t: the fewest survivors, :meth:`threshold`), so the
+    #: t−c honest ones alone still add σ².
     colluders: Annotated[int, Field(strict=True, ge=0, le=MAX_MEMBERS)]
     #: How many settled participants a round may lose and still complete (Bonawitz-style
     #: recovery, childreg/secagg/recovery.py). Each share is drawn for the fewest survivors
@@ -319,7 +320,7 @@ def _parse_signed(content: dict[str, Any]) -> Roster:
 class Participation:
     """What a node took part with in one snapshot: the set, and the roster's c.
 
-    c is kept because the node's stored noise share has variance σ²/(n−c) for the c of
+    c is kept because the node's stored noise share has variance σ²/(t−c) for the c of
     its first round; a later roster with a larger c would promise more noise than the
     share carries, so the node refuses another c for that snapshot.
     """

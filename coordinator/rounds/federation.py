@@ -76,7 +76,7 @@ class StatementPieces:
     """What a mechanism adds to a table's privacy statement (proto PrivacyStatement)."""
 
     mechanism: str
-    participants: int = 0  # secure aggregation only: n, c and σ²/(n−c)
+    participants: int = 0  # secure aggregation only: n survivors, c and σ²/(t−c)
     colluders: int = 0
     share_sigma_squared: str = ""
 

@@ -2,7 +2,7 @@
 
 Why this module exists: with per-department noise (stage 1) the national error grows with
 the number of departments. Here each participating node adds only a share of the noise
-(variance σ²/(n−c)) to its table over the *national* grid and masks the result with
+(variance σ²/(t−c)) to its table over the *national* grid and masks the result with
 pairwise masks (childreg/secagg/masks.py), so the coordinator learns the noisy national
 vector and never one department's table. That is sound only under rules the coordinator
 keeps here, on top of the ones each node keeps:

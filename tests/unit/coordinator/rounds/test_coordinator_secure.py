@@ -745,7 +745,7 @@ def test_statisticians_see_the_secure_statement_and_the_missing_departments(
     assert "not included" in caption
     assert "d03" in caption
     assert "secure aggregation over 3 departments, 1 assumed colluding" in caption
-    assert "each added noise of variance σ²/(n−c) = 8" in caption
+    assert "each added noise of variance σ²/(t−c) = 8" in caption
     console = Console(width=200, record=True)
     console.print(view.to_rich())
     assert "INCOMPLETE" in console.export_text()
