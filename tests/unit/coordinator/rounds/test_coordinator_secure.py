@@ -736,7 +736,7 @@ def test_the_published_statement_and_margins_of_secure_aggregation(fed: Federati
 def test_statisticians_see_the_secure_statement_and_the_missing_departments(
     fed: Federation,
 ) -> None:
-    """Rich caption and title flag d03 as missing and state n, c and σ²/(n−c); the JSON
+    """Rich caption and title flag d03 as missing and state n, c and σ²/(t−c); the JSON
     carries them; a stage-1 JSON keeps exactly its documented keys."""
     fed.nodes["d03"].down = True
     view = PublishedView.from_proto(publish(fed.publisher(), FORM))
