@@ -51,6 +51,7 @@ from childreg.signed import canonical_json
 __all__ = [
     "ADVERT_CONTEXT",
     "KEY_SHARES_CONTEXT",
+    "REVEAL_SLOT_BYTES",
     "SEALED_BYTES",
     "UNMASK_CONTEXT",
     "Reveal",
@@ -79,6 +80,9 @@ _PERSON: Final = b"childreg-secagg2"  # BLAKE2b personalisation, 16 bytes
 _SECRET_BYTES: Final = 32
 #: One sealed share pair: a 24-byte nonce, the 16-byte tag and two shares.
 SEALED_BYTES: Final = 24 + 16 + 2 * shamir.SHARE_BYTES
+#: A revealed share's slot: zero-padded to twice its width, so that a weighted sum of whole
+#: runs read as one integer (childreg/secagg/unmasking.py) never carries from slot to slot.
+REVEAL_SLOT_BYTES: Final = 2 * shamir.SHARE_BYTES
 
 
 @dataclass(frozen=True)
@@ -385,8 +389,8 @@ def masked_upload(
 @dataclass(frozen=True)
 class Reveal:
     """A survivor's answer in step 4: self-seed shares of survivors, mask-key shares of the
-    departments that dropped, each a run of :data:`shamir.SHARE_BYTES` slices in the order
-    of its list of departments (parsed only when asked for)."""
+    departments that dropped, each a run of :data:`REVEAL_SLOT_BYTES` slots in the order of
+    its list of departments (parsed only when asked for)."""
 
     department: str
     survivors: tuple[str, ...]
@@ -403,7 +407,17 @@ class Reveal:
         k = index.get(owner)
         if k is None:
             return None
-        return shamir.from_bytes(blob[k * shamir.SHARE_BYTES : (k + 1) * shamir.SHARE_BYTES])
+        slot = blob[k * REVEAL_SLOT_BYTES : (k + 1) * REVEAL_SLOT_BYTES]
+        if any(slot[: shamir.SHARE_BYTES]):
+            raise ValueError(f"a revealed share of {owner} is malformed")
+        return shamir.from_bytes(slot[shamir.SHARE_BYTES :])
+
+    def run(self, which: str) -> tuple[tuple[str, ...], bytes]:
+        """The departments of run ``which`` in order, and its slots."""
+        index, blob = (
+            (self.self_of, self.self_blob) if which == "self" else (self.key_of, self.key_blob)
+        )
+        return tuple(index), blob
 
     @property
     def self_shares(self) -> dict[str, int]:
@@ -448,7 +462,7 @@ def reveal(
         if len(plain) != 2 * shamir.SHARE_BYTES:
             continue
         half = plain[: shamir.SHARE_BYTES] if sender in alive else plain[shamir.SHARE_BYTES :]
-        (self_out if sender in alive else key_out)[sender] = half
+        (self_out if sender in alive else key_out)[sender] = bytes(shamir.SHARE_BYTES) + half
     obj = {
         "federation": federation,
         "department": department,
@@ -476,7 +490,7 @@ def _parse_run(obj: Any) -> tuple[dict[str, int], bytes]:
     of, blob = obj["of"], _unbase64(obj["shares"])
     if not isinstance(of, list) or not all(isinstance(d, str) for d in of):
         raise ValueError("a run of shares names its departments")
-    if len(set(of)) != len(of) or len(blob) != shamir.SHARE_BYTES * len(of):
+    if len(set(of)) != len(of) or len(blob) != REVEAL_SLOT_BYTES * len(of):
         raise ValueError("a run of shares has one share per department")
     return {d: k for k, d in enumerate(of)}, blob
 

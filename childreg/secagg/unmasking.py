@@ -17,7 +17,7 @@ from typing import Final
 from nacl.public import PrivateKey, PublicKey
 
 from childreg.secagg import masks, shamir
-from childreg.secagg.recovery import Reveal, positions
+from childreg.secagg.recovery import REVEAL_SLOT_BYTES, Reveal, positions
 
 __all__ = ["NotEnoughShares", "unmask"]
 
@@ -30,6 +30,43 @@ class NotEnoughShares(ValueError):
     def __init__(self, department: str, got: int, need: int) -> None:
         super().__init__(f"{department}: {got} of {need} shares")
         self.department = department
+
+
+def _rebuild_runs(
+    owners: Sequence[str],
+    which: str,
+    *,
+    reveals: Sequence[Reveal],
+    points: Mapping[str, int],
+    t: int,
+) -> dict[str, bytes]:
+    """Every secret of ``owners`` at once, from t reveals whose runs list the same
+    departments in the same order: Σ w_r·(run of r read as one integer) holds Σ w_r·y_{r,u}
+    in slot u (each slot is twice a share's width, so nothing carries), which is secret u
+    once reduced mod p. t big-integer products instead of t·n small ones. Owners no such
+    group covers are left to :func:`_rebuild`."""
+    groups: dict[tuple[str, ...], list[Reveal]] = {}
+    for r in reveals:
+        order, _ = r.run(which)
+        groups.setdefault(order, []).append(r)
+    wanted = set(owners)
+    order, group = max(groups.items(), key=lambda kv: (len(kv[1]), len(kv[0])), default=((), []))
+    if len(group) < t or not wanted & set(order):
+        return {}
+    chosen = group[:t]
+    weights = shamir.lagrange_weights([points[r.department] for r in chosen])
+    total = sum(weights[points[r.department]] * int.from_bytes(r.run(which)[1], "big")
+                for r in chosen)  # fmt: skip
+    slot = REVEAL_SLOT_BYTES
+    raw = total.to_bytes(slot * len(order) + slot, "big")[slot:]  # room for the top carry
+    out: dict[str, bytes] = {}
+    for k, owner in enumerate(order):
+        if owner in wanted:
+            value = int.from_bytes(raw[k * slot : (k + 1) * slot], "big") % shamir.PRIME
+            if value >= 2 ** (8 * _SECRET_BYTES):
+                raise NotEnoughShares(owner, 0, t)  # inconsistent shares: not a secret
+            out[owner] = value.to_bytes(_SECRET_BYTES, "big")
+    return out
 
 
 def _rebuild(
@@ -84,12 +121,18 @@ def unmask(
     for values in uploads.values():
         total = [a + v for a, v in zip(total, values, strict=True)]
     length = len(total)
+    gone = sorted(set(round_keys) - set(uploads))
+    seeds = _rebuild_runs(list(uploads), "self", reveals=reveals, points=points, t=t)
+    keys = _rebuild_runs(gone, "key", reveals=reveals, points=points, t=t)
     for survivor in uploads:
-        seed = _rebuild(survivor, "self", reveals=reveals, points=points, t=t, cache=cache)
+        seed = seeds.get(survivor) or _rebuild(
+            survivor, "self", reveals=reveals, points=points, t=t, cache=cache
+        )
         total = [a - m for a, m in zip(total, masks.mask_stream(seed, length), strict=True)]
-    for dropped in sorted(set(round_keys) - set(uploads)):
+    for dropped in gone:
         secret = PrivateKey(
-            _rebuild(dropped, "key", reveals=reveals, points=points, t=t, cache=cache)
+            keys.get(dropped)
+            or _rebuild(dropped, "key", reveals=reveals, points=points, t=t, cache=cache)
         )
         if bytes(secret.public_key) != bytes(round_keys[dropped]):
             raise ValueError(f"the rebuilt round key of {dropped} is not the one it advertised")
