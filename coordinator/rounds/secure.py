@@ -59,9 +59,10 @@ from coordinator.rounds.steps import TRANSIENT, Attempt, AttemptFailed, AttemptR
 
 log = structlog.get_logger("childreg.coordinator")
 
-#: Before a round, a participant that cannot be reached is asked again this many times,
-#: READY_REASK_SECONDS apart (at most ``retry_interval``), then dropped: a node just
-#: restarted may still be reconnecting (coordinator/rounds/channels.py caps the backoff).
+#: Before a round, a participant whose connection is refused (UNAVAILABLE) is asked again
+#: this many times, READY_REASK_SECONDS apart (at most ``retry_interval``), then dropped: a
+#: node just restarted may still be reconnecting (coordinator/rounds/channels.py caps the
+#: backoff). One that hung (DEADLINE_EXCEEDED) already took its deadline and is not.
 READY_REASKS: Final = 2
 READY_REASK_SECONDS: Final = 0.5
 
@@ -308,7 +309,8 @@ class SecureRounds:
             round_id = secrets.token_hex(16)
             replies, failures = self._ready(question, settled.participants)
             for _ in range(READY_REASKS):  # a node just back may still be reconnecting
-                lost = [d for d, r in failures.items() if r in TRANSIENT]
+                # Only a refused connection: a node that hung took its whole deadline already.
+                lost = [d for d, r in failures.items() if r == "UNAVAILABLE"]
                 if not lost:
                     break
                 self._sleep(min(self._retry_interval, READY_REASK_SECONDS))
@@ -355,12 +357,13 @@ class SecureRounds:
                 )
                 if not set(reasons.values()) <= TRANSIENT or attempt == self._attempts:
                     named = ", ".join(f"{d} ({r})" for d, r in sorted(reasons.items()))
+                    who = f"; at fault or lost: {named}" if named else ""
                     raise RoundAborted(
                         f"incomplete round: secure aggregation aborted after {attempt} "
-                        f"attempt(s): {failed.line}{'; ' + named if named else ''}; nothing "
-                        "was unmasked, nothing was published. Ask again later (the same "
-                        "departments take part): the budget already charged for this table "
-                        "is not charged again",
+                        f"attempt(s): {failed.line}{who}"
+                        "; nothing was unmasked, nothing was published. Ask again later (the "
+                        "same departments take part): the budget already charged for this "
+                        "table is not charged again",
                         reasons,
                     ) from None
                 self._sleep(self._retry_interval)

@@ -167,11 +167,10 @@ class Attempt:
 
     def _enough(self, step: str, left: Sequence[str]) -> None:
         if len(left) < self.t:
-            named = ", ".join(f"{d} ({r})" for d, r in sorted(self.dropped.items()))
             raise AttemptFailed(
                 f"only {len(left)} of the {len(self._parts)} departments were left after "
                 f"{step}; a round of {len(self._parts)} needs at least {self.t} (more than "
-                f"half of the roster's {len(self._roster.members)}). Lost: {named}",
+                f"half of the roster's {len(self._roster.members)})",
                 self.dropped,
             )
 
