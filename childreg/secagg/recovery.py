@@ -30,7 +30,6 @@ between the steps and, asked twice, answers the same. Pure: PyNaCl and hashlib, 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import struct
@@ -87,10 +86,13 @@ REVEAL_SLOT_BYTES: Final = 2 * shamir.SHARE_BYTES
 
 @dataclass(frozen=True)
 class Signed:
-    """A node's message: canonical JSON bytes and its Ed25519 signature (upload key)."""
+    """A node's message: canonical JSON bytes, raw bytes beside them (sealed or revealed
+    shares, so that nobody decodes them from text), and the Ed25519 signature (upload key)
+    over both (:func:`_signed_bytes`)."""
 
     body: bytes
     signature: bytes
+    blob: bytes = b""
 
 
 def threshold(members: int, colluders: int, participants: int, dropouts: int) -> int:
@@ -185,9 +187,14 @@ def round_secrets(
 # --- signed messages ---------------------------------------------------------------------
 
 
-def _sign(obj: dict[str, Any], key: SigningKey, context: bytes) -> Signed:
+def _signed_bytes(context: bytes, body: bytes, blob: bytes) -> bytes:
+    """What a step message's signature covers: the prefix, the body's length, body, blob."""
+    return context + struct.pack(">Q", len(body)) + body + blob
+
+
+def _sign(obj: dict[str, Any], key: SigningKey, context: bytes, blob: bytes = b"") -> Signed:
     body = canonical_json(obj)
-    return Signed(body, key.sign(context + body).signature)
+    return Signed(body, key.sign(_signed_bytes(context, body, blob)).signature, blob)
 
 
 def _open(
@@ -201,7 +208,7 @@ def _open(
 ) -> dict[str, Any]:
     """The body of a signed node message, once its signature and binding check out."""
     try:
-        key.verify(context + message.body, message.signature)
+        key.verify(_signed_bytes(context, message.body, message.blob), message.signature)
         obj = json.loads(message.body)
     except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
         raise PermissionDenied(f"the message of department {department} does not verify") from None
@@ -307,9 +314,8 @@ def key_shares(
         "department": department,
         "round_id": round_id,
         "recipients": order,
-        "sealed": base64.b64encode(b"".join(sealed)).decode("ascii"),
     }
-    return _sign(obj, key, KEY_SHARES_CONTEXT)
+    return _sign(obj, key, KEY_SHARES_CONTEXT, b"".join(sealed))
 
 
 @dataclass(frozen=True)
@@ -329,9 +335,16 @@ class SealedBatch:
 
 
 def open_key_shares(
-    message: Signed, key: VerifyKey, *, federation: str, department: str, round_id: str
+    message: Signed,
+    key: VerifyKey,
+    *,
+    federation: str,
+    department: str,
+    round_id: str,
+    recipients: Sequence[str] | None = None,
 ) -> SealedBatch:
-    """The sealed share pairs a department sent; PermissionDenied unless signed and whole."""
+    """The sealed share pairs a department sent; PermissionDenied unless signed and whole
+    (and, when ``recipients`` is given, sealed to exactly those, in that sorted order)."""
     obj = _open(
         message,
         key,
@@ -340,19 +353,20 @@ def open_key_shares(
         department=department,
         round_id=round_id,
     )
-    recipients = obj.get("recipients")
-    try:
-        blob = _unbase64(obj["sealed"])
-    except (KeyError, TypeError, ValueError):
-        raise PermissionDenied(f"the key shares of department {department} are malformed") from None
-    if (
-        not isinstance(recipients, list)
-        or not all(isinstance(r, str) for r in recipients)
-        or recipients != sorted(set(recipients))
-        or len(blob) != SEALED_BYTES * len(recipients)
-    ):
+    raw = obj.get("recipients")
+    listed = (list(recipients) if raw == list(recipients) else None) if recipients else _names(raw)
+    if listed is None or (recipients is None and listed != sorted(set(listed))):
         raise PermissionDenied(f"the key shares of department {department} are malformed")
-    return SealedBatch(tuple(recipients), blob)
+    if len(message.blob) != SEALED_BYTES * len(listed):
+        raise PermissionDenied(f"the key shares of department {department} are malformed")
+    return SealedBatch(tuple(listed), message.blob)
+
+
+def _names(value: Any) -> list[str] | None:
+    """``value`` if it is a list of strings (parsed JSON), else None."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
 
 
 def masked_upload(
@@ -390,34 +404,29 @@ def masked_upload(
 class Reveal:
     """A survivor's answer in step 4: self-seed shares of survivors, mask-key shares of the
     departments that dropped, each a run of :data:`REVEAL_SLOT_BYTES` slots in the order of
-    its list of departments (parsed only when asked for)."""
+    its tuple of departments (parsed only when asked for)."""
 
     department: str
     survivors: tuple[str, ...]
-    self_of: dict[str, int]
+    self_of: tuple[str, ...]
     self_blob: bytes
-    key_of: dict[str, int]
+    key_of: tuple[str, ...]
     key_blob: bytes
 
+    def run(self, which: str) -> tuple[tuple[str, ...], bytes]:
+        """The departments of run ``which`` ("self" or "key") in order, and its slots."""
+        return (self.self_of, self.self_blob) if which == "self" else (self.key_of, self.key_blob)
+
     def share(self, which: str, owner: str) -> int | None:
-        """This survivor's share of ``owner``'s secret ``which`` ("self" or "key"), if any."""
-        index, blob = (
-            (self.self_of, self.self_blob) if which == "self" else (self.key_of, self.key_blob)
-        )
-        k = index.get(owner)
-        if k is None:
+        """This survivor's share of ``owner``'s secret ``which``, if it revealed one."""
+        order, blob = self.run(which)
+        if owner not in order:
             return None
+        k = order.index(owner)
         slot = blob[k * REVEAL_SLOT_BYTES : (k + 1) * REVEAL_SLOT_BYTES]
         if any(slot[: shamir.SHARE_BYTES]):
             raise ValueError(f"a revealed share of {owner} is malformed")
         return shamir.from_bytes(slot[shamir.SHARE_BYTES :])
-
-    def run(self, which: str) -> tuple[tuple[str, ...], bytes]:
-        """The departments of run ``which`` in order, and its slots."""
-        index, blob = (
-            (self.self_of, self.self_blob) if which == "self" else (self.key_of, self.key_blob)
-        )
-        return tuple(index), blob
 
     @property
     def self_shares(self) -> dict[str, int]:
@@ -463,36 +472,17 @@ def reveal(
             continue
         half = plain[: shamir.SHARE_BYTES] if sender in alive else plain[shamir.SHARE_BYTES :]
         (self_out if sender in alive else key_out)[sender] = bytes(shamir.SHARE_BYTES) + half
+    self_of, key_of = sorted(self_out), sorted(key_out)
     obj = {
         "federation": federation,
         "department": department,
         "round_id": round_id,
         "survivors": sorted(alive),
-        "self": _run_of(self_out),
-        "key": _run_of(key_out),
+        "self_of": self_of,
+        "key_of": key_of,
     }
-    return _sign(obj, key, UNMASK_CONTEXT)
-
-
-def _unbase64(text: Any) -> bytes:
-    """Strict base64 at C speed (b64decode's validate=True runs a regular expression first)."""
-    if not isinstance(text, str):
-        raise TypeError("base64 text expected")
-    return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
-
-
-def _run_of(shares: Mapping[str, bytes]) -> dict[str, Any]:
-    order = sorted(shares)
-    return {"of": order, "shares": base64.b64encode(b"".join(shares[d] for d in order)).decode()}
-
-
-def _parse_run(obj: Any) -> tuple[dict[str, int], bytes]:
-    of, blob = obj["of"], _unbase64(obj["shares"])
-    if not isinstance(of, list) or not all(isinstance(d, str) for d in of):
-        raise ValueError("a run of shares names its departments")
-    if len(set(of)) != len(of) or len(blob) != REVEAL_SLOT_BYTES * len(of):
-        raise ValueError("a run of shares has one share per department")
-    return {d: k for k, d in enumerate(of)}, blob
+    blob = b"".join(self_out[d] for d in self_of) + b"".join(key_out[d] for d in key_of)
+    return _sign(obj, key, UNMASK_CONTEXT, blob)
 
 
 def open_reveal(
@@ -507,12 +497,21 @@ def open_reveal(
         department=department,
         round_id=round_id,
     )
-    try:
-        self_of, self_blob = _parse_run(obj["self"])
-        key_of, key_blob = _parse_run(obj["key"])
-        survivors = tuple(str(s) for s in obj["survivors"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise PermissionDenied(f"the unmasking of department {department} is malformed") from None
-    if set(self_of) & set(key_of):  # an honest node never reveals both for one department
+    self_of, key_of = _names(obj.get("self_of")), _names(obj.get("key_of"))
+    survivors = _names(obj.get("survivors"))
+    if self_of is None or key_of is None or survivors is None:
+        raise PermissionDenied(f"the unmasking of department {department} is malformed")
+    cut = REVEAL_SLOT_BYTES * len(self_of)
+    if len(message.blob) != cut + REVEAL_SLOT_BYTES * len(key_of):
+        raise PermissionDenied(f"the unmasking of department {department} is malformed")
+    if len(set(self_of) | set(key_of)) != len(self_of) + len(key_of):
+        # an honest node never reveals both halves for one department, nor one twice
         raise PermissionDenied(f"the unmasking of department {department} reveals both halves")
-    return Reveal(department, survivors, self_of, self_blob, key_of, key_blob)
+    return Reveal(
+        department,
+        tuple(survivors),
+        tuple(self_of),
+        message.blob[:cut],
+        tuple(key_of),
+        message.blob[cut:],
+    )

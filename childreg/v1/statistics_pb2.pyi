@@ -561,25 +561,29 @@ Global___ShareRequest: _TypeAlias = ShareRequest  # noqa: Y015
 
 @_typing.final
 class SignedBody(_message.Message):
-    """A node's signed step message (RoundKeys, KeyShares, Unmask): canonical JSON, and its
-    Ed25519 signature (roster upload_key) under the step's own domain prefix.
+    """A node's signed step message (RoundKeys, KeyShares, Unmask): canonical JSON, raw bytes
+    beside it (the sealed or revealed shares), and the Ed25519 signature (roster upload_key)
+    over prefix || uint64 big-endian length of body || body || blob.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     BODY_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    BLOB_FIELD_NUMBER: _builtins.int
     body: _builtins.bytes
     signature: _builtins.bytes
+    blob: _builtins.bytes
     def __init__(
         self,
         *,
         body: _builtins.bytes = ...,
         signature: _builtins.bytes = ...,
+        blob: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob", b"blob", "body", b"body", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -211,25 +211,23 @@ class Attempt:
         request = self._request(adverts)
         replies = self._call("KeyShares", sorted(adverts), lambda _: request)
         sealed: dict[str, SealedBatch] = {}
+        recipients = sorted(adverts)
         for dept, m in replies.items():
             assert isinstance(m, spb.SignedBody)
             try:
-                shares = recovery.open_key_shares(
-                    Signed(m.body, m.signature),
+                sealed[dept] = recovery.open_key_shares(
+                    Signed(m.body, m.signature, m.blob),
                     self._members[dept].verify_key,
                     federation=self._roster.federation,
                     department=dept,
                     round_id=self._rid,
+                    recipients=recipients,
                 )
             except PermissionDenied:
                 raise AttemptFailed(
-                    f"the key shares of {dept} do not verify", {dept: "bad_signature"}
+                    f"the key shares of {dept} do not verify or miss recipients",
+                    {dept: "bad_key_shares"},
                 ) from None
-            if shares.recipients != tuple(sorted(adverts)):
-                raise AttemptFailed(
-                    f"the key shares of {dept} miss recipients", {dept: "wrong_key_shares"}
-                )
-            sealed[dept] = shares
         self._enough("KeyShares", list(sealed))
         return sealed
 
@@ -263,15 +261,19 @@ class Attempt:
         senders = sorted(sealed)
         # The same recipients, sorted, for every sender (checked in _key_shares).
         place = {d: k for k, d in enumerate(next(iter(sealed.values())).recipients)}
+        views = [memoryview(sealed[s].blob) for s in senders]
+        base = spb.ShareRequest()
+        base.CopyFrom(self._base)
+        base.survivors.extend(survivors)
+        base.senders.extend(senders)
+        size = recovery.SEALED_BYTES
 
         def request_for(dept: str) -> spb.ShareRequest:
             # Routing is slicing: the k-th pair of every sender is the k-th recipient's.
-            k = place[dept]
+            at = place[dept] * size
             request = spb.ShareRequest()
-            request.CopyFrom(self._base)
-            request.survivors.extend(survivors)
-            request.senders.extend(senders)
-            request.sealed = b"".join(sealed[s].slice(k) for s in senders)
+            request.CopyFrom(base)
+            request.sealed = b"".join([v[at : at + size] for v in views])
             return request
 
         replies = self._call("Unmask", survivors, request_for)
@@ -280,7 +282,7 @@ class Attempt:
             assert isinstance(m, spb.SignedBody)
             try:
                 reveal = recovery.open_reveal(
-                    Signed(m.body, m.signature),
+                    Signed(m.body, m.signature, m.blob),
                     self._members[dept].verify_key,
                     federation=self._roster.federation,
                     department=dept,

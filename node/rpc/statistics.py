@@ -65,7 +65,7 @@ def _sealed(m: spb.ShareRequest) -> tuple[tuple[str, bytes], ...]:
 
 def signed_body_to_proto(message: Signed) -> spb.SignedBody:
     """Render a node's signed step message (RoundKeys, KeyShares, Unmask)."""
-    return spb.SignedBody(body=message.body, signature=message.signature)
+    return spb.SignedBody(body=message.body, signature=message.signature, blob=message.blob)
 
 
 def ready_reply_to_proto(answer: Readiness) -> spb.ReadyReply:

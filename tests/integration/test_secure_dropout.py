@@ -159,11 +159,11 @@ def test_no_message_the_coordinator_saw_equals_a_departments_vector(twenty: Twen
         assert values not in encoded
         assert not set(values) & cells
     steps = [json.loads(m.body) for _, m in twenty.transcript if isinstance(m, spb.SignedBody)]
-    assert steps  # round keys, sealed shares and revealed shares: no vector among them
+    assert steps  # round keys, then names; sealed and revealed shares are the raw blobs
     assert {frozenset(s) for s in steps} <= {
         frozenset({"federation", "department", "round_id", "mask_key"}),
-        frozenset({"federation", "department", "round_id", "recipients", "sealed"}),
-        frozenset({"federation", "department", "round_id", "survivors", "self", "key"}),
+        frozenset({"federation", "department", "round_id", "recipients"}),
+        frozenset({"federation", "department", "round_id", "survivors", "self_of", "key_of"}),
     }
 
 

@@ -171,7 +171,7 @@ class FakeNode:
             department=self.dept,
             round_id=request.round_id,
         )
-        reply = spb.SignedBody(body=signed.body, signature=signed.signature)
+        reply = spb.SignedBody(body=signed.body, signature=signed.signature, blob=signed.blob)
         self.sent.append(reply)
         return reply
 
@@ -190,7 +190,7 @@ class FakeNode:
             all_participants=list(request.participants),
             t=self.roster.threshold(len(request.participants)),
         )
-        reply = spb.SignedBody(body=signed.body, signature=signed.signature)
+        reply = spb.SignedBody(body=signed.body, signature=signed.signature, blob=signed.blob)
         self.sent.append(reply)
         return reply
 
@@ -207,7 +207,7 @@ class FakeNode:
             round_id=request.round_id,
             survivors=list(request.survivors),
         )
-        reply = spb.SignedBody(body=signed.body, signature=signed.signature)
+        reply = spb.SignedBody(body=signed.body, signature=signed.signature, blob=signed.blob)
         self.sent.append(reply)
         return reply
 
