@@ -188,8 +188,11 @@ def round_secrets(
 
 
 def _signed_bytes(context: bytes, body: bytes, blob: bytes) -> bytes:
-    """What a step message's signature covers: the prefix, the body's length, body, blob."""
-    return context + struct.pack(">Q", len(body)) + body + blob
+    """What a step message's signature covers: the prefix, the body's length, the body and
+    BLAKE2b-256 of the blob (hashed once, at C speed, instead of copied into the signed
+    message: the blobs are what the coordinator routes, O(n) bytes per message)."""
+    digest = hashlib.blake2b(blob, digest_size=32, person=_PERSON).digest()
+    return context + struct.pack(">Q", len(body)) + body + digest
 
 
 def _sign(obj: dict[str, Any], key: SigningKey, context: bytes, blob: bytes = b"") -> Signed:

@@ -563,7 +563,8 @@ Global___ShareRequest: _TypeAlias = ShareRequest  # noqa: Y015
 class SignedBody(_message.Message):
     """A node's signed step message (RoundKeys, KeyShares, Unmask): canonical JSON, raw bytes
     beside it (the sealed or revealed shares), and the Ed25519 signature (roster upload_key)
-    over prefix || uint64 big-endian length of body || body || blob.
+    over prefix || uint64 big-endian length of body || body || BLAKE2b-256(blob, personal
+    "childreg-secagg2").
     """
 
     DESCRIPTOR: _descriptor.Descriptor
