@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench proto proto-check lint typecheck docstrings clean
+.PHONY: demo test check bench proto proto-check lint typecheck docstrings i18n i18n-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-check: $(STAMP) lint typecheck proto-check docstrings
+check: $(STAMP) lint typecheck proto-check docstrings i18n-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache .
@@ -30,6 +30,14 @@ typecheck: $(STAMP)
 # Every test states its behaviour in a one-sentence docstring.
 docstrings: $(STAMP)
 	$(BIN)/python -m tools.dev.test_docstrings tests
+
+# The translation catalogs: `make i18n` after changing messages; the check fails while a
+# complete language (English, Russian, Azerbaijani) lacks a translation.
+i18n: $(STAMP)
+	$(BIN)/python -m tools.dev.i18n update
+
+i18n-check: $(STAMP)
+	$(BIN)/python -m tools.dev.i18n check
 
 bench: $(STAMP)
 	$(BIN)/childreg bench

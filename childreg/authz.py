@@ -43,6 +43,7 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
             "FindChildren",
             "CorrectChild",
             "CloseChild",
+            "EraseChild",
             "GetHistory",
             "RecordPlacement",
             "RecordCareSetting",

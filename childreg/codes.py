@@ -63,6 +63,17 @@ CARE_NOT_RECORDED: Final = "not_recorded"
 #: Why a child's record was closed (the record stays, for audit and history).
 CLOSE_REASONS: Final = ("aged_out", "moved_abroad", "deceased", "other")
 
+#: Why a child's record was erased (crypto-shredded): a code, never free text, so the
+#: reason may stand in the tombstone, the audit leaf's purpose and the guardian's receipt.
+#: The two ``retention_*`` codes are set by the retention rules (node/records/retention.py).
+ERASE_REASONS: Final = (
+    "guardian_request",
+    "registered_in_error",
+    "legal_order",
+    "retention_after_closed",
+    "retention_after_age",
+)
+
 SEXES: Final = ("female", "male")
 
 #: Age bands at the snapshot's reference date: (code, lowest age, highest age or None).
@@ -131,6 +142,49 @@ ACCOMMODATIONS: Final = (
 
 ICF_CODE_RE: Final = re.compile(r"^[bsde][0-9]{1,5}(?:[.+][0-9]{1,3})?$")
 ICD10_CODE_RE: Final = re.compile(r"^[A-Z][0-9]{2}(?:\.[0-9A-Z]{1,4})?$")
+
+#: Every code list a person reads names of (the country profile names each code per
+#: language: ``Profile.code_name``). Table categories (not_recorded, not_assessed) are in
+#: the list of the dimension they belong to.
+CODE_LISTS: Final[dict[str, tuple[str, ...]]] = {
+    "education_form": EDUCATION_FORMS,
+    "care_setting": (*CARE_SETTINGS, CARE_NOT_RECORDED),
+    "close_reason": CLOSE_REASONS,
+    "sex": SEXES,
+    "age_band": tuple(code for code, _, _ in AGE_BANDS),
+    "impairment_band": (*IMPAIRMENT_BANDS, IMPAIRMENT_NOT_ASSESSED),
+    "functioning_domain": FUNCTIONING_DOMAINS,
+    "difficulty_level": DIFFICULTY_LEVELS,
+    "frequency_level": FREQUENCY_LEVELS,
+    "support": SUPPORTS,
+    "accommodation": ACCOMMODATIONS,
+}
+
+
+def named(code_list: str, language: str) -> list[tuple[str, str]]:
+    """Every code of ``code_list`` (a key of :data:`CODE_LISTS`; KeyError otherwise) with
+    its name in ``language`` from the country profile, in the list's order (what a form's
+    choices show)."""
+    profile = active()
+    return [(code, profile.code_name(code_list, code, language)) for code in CODE_LISTS[code_list]]
+
+
+def code_names_problem(names: Mapping[str, Mapping[str, Mapping[str, str]]]) -> str | None:
+    """What is wrong with a profile's code names (list -> code -> language -> name), or
+    None: each list must be one of :data:`CODE_LISTS`, each code one of its list, and
+    each list that is named must name every one of its codes in English at least."""
+    for listed, codes_named in names.items():
+        known = CODE_LISTS.get(listed)
+        if known is None:
+            return f"unknown code list {listed!r}; expected one of {', '.join(CODE_LISTS)}"
+        strangers = sorted(set(codes_named) - set(known))
+        if strangers:
+            return f"{listed}: not codes of the list: {', '.join(strangers)}"
+        unnamed = [c for c in known if "en" not in codes_named.get(c, {})]
+        if unnamed:
+            return f"{listed}: no English name for {', '.join(unnamed)}"
+    return None
+
 
 #: The two geographic dimensions: their categories come from the country profile.
 GEOGRAPHY: Final = ("region", "district")

@@ -8,6 +8,7 @@ goes to the log (without personal data) and never to the peer.
     ├── InvalidInput            a request or file failed validation (has .violations)
     │   └── ImportRejected      a bulk import with bad rows; nothing was imported
     ├── NotFound                the named thing does not exist (here)
+    │   └── Erased              a child's record was erased; only its pseudonym is known
     ├── AlreadyExists           a record with that id exists already
     ├── PermissionDenied        the caller may not do this
     ├── Unauthenticated         the caller did not prove who it is
@@ -63,6 +64,10 @@ class NotFound(ChildregError):
     status = grpc.StatusCode.NOT_FOUND
 
 
+class Erased(NotFound):
+    """The child's record was erased: nothing of it is held, only its pseudonym is known."""
+
+
 class AlreadyExists(ChildregError):
     """A record with that identifier exists already."""
 
@@ -116,6 +121,7 @@ STATUS_TABLE: dict[type[ChildregError], grpc.StatusCode] = {
         InvalidInput,
         ImportRejected,
         NotFound,
+        Erased,
         AlreadyExists,
         PermissionDenied,
         Unauthenticated,

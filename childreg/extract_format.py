@@ -20,11 +20,13 @@ import nacl.public
 import nacl.signing
 
 from childreg.errors import InvalidInput, PermissionDenied
+from childreg.key_transition import follow
 
 SIGNING_DOMAIN: Final = b"childreg-extract-v1\n"
 EXTRACT_TYPE: Final = "childreg.extract"
 EXTRACT_VERSION: Final = 1
 MAX_SEALED: Final = 1024 * 1024
+MAX_TRANSITIONS: Final = 100
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -56,6 +58,21 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
     return value
 
 
+def _follow_to(signer: bytes, pinned: bytes, transitions: object) -> None:
+    """Refuse unless the envelope's key-transition statements lead from the pinned key to
+    ``signer`` (the node rotated its extract key since the school pinned it)."""
+    if not isinstance(transitions, list) or not all(isinstance(t, str) for t in transitions):
+        raise PermissionDenied("extract is signed by another key than the node's pinned key")
+    if len(transitions) > MAX_TRANSITIONS:
+        raise InvalidInput(f"extract envelope: more than {MAX_TRANSITIONS} key transitions")
+    chain = follow(pinned, transitions, "extract")
+    if not chain or chain[-1].new != signer:
+        raise PermissionDenied(
+            "extract is signed by another key than the node's pinned key, and no key "
+            "transition the node announced leads from the pinned key to it"
+        )
+
+
 def open_extract(
     sealed: bytes,
     recipient_private: nacl.public.PrivateKey,
@@ -65,7 +82,8 @@ def open_extract(
 ) -> dict[str, Any]:
     """The verified payload of an extract, or InvalidInput / PermissionDenied saying why.
 
-    Checks, in order: it unseals with our key; the envelope names the pinned signer; the
+    Checks, in order: it unseals with our key; the envelope names the pinned signer (or
+    one its ``transitions``, the node's key-transition statements, lead to from it); the
     signature over ``SIGNING_DOMAIN + payload`` verifies; type and version; it was sealed
     for our public key; its audience is ours (when ``audience`` is given); not expired.
     """
@@ -84,10 +102,10 @@ def open_extract(
     if not isinstance(payload_text, str):
         raise InvalidInput("extract envelope: payload must be text")
     if signer != node_verify_key:
-        raise PermissionDenied("extract is signed by another key than the node's pinned key")
+        _follow_to(signer, node_verify_key, envelope.get("transitions"))
     payload = payload_text.encode("utf-8")
     try:
-        nacl.signing.VerifyKey(node_verify_key).verify(SIGNING_DOMAIN + payload, signature)
+        nacl.signing.VerifyKey(signer).verify(SIGNING_DOMAIN + payload, signature)
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
         raise PermissionDenied("extract signature does not verify") from None
     body = _json_object(payload, "extract payload")

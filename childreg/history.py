@@ -47,6 +47,14 @@ Kind = Literal[
     "registered", "imported", "corrected", "placed", "care_setting", "assessed", "closed"
 ]
 assert get_args(CloseReason) == codes.CLOSE_REASONS  # one list, two spellings
+EraseReason = Literal[
+    "guardian_request",
+    "registered_in_error",
+    "legal_order",
+    "retention_after_closed",
+    "retention_after_age",
+]
+assert get_args(EraseReason) == codes.ERASE_REASONS
 
 
 class Correction(Model):
@@ -97,6 +105,13 @@ class Closure(Model):
         if self.reason == "other" and self.note is None:
             raise ValueError("note must say why when the reason is other")
         return self
+
+
+class ErasureIn(Model):
+    """Erasing a child's record: which child, and why (a code: no free text is kept)."""
+
+    child_id: ChildId
+    reason: EraseReason
 
 
 class FieldChange(Model):

@@ -252,8 +252,45 @@ class CertificateAuthority:
             raise InvalidInput("unknown role", [Violation("role", f"one of {', '.join(ROLES)}")])
         _check_name("id", ident)
         is_server = role in SERVER_ROLES if server is None else server
-        spiffe = SpiffeId(self.federation, role, ident)
         key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._certificate(
+            role,
+            ident,
+            key.public_key(),
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+            validity=validity,
+            is_server=is_server,
+        )
+        files = IdentityFiles(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_private(files.key, _key_pem(key))
+        files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files.ca.write_bytes(self.cert_pem)
+        self._hand_denylist(role, files)
+        return files
+
+    def _hand_denylist(self, role: str, files: IdentityFiles) -> None:
+        """Give a person's identity the CA's current deny-list, against which their
+        commands check the servers they call (childreg/server_check.py)."""
+        source = None if self.directory is None else self.directory / revocation.DENYLIST_FILE
+        if role not in SERVER_ROLES and source is not None and source.exists():
+            (files.directory / revocation.DENYLIST_FILE).write_bytes(source.read_bytes())
+
+    def _certificate(
+        self,
+        role: str,
+        ident: str,
+        public_key: ec.EllipticCurvePublicKey,
+        *,
+        dns_names: Iterable[str],
+        ip_addresses: Iterable[str],
+        validity: dt.timedelta | None,
+        is_server: bool,
+    ) -> x509.Certificate:
+        """A new certificate of ``spiffe://<federation>/<role>/<ident>`` for ``public_key``,
+        recorded as issued (:func:`revocation.record_issued`)."""
+        spiffe = SpiffeId(self.federation, role, ident)
         san: list[x509.GeneralName] = [x509.UniformResourceIdentifier(str(spiffe))]
         san += [x509.DNSName(d) for d in dns_names]
         san += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
@@ -274,7 +311,7 @@ class CertificateAuthority:
                 )
             )
             .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(not_after)
@@ -288,12 +325,7 @@ class CertificateAuthority:
             revocation.record_issued(
                 self.directory, cert.serial_number, str(spiffe), cert.not_valid_after_utc
             )
-        files = IdentityFiles(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_private(files.key, _key_pem(key))
-        files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        files.ca.write_bytes(self.cert_pem)
-        return files
+        return cert
 
     def revoke(self, serials: Iterable[int]) -> revocation.DenyList:
         """Add serials to the CA's signed deny-list (``denylist.json`` in its directory).

@@ -13,6 +13,14 @@ service's configuration); everything country-specific (:mod:`childreg.codes`' re
 district dimensions, the District/Region validators, reference dates) reads
 :func:`active`. Until a profile is installed, the embedded Azerbaijan profile is active,
 which is what tests and tools without a configuration use.
+
+Three more parts serve the people who read what childreg writes: the ``timezone`` (an IANA
+zone) every time shown to a person is given in, to the minute (UTC is what is stored); the
+``directory`` of the federation's departments and schools by name, with how to reach each
+department (:mod:`childreg.directory`: what a guardian's receipt names); and
+``code_names``, each code of each list of :data:`childreg.codes.CODE_LISTS` named per
+language (:meth:`Profile.code_name`). A profile signed before these parts existed still
+verifies: empty parts and the UTC default are left out of the signed form.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Final, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nacl.signing import SigningKey, VerifyKey
 from pydantic import (
@@ -34,9 +43,11 @@ from pydantic import (
     PrivateAttr,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
+from childreg.directory import Department, Directory, School, pick, school_id_of
 from childreg.errors import InvalidInput, Violation
 from childreg.signed import SignedKind, canonical_json, open_signed, read_signed, sign_document
 
@@ -55,6 +66,13 @@ UnitCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
 MonthDay = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}-[0-9]{2}$")]
 UnitName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+#: The parts a profile signed before they existed lacks: left out of the signed form when
+#: they hold their default, so that profile still verifies.
+_OPTIONAL_PARTS: Final = {
+    "timezone": "UTC",
+    "directory": {"departments": [], "schools": []},
+    "code_names": {},
+}
 
 
 class Model(BaseModel):
@@ -116,6 +134,12 @@ class Profile(Model):
     #: What the unit lists reflect: their legal source and date.
     source: str = Field(min_length=1, max_length=2000)
     regions: tuple[RegionUnit, ...] = Field(min_length=1)
+    #: The IANA time zone every time shown to a person is given in (e.g. Asia/Baku).
+    timezone: str = "UTC"
+    #: The federation's departments and schools by name (see childreg.directory).
+    directory: Directory = Directory()
+    #: list -> code -> language -> name, for the lists of childreg.codes.CODE_LISTS.
+    code_names: dict[str, dict[str, dict[Language, UnitName]]] = Field(default_factory=dict)
 
     _region_of: dict[str, str] = PrivateAttr(default_factory=dict)
     _districts: tuple[str, ...] = PrivateAttr(default=())
@@ -132,10 +156,44 @@ class Profile(Model):
         for unit in units:
             if set(unit.names) != wanted:
                 raise ValueError(f"unit {unit.code} must be named in exactly {sorted(wanted)}")
+        self.directory.check_languages(self.languages)
+        from childreg.codes import code_names_problem  # noqa: PLC0415 - codes imports this module
+
+        problem = code_names_problem(self.code_names)
+        if problem:
+            raise ValueError(f"code_names: {problem}")
         self._region_of.update({d.code: r.code for r in self.regions for d in r.districts})
         self._districts = tuple(self._region_of)
         self._regions = tuple(r.code for r in self.regions)
         return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone, e.g. Asia/Baku") from None
+        return value
+
+    def code_name(self, code_list: str, code: str, language: str = "en") -> str:
+        """The name of ``code`` of ``code_list`` in ``language``; in English where the
+        profile has none in that language; the code itself where it names none."""
+        names = self.code_names.get(code_list, {}).get(code)
+        return pick(names, language, self.languages[0]) if names else code
+
+    def department(self, department_id: str) -> Department | None:
+        """The directory's department with this id, or None."""
+        return self.directory.department(department_id)
+
+    def school(self, school: str) -> School | None:
+        """The directory's school with this id or identity (spiffe://…/school/<id>), or None."""
+        return self.directory.school(school_id_of(school))
+
+    def name_in(self, names: dict[str, str], language: str) -> str:
+        """One of a directory entry's ``names`` (or ``address``) in ``language``, falling
+        back to English, then to the profile's first language."""
+        return pick(names, language, self.languages[0])
 
     def region_districts(self) -> dict[str, tuple[str, ...]]:
         """Region code -> its district codes, in the profile's order."""
@@ -188,6 +246,13 @@ class Profile(Model):
     def canonical_object(self) -> dict[str, Any]:
         """The profile as plain JSON data (what is signed)."""
         data: dict[str, Any] = self.model_dump(mode="json")
+        for part, default in _OPTIONAL_PARTS.items():
+            if data.get(part) == default:
+                del data[part]
+        for department in data.get("directory", {}).get("departments", []):
+            for contact in ("phone", "email"):
+                if department.get(contact) is None:
+                    department.pop(contact, None)
         return data
 
     def canonical_bytes(self) -> bytes:

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
 import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from google.protobuf import descriptor_pool
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -99,6 +101,16 @@ def server_credentials(tls: TlsMaterial) -> grpc.ServerCredentials:
     )
 
 
+def _require_pair(material: TlsMaterial) -> None:
+    """ValueError unless the private key is the certificate's (files caught mid-renewal)."""
+    cert = x509.load_pem_x509_certificate(material.cert)
+    key = serialization.load_pem_private_key(material.key, password=None)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if key.public_key().public_bytes(der, spki) != cert.public_key().public_bytes(der, spki):
+        raise ValueError("the identity's key is not its certificate's")
+
+
 class RotatingCredentials:
     """Server credentials re-read from an identity directory when its files change.
 
@@ -113,6 +125,7 @@ class RotatingCredentials:
 
     def _config(self) -> grpc.ServerCertificateConfiguration:
         material = TlsMaterial.from_dir(self._identity)
+        _require_pair(material)  # a renewal with a new key writes the key, then the cert
         return grpc.ssl_server_certificate_configuration(
             [(material.key, material.cert)], root_certificates=material.ca
         )

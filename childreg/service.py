@@ -22,6 +22,7 @@ from childreg.pki import IdentityFiles
 from childreg.ratelimit import RateLimit
 from childreg.revocation import STATE_FILE, RevocationCheck
 from childreg.rpc import DenialHook, RotatingCredentials, make_server
+from childreg.server_check import use_for_outgoing
 from childreg.v1 import revocation_pb2_grpc as rpb_grpc
 
 
@@ -92,6 +93,7 @@ def start_grpc_service(
         state_file=None if state_dir is None else state_dir / STATE_FILE,
     )
     authorizer = Authorizer(federation, department=department, revoked=check)
+    use_for_outgoing(check)  # this party's own calls refuse revoked servers too
     health_servicer = health.HealthServicer()
     sync = settings.revocation
 

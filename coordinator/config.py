@@ -113,8 +113,12 @@ class CoordinatorConfig(ServiceSettings):
     #: coordinator is then started with a witness, which `childreg coordinator serve`
     #: builds from this section; without one it refuses to start.
     witness: CoordinatorWitness | None = None
-    #: Seconds the consistent-publication solver may take per region before its fallback.
+    #: Seconds the consistent-publication solver may take per region; at the limit it
+    #: keeps its best integer solution so far (the fallback only when it has none).
     solver_time_limit_seconds: float = Field(default=30.0, gt=0, le=600)
+    #: Branch-and-bound nodes per region, if set: a limit of work rather than time, so
+    #: the published tables do not depend on how busy the coordinator's machine is.
+    solver_node_limit: int | None = Field(default=None, gt=0)
     #: "secure": stage 2, secure aggregation of noise shares over a signed roster, only
     #: the national table is published; "per-department": stage 1, every department adds
     #: the full noise and tables are published per region too.

@@ -164,6 +164,7 @@ def _start(config: CoordinatorConfig, witness: HostedWitness | None) -> Coordina
             {s.id: s.rho for s in config.statisticians},
             codec=PUBLISHED_TABLES,
             solver_time_limit=config.solver_time_limit_seconds,
+            solver_node_limit=config.solver_node_limit,
         )
         pull = None
         if witness is not None and config.witness is not None:

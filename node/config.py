@@ -16,6 +16,11 @@ Example (TOML)::
     max_snapshot_rho = "1/4"
     aggregation = "secure"                    # or "per-department" (stage 1)
     import_workers = 2                        # processes sealing bulk imports (0: none)
+
+    [retention]                               # optional; each rule is off when unset
+    erase_years_after_closed = 5              # erase a closed record 5 years after closing
+    erase_at_age = 23                         # erase any record once the child is 18 + 5
+    run_every_hours = 24                      # the serving node's scheduled run
 """
 
 from __future__ import annotations
@@ -63,6 +68,33 @@ class WitnessEndpoint(BaseModel):
         return value
 
 
+class RetentionConfig(BaseModel):
+    """The node's retention rules (node/records/retention.py); each is off when unset.
+
+    ``erase_years_after_closed``: erase a closed record this many full years after its
+    closing date. ``erase_at_age``: erase any record, open or closed, once the child is
+    this old (18 plus the years the law allows). With a rule set, ``childreg node serve``
+    applies them every ``run_every_hours`` unless ``scheduled`` is false.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    erase_years_after_closed: int | None = Field(default=None, ge=1, le=100)
+    erase_at_age: int | None = Field(default=None, ge=18, le=120)
+    scheduled: bool = True
+    run_every_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+
+    @property
+    def any_rule(self) -> bool:
+        """Whether a rule is set."""
+        return self.erase_years_after_closed is not None or self.erase_at_age is not None
+
+    @property
+    def scheduled_run(self) -> bool:
+        """Whether the serving node runs the rules by itself."""
+        return self.scheduled and self.any_rule
+
+
 class NodeConfig(ServiceSettings):
     """Validated node configuration."""
 
@@ -97,6 +129,8 @@ class NodeConfig(ServiceSettings):
     #: that writes them (node.rpc.import_workers); 0 seals in the node's own thread. Unset:
     #: 2 on a machine with 2 or more cores, else 0.
     import_workers: int | None = Field(default=None, ge=0, le=16)
+    #: Retention rules: when records are erased by themselves (off unless set).
+    retention: RetentionConfig = RetentionConfig()
 
     @field_validator("max_snapshot_rho", mode="before")
     @classmethod

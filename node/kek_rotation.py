@@ -54,6 +54,8 @@ __all__ = [
     "next_keyring_path",
     "resolve_keyring",
     "rotate_kek",
+    "switch_keyring",
+    "sync_dir",
 ]
 
 log = structlog.get_logger("childreg.node.keys")
@@ -155,12 +157,14 @@ def _db_generation(db_path: Path, keyring: Keyring) -> int:
         store.close()
 
 
-def _switch(next_path: Path, keyring_path: Path) -> None:
+def switch_keyring(next_path: Path, keyring_path: Path) -> None:
+    """Rename ``next_path`` over ``keyring_path`` (atomic) and sync the directory."""
     os.replace(next_path, keyring_path)
-    _sync_dir(keyring_path.parent)
+    sync_dir(keyring_path.parent)
 
 
-def _sync_dir(directory: Path) -> None:
+def sync_dir(directory: Path) -> None:
+    """Make a rename or delete in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -206,11 +210,11 @@ def resolve_keyring(
     in_db = _db_generation(db_path, keyring)
     if in_db == keyring.generation:
         if repair and from_next:
-            _switch(next_path, keyring_path)
+            switch_keyring(next_path, keyring_path)
             log.info("node.kek_rotation.finished", generation=in_db)
         elif repair and next_path.exists():
             next_path.unlink()
-            _sync_dir(next_path.parent)
+            sync_dir(next_path.parent)
             log.info("node.kek_rotation.discarded", generation=in_db)
         return keyring
     if from_next:
@@ -313,7 +317,7 @@ def rotate_kek(
         raise
     store.close()
     step("after-commit")
-    _switch(next_path, keyring_path)
+    switch_keyring(next_path, keyring_path)
     step("after-switch")
     log.info("node.kek_rotation.done", generation=target, children=children)
     return Rotation(old.generation, target, children, time.monotonic() - started)

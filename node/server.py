@@ -6,15 +6,17 @@ It is also all the command line takes from the node (tests/unit/test_architectur
 :func:`init_node`, :func:`serve`, :func:`make_kek_file`, :func:`open_operator` for the
 commands an operator runs with the key-encryption key on the node's host, whose accesses
 to a child go through the same audited service as every gRPC call, and :func:`rotate_kek`
-(node/kek_rotation.py), which needs the node stopped.
+(node/kek_rotation.py) and :func:`rekey_db` (node/rekey.py), which need the node stopped.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gc
 import getpass
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -48,10 +50,14 @@ from node.config import NodeConfig
 from node.consent.breakglass import BreakGlassDesk
 from node.consent.desk import ConsentDesk
 from node.consent.extract import ExtractDesk, Extracts, extract_verify_key
+from node.consent.receipts import DepartmentReceipts
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, Fault, Progress, Rotation, resolve_keyring
 from node.kek_rotation import rotate_kek as _rotate_kek
+from node.key_rotation import SigningRotation, rotate_signing_key, transitions_of, with_signing
 from node.records.registry import Registry, RowSealer
+from node.records.retention import Due, Outcome, RetentionJob, RetentionRun, Rules
+from node.rekey import Rekey, rekey_database, settle_rekey
 from node.rpc.audit import AuditLogServicer
 from node.rpc.consent import ConsentServicer
 from node.rpc.extract import ExtractServicer
@@ -75,7 +81,9 @@ __all__ = [
     "open_keyring",
     "open_node",
     "open_operator",
+    "rekey_db",
     "rotate_kek",
+    "rotate_key",
     "serve",
     "start_node",
 ]
@@ -133,10 +141,13 @@ class NodeApp:
     checkpointer: Checkpointer
     workers: ImportWorkers | None = None
     lock: DataDirLock | None = None
+    retention: RetentionJob | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
         set_health(self.health, SERVICES, serving=False)
+        if self.retention is not None:
+            self.retention.stop()
         self.checkpointer.stop()
         self.server.stop(grace).wait()
         if self.workers is not None:
@@ -146,22 +157,56 @@ class NodeApp:
             self.lock.release()
 
 
-def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
-    """Unlock the node's keyring with the KEK (fails fast on a wrong key), settling an
-    interrupted KEK rotation (files changed only with ``repair``, under the data lock)."""
+def _need_keyring(config: NodeConfig) -> None:
+    """KeyProblem saying to initialise the node if it has no keyring yet."""
     if not config.keyring_path.exists():
         raise KeyProblem(
             f"no keyring in {config.data_dir}",
             hint="initialise the node first: childreg node init --config FILE",
         )
-    return resolve_keyring(config.keyring_path, config.db_path, kek_source(config), repair=repair)
+
+
+def open_keyring(config: NodeConfig, *, repair: bool = False) -> Keyring:
+    """Unlock the node's keyring with the KEK (fails fast on a wrong key), settling an
+    interrupted KEK rotation (files changed only with ``repair``, under the data lock)."""
+    _need_keyring(config)
+    source = kek_source(config)
+    settled = settle_rekey(  # an interrupted database rekey first: it decides the db key
+        config.keyring_path,
+        config.db_path,
+        source,
+        repair=repair,
+        audited=_audited_for(config) if repair else None,
+    )
+    if settled.keyring is not None:
+        return settled.keyring
+    return resolve_keyring(config.keyring_path, config.db_path, source, repair=repair)
+
+
+def _audited_for(config: NodeConfig) -> Callable[[SqlCipherStore, Keyring], Audited]:
+    """Builds the audited service over a store opened for a key operation."""
+
+    def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
+        federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+        keyring = with_signing(keyring, store)
+        audit = AuditLog(
+            store, keyring.audit_signing_seed(), federation=federation,
+            department=config.department_id,
+        )  # fmt: skip
+        return Audited(store, keyring, audit)
+
+    return audited
 
 
 def open_node(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
     """Unlock the keyring with the KEK and open the encrypted store (fails fast on a wrong key)."""
     keyring = open_keyring(config)
     store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
-    return store, keyring
+    try:
+        return store, with_signing(keyring, store)  # the signing keys' generations in use
+    except BaseException:
+        store.close()
+        raise
 
 
 def node_profile(config: NodeConfig) -> Profile:
@@ -177,9 +222,23 @@ def node_profile(config: NodeConfig) -> Profile:
     return country
 
 
+def install_profile(config: NodeConfig) -> None:
+    """Install the node's country profile; warn if its directory lacks the department
+    (receipts then name it by its configured name, with no contacts)."""
+    country = node_profile(config)
+    profile.install(country)
+    if country.department(config.department_id) is None:
+        log.warning(
+            "node.not_in_directory",
+            department=config.department_id,
+            advice="ask the statistics authority to list the department (name, address, "
+            "phone, e-mail) in the country profile's directory (docs/country-profile.md)",
+        )
+
+
 def start_node(config: NodeConfig) -> NodeApp:
     """Install the country profile, open storage and start the mutual-TLS gRPC server."""
-    profile.install(node_profile(config))
+    install_profile(config)
     lock = DataDirLock(config.data_dir).acquire()  # no KEK rotation while the node serves
     try:
         keyring = open_keyring(config, repair=True)
@@ -199,6 +258,7 @@ def start_node(config: NodeConfig) -> NodeApp:
         lock.release()
         raise
     try:
+        keyring = with_signing(keyring, store)  # the signing keys' generations in use
         registry = Registry(store, keyring, districts=config.districts)
         federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         authority = load_verify_key(config.statistics_authority_key)
@@ -242,11 +302,13 @@ def start_node(config: NodeConfig) -> NodeApp:
             store,
             keyring,
             origin=audit.origin,
+            transitions=transitions_of(store, "extract"),
             guard=lambda: checkpointer.require_recent_witness(config.witness_max_age_seconds),
         )
 
         def register(server: grpc.Server) -> None:
-            register_records(RecordsServicer(registry, audited, workers), server)
+            receipts = DepartmentReceipts(config.department_id, config.name)
+            register_records(RecordsServicer(registry, audited, workers, receipts), server)
             statistics_pb2_grpc.add_StatisticsServiceServicer_to_server(
                 StatisticsServicer(desk, audited, aggregation), server
             )
@@ -258,6 +320,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                     ConsentDesk(store, keyring, federation),
                     audited,
                     BreakGlassDesk(store, keyring, registry),
+                    receipts,
                 ),
                 server,
             )
@@ -269,6 +332,21 @@ def start_node(config: NodeConfig) -> NodeApp:
                     ),
                 ),
                 server,
+            )
+
+        retention = None
+        if config.retention.scheduled_run:  # the node itself is the actor of its job
+            node_actor = Actor.machine(str(IdentityFiles(config.identity_dir).spiffe_id()))
+            retention = RetentionJob(
+                RetentionRun(
+                    store,
+                    keyring,
+                    registry,
+                    audited,
+                    rules=retention_rules(config),
+                    actor=node_actor,
+                ),
+                config.retention.run_every_hours * 3600,
             )
 
         server, port, health_servicer = start_grpc_service(
@@ -288,24 +366,30 @@ def start_node(config: NodeConfig) -> NodeApp:
         lock.release()
         raise
     checkpointer.start()
+    if retention is not None:
+        retention.start()
     # Everything made while starting lives as long as the node: keep it out of the cyclic
     # garbage collector's full passes, which otherwise stall requests for milliseconds.
     gc.collect()  # start-up's garbage first, so none of it is kept for good
     gc.freeze()
-    return NodeApp(server, port, store, health_servicer, audit, checkpointer, workers, lock)
+    return NodeApp(
+        server, port, store, health_servicer, audit, checkpointer, workers, lock, retention
+    )
 
 
 class OperatorSession:
     """The node opened with its KEK for an operator's commands on the node's host.
 
     :meth:`access_report` and :meth:`pseudonym` touch a child and leave one leaf each,
-    named after the operator (node/audit/report.py); the key commands read only public
+    named after the operator (node/audit/report.py), and so does each erasure of
+    :meth:`retention_apply` (node/records/retention.py); the key commands read only public
     keys derived from the keyring and leave none. Close it (or use it as a context
     manager) to close the store.
     """
 
     def __init__(self, config: NodeConfig, login: str | None = None) -> None:
         actor = Actor.operator(config.department_id, login or getpass.getuser())
+        self._rules = retention_rules(config)
         self._federation = IdentityFiles(config.identity_dir).spiffe_id().federation
         self._department = config.department_id
         self._store, self._keyring = open_node(config)
@@ -316,8 +400,15 @@ class OperatorSession:
                 federation=self._federation,
                 department=self._department,
             )
-            self._commands = OperatorCommands(
-                Audited(self._store, self._keyring, self._audit), self._keyring, actor
+            audited = Audited(self._store, self._keyring, self._audit)
+            self._commands = OperatorCommands(audited, self._keyring, actor)
+            self._retention = RetentionRun(
+                self._store,
+                self._keyring,
+                Registry(self._store, self._keyring, districts=config.districts),
+                audited,
+                rules=self._rules,
+                actor=actor,
             )
         except BaseException:
             self._store.close()
@@ -335,6 +426,27 @@ class OperatorSession:
     def pseudonym(self, child_id: str) -> str:
         """The child's keyed pseudonym in the audit log, hex."""
         return self._commands.pseudonym(child_id)
+
+    def retention_review(self, today: dt.date) -> list[Due]:
+        """What the retention rules make due on ``today`` (one review leaf; nothing erased).
+        FailedPrecondition if no rule is configured."""
+        self._need_rules()
+        return self._retention.review(today)
+
+    def retention_apply(
+        self, today: dt.date, progress: Callable[[int, int], None] | None = None
+    ) -> Outcome:
+        """Erase every child due on ``today``, one ``child.erase`` leaf each naming the
+        operator. FailedPrecondition if no rule is configured."""
+        self._need_rules()
+        return self._retention.apply(today, progress)
+
+    def _need_rules(self) -> None:
+        if not self._rules.any:
+            raise FailedPrecondition(
+                "no retention rule is configured: set erase_years_after_closed or "
+                "erase_at_age under [retention] in the node's configuration"
+            )
 
     def audit_key(self) -> tuple[str, str]:
         """The log's origin and the verifier key auditors and witnesses pin."""
@@ -383,21 +495,12 @@ def rotate_kek(
     configuration at the new KEK: the old one opens nothing.
     """
     actor = Actor.operator(config.department_id, login or getpass.getuser())
-    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
-    if not config.keyring_path.exists():
-        raise KeyProblem(
-            f"no keyring in {config.data_dir}",
-            hint="initialise the node first: childreg node init --config FILE",
-        )
-
-    def audited(store: SqlCipherStore, keyring: Keyring) -> Audited:
-        audit = AuditLog(
-            store, keyring.audit_signing_seed(), federation=federation,
-            department=config.department_id,
-        )  # fmt: skip
-        return Audited(store, keyring, audit)
-
+    _need_keyring(config)
+    audited = _audited_for(config)
     with DataDirLock(config.data_dir):
+        settle_rekey(
+            config.keyring_path, config.db_path, kek_source(config), repair=True, audited=audited
+        )
         return _rotate_kek(
             config.keyring_path,
             config.db_path,
@@ -408,6 +511,58 @@ def rotate_kek(
             progress=progress,
             fault=fault,
         )
+
+
+def rekey_db(config: NodeConfig, login: str | None = None, *, fault: Fault | None = None) -> Rekey:
+    """Give the node's database a new random SQLCipher key (node stopped; node/rekey.py).
+
+    FailedPrecondition while the node serves; one ``keys.rekey_db`` leaf naming the
+    operator. Afterwards no earlier ``keyring.json`` (a backup's) opens the database.
+    """
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    _need_keyring(config)
+    with DataDirLock(config.data_dir):
+        return rekey_database(
+            config.keyring_path,
+            config.db_path,
+            kek_source(config),
+            audited=_audited_for(config),
+            actor=actor,
+            fault=fault,
+        )
+
+
+def rotate_key(config: NodeConfig, which: str, login: str | None = None) -> SigningRotation:
+    """Replace the node's ``which`` signing key (audit, extract or upload) by its next
+    generation, announced by a statement signed by the old and the new key (node stopped;
+    node/key_rotation.py). One ``keys.rotate_signing`` leaf naming the operator."""
+    actor = Actor.operator(config.department_id, login or getpass.getuser())
+    federation = IdentityFiles(config.identity_dir).spiffe_id().federation
+    with DataDirLock(config.data_dir):
+        store, keyring = open_node_repaired(config)
+        try:
+            return rotate_signing_key(
+                store,
+                keyring,
+                which,
+                federation=federation,
+                department=config.department_id,
+                actor=actor,
+            )
+        finally:
+            store.close()
+
+
+def open_node_repaired(config: NodeConfig) -> tuple[SqlCipherStore, Keyring]:
+    """Like :func:`open_node`, settling an interrupted key operation (caller holds the lock)."""
+    keyring = open_keyring(config, repair=True)
+    store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
+    return store, keyring
+
+
+def retention_rules(config: NodeConfig) -> Rules:
+    """The retention rules of the node's configuration."""
+    return Rules(config.retention.erase_years_after_closed, config.retention.erase_at_age)
 
 
 def serve(config: NodeConfig, ready_file: Path | None = None) -> None:

@@ -54,6 +54,15 @@ def issue(ca: CertificateAuthority, tmp_path_factory: pytest.TempPathFactory) ->
     return _issue
 
 
+@pytest.fixture(autouse=True)
+def _private_data_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test's XDG_DATA_HOME is a fresh directory: no test writes receipts (or any
+    other per-user file) into the real home."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
 def tls(files: IdentityFiles) -> TlsMaterial:
     """The TLS material of an identity."""
     return TlsMaterial.from_dir(files)

@@ -9,6 +9,11 @@ when the node contradicts itself. Its cosignatures are C2SP ``tlog-cosignature/v
 (timestamped), so standard verifiers can check them. A checkpoint cosigned by witnesses
 the auditor trusts can then be relied upon offline (docs/witness.md).
 
+After the node rotates its log key it sends its key-transition statements
+(childreg/key_transition.py): the witness follows them, and those it followed before, from
+the pinned key to the key of the checkpoint's size, remembers them in its store, and
+refuses a rival statement from a key it already followed.
+
 The rules, per origin, against the latest checkpoint held (``held``):
 
 - none held: the request must say ``old_size == 0`` with an empty proof. A proof from the
@@ -36,6 +41,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import structlog
+from nacl.signing import VerifyKey
 
 from childreg.audit.checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint
 from childreg.audit.leaf import utc_now
@@ -48,6 +54,7 @@ from childreg.errors import (
     PermissionDenied,
     Violation,
 )
+from childreg.key_transition import KeyTransition, follow, key_for_size
 from witness.store import EQUIVOCATION, INCONSISTENT, ROLLBACK, Evidence, Held, Kind, WitnessStore
 
 log = structlog.get_logger("childreg.witness")
@@ -57,6 +64,8 @@ MAX_NOTE_BYTES: Final = 64 * 1024
 MAX_PROOF_HASHES: Final = 64
 """Most hashes in a consistency proof (a tree of up to 2^64 leaves needs fewer)."""
 MAX_ORIGIN_CHARS: Final = 1024
+MAX_TRANSITIONS: Final = 100
+"""Most key-transition statements a request may carry (childreg/key_transition.py)."""
 
 
 def _invalid(field: str, problem: str) -> InvalidInput:
@@ -182,26 +191,59 @@ class Witness:
         """The witness's public key, for auditors and nodes to pin."""
         return self._signer.verifier()
 
-    def _open(self, note: str) -> Checkpoint:
-        """The checkpoint, verified with its origin's pinned key (PermissionDenied if none)."""
-        origin = Checkpoint.parse(note_text(note)).origin
+    def _open(
+        self, note: str, transitions: Sequence[str] = ()
+    ) -> tuple[Checkpoint, list[tuple[bytes, str]]]:
+        """The checkpoint, verified with the key that signs its size — its origin's pinned
+        key, or the one the key-transition statements (those followed before, and the
+        node's) lead to from it — and the statements followed, as (old key, note).
+        PermissionDenied if none, if a statement does not verify, or if it rivals one
+        followed before."""
+        unverified = Checkpoint.parse(note_text(note))
+        origin = unverified.origin
         verifier = self._trusted.get(origin)
         if verifier is None:
             shown = origin if len(origin) <= 100 else origin[:97] + "..."
             raise PermissionDenied(f"this witness does not witness the log {shown}")
+        if len(transitions) > MAX_TRANSITIONS:
+            raise _invalid("key_transitions", f"at most {MAX_TRANSITIONS} statements")
+        known = self._store.transitions(origin)
+        followed: list[tuple[bytes, str]] = []
+        if transitions or known:
+            notes = [*known, *transitions]
+            try:
+                chain = follow(verifier.public_key, notes, "audit", origin)
+            except PermissionDenied:
+                log.warning("witness.rival_key_transition", origin=origin)
+                raise
+            key = key_for_size(verifier.public_key, chain, unverified.size)
+            texts = {KeyTransition.parse(note_text(n)).to_text(): n for n in reversed(notes)}
+            followed = [(t.old, texts[t.to_text()]) for t in chain]
+            if key != verifier.public_key:
+                verifier = NoteVerifier(origin, VerifyKey(key))
         checkpoint, _ = open_checkpoint(note, verifier, origin=origin)
-        return checkpoint
+        return checkpoint, followed
 
-    def add_checkpoint(self, note: str, old_size: int, proof: Sequence[bytes]) -> str:
+    def add_checkpoint(
+        self, note: str, old_size: int, proof: Sequence[bytes], transitions: Sequence[str] = ()
+    ) -> str:
         """The node's checkpoint cosigned by this witness, once stored; or a refusal.
 
-        Raises InvalidInput (bad fields or format), PermissionDenied (unknown origin, or not
-        signed by its pinned key) or FailedPrecondition (see the module docstring).
+        ``transitions`` are the node's log-key transition statements: a checkpoint signed
+        by a later key of the node verifies through them from the pinned key. Raises
+        InvalidInput (bad fields or format), PermissionDenied (unknown origin, or not signed
+        by its pinned key or its successor) or FailedPrecondition (see the module docstring).
         """
         hashes = check_request(note, old_size, proof)
-        new = self._open(note)
+        new, followed = self._open(note, transitions)
         kept: tuple[int, bool] | None = None
         with self._store.transaction():
+            if followed:  # remembered, so a rival statement later is refused (_open)
+                # Again inside the transaction: a concurrent call may have remembered one.
+                pinned = self._trusted[new.origin].public_key
+                known = self._store.transitions(new.origin)
+                follow(pinned, [*known, *(n for _, n in followed)], "audit", new.origin)
+                self._store.add_transitions(new.origin, followed, self._clock())
             held = self._store.latest(new.origin)
             verdict = _judge(held, new, old_size, hashes)
             if verdict.action == "store":

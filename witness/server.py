@@ -142,9 +142,11 @@ class EmbeddedWitness:
         """The witness's public key, for auditors and nodes to pin."""
         return self.witness.verifier
 
-    def add_checkpoint(self, note: str, old_size: int, proof: Sequence[bytes]) -> str:
+    def add_checkpoint(
+        self, note: str, old_size: int, proof: Sequence[bytes], transitions: Sequence[str] = ()
+    ) -> str:
         """The node's checkpoint cosigned, or a refusal (:meth:`Witness.add_checkpoint`)."""
-        return self.witness.add_checkpoint(note, old_size, proof)
+        return self.witness.add_checkpoint(note, old_size, proof, transitions)
 
     def state(self, origin: str) -> str | None:
         """The latest cosigned checkpoint note held for ``origin``, if any."""

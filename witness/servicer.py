@@ -35,7 +35,9 @@ class WitnessServicer(apb_grpc.WitnessServiceServicer):
     ) -> apb.WitnessResponse:
         proof = check_request(request.note, request.old_size, list(request.consistency))
         _require_own_log(context, request.note)
-        cosigned = self._witness.add_checkpoint(request.note, request.old_size, proof)
+        cosigned = self._witness.add_checkpoint(
+            request.note, request.old_size, proof, list(request.key_transitions)
+        )
         return apb.WitnessResponse(cosigned_note=cosigned)
 
     def GetState(

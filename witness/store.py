@@ -53,6 +53,21 @@ _SCHEMA: Final = (
             BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END"""
         for verb in ("update", "delete")
     ),
+    # The node key-transition statements the witness followed (childreg/key_transition.py),
+    # one per old key of a log: a rival statement from the same key is refused later.
+    """CREATE TABLE IF NOT EXISTS key_transitions (
+        origin TEXT NOT NULL,
+        old_key BLOB NOT NULL CHECK (length(old_key) = 32),
+        note TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        PRIMARY KEY (origin, old_key)
+    )""",
+    *(
+        f"""CREATE TRIGGER IF NOT EXISTS key_transitions_no_{verb}
+            BEFORE {verb.upper()} ON key_transitions
+            BEGIN SELECT RAISE(ABORT, 'followed key transitions are kept'); END"""
+        for verb in ("update", "delete")
+    ),
 )
 
 
@@ -207,6 +222,24 @@ class WitnessStore:
                 Evidence(int(seq), org, kind, int(hsize), hnote, int(ssize), snote, hashes, at)
             )
         return out
+
+    def transitions(self, origin: str) -> list[str]:
+        """The key-transition statements followed for ``origin``, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT note FROM key_transitions WHERE origin = ? ORDER BY rowid", (origin,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def add_transitions(self, origin: str, followed: Sequence[tuple[bytes, str]], at: str) -> None:
+        """Remember each (old key, statement) followed for ``origin`` (call inside
+        :meth:`transaction`; a key's first statement stays)."""
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO key_transitions (origin, old_key, note, recorded_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(origin, old, note, at) for old, note in followed],
+            )
 
     def origins(self) -> list[str]:
         """Every origin a checkpoint is held for."""

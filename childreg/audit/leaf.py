@@ -34,6 +34,7 @@ ACTIONS: Final = frozenset(
         "child.update",  # leaves of nodes before corrections kept a reason
         "child.correct",
         "child.close",
+        "child.erase",  # crypto-shredded; the leaf's purpose is the reason code
         "child.history",
         "placement.record",
         "care_setting.record",
@@ -47,7 +48,10 @@ ACTIONS: Final = frozenset(
         "consent.grant",
         "consent.withdraw",
         "audit.read",
+        "retention.review",  # what the retention rules make due was listed (no subject)
         "keys.rotate",  # an operator rewrapped every key under a new KEK
+        "keys.rekey_db",  # an operator re-encrypted the database under a new database key
+        "keys.rotate_signing",  # an operator replaced a signing key (audit, extract, upload)
         "denied",
     }
 )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -36,6 +36,7 @@ from childreg.audit.checkpoint import (
 from childreg.audit.leaf import AuditEvent
 from childreg.audit.note import NoteVerifier, UnverifiedNote
 from childreg.errors import ChildregError, InvalidInput
+from childreg.key_transition import LogKeys
 
 BUNDLE_FORMAT: Final = "childreg-audit-bundle/1"
 
@@ -205,8 +206,12 @@ def verify_log(
     origin: str | None = None,
     previous: str | None = None,
     consistency: Sequence[bytes] | None = None,
+    previous_verifier: NoteVerifier | None = None,
 ) -> VerificationReport:
     """Verify a whole log: the signed checkpoint ``note`` against all of its ``leaves``.
+
+    ``previous_verifier`` checks ``previous`` when another key signed it (the node's log
+    key was rotated in between, childreg/key_transition.py); by default ``verifier``.
 
     ``verifier`` is the node's pinned key; the checkpoint's origin must be ``origin``
     (default: the key's name, which is the log's origin). With ``previous`` (a checkpoint
@@ -238,7 +243,9 @@ def verify_log(
     problems += leaf_problems
     previous_size = None
     if previous is not None:
-        previous_size, problem = _against_previous(cp, previous, verifier, consistency, leaves)
+        previous_size, problem = _against_previous(
+            cp, previous, previous_verifier or verifier, consistency, leaves
+        )
         if problem is not None:
             problems.append(problem)
     return VerificationReport(
@@ -254,15 +261,19 @@ def make_bundle(
     created: str,
     proofs: Mapping[int, Sequence[bytes]] | None = None,
     consistency: Sequence[tuple[str, int, int, Sequence[bytes]]] = (),
+    key_transitions: Sequence[str] = (),
 ) -> dict[str, Any]:
     """An evidence bundle: everything :func:`verify_bundle` needs, as a JSON-ready dict.
+
+    ``key_transitions`` are the node's log-key transition statements (when its key was
+    rotated since ``verifier`` was pinned); a bundle without any has no such field.
 
     ``proofs`` maps a leaf index to its inclusion proof in the checkpoint's tree;
     ``consistency`` lists (another signed checkpoint, old size, new size, proof) where the
     proof links that checkpoint's tree and the bundle's (the smaller one is old).
     """
     size = len(leaves)
-    return {
+    bundle: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "origin": verifier.name,
         "verifier_key": verifier.key_string(),
@@ -287,6 +298,9 @@ def make_bundle(
             for other, old, new, hashes in consistency
         ],
     }
+    if key_transitions:
+        bundle["key_transitions"] = list(key_transitions)
+    return bundle
 
 
 def bundle_text(bundle: Mapping[str, Any]) -> str:
@@ -359,12 +373,17 @@ def _parse_bundle(
 
 
 def _bad_links(
-    links: Sequence[_Linked], verifier: NoteVerifier, origin: str, size: int, root: bytes
+    links: Sequence[_Linked],
+    key_of: Callable[[str], NoteVerifier],
+    origin: str,
+    size: int,
+    root: bytes,
 ) -> list[int]:
-    """Which consistency proofs (by position) fail to link their checkpoint to the bundle's."""
+    """Which consistency proofs (by position) fail to link their checkpoint to the bundle's;
+    ``key_of`` gives the node's key of each checkpoint."""
     failed = []
     for n, (note, old_size, new_size, hashes) in enumerate(links):
-        other = _open(note, verifier, origin)
+        other = _open(note, key_of(note), origin)
         if isinstance(other, Problem):
             failed.append(n)
             continue
@@ -383,9 +402,10 @@ def verify_bundle(data: str | bytes, verifier: NoteVerifier) -> VerificationRepo
     """Verify an evidence bundle offline against the pinned node key ``verifier``.
 
     The bundle's own ``verifier_key`` is only a label: it must equal the pinned key, and
-    the signature is checked with the pinned key whatever the bundle says. Every other
-    checkpoint the bundle carries must be signed by the pinned key and linked to the
-    bundle's by its consistency proof.
+    the signature is checked with the pinned key whatever the bundle says — or, when the
+    node rotated its log key since, with the key the bundle's ``key_transitions`` lead to
+    from the pinned key for that checkpoint's size. Every other checkpoint the bundle
+    carries must be signed the same way and linked to the bundle's by its consistency proof.
     """
     try:
         bundle, leaves, proofs = _parse_bundle(data)
@@ -393,7 +413,17 @@ def verify_bundle(data: str | bytes, verifier: NoteVerifier) -> VerificationRepo
     except _Malformed as exc:
         problem = Problem(MALFORMED_BUNDLE, f"the evidence bundle is malformed: {exc}")
         return VerificationReport(verifier.name, None, None, (problem,))
-    report = verify_log(bundle["checkpoint"], leaves, verifier)
+    transitions = bundle.get("key_transitions", [])
+    if not isinstance(transitions, list) or not all(isinstance(t, str) for t in transitions):
+        problem = Problem(MALFORMED_BUNDLE, "the field 'key_transitions' is not a list of text")
+        return VerificationReport(verifier.name, None, None, (problem,))
+    try:  # the pinned key, or the one the node's statements lead to, for each size
+        keys = LogKeys(verifier, transitions)
+    except ChildregError as exc:
+        problem = Problem(BAD_SIGNATURE, f"the bundle's key-transition statements: {exc}")
+        return VerificationReport(verifier.name, None, None, (problem,))
+    note = bundle["checkpoint"]
+    report = verify_log(note, leaves, keys.at_note(note), origin=verifier.name)
     extra: list[Problem] = []
     if bundle["verifier_key"] != verifier.key_string() or bundle["origin"] != report.origin:
         extra.append(
@@ -415,7 +445,7 @@ def verify_bundle(data: str | bytes, verifier: NoteVerifier) -> VerificationRepo
             extra.append(
                 Problem(BAD_INCLUSION, f"inclusion proofs of leaves {_indices(failed)} fail")
             )
-        unlinked = _bad_links(links, verifier, report.origin, report.size, report.root)
+        unlinked = _bad_links(links, keys.at_note, report.origin, report.size, report.root)
         if unlinked:
             extra.append(
                 Problem(

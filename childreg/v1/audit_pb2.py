@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hildreg/v1/audit.proto\x12\x0b\x63hildreg.v1\"\x13\n\x11\x43heckpointRequest\" \n\x10SignedCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\",\n\x0e\x45ntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"(\n\x07\x45ntries\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0e\n\x06leaves\x18\x02 \x03(\x0c\"4\n\x10InclusionRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"8\n\x12\x43onsistencyRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"\x17\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"E\n\x0eWitnessRequest\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x10\n\x08old_size\x18\x02 \x01(\x04\x12\x13\n\x0b\x63onsistency\x18\x03 \x03(\x0c\"(\n\x0fWitnessResponse\x12\x15\n\rcosigned_note\x18\x01 \x01(\t\"%\n\x13WitnessStateRequest\x12\x0e\n\x06origin\x18\x01 \x01(\t\",\n\x0cWitnessState\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t2\xb3\x02\n\x0f\x41uditLogService\x12Q\n\x10LatestCheckpoint\x12\x1e.childreg.v1.CheckpointRequest\x1a\x1d.childreg.v1.SignedCheckpoint\x12?\n\nGetEntries\x12\x1b.childreg.v1.EntriesRequest\x1a\x14.childreg.v1.Entries\x12\x43\n\x0eInclusionProof\x12\x1d.childreg.v1.InclusionRequest\x1a\x12.childreg.v1.Proof\x12G\n\x10\x43onsistencyProof\x12\x1f.childreg.v1.ConsistencyRequest\x1a\x12.childreg.v1.Proof2\xa5\x01\n\x0eWitnessService\x12J\n\rAddCheckpoint\x12\x1b.childreg.v1.WitnessRequest\x1a\x1c.childreg.v1.WitnessResponse\x12G\n\x08GetState\x12 .childreg.v1.WitnessStateRequest\x1a\x19.childreg.v1.WitnessStateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hildreg/v1/audit.proto\x12\x0b\x63hildreg.v1\"\x13\n\x11\x43heckpointRequest\"9\n\x10SignedCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x17\n\x0fkey_transitions\x18\x02 \x03(\t\",\n\x0e\x45ntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"(\n\x07\x45ntries\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0e\n\x06leaves\x18\x02 \x03(\x0c\"4\n\x10InclusionRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"8\n\x12\x43onsistencyRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"\x17\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"^\n\x0eWitnessRequest\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x10\n\x08old_size\x18\x02 \x01(\x04\x12\x13\n\x0b\x63onsistency\x18\x03 \x03(\x0c\x12\x17\n\x0fkey_transitions\x18\x04 \x03(\t\"(\n\x0fWitnessResponse\x12\x15\n\rcosigned_note\x18\x01 \x01(\t\"%\n\x13WitnessStateRequest\x12\x0e\n\x06origin\x18\x01 \x01(\t\",\n\x0cWitnessState\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t2\xb3\x02\n\x0f\x41uditLogService\x12Q\n\x10LatestCheckpoint\x12\x1e.childreg.v1.CheckpointRequest\x1a\x1d.childreg.v1.SignedCheckpoint\x12?\n\nGetEntries\x12\x1b.childreg.v1.EntriesRequest\x1a\x14.childreg.v1.Entries\x12\x43\n\x0eInclusionProof\x12\x1d.childreg.v1.InclusionRequest\x1a\x12.childreg.v1.Proof\x12G\n\x10\x43onsistencyProof\x12\x1f.childreg.v1.ConsistencyRequest\x1a\x12.childreg.v1.Proof2\xa5\x01\n\x0eWitnessService\x12J\n\rAddCheckpoint\x12\x1b.childreg.v1.WitnessRequest\x1a\x1c.childreg.v1.WitnessResponse\x12G\n\x08GetState\x12 .childreg.v1.WitnessStateRequest\x1a\x19.childreg.v1.WitnessStateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,27 +34,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKPOINTREQUEST']._serialized_start=40
   _globals['_CHECKPOINTREQUEST']._serialized_end=59
   _globals['_SIGNEDCHECKPOINT']._serialized_start=61
-  _globals['_SIGNEDCHECKPOINT']._serialized_end=93
-  _globals['_ENTRIESREQUEST']._serialized_start=95
-  _globals['_ENTRIESREQUEST']._serialized_end=139
-  _globals['_ENTRIES']._serialized_start=141
-  _globals['_ENTRIES']._serialized_end=181
-  _globals['_INCLUSIONREQUEST']._serialized_start=183
-  _globals['_INCLUSIONREQUEST']._serialized_end=235
-  _globals['_CONSISTENCYREQUEST']._serialized_start=237
-  _globals['_CONSISTENCYREQUEST']._serialized_end=293
-  _globals['_PROOF']._serialized_start=295
-  _globals['_PROOF']._serialized_end=318
-  _globals['_WITNESSREQUEST']._serialized_start=320
-  _globals['_WITNESSREQUEST']._serialized_end=389
-  _globals['_WITNESSRESPONSE']._serialized_start=391
-  _globals['_WITNESSRESPONSE']._serialized_end=431
-  _globals['_WITNESSSTATEREQUEST']._serialized_start=433
-  _globals['_WITNESSSTATEREQUEST']._serialized_end=470
-  _globals['_WITNESSSTATE']._serialized_start=472
-  _globals['_WITNESSSTATE']._serialized_end=516
-  _globals['_AUDITLOGSERVICE']._serialized_start=519
-  _globals['_AUDITLOGSERVICE']._serialized_end=826
-  _globals['_WITNESSSERVICE']._serialized_start=829
-  _globals['_WITNESSSERVICE']._serialized_end=994
+  _globals['_SIGNEDCHECKPOINT']._serialized_end=118
+  _globals['_ENTRIESREQUEST']._serialized_start=120
+  _globals['_ENTRIESREQUEST']._serialized_end=164
+  _globals['_ENTRIES']._serialized_start=166
+  _globals['_ENTRIES']._serialized_end=206
+  _globals['_INCLUSIONREQUEST']._serialized_start=208
+  _globals['_INCLUSIONREQUEST']._serialized_end=260
+  _globals['_CONSISTENCYREQUEST']._serialized_start=262
+  _globals['_CONSISTENCYREQUEST']._serialized_end=318
+  _globals['_PROOF']._serialized_start=320
+  _globals['_PROOF']._serialized_end=343
+  _globals['_WITNESSREQUEST']._serialized_start=345
+  _globals['_WITNESSREQUEST']._serialized_end=439
+  _globals['_WITNESSRESPONSE']._serialized_start=441
+  _globals['_WITNESSRESPONSE']._serialized_end=481
+  _globals['_WITNESSSTATEREQUEST']._serialized_start=483
+  _globals['_WITNESSSTATEREQUEST']._serialized_end=520
+  _globals['_WITNESSSTATE']._serialized_start=522
+  _globals['_WITNESSSTATE']._serialized_end=566
+  _globals['_AUDITLOGSERVICE']._serialized_start=569
+  _globals['_AUDITLOGSERVICE']._serialized_end=876
+  _globals['_WITNESSSERVICE']._serialized_start=879
+  _globals['_WITNESSSERVICE']._serialized_end=1044
 # @@protoc_insertion_point(module_scope)

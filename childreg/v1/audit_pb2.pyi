@@ -44,16 +44,24 @@ class SignedCheckpoint(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NOTE_FIELD_NUMBER: _builtins.int
+    KEY_TRANSITIONS_FIELD_NUMBER: _builtins.int
     note: _builtins.str
     """the signed checkpoint note (origin, size, root, signatures)"""
+    @_builtins.property
+    def key_transitions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The log key's transition statements, oldest first (childreg/key_transition.py): a
+        verifier that pinned an earlier key follows them to the key that signed `note`.
+        """
+
     def __init__(
         self,
         *,
         note: _builtins.str = ...,
+        key_transitions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_transitions", b"key_transitions", "note", b"note"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -185,6 +193,7 @@ class WitnessRequest(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     OLD_SIZE_FIELD_NUMBER: _builtins.int
     CONSISTENCY_FIELD_NUMBER: _builtins.int
+    KEY_TRANSITIONS_FIELD_NUMBER: _builtins.int
     note: _builtins.str
     """the node's signed checkpoint"""
     old_size: _builtins.int
@@ -193,16 +202,21 @@ class WitnessRequest(_message.Message):
     def consistency(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """RFC 9162 consistency proof old_size -> new size"""
 
+    @_builtins.property
+    def key_transitions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the log key's transition statements, oldest first"""
+
     def __init__(
         self,
         *,
         note: _builtins.str = ...,
         old_size: _builtins.int = ...,
         consistency: _abc.Iterable[_builtins.bytes] | None = ...,
+        key_transitions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency", b"consistency", "note", b"note", "old_size", b"old_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency", b"consistency", "key_transitions", b"key_transitions", "note", b"note", "old_size", b"old_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from childreg.v1 import records_pb2 as childreg_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63hildreg/v1/consent.proto\x12\x0b\x63hildreg.v1\x1a\x19\x63hildreg/v1/records.proto\"\x99\x01\n\x0e\x43onsentRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x15\n\rguardian_name\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0e\n\x06school\x18\x04 \x01(\t\x12\x12\n\nvalid_from\x18\x05 \x01(\t\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12\x14\n\x0c\x65vidence_ref\x18\x07 \x01(\t\"%\n\x0fWithdrawRequest\x12\x12\n\nconsent_id\x18\x01 \x01(\t\" \n\nConsentRef\x12\x12\n\nconsent_id\x18\x01 \x01(\t\"(\n\x14\x43hildConsentsRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\"\xcd\x01\n\x07\x43onsent\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hild_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0e\n\x06school\x18\x04 \x01(\t\x12\x12\n\nvalid_from\x18\x05 \x01(\t\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12\x14\n\x0c\x65vidence_ref\x18\x07 \x01(\t\x12\x12\n\ngranted_at\x18\x08 \x01(\t\x12\x14\n\x0cwithdrawn_at\x18\t \x01(\t\x12\x12\n\ngranted_by\x18\n \x01(\t\"2\n\x08\x43onsents\x12&\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x14.childreg.v1.Consent\"r\n\x0e\x43onsentReceipt\x12%\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x14.childreg.v1.Consent\x12\r\n\x05grant\x18\x02 \x01(\t\x12\x14\n\x0creceipt_json\x18\x03 \x01(\t\x12\x14\n\x0creceipt_html\x18\x04 \x01(\t\"5\n\x11\x42reakGlassRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x0e\x45xtractRequest\x12\r\n\x05grant\x18\x01 \x01(\t\x12\x15\n\rrecipient_key\x18\x02 \x01(\x0c\"\x1f\n\rSealedExtract\x12\x0e\n\x06sealed\x18\x01 \x01(\x0c\x32\xfb\x02\n\x0e\x43onsentService\x12H\n\x0cGrantConsent\x12\x1b.childreg.v1.ConsentRequest\x1a\x1b.childreg.v1.ConsentReceipt\x12L\n\x0fWithdrawConsent\x12\x1c.childreg.v1.WithdrawRequest\x1a\x1b.childreg.v1.ConsentReceipt\x12;\n\nGetConsent\x12\x17.childreg.v1.ConsentRef\x1a\x14.childreg.v1.Consent\x12H\n\x0cListConsents\x12!.childreg.v1.ChildConsentsRequest\x1a\x15.childreg.v1.Consents\x12J\n\x0e\x42reakGlassRead\x12\x1e.childreg.v1.BreakGlassRequest\x1a\x18.childreg.v1.ChildRecord2W\n\x0e\x45xtractService\x12\x45\n\nGetExtract\x12\x1b.childreg.v1.ExtractRequest\x1a\x1a.childreg.v1.SealedExtractb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63hildreg/v1/consent.proto\x12\x0b\x63hildreg.v1\x1a\x19\x63hildreg/v1/records.proto\"\xab\x01\n\x0e\x43onsentRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x15\n\rguardian_name\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0e\n\x06school\x18\x04 \x01(\t\x12\x12\n\nvalid_from\x18\x05 \x01(\t\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12\x14\n\x0c\x65vidence_ref\x18\x07 \x01(\t\x12\x10\n\x08language\x18\x08 \x01(\t\"%\n\x0fWithdrawRequest\x12\x12\n\nconsent_id\x18\x01 \x01(\t\" \n\nConsentRef\x12\x12\n\nconsent_id\x18\x01 \x01(\t\"(\n\x14\x43hildConsentsRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\"\xcd\x01\n\x07\x43onsent\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hild_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0e\n\x06school\x18\x04 \x01(\t\x12\x12\n\nvalid_from\x18\x05 \x01(\t\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12\x14\n\x0c\x65vidence_ref\x18\x07 \x01(\t\x12\x12\n\ngranted_at\x18\x08 \x01(\t\x12\x14\n\x0cwithdrawn_at\x18\t \x01(\t\x12\x12\n\ngranted_by\x18\n \x01(\t\"2\n\x08\x43onsents\x12&\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x14.childreg.v1.Consent\"\x87\x01\n\x0e\x43onsentReceipt\x12%\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x14.childreg.v1.Consent\x12\r\n\x05grant\x18\x02 \x01(\t\x12\x14\n\x0creceipt_json\x18\x03 \x01(\t\x12\x14\n\x0creceipt_html\x18\x04 \x01(\t\x12\x13\n\x0breceipt_pdf\x18\x05 \x01(\x0c\"5\n\x11\x42reakGlassRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x0e\x45xtractRequest\x12\r\n\x05grant\x18\x01 \x01(\t\x12\x15\n\rrecipient_key\x18\x02 \x01(\x0c\"\x1f\n\rSealedExtract\x12\x0e\n\x06sealed\x18\x01 \x01(\x0c\x32\xfb\x02\n\x0e\x43onsentService\x12H\n\x0cGrantConsent\x12\x1b.childreg.v1.ConsentRequest\x1a\x1b.childreg.v1.ConsentReceipt\x12L\n\x0fWithdrawConsent\x12\x1c.childreg.v1.WithdrawRequest\x1a\x1b.childreg.v1.ConsentReceipt\x12;\n\nGetConsent\x12\x17.childreg.v1.ConsentRef\x1a\x14.childreg.v1.Consent\x12H\n\x0cListConsents\x12!.childreg.v1.ChildConsentsRequest\x1a\x15.childreg.v1.Consents\x12J\n\x0e\x42reakGlassRead\x12\x1e.childreg.v1.BreakGlassRequest\x1a\x18.childreg.v1.ChildRecord2W\n\x0e\x45xtractService\x12\x45\n\nGetExtract\x12\x1b.childreg.v1.ExtractRequest\x1a\x1a.childreg.v1.SealedExtractb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,27 +33,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'childreg.v1.consent_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CONSENTREQUEST']._serialized_start=70
-  _globals['_CONSENTREQUEST']._serialized_end=223
-  _globals['_WITHDRAWREQUEST']._serialized_start=225
-  _globals['_WITHDRAWREQUEST']._serialized_end=262
-  _globals['_CONSENTREF']._serialized_start=264
-  _globals['_CONSENTREF']._serialized_end=296
-  _globals['_CHILDCONSENTSREQUEST']._serialized_start=298
-  _globals['_CHILDCONSENTSREQUEST']._serialized_end=338
-  _globals['_CONSENT']._serialized_start=341
-  _globals['_CONSENT']._serialized_end=546
-  _globals['_CONSENTS']._serialized_start=548
-  _globals['_CONSENTS']._serialized_end=598
-  _globals['_CONSENTRECEIPT']._serialized_start=600
-  _globals['_CONSENTRECEIPT']._serialized_end=714
-  _globals['_BREAKGLASSREQUEST']._serialized_start=716
-  _globals['_BREAKGLASSREQUEST']._serialized_end=769
-  _globals['_EXTRACTREQUEST']._serialized_start=771
-  _globals['_EXTRACTREQUEST']._serialized_end=825
-  _globals['_SEALEDEXTRACT']._serialized_start=827
-  _globals['_SEALEDEXTRACT']._serialized_end=858
-  _globals['_CONSENTSERVICE']._serialized_start=861
-  _globals['_CONSENTSERVICE']._serialized_end=1240
-  _globals['_EXTRACTSERVICE']._serialized_start=1242
-  _globals['_EXTRACTSERVICE']._serialized_end=1329
+  _globals['_CONSENTREQUEST']._serialized_end=241
+  _globals['_WITHDRAWREQUEST']._serialized_start=243
+  _globals['_WITHDRAWREQUEST']._serialized_end=280
+  _globals['_CONSENTREF']._serialized_start=282
+  _globals['_CONSENTREF']._serialized_end=314
+  _globals['_CHILDCONSENTSREQUEST']._serialized_start=316
+  _globals['_CHILDCONSENTSREQUEST']._serialized_end=356
+  _globals['_CONSENT']._serialized_start=359
+  _globals['_CONSENT']._serialized_end=564
+  _globals['_CONSENTS']._serialized_start=566
+  _globals['_CONSENTS']._serialized_end=616
+  _globals['_CONSENTRECEIPT']._serialized_start=619
+  _globals['_CONSENTRECEIPT']._serialized_end=754
+  _globals['_BREAKGLASSREQUEST']._serialized_start=756
+  _globals['_BREAKGLASSREQUEST']._serialized_end=809
+  _globals['_EXTRACTREQUEST']._serialized_start=811
+  _globals['_EXTRACTREQUEST']._serialized_end=865
+  _globals['_SEALEDEXTRACT']._serialized_start=867
+  _globals['_SEALEDEXTRACT']._serialized_end=898
+  _globals['_CONSENTSERVICE']._serialized_start=901
+  _globals['_CONSENTSERVICE']._serialized_end=1280
+  _globals['_EXTRACTSERVICE']._serialized_start=1282
+  _globals['_EXTRACTSERVICE']._serialized_end=1369
 # @@protoc_insertion_point(module_scope)

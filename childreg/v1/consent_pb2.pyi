@@ -36,6 +36,7 @@ class ConsentRequest(_message.Message):
     VALID_FROM_FIELD_NUMBER: _builtins.int
     VALID_UNTIL_FIELD_NUMBER: _builtins.int
     EVIDENCE_REF_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     child_id: _builtins.str
     guardian_name: _builtins.str
     """kept sealed at the node; shown only on receipts"""
@@ -49,6 +50,10 @@ class ConsentRequest(_message.Message):
     """ISO date (inclusive)"""
     evidence_ref: _builtins.str
     """where the signed consent form is filed"""
+    language: _builtins.str
+    """The guardian's language for the receipts of this consent (grant and withdrawal): one
+    of childreg.i18n.LANGUAGES ("en", "ru", "az", "kk"); empty: the profile's first.
+    """
     def __init__(
         self,
         *,
@@ -59,10 +64,11 @@ class ConsentRequest(_message.Message):
         valid_from: _builtins.str = ...,
         valid_until: _builtins.str = ...,
         evidence_ref: _builtins.str = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "evidence_ref", b"evidence_ref", "guardian_name", b"guardian_name", "purpose", b"purpose", "school", b"school", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "evidence_ref", b"evidence_ref", "guardian_name", b"guardian_name", "language", b"language", "purpose", b"purpose", "school", b"school", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -206,10 +212,14 @@ class ConsentReceipt(_message.Message):
     GRANT_FIELD_NUMBER: _builtins.int
     RECEIPT_JSON_FIELD_NUMBER: _builtins.int
     RECEIPT_HTML_FIELD_NUMBER: _builtins.int
+    RECEIPT_PDF_FIELD_NUMBER: _builtins.int
     grant: _builtins.str
     """only on GrantConsent"""
     receipt_json: _builtins.str
     receipt_html: _builtins.str
+    """self-contained, printable, in the guardian's language"""
+    receipt_pdf: _builtins.bytes
+    """the same receipt as PDF (fonts embedded)"""
     @_builtins.property
     def consent(self) -> Global___Consent: ...
     def __init__(
@@ -219,10 +229,11 @@ class ConsentReceipt(_message.Message):
         grant: _builtins.str = ...,
         receipt_json: _builtins.str = ...,
         receipt_html: _builtins.str = ...,
+        receipt_pdf: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "grant", b"grant", "receipt_html", b"receipt_html", "receipt_json", b"receipt_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "grant", b"grant", "receipt_html", b"receipt_html", "receipt_json", b"receipt_json", "receipt_pdf", b"receipt_pdf"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -676,6 +676,76 @@ class Closure(_message.Message):
 Global___Closure: _TypeAlias = Closure  # noqa: Y015
 
 @_typing.final
+class Erasure(_message.Message):
+    """Erasing a child's record by crypto-shredding: its data key and every row go; a tombstone
+    keeps only its audit-log pseudonym. The reason is a code, never free text.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHILD_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    child_id: _builtins.str
+    reason: _builtins.str
+    """guardian_request | registered_in_error | legal_order | retention_after_closed |
+    retention_after_age
+    """
+    language: _builtins.str
+    """The guardian's language for the receipt: en, ru, az or kk (empty: the profile's first)."""
+    def __init__(
+        self,
+        *,
+        child_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        language: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "language", b"language", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Erasure: _TypeAlias = Erasure  # noqa: Y015
+
+@_typing.final
+class ErasureReceipt(_message.Message):
+    """What an erasure did, and the guardian's receipt of it (JSON and printable HTML)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PSEUDONYM_FIELD_NUMBER: _builtins.int
+    ERASED_AT_FIELD_NUMBER: _builtins.int
+    RECEIPT_JSON_FIELD_NUMBER: _builtins.int
+    RECEIPT_HTML_FIELD_NUMBER: _builtins.int
+    RECEIPT_PDF_FIELD_NUMBER: _builtins.int
+    pseudonym: _builtins.str
+    """hex, as the audit log names the child"""
+    erased_at: _builtins.str
+    """UTC"""
+    receipt_json: _builtins.str
+    receipt_html: _builtins.str
+    """self-contained, printable, in the guardian's language"""
+    receipt_pdf: _builtins.bytes
+    """the same receipt as PDF (fonts embedded)"""
+    def __init__(
+        self,
+        *,
+        pseudonym: _builtins.str = ...,
+        erased_at: _builtins.str = ...,
+        receipt_json: _builtins.str = ...,
+        receipt_html: _builtins.str = ...,
+        receipt_pdf: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["erased_at", b"erased_at", "pseudonym", b"pseudonym", "receipt_html", b"receipt_html", "receipt_json", b"receipt_json", "receipt_pdf", b"receipt_pdf"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ErasureReceipt: _TypeAlias = ErasureReceipt  # noqa: Y015
+
+@_typing.final
 class FieldChange(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -54,6 +54,11 @@ class RecordsServiceStub:
                 request_serializer=childreg_dot_v1_dot_records__pb2.Closure.SerializeToString,
                 response_deserializer=childreg_dot_v1_dot_records__pb2.Ack.FromString,
                 _registered_method=True)
+        self.EraseChild = channel.unary_unary(
+                '/childreg.v1.RecordsService/EraseChild',
+                request_serializer=childreg_dot_v1_dot_records__pb2.Erasure.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_records__pb2.ErasureReceipt.FromString,
+                _registered_method=True)
         self.GetHistory = channel.unary_unary(
                 '/childreg.v1.RecordsService/GetHistory',
                 request_serializer=childreg_dot_v1_dot_records__pb2.ChildRef.SerializeToString,
@@ -110,6 +115,13 @@ class RecordsServiceServicer:
 
     def CloseChild(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseChild(self, request, context):
+        """Every read of an erased child afterwards is NOT_FOUND with the reason "Erased".
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -175,6 +187,11 @@ def add_RecordsServiceServicer_to_server(servicer, server):
                     servicer.CloseChild,
                     request_deserializer=childreg_dot_v1_dot_records__pb2.Closure.FromString,
                     response_serializer=childreg_dot_v1_dot_records__pb2.Ack.SerializeToString,
+            ),
+            'EraseChild': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseChild,
+                    request_deserializer=childreg_dot_v1_dot_records__pb2.Erasure.FromString,
+                    response_serializer=childreg_dot_v1_dot_records__pb2.ErasureReceipt.SerializeToString,
             ),
             'GetHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetHistory,
@@ -315,6 +332,33 @@ class RecordsService:
             '/childreg.v1.RecordsService/CloseChild',
             childreg_dot_v1_dot_records__pb2.Closure.SerializeToString,
             childreg_dot_v1_dot_records__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseChild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.RecordsService/EraseChild',
+            childreg_dot_v1_dot_records__pb2.Erasure.SerializeToString,
+            childreg_dot_v1_dot_records__pb2.ErasureReceipt.FromString,
             options,
             channel_credentials,
             insecure,

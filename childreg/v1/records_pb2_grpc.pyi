@@ -43,6 +43,8 @@ class RecordsServiceStub:
     FindChildren: _grpc.UnaryUnaryMultiCallable[_records_pb2.SearchRequest, _records_pb2.SearchReply]
     CorrectChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.Correction, _records_pb2.Ack]
     CloseChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.Closure, _records_pb2.Ack]
+    EraseChild: _grpc.UnaryUnaryMultiCallable[_records_pb2.Erasure, _records_pb2.ErasureReceipt]
+    """Every read of an erased child afterwards is NOT_FOUND with the reason "Erased"."""
     GetHistory: _grpc.UnaryUnaryMultiCallable[_records_pb2.ChildRef, _records_pb2.History]
     RecordPlacement: _grpc.UnaryUnaryMultiCallable[_records_pb2.Placement, _records_pb2.Ack]
     RecordCareSetting: _grpc.UnaryUnaryMultiCallable[_records_pb2.CareSetting, _records_pb2.Ack]
@@ -62,6 +64,8 @@ class RecordsServiceAsyncStub(RecordsServiceStub):
     FindChildren: _aio.UnaryUnaryMultiCallable[_records_pb2.SearchRequest, _records_pb2.SearchReply]  # type: ignore[assignment]
     CorrectChild: _aio.UnaryUnaryMultiCallable[_records_pb2.Correction, _records_pb2.Ack]  # type: ignore[assignment]
     CloseChild: _aio.UnaryUnaryMultiCallable[_records_pb2.Closure, _records_pb2.Ack]  # type: ignore[assignment]
+    EraseChild: _aio.UnaryUnaryMultiCallable[_records_pb2.Erasure, _records_pb2.ErasureReceipt]  # type: ignore[assignment]
+    """Every read of an erased child afterwards is NOT_FOUND with the reason "Erased"."""
     GetHistory: _aio.UnaryUnaryMultiCallable[_records_pb2.ChildRef, _records_pb2.History]  # type: ignore[assignment]
     RecordPlacement: _aio.UnaryUnaryMultiCallable[_records_pb2.Placement, _records_pb2.Ack]  # type: ignore[assignment]
     RecordCareSetting: _aio.UnaryUnaryMultiCallable[_records_pb2.CareSetting, _records_pb2.Ack]  # type: ignore[assignment]
@@ -102,6 +106,14 @@ class RecordsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _records_pb2.Closure,
         context: _ServicerContext,
     ) -> _typing.Union[_records_pb2.Ack, _abc.Awaitable[_records_pb2.Ack]]: ...
+
+    @_abc_1.abstractmethod
+    def EraseChild(
+        self,
+        request: _records_pb2.Erasure,
+        context: _ServicerContext,
+    ) -> _typing.Union[_records_pb2.ErasureReceipt, _abc.Awaitable[_records_pb2.ErasureReceipt]]:
+        """Every read of an erased child afterwards is NOT_FOUND with the reason "Erased"."""
 
     @_abc_1.abstractmethod
     def GetHistory(

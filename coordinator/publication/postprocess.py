@@ -230,14 +230,17 @@ def publish(
     measurements: Mapping[str, RegionMeasurement],
     *,
     time_limit: float = 30.0,
+    node_limit: int | None = None,
 ) -> Publication:
     """Publish a table over ``dimensions`` consistently with ``state``'s earlier tables.
 
     ``dimensions`` may come in any order; each measurement's values are read in
     ``codes.grid(dimensions)`` order of that order, and everything published is in the
     canonical order (``codes.DIMENSIONS``).  ``time_limit`` bounds each region's integer
-    program, in seconds.  Same inputs, same outputs; only whether a time limit is hit
-    (and so whether a region falls back) depends on the machine.
+    program in seconds and ``node_limit`` (if given) in branch-and-bound nodes.  Same
+    inputs, same outputs; only whether the time limit is hit (and so how close to
+    optimal a region's table is) depends on the machine, so a caller that needs the same
+    result everywhere sets a node limit low enough to stop first.
     """
     given = tuple(dimensions)
     if not set(given) <= set(TABLE_DIMENSIONS):
@@ -252,6 +255,8 @@ def publish(
     check_areas(measurements)
     if not math.isfinite(time_limit) or time_limit <= 0:
         raise ValueError("time_limit must be positive")
+    if node_limit is not None and node_limit <= 0:
+        raise ValueError("node_limit must be positive")
     regions: dict[str, RegionState] = {}
     values: dict[str, tuple[int, ...]] = {}
     diagnostics: dict[str, RegionDiagnostics] = {}
@@ -262,7 +267,9 @@ def publish(
         earlier = [(t.dimensions, t.array()) for t in prior.published] if prior else []
         fitted = _fit(dims, measured, earlier)
         base_dims, base = (prior.base.dimensions, prior.base.array()) if prior else ((), None)
-        out = rounding.round_table(base_dims, base, earlier, dims, fitted, time_limit=time_limit)
+        out = rounding.round_table(
+            base_dims, base, earlier, dims, fitted, time_limit=time_limit, node_limit=node_limit
+        )
         published = Table(dims, tuple(int(v) for v in out.published))
         regions[region] = RegionState(
             Table(out.base_dims, tuple(int(v) for v in out.base)),

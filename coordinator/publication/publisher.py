@@ -75,6 +75,7 @@ class Publisher:
         *,
         codec: TableCodec,
         solver_time_limit: float = 30.0,
+        solver_node_limit: int | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._signed = catalogue
@@ -83,6 +84,7 @@ class Publisher:
         self._budgets = dict(budgets)
         self._codec = codec  # the stored and returned bytes: the wire format
         self._time_limit = solver_time_limit
+        self._node_limit = solver_node_limit
         self._clock = clock
         self._lock = threading.Lock()  # one publication at a time: state must not fork
 
@@ -170,7 +172,13 @@ class Publisher:
         }
         raw_state = self._store.state(snapshot)
         state = SnapshotState() if raw_state is None else SnapshotState.from_json(raw_state)
-        outcome = publish(state, table.dimensions, measurements, time_limit=self._time_limit)
+        outcome = publish(
+            state,
+            table.dimensions,
+            measurements,
+            time_limit=self._time_limit,
+            node_limit=self._node_limit,
+        )
         for region in outcome.fallbacks:
             log.warning(
                 "table.postprocess_fallback",

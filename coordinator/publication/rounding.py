@@ -15,15 +15,19 @@ north-west-corner transport per separator cell), so this is an exact reformulati
 the full-base program with far fewer variables (704 instead of 4,620 for the
 federation's eighth catalogue table).  The joint is then rebuilt from the cliques.
 
-Every solution is checked in integers before it is accepted; when HiGHS stops without
-a proven optimum, or the check fails, a deterministic heuristic keeps the previous base
-and only spreads it over the new dimensions (``_fallback``).
+Every solution is checked in integers before it is accepted.  When HiGHS stops at its
+time or node limit it hands back its best integer solution so far, which is used (the
+detail says how far from optimal it may be); only when it has none, or the check fails,
+does a deterministic heuristic keep the previous base and spread it over the new
+dimensions (``_fallback``).  A node limit is a count of work, not of seconds, so a
+publication bounded by nodes alone comes out the same on any machine.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
@@ -98,6 +102,7 @@ def round_table(
     target: Reals,
     *,
     time_limit: float,
+    node_limit: int | None = None,
 ) -> Rounded:
     """Publish ``dims`` for one region: see the module docstring."""
     if base is None or not earlier:
@@ -111,13 +116,15 @@ def round_table(
     needed = [t for t in earlier if not any(set(t[0]) < set(o[0]) for o in earlier)]
     cliques = _triangulate(union, [*(t[0] for t in needed), dims])
     tree = _junction_tree(cliques)
-    detail = "optimal"
     try:
-        solved = _solve(cliques, tree, needed, dims, target, time_limit=time_limit)
+        solved = _solve(
+            cliques, tree, needed, dims, target, time_limit=time_limit, node_limit=node_limit
+        )
         if isinstance(solved, str):
             detail = solved
         else:
-            joint = _rebuild(cliques, tree, solved, union)
+            tables, detail = solved
+            joint = _rebuild(cliques, tree, tables, union)
             if _satisfies(joint, union, earlier):
                 return Rounded(union, joint, marginal(joint, union, dims), "milp", detail)
             detail = "solver solution failed the integer check"
@@ -180,8 +187,9 @@ def _solve(
     target: Reals,
     *,
     time_limit: float,
-) -> list[Counts] | str:
-    """Solve the clique program; the clique tables, or why there is no proven optimum."""
+    node_limit: int | None,
+) -> tuple[list[Counts], str] | str:
+    """Solve the clique program: the clique tables and how good they are, or why none."""
     offsets = list(itertools.accumulate((codes.grid_size(c) for c in cliques), initial=0))
     n_cells, n_dev = offsets[-1], target.size
     entries: list[tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]] = []
@@ -220,12 +228,22 @@ def _solve(
         integrality=integrality,
         bounds=Bounds(0, np.inf),
         constraints=LinearConstraint(matrix, b, b),
-        options={"time_limit": time_limit, "presolve": True},
+        options={
+            "time_limit": time_limit,
+            "presolve": True,
+            **({} if node_limit is None else {"node_limit": node_limit}),
+        },
     )
-    if result.status != 0 or result.x is None:
+    # scipy reports HiGHS's node limit as status 4, "not recognized (... limit reached)"
+    at_limit = result.status == 1 or (result.status == 4 and "limit reached" in result.message)
+    if result.x is None or not (result.status == 0 or at_limit):
         return f"HiGHS: {result.message}"
+    detail = "optimal"
+    if at_limit:  # stopped at a limit with an integer solution in hand
+        gap = float(getattr(result, "mip_gap", math.inf) or 0.0)
+        detail = f"best found within the solver's limit, at most {gap:.1%} from optimal"
     x = np.rint(result.x[:n_cells]).astype(np.int64)
-    return [x[offsets[k] : offsets[k + 1]] for k in range(len(cliques))]
+    return [x[offsets[k] : offsets[k + 1]] for k in range(len(cliques))], detail
 
 
 def _rebuild(

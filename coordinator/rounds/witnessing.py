@@ -46,9 +46,12 @@ class HostedWitness(Protocol):
         """The full gRPC service name it serves, for health checking."""
         ...
 
-    def add_checkpoint(self, note: str, old_size: int, proof: Sequence[bytes]) -> str:
+    def add_checkpoint(
+        self, note: str, old_size: int, proof: Sequence[bytes], transitions: Sequence[str] = ()
+    ) -> str:
         """The node's checkpoint cosigned once stored, or a ChildregError refusing it (the
-        witness keeps the evidence of a contradiction and raises the alert itself)."""
+        witness keeps the evidence of a contradiction and raises the alert itself);
+        ``transitions`` are the node's log-key transition statements."""
         ...
 
     def state(self, origin: str) -> str | None:
@@ -110,7 +113,8 @@ class PullWitness:
 
     def _witness(self, dept: str, origin: str) -> None:
         stub = apb_grpc.AuditLogServiceStub(self.channel_for(dept))
-        note = stub.LatestCheckpoint(apb.CheckpointRequest(), timeout=self.deadline).note
+        latest = stub.LatestCheckpoint(apb.CheckpointRequest(), timeout=self.deadline)
+        note = latest.note
         new = Checkpoint.parse(note_text(note))
         new_size = new.size
         held = self.witness.state(origin)
@@ -125,7 +129,7 @@ class PullWitness:
                 timeout=self.deadline,
             )
             proof = list(reply.hashes)
-        self.witness.add_checkpoint(note, old_size, proof)
+        self.witness.add_checkpoint(note, old_size, proof, list(latest.key_transitions))
 
     def _stale(self, stub: apb_grpc.AuditLogServiceStub, new: Checkpoint, held: Checkpoint) -> bool:
         """Whether the held checkpoint provably extends the one just fetched (a race)."""

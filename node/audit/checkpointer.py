@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -48,9 +49,11 @@ class WitnessSession(Protocol):
         """The newest checkpoint note of ``origin`` the witness holds ("" if none)."""
         ...
 
-    def add(self, note: str, old_size: int, proof: list[bytes]) -> str:
-        """Give the witness ``note`` with a consistency proof from ``old_size``; the
-        cosigned note it answers."""
+    def add(
+        self, note: str, old_size: int, proof: list[bytes], transitions: Sequence[str] = ()
+    ) -> str:
+        """Give the witness ``note`` with a consistency proof from ``old_size`` (and the
+        log key's transition statements); the cosigned note it answers."""
         ...
 
 
@@ -127,15 +130,16 @@ class Checkpointer:
         with self.client.connect(witness) as session:
             held = session.held(self.audit.origin)
             old_size = 0
-            if held:
-                verifier = NoteVerifier.from_key_string(self.audit.verifier_key)
-                checkpoint, _ = open_checkpoint(held, [verifier], origin=self.audit.origin)
+            if held:  # signed by this key or an earlier one of the node (after a rotation)
+                checkpoint, _ = open_checkpoint(
+                    held, self.audit.verifiers(), origin=self.audit.origin
+                )
                 old_size = checkpoint.size
             _, size = self._size_of(note)
             if old_size > size:  # the witness already holds a newer checkpoint of ours
                 return
             proof = self.audit.consistency_proof(old_size, size)
-            cosigned = session.add(note, old_size, proof)
+            cosigned = session.add(note, old_size, proof, self.audit.key_transitions())
         cosigners = set(open_checkpoint(cosigned, [witness.verifier()])[1].verified_by)
         if witness.verifier().name in cosigners:
             self.witnessed_at[witness.name] = time.monotonic()

@@ -21,8 +21,9 @@ from nacl.signing import SigningKey
 from childreg.audit import merkle
 from childreg.audit.checkpoint import Checkpoint, childreg_origin, sign_checkpoint
 from childreg.audit.leaf import MAX_LEAF_BYTES, AuditEvent, utc_now
-from childreg.audit.note import NoteSigner
+from childreg.audit.note import NoteSigner, NoteVerifier, note_text
 from childreg.errors import InvalidInput, Violation
+from childreg.key_transition import KeyTransition
 from node.store.base import RecordStore
 
 log = structlog.get_logger("childreg.node.audit")
@@ -128,6 +129,21 @@ class AuditLog:
             self._store.audit_put_checkpoint(size, note)
             log.info("audit.checkpoint", size=size)
             return note
+
+    def key_transitions(self) -> list[str]:
+        """The statements that announced each new log key, oldest first
+        (childreg/key_transition.py; node/key_rotation.py makes them)."""
+        return [note for which, note in self._store.key_transitions() if which == "audit"]
+
+    def verifiers(self) -> list[NoteVerifier]:
+        """Every key this log was signed with: the one in use and each earlier one named
+        by a transition statement (to check checkpoints signed before a rotation)."""
+        known = [self._signer.verifier()]
+        for note in self.key_transitions():
+            old = KeyTransition.parse(note_text(note)).old_verifier()
+            if old not in known:
+                known.append(old)
+        return known
 
     def latest_checkpoint(self) -> str | None:
         """The newest checkpoint already signed, if any."""

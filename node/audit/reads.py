@@ -58,6 +58,11 @@ class LogReads:
         self._record(actor, request)
         return self._log.checkpoint()
 
+    def key_transitions(self) -> list[str]:
+        """The log key's transition statements, oldest first (public, no leaf: they come
+        with a checkpoint, whose read left one)."""
+        return self._log.key_transitions()
+
     def entries(self, actor: Actor, request: bytes, start: int, end: int) -> list[bytes]:
         """Leaves [start, end) (at most MAX_ENTRIES)."""
         self._record(actor, request, _entries_problem(start, end, self._at_least()))

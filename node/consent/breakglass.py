@@ -14,9 +14,10 @@ import secrets
 import unicodedata
 from collections.abc import Callable
 
-from childreg.errors import InvalidInput, NotFound, Violation
+from childreg.errors import InvalidInput, Violation
 from childreg.models import ChildView, text_problem
 from node.crypto.keys import Keyring
+from node.records.erasure import absent
 from node.records.registry import Registry
 from node.store.base import RecordStore, StoredBreakGlass
 
@@ -45,7 +46,8 @@ class BreakGlassDesk:
         self._clock = clock
 
     def read(self, child_id: str, reason: str, actor: str, breakglass_id: str) -> ChildView:
-        """Keep the sealed reason, then return the child's record (NotFound if unknown)."""
+        """Keep the sealed reason, then return the child's record (NotFound if unknown,
+        Erased if erased)."""
         text = unicodedata.normalize("NFC", reason.strip())
         if not MIN_REASON <= len(text) <= MAX_REASON:
             raise InvalidInput(
@@ -60,7 +62,7 @@ class BreakGlassDesk:
         cleaned = child_id.strip()
         stored = self._store.get_child(cleaned)
         if stored is None:
-            raise NotFound("no such child at this department")
+            raise absent(self._store, self._keyring, cleaned)
         key = self._keyring.child_key(cleaned, stored.key_version, stored.wrapped_key)
         sealed = self._keyring.seal(
             key, cleaned, f"{REASON_CONTEXT}:{breakglass_id}", text.encode("utf-8")

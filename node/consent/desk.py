@@ -5,7 +5,9 @@ consent for that purpose and that school stands. Department staff record the con
 here; granting produces a random, unguessable grant token that staff hand to the school.
 The node keeps only a keyed hash of the token (``Keyring.grant_hash``), so a stolen
 database yields no usable grant, and the guardian's name only sealed under the child's
-key. Withdrawing takes effect immediately: the extract side reads the same row.
+key, together with the language the guardian chose for the receipts (so the withdrawal's
+receipt is in the grant's language; sealed, since a language can hint at who a family is).
+Withdrawing takes effect immediately: the extract side reads the same row.
 
 Error messages name fields and consent ids, never a guardian's name.
 """
@@ -21,9 +23,12 @@ from typing import Any, Final
 
 from pydantic import ValidationError, ValidationInfo, field_validator
 
+from childreg import i18n
 from childreg.errors import FailedPrecondition, InvalidInput, NotFound, Violation
 from childreg.models import ChildId, IsoDate, Model, Name, ShortText, violations_of, years_after
+from node.consent.receipts import receipt_language
 from node.crypto.keys import Keyring
+from node.records.erasure import absent
 from node.store.base import RecordStore, StoredConsent
 
 #: The fixed vocabulary of purposes a consent may name.
@@ -33,6 +38,9 @@ GRANT_PREFIX: Final = "cg1_"
 GRANT_RE: Final = re.compile(r"^cg1_[A-Za-z0-9_-]{43}$")
 CONSENT_ID_RE: Final = re.compile(r"^cns_[0-9a-f]{32}$")
 GUARDIAN_CONTEXT: Final = "consent.guardian"
+#: Marks the sealed guardian as ``NUL language NUL name`` (a name holds no control
+#: character); a sealed name without it is from before languages were kept (language "").
+_WITH_LANGUAGE: Final = b"\x00"
 
 _SCHOOL_RE: Final = re.compile(
     r"^spiffe://(?P<federation>[a-z0-9][a-z0-9.-]{0,252})/school/"
@@ -58,6 +66,15 @@ class ConsentIn(Model):
     valid_from: IsoDate
     valid_until: IsoDate
     evidence_ref: ShortText
+    #: The guardian's language for the receipts ("" = the country profile's first).
+    language: str = ""
+
+    @field_validator("language")
+    @classmethod
+    def _spoken(cls, value: str) -> str:
+        if value and value not in i18n.LANGUAGES:
+            raise ValueError(f"unknown language; expected one of: {', '.join(i18n.LANGUAGES)}")
+        return value
 
     @field_validator("purpose")
     @classmethod
@@ -154,7 +171,7 @@ class ConsentDesk:
         with self._store.atomic():
             child = self._store.get_child(checked.child_id)
             if child is None:
-                raise NotFound("no child with that child_id")
+                raise absent(self._store, self._keys, checked.child_id)
             if self._store.closure(checked.child_id) is not None:
                 raise FailedPrecondition("the child's record is closed; it takes no new consent")
             key = self._keys.child_key(child.child_id, child.key_version, child.wrapped_key)
@@ -175,7 +192,7 @@ class ConsentDesk:
                     key,
                     child.child_id,
                     _guardian_context(consent_id),
-                    checked.guardian_name.encode("utf-8"),
+                    _guardian_plain(checked.guardian_name, receipt_language(checked.language)),
                 ),
             )
             self._store.insert_consent(stored)
@@ -209,19 +226,27 @@ class ConsentDesk:
         cleaned = child_id.strip()
         with self._store.read_view():
             if self._store.get_child(cleaned) is None:
-                raise NotFound("no child with that child_id")
+                raise absent(self._store, self._keys, cleaned)
             return self._store.consents_of(cleaned)
 
-    def guardian_of(self, consent: StoredConsent) -> str:
-        """The guardian's name, unsealed: for the guardian's receipt only, never a log."""
+    def guardian_and_language(self, consent: StoredConsent) -> tuple[str, str]:
+        """The guardian's name and the receipts' language chosen at the grant ("" if the
+        consent predates that choice), unsealed: for the guardian's receipt only."""
         child = self._store.get_child(consent.child_id)
         if child is None:
-            raise NotFound("no child with that child_id")
+            raise absent(self._store, self._keys, consent.child_id)
         key = self._keys.child_key(child.child_id, child.key_version, child.wrapped_key)
         plain = self._keys.unseal(
             key, child.child_id, _guardian_context(consent.consent_id), consent.sealed_guardian
         )
-        return plain.decode("utf-8")
+        if plain.startswith(_WITH_LANGUAGE):
+            language, _, name = plain[1:].partition(_WITH_LANGUAGE)
+            return name.decode("utf-8"), language.decode("ascii")
+        return plain.decode("utf-8"), ""
+
+
+def _guardian_plain(name: str, language: str) -> bytes:
+    return _WITH_LANGUAGE + language.encode("ascii") + _WITH_LANGUAGE + name.encode("utf-8")
 
 
 def _guardian_context(consent_id: str) -> str:

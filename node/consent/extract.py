@@ -34,7 +34,7 @@ import datetime as dt
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring
 from typing import Any, Final
 
@@ -210,11 +210,18 @@ def extract_verify_key(keyring: Keyring) -> bytes:
     return bytes(nacl.signing.SigningKey(keyring.extract_signing_seed()).verify_key)
 
 
-def envelope_json(payload: str, signature_b64: str, signer_b64: str) -> bytes:
-    """``canonical_json`` of the envelope ``{"payload", "signature", "signer"}``, built
-    directly: the keys are fixed and sorted, and base64 text needs no escaping."""
+def envelope_json(
+    payload: str, signature_b64: str, signer_b64: str, transitions: Sequence[str] = ()
+) -> bytes:
+    """``canonical_json`` of the envelope ``{"payload", "signature", "signer"}`` (and
+    ``"transitions"``, the extract key's statements, once it was rotated), built directly:
+    the keys are fixed and sorted, and base64 text needs no escaping."""
     text = encode_basestring(payload)
-    return f'{{"payload":{text},"signature":"{signature_b64}","signer":"{signer_b64}"}}'.encode()
+    head = f'{{"payload":{text},"signature":"{signature_b64}","signer":"{signer_b64}"'
+    if not transitions:
+        return (head + "}").encode()
+    notes = ",".join(encode_basestring(note) for note in transitions)
+    return (head + f',"transitions":[{notes}]}}').encode()
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -241,6 +248,7 @@ class ExtractDesk:
         origin: str,
         guard: Callable[[], None],
         clock: Callable[[], dt.datetime] = _utc_now,
+        transitions: Sequence[str] = (),
     ) -> None:
         self._store = store
         self._keyring = keyring
@@ -249,6 +257,9 @@ class ExtractDesk:
         self._clock = clock
         self._signer = nacl.signing.SigningKey(keyring.extract_signing_seed())
         self._signer_b64 = base64.b64encode(bytes(self._signer.verify_key)).decode()
+        # The extract key's transition statements (node/key_rotation.py), so a school that
+        # pinned an earlier key follows to this one.
+        self._transitions = tuple(transitions)
 
     def extract(
         self, grant: str, recipient_key: bytes, caller: str, attempt: Learnt | None = None
@@ -320,7 +331,10 @@ class ExtractDesk:
         )
         signature = self._signer.sign(SIGNING_DOMAIN + payload).signature
         envelope = envelope_json(
-            payload.decode(), base64.b64encode(signature).decode(), self._signer_b64
+            payload.decode(),
+            base64.b64encode(signature).decode(),
+            self._signer_b64,
+            self._transitions,
         )
         return nacl.public.SealedBox(nacl.public.PublicKey(recipient_key)).encrypt(envelope)
 

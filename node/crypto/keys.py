@@ -24,7 +24,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -263,10 +263,15 @@ def _b64(data: bytes) -> str:
 class Keyring:
     """The node's unwrapped keys, in memory only; on disk a JSON file of wrapped keys."""
 
-    __slots__ = ("_db_key", "_generation", "_kek", "_lookup_key")
+    __slots__ = ("_db_key", "_generation", "_kek", "_lookup_key", "_signing")
 
     def __init__(
-        self, kek: Kek, db_key: bytes, lookup_key: bytes, generation: int = CHILD_KEY_VERSION
+        self,
+        kek: Kek,
+        db_key: bytes,
+        lookup_key: bytes,
+        generation: int = CHILD_KEY_VERSION,
+        signing: Mapping[str, int] | None = None,
     ) -> None:
         if len(db_key) != KEY_BYTES or len(lookup_key) != KEY_BYTES:
             raise KeyProblem("keyring keys must be 32 bytes")
@@ -276,9 +281,27 @@ class Keyring:
         self._db_key = db_key
         self._lookup_key = lookup_key
         self._generation = generation
+        self._signing: dict[str, int] = dict(signing or {})
 
     def __repr__(self) -> str:
         return "Keyring(<hidden>)"
+
+    def with_signing(self, generations: Mapping[str, int]) -> Keyring:
+        """This keyring whose audit, extract and upload signing keys are of ``generations``
+        (which key -> generation, 1 if absent; the node's store records them when a key is
+        rotated, node/key_rotation.py)."""
+        return Keyring(self._kek, self._db_key, self._lookup_key, self._generation, generations)
+
+    def signing_generation(self, which: str) -> int:
+        """The generation of the ``which`` signing key in use (1 until it is rotated)."""
+        return self._signing.get(which, 1)
+
+    def _signing_seed(self, which: str, label: str, person: bytes, generation: int | None) -> bytes:
+        gen = self.signing_generation(which) if generation is None else generation
+        if type(gen) is not int or gen < 1:
+            raise KeyProblem("a signing key's generation must be a positive integer")
+        # The first generation keeps the derivation nodes always had (keys already pinned).
+        return self._keyed_hash(label if gen == 1 else f"{label}/{gen}", person)
 
     @classmethod
     def create(cls, path: Path, source: KekSource, *, kdf: KdfParams | None = None) -> Keyring:
@@ -310,10 +333,23 @@ class Keyring:
                 hint="make a new key file with `childreg node keygen --out FILE` "
                 "(or choose a new passphrase)",
             )
-        keyring = Keyring(kek, self._db_key, self._lookup_key, self._generation + 1)
+        keyring = Keyring(kek, self._db_key, self._lookup_key, self._generation + 1, self._signing)
         return RewrappedKeyring(keyring, kek_json)
 
-    def _write(self, path: Path, kek_json: dict[str, Any]) -> None:
+    def with_new_db_key(self) -> Keyring:
+        """The same KEK, generation and lookup key with a new random database key (for a
+        database rekey, node/rekey.py); nothing is written."""
+        return Keyring(
+            self._kek,
+            secrets.token_bytes(KEY_BYTES),
+            self._lookup_key,
+            self._generation,
+            self._signing,
+        )
+
+    def _write(
+        self, path: Path, kek_json: dict[str, Any], note: dict[str, Any] | None = None
+    ) -> None:
         generation = self._generation
         document: dict[str, Any] = {
             "format": KEYRING_FORMAT,
@@ -326,6 +362,8 @@ class Keyring:
         }
         if generation != CHILD_KEY_VERSION:  # keyrings never rotated keep their first form
             document["kek_generation"] = generation
+        if note is not None:  # an operation's bookkeeping (no key material)
+            document["note"] = note
         write_private(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
 
     @property
@@ -466,21 +504,23 @@ class Keyring:
         """
         return self._keyed_hash("statistics-noise", _NOISE_PERSON)
 
-    def audit_signing_seed(self) -> bytes:
+    def audit_signing_seed(self, generation: int | None = None) -> bytes:
         """The 32-byte Ed25519 seed of the node's audit-log signing key (node/audit/log.py).
 
-        Derived from the lookup key with its own domain: stable for the node's life,
-        recoverable from the keyring and its KEK, never stored in the clear.
+        Derived from the lookup key with its own domain (and its generation, by default
+        the one in use): stable until rotated, recoverable from the keyring and its KEK,
+        never stored in the clear.
         """
-        return self._keyed_hash("audit-log-signing-key", _AUDIT_PERSON)
+        return self._signing_seed("audit", "audit-log-signing-key", _AUDIT_PERSON, generation)
 
     def grant_hash(self, grant: str) -> bytes:
         """Keyed BLAKE2b-256 of a school's grant: the node stores this, never the grant."""
         return self._keyed_hash(grant, _GRANT_PERSON)
 
-    def extract_signing_seed(self) -> bytes:
-        """The 32-byte Ed25519 seed of the key that signs extracts (its own domain)."""
-        return self._keyed_hash("extract-signing-key", _EXTRACT_PERSON)
+    def extract_signing_seed(self, generation: int | None = None) -> bytes:
+        """The 32-byte Ed25519 seed of the key that signs extracts (its own domain; by
+        default the generation in use)."""
+        return self._signing_seed("extract", "extract-signing-key", _EXTRACT_PERSON, generation)
 
     def masking_key(self) -> PrivateKey:
         """The node's X25519 key for secure-aggregation masks (childreg.secagg.masks).
@@ -491,12 +531,13 @@ class Keyring:
         """
         return PrivateKey(self._keyed_hash("secagg-masking-key", _MASKING_PERSON))
 
-    def upload_signing_seed(self) -> bytes:
-        """The 32-byte Ed25519 seed of the key that signs masked uploads (its own domain).
+    def upload_signing_seed(self, generation: int | None = None) -> bytes:
+        """The 32-byte Ed25519 seed of the key that signs masked uploads (its own domain;
+        by default the generation in use).
 
         The coordinator checks each upload against the public key listed in the roster.
         """
-        return self._keyed_hash("secagg-upload-signing-key", _UPLOAD_PERSON)
+        return self._signing_seed("upload", "secagg-upload-signing-key", _UPLOAD_PERSON, generation)
 
     def search_index_key(self) -> bytes:
         """The 32-byte key of the blind search index's tokens (node/records/search.py).
@@ -521,9 +562,37 @@ class RewrappedKeyring:
     keyring: Keyring
     kek_json: dict[str, Any]
 
-    def write(self, path: Path) -> None:
-        """Write the new keyring to ``path`` atomically (owner only, synced)."""
-        self.keyring._write(Path(path), self.kek_json)
+    def write(self, path: Path, note: dict[str, Any] | None = None) -> None:
+        """Write the new keyring to ``path`` atomically (owner only, synced), with an
+        operation's ``note`` (public bookkeeping, read back by :func:`keyring_note`)."""
+        self.keyring._write(Path(path), self.kek_json, note)
+
+
+def _document(path: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def keyring_kek_entry(path: Path) -> dict[str, Any]:
+    """A keyring file's ``kek`` entry (its kind and KDF parameters, no key), to write
+    another keyring under the same KEK; KeyProblem if the file is unreadable."""
+    document = _document(path)
+    entry = None if document is None else document.get("kek")
+    if not isinstance(entry, dict):
+        raise KeyProblem(
+            f"the keyring at {path} cannot be read", hint="restore keyring.json from a backup"
+        )
+    return entry
+
+
+def keyring_note(path: Path) -> dict[str, Any] | None:
+    """The ``note`` a keyring file was written with (no key needed), or None."""
+    document = _document(path)
+    note = None if document is None else document.get("note")
+    return note if isinstance(note, dict) else None
 
 
 def keyring_generation(path: Path) -> int | None:

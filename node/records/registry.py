@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring
 from typing import Final, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
-from childreg.errors import FailedPrecondition, ImportRejected, InvalidInput, NotFound, Violation
-from childreg.history import CORRECTABLE, ChildHistory, Closure, Correction
+from childreg.errors import FailedPrecondition, ImportRejected, InvalidInput, Violation
+from childreg.history import CORRECTABLE, ChildHistory, Closure, Correction, ErasureIn
 from childreg.models import (
     AssessmentIn,
     CareSettingIn,
@@ -36,6 +36,7 @@ from childreg.models import (
 )
 from childreg.search import DuplicateCandidate, Registration, SearchPage, SearchQuery
 from node.crypto.keys import Keyring
+from node.records.erasure import Eraser, Erasure, absent, refuse_erased_id
 from node.records.history import HistoryBook, changed, text
 from node.records.search import ChildIndex, Tokens
 from node.store.base import (
@@ -257,6 +258,7 @@ class Registry:
         self._sealer = RowSealer(keyring)
         self.index = ChildIndex(store, keyring)
         self.history_book = HistoryBook(store, keyring)
+        self._eraser = Eraser(store, keyring)
 
         #: The department's districts (node config); None: any district of the profile.
         self._districts = None if districts is None else frozenset(districts)
@@ -286,6 +288,7 @@ class Registry:
             held_nid = any("same national id" in d.reasons for d in duplicates)
             if duplicates and not_duplicate_reason is None and not held_nid:
                 return Registration(registered=False, duplicates=duplicates)
+            refuse_erased_id(self._store, self._keys, child.child_id)
             stored, key = self._new_stored_child(child)
             self._store.insert_child(stored)
             self.index.index(child, None)
@@ -361,6 +364,12 @@ class Registry:
                 "close_reason": (None, closure.reason),
             }
             self.history_book.record(closure.child_id, key, "closed", diff, reason=closure.note)
+
+    def erase_child(self, erasure: ErasureIn) -> Erasure:
+        """Erase a child's record by crypto-shredding (node/records/erasure.py): its data
+        key and every row go, a tombstone keeps its pseudonym; open or closed alike.
+        NotFound if it is not held, Erased if it was erased already."""
+        return self._eraser.erase(erasure)
 
     def history(self, child_id: str) -> ChildHistory:
         """Every recorded step of a child's record, oldest first; NotFound if absent."""
@@ -503,8 +512,16 @@ class Registry:
         national-id-hash maps. Once a violation is known, rows are only checked, no longer
         sealed or written (the transaction is rolled back anyway).
         """
-        run = _ImportRun(self._store, self._sealer, self.history_book)
         with self._store.atomic():
+            # Read inside the transaction: an erasure committed just before it is seen,
+            # one committed after it waits for the import to commit first.
+            erased = {e.pseudonym for e in self._store.erased_children()}
+            run = _ImportRun(
+                self._store,
+                self._sealer,
+                self.history_book,
+                (lambda child_id: self._keys.pseudonym(child_id) in erased) if erased else None,
+            )
             try:
                 for item in self._in_districts(items):
                     run.add(item)
@@ -642,7 +659,7 @@ class Registry:
     def _require(self, child_id: str) -> StoredChild:
         stored = self._store.get_child(child_id)
         if stored is None:
-            raise NotFound("no child with that child_id")
+            raise absent(self._store, self._keys, child_id)
         return stored
 
 
@@ -689,10 +706,17 @@ class _ImportRun:
     garbage collector.
     """
 
-    def __init__(self, store: RecordStore, sealer: RowSealer, book: HistoryBook) -> None:
+    def __init__(
+        self,
+        store: RecordStore,
+        sealer: RowSealer,
+        book: HistoryBook,
+        erased: Callable[[str], bool] | None = None,
+    ) -> None:
         self._store = store
         self._sealer = sealer
         self._book = book
+        self._erased = erased  # whether a child id is an erased child's (None: none erased)
         self._batch: list[SealedRow | list[Violation]] = []
         self._spoiled = False  # a violation is known: stop sealing and writing
         self.line_of_id: dict[str, int] = {}  # first line of each id new to the store
@@ -732,6 +756,10 @@ class _ImportRun:
                 self._bad(item)
                 continue
             seen = [_sighting(self.line_of_id, item.child_id, held_ids, "child_id", item.line)]
+            if self._erased is not None and self._erased(item.child_id):
+                seen.append(
+                    Violation("child_id", "a child with this child_id was erased", item.line)
+                )
             if item.digest is not None:
                 seen.append(
                     _sighting(self.line_of_hash, item.digest, held_hashes, "national_id", item.line)

@@ -26,7 +26,7 @@ class AuditLogServicer(apb_grpc.AuditLogServiceServicer):
         self, request: apb.CheckpointRequest, context: grpc.ServicerContext
     ) -> apb.SignedCheckpoint:
         note = self._reads.checkpoint(actor_of(context), _wire(request))
-        return apb.SignedCheckpoint(note=note)
+        return apb.SignedCheckpoint(note=note, key_transitions=self._reads.key_transitions())
 
     def GetEntries(self, request: apb.EntriesRequest, context: grpc.ServicerContext) -> apb.Entries:
         start, end = request.start, request.end

@@ -5,7 +5,9 @@ exactly one audit leaf per call through :class:`~node.audit.service.Audited` (a 
 withdrawal commits with its leaf; a read's leaf commits before the answer), the actor
 being the verified caller (:func:`~node.rpc.convert.actor_of`). The grant
 token leaves the node only in the GrantConsent answer; the guardian's name only in the
-receipts that answer carries.
+receipts that answer carries. The receipts (HTML, PDF, JSON, in the guardian's language:
+node/consent/receipts.py) are rendered after the change has committed with its leaf, so
+the PDF's rendering time holds no transaction open.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from node.audit.service import Audited
 from node.consent.breakglass import BreakGlassDesk, new_breakglass_id
 from node.consent.desk import ConsentDesk
 from node.consent.extract import grant_ref
-from node.consent.receipts import Kind, receipt_html, receipt_json
+from node.consent.receipts import DepartmentReceipts, Kind
 from node.rpc import convert
 from node.rpc.convert import actor_of
 from node.store.base import StoredConsent
@@ -46,11 +48,16 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
     """Department staff's consent desk (authorization: childreg.authz RULES)."""
 
     def __init__(
-        self, desk: ConsentDesk, audited: Audited, breakglass: BreakGlassDesk | None = None
+        self,
+        desk: ConsentDesk,
+        audited: Audited,
+        breakglass: BreakGlassDesk | None = None,
+        receipts: DepartmentReceipts | None = None,
     ) -> None:
         self._desk = desk
         self._audited = audited
         self._breakglass = breakglass
+        self._receipts = receipts or DepartmentReceipts("")
 
     def BreakGlassRead(
         self, request: cpb.BreakGlassRequest, context: grpc.ServicerContext
@@ -76,7 +83,7 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
     ) -> cpb.ConsentReceipt:
         actor = actor_of(context)
 
-        def grant() -> cpb.ConsentReceipt:
+        def grant() -> tuple[StoredConsent, str, str, str]:
             consent = self._desk.parse(
                 {
                     "child_id": request.child_id,
@@ -86,35 +93,37 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
                     "valid_from": request.valid_from,
                     "valid_until": request.valid_until,
                     "evidence_ref": request.evidence_ref,
+                    "language": request.language,
                 }
             )
             stored, token = self._desk.grant(consent, actor.name)
-            receipt = self._receipt(stored, consent.guardian_name, "grant")
-            receipt.grant = token
-            return receipt
+            return stored, token, consent.guardian_name, consent.language
 
-        return self._audited.change(
+        stored, token, guardian, language = self._audited.change(
             actor,
             "consent.grant",
             request.SerializeToString(),
             grant,
             request.child_id,
         )
+        receipt = self._receipt(stored, guardian, "grant", language)
+        receipt.grant = token
+        return receipt
 
     def WithdrawConsent(
         self, request: cpb.WithdrawRequest, context: grpc.ServicerContext
     ) -> cpb.ConsentReceipt:
         actor = actor_of(context)
 
-        def withdraw() -> cpb.ConsentReceipt:
+        def withdraw() -> tuple[StoredConsent, str, str]:
             stored = self._desk.withdraw(request.consent_id, actor.name)
-            return self._receipt(stored, self._desk.guardian_of(stored), "withdrawal")
+            return (stored, *self._desk.guardian_and_language(stored))
 
         try:
             held: StoredConsent | None = self._desk.get(request.consent_id)
         except ChildregError:
             held = None
-        return self._audited.change(
+        stored, guardian, language = self._audited.change(
             actor,
             "consent.withdraw",
             request.SerializeToString(),
@@ -124,6 +133,7 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
             purpose=held.purpose if held else "",
             grant=grant_ref(held.grant_hash) if held else "",
         )
+        return self._receipt(stored, guardian, "withdrawal", language)
 
     def GetConsent(self, request: cpb.ConsentRef, context: grpc.ServicerContext) -> cpb.Consent:
         return self._audited.disclose(
@@ -154,10 +164,13 @@ class ConsentServicer(cpb_grpc.ConsentServiceServicer):
         except ChildregError:
             return None
 
-    @staticmethod
-    def _receipt(consent: StoredConsent, guardian: str, kind: Kind) -> cpb.ConsentReceipt:
+    def _receipt(
+        self, consent: StoredConsent, guardian: str, kind: Kind, language: str
+    ) -> cpb.ConsentReceipt:
+        receipt = self._receipts.consent(consent, guardian, kind, language)
         return cpb.ConsentReceipt(
             consent=consent_to_proto(consent),
-            receipt_json=receipt_json(consent, guardian, kind),
-            receipt_html=receipt_html(consent, guardian, kind),
+            receipt_json=receipt.json(),
+            receipt_html=receipt.html,
+            receipt_pdf=receipt.pdf(),
         )

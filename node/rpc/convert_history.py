@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from childreg.history import CORRECTABLE, ChildHistory, Closure, Correction
+from childreg.history import CORRECTABLE, ChildHistory, Closure, Correction, ErasureIn
 from childreg.models import Model, parse
 from childreg.search import Reason
 from childreg.v1 import records_pb2 as pb
@@ -53,6 +53,16 @@ def closure_from_proto(m: pb.Closure) -> Closure:
         "note": _opt(m.note),
     }
     return parse(Closure, data, what="closure")
+
+
+def erasure_from_proto(m: pb.Erasure) -> ErasureIn:
+    """Validate an Erasure message."""
+    return parse(ErasureIn, {"child_id": m.child_id, "reason": m.reason}, what="erasure")
+
+
+def erasure_to_proto(e: ErasureIn) -> pb.Erasure:
+    """Render an erasure (a client's request)."""
+    return pb.Erasure(child_id=e.child_id, reason=e.reason)
 
 
 def closure_to_proto(c: Closure) -> pb.Closure:

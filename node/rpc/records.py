@@ -15,12 +15,15 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
+from childreg.codes import ERASE_REASONS
 from childreg.errors import Violation
 from childreg.models import ImportRecord
 from childreg.search import Registration
 from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.audit.service import Audited, Learnt
+from node.consent.receipts import DepartmentReceipts, checked_language
+from node.records.erasure import Erasure
 from node.records.registry import Registry, SealedRow
 from node.rpc import convert
 from node.rpc import convert_history as history
@@ -41,6 +44,21 @@ def _acked(fn: Callable[[], object]) -> Callable[[], pb.Ack]:
     return run
 
 
+def erasure_receipt_to_proto(
+    erasure: Erasure, receipts: DepartmentReceipts, language: str
+) -> pb.ErasureReceipt:
+    """An erasure's answer: its pseudonym, time and the guardian's receipt (HTML, PDF,
+    JSON) in ``language``."""
+    receipt = receipts.erasure(erasure, language)
+    return pb.ErasureReceipt(
+        pseudonym=erasure.pseudonym,
+        erased_at=erasure.erased_at,
+        receipt_json=receipt.json(),
+        receipt_html=receipt.html,
+        receipt_pdf=receipt.pdf(),
+    )
+
+
 def registration_purpose(registration: Registration, reason: str | None) -> str:
     """What a RegisterChild leaf's purpose says happened: "duplicates-shown" when held back,
     "not-duplicate" when registered with a reason (never the reason itself: only the
@@ -54,11 +72,16 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
     """Department staff's access to their children's records."""
 
     def __init__(
-        self, registry: Registry, audited: Audited, workers: ImportWorkers | None = None
+        self,
+        registry: Registry,
+        audited: Audited,
+        workers: ImportWorkers | None = None,
+        receipts: DepartmentReceipts | None = None,
     ) -> None:
         self._registry = registry
         self._audited = audited
         self._workers = workers
+        self._receipts = receipts or DepartmentReceipts("")
 
     def RegisterChild(
         self, request: pb.RegisterChildRequest, context: grpc.ServicerContext
@@ -107,6 +130,24 @@ class RecordsServicer(pb_grpc.RecordsServiceServicer):
             request.SerializeToString(),
             _acked(lambda: self._registry.close_child(history.closure_from_proto(request))),
             request.child_id,
+        )
+
+    def EraseChild(self, request: pb.Erasure, context: grpc.ServicerContext) -> pb.ErasureReceipt:
+        def erase() -> pb.ErasureReceipt:
+            checked = history.erasure_from_proto(request)
+            language = checked_language(request.language)  # before anything is destroyed
+            erasure = self._registry.erase_child(checked)
+            # Rendered inside the transaction: the guardian's name exists only in this
+            # answer, so an erasure whose receipt cannot be made is rolled back.
+            return erasure_receipt_to_proto(erasure, self._receipts, language)
+
+        return self._audited.change(
+            actor_of(context),
+            "child.erase",
+            request.SerializeToString(),
+            erase,
+            request.child_id,
+            purpose=request.reason if request.reason in ERASE_REASONS else "",
         )
 
     def GetHistory(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.History:

@@ -8,13 +8,14 @@ AddCheckpoint, one channel per round) and turns a failed call into
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import grpc
 
 from childreg.pki import IdentityFiles
 from childreg.rpc import TlsMaterial, secure_channel
+from childreg.server_check import check_server, outgoing_check
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
 from node.audit.checkpointer import WitnessUnreachable
@@ -32,6 +33,10 @@ class GrpcWitnesses:
     @contextmanager
     def connect(self, witness: WitnessEndpoint) -> Iterator[_Session]:
         """A session with ``witness`` over one channel, closed when the block ends."""
+        # A witness whose certificate is revoked is refused (childreg/server_check.py).
+        check_server(
+            witness.address, self._identity, witness.server_name, outgoing_check(), self._deadline
+        )
         tls = TlsMaterial.from_dir(self._identity)
         with secure_channel(witness.address, tls, witness.server_name) as channel:
             yield _Session(apb_grpc.WitnessServiceStub(channel), self._deadline)
@@ -54,9 +59,14 @@ class _Session:
             raise WitnessUnreachable(err.code().name) from None
         return reply.note
 
-    def add(self, note: str, old_size: int, proof: list[bytes]) -> str:
-        """Give the witness ``note`` with its consistency proof; the cosigned note."""
-        request = apb.WitnessRequest(note=note, old_size=old_size, consistency=proof)
+    def add(
+        self, note: str, old_size: int, proof: list[bytes], transitions: Sequence[str] = ()
+    ) -> str:
+        """Give the witness ``note`` with its consistency proof (and the log key's
+        transition statements); the cosigned note."""
+        request = apb.WitnessRequest(
+            note=note, old_size=old_size, consistency=proof, key_transitions=list(transitions)
+        )
         try:
             reply = self._stub.AddCheckpoint(request, timeout=self._deadline)
         except grpc.RpcError as err:

@@ -23,6 +23,8 @@ class AuditStore(Transactional):
       would overwrite a different stored hash. Leaves and rows are never changed or removed.
     - ``audit_put_checkpoint`` keeps one checkpoint per size: a second for the same size
       MUST raise AlreadyExists.
+    - ``add_key_transition`` appends; ``key_transitions`` gives every one, oldest first,
+      and a transition is never changed or removed (it rolls back with its block).
     """
 
     @abstractmethod
@@ -52,3 +54,12 @@ class AuditStore(Transactional):
     @abstractmethod
     def audit_checkpoint(self, size: int | None = None) -> tuple[int, str] | None:
         """The checkpoint of ``size`` (default: the latest), or None."""
+
+    @abstractmethod
+    def add_key_transition(self, which: str, note: str) -> None:
+        """Keep a signed key-transition statement of the ``which`` signing key
+        (childreg/key_transition.py; node/key_rotation.py writes them)."""
+
+    @abstractmethod
+    def key_transitions(self) -> list[tuple[str, str]]:
+        """Every key-transition statement kept, as (which key, signed note), oldest first."""

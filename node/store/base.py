@@ -6,8 +6,9 @@ assessments, counts), :class:`~node.store.ledger.LedgerStore` (privacy ledger,
 participation, catalogue versions), :class:`~node.store.audit.AuditStore` (audit leaves,
 Merkle rows, checkpoints) and :class:`~node.store.consents.ConsentStore` (consents, the
 extract's read, break-glass), :class:`~node.store.search.SearchStore` (the blind
-search index's keyed tokens) and :class:`~node.store.history.HistoryStore` (each child's
-append-only history and its record's closing). All of them extend
+search index's keyed tokens), :class:`~node.store.history.HistoryStore` (each child's
+append-only history and its record's closing) and :class:`~node.store.erasure.ErasureStore`
+(erasing a child's rows, and the tombstones of erasures). All of them extend
 :class:`~node.store.transactional.Transactional`, and :class:`RecordStore` is their
 combination over one transaction: what callers take.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from node.store.audit import AuditStore
 from node.store.consents import ConsentStore
+from node.store.erasure import ErasureStore
 from node.store.history import HistoryStore
 from node.store.ledger import LedgerStore
 from node.store.records import RecordsStore
@@ -43,6 +45,7 @@ from node.store.types import (
     StoredChild,
     StoredClosure,
     StoredConsent,
+    StoredErasure,
     StoredEvent,
     StoredPlacement,
     assessment_columns,
@@ -61,6 +64,7 @@ __all__ = [
     "CareColumns",
     "ChildColumns",
     "ConsentStore",
+    "ErasureStore",
     "ExtractSource",
     "HistoryStore",
     "LedgerEntry",
@@ -77,6 +81,7 @@ __all__ = [
     "StoredChild",
     "StoredClosure",
     "StoredConsent",
+    "StoredErasure",
     "StoredEvent",
     "StoredPlacement",
     "Transactional",
@@ -89,7 +94,9 @@ __all__ = [
 ]
 
 
-class RecordStore(RecordsStore, LedgerStore, AuditStore, ConsentStore, SearchStore, HistoryStore):
+class RecordStore(
+    RecordsStore, LedgerStore, AuditStore, ConsentStore, SearchStore, HistoryStore, ErasureStore
+):
     """Where a node keeps everything: its records, ledger, audit log and consents.
 
     Contract: each part's (see the interfaces above), and one more that binds them: every

@@ -261,6 +261,66 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "INSERT INTO kek_state(id, generation) VALUES (1, 1)",
         ),
     ),
+    Migration(
+        11,
+        "erasure: tombstones of erased children, and deletes allowed only while erasing",
+        (
+            # An erased child is known by its audit-log pseudonym only; kept forever.
+            """CREATE TABLE child_erasure (
+                pseudonym BLOB PRIMARY KEY CHECK (length(pseudonym) = 32),
+                erased_at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                reason TEXT NOT NULL
+            )""",
+            *(
+                f"""CREATE TRIGGER child_erasure_no_{verb} BEFORE {verb.upper()} ON child_erasure
+                   BEGIN SELECT RAISE(ABORT, 'tombstones of erasures are kept'); END"""
+                for verb in ("update", "delete")
+            ),
+            # The child being erased, only inside erase_child's own statements (empty
+            # otherwise): histories, closings, consents and emergency accesses stay
+            # undeletable except for the child named here.
+            """CREATE TABLE child_erasing (
+                child_id TEXT PRIMARY KEY,
+                child INTEGER
+            )""",
+            "DROP TRIGGER child_event_no_delete",
+            "DROP TRIGGER child_closure_no_delete",
+            "DROP TRIGGER consent_no_delete",
+            "DROP TRIGGER breakglass_no_delete",
+            *(
+                f"""CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+                   WHEN OLD.child NOT IN (SELECT child FROM child_erasing WHERE child IS NOT NULL)
+                   BEGIN SELECT RAISE(ABORT, 'histories and closings are kept'); END"""
+                for table in ("child_event", "child_closure")
+            ),
+            """CREATE TRIGGER consent_no_delete BEFORE DELETE ON consent
+               WHEN OLD.child_id NOT IN (SELECT child_id FROM child_erasing)
+               BEGIN SELECT RAISE(ABORT, 'consents are kept'); END""",
+            """CREATE TRIGGER breakglass_no_delete BEFORE DELETE ON breakglass
+               WHEN OLD.child_id NOT IN (SELECT child_id FROM child_erasing)
+               BEGIN SELECT RAISE(ABORT, 'emergency accesses are kept'); END""",
+        ),
+    ),
+    Migration(
+        12,
+        "signing-key transitions: statements announcing a new audit, extract or upload key",
+        (
+            # Append-only: each row is a note signed by the old and the new key; the
+            # number of rows of a key is its generation minus one (node/key_rotation.py).
+            """CREATE TABLE key_transition (
+                seq INTEGER PRIMARY KEY,
+                which TEXT NOT NULL CHECK (which IN ('audit', 'extract', 'upload')),
+                note TEXT NOT NULL
+            )""",
+            *(
+                f"""CREATE TRIGGER key_transition_no_{verb}
+                   BEFORE {verb.upper()} ON key_transition
+                   BEGIN SELECT RAISE(ABORT, 'key transitions are kept'); END"""
+                for verb in ("update", "delete")
+            ),
+        ),
+    ),
 )
 
 _CREATE_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -61,6 +61,18 @@ class StoredClosure:
 
 
 @dataclass(frozen=True)
+class StoredErasure:
+    """An erased child's tombstone: its audit-log pseudonym (32 bytes, the keyed hash of
+    its id), when (UTC, ``YYYY-MM-DDTHH:MM:SSZ``), by whom (the actor's name) and why (a
+    code of childreg.codes.ERASE_REASONS). Nothing else of the child is kept."""
+
+    pseudonym: bytes
+    erased_at: str
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
     """One statistics release in a node's privacy ledger: what was spent, on what, for whom.
 

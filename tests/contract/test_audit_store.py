@@ -66,3 +66,16 @@ def test_checkpoints_are_one_per_size_and_the_latest_by_default(store: AuditStor
     assert store.audit_checkpoint() == (7, "note-7")
     assert store.audit_checkpoint(3) == (3, "note-3")
     assert store.audit_checkpoint(4) is None
+
+
+def test_key_transitions_are_kept_in_order_and_roll_back_with_their_block(
+    store: AuditStore,
+) -> None:
+    """Key-transition statements read back oldest first, and one added in a failed atomic
+    block is not kept."""
+    assert store.key_transitions() == []
+    store.add_key_transition("audit", "note-1\n")
+    store.add_key_transition("extract", "note-2\n")
+    with pytest.raises(BoomError):
+        fail_inside_atomic(store, lambda: store.add_key_transition("audit", "note-3\n"))
+    assert store.key_transitions() == [("audit", "note-1\n"), ("extract", "note-2\n")]

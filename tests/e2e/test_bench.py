@@ -41,6 +41,11 @@ def test_quick_bench_reports_the_three_figures() -> None:
         assert row["repeat_ratio"] > 0
     assert data["search"]["search_p95_ms"] > 0
     assert data["registration_check"]["ratio"] > 0
+    receipts = data["receipts"]
+    assert receipts["samples"] == 10
+    assert receipts["pdf_p95_ms"] > 0
+    assert receipts["html_p95_ms"] > 0
+    assert receipts["goal_pdf_p95_ms"] == 1000.0
     kek = data["kek_rotation"]
     assert kek["children"] == 500
     assert kek["seconds"] > 0

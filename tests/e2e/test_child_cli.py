@@ -6,14 +6,16 @@ registered) and then registered with --not-duplicate; `find --json` finds the fi
 by its name in the other script; an assessment, a placement and a care setting are
 recorded; `show --json` reflects them. One child's whole life (register answering the
 warning, find, assess, place, care twice, correct, close) shows in `history` and is one leaf
-per step. Missing values off a terminal are an error naming
-each option; a code the node does not know is refused naming its field.
+per step. A child erased with `erase` writes the guardian's receipt and then reads as
+erased. Missing values off a terminal are an error naming each option; a code the node
+does not know is refused naming its field.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +204,46 @@ def test_one_childs_whole_life_through_the_cli(fed: LocalFederation) -> None:
         ("child.correct", "FAILED_PRECONDITION"), ("child.history", "OK"),
         ("child.history", "OK"),
     ]]  # fmt: skip
+
+
+def test_erase_through_the_cli(fed: LocalFederation, tmp_path: Path) -> None:
+    """register → erase --receipt-dir --language ru --json → the receipt files (HTML, PDF,
+    JSON, in Russian) and the pseudonym; show and
+    a second erase then exit 6 saying "erased"; the access report lists the erasure leaf."""
+    district = fed.departments[0].districts[0]
+    who = ["--given-name", "Nərmin", "--family-name", "Quliyeva", "--born", "2012-01-20"]
+    assert child(fed, "register", "E1", *who, "--sex", "female", "--district", district)[0] == 0
+    assert child(fed, "place", "E1", "--year", "2023/24", "--form", "special_school")[0] == 0
+    receipts = tmp_path / "receipts"
+    receipts.mkdir()
+    code, out, err = child(
+        fed, "erase", "E1", "--reason", "guardian_request", "--receipt-dir", str(receipts),
+        "--language", "ru", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    done = json.loads(out)
+    assert (done["erased"], done["child_id"]) == (True, "E1")
+    pseudonym = done["pseudonym"]
+    assert sorted(p.name for p in receipts.iterdir()) == [
+        f"erasure-{pseudonym}.html",
+        f"erasure-{pseudonym}.json",
+        f"erasure-{pseudonym}.pdf",
+    ]
+    receipt = json.loads((receipts / f"erasure-{pseudonym}.json").read_text("utf-8"))
+    assert (receipt["child_id"], receipt["reason"]) == ("E1", "guardian_request")
+    page = (receipts / f"erasure-{pseudonym}.html").read_text("utf-8")
+    assert "Запись удалена" in page  # in the guardian's language
+    assert "spiffe://" not in page
+
+    for args in (["show", "E1"], ["erase", "E1", "--reason", "guardian_request"]):
+        code, _, err = child(fed, *args)
+        assert code == EXIT_REJECTED
+        assert "erased" in err
+
+    party = fed.nodes[fed.departments[0].id]
+    r = cli("node", "access-report", "E1", "--config", str(party.config), "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    actions = [(a["action"], a["outcome"]) for a in report["accesses"]]
+    assert ("child.erase", "OK") in actions
+    assert actions[-2:] == [("child.read", "NOT_FOUND"), ("child.erase", "NOT_FOUND")]

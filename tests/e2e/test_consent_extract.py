@@ -18,9 +18,11 @@ import pytest
 
 from childreg import csvformat
 from childreg.models import ImportRecord
+from childreg.profile import embedded
 from node.consent.extract import POLICY
 from tests.e2e.conftest import cli, trim
 from tools.clients import importer
+from tools.dev.directory import department_entry, school_entry
 from tools.dev.federation import LocalFederation
 from tools.dev.synth import DepartmentPlan
 
@@ -35,7 +37,11 @@ def world(
     plans, files = synthetic
     root = tmp_path_factory.mktemp("extract")
     fed = LocalFederation(
-        root / "fed", plans[:1], witness=True, node_settings={"audit_checkpoint_seconds": 0.2}
+        root / "fed",
+        plans[:1],
+        witness=True,
+        node_settings={"audit_checkpoint_seconds": 0.2},
+        schools=(SCHOOL, OTHER),
     )
     with fed:
         fed.setup()
@@ -76,13 +82,20 @@ def test_consent_extract_withdraw_and_audit(
             "--guardian", "Leyla Mammadova", "--purpose", "iep_preparation",
             "--school", school_id(fed, SCHOOL), "--from", today.isoformat(),
             "--until", (today + dt.timedelta(days=30)).isoformat(), "--evidence", "form-17",
-            "--receipt-dir", str(tmp_path / "receipts"), "--json")  # fmt: skip
+            "--language", "az", "--receipt-dir", str(tmp_path / "receipts"), "--json")  # fmt: skip
     assert r.returncode == 0, r.stderr
     granted = json.loads(r.stdout)
     grant, consent_id = granted["grant"], granted["consent"]["consent_id"]
     receipt = next((tmp_path / "receipts").glob("*grant.html")).read_text()
     assert "Leyla Mammadova" in receipt
     assert consent_id in receipt
+    plan = fed.departments[0]
+    named = school_entry(embedded(), SCHOOL, plan.districts[0], 1)["names"]["az"]
+    department = department_entry(embedded(), plan.id, plan.region, 1)["names"]["az"]
+    assert named in receipt
+    assert department in receipt
+    assert "spiffe://" not in receipt
+    assert next((tmp_path / "receipts").glob("*grant.pdf")).read_bytes().startswith(b"%PDF-")
     r = cli("node", "extract-key", "--config", str(fed.nodes[dept].config), "--json")
     node_key = json.loads(r.stdout)["extract_key"]
     school_key = tmp_path / "school.key"

@@ -42,7 +42,8 @@ def run(command: str, **fill: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_newcomer_gets_a_schools_extract_from_the_kept_running_demo(tmp_path: Path) -> None:
-    """The printed consent, keygen, request, extract-key and open commands work as printed."""
+    """The printed consent (its receipt naming the demo school), keygen, request,
+    extract-key and open commands work as printed."""
     log = tmp_path / "demo.err"
     with log.open("w", encoding="utf-8") as err:
         demo = subprocess.Popen(
@@ -57,6 +58,11 @@ def test_a_newcomer_gets_a_schools_extract_from_the_kept_running_demo(tmp_path: 
         granted = run(grant_cmd)
         assert granted.returncode == 0, granted.stderr
         grant = json.loads(granted.stdout)["grant"]
+        files = json.loads(granted.stdout)["receipt_files"]
+        receipt = Path(next(f for f in files if f.endswith(".html"))).read_text()
+        assert "nömrəli məktəb" in receipt  # the demo school, by its Azerbaijani name
+        assert "spiffe://" not in receipt
+        assert any(f.endswith(".pdf") for f in files)
         assert run(keygen).returncode == 0
         asked = run(request, GRANT=grant)
         assert asked.returncode == 0, asked.stderr

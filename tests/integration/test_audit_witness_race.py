@@ -99,10 +99,11 @@ class Federation:
     tmp_path: Path
 
 
-@pytest.fixture
-def federation(issue: IssueFn, ca: CertificateAuthority, tmp_path: Path) -> Iterator[Federation]:
-    """A node with a few leaves and a stand-alone witness of its log, both serving."""
-    log, store = new_log()
+def start_federation(
+    log: AuditLog, store: MemoryStore, issue: IssueFn, ca: CertificateAuthority, tmp_path: Path
+) -> Federation:
+    """``log`` served by a node and a stand-alone witness pinned to its key, both serving;
+    stop them with :func:`stop_federation`."""
     node = serve(log, store, issue, tmp_path / "node")
     files = issue("witness", "ombudsman", dns_names=(WITNESS_NAME,), ip_addresses=("127.0.0.1",))
     assert ca.directory is not None
@@ -125,9 +126,22 @@ def federation(issue: IssueFn, ca: CertificateAuthority, tmp_path: Path) -> Iter
         Endpoint(f"127.0.0.1:{app.port}", inspector.directory, WITNESS_NAME, 10.0), verifier
     )
     endpoint = Endpoint(node.address, inspector.directory, NODE_NAME, 10.0)
-    yield Federation(node, app, endpoint, ref, issue("node", DEPARTMENT), tmp_path)
-    node.stop()
-    app.stop(grace=0)
+    return Federation(node, app, endpoint, ref, issue("node", DEPARTMENT), tmp_path)
+
+
+def stop_federation(fed: Federation) -> None:
+    """Stop the node (the one serving now) and the witness."""
+    fed.node.stop()
+    fed.witness.stop(grace=0)
+
+
+@pytest.fixture
+def federation(issue: IssueFn, ca: CertificateAuthority, tmp_path: Path) -> Iterator[Federation]:
+    """A node with a few leaves and a stand-alone witness of its log, both serving."""
+    log, store = new_log()
+    fed = start_federation(log, store, issue, ca, tmp_path)
+    yield fed
+    stop_federation(fed)
 
 
 def checkpointer(fed: Federation, log: AuditLog) -> Checkpointer:

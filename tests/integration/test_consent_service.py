@@ -127,7 +127,9 @@ def test_staff_grant_list_show_withdraw_each_one_leaf(node: Node, tmp_path: Path
     assert "secure" in granted["notice"]
     assert node.store.extract_source(node.keyring.grant_hash(token), "2024/25") is not None
     assert GUARDIAN in (receipts / f"{consent_id}-grant.html").read_text()
-    assert json.loads((receipts / f"{consent_id}-grant.json").read_text())["shared_with"] == SCHOOL
+    assert (receipts / f"{consent_id}-grant.pdf").read_bytes().startswith(b"%PDF-")
+    school = json.loads((receipts / f"{consent_id}-grant.json").read_text())["school"]
+    assert school["id"] == SCHOOL.rsplit("/", 1)[1]
     assert node.log.size == size + 1
 
     code, out, _ = node.cli("list", "--child", "C1", "--json")
@@ -141,6 +143,7 @@ def test_staff_grant_list_show_withdraw_each_one_leaf(node: Node, tmp_path: Path
     assert code == 0
     assert "withdrew" in out
     assert (receipts / f"{consent_id}-withdrawal.html").exists()
+    assert (receipts / f"{consent_id}-withdrawal.pdf").exists()
     code, out, _ = node.cli("withdraw", consent_id)
     assert code == EXIT_REFUSED  # already withdrawn
 
@@ -172,8 +175,38 @@ def test_grant_token_only_in_the_grant_answer(node: Node) -> None:
     assert token not in listed
 
 
+def test_receipts_are_written_by_default_in_the_chosen_language(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --receipt-dir the CLI writes the receipt's HTML and PDF (and JSON) under
+    $XDG_DATA_HOME/childreg/receipts, in the language chosen at the grant, which the
+    withdrawal's receipt keeps."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    home = tmp_path / "data" / "childreg" / "receipts"
+    code, out, exc = node.cli(*grant_args(), "--language", "ru", "--json")
+    assert code == 0, (out, exc)
+    granted = json.loads(out)
+    consent_id = granted["consent"]["consent_id"]
+    stem = home / f"{consent_id}-grant"
+    assert sorted(granted["receipt_files"]) == sorted(
+        str(stem) + suffix for suffix in (".html", ".json", ".pdf")
+    )
+    page = Path(f"{stem}.html").read_text()
+    assert "Согласие дано" in page
+    assert "spiffe://" not in page
+    assert Path(f"{stem}.pdf").read_bytes().startswith(b"%PDF-")
+    assert Path(f"{stem}.pdf").stat().st_mode & 0o077 == 0
+    code, _, _ = node.cli("withdraw", consent_id)
+    assert code == 0
+    withdrawn = (home / f"{consent_id}-withdrawal.html").read_text()
+    assert "Согласие отозвано" in withdrawn
+    assert "Что перестаёт передаваться" in withdrawn
+    assert (home / f"{consent_id}-withdrawal.pdf").exists()
+
+
 def test_invalid_and_unknown_are_rejected_with_one_leaf_each(node: Node) -> None:
-    """Field errors come back named; an unknown child is NOT_FOUND; each is one leaf."""
+    """Field errors come back named (an unknown receipt language too); an unknown child is
+    NOT_FOUND; each is one leaf."""
     size = node.log.size
     code, _, exc = node.cli(*grant_args(**{"--school": "spiffe://other/school/x"}))
     assert code == EXIT_REJECTED
@@ -182,9 +215,15 @@ def test_invalid_and_unknown_are_rejected_with_one_leaf_each(node: Node) -> None
     assert GUARDIAN not in str(exc)
     code, _, _ = node.cli(*grant_args(**{"--child": "C404"}))
     assert code == EXIT_REJECTED
+    code, _, exc = node.cli(*grant_args(), "--language", "xx")
+    assert code == EXIT_REJECTED
+    assert isinstance(exc, CliError)
+    assert {v.field for v in exc.violations} == {"language"}
+    assert node.store.consents_of("C1") == []
     assert [(e.action, e.outcome) for e in node.leaves()[size:]] == [
         ("consent.grant", "INVALID_ARGUMENT"),
         ("consent.grant", "NOT_FOUND"),
+        ("consent.grant", "INVALID_ARGUMENT"),
     ]
 
 

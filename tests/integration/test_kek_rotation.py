@@ -4,7 +4,8 @@ A real SQLCipher node of a few hundred children registered through the registry 
 a wrapped data key, sealed identity and a sealed assessment) has its KEK rotated with
 `childreg node rotate-kek`; then a real subprocess doing the rotation is killed with SIGKILL
 at each of its steps, and the node must open with exactly one of the two KEKs, every child
-intact.
+intact. A child erased before the rotation is skipped, and its old sealed fields open with
+no key of either keyring.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import dataclasses
 import datetime as dt
 import getpass
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,18 +27,25 @@ from typer.testing import CliRunner
 
 from childreg.audit.leaf import AuditEvent
 from childreg.config import load_config
-from childreg.errors import FailedPrecondition, KeyProblem
+from childreg.errors import Erased, FailedPrecondition, KeyProblem
+from childreg.history import ErasureIn
 from childreg.models import AssessmentIn, ChildIn
-from node.audit.log import AuditLog
+from node.audit.actor import Actor, acting_as
 from node.config import NodeConfig
 from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.kek_rotation import DataDirLock, next_keyring_path
-from node.records.registry import Registry
+from node.records.registry import IDENTITY_CONTEXT, Registry
 from node.server import init_node, open_keyring, open_node
-from tests.conftest import FEDERATION, IssueFn
+from tests.conftest import IssueFn
+from tests.integration.stopped_node import (
+    DEPARTMENT,
+    audit_leaves,
+    copy_node,
+    node_config,
+    read_children,
+)
 from tools.cli.main import app
 
-DEPARTMENT = "alpha"
 LOGIN = "ops-1"
 CHILDREN = 300
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,13 +78,7 @@ class Host:
 
     def snapshot(self, new: bool) -> dict[str, str]:
         """Every child as the registry reads it (sealed fields opened), with that KEK."""
-        store, keyring = open_node(self.cfg(new))
-        try:
-            registry = Registry(store, keyring)
-            ids = [f"C{i:04d}" for i in range(CHILDREN)]
-            return {cid: registry.get_child(cid).model_dump_json() for cid in ids}
-        finally:
-            store.close()
+        return read_children(self.cfg(new), CHILDREN)
 
     def opens(self, new: bool) -> bool:
         """Whether the node opens with that KEK."""
@@ -90,23 +91,7 @@ class Host:
 
     def leaves(self, new: bool) -> list[AuditEvent]:
         """Every leaf of the node's log."""
-        store, keyring = open_node(self.cfg(new))
-        try:
-            log = AuditLog(
-                store, keyring.audit_signing_seed(), federation=FEDERATION, department=DEPARTMENT
-            )
-            return [AuditEvent.from_bytes(leaf) for leaf in log.leaves()]
-        finally:
-            store.close()
-
-
-def _config(root: Path, identity: Path, kek: Path) -> dict[str, object]:
-    return {
-        "department_id": DEPARTMENT, "name": "Alpha", "region": "shaki_zagatala",
-        "districts": ["shaki"], "data_dir": str(root / "data"), "identity_dir": str(identity),
-        "kek_file": str(kek), "denylist_file": str(root / "denylist.json"),
-        "statistics_authority_key": str(root / "authority.pub"),
-    }  # fmt: skip
+        return audit_leaves(self.cfg(new))
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +101,10 @@ def template(tmp_path_factory: pytest.TempPathFactory, issue: IssueFn) -> Path:
     identity = issue("node", DEPARTMENT).directory
     generate_key_file(root / "old.key")
     generate_key_file(root / "new.key")
-    (root / "node.toml").write_text(tomli_w.dumps(_config(root, identity, root / "old.key")))
-    (root / "node-new.toml").write_text(tomli_w.dumps(_config(root, identity, root / "new.key")))
+    (root / "node.toml").write_text(tomli_w.dumps(node_config(root, identity, root / "old.key")))
+    (root / "node-new.toml").write_text(
+        tomli_w.dumps(node_config(root, identity, root / "new.key"))
+    )
     cfg = load_config(NodeConfig, root / "node.toml")
     init_node(cfg)
     store, keyring = open_node(cfg)
@@ -149,9 +136,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, issue: IssueFn) -> Path:
 def host(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
     """A fresh copy of the template node, the operator logged in as ``ops-1``."""
     root = tmp_path / "host"
-    shutil.copytree(template, root)
-    for name in ("node.toml", "node-new.toml"):
-        (root / name).write_text((root / name).read_text().replace(str(template), str(root)))
+    copy_node(template, root, ("node.toml", "node-new.toml"))
     monkeypatch.setattr(getpass, "getuser", lambda: LOGIN)
     return Host(root)
 
@@ -211,6 +196,44 @@ def test_after_rotation_the_old_kek_opens_nothing_and_the_new_one_opens_every_ch
     raw = json.dumps(dataclasses.asdict(leaf), default=str)
     for secret in (host.new_kek.read_text().strip(), (host.root / "old.key").read_text().strip()):
         assert secret not in raw
+
+
+def test_rotation_skips_an_erased_child_whose_fields_open_with_no_key(host: Host) -> None:
+    """A child erased before `rotate-kek` is skipped (not refused); afterwards its identity
+    sealed before the erasure opens with no key of the old or the new keyring, nor with any
+    held child's key, and it still reads as erased."""
+    store, keyring = open_node(host.cfg())
+    try:
+        erased = store.get_child("C0007")
+        assert erased is not None
+        with acting_as(Actor.operator(DEPARTMENT, LOGIN)):
+            Registry(store, keyring).erase_child(
+                ErasureIn(child_id="C0007", reason="guardian_request")
+            )
+    finally:
+        store.close()
+    old_keyring = Keyring.open(
+        host.cfg().keyring_path, KekSource.from_key_file(host.root / "old.key")
+    )
+    code, out, exc = rotate_cli(host)
+    assert code == 0, exc
+    assert json.loads(out)["children_rewrapped"] == CHILDREN - 1
+
+    store, new_keyring = open_node(host.cfg(new=True))
+    try:
+        with pytest.raises(Erased):
+            Registry(store, new_keyring).get_child("C0007")
+        rows = [row for page in store.wrapped_keys() for row in page]
+        child_keys = [new_keyring.child_key(c, v, w) for _, c, v, w in rows]
+    finally:
+        store.close()
+    assert "C0007" not in {c for _, c, _, _ in rows}
+    for ring in (old_keyring, new_keyring):
+        kek = ring._kek._key  # the test tries the KEKs themselves
+        lookup = ring._lookup_key
+        for key in (kek, ring.db_key, lookup, ring.search_index_key(), *child_keys):
+            with pytest.raises(KeyProblem, match="does not open"):
+                ring.unseal(key, "C0007", IDENTITY_CONTEXT, erased.sealed_identity)
 
 
 def test_rotation_refuses_while_the_node_serves(host: Host) -> None:

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from childreg.audit.leaf import AuditEvent
 from childreg.config import load_config
-from childreg.errors import InvalidInput
+from childreg.errors import FailedPrecondition, InvalidInput
 from childreg.models import ChildIn
 from node.audit.actor import Actor
 from node.audit.log import AuditLog
@@ -188,4 +188,16 @@ def test_an_operator_login_that_is_no_actor_is_refused_before_anything(
         assert code != 0
         assert isinstance(exc, InvalidInput)
         assert [v.field for v in exc.violations] == ["login"]
+    assert host.leaves() == before
+
+
+def test_retention_without_rules_is_refused_and_leaves_no_leaf(host: Host) -> None:
+    """`node retention --dry-run` on a node with no [retention] rule is refused saying what
+    to set, and neither it nor `--apply` leaves a leaf or erases anything."""
+    before = host.leaves()
+    for mode in ("--dry-run", "--apply"):
+        code, _, exc = host.cli("retention", mode)
+        assert code != 0
+        assert isinstance(exc, FailedPrecondition)
+        assert "[retention]" in str(exc)
     assert host.leaves() == before

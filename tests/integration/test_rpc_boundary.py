@@ -54,6 +54,9 @@ class Exploding(pb_grpc.RecordsServiceServicer):
     def CloseChild(self, request: pb.Closure, context: grpc.ServicerContext) -> pb.Ack:
         return pb.Ack()
 
+    def EraseChild(self, request: pb.Erasure, context: grpc.ServicerContext) -> pb.ErasureReceipt:
+        return pb.ErasureReceipt()
+
     def GetHistory(self, request: pb.ChildRef, context: grpc.ServicerContext) -> pb.History:
         return pb.History()
 

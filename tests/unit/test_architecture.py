@@ -22,6 +22,7 @@ DOMAIN = (
     "node/records",
     "node/statistics",
     "node/consent",
+    "node/receipts",
     "node/audit",
     "node/crypto",
     "node/store",

@@ -1,20 +1,25 @@
-"""`childreg child correct | close | history`: a record's life after registration.
+"""`childreg child correct | close | erase | history`: a record's life after registration.
 
 Kept apart from tools/cli/child.py (finding, registering and recording) so each module
 stays readable; the commands are added to the same `child` group (:func:`add_to`). Each
 is a few lines over one client function of tools/clients/records.py and one audit leaf
-at the node. A correction and a closing always say why; the history shows every version
-of every field with who changed it, when and why.
+at the node. A correction and a closing always say why; an erasure says why with a code
+and gives the guardian a receipt; the history shows every version of every field with
+who changed it, when and why.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from childreg.history import ChildHistory
 from tools.cli.child import IdArg, Opt, ask, done
+from tools.cli.console import err
 from tools.cli.options import IdentityOpt, JsonOpt, NodeOpt, ServerNameOpt, TimeoutOpt
 from tools.clients import records
 from tools.clients.client import Endpoint
@@ -112,6 +117,61 @@ def close(
     done(as_json, "closing", need["child_id"])
 
 
+def erase(
+    node: NodeOpt,
+    identity: IdentityOpt,
+    child_id: IdArg = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help="guardian_request, registered_in_error, legal_order, "
+            "retention_after_closed or retention_after_age.",
+            show_default=False,
+        ),
+    ] = None,
+    receipt_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--receipt-dir",
+            file_okay=False,
+            help="Write the guardian's erasure receipt (.html, .pdf, .json) here "
+            "[default: $XDG_DATA_HOME/childreg/receipts, i.e. ~/.local/share/childreg/receipts].",
+        ),
+    ] = None,
+    language: Annotated[
+        str,
+        typer.Option(
+            "--language",
+            help="The guardian's language for the receipt: en, ru, az or kk "
+            "[default: the country profile's first language].",
+        ),
+    ] = "",
+    server_name: ServerNameOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase a child's record for good (crypto-shredding): it cannot be undone.
+
+    The child's data key is destroyed and every row of it overwritten; only its
+    pseudonym stays, marked erased, with the audit log's entries naming it. Every read
+    of the child answers "erased" afterwards, and tables computed from now on do not
+    count it (tables already published stay as published).
+
+    \b
+    Example:
+      childreg child erase C000124 --reason guardian_request --receipt-dir receipts/
+    """
+    need = ask(child_id=child_id, reason=reason)
+    endpoint = Endpoint(node, identity, server_name, timeout)
+    erased = records.erase_child(endpoint, need["child_id"], need["reason"], receipt_dir, language)
+    if as_json:
+        typer.echo(json.dumps({**dataclasses.asdict(erased), "erased": True}))
+        return
+    err.print(f"erased the record of {erased.child_id}; its pseudonym is {erased.pseudonym}")
+    for path in erased.files:
+        err.print(f"wrote the guardian's erasure receipt {path}")
+
+
 def history(
     node: NodeOpt,
     identity: IdentityOpt,
@@ -156,4 +216,5 @@ def add_to(app: typer.Typer) -> None:
     """Add these commands to the `child` group."""
     app.command("correct")(correct)
     app.command("close")(close)
+    app.command("erase")(erase)
     app.command("history")(history)

@@ -2,9 +2,10 @@
 
 Granting prints the grant the school will hold: it is shown once, never stored in the
 clear, so staff must hand it to the school over a secure channel. Grant and withdrawal
-both give the guardian a receipt; ``--receipt-dir`` writes it as JSON and printable HTML
-(owner-readable only: it names the guardian). The commands are a few lines over
-:mod:`tools.clients.consents`.
+both give the guardian a receipt in the guardian's language (``--language`` at the grant),
+written as printable HTML, PDF and JSON (owner-readable only: it names the guardian) into
+``--receipt-dir`` or, by default, ``~/.local/share/childreg/receipts``. The commands are a
+few lines over :mod:`tools.clients.consents`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ app = typer.Typer(help="Record and withdraw guardians' consents.", no_args_is_he
 ReceiptDirOpt = Annotated[
     Path | None,
     typer.Option(
-        "--receipt-dir", file_okay=False, help="Write the guardian's receipt (.json, .html) here."
+        "--receipt-dir",
+        file_okay=False,
+        help="Write the guardian's receipt (.html, .pdf, .json) here "
+        "[default: $XDG_DATA_HOME/childreg/receipts, i.e. ~/.local/share/childreg/receipts].",
+    ),
+]
+LanguageOpt = Annotated[
+    str,
+    typer.Option(
+        "--language",
+        help="The guardian's language for the receipts: en, ru, az or kk "
+        "[default: the country profile's first language].",
     ),
 ]
 ChildOpt = Annotated[str, typer.Option("--child", help="The child's id at this department.")]
@@ -56,11 +68,15 @@ def grant(
     ],
     server_name: ServerNameOpt = None,
     receipt_dir: ReceiptDirOpt = None,
+    language: LanguageOpt = "",
     timeout: TimeoutOpt = 10.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a guardian's consent and print the grant to hand to the school."""
-    asked = consents.Consent(child, guardian, purpose, school, valid_from, valid_until, evidence)
+    """Record a guardian's consent, print the grant to hand to the school and write the
+    guardian's receipt."""
+    asked = consents.Consent(
+        child, guardian, purpose, school, valid_from, valid_until, evidence, language
+    )
     done = consents.grant(Endpoint(node, identity, server_name, timeout), asked, receipt_dir)
     if as_json:
         data = {"consent": done.consent, "grant": done.grant}
@@ -84,7 +100,8 @@ def withdraw(
     timeout: TimeoutOpt = 10.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Withdraw a consent now: its grant stops working immediately."""
+    """Withdraw a consent now (its grant stops working immediately) and write the
+    guardian's receipt, in the language chosen at the grant."""
     endpoint = Endpoint(node, identity, server_name, timeout)
     done = consents.withdraw(endpoint, consent_id, receipt_dir)
     if as_json:

@@ -29,7 +29,7 @@ from childreg import logsetup
 from childreg.errors import ChildregError
 from tools.cli import audit as cli_audit
 from tools.cli import child as cli_child
-from tools.cli import child_life
+from tools.cli import child_life, node_keys, node_retention
 from tools.cli import consent as cli_consent
 from tools.cli import coordinator as cli_coordinator
 from tools.cli import dev as cli_dev
@@ -49,6 +49,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+node_keys.add_to(cli_node.app)
+node_retention.add_to(cli_node.app)
 app.add_typer(cli_node.app, name="node")
 child_life.add_to(cli_child.app)
 app.add_typer(cli_child.app, name="child")

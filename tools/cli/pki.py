@@ -5,13 +5,15 @@ The commands are a few lines over :mod:`childreg.pki` and :mod:`tools.clients.op
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from childreg.pki import ROLES, CertificateAuthority
+from childreg.pki import ROLES, CertificateAuthority, IdentityFiles
+from childreg.pki_renew import renew_identity
 from childreg.revocation import DENYLIST_FILE
 from tools.cli.console import err, out
 from tools.cli.options import JsonOpt
@@ -58,6 +60,56 @@ def issue(
     """Issue an identity spiffe://<federation>/<role>/<id> signed by the CA."""
     files = operator.issue(ca_dir, role, ident, out_dir, dns=dns or (), ip=ip or (), hours=hours)
     err.print(f"issued {files.spiffe_id()} into {out_dir}")
+
+
+@app.command(
+    epilog="Example: copy the server's tls.crt into ./renew/alpha, then `childreg pki renew "
+    "./renew/alpha --ca-dir ca` and copy tls.crt back into the server's identity_dir; the "
+    "running server serves it on its next connection (docs/operations.md).",
+)
+def renew(
+    identity_dir: Annotated[
+        Path,
+        typer.Argument(help="The identity directory whose tls.crt to renew (written in place)."),
+    ],
+    ca_dir: CaDirOpt,
+    hours: Annotated[
+        float | None,
+        typer.Option(help="Validity in hours (default: the role's, as for `pki issue`).", min=0.1),
+    ] = None,
+    new_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-key",
+            help="Also make a new key pair and replace tls.key (the key then travels back to "
+            "its owner: move it securely).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Renew a service's or person's certificate before it expires, keeping the identity.
+
+    The new certificate has a new serial and validity and the same SPIFFE id, DNS names,
+    addresses and usages, and by default the same key (only tls.crt changes, atomically).
+    A running node, coordinator or witness serves it from its next connection on, with no
+    restart; a client uses it from its next call. Refused for a revoked certificate or one
+    another CA issued. The old certificate stays valid until it expires: revoke it with
+    `childreg pki revoke SERIAL` if it must stop working at once.
+    """
+    validity = None if hours is None else dt.timedelta(hours=hours)
+    done = renew_identity(
+        CertificateAuthority.load(ca_dir), IdentityFiles(identity_dir), validity=validity,
+        new_key=new_key,
+    )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(done.to_json()))
+        return
+    err.print(
+        f"renewed {done.spiffe_id}: serial {done.new_serial:x} (was {done.old_serial:x}), "
+        f"valid until {done.not_after:%Y-%m-%d %H:%M} UTC; copy {identity_dir / 'tls.crt'} "
+        + ("and tls.key " if done.new_key else "")
+        + "back into the party's identity directory"
+    )
 
 
 @app.command()

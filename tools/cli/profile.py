@@ -44,7 +44,8 @@ def export(
     chosen = profiles.export_profile(country, federation, out_file)
     err.print(
         f"wrote the {chosen.country} profile for {chosen.federation} to {out_file}; "
-        "check its units against the official classifier, then sign it",
+        "check its units against the official classifier, add your departments and schools "
+        "to its directory (docs/country-profile.md), then sign it",
         markup=False,
     )
 
@@ -64,8 +65,10 @@ def sign(
     chosen, signer = profiles.sign_profile_file(source, key, out_file)
     units = sum(len(r.districts) for r in chosen.regions)
     err.print(f"signed profile {chosen.federation} version {chosen.version}: "
-              f"{len(chosen.regions)} regions, {units} districts; key id {signer}; "
-              f"wrote {out_file}", markup=False)  # fmt: skip
+              f"{len(chosen.regions)} regions, {units} districts, "
+              f"{len(chosen.directory.departments)} departments and "
+              f"{len(chosen.directory.schools)} schools in its directory, times in "
+              f"{chosen.timezone}; key id {signer}; wrote {out_file}", markup=False)  # fmt: skip
 
 
 @app.command()
@@ -76,7 +79,8 @@ def show(
     language: Annotated[str, typer.Option(help="Names in this language.")] = "en",
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a signed profile, then list its regions and districts.
+    """Verify a signed profile, then list its regions and districts (and, with --json,
+    its directory of departments and schools and its code names).
 
     \b
     Example:
@@ -98,6 +102,9 @@ def show(
         table.add_row(f"{r['name']} ({r['code']})", names)
     table.caption = (
         f"academic year starts {chosen.calendar.year_starts} (MM-DD), census day "
-        f"{chosen.calendar.census_day}; languages {', '.join(chosen.languages)}"
+        f"{chosen.calendar.census_day}; languages {', '.join(chosen.languages)}; times in "
+        f"{chosen.timezone}; directory: {len(summary['departments'])} department(s), "
+        f"{len(summary['schools'])} school(s); names for {len(summary['code_names'])} code "
+        "list(s) (--json lists them all)"
     )
     out.print(table)

@@ -96,6 +96,7 @@ def write_bundle(
         created=utc_now(),
         proofs=proofs,
         consistency=links,
+        key_transitions=fetched.transitions,
     )
     tmp = out_file.with_name(out_file.name + ".tmp")
     tmp.write_text(bundle_text(made), encoding="utf-8")

@@ -37,12 +37,14 @@ from childreg.audit.checkpoint import Checkpoint
 from childreg.audit.leaf import ACTIONS, AuditEvent
 from childreg.audit.note import NoteVerifier, note_text
 from childreg.audit.verify import (
+    BAD_SIGNATURE,
     Problem,
     VerificationReport,
     check_witnessed,
     verify_log,
 )
-from childreg.errors import InvalidInput
+from childreg.errors import ChildregError, InvalidInput
+from childreg.key_transition import LogKeys
 from childreg.pki import SpiffeId
 from childreg.v1 import audit_pb2 as apb
 from childreg.v1 import audit_pb2_grpc as apb_grpc
@@ -103,6 +105,7 @@ class Fetched:
     note: str
     leaves: list[bytes]
     consistency: list[bytes] | None = None
+    transitions: tuple[str, ...] = ()  # the log key's transition statements, oldest first
 
 
 def size_of(note: str) -> int | None:
@@ -136,7 +139,7 @@ def fetch(endpoint: Endpoint, previous: str | None, progress: Console | None = N
         if old is not None and old <= size:
             asked = apb.ConsistencyRequest(old_size=old, new_size=size)
             proof = list(paced(endpoint, "consistency", stub.ConsistencyProof, asked).hashes)
-    return Fetched(reply.note, leaves, proof)
+    return Fetched(reply.note, leaves, proof, tuple(reply.key_transitions))
 
 
 class StateDir:
@@ -227,9 +230,11 @@ def witnessed_problems(
     fetched: Fetched,
     verifier: NoteVerifier,
     endpoint: Endpoint | None = None,
+    keys: LogKeys | None = None,
 ) -> Witnessed:
     """What each witness holds, checked against the leaves the node served; a witnessed
-    size beyond them must be proved an extension by the node at ``endpoint``."""
+    size beyond them must be proved an extension by the node at ``endpoint``. ``keys``
+    gives the node's key for each witnessed size (after a rotation of its log key)."""
     problems: list[Problem] = []
     contradicted: str | None = None
     sizes: list[int] = []
@@ -251,7 +256,8 @@ def witnessed_problems(
             if held > len(fetched.leaves) and endpoint is not None:
                 proof = _extension_proof(endpoint, len(fetched.leaves), held)
         notes.append((state.note, proof))
-        found = check_witnessed(fetched.leaves, state.note, verifier, w.verifier, proof)
+        node_key = verifier if keys is None else keys.at_note(state.note)
+        found = check_witnessed(fetched.leaves, state.note, node_key, w.verifier, proof)
         if found and contradicted is None:
             contradicted = state.note
         problems += found
@@ -281,10 +287,22 @@ def fetch_verified(
     held = None if state is None else StateDir(state, verifier.name)
     previous = None if held is None else held.previous()
     fetched = fetch(endpoint, previous, progress)
+    try:  # the pinned key, or the one its transition statements lead to, for each size
+        keys = LogKeys(verifier, fetched.transitions)
+    except ChildregError as exc:
+        problem = Problem(BAD_SIGNATURE, f"the node's key-transition statements: {exc}")
+        report = VerificationReport(verifier.name, None, None, (problem,))
+        return Verified(report, fetched, None, None, previous)
     report = verify_log(
-        fetched.note, fetched.leaves, verifier, previous=previous, consistency=fetched.consistency
+        fetched.note,
+        fetched.leaves,
+        keys.at_note(fetched.note),
+        origin=verifier.name,
+        previous=previous,
+        consistency=fetched.consistency,
+        previous_verifier=None if previous is None else keys.at_note(previous),
     )
-    held_by = witnessed_problems(witnesses, fetched, verifier, endpoint)
+    held_by = witnessed_problems(witnesses, fetched, verifier, endpoint, keys)
     witnessed = held_by.contradicted
     if held_by.problems:
         report = replace(report, problems=(*report.problems, *held_by.problems))

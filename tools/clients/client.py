@@ -28,6 +28,7 @@ from childreg.errors import (
 )
 from childreg.pki import IdentityFiles
 from childreg.rpc import TlsMaterial, error_class_of, secure_channel, violations_from_error
+from childreg.server_check import check_endpoint
 
 #: Documented exit codes of every `childreg` command (docs/cli.md).
 EXIT_OK = 0
@@ -116,7 +117,9 @@ class Endpoint:
     timeout: float = DEFAULT_TIMEOUT
 
     def channel(self) -> grpc.Channel:
-        """A mutual-TLS channel to the server using our identity."""
+        """A mutual-TLS channel to the server using our identity; PermissionDenied if the
+        server presents a certificate on the deny-list in our identity directory."""
+        check_endpoint(self.address, self.identity_dir, self.server_name, self.timeout)
         tls = TlsMaterial.from_dir(IdentityFiles(self.identity_dir))
         return secure_channel(self.address, tls, self.server_name)
 

@@ -2,8 +2,10 @@
 
 Granting returns the grant the school will hold: it is shown once, never stored in the
 clear, so staff must hand it to the school over a secure channel. Grant and withdrawal
-both give the guardian a receipt, written here as JSON and printable HTML, owner-readable
-only (it names the guardian).
+both give the guardian a receipt, which the node renders from its templates in the
+guardian's language (node/consent/receipts.py); it is written here as printable HTML, as
+PDF and as JSON, owner-readable only (it names the guardian), by default under
+:func:`tools.clients.receipts.default_receipt_dir`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from pathlib import Path
 
 from google.protobuf.json_format import MessageToJson
 
-from childreg.secretfile import write_private
 from childreg.v1 import consent_pb2 as cpb
 from childreg.v1 import consent_pb2_grpc as cpb_grpc
 from tools.clients.client import Endpoint, call
+from tools.clients.receipts import write_receipt
 
 GRANT_NOTICE = (
     "Give this grant to the school over a secure channel (in person or encrypted); it is "
@@ -35,6 +37,8 @@ class Consent:
     valid_from: str
     valid_until: str
     evidence: str
+    #: The guardian's language for the receipts ("" = the country profile's first).
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,15 +68,9 @@ def consent_dict(consent: cpb.Consent) -> dict[str, str]:
 
 
 def _write_receipt(directory: Path | None, receipt: cpb.ConsentReceipt, kind: str) -> list[str]:
-    if directory is None:
-        return []
     stem = f"{receipt.consent.consent_id}-{kind}"
-    written = []
-    for suffix, text in ((".json", receipt.receipt_json), (".html", receipt.receipt_html)):
-        path = directory / (stem + suffix)
-        write_private(path, text.encode("utf-8"))
-        written.append(str(path))
-    return written
+    html, pdf, data = receipt.receipt_html, receipt.receipt_pdf, receipt.receipt_json
+    return write_receipt(directory, stem, html, pdf, data)
 
 
 def grant(endpoint: Endpoint, consent: Consent, receipt_dir: Path | None) -> Receipted:
@@ -85,6 +83,7 @@ def grant(endpoint: Endpoint, consent: Consent, receipt_dir: Path | None) -> Rec
         valid_from=consent.valid_from,
         valid_until=consent.valid_until,
         evidence_ref=consent.evidence,
+        language=consent.language,
     )
     with endpoint.channel() as channel:
         stub = cpb_grpc.ConsentServiceStub(channel)

@@ -66,8 +66,9 @@ def read_profile(file: Path, authority: str, federation: str | None) -> tuple[pr
 
 
 def profile_summary(p: profile.Profile, language: str = "en") -> dict[str, Any]:
-    """What `stats profile show` prints: federation, calendar, languages, every region
-    with its districts' codes and names."""
+    """What `stats profile show` prints: federation, calendar, languages, time zone, every
+    region with its districts' codes and names, the directory's departments and schools,
+    and the names of each code list's codes."""
     shown = language if language in p.languages else p.languages[0]
     return {
         "federation": p.federation,
@@ -84,5 +85,21 @@ def profile_summary(p: profile.Profile, language: str = "en") -> dict[str, Any]:
             }
             for r in p.regions
         ],
+        "timezone": p.timezone,
+        "departments": [
+            {
+                "id": d.id,
+                "name": p.name_in(d.names, shown),
+                "address": p.name_in(d.address, shown),
+                "phone": d.phone or "",
+                "email": d.email or "",
+            }
+            for d in p.directory.departments
+        ],
+        "schools": [{"id": s.id, "name": p.name_in(s.names, shown)} for s in p.directory.schools],
+        "code_names": {
+            listed: {code: p.code_name(listed, code, language) for code in named}
+            for listed, named in p.code_names.items()
+        },
         "source": p.source,
     }

@@ -15,6 +15,8 @@ not check codes against a list of its own, which could differ from the node's.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypedDict, TypeVar
 
 import grpc
@@ -26,6 +28,7 @@ from childreg.v1 import records_pb2 as pb
 from childreg.v1 import records_pb2_grpc as pb_grpc
 from node.rpc import convert, convert_history
 from tools.clients.client import Endpoint, call
+from tools.clients.receipts import write_receipt
 
 
 class ChildFields(TypedDict, total=False):
@@ -186,6 +189,38 @@ def correct_child(endpoint: Endpoint, correction: CorrectionFields) -> None:
 def close_child(endpoint: Endpoint, closure: ClosureFields) -> None:
     """Close a child's record from a date on, with the reason."""
     _records(endpoint, "close", lambda stub: stub.CloseChild, pb.Closure(**closure))
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What the node answered to an erasure: the pseudonym, when, the receipt files."""
+
+    child_id: str
+    pseudonym: str
+    erased_at: str
+    files: list[str]
+
+
+def erase_child(
+    endpoint: Endpoint, child_id: str, reason: str, receipt_dir: Path | None, language: str = ""
+) -> Erased:
+    """Erase a child's record (crypto-shredding); the guardian's receipt, in ``language``
+    ("" for the profile's first), is written as ``erasure-<pseudonym>.html``, ``.pdf`` and
+    ``.json`` into ``receipt_dir`` (the default receipt directory when None)."""
+    reply = _records(
+        endpoint,
+        "erase",
+        lambda stub: stub.EraseChild,
+        pb.Erasure(child_id=child_id, reason=reason, language=language),
+    )
+    files = write_receipt(
+        receipt_dir,
+        f"erasure-{reply.pseudonym}",
+        reply.receipt_html,
+        reply.receipt_pdf,
+        reply.receipt_json,
+    )
+    return Erased(child_id, reply.pseudonym, reply.erased_at, files)
 
 
 def read_history(endpoint: Endpoint, child_id: str) -> ChildHistory:

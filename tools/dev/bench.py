@@ -19,7 +19,8 @@
     (tools/dev/bench_extract.py);
 (g) the national round under secure aggregation ÷ the stage-1 round, at the same sizes as
     (b), in the same federation (tools/dev/bench_secagg.py);
-(k) dropout-tolerant secure rounds with the nodes in process: a round with 1 of 50
+(k) the guardian's receipt: its PDF render ÷ its HTML render (tools/dev/bench_receipts.py);
+(o) dropout-tolerant secure rounds with the nodes in process: a round with 1 of 50
     departments down ÷ one with none, and the coordinator's time per round at 50, 100 and
     200 departments (tools/dev/bench_dropout.py).
 
@@ -72,6 +73,7 @@ from tools.dev import (
     bench_dropout,
     bench_extract,
     bench_kek,
+    bench_receipts,
     bench_search,
     bench_secagg,
     synth,
@@ -109,7 +111,7 @@ class Sizes:
     search_queries: int
     search_registrations: int
     kek_children: int = bench_kek.GOAL_CHILDREN  # (j): children whose keys are rewrapped
-    dropout_departments: tuple[int, ...] = (50, 100, 200)  # (k), nodes in process
+    dropout_departments: tuple[int, ...] = (50, 100, 200)  # (o), nodes in process
 
 
 FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)
@@ -459,6 +461,10 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
             "kek_rotation": bench_kek.measure_kek_rotation(
                 list(scaled(base, sizes.kek_children, "kek")), root, say
             ),
+            "receipts": _say_then(
+                say, "(k) the guardian's receipt as HTML and as PDF",
+                lambda: bench_receipts.measure_receipts(5 * sizes.repeats),
+            ),
             "dropout_rounds": bench_dropout.measure_dropout_rounds(
                 root, sizes.dropout_departments, sizes.repeats, say
             ),
@@ -581,6 +587,14 @@ def render(result: dict[str, Any]) -> Table:
         f"{kek['children_per_second']:,} children/s",
         f"{kek['seconds_for_100000']} s for 100,000",
         f"≤ {kek['goal_seconds_for_100000']} s for 100,000",
+    )
+    rec = result["receipts"]
+    table.add_row(
+        f"guardian's receipt as PDF, p95 of {rec['samples']} (WeasyPrint, fonts embedded)",
+        f"{rec['pdf_p95_ms']} ms",
+        f"{rec['html_p95_ms']} ms the same receipt as HTML (template)",
+        f"{rec['ratio']}",
+        f"≤ {rec['goal_pdf_p95_ms']:.0f} ms",
     )
     drop = result["dropout_rounds"]
     one = drop["one_down"]

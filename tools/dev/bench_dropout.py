@@ -1,4 +1,4 @@
-"""`childreg bench` (k): dropout-tolerant secure rounds — a department down, and the
+"""`childreg bench` (o): dropout-tolerant secure rounds — a department down, and the
 coordinator's share of a round as the federation grows.
 
 Why this module exists: issue 19 asks that a round survive a department going down at
@@ -232,14 +232,14 @@ def _round(
 def measure_dropout_rounds(
     root: Path, sizes: Sequence[int], repeats: int, say: Say
 ) -> dict[str, Any]:
-    """(k) the coordinator's time per round at each size (nodes in process), and at the
+    """(o) the coordinator's time per round at each size (nodes in process), and at the
     smallest size a round with one department down ÷ one with none (wall time)."""
     authority = SigningKey.generate()
     blob = _catalogue(authority)
     per_size: list[dict[str, Any]] = []
     down_ratio: dict[str, Any] = {}
     for n in sorted(sizes):
-        say(f"(k) dropout-tolerant secure rounds over {n} departments in process")
+        say(f"(o) dropout-tolerant secure rounds over {n} departments in process")
         with tempfile.TemporaryDirectory(dir=root) as tmp:
             stubs, roster_blob, clock = _federation(Path(tmp), n, authority)
             listed = verify_roster(roster_blob, authority.verify_key, federation=FEDERATION)
@@ -278,7 +278,7 @@ def measure_dropout_rounds(
                             cpu = time.thread_time() - cpu_started
                             gc.unfreeze()
                         if len(dropped) != (label == "one"):
-                            raise RuntimeError(f"(k) expected {label} down, got {dropped}")
+                            raise RuntimeError(f"(o) expected {label} down, got {dropped}")
                         walls[label].append(wall)
                         cpus[label].append(cpu)
                         if label == "none":

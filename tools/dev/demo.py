@@ -217,7 +217,7 @@ def extract_commands(fed: LocalFederation, child_id: str, key_dir: Path) -> list
         f"childreg consent grant {at} --identity {fed.identity(f'staff-{dept}')} "
         f"--child {child_id} --guardian 'Demo Guardian' --purpose iep_preparation "
         f"--school {school} --from {today} --until {today + dt.timedelta(days=30)} "
-        "--evidence demo-form --json",
+        f"--evidence demo-form --language az --receipt-dir {key_dir / 'receipts'} --json",
         f"childreg extract keygen --out {key}",
         f"childreg extract request --grant GRANT {at} "
         f"--identity {fed.identity(f'school-{DEMO_SCHOOL}')} --key-file {key} "
@@ -237,7 +237,8 @@ def _wait_for_interrupt(fed: LocalFederation, say: Say, child_id: str) -> None:
         f"--coordinator {fed.coordinator.address} "
         f"--server-name {fed.coordinator.server_name} "
         f"--identity {fed.identity('statistician')}\n"
-        "a school's extract for one child (GRANT: the grant the first command prints; "
+        "a school's extract for one child (GRANT: the grant the first command prints, which "
+        f"also writes the guardian's receipt, HTML and PDF, into {fed.root / 'receipts'}; "
         "NODE_KEY: the extract_key the fourth prints):\n"
         f"{steps}\n"
         "press Ctrl-C to stop"

@@ -44,6 +44,7 @@ from node.crypto.keys import KekSource, Keyring, generate_key_file
 from node.server import init_node
 from node.statistics.aggregation import roster_entry
 from tools.clients.client import Endpoint
+from tools.dev.directory import with_directory
 from tools.dev.synth import DepartmentPlan
 from witness.config import generate_witness_key
 
@@ -159,6 +160,9 @@ class LocalFederation:
     aggregation: str | None = None
     #: The roster's c: departments each secure round assumes may collude.
     colluders: int = 1
+    #: Schools the signed profile's directory names (each after the first department's
+    #: first district), so their receipts name them; other schools show their id.
+    schools: tuple[str, ...] = ("demo-school",)
 
     # ----- layout ---------------------------------------------------------------------
     def identity(self, name: str) -> Path:
@@ -241,6 +245,13 @@ class LocalFederation:
         self.sign_catalogue(self.catalogue or default_catalogue(self.federation))
         self.say("signed the table catalogue with a new statistics-authority key")
         country = (self.profile or active()).for_federation(self.federation)
+        if not country.directory.departments and self.departments:
+            home = self.departments[0].districts[0]
+            country = with_directory(
+                country,
+                [(plan.id, plan.region) for plan in self.departments],
+                [(school, home) for school in self.schools],
+            )
         key = load_signing_key(self.authority_dir / "authority.key")
         self.profile_file.write_bytes(sign_profile(country, key))
         self.say(f"signed the country profile ({country.country}) with the same key")

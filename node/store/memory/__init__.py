@@ -13,6 +13,7 @@ from __future__ import annotations
 from node.store.base import RecordStore
 from node.store.memory.audit import MemoryAudit
 from node.store.memory.consents import MemoryConsents
+from node.store.memory.erasure import MemoryErasure
 from node.store.memory.history import MemoryHistory
 from node.store.memory.ledger import MemoryLedger
 from node.store.memory.records import MemoryRecords
@@ -28,6 +29,7 @@ class MemoryStore(
     MemoryConsents,
     MemorySearch,
     MemoryHistory,
+    MemoryErasure,
     RecordStore,
 ):
     """Records in dictionaries, guarded by one re-entrant lock."""

@@ -55,3 +55,13 @@ class MemoryAudit(MemoryBase, AuditStore):
                 return None
             key = max(held) if size is None else size
             return (key, held[key]) if key in held else None
+
+    def add_key_transition(self, which: str, note: str) -> None:
+        """Keep a signed key-transition statement of the ``which`` signing key."""
+        with self._lock, self.atomic():
+            self._writable().transitions.append((which, note))
+
+    def key_transitions(self) -> list[tuple[str, str]]:
+        """Every key-transition statement kept, as (which key, signed note), oldest first."""
+        with self._lock:
+            return list(self._live().transitions)

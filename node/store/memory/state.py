@@ -27,6 +27,7 @@ from node.store.types import (
     StoredChild,
     StoredClosure,
     StoredConsent,
+    StoredErasure,
     StoredEvent,
     StoredPlacement,
 )
@@ -50,6 +51,8 @@ class _State:
     by_token: dict[bytes, set[str]] = field(default_factory=dict)
     events: dict[str, list[StoredEvent]] = field(default_factory=dict)  # histories
     closures: dict[str, StoredClosure] = field(default_factory=dict)
+    erasures: dict[bytes, StoredErasure] = field(default_factory=dict)  # by pseudonym
+    transitions: list[tuple[str, str]] = field(default_factory=list)  # signing-key changes
 
     def copy(self) -> _State:
         return _State(
@@ -69,6 +72,8 @@ class _State:
             {k: set(v) for k, v in self.by_token.items()},
             {k: list(v) for k, v in self.events.items()},
             dict(self.closures),
+            dict(self.erasures),
+            list(self.transitions),
         )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from node.store.base import RecordStore
 from node.store.sqlcipher.audit import SqlCipherAudit
 from node.store.sqlcipher.consents import SqlCipherConsents
+from node.store.sqlcipher.erasure import SqlCipherErasure
 from node.store.sqlcipher.history import SqlCipherHistory
 from node.store.sqlcipher.keys import SqlCipherKeys
 from node.store.sqlcipher.ledger import SqlCipherLedger
@@ -30,6 +31,7 @@ class SqlCipherStore(
     SqlCipherConsents,
     SqlCipherSearch,
     SqlCipherHistory,
+    SqlCipherErasure,
     SqlCipherKeys,
     RecordStore,
 ):

@@ -77,3 +77,15 @@ class SqlCipherAudit(SqlCipherBase, AuditStore):
         else:
             rows = self._query("SELECT size, note FROM audit_checkpoint WHERE size = ?", (size,))
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def add_key_transition(self, which: str, note: str) -> None:
+        """Keep a signed key-transition statement of the ``which`` signing key."""
+        with self.atomic():
+            self._conn.execute(
+                "INSERT INTO key_transition(which, note) VALUES (?, ?)", (which, note)
+            )
+
+    def key_transitions(self) -> list[tuple[str, str]]:
+        """Every key-transition statement kept, as (which key, signed note), oldest first."""
+        rows = self._query("SELECT which, note FROM key_transition ORDER BY seq")
+        return [(str(which), str(note)) for which, note in rows]

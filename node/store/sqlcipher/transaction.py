@@ -33,6 +33,11 @@ class SqlCipherBase(Transactional):
         self._nesting = BlockNesting()
         self._viewer: int | None = None  # the thread inside read_view(), if any
         self._closed = False
+        #: Set by a write whose old page versions must not linger in the WAL (an erasure):
+        #: the transaction that commits it then checkpoints and truncates the WAL.
+        self._truncate_wal_after_commit = False
+        #: A truncation a reader held back: retried after each commit and each read's end.
+        self._truncate_wal_pending = False
 
     @classmethod
     def open(cls, path: Path, key_hex: str, *, create: bool = False) -> Self:
@@ -57,9 +62,33 @@ class SqlCipherBase(Transactional):
             yield
             self._conn.execute("COMMIT")
         except BaseException:
+            self._truncate_wal_after_commit = False
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
+        if self._truncate_wal_after_commit or self._truncate_wal_pending:
+            self._truncate_wal_after_commit = False
+            self._truncate_wal()
+
+    def _truncate_wal(self) -> None:
+        """Checkpoint and truncate the WAL (under the writer's lock, outside a transaction).
+
+        A reader inside a read transaction keeps the frames it reads, and a WAL that is
+        only reused keeps its old frames past the new ones, so a truncation that could not
+        finish stays pending and is retried after the next commit or read.
+        """
+        busy, frames, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        self._truncate_wal_pending = bool(busy) or frames != 0
+
+    def _retry_truncate_wal(self) -> None:
+        """Retry a pending truncation now if the writer is free (never waits for it)."""
+        if not self._truncate_wal_pending or not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._nesting.owner is None and not self._closed:
+                self._truncate_wal()
+        finally:
+            self._lock.release()
 
     @contextmanager
     def read_view(self) -> Iterator[None]:
@@ -77,6 +106,7 @@ class SqlCipherBase(Transactional):
                 self._viewer = None
                 if self._reader.in_transaction:
                     self._reader.execute("COMMIT")
+        self._retry_truncate_wal()
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         """Every row of a read: on the writer inside this thread's atomic(), else the reader."""

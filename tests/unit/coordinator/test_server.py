@@ -27,7 +27,9 @@ class RecordingWitness:
     def __init__(self) -> None:
         self.closed = False
 
-    def add_checkpoint(self, note: str, old_size: int, proof: Sequence[bytes]) -> str:
+    def add_checkpoint(
+        self, note: str, old_size: int, proof: Sequence[bytes], transitions: Sequence[str] = ()
+    ) -> str:
         raise AssertionError("a coordinator that refuses to start cosigns nothing")
 
     def state(self, origin: str) -> str | None:

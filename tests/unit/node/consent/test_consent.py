@@ -19,7 +19,7 @@ from childreg.errors import FailedPrecondition, InvalidInput, NotFound
 from childreg.history import Closure
 from childreg.models import ChildIn
 from node.consent.desk import GRANT_RE, ConsentDesk, ConsentIn
-from node.consent.receipts import receipt_html, receipt_json
+from node.consent.receipts import DepartmentReceipts
 from node.crypto.keys import Keyring
 from node.records.registry import Registry
 from node.store.base import RecordStore
@@ -78,7 +78,7 @@ def test_grant_keeps_only_the_grant_hash_and_a_sealed_guardian(
     assert token.encode() not in repr(row).encode()
     assert GUARDIAN.encode() not in row.sealed_guardian
     assert GUARDIAN not in repr(row)
-    assert desk.guardian_of(row) == GUARDIAN
+    assert desk.guardian_and_language(row)[0] == GUARDIAN
     _, second = desk.grant(desk.parse(consent_data()), "staff")
     assert second != token
     store.close()  # flush everything to disk before looking at the bytes
@@ -170,29 +170,42 @@ def test_grant_rechecks_a_model_built_elsewhere(desk: ConsentDesk) -> None:
 def test_receipts_say_what_who_why_until_and_how_to_withdraw(desk: ConsentDesk) -> None:
     """Both forms carry the shared fields, school, purpose, dates and withdrawal advice."""
     stored, token = desk.grant(desk.parse(consent_data()), "staff")
-    data = json.loads(receipt_json(stored, GUARDIAN, "grant"))
+    receipts = DepartmentReceipts("")
+    data = json.loads(receipts.consent(stored, GUARDIAN, "grant", "en").json())
     assert data["consent_id"] == stored.consent_id
-    assert data["shared_with"] == SCHOOL
+    assert data["school"] == {"id": "school-7", "name": "school-7"}
     assert data["purpose"] == "iep_preparation"
     assert data["valid_until"] == "2026-02-28"
     assert any("functioning profile" in f for f in data["shared_fields"])
-    assert stored.consent_id in data["how_to_withdraw"]
-    page = receipt_html(stored, GUARDIAN, "grant")
-    for needle in (SCHOOL, stored.consent_id, "2026-02-28", "How to withdraw", "ICF-CY"):
+    page = receipts.consent(stored, GUARDIAN, "grant", "en").html
+    for needle in ("school-7", stored.consent_id, "February 28, 2026", "How to withdraw", "ICF-CY"):
         assert needle in page
+    assert "spiffe://" not in page
     assert token not in page
     assert token not in json.dumps(data)
     withdrawn = desk.withdraw(stored.consent_id, "staff")
-    assert "withdrawn" in receipt_html(withdrawn, GUARDIAN, "withdrawal")
-    assert json.loads(receipt_json(withdrawn, GUARDIAN, "withdrawal"))["withdrawn_at"]
+    assert "withdrawn" in receipts.consent(withdrawn, GUARDIAN, "withdrawal", "en").html
+    assert json.loads(receipts.consent(withdrawn, GUARDIAN, "withdrawal", "").json())[
+        "withdrawn_at"
+    ]
 
 
-def test_receipt_html_escapes_values(desk: ConsentDesk) -> None:
-    """A guardian's name or evidence reference cannot inject markup."""
-    evil = '<script>alert("x")</script>'
-    stored, _ = desk.grant(desk.parse(consent_data(evidence_ref=evil)), "staff")
-    page = receipt_html(stored, "A & <b>B</b>", "grant")
-    assert "<script>" not in page
-    assert "<b>B</b>" not in page
-    assert "&lt;script&gt;" in page
-    assert "A &amp; &lt;b&gt;B&lt;/b&gt;" in page
+def test_the_guardians_language_is_kept_sealed_with_the_consent(
+    desk: ConsentDesk, store: RecordStore
+) -> None:
+    """The language chosen at the grant comes back for the withdrawal's receipt; with none
+    chosen it is the profile's first (az); it is not in the stored row in the clear."""
+    stored, _ = desk.grant(desk.parse(consent_data(language="ru")), "staff")
+    assert desk.guardian_and_language(stored) == (GUARDIAN, "ru")
+    row = store.get_consent(stored.consent_id)
+    assert row is not None
+    assert b"ru" not in row.sealed_guardian
+    default, _ = desk.grant(desk.parse(consent_data()), "staff")
+    assert desk.guardian_and_language(default) == (GUARDIAN, "az")
+
+
+def test_an_unknown_language_is_refused_naming_the_field(desk: ConsentDesk) -> None:
+    """A receipt language childreg does not speak is refused, naming ``language``."""
+    with pytest.raises(InvalidInput) as caught:
+        desk.parse(consent_data(language="xx"))
+    assert [v.field for v in caught.value.violations] == ["language"]

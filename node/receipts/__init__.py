@@ -1,0 +1,1 @@
+"""Documents a node hands a guardian: receipts rendered from templates (see render.py)."""
