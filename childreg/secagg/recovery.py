@@ -367,7 +367,7 @@ def open_key_shares(
 
 def _names(value: Any) -> list[str] | None:
     """``value`` if it is a list of strings (parsed JSON), else None."""
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and set(map(type, value)) <= {str}:  # json.loads: exact types
         return value
     return None
 

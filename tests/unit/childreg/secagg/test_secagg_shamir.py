@@ -87,6 +87,34 @@ def test_cached_weights_rebuild_many_secrets_from_the_same_holders() -> None:
         assert shamir.reconstruct({x: shares[x] for x in xs}, weights) == secret
 
 
+@pytest.mark.parametrize(
+    "points",
+    [
+        [1],
+        [3],
+        [1, 2, 3, 4, 5],
+        [5, 4, 3, 2, 1],
+        [2, 3, 5, 6, 7, 8],  # 1 and 4 missing (departments dropped)
+        [7, 1, 4],  # spread wide: the direct products
+        [1000, 3, 77],
+        [p for p in range(1, 61) if p not in (7, 33)],
+    ],
+)
+def test_lagrange_weights_rebuild_the_constant_term_for_any_holders(points: list[int]) -> None:
+    """The weights (read off factorials when few positions are missing, direct products
+    otherwise) equal the textbook Π y / Π (y − x) and rebuild a secret of degree len − 1."""
+    weights = shamir.lagrange_weights(points)
+    for x in points:
+        others = [y for y in points if y != x]
+        num = den = 1
+        for y in others:
+            num, den = num * y % PRIME, den * (y - x) % PRIME
+        assert weights[x] == num * pow(den, -1, PRIME) % PRIME
+    secret = secrets.randbits(256)
+    shares = shamir.split(secret, _coefficients(len(points) - 1), points)
+    assert shamir.reconstruct(shares, weights) == secret
+
+
 @pytest.mark.parametrize("points", [[0, 1, 2], [1, 1, 2], [1, PRIME]])
 def test_bad_points_are_refused(points: list[int]) -> None:
     """A zero, repeated or out-of-field point is refused."""
