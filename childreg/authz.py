@@ -66,7 +66,7 @@ RULES: Final[Mapping[str, frozenset[str]]] = {
     "/childreg.v1.ExtractService/GetExtract": frozenset({"school"}),
     **{
         "/childreg.v1.StatisticsService/" + m: frozenset({"coordinator"})
-        for m in ("NoisyTable", "Ready", "Share")
+        for m in ("NoisyTable", "Ready", "RoundKeys", "KeyShares", "Share", "Unmask")
     },
     **{
         "/childreg.v1.NationalStatisticsService/" + m: frozenset({"statistician"})

@@ -188,8 +188,18 @@ def make_server(
     return server, port
 
 
-def secure_channel(address: str, tls: TlsMaterial, server_name: str | None) -> grpc.Channel:
-    """A mutual-TLS channel; ``server_name`` pins the name the server's certificate must carry."""
+def secure_channel(
+    address: str,
+    tls: TlsMaterial,
+    server_name: str | None,
+    *,
+    max_reconnect_backoff_ms: int | None = None,
+) -> grpc.Channel:
+    """A mutual-TLS channel; ``server_name`` pins the name the server's certificate must carry.
+
+    ``max_reconnect_backoff_ms`` caps gRPC's reconnect backoff (default: up to 120 s), so a
+    client that must notice a server coming back (the coordinator's rounds) does so quickly.
+    """
     creds = grpc.ssl_channel_credentials(
         root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
     )
@@ -200,6 +210,12 @@ def secure_channel(address: str, tls: TlsMaterial, server_name: str | None) -> g
     ]
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
+    if max_reconnect_backoff_ms is not None:
+        options += [
+            ("grpc.initial_reconnect_backoff_ms", min(100, max_reconnect_backoff_ms)),
+            ("grpc.min_reconnect_backoff_ms", min(100, max_reconnect_backoff_ms)),
+            ("grpc.max_reconnect_backoff_ms", max_reconnect_backoff_ms),
+        ]
     return grpc.secure_channel(address, creds, options=options)
 
 

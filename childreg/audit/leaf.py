@@ -42,6 +42,7 @@ ACTIONS: Final = frozenset(
         "records.import",
         "statistics.release",
         "statistics.share",
+        "statistics.unmask",  # a survivor's revealed key shares of a secure round
         "extract.disclose",
         "breakglass.read",
         "consent.grant",

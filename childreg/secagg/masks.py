@@ -9,10 +9,10 @@ then uniformly distributed; only the sum of *all* uploads of a round makes every
 and reveals the noisy national vector.
 
 This is the pairwise-masking core of Bonawitz et al. 2017 ("Practical Secure Aggregation for
-Privacy-Preserving Machine Learning", CCS) *without* its dropout recovery (no secret-shared
-seeds, no double masking): a round that misses one upload never unmasks, and a retry must use a
-fresh round id so that the masks are fresh (reusing them would let the coordinator difference
-two uploads of the same node).
+Privacy-Preserving Machine Learning", CCS); its dropout recovery (secret-shared round keys,
+double masking) is childreg/secagg/recovery.py, which agrees the pair seeds here from each
+round's fresh mask keys. A retry must use a fresh round id so that the masks are fresh
+(reusing them would let the coordinator difference two uploads of the same node).
 
 Pure functions, no I/O, no clock: PyNaCl (X25519, libsodium's deterministic generator) and
 hashlib (keyed BLAKE2b) only. Nothing from ``random`` or ``numpy``.
@@ -177,8 +177,9 @@ def masked_with_seeds(values: Sequence[int], my_id: str, seeds: Mapping[str, byt
 def unmask_sum(uploads: Iterable[Sequence[int]]) -> list[int]:
     """The cell-wise sum of all uploads of a round modulo 2⁶⁴, decoded as signed int64.
 
-    Only meaningful when ``uploads`` holds every participant's upload; with one missing the
-    result is uniformly random (that is the point: no dropout recovery).
+    Only meaningful when every mask in ``uploads`` cancels (recovery.unmask removes the
+    self masks and the masks of departments that dropped first); otherwise the result is
+    uniformly random.
 
     Raises ValueError for no uploads, uploads of different lengths, or values outside
     [0, 2⁶⁴).

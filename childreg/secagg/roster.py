@@ -47,6 +47,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from childreg.config import read_mapping
 from childreg.errors import FailedPrecondition, InvalidInput, Violation
 from childreg.models import AcademicYear, Model, PartyId, violations_of
+from childreg.secagg.recovery import threshold as _threshold
 from childreg.signed import SignedKind, canonical_json, open_signed, read_signed, sign_document
 
 #: Identifies the signed-roster file format.
@@ -58,6 +59,8 @@ MAX_SIGNED_BYTES: Final = 1024 * 1024
 #: Fewer participants and masking hides nothing: with two, each learns the other's vector.
 MIN_PARTICIPANTS: Final = 3
 MAX_MEMBERS: Final = 1000
+#: Departments a round may lose after settling when the roster does not say (``dropouts``).
+DEFAULT_DROPOUTS: Final = 2
 _PARTY_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _IDENTITY_RE: Final = r"^spiffe://[a-z0-9._-]{1,63}/node/[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -131,8 +134,14 @@ class Roster(Model):
     first_snapshot: AcademicYear
     last_snapshot: AcademicYear
     #: c of PRIVACY.md: how many departments may collude with the coordinator. Each node
-    #: adds noise of variance σ²/(n−c), so the n−c honest ones alone still add σ².
+    #: adds noise of variance σ²/(t−c) (t: the fewest survivors, :meth:`threshold`), so the
+    #: t−c honest ones alone still add σ².
     colluders: Annotated[int, Field(strict=True, ge=0, le=MAX_MEMBERS)]
+    #: How many settled participants a round may lose and still complete (Bonawitz-style
+    #: recovery, childreg/secagg/recovery.py). Each share is drawn for the fewest survivors
+    #: a round may have, so tolerating more costs noise. Absent: DEFAULT_DROPOUTS (kept out
+    #: of the signed bytes, so rosters signed before the field existed still verify).
+    dropouts: Annotated[int | None, Field(strict=True, ge=0, le=MAX_MEMBERS)] = None
     members: Annotated[
         tuple[RosterMember, ...], Field(min_length=MIN_PARTICIPANTS, max_length=MAX_MEMBERS)
     ]
@@ -229,6 +238,15 @@ class Roster(Model):
         return members
 
     @property
+    def tolerated_dropouts(self) -> int:
+        """The roster's ``dropouts``, or DEFAULT_DROPOUTS when it does not say."""
+        return DEFAULT_DROPOUTS if self.dropouts is None else self.dropouts
+
+    def threshold(self, participants: int) -> int:
+        """The fewest survivors (and the Shamir threshold) of a round of ``participants``."""
+        return _threshold(len(self.members), self.colluders, participants, self.tolerated_dropouts)
+
+    @property
     def min_participants(self) -> int:
         """The fewest departments a round may have: the three rules :meth:`participants`
         checks (at least three, more than half of the roster, more than the colluders)."""
@@ -243,7 +261,7 @@ class Roster(Model):
             "last_snapshot": self.last_snapshot,
             "colluders": self.colluders,
             "members": [m.canonical_object() for m in self.members],
-        }
+        } | ({} if self.dropouts is None else {"dropouts": self.dropouts})
 
     def canonical_bytes(self) -> bytes:
         """Sorted-key, compact, UTF-8 JSON: the same roster always gives the same bytes."""
@@ -302,7 +320,7 @@ def _parse_signed(content: dict[str, Any]) -> Roster:
 class Participation:
     """What a node took part with in one snapshot: the set, and the roster's c.
 
-    c is kept because the node's stored noise share has variance σ²/(n−c) for the c of
+    c is kept because the node's stored noise share has variance σ²/(t−c) for the c of
     its first round; a later roster with a larger c would promise more noise than the
     share carries, so the node refuses another c for that snapshot.
     """

@@ -429,8 +429,12 @@ class ReadyRequest(_message.Message):
     """----- Secure aggregation (stage 2, docs/secure-aggregation.md) -----
 
     The coordinator first asks each department whether it is ready (no data moves), settles
-    the participant set, then opens a round: every participant uploads its noise share plus
-    pairwise masks, signed. Only the sum of all uploads of a round unmasks.
+    the participant set, then runs a round in four steps (Bonawitz et al. 2017): RoundKeys
+    (each participant's signed round mask key), KeyShares (Shamir shares of its self-mask
+    seed and round mask key, sealed to each peer), Share (its noise share + self mask +
+    pairwise masks, signed) and Unmask (each survivor reveals, per department, the self-mask
+    share of a survivor or the mask-key share of one that dropped, never both). Departments
+    lost after settling are named; fewer survivors than the threshold never unmask.
 
     Data-free: can this node take part in a round of this table?
     """
@@ -502,15 +506,36 @@ class ShareRequest(_message.Message):
     ACADEMIC_YEAR_FIELD_NUMBER: _builtins.int
     ROUND_ID_FIELD_NUMBER: _builtins.int
     PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    ROUND_KEYS_FIELD_NUMBER: _builtins.int
+    SURVIVORS_FIELD_NUMBER: _builtins.int
+    SENDERS_FIELD_NUMBER: _builtins.int
+    SEALED_FIELD_NUMBER: _builtins.int
     signed_catalogue: _builtins.bytes
     signed_roster: _builtins.bytes
     table_id: _builtins.str
     academic_year: _builtins.str
     round_id: _builtins.str
     """fresh for every attempt: 32 lowercase hex digits"""
+    sealed: _builtins.bytes
     @_builtins.property
     def participants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """department ids, at least 3, all in the roster"""
+
+    @_builtins.property
+    def round_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedBody]:
+        """KeyShares, Share: the round keys of the departments that advertised (KeyShares) or
+        sent their key shares (Share), as each signed them in RoundKeys.
+        """
+
+    @_builtins.property
+    def survivors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Unmask: the departments whose uploads are summed (sorted)."""
+
+    @_builtins.property
+    def senders(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Unmask: the senders whose share pairs were sealed to this node, and those pairs
+        concatenated in the same order (172 bytes each: nonce, tag, two 66-byte shares).
+        """
 
     def __init__(
         self,
@@ -521,14 +546,49 @@ class ShareRequest(_message.Message):
         academic_year: _builtins.str = ...,
         round_id: _builtins.str = ...,
         participants: _abc.Iterable[_builtins.str] | None = ...,
+        round_keys: _abc.Iterable[Global___SignedBody] | None = ...,
+        survivors: _abc.Iterable[_builtins.str] | None = ...,
+        senders: _abc.Iterable[_builtins.str] | None = ...,
+        sealed: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "participants", b"participants", "round_id", b"round_id", "signed_catalogue", b"signed_catalogue", "signed_roster", b"signed_roster", "table_id", b"table_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "participants", b"participants", "round_id", b"round_id", "round_keys", b"round_keys", "sealed", b"sealed", "senders", b"senders", "signed_catalogue", b"signed_catalogue", "signed_roster", b"signed_roster", "survivors", b"survivors", "table_id", b"table_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ShareRequest: _TypeAlias = ShareRequest  # noqa: Y015
+
+@_typing.final
+class SignedBody(_message.Message):
+    """A node's signed step message (RoundKeys, KeyShares, Unmask): canonical JSON, raw bytes
+    beside it (the sealed or revealed shares), and the Ed25519 signature (roster upload_key)
+    over prefix || uint64 big-endian length of body || body || BLAKE2b-256(blob, personal
+    "childreg-secagg2").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    BLOB_FIELD_NUMBER: _builtins.int
+    body: _builtins.bytes
+    signature: _builtins.bytes
+    blob: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        body: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+        blob: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob", b"blob", "body", b"body", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedBody: _TypeAlias = SignedBody  # noqa: Y015
 
 @_typing.final
 class ShareBody(_message.Message):
@@ -546,6 +606,7 @@ class ShareBody(_message.Message):
     ROSTER_VERSION_FIELD_NUMBER: _builtins.int
     PARTICIPANTS_FIELD_NUMBER: _builtins.int
     VALUES_FIELD_NUMBER: _builtins.int
+    KEY_HOLDERS_FIELD_NUMBER: _builtins.int
     federation: _builtins.str
     department: _builtins.str
     round_id: _builtins.str
@@ -565,6 +626,10 @@ class ShareBody(_message.Message):
     def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """noise share + masks, modulo 2^64"""
 
+    @_builtins.property
+    def key_holders(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """sorted: the departments it paired masks with"""
+
     def __init__(
         self,
         *,
@@ -578,10 +643,11 @@ class ShareBody(_message.Message):
         roster_version: _builtins.int = ...,
         participants: _abc.Iterable[_builtins.str] | None = ...,
         values: _abc.Iterable[_builtins.int] | None = ...,
+        key_holders: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "catalogue_version", b"catalogue_version", "department", b"department", "dimensions", b"dimensions", "federation", b"federation", "participants", b"participants", "roster_version", b"roster_version", "round_id", b"round_id", "table_id", b"table_id", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["academic_year", b"academic_year", "catalogue_version", b"catalogue_version", "department", b"department", "dimensions", b"dimensions", "federation", b"federation", "key_holders", b"key_holders", "participants", b"participants", "roster_version", b"roster_version", "round_id", b"round_id", "table_id", b"table_id", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

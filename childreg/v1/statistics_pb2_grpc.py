@@ -45,10 +45,25 @@ class StatisticsServiceStub:
                 request_serializer=childreg_dot_v1_dot_statistics__pb2.ReadyRequest.SerializeToString,
                 response_deserializer=childreg_dot_v1_dot_statistics__pb2.ReadyReply.FromString,
                 _registered_method=True)
+        self.RoundKeys = channel.unary_unary(
+                '/childreg.v1.StatisticsService/RoundKeys',
+                request_serializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_statistics__pb2.SignedBody.FromString,
+                _registered_method=True)
+        self.KeyShares = channel.unary_unary(
+                '/childreg.v1.StatisticsService/KeyShares',
+                request_serializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_statistics__pb2.SignedBody.FromString,
+                _registered_method=True)
         self.Share = channel.unary_unary(
                 '/childreg.v1.StatisticsService/Share',
                 request_serializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
                 response_deserializer=childreg_dot_v1_dot_statistics__pb2.MaskedShare.FromString,
+                _registered_method=True)
+        self.Unmask = channel.unary_unary(
+                '/childreg.v1.StatisticsService/Unmask',
+                request_serializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
+                response_deserializer=childreg_dot_v1_dot_statistics__pb2.SignedBody.FromString,
                 _registered_method=True)
 
 
@@ -68,7 +83,25 @@ class StatisticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RoundKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KeyShares(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Share(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unmask(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,10 +120,25 @@ def add_StatisticsServiceServicer_to_server(servicer, server):
                     request_deserializer=childreg_dot_v1_dot_statistics__pb2.ReadyRequest.FromString,
                     response_serializer=childreg_dot_v1_dot_statistics__pb2.ReadyReply.SerializeToString,
             ),
+            'RoundKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.RoundKeys,
+                    request_deserializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_statistics__pb2.SignedBody.SerializeToString,
+            ),
+            'KeyShares': grpc.unary_unary_rpc_method_handler(
+                    servicer.KeyShares,
+                    request_deserializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_statistics__pb2.SignedBody.SerializeToString,
+            ),
             'Share': grpc.unary_unary_rpc_method_handler(
                     servicer.Share,
                     request_deserializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.FromString,
                     response_serializer=childreg_dot_v1_dot_statistics__pb2.MaskedShare.SerializeToString,
+            ),
+            'Unmask': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unmask,
+                    request_deserializer=childreg_dot_v1_dot_statistics__pb2.ShareRequest.FromString,
+                    response_serializer=childreg_dot_v1_dot_statistics__pb2.SignedBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -159,6 +207,60 @@ class StatisticsService:
             _registered_method=True)
 
     @staticmethod
+    def RoundKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.StatisticsService/RoundKeys',
+            childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
+            childreg_dot_v1_dot_statistics__pb2.SignedBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KeyShares(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.StatisticsService/KeyShares',
+            childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
+            childreg_dot_v1_dot_statistics__pb2.SignedBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Share(request,
             target,
             options=(),
@@ -175,6 +277,33 @@ class StatisticsService:
             '/childreg.v1.StatisticsService/Share',
             childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
             childreg_dot_v1_dot_statistics__pb2.MaskedShare.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unmask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/childreg.v1.StatisticsService/Unmask',
+            childreg_dot_v1_dot_statistics__pb2.ShareRequest.SerializeToString,
+            childreg_dot_v1_dot_statistics__pb2.SignedBody.FromString,
             options,
             channel_credentials,
             insecure,

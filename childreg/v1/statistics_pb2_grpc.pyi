@@ -45,7 +45,10 @@ class StatisticsServiceStub:
     def __new__(cls, channel: _aio.Channel) -> StatisticsServiceAsyncStub: ...
     NoisyTable: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.NoisyTableRequest, _statistics_pb2.NoisyTable]
     Ready: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.ReadyRequest, _statistics_pb2.ReadyReply]
+    RoundKeys: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.SignedBody]
+    KeyShares: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.SignedBody]
     Share: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.MaskedShare]
+    Unmask: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.SignedBody]
 
 @_typing.type_check_only
 class StatisticsServiceAsyncStub(StatisticsServiceStub):
@@ -54,7 +57,10 @@ class StatisticsServiceAsyncStub(StatisticsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     NoisyTable: _aio.UnaryUnaryMultiCallable[_statistics_pb2.NoisyTableRequest, _statistics_pb2.NoisyTable]  # type: ignore[assignment]
     Ready: _aio.UnaryUnaryMultiCallable[_statistics_pb2.ReadyRequest, _statistics_pb2.ReadyReply]  # type: ignore[assignment]
+    RoundKeys: _aio.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.SignedBody]  # type: ignore[assignment]
+    KeyShares: _aio.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.SignedBody]  # type: ignore[assignment]
     Share: _aio.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.MaskedShare]  # type: ignore[assignment]
+    Unmask: _aio.UnaryUnaryMultiCallable[_statistics_pb2.ShareRequest, _statistics_pb2.SignedBody]  # type: ignore[assignment]
 
 class StatisticsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by a department's node to the coordinator."""
@@ -74,11 +80,32 @@ class StatisticsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_statistics_pb2.ReadyReply, _abc.Awaitable[_statistics_pb2.ReadyReply]]: ...
 
     @_abc_1.abstractmethod
+    def RoundKeys(
+        self,
+        request: _statistics_pb2.ShareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_pb2.SignedBody, _abc.Awaitable[_statistics_pb2.SignedBody]]: ...
+
+    @_abc_1.abstractmethod
+    def KeyShares(
+        self,
+        request: _statistics_pb2.ShareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_pb2.SignedBody, _abc.Awaitable[_statistics_pb2.SignedBody]]: ...
+
+    @_abc_1.abstractmethod
     def Share(
         self,
         request: _statistics_pb2.ShareRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_statistics_pb2.MaskedShare, _abc.Awaitable[_statistics_pb2.MaskedShare]]: ...
+
+    @_abc_1.abstractmethod
+    def Unmask(
+        self,
+        request: _statistics_pb2.ShareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_pb2.SignedBody, _abc.Awaitable[_statistics_pb2.SignedBody]]: ...
 
 def add_StatisticsServiceServicer_to_server(servicer: StatisticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

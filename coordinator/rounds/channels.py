@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from typing import Final
 
 import grpc
 import structlog
@@ -23,6 +24,11 @@ from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.config import Department
 
 log = structlog.get_logger("childreg.coordinator")
+
+
+#: A node back up is reconnected to within about this long (gRPC would back off up to 120 s),
+#: so the next round's Ready re-asks (coordinator/rounds/secure.py) reach it.
+RECONNECT_BACKOFF_MS: Final = 400
 
 
 class NodeChannels(Mapping[str, spb_grpc.StatisticsServiceStub]):
@@ -52,7 +58,9 @@ class NodeChannels(Mapping[str, spb_grpc.StatisticsServiceStub]):
                 return
             old = self._channels
             self._channels = {
-                d.id: secure_channel(d.address, tls, d.server_name)
+                d.id: secure_channel(
+                    d.address, tls, d.server_name, max_reconnect_backoff_ms=RECONNECT_BACKOFF_MS
+                )
                 for d in self._departments
                 if not self._revoked(d, check)
             }

@@ -76,7 +76,7 @@ class StatementPieces:
     """What a mechanism adds to a table's privacy statement (proto PrivacyStatement)."""
 
     mechanism: str
-    participants: int = 0  # secure aggregation only: n, c and σ²/(n−c)
+    participants: int = 0  # secure aggregation only: n survivors, c and σ²/(t−c)
     colluders: int = 0
     share_sigma_squared: str = ""
 
@@ -89,8 +89,13 @@ class Measurement:
     #: Per-cell noise variance of one unit (area variance = unit_variance × units).
     unit_variance: Fraction
     statement: StatementPieces
-    #: Configured departments left out (stage 2: not in the snapshot's participant set).
+    #: Configured departments left out (stage 2: not in the snapshot's participant set, or
+    #: lost during the round).
     missing_departments: tuple[str, ...] = ()
+    #: Stage 2: participants of the snapshot lost during this round after settling. Those
+    #: lost before their upload are also in ``missing_departments``; one lost after it still
+    #: counts (its self mask is rebuilt from the others' shares).
+    dropped_departments: tuple[str, ...] = ()
 
 
 class Rounds(Protocol):

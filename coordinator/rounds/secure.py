@@ -2,7 +2,7 @@
 
 Why this module exists: with per-department noise (stage 1) the national error grows with
 the number of departments. Here each participating node adds only a share of the noise
-(variance σ²/(n−c)) to its table over the *national* grid and masks the result with
+(variance σ²/(t−c)) to its table over the *national* grid and masks the result with
 pairwise masks (childreg/secagg/masks.py), so the coordinator learns the noisy national
 vector and never one department's table. That is sound only under rules the coordinator
 keeps here, on top of the ones each node keeps:
@@ -16,11 +16,13 @@ keeps here, on top of the ones each node keeps:
   When nodes report a set they already took part with (the coordinator lost its state),
   that set is used if the reports agree and all its members confirm it, and the round
   fails clearly otherwise.
-- **All or nothing.** Every upload is opened with its department's roster key and must be
-  bound to this round (round id, federation, department, catalogue version, table,
-  snapshot, dimensions, roster version, participant set, length). A missing, forged or
-  mismatched upload aborts the round, naming the department and why, and nothing is
-  unmasked. A retry (only for uploads lost in transit) uses a fresh round id, so fresh masks.
+- **At least t survivors.** A round runs four steps over the settled set
+  (coordinator/rounds/steps.py): a department that cannot be reached is dropped and named,
+  one that refuses or sends what does not verify aborts the attempt, and fewer than the
+  threshold t (more than half of the roster) unmask nothing. Every upload is opened with
+  its department's roster key and must be bound to this round. A retry (only when too few
+  survived) uses a fresh round id, so fresh masks. Each share is drawn for t survivors, so
+  the published variance is survivors × σ²/(t − c).
 
 Nothing here logs a vector; ``on_message`` lets a test see every message the nodes sent.
 Light to import (no numpy): command-line tools load it.
@@ -38,11 +40,8 @@ import grpc
 import structlog
 from google.protobuf.message import Message
 
-from childreg import codes
-from childreg.errors import ChildregError, FailedPrecondition, PermissionDenied
-from childreg.secagg.masks import unmask_sum
+from childreg.errors import ChildregError, FailedPrecondition
 from childreg.secagg.roster import Roster, RosterMember
-from childreg.secagg.upload import open_share
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from coordinator.publication.releases import ParticipantSet, ReleaseStore
@@ -56,11 +55,16 @@ from coordinator.rounds.federation import (
     StatementPieces,
     TableRound,
 )
+from coordinator.rounds.steps import TRANSIENT, Attempt, AttemptFailed, AttemptResult
 
 log = structlog.get_logger("childreg.coordinator")
 
-#: Statuses of a lost call (the node may be fine): worth another attempt with fresh masks.
-TRANSIENT: Final = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+#: Before a round, a participant whose connection is refused (UNAVAILABLE) is asked again
+#: this many times, READY_REASK_SECONDS apart (at most ``retry_interval``), then dropped: a
+#: node just restarted may still be reconnecting (coordinator/rounds/channels.py caps the
+#: backoff). One that hung (DEADLINE_EXCEEDED) already took its deadline and is not.
+READY_REASKS: Final = 2
+READY_REASK_SECONDS: Final = 0.5
 
 #: Sees every response message from a node: (department, ReadyReply or MaskedShare).
 Observer = Callable[[str, Message], None]
@@ -132,16 +136,23 @@ class SecureRounds:
         self.roster.check_covers(question.snapshot)  # every node would refuse it
         settled = self._store.participant_set(question.snapshot) or self._settle(question)
         members = self._members(settled, question.snapshot)
-        values = self._run(question, settled, members)
-        n, c = len(members), self.roster.colluders
-        share = question.sigma_squared / (n - c)
+        result = self._run(question, settled, members)
+        n, c = len(result.survivors), self.roster.colluders
+        # Each share was drawn for the fewest survivors a round may have (the threshold t),
+        # so that the t − c honest ones alone would add σ².
+        share = question.sigma_squared / (result.threshold - c)
         configured = set(self._stubs)
-        missing = set(settled.missing) | (configured - set(settled.participants))
+        missing = (
+            set(settled.missing)
+            | (configured - set(settled.participants))
+            | (set(settled.participants) - set(result.survivors))  # lost before uploading
+        )
         return Measurement(
-            {NATIONAL: AreaMeasurement(settled.participants, values, units=1)},
+            {NATIONAL: AreaMeasurement(result.survivors, result.values, units=1)},
             unit_variance=n * share,
             statement=StatementPieces(SECURE_AGGREGATION, n, c, str(share)),
             missing_departments=tuple(sorted(missing)),
+            dropped_departments=result.dropped,
         )
 
     # --- the participant set ---------------------------------------------------------
@@ -291,12 +302,21 @@ class SecureRounds:
 
     def _run(
         self, question: TableRound, settled: ParticipantSet, members: Mapping[str, RosterMember]
-    ) -> list[int]:
-        """Attempts with fresh round ids until every upload verifies; then the national sum."""
+    ) -> AttemptResult:
+        """Attempts with fresh round ids until one unmasks over at least the threshold."""
         for attempt in range(1, self._attempts + 1):
             started = time.perf_counter()
             round_id = secrets.token_hex(16)
             replies, failures = self._ready(question, settled.participants)
+            for _ in range(READY_REASKS):  # a node just back may still be reconnecting
+                # Only a refused connection: a node that hung took its whole deadline already.
+                lost = [d for d, r in failures.items() if r == "UNAVAILABLE"]
+                if not lost:
+                    break
+                self._sleep(min(self._retry_interval, READY_REASK_SECONDS))
+                more, still = self._ready(question, lost)
+                replies.update(more)
+                failures = {d: r for d, r in failures.items() if d not in lost} | still
             for dept, reply in replies.items():
                 if reply.recorded_participants and set(reply.recorded_participants) != set(
                     settled.participants
@@ -308,115 +328,66 @@ class SecureRounds:
                         f"settled for the snapshot ({', '.join(settled.participants)}); the "
                         "table cannot be published for this snapshot"
                     )
-            uploads: dict[str, list[int]] = {}
-            if not failures:
-                uploads, failures = self._shares(question, settled, members, round_id)
-            if not failures:
-                national = unmask_sum(uploads[d] for d in settled.participants)
-                log.info(
-                    "round.done",
+            refused = {d: r for d, r in failures.items() if r not in TRANSIENT}
+            try:
+                if refused:
+                    named = ", ".join(f"{d} ({r})" for d, r in sorted(refused.items()))
+                    raise AttemptFailed(f"Ready refused by {named}", refused)
+                result = Attempt(
+                    self._stubs,
+                    roster=self.roster,
+                    signed_roster=self._signed.blob,
+                    members=members,
+                    question=question,
+                    participants=settled.participants,
+                    round_id=round_id,
+                    deadline=self._deadline,
+                    observe=self._seen,
+                    lost=failures,
+                ).run()
+            except AttemptFailed as failed:
+                reasons = failed.reasons or dict(failures)
+                log.warning(
+                    "round.aborted",
                     round_id=round_id,
                     table=question.table.id,
                     snapshot=question.snapshot,
-                    participants=len(uploads),
                     attempt=attempt,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    departments=reasons,
                 )
-                if any(abs(v) > MAX_CELL_COUNT for v in national):
+                if not set(reasons.values()) <= TRANSIENT or attempt == self._attempts:
+                    named = ", ".join(f"{d} ({r})" for d, r in sorted(reasons.items()))
+                    who = f"; at fault or lost: {named}" if named else ""
                     raise RoundAborted(
-                        "incomplete round: the unmasked national table is out of range although "
-                        "every upload was signed (a node computed its upload wrongly); nothing "
-                        "was published",
-                        {},
-                    )
-                return national
-            log.warning(
-                "round.aborted",
+                        f"incomplete round: secure aggregation aborted after {attempt} "
+                        f"attempt(s): {failed.line}{who}"
+                        "; nothing was unmasked, nothing was published. Ask again later (the "
+                        "same departments take part): the budget already charged for this "
+                        "table is not charged again",
+                        reasons,
+                    ) from None
+                self._sleep(self._retry_interval)
+                continue
+            dropped = result.dropped
+            log.info(
+                "round.done",
                 round_id=round_id,
                 table=question.table.id,
                 snapshot=question.snapshot,
+                participants=len(result.survivors),
+                dropped=list(dropped),
                 attempt=attempt,
-                departments=failures,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
-            if not set(failures.values()) <= TRANSIENT or attempt == self._attempts:
-                named = ", ".join(f"{d} ({r})" for d, r in sorted(failures.items()))
+            if any(abs(v) > MAX_CELL_COUNT for v in result.values):
                 raise RoundAborted(
-                    f"incomplete round: secure aggregation aborted after {attempt} attempt(s): "
-                    f"{named}; nothing was unmasked, nothing was published. Ask again later "
-                    "(the same departments take part): the budget already charged for this "
-                    "table is not charged again",
-                    failures,
+                    "incomplete round: the unmasked national table is out of range although "
+                    "every upload was signed (a node computed its upload wrongly); nothing "
+                    "was published",
+                    {},
                 )
-            self._sleep(self._retry_interval)
+            return AttemptResult(result.values, result.survivors, dropped, result.threshold)
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _shares(
-        self,
-        question: TableRound,
-        settled: ParticipantSet,
-        members: Mapping[str, RosterMember],
-        round_id: str,
-    ) -> tuple[dict[str, list[int]], dict[str, str]]:
-        """Every participant's verified upload, or why each failing one failed."""
-        request = spb.ShareRequest(
-            signed_catalogue=question.signed_catalogue,
-            signed_roster=self._signed.blob,
-            table_id=question.table.id,
-            academic_year=question.snapshot,
-            round_id=round_id,
-            participants=list(settled.participants),
-        )
-        stubs = dict(self._stubs)
-        calls = {
-            d: stubs[d].Share.future(request, timeout=self._deadline) for d in settled.participants
-        }
-        uploads: dict[str, list[int]] = {}
-        failures: dict[str, str] = {}
-        for dept, call in calls.items():
-            try:
-                share: spb.MaskedShare = call.result()
-            except grpc.RpcError as err:
-                failures[dept] = err.code().name
-                continue
-            self._seen(dept, share)
-            try:
-                body = open_share(share, members[dept].verify_key)
-            except PermissionDenied:
-                failures[dept] = "bad_signature"
-                continue
-            mismatch = self._mismatch(body, dept, question, settled, round_id)
-            if mismatch:
-                failures[dept] = mismatch
-            else:
-                uploads[dept] = list(body.values)
-        return uploads, failures
-
-    def _mismatch(
-        self,
-        body: spb.ShareBody,
-        dept: str,
-        question: TableRound,
-        settled: ParticipantSet,
-        round_id: str,
-    ) -> str | None:
-        """The first field the signed upload is not bound to as this round expects."""
-        expected: tuple[tuple[str, object, object], ...] = (
-            ("round_id", body.round_id, round_id),
-            ("federation", body.federation, self.roster.federation),
-            ("department", body.department, dept),
-            ("catalogue_version", body.catalogue_version, question.catalogue_version),
-            ("table_id", body.table_id, question.table.id),
-            ("academic_year", body.academic_year, question.snapshot),
-            ("dimensions", list(body.dimensions), list(question.table.dimensions)),
-            ("roster_version", body.roster_version, self.roster.version),
-            ("participants", list(body.participants), list(settled.participants)),
-        )
-        for name, got, want in expected:
-            if got != want:
-                return f"wrong_{name}"
-        if len(body.values) != codes.grid_size(question.table.dimensions):
-            return "wrong_length"
-        return None
 
     def _seen(self, dept: str, message: Message) -> None:
         if self._observe is not None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import grpc
 
-from childreg.errors import FailedPrecondition
+from childreg.errors import FailedPrecondition, InvalidInput, Violation
 from childreg.models import parse
+from childreg.secagg.recovery import SEALED_BYTES, Signed
 from childreg.v1 import statistics_pb2 as spb
 from childreg.v1 import statistics_pb2_grpc as spb_grpc
 from node.audit.service import Audited
@@ -39,8 +40,32 @@ def ready_question_from_proto(m: spb.ReadyRequest) -> ReadyQuestion:
 def share_question_from_proto(m: spb.ShareRequest) -> ShareQuestion:
     """Validate a Share request (InvalidInput naming the fields, never their values)."""
     data = {f: getattr(m, f) for f in _READY_FIELDS}
-    data |= {"round_id": m.round_id, "participants": tuple(m.participants)}
+    data |= {
+        "round_id": m.round_id,
+        "participants": tuple(m.participants),
+        "round_keys": tuple((k.body, k.signature) for k in m.round_keys),
+        "survivors": tuple(m.survivors),
+        "sealed": _sealed(m),
+    }
     return parse(ShareQuestion, data, what="share request")
+
+
+def _sealed(m: spb.ShareRequest) -> tuple[tuple[str, bytes], ...]:
+    """(sender, share pair) of each sealed pair; InvalidInput unless one pair per sender."""
+    if len(m.sealed) != SEALED_BYTES * len(m.senders):
+        raise InvalidInput(
+            "invalid share request",
+            [Violation("sealed", f"must hold {SEALED_BYTES} bytes per sender")],
+        )
+    return tuple(
+        (sender, m.sealed[k * SEALED_BYTES : (k + 1) * SEALED_BYTES])
+        for k, sender in enumerate(m.senders)
+    )
+
+
+def signed_body_to_proto(message: Signed) -> spb.SignedBody:
+    """Render a node's signed step message (RoundKeys, KeyShares, Unmask)."""
+    return spb.SignedBody(body=message.body, signature=message.signature, blob=message.blob)
 
 
 def ready_reply_to_proto(answer: Readiness) -> spb.ReadyReply:
@@ -65,6 +90,7 @@ def share_body_to_proto(body: ShareBody) -> spb.ShareBody:
         roster_version=body.roster_version,
         participants=list(body.participants),
         values=list(body.values),
+        key_holders=list(body.key_holders),
     )
 
 
@@ -119,6 +145,25 @@ class StatisticsServicer(spb_grpc.StatisticsServiceServicer):
     def Ready(self, request: spb.ReadyRequest, context: grpc.ServicerContext) -> spb.ReadyReply:
         question = ready_question_from_proto(request)
         return ready_reply_to_proto(self._secure().ready(question))
+
+    def RoundKeys(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.SignedBody:
+        question = share_question_from_proto(request)
+        return signed_body_to_proto(self._secure().round_keys(question))
+
+    def KeyShares(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.SignedBody:
+        question = share_question_from_proto(request)
+        return signed_body_to_proto(self._secure().key_shares(question))
+
+    def Unmask(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.SignedBody:
+        question = share_question_from_proto(request)
+        actor = actor_of(context)
+        return self._audited.disclose(
+            actor,
+            "statistics.unmask",
+            request.SerializeToString(),
+            lambda: signed_body_to_proto(self._secure().unmask(question)),
+            purpose=f"{question.table_id}/{question.academic_year}",
+        )
 
     def Share(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.MaskedShare:
         question = share_question_from_proto(request)

@@ -60,6 +60,11 @@ def test_quick_bench_reports_the_three_figures() -> None:
     assert backup["backup_ratio"] > 0
     assert backup["restore_seconds"] > 0
     assert backup["goal_max_backup_ratio"] == 3.0
+    drop = data["dropout_rounds"]
+    assert [c["departments"] for c in drop["coordinator"]] == [5, 10]
+    assert all(c["coordinator_round_ms"] > 0 for c in drop["coordinator"])
+    assert drop["one_down"]["departments"] == 5
+    assert drop["one_down"]["ratio"] > 0
     rounds = data["secure_rounds"]
     assert {(row["departments"], tuple(row["dimensions"])) for row in rounds} == {
         (n, dims) for n in (3, 5) for dims in {tuple(r["dimensions"]) for r in tables}

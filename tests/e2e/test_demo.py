@@ -33,11 +33,12 @@ def test_demo_publishes_the_noisy_table_with_margins(tmp_path: Path) -> None:
     data = json.loads(result.stdout)  # stdout carries only the JSON
     assert data["privacy"]["rho"] == "1/32"
     assert data["privacy"]["snapshot_rho"] == "1/4"
-    # Secure aggregation: 14 noise shares of σ²/(14−1) each, the nation only.
+    # Secure aggregation: 14 noise shares of σ²/(t−1) each (t = 12 of 14 may finish a
+    # round, with the default 2 tolerated dropouts), the nation only.
     assert data["privacy"]["mechanism"] == "discrete_gaussian/zcdp/secure-aggregation"
     assert data["privacy"]["participants"] == 14
     assert data["privacy"]["colluders"] == 1
-    assert data["privacy"]["share_sigma_squared"] == "16/13"
+    assert data["privacy"]["share_sigma_squared"] == "16/11"
     assert data["missing_departments"] == []
     nation = data["areas"][0]
     assert nation["area"] == "national"
@@ -49,7 +50,7 @@ def test_demo_publishes_the_noisy_table_with_margins(tmp_path: Path) -> None:
     assert set(comparison) == set(SEED_FORM_COUNTS) | set(SEED_TOTALS)
     for name, figure in SEED_FORM_COUNTS.items():
         cell = by_form[name]
-        assert cell["margin"] == 9  # 1.96 × 4 × √(14/13), rounded up (stage 1: 30)
+        assert cell["margin"] == 9  # 1.96 × 4 × √(14/11), rounded up (stage 1: 30)
         # Each within its margin with probability ≈ 95 %; within twice it, ≈ 1 - 6e-5.
         assert abs(cell["value"] - figure) <= 2 * cell["margin"], name
         assert comparison[name]["within_margin"] == (abs(cell["value"] - figure) <= 9)

@@ -1,8 +1,10 @@
 """Secure aggregation end to end: real node processes, a real coordinator, mutual TLS.
 
 Four departments take part. The coordinator learns only the national noisy table; a
-coordinator that claims a department dropped after a full round gets nothing from any
-node; a department down on the day is settled out of the snapshot, flagged, and stays out.
+node process killed after the snapshot's set was settled is named and the table published
+without it; a coordinator that claims a department dropped after a full round gets nothing
+from any node; a department down on the day is settled out of the snapshot, flagged, and
+stays out.
 """
 
 from __future__ import annotations
@@ -66,18 +68,19 @@ def departments(fed: LocalFederation) -> list[str]:
 
 def test_the_nation_is_published_from_masked_shares(fed: LocalFederation) -> None:
     """The published table states secure aggregation over all four departments (each added
-    σ²/(4−1)), holds the nation only, and later tables agree with it on shared margins."""
+    σ²/(t−c) = σ²/(3−1): a round may finish with 3 of 4), holds the nation only, and later
+    tables agree with it on shared margins."""
     code, table, err = stats_json(fed, "--by", "education_form")
     assert code == 0, err
     privacy = table["privacy"]
     assert privacy["mechanism"] == MECHANISM
     assert (privacy["participants"], privacy["colluders"]) == (4, 1)
-    assert privacy["share_sigma_squared"] == "16/3"  # σ² = 16 for ρ = 1/32, over n − c = 3
+    assert privacy["share_sigma_squared"] == "8"  # σ² = 16 for ρ = 1/32, over t − c = 2
     assert table["missing_departments"] == []
     assert [a["area"] for a in table["areas"]] == ["national"]
     assert table["areas"][0]["departments"] == departments(fed)
-    # National noise variance 4·16/3: the 95 % margin is ⌈1.96·√(64/3)⌉ = 10 (stage 1: 16).
-    assert {c["margin"] for c in table["areas"][0]["cells"]} == {10}
+    # National noise variance 4·8: the 95 % margin is ⌈1.96·√32⌉ = 12 (stage 1: 16).
+    assert {c["margin"] for c in table["areas"][0]["cells"]} == {12}
 
     by_form = published(fed, "education_form").areas[0].values
     by_sex = published(fed, "sex", "education_form")  # every value, also those shown "<10"
@@ -86,6 +89,33 @@ def test_the_nation_is_published_from_masked_shares(fed: LocalFederation) -> Non
     shared = [sum(by_sex.areas[0].values[i * sexes : (i + 1) * sexes]) for i in range(len(by_form))]
     assert shared == list(by_form)
     assert sum(by_form) > 0
+
+
+def test_a_node_process_killed_after_settling_is_named_and_the_table_published(
+    fed: LocalFederation,
+) -> None:
+    """The snapshot's set holds all four (settled by the first table); one node process is
+    killed (SIGKILL) before the next table's round: the round completes over the other
+    three (the threshold of four with the default 2 tolerated dropouts is 3), the table is
+    published with the killed department named, and its node takes part in the next table
+    once restarted (the set of the snapshot is unchanged)."""
+    victim = departments(fed)[1]
+    party = fed.nodes[victim]
+    assert party.proc is not None
+    party.proc.kill()
+    party.proc.wait(30)
+    try:
+        code, table, err = stats_json(fed, "--by", "education_form", "--by", "age_band")
+        assert code == 0, err
+    finally:
+        fed.restart_node(victim)
+        fed.restart_coordinator()  # the node came back on a port of the OS's choosing
+    assert table["missing_departments"] == [victim]
+    assert table["privacy"]["participants"] == 3
+    assert table["areas"][0]["departments"] == [d for d in departments(fed) if d != victim]
+    code, later, err = stats_json(fed, "--by", "education_form", "--by", "care_setting")
+    assert code == 0, err
+    assert later["missing_departments"] == []
 
 
 def published(fed: LocalFederation, *dims: str) -> spb.PublishedTable:
@@ -128,6 +158,10 @@ def test_a_coordinator_claiming_a_department_dropped_gets_nothing(fed: LocalFede
     full = spb.ShareRequest()
     full.CopyFrom(request)
     full.participants[:] = departments(fed)
+    for dept in departments(fed):  # every node's round key, as the coordinator forwards them
+        channel, stub = coordinator_stub(fed, dept)
+        with channel:
+            full.round_keys.append(stub.RoundKeys(full, timeout=30))
     channel, stub = coordinator_stub(fed, rest[0])
     with channel:
         share: spb.MaskedShare = stub.Share(full, timeout=30)
@@ -151,6 +185,7 @@ def test_a_department_down_on_the_day_is_settled_out_and_stays_out(
         assert code == 0, err
     finally:
         fed.restart_node(victim)
+        fed.restart_coordinator()  # the node came back on a port of the OS's choosing
     assert table["missing_departments"] == [victim]
     assert table["privacy"]["participants"] == 3
     assert table["areas"][0]["departments"] == [d for d in departments(fed) if d != victim]

@@ -35,6 +35,15 @@ class StageOneOnly(spb_grpc.StatisticsServiceServicer):
     def Share(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.MaskedShare:
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, "per-department aggregation only")
 
+    def RoundKeys(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.SignedBody:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, "per-department aggregation only")
+
+    def KeyShares(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.SignedBody:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, "per-department aggregation only")
+
+    def Unmask(self, request: spb.ShareRequest, context: grpc.ServicerContext) -> spb.SignedBody:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, "per-department aggregation only")
+
 
 class FakeDepartment(StageOneOnly):
     """Answers with a fixed dense table, optionally slowly or bent in one way."""

@@ -6,7 +6,7 @@ production code; only the gRPC hop between them is replaced by a direct call (th
 run it over mutual TLS). This is where issue 5's arithmetic is checked at 3, 10 and 50
 departments, where the coordinator's whole transcript is inspected, and where the national
 error of stage 1 and stage 2 is measured over many snapshots against σ·√n and
-σ·√(n/(n−c)).
+σ·√(n/(t−c)) (t: the fewest survivors a round may complete with).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from google.protobuf.message import Message
@@ -23,7 +22,6 @@ from scipy import stats as sps
 from structlog.testing import capture_logs
 
 from childreg.catalogue import verify_catalogue
-from childreg.errors import ChildregError, status_for
 from childreg.models import NoisyTableQuestion
 from childreg.secagg.masks import MODULUS
 from childreg.secagg.roster import verify_roster
@@ -31,50 +29,18 @@ from childreg.v1 import statistics_pb2 as spb
 from coordinator.publication.releases import ReleaseStore
 from coordinator.rounds.federation import TableRound
 from coordinator.rounds.secure import SecureRounds, SignedRoster
-from node.rpc.statistics import (
-    masked_share_to_proto,
-    ready_question_from_proto,
-    ready_reply_to_proto,
-    share_question_from_proto,
-)
 from tests.conftest import authority_key
-from tests.inprocess import FakeRpcError, Method
 from tests.unit.secagg_nodes import (
     CALLER,
     FEDERATION,
     YEAR,
+    InProcessStub,
     Node,
     make_keyring,
     make_node,
     signed_catalogue,
     signed_roster,
 )
-
-
-def _answered(handler: Callable[[Any], Message]) -> Method:
-    """A stub method over a node desk: its refusals become the status a client would see."""
-
-    def call(request: Any) -> Message:
-        try:
-            return handler(request)
-        except ChildregError as exc:
-            raise FakeRpcError(status_for(exc), str(exc)) from None
-
-    return Method(call)
-
-
-class InProcessStub:
-    """The two stage-2 methods of a node's StatisticsService, called directly (with the
-    servicer's own conversions on either side of the desk)."""
-
-    def __init__(self, node: Node) -> None:
-        desk = node.desk
-        self.Ready = _answered(
-            lambda r: ready_reply_to_proto(desk.ready(ready_question_from_proto(r)))
-        )
-        self.Share = _answered(
-            lambda r: masked_share_to_proto(desk.share(share_question_from_proto(r), CALLER))
-        )
 
 
 def federation(tmp_path: Path, n: int, children: Callable[[int], int]) -> list[Node]:
@@ -178,13 +144,14 @@ def test_a_single_upload_is_indistinguishable_from_uniform(tmp_path: Path) -> No
         assert sps.kstest([v % MODULUS / MODULUS for v in plain], "uniform").pvalue < 1e-12
 
 
-def test_national_error_drops_from_sigma_root_n_to_sigma_root_n_over_n_minus_c(
+def test_national_error_drops_from_sigma_root_n_to_sigma_root_n_over_t_minus_c(
     tmp_path: Path,
 ) -> None:
     """Ten empty departments, 150 snapshots, the 11-cell table: the national error's standard
     deviation is σ·√n ≈ 12.6 in stage 1 (each node's full-noise answer, summed) and
-    σ·√(n/(n−c)) ≈ 4.22 in stage 2 (the unmasked secure sum), each within 10 %."""
-    n, c, sigma, snapshots = 10, 1, 4.0, 150
+    σ·√(n/(t−c)) ≈ 4.78 in stage 2 (the unmasked secure sum; t = 8 survivors at least, with
+    the default 2 tolerated dropouts), each within 10 %."""
+    n, c, t, sigma, snapshots = 10, 1, 8, 4.0, 150
     stage1_nodes = federation(tmp_path / "one", n, lambda i: 0)
     stage2_nodes = federation(tmp_path / "two", n, lambda i: 0)
     years = [f"{y}/{(y + 1) % 100:02d}" for y in range(1850, 1850 + snapshots)]
@@ -207,5 +174,5 @@ def test_national_error_drops_from_sigma_root_n_to_sigma_root_n_over_n_minus_c(
     assert len(stage1) == len(stage2) == snapshots * 11
     sd1, sd2 = statistics.pstdev(stage1), statistics.pstdev(stage2)
     assert sd1 == pytest.approx(sigma * math.sqrt(n), rel=0.10)
-    assert sd2 == pytest.approx(sigma * math.sqrt(n / (n - c)), rel=0.10)
+    assert sd2 == pytest.approx(sigma * math.sqrt(n / (t - c)), rel=0.10)
     assert abs(statistics.fmean(stage2)) < 4 * sd2 / math.sqrt(len(stage2))  # unbiased

@@ -10,28 +10,40 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import grpc
+from google.protobuf.message import Message
 from nacl.signing import SigningKey
 
 from childreg import codes
-from childreg.catalogue import Catalogue, parse_catalogue, sign_catalogue
+from childreg.catalogue import Catalogue, parse_catalogue, sign_catalogue, verify_catalogue
+from childreg.errors import ChildregError, status_for
 from childreg.models import ChildIn, ImportRecord, PlacementIn
-from childreg.secagg.roster import parse_roster, sign_roster, verify_roster
+from childreg.secagg import recovery, unmasking
+from childreg.secagg.roster import Roster, parse_roster, sign_roster, verify_roster
 from childreg.secagg.upload import open_share
 from childreg.v1 import statistics_pb2 as spb
 from node.crypto.keys import Keyring
 from node.records.registry import Registry
-from node.rpc.statistics import masked_share_to_proto, share_body_bytes
+from node.rpc.statistics import (
+    masked_share_to_proto,
+    ready_question_from_proto,
+    ready_reply_to_proto,
+    share_body_bytes,
+    share_question_from_proto,
+    signed_body_to_proto,
+)
 from node.statistics.aggregation import AggregationDesk, ReadyQuestion, ShareQuestion, roster_entry
 from node.statistics.desk import StatisticsDesk
 from node.store.base import LedgerEntry, RecordStore
 from node.store.memory import MemoryStore
 from tests.conftest import authority_key
 from tests.conftest import make_keyring as make_keyring  # noqa: PLC0414 -- kept for importers
+from tests.inprocess import FakeRpcError, Method
 
 FEDERATION = "test.childreg"
 YEAR = "2023/24"
@@ -193,9 +205,12 @@ def share_question(
     participants: Sequence[str],
     rid: str | None = None,
     cat: bytes | None = None,
+    *,
+    holders: Sequence[Node] = (),
 ) -> ShareQuestion:
-    """A Share question for one round of ``table_id`` over ``participants``."""
-    return ShareQuestion(
+    """A question for one step of a round of ``table_id`` over ``participants``, carrying the
+    round keys that ``holders`` advertise for it (as the coordinator forwards them)."""
+    question = ShareQuestion(
         signed_catalogue=cat or signed_catalogue(),
         signed_roster=roster,
         table_id=table_id,
@@ -203,15 +218,167 @@ def share_question(
         round_id=rid or round_id(),
         participants=tuple(participants),
     )
+    if not holders:
+        return question
+    keys = tuple((k.body, k.signature) for k in (n.desk.round_keys(question) for n in holders))
+    return question.model_copy(update={"round_keys": keys})
 
 
 def run_round(
     nodes: Sequence[Node], roster: bytes, table_id: str, rid: str | None = None
 ) -> list[spb.ShareBody]:
-    """Every node's upload for one round over all of ``nodes``, opened as the coordinator
-    does (each with the node's roster upload key)."""
-    question = share_question(roster, table_id, [n.department for n in nodes], rid)
+    """Every node's upload for one round over all of ``nodes`` (round keys, key shares,
+    uploads), opened as the coordinator does (each with the node's roster upload key)."""
+    question = share_question(roster, table_id, [n.department for n in nodes], rid, holders=nodes)
+    for node in nodes:
+        node.desk.key_shares(question)
     listed = verify_roster(roster, authority_key().verify_key, federation=FEDERATION)
+    return [
+        open_share(
+            masked_share_to_proto(node.desk.share(question, CALLER)),
+            listed.member(node.department).verify_key,
+        )
+        for node in nodes
+    ]
+
+
+#: The steps of a round, in order, as the coordinator calls them.
+STEPS: tuple[str, ...] = ("Ready", "RoundKeys", "KeyShares", "Share", "Unmask")
+
+
+def _answered(handler: Callable[[Any], Message], stub: InProcessStub, step: str) -> Method:
+    """A stub method over a node desk: its refusals become the status a client would see,
+    and a killed node answers nothing (UNAVAILABLE, as a closed port does)."""
+
+    def call(request: Any) -> Message:
+        stub.calls.append(step)
+        if stub.on_call is not None:
+            stub.on_call(stub.node.department, step)
+        if stub.down_from is not None and STEPS.index(step) >= STEPS.index(stub.down_from):
+            raise FakeRpcError(grpc.StatusCode.UNAVAILABLE)
+        try:
+            return handler(request)
+        except ChildregError as exc:
+            raise FakeRpcError(status_for(exc), str(exc)) from None
+
+    return Method(call)
+
+
+class InProcessStub:
+    """A node's stage-2 StatisticsService methods, called directly (with the servicer's own
+    conversions on either side of the desk); ``down_from`` names the first step it no longer
+    answers (the node was killed just before it), ``on_call`` sees every call first."""
+
+    def __init__(
+        self,
+        node: Node,
+        down_from: str | None = None,
+        on_call: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.node = node
+        self.down_from = down_from
+        self.on_call = on_call
+        self.calls: list[str] = []
+        desk = node.desk
+        self.Ready = _answered(
+            lambda r: ready_reply_to_proto(desk.ready(ready_question_from_proto(r))),
+            self,
+            "Ready",
+        )
+        self.RoundKeys = _answered(
+            lambda r: signed_body_to_proto(desk.round_keys(share_question_from_proto(r))),
+            self,
+            "RoundKeys",
+        )
+        self.KeyShares = _answered(
+            lambda r: signed_body_to_proto(desk.key_shares(share_question_from_proto(r))),
+            self,
+            "KeyShares",
+        )
+        self.Share = _answered(
+            lambda r: masked_share_to_proto(desk.share(share_question_from_proto(r), CALLER)),
+            self,
+            "Share",
+        )
+        self.Unmask = _answered(
+            lambda r: signed_body_to_proto(desk.unmask(share_question_from_proto(r))),
+            self,
+            "Unmask",
+        )
+
+
+def round_total(
+    nodes: Sequence[Node],
+    roster: bytes,
+    table_id: str,
+    rid: str | None = None,
+    cat: bytes | None = None,
+) -> list[int]:
+    """One whole round over all of ``nodes`` — round keys, key shares, uploads, unmasking —
+    and the national sum the coordinator would get (childreg.secagg.recovery.unmask)."""
+    departments = [n.department for n in nodes]
+    question = share_question(roster, table_id, departments, rid, cat, holders=nodes)
+    listed = verify_roster(roster, authority_key().verify_key, federation=FEDERATION)
+    fed = {"federation": FEDERATION, "round_id": question.round_id}
+    keys = {
+        d: recovery.open_advert(
+            recovery.Signed(b, s), listed.member(d).verify_key, department=d, **fed
+        )
+        for d, (b, s) in zip(departments, question.round_keys, strict=True)
+    }
+    sealed = {
+        n.department: recovery.open_key_shares(
+            n.desk.key_shares(question),
+            listed.member(n.department).verify_key,
+            department=n.department,
+            **fed,
+        )
+        for n in nodes
+    }
+    uploads = {b.department: list(b.values) for b in run_round_uploads(nodes, listed, question)}
+    reveals = [
+        recovery.open_reveal(
+            n.desk.unmask(
+                question.model_copy(
+                    update={
+                        "survivors": tuple(sorted(departments)),
+                        "sealed": tuple((s, c[n.department]) for s, c in sealed.items()),
+                    }
+                )
+            ),
+            listed.member(n.department).verify_key,
+            department=n.department,
+            **fed,
+        )
+        for n in nodes
+    ]
+    catalogue = verify_catalogue(question.signed_catalogue, authority_key().verify_key)
+    table = catalogue.table(table_id)
+    context = recovery.round_context(
+        federation=FEDERATION,
+        catalogue_version=catalogue.version,
+        catalogue_digest=recovery.catalogue_digest(question.signed_catalogue),
+        dimensions=table.dimensions,
+        roster_version=listed.version,
+        participants=sorted(departments),
+    )
+    return unmasking.unmask(
+        uploads,
+        reveals,
+        keys,
+        participants=departments,
+        t=listed.threshold(len(departments)),
+        round_id=question.round_id,
+        table_id=table_id,
+        snapshot=YEAR,
+        context=context,
+    )
+
+
+def run_round_uploads(
+    nodes: Sequence[Node], listed: Roster, question: ShareQuestion
+) -> list[spb.ShareBody]:
+    """Each node's opened upload for ``question`` (which carries the round keys)."""
     return [
         open_share(
             masked_share_to_proto(node.desk.share(question, CALLER)),

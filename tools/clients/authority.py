@@ -252,6 +252,7 @@ def roster_table(roster: Roster) -> Table:
         table.add_row(m.department, m.masking_key, m.upload_key)
     table.caption = (
         f"{len(roster.members)} departments; each round assumes up to {roster.colluders} of "
-        "them collude with the coordinator, so each adds noise of variance σ²/(n−c)."
+        f"them collude with the coordinator and may lose up to {roster.tolerated_dropouts} "
+        "of its participants, so each adds noise of variance σ²/(t−c), t the fewest survivors."
     )
     return table

@@ -25,7 +25,8 @@ JSON shape (stable)::
 ``totals`` appears only for the table by ``education_form`` alone. A table published by
 secure aggregation (mechanism ``…/secure-aggregation``, stage 2 of PRIVACY.md) adds
 ``"participants"``, ``"colluders"`` and ``"share_sigma_squared"`` to ``privacy`` (n
-departments summed, c assumed colluding, the noise variance σ²/(n−c) each added) and a
+departments summed, c assumed colluding, the noise variance σ²/(t−c) each added, t the
+fewest survivors a round may complete with) and a
 top-level ``"missing_departments"`` after ``"release_key"``: the departments of the
 federation left out of the snapshot. Any table with missing departments carries that key;
 the rich caption flags them.
@@ -87,7 +88,7 @@ class Privacy:
     snapshot_rho: str
     snapshot_epsilon: float
     display_threshold: int
-    #: Secure aggregation only: n departments summed, c assumed colluding, σ²/(n−c) each.
+    #: Secure aggregation only: n departments summed, c assumed colluding, σ²/(t−c) each.
     participants: int = 0
     colluders: int = 0
     share_sigma_squared: str = ""
@@ -300,7 +301,7 @@ class PublishedView:
         if p.secure:
             noise = (
                 f"secure aggregation over {p.participants} departments, {p.colluders} "
-                f"assumed colluding: each added noise of variance σ²/(n−c) = "
+                f"assumed colluding: each added noise of variance σ²/(t−c) = "
                 f"{p.share_sigma_squared}, so the others together add at least σ = "
                 f"{p.sigma:.2f}"
             )

@@ -24,6 +24,9 @@
     children, each p95 ÷ the matching gRPC call's (tools/dev/bench_console.py).
 (m)/(n) the online backup ÷ copying the node's files, and the restore drill's work
     (tools/dev/bench_backup.py).
+(o) dropout-tolerant secure rounds with the nodes in process: a round with 1 of 50
+    departments down ÷ one with none, and the coordinator's time per round at 50, 100 and
+    200 departments (tools/dev/bench_dropout.py).
 
 Timings are reported, never asserted: tests only check that the benchmark runs.
 """
@@ -73,6 +76,7 @@ from tools.dev import (
     bench_audit,
     bench_backup,
     bench_console,
+    bench_dropout,
     bench_extract,
     bench_kek,
     bench_receipts,
@@ -116,10 +120,13 @@ class Sizes:
     console_children: int = 100_000  # (l): children on the node the console serves
     console_requests: int = 200  # (l): requests of each console page and gRPC call
     backup_children: int = 100_000  # (m), (n): children of the node backed up and restored
+    dropout_departments: tuple[int, ...] = (50, 100, 200)  # (o), nodes in process
 
 
 FULL = Sizes(20_000, (10, 50), 20_000, 100_000, 5, 2_000, 1_000_000, 500, 100_000, 500, 300)
-QUICK = Sizes(600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500, 500, 10, 500)
+QUICK = Sizes(
+    600, (3, 5), 300, 1_000, 2, 100, 10_000, 30, 1_000, 30, 20, 500, 500, 10, 500, (5, 10)
+)
 
 
 # ----- data ---------------------------------------------------------------------------
@@ -476,6 +483,9 @@ def run(sizes: Sizes, say: Say) -> dict[str, Any]:
                 list(scaled(base, sizes.backup_children, "bak")), root, say,
                 changes=min(1_000, sizes.backup_children),
             ),
+            "dropout_rounds": bench_dropout.measure_dropout_rounds(
+                root, sizes.dropout_departments, sizes.repeats, say
+            ),
         }  # fmt: skip
 
 
@@ -629,6 +639,26 @@ def render(result: dict[str, Any]) -> Table:
         f"{bak['restore_copy_seconds']} s copying the backup's files into place",
         f"{bak['restore_ratio']}",
         "",
+    )
+    drop = result["dropout_rounds"]
+    one = drop["one_down"]
+    table.add_row(
+        f"secure round, 1 of {one['departments']} departments down (nodes in process)",
+        f"{one['one_down_ms']} ms",
+        f"{one['none_down_ms']} ms with none down",
+        f"{one['ratio']}",
+        f"≤ {one['goal_max_ratio']}",
+    )
+    scale = drop["scaling"]
+    per = ", ".join(
+        f"{c['departments']}: {c['coordinator_round_ms']} ms" for c in drop["coordinator"]
+    )
+    table.add_row(
+        f"coordinator's time per secure round ({per})",
+        f"{drop['coordinator'][-1]['coordinator_round_ms']} ms at {scale['to_departments']}",
+        f"{drop['coordinator'][0]['coordinator_round_ms']} ms at {scale['from_departments']}",
+        f"{scale['ratio']} (departments ×{scale['departments_ratio']:g})",
+        f"≤ {scale['goal_max_ratio']}",
     )
     mem = result["memory"]
     table.add_row(

@@ -10,6 +10,7 @@ a real loopback gRPC server); they can be down, lose uploads, or bend an upload.
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf.message import Message
-from nacl.public import PrivateKey
+from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey
 from rich.console import Console
 from scipy import stats
@@ -33,8 +34,8 @@ from childreg.config import load_config
 from childreg.dp import zcdp
 from childreg.errors import FailedPrecondition, InvalidInput, KeyProblem
 from childreg.models import TableQuery
-from childreg.secagg import masks
-from childreg.secagg.masks import MODULUS, masked
+from childreg.secagg import recovery, unmasking
+from childreg.secagg.masks import MODULUS
 from childreg.secagg.roster import Roster, parse_roster, sign_roster, verify_roster
 from childreg.secagg.upload import sign_share
 from childreg.v1 import statistics_pb2 as spb
@@ -45,7 +46,6 @@ from coordinator.publication.margins import cell_variances
 from coordinator.publication.published import unit_variance
 from coordinator.publication.publisher import Publisher, SignedCatalogue
 from coordinator.publication.releases import ReleaseStore
-from coordinator.rounds import secure
 from coordinator.rounds.federation import (
     IncompleteRound,
     PerDepartmentRounds,
@@ -55,6 +55,7 @@ from coordinator.rounds.federation import (
 from coordinator.rounds.secure import RoundAborted, SecureRounds, SignedRoster
 from coordinator.rpc.convert import PUBLISHED_TABLES, privacy_from_proto
 from coordinator.server import load_roster
+from node.rpc.statistics import share_question_from_proto
 from tests.inprocess import FakeRpcError, Method
 from tools.clients.published import PublishedView
 
@@ -96,6 +97,8 @@ class FakeNode:
     recorded: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per snapshot
     ready_calls: int = 0
     share_requests: list[spb.ShareRequest] = field(default_factory=list)
+    down_at: set[str] = field(default_factory=set)  # steps it does not answer (UNAVAILABLE)
+    steps: list[str] = field(default_factory=list)
     sent: list[Message] = field(default_factory=list)
 
     def vector(self, table_id: str) -> list[int]:
@@ -120,29 +123,113 @@ class FakeNode:
         self.sent.append(reply)
         return reply
 
+    def _context(self, request: spb.ShareRequest) -> str:
+        assert self.roster is not None
+        return recovery.round_context(
+            federation=FED,
+            catalogue_version=CATALOGUE.version,
+            catalogue_digest=recovery.catalogue_digest(request.signed_catalogue),
+            dimensions=CATALOGUE.table(request.table_id).dimensions,
+            roster_version=self.roster.version,
+            participants=list(request.participants),
+        )
+
+    def _secrets(self, request: spb.ShareRequest) -> recovery.RoundSecrets:
+        return recovery.round_secrets(
+            self.masking,
+            round_id=request.round_id,
+            table_id=request.table_id,
+            snapshot=request.academic_year,
+            context=self._context(request),
+        )
+
+    def _holders(self, request: spb.ShareRequest) -> dict[str, PublicKey]:
+        assert self.roster is not None
+        out = {}
+        for k in request.round_keys:
+            dept = json.loads(k.body)["department"]
+            out[dept] = recovery.open_advert(
+                recovery.Signed(k.body, k.signature),
+                self.roster.member(dept).verify_key,
+                federation=FED,
+                department=dept,
+                round_id=request.round_id,
+            )
+        return out
+
+    def _step(self, name: str) -> None:
+        self.steps.append(name)
+        if self.down or name in self.down_at:
+            raise FakeRpcError(grpc.StatusCode.UNAVAILABLE)
+
+    def round_keys(self, request: spb.ShareRequest) -> spb.SignedBody:
+        self._step("RoundKeys")
+        signed = recovery.advert(
+            self._secrets(request),
+            self.signing,
+            federation=FED,
+            department=self.dept,
+            round_id=request.round_id,
+        )
+        reply = spb.SignedBody(body=signed.body, signature=signed.signature, blob=signed.blob)
+        self.sent.append(reply)
+        return reply
+
+    def key_shares(self, request: spb.ShareRequest) -> spb.SignedBody:
+        self._step("KeyShares")
+        assert self.roster is not None
+        holders = self._holders(request)
+        signed = recovery.key_shares(
+            self._secrets(request),
+            self.signing,
+            self.masking,
+            {d: self.roster.member(d).public_key for d in holders},
+            federation=FED,
+            department=self.dept,
+            round_id=request.round_id,
+            all_participants=list(request.participants),
+            t=self.roster.threshold(len(request.participants)),
+        )
+        reply = spb.SignedBody(body=signed.body, signature=signed.signature, blob=signed.blob)
+        self.sent.append(reply)
+        return reply
+
+    def unmask(self, request: spb.ShareRequest) -> spb.SignedBody:
+        self._step("Unmask")
+        assert self.roster is not None
+        signed = recovery.reveal(
+            self.masking,
+            {s: self.roster.member(s).public_key for s in request.senders},
+            dict(share_question_from_proto(request).sealed),
+            self.signing,
+            federation=FED,
+            department=self.dept,
+            round_id=request.round_id,
+            survivors=list(request.survivors),
+        )
+        reply = spb.SignedBody(body=signed.body, signature=signed.signature, blob=signed.blob)
+        self.sent.append(reply)
+        return reply
+
     def share(self, request: spb.ShareRequest) -> spb.MaskedShare:
         self.share_requests.append(request)
-        if self.down or self.lose_shares:
+        if self.down or self.lose_shares or "Share" in self.down_at:
             self.lose_shares = max(0, self.lose_shares - 1)
             raise FakeRpcError(grpc.StatusCode.UNAVAILABLE)
         assert self.roster is not None
         key, parts = request.academic_year, tuple(request.participants)
         if self.recorded.setdefault(key, parts) != parts:  # the node's one-set rule
             raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION)
-        peers = {
-            m.department: m.public_key
-            for m in self.roster.members
-            if m.department in parts and m.department != self.dept
-        }
-        values = masked(
+        holders = self._holders(request)
+        values = recovery.masked_upload(
             self.vector(request.table_id),
-            self.masking,
+            self._secrets(request),
             self.dept,
-            peers,
+            holders,
             round_id=request.round_id,
             table_id=request.table_id,
             snapshot=request.academic_year,
-            context="",  # fakes: the coordinator never derives masks, any context sums
+            context=self._context(request),
         )
         body = spb.ShareBody(
             federation=FED,
@@ -155,6 +242,7 @@ class FakeNode:
             roster_version=self.roster.version,
             participants=sorted(parts),
             values=values,
+            key_holders=sorted(holders),
         )
         if self.tamper is not None:
             self.tamper(body)
@@ -168,11 +256,14 @@ class FakeNode:
 
 
 class FakeStub:
-    """The two calls of StatisticsServiceStub that secure rounds use, in-process."""
+    """The calls of StatisticsServiceStub that secure rounds use, in-process."""
 
     def __init__(self, node: FakeNode) -> None:
         self.Ready = Method(node.ready)
+        self.RoundKeys = Method(node.round_keys)
+        self.KeyShares = Method(node.key_shares)
         self.Share = Method(node.share)
+        self.Unmask = Method(node.unmask)
 
 
 @dataclass
@@ -238,15 +329,15 @@ def fed(tmp_path: Path) -> Iterator[Federation]:
 
 @pytest.fixture
 def unmasked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of unmask_sum in coordinator.rounds.secure (an aborted round never unmasks)."""
+    """Counts calls of unmasking.unmask by the coordinator (an aborted round never unmasks)."""
     calls: list[int] = []
-    real = masks.unmask_sum
+    real = unmasking.unmask
 
-    def spy(uploads: Any) -> list[int]:
+    def spy(*args: Any, **kwargs: Any) -> list[int]:
         calls.append(1)
-        return real(uploads)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(secure, "unmask_sum", spy)
+    monkeypatch.setattr(unmasking, "unmask", spy)
     return calls
 
 
@@ -274,8 +365,10 @@ def test_the_unmasked_sum_is_the_sum_of_the_vectors(tmp_path: Path, n: int) -> N
     (area,) = measured.areas.values()
     assert list(area.values) == plain_sum(list(fed.nodes.values()), "form")
     assert area.departments == tuple(sorted(fed.nodes))
-    assert measured.missing_departments == ()
-    assert measured.unit_variance == n * SIGMA2 / (n - 1)
+    assert measured.missing_departments == measured.dropped_departments == ()
+    t = fed.roster.roster.threshold(n)  # the fewest survivors: shares carry σ²/(t − c)
+    assert t == {3: 3, 10: 8, 50: 48}[n]
+    assert measured.unit_variance == n * SIGMA2 / (t - 1)
 
 
 def test_a_real_grpc_stub_runs_the_same_round(fed: Federation) -> None:
@@ -291,8 +384,17 @@ def test_a_real_grpc_stub_runs_the_same_round(fed: Federation) -> None:
         def Ready(self, request: spb.ReadyRequest, context: Any) -> spb.ReadyReply:
             return self.node.ready(request)
 
+        def RoundKeys(self, request: spb.ShareRequest, context: Any) -> spb.SignedBody:
+            return self.node.round_keys(request)
+
+        def KeyShares(self, request: spb.ShareRequest, context: Any) -> spb.SignedBody:
+            return self.node.key_shares(request)
+
         def Share(self, request: spb.ShareRequest, context: Any) -> spb.MaskedShare:
             return self.node.share(request)
+
+        def Unmask(self, request: spb.ShareRequest, context: Any) -> spb.SignedBody:
+            return self.node.unmask(request)
 
     servers, channels, stubs = [], [], {}
     for dept, node in fed.nodes.items():
@@ -397,31 +499,36 @@ def test_a_signed_but_wrongly_computed_upload_is_not_published(fed: Federation) 
     assert fed.store.bodies(YEAR) == []
 
 
-def test_a_lost_upload_is_retried_with_a_fresh_round_id(
+def test_a_lost_upload_drops_the_department_and_the_round_completes_without_it(
     fed: Federation, unmasked: list[int]
 ) -> None:
-    """The first upload of d01 is lost: the first attempt never unmasks; the second, under
-    another round id (so fresh masks), completes."""
+    """The upload of d01 is lost: the round unmasks once, in its first attempt, the sum of
+    the three others, and names d01 as dropped and missing."""
     fed.nodes["d01"].lose_shares = 1
     measured = fed.rounds().measure(question("form"))
     assert unmasked == [1]
-    for node in fed.nodes.values():
-        ids = [r.round_id for r in node.share_requests]
-        assert len(ids) == 2
-        assert ids[0] != ids[1]
-        assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert all(len(node.share_requests) == 1 for node in fed.nodes.values())
     (area,) = measured.areas.values()
-    assert list(area.values) == plain_sum(list(fed.nodes.values()), "form")
+    others = [n for d, n in fed.nodes.items() if d != "d01"]
+    assert list(area.values) == plain_sum(others, "form")
+    assert area.departments == ("d00", "d02", "d03")
+    assert measured.dropped_departments == measured.missing_departments == ("d01",)
+    assert measured.statement.participants == 3
+    assert measured.unit_variance == 3 * SIGMA2 / (3 - 1)  # t = 3, c = 1
 
 
-def test_an_upload_missing_in_every_attempt_aborts_and_never_unmasks(
+def test_too_few_uploads_in_every_attempt_abort_and_never_unmask(
     fed: Federation, unmasked: list[int]
 ) -> None:
-    """d03 loses every upload: three attempts, three round ids, no unmasking, no table."""
+    """d02 and d03 lose every upload, leaving 2 of 4 (fewer than the threshold 3): three
+    attempts, three round ids, no unmasking, no table, and a reason naming both."""
+    fed.nodes["d02"].lose_shares = 99
     fed.nodes["d03"].lose_shares = 99
-    with pytest.raises(RoundAborted, match=r"d03 \(UNAVAILABLE\)") as info:
+    with pytest.raises(RoundAborted, match=r"needs at least 3") as info:
         publish(fed.publisher(round_attempts=3), FORM)
-    assert info.value.reasons == {"d03": "UNAVAILABLE"}
+    assert "\n" not in str(info.value)
+    assert "d02 (UNAVAILABLE)" in str(info.value)
+    assert info.value.reasons == {"d02": "UNAVAILABLE", "d03": "UNAVAILABLE"}
     assert unmasked == []
     assert fed.store.bodies(YEAR) == []
     ids = [r.round_id for r in fed.nodes["d00"].share_requests]
@@ -550,18 +657,21 @@ def test_a_later_table_recorded_with_another_set_fails_clearly(fed: Federation) 
     assert [len(n.share_requests) for n in fed.nodes.values()] == before
 
 
-def test_a_participant_down_on_a_later_table_fails_it_and_the_retry_keeps_the_set(
+def test_a_participant_down_on_a_later_table_is_dropped_and_named_and_the_set_stays(
     fed: Federation,
 ) -> None:
-    """A settled participant down on a later table aborts that round naming it, and the
-    retry once it is back publishes over the same participant set."""
+    """A settled participant down on a later table is dropped from that round, which
+    publishes over the others naming it; once back it takes part again in the same set."""
     pub = fed.publisher()
     publish(pub, FORM)
     fed.nodes["d02"].down = True
-    with pytest.raises(RoundAborted, match=r"d02 \(UNAVAILABLE\)"):
-        publish(pub, SEX)
+    table = publish(pub, SEX)
+    assert list(table.missing_departments) == ["d02"]
+    assert list(table.areas[0].departments) == ["d00", "d01", "d03"]
     fed.nodes["d02"].down = False
-    assert list(publish(pub, SEX).areas[0].departments) == ["d00", "d01", "d02", "d03"]
+    big = publish(pub, BIG)
+    assert list(big.areas[0].departments) == ["d00", "d01", "d02", "d03"]
+    assert list(big.missing_departments) == []
 
 
 # --- what the coordinator sees ---------------------------------------------------------
@@ -604,15 +714,16 @@ def test_a_single_upload_looks_uniform(fed: Federation) -> None:
 
 
 def test_the_published_statement_and_margins_of_secure_aggregation(fed: Federation) -> None:
-    """National only; n, c and σ²/(n−c) stated; margins from n·σ²/(n−c) through the fit."""
+    """National only; n, c and σ²/(t−c) stated (t = 3 of 4 may finish a round); margins from
+    n·σ²/(t−c) through the fit."""
     pub = fed.publisher()
     first, second = publish(pub, FORM), publish(pub, SEX)
     p = first.privacy
     assert p.mechanism == "discrete_gaussian/zcdp/secure-aggregation"
     assert (p.rho, p.sigma_squared, p.sigma) == ("1/32", "16", 4.0)
     assert p.epsilon == zcdp.epsilon(Fraction(1, 32), 1e-9)
-    assert (p.participants, p.colluders, p.share_sigma_squared) == (4, 1, "16/3")
-    unit = 4 * Fraction(16, 3)
+    assert (p.participants, p.colluders, p.share_sigma_squared) == (4, 1, "8")
+    unit = 4 * Fraction(16, 2)
     assert unit_variance(privacy_from_proto(p)) == unit
     assert [a.area for a in first.areas] == ["national"]
     assert list(first.missing_departments) == []
@@ -625,7 +736,7 @@ def test_the_published_statement_and_margins_of_secure_aggregation(fed: Federati
 def test_statisticians_see_the_secure_statement_and_the_missing_departments(
     fed: Federation,
 ) -> None:
-    """Rich caption and title flag d03 as missing and state n, c and σ²/(n−c); the JSON
+    """Rich caption and title flag d03 as missing and state n, c and σ²/(t−c); the JSON
     carries them; a stage-1 JSON keeps exactly its documented keys."""
     fed.nodes["d03"].down = True
     view = PublishedView.from_proto(publish(fed.publisher(), FORM))
@@ -634,7 +745,7 @@ def test_statisticians_see_the_secure_statement_and_the_missing_departments(
     assert "not included" in caption
     assert "d03" in caption
     assert "secure aggregation over 3 departments, 1 assumed colluding" in caption
-    assert "each added noise of variance σ²/(n−c) = 8" in caption
+    assert "each added noise of variance σ²/(t−c) = 8" in caption
     console = Console(width=200, record=True)
     console.print(view.to_rich())
     assert "INCOMPLETE" in console.export_text()

@@ -51,6 +51,7 @@ from tests.unit.secagg_nodes import (
     ready_question,
     roster_object,
     round_id,
+    round_total,
     run_round,
     share_question,
     signed_catalogue,
@@ -74,12 +75,13 @@ def stored_share(node: Node, table_id: str) -> tuple[int, ...]:
 
 
 def test_the_unmasked_sum_is_the_sum_of_the_stored_shares(tmp_path: Path) -> None:
-    """All uploads of a round sum (mod 2⁶⁴) to exactly the nodes' stored noisy shares."""
+    """A whole round unmasks to exactly the sum of the nodes' stored noisy shares, and every
+    upload is bound to the round."""
     nodes = four_nodes(tmp_path)
     roster = signed_roster(nodes)
     rid = round_id()
     bodies = run_round(nodes, roster, "sex_by_age", rid)
-    total = masks.unmask_sum(b.values for b in bodies)
+    total = round_total(nodes, roster, "sex_by_age")
     shares = [stored_share(n, "sex_by_age") for n in nodes]
     assert total == [sum(cell) for cell in zip(*shares, strict=True)]
     assert len(total) == 12
@@ -119,7 +121,9 @@ def test_a_retry_gets_fresh_masks_over_the_same_share_and_no_second_charge(
     for a, b in zip(first, second, strict=True):
         difference = [(x - y) % masks.MODULUS for x, y in zip(a.values, b.values, strict=True)]
         assert difference != [0] * len(difference)  # x₁ − x₂ = 0: the shares are the same
-    assert masks.unmask_sum(b.values for b in first) == masks.unmask_sum(b.values for b in second)
+    assert round_total(nodes, roster, "education_form") == round_total(
+        nodes, roster, "education_form"
+    )
     assert all(len(n.ledger()) == 1 for n in nodes)
 
 
@@ -167,7 +171,7 @@ def test_a_round_id_reused_under_another_catalogue_version_gets_unrelated_masks(
     rid = round_id()
     first = run_round(nodes, roster, "education_form", rid)
     question = share_question(
-        roster, "education_form", "abcd", rid, cat=signed_catalogue(version=2)
+        roster, "education_form", "abcd", rid, cat=signed_catalogue(version=2), holders=nodes
     )
     listed = verify_roster(roster, authority_key().verify_key, federation=FEDERATION)
     second = [
@@ -183,7 +187,10 @@ def test_a_round_id_reused_under_another_catalogue_version_gets_unrelated_masks(
         x1, x2 = shares
         diff = [(b - a) % masks.MODULUS for a, b in zip(one.values, two.values, strict=True)]
         assert diff != [(b - a) % masks.MODULUS for a, b in zip(x1, x2, strict=True)]
-    sums = [masks.unmask_sum([u.values for u in uploads]) for uploads in (first, second)]
+    sums = [
+        round_total(nodes, roster, "education_form", cat=signed_catalogue(version=v))
+        for v in (1, 2)
+    ]
     for total, version in zip(sums, (0, 1), strict=True):
         assert total == [
             sum(col) for col in zip(*(n.ledger()[version].released for n in nodes), strict=True)
@@ -218,7 +225,7 @@ def test_a_roster_raising_the_colluders_after_a_round_is_refused(tmp_path: Path)
         with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
             node.desk.ready(ready_question(raised, "education_form"))
         with pytest.raises(FailedPrecondition, match="assuming 1 colluding"):
-            node.desk.share(share_question(raised, "education_form", "abcd"), CALLER)
+            node.desk.share(share_question(raised, "education_form", "abcd", holders=nodes), CALLER)
         assert len(node.ledger()) == 1
     run_round(nodes, roster, "education_form")
 
@@ -234,17 +241,18 @@ def test_an_empty_department_adds_noise_to_every_cell(tmp_path: Path) -> None:
         assert min(share) < 0 < max(share)
 
 
-def test_share_noise_has_variance_sigma_squared_over_n_minus_c(tmp_path: Path) -> None:
-    """With n = 4 and c = 1 each share has variance σ²/3 ≈ 5.3 per cell, not σ² = 16."""
+def test_share_noise_has_variance_sigma_squared_over_t_minus_c(tmp_path: Path) -> None:
+    """With n = 4, c = 1 and the default 2 tolerated dropouts a round may finish with t = 3
+    survivors, so each share has variance σ²/(t − c) = 8 per cell, not σ² = 16."""
     nodes = four_nodes(tmp_path, children=(0, 0, 0, 0))
     run_round(nodes, signed_roster(nodes, colluders=1), "form_by_care_by_age")
     noise = [v for n in nodes for v in stored_share(n, "form_by_care_by_age")]  # 1848 draws
-    expected = float(zcdp.sigma_squared(Fraction(1, 32)) / 3)
-    assert expected == pytest.approx(16 / 3)
+    expected = float(zcdp.sigma_squared(Fraction(1, 32)) / 2)
+    assert expected == pytest.approx(8)
     assert statistics.pvariance(noise) == pytest.approx(expected, rel=0.2)
     assert abs(statistics.fmean(noise)) < 0.5
-    # The four shares together carry about (n / (n − c))·σ² = 21.3, at least σ² (sampling
-    # error allowed for).
+    # The four shares together carry about (n / (t − c))·σ² = 32, and any t − c = 2 honest
+    # ones at least σ² (sampling error allowed for).
     shares = [stored_share(n, "form_by_care_by_age") for n in nodes]
     national = [sum(cell) for cell in zip(*shares, strict=True)]
     assert statistics.pvariance(national) > 0.9 * 16
@@ -279,7 +287,7 @@ def test_participation_and_the_share_survive_reopening_a_sqlcipher_store(tmp_pat
     nodes = [make_node("a", keyrings["a"], store, children=9)]
     nodes += [make_node(d, keyrings[d], children=5) for d in "bcd"]
     roster = signed_roster(nodes)
-    before = masks.unmask_sum(b.values for b in run_round(nodes, roster, "care_by_age"))
+    before = round_total(nodes, roster, "care_by_age")
     store.close()
     reopened = SqlCipherStore.open(path, key)
     try:
@@ -287,7 +295,7 @@ def test_participation_and_the_share_survive_reopening_a_sqlcipher_store(tmp_pat
         assert reopened.participation(YEAR) == Participation(frozenset("abcd"), 1)
         with pytest.raises(FailedPrecondition):
             nodes[0].desk.share(share_question(roster, "care_by_age", "abc"), CALLER)
-        after = masks.unmask_sum(b.values for b in run_round(nodes, roster, "care_by_age"))
+        after = round_total(nodes, roster, "care_by_age")
         assert after == before
         assert [(e.table_id, e.mechanism) for e in reopened.ledger(YEAR)] == [
             ("care_by_age", "secure-aggregation")
@@ -333,9 +341,7 @@ def test_every_table_of_the_catalogue_can_be_aggregated(tmp_path: Path) -> None:
     """Each table's round unmasks to a vector of its grid size, charged once per node."""
     nodes = four_nodes(tmp_path)
     roster = signed_roster(nodes)
-    sizes = {
-        t: len(masks.unmask_sum(b.values for b in run_round(nodes, roster, t))) for t in TABLES
-    }
+    sizes = {t: len(round_total(nodes, roster, t)) for t in TABLES}
     assert sizes == {"education_form": 11, "sex_by_age": 12, "care_by_age": 42,
                      "form_by_care_by_age": 462}  # fmt: skip
     assert all(sum(e.rho for e in n.ledger()) == Fraction(4, 32) for n in nodes)

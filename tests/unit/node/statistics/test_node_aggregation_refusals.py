@@ -212,7 +212,7 @@ def test_a_table_answered_per_department_is_not_aggregated_too(nodes: list[Node]
     with pytest.raises(FailedPrecondition, match="per department"):
         a.desk.ready(ready_question(roster, TABLE))
     with pytest.raises(FailedPrecondition, match="per department"):
-        a.desk.share(share_question(roster, TABLE, "abcd"), CALLER)
+        a.desk.share(share_question(roster, TABLE, "abcd", holders=nodes), CALLER)
     assert [e.mechanism for e in a.ledger()] == ["per-department"]
     assert a.store.participation(YEAR) is None
 
@@ -241,7 +241,7 @@ def test_the_budget_caps_shares_and_ready_says_so_without_charging(tmp_path: Pat
     with pytest.raises(ResourceExhausted):
         a.desk.ready(ready_question(roster, "care_by_age"))
     with pytest.raises(ResourceExhausted):
-        a.desk.share(share_question(roster, "care_by_age", "abc"), CALLER)
+        a.desk.share(share_question(roster, "care_by_age", "abc", holders=nodes), CALLER)
     assert [e.table_id for e in a.ledger()] == ["education_form", TABLE]
     assert a.store.participation(YEAR) == Participation(frozenset("abc"), 1)
     reply = a.desk.ready(ready_question(roster, TABLE))
@@ -254,9 +254,11 @@ def test_no_new_share_under_a_superseded_catalogue_version(nodes: list[Node]) ->
     """Once version 2 was used, a table of version 1 is refused (the shared version rule)."""
     roster = signed_roster(nodes)
     a = nodes[0]
-    a.desk.share(share_question(roster, TABLE, "abcd", cat=signed_catalogue(2)), CALLER)
+    a.desk.share(
+        share_question(roster, TABLE, "abcd", cat=signed_catalogue(2), holders=nodes), CALLER
+    )
     with pytest.raises(FailedPrecondition, match="older"):
-        a.desk.share(share_question(roster, "education_form", "abcd"), CALLER)
+        a.desk.share(share_question(roster, "education_form", "abcd", holders=nodes), CALLER)
 
 
 def test_logs_hold_ids_and_sizes_never_vectors(nodes: list[Node]) -> None:
@@ -318,9 +320,14 @@ def share_request(roster: bytes, **changes: Any) -> spb.ShareRequest:
         {"participants": ["Not An Id", "b", "c"]},
         {"table_id": "Sex"},
         {"signed_roster": b""},
+        {"senders": ["a", "b"], "sealed": b"\x00" * 171},
+        {"survivors": ["Not An Id"]},
     ],
-    ids=["not hex", "upper case", "short", "padded", "too many", "bad id", "bad table", "empty"],
-)
+    ids=[
+        "not hex", "upper case", "short", "padded", "too many", "bad id", "bad table", "empty",
+        "sealed length", "bad survivor",
+    ],
+)  # fmt: skip
 def test_a_malformed_share_request_is_invalid_argument(
     nodes: list[Node], changes: dict[str, Any]
 ) -> None:
@@ -378,7 +385,13 @@ def test_a_share_through_the_servicer_is_one_leaf_and_ready_none(nodes: list[Nod
         1,
         [],
     )
-    upload = servicer.Share(share_request(roster), Context())  # type: ignore[arg-type]
+    request = share_request(roster)
+    for node in nodes:  # the round keys the coordinator collected and forwards
+        node_servicer, _ = servicer_for(node, secure=True)
+        key = node_servicer.RoundKeys(request, Context())  # type: ignore[arg-type]
+        request.round_keys.append(key)
+    assert leaves(audit) == []  # RoundKeys moves no data and leaves no leaf either
+    upload = servicer.Share(request, Context())  # type: ignore[arg-type]
     assert len(upload.signature) == 64
     assert leaves(audit) == [("statistics.share", "OK")]
     assert [e.requested_by for e in nodes[0].ledger()] == [CALLER]
