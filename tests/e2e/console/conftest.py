@@ -38,9 +38,11 @@ import tomli_w
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -282,7 +284,25 @@ def submit(driver: WebDriver, button_id: str) -> None:
     """Click a submit button and wait for the next page to load."""
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, button_id).click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 60).until(lambda _: page_replaced(old))
+
+
+#: What Chromium says, as an "unknown error" rather than a stale reference, when asked
+#: about an element of a document it has just replaced (seen on a loaded machine).
+_REPLACED = ("does not belong to the document", "No node with given id")
+
+
+def page_replaced(element: WebElement) -> bool:
+    """Whether ``element``'s document has been replaced by the next page."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if any(text in str(exc) for text in _REPLACED):
+            return True
+        raise
+    return False
 
 
 def current_code(account: Account) -> str:

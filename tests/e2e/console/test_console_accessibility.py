@@ -6,7 +6,6 @@ from __future__ import annotations
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.e2e.console.conftest import (
@@ -16,6 +15,7 @@ from tests.e2e.console.conftest import (
     current_code,
     enter_password,
     fill,
+    page_replaced,
     shot,
     sign_in,
     submit,
@@ -79,7 +79,7 @@ def test_the_console_works_from_the_keyboard_alone(
     old = browser.find_element(By.TAG_NAME, "html")
     browser.switch_to.active_element.send_keys(account.password, Keys.ENTER)
 
-    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 60).until(lambda _: page_replaced(old))
     code = wait_for(browser, "#code")
     assert browser.switch_to.active_element == code  # autofocus on the code
     outline = browser.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
