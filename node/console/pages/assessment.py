@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from childreg import codes
-from childreg.errors import InvalidInput, Violation
+from childreg.errors import Violation
 from childreg.models import AssessmentIn, violations_of
 from childreg.signed import canonical_json
-from node.console.pages.forms import given, optional, options, render
+from node.console.pages.forms import change_then_child, given, optional, options, render
 from node.console.web import Page, Routes
 
 routes = Routes()
@@ -120,18 +120,12 @@ async def record_assessment(page: Page) -> Response:
         assessment = AssessmentIn.model_validate(assessment_of(page, child_id))
     except ValidationError as exc:
         return _form(page, values, violations_of(exc), 400)
-    registry, audited, actor = page.console.registry, page.console.audited, page.actor
-    request = canonical_json({"assessment": assessment.model_dump(mode="json")})
-    try:
-        await page.call(
-            lambda: audited.change(
-                actor,
-                "assessment.record",
-                request,
-                lambda: registry.record_assessment(assessment),
-                child_id,
-            )
-        )
-    except InvalidInput as exc:
-        return _form(page, values, exc.violations, 400)
-    return page.redirect(f"/child/{handle}")
+    registry = page.console.registry
+    return await change_then_child(
+        page,
+        "assessment.record",
+        canonical_json({"assessment": assessment.model_dump(mode="json")}),
+        lambda: registry.record_assessment(assessment),
+        child_id=child_id,
+        form_again=lambda problems: _form(page, values, problems, 400),
+    )

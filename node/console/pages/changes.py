@@ -14,12 +14,12 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from childreg import codes
-from childreg.errors import InvalidInput, Violation
+from childreg.errors import Violation
 from childreg.models import CareSettingIn, Model, PlacementIn, violations_of
 from childreg.profile import current_academic_year
 from childreg.search import Reason
 from childreg.signed import canonical_json
-from node.console.pages.forms import given, optional, options, render
+from node.console.pages.forms import change_then_child, given, optional, options, render
 from node.console.web import Page, Routes, form_values
 
 routes = Routes()
@@ -69,21 +69,15 @@ async def record_placement(page: Page) -> Response:
         reason = _Why.model_validate({"reason": optional(page, "reason")}).reason
     except ValidationError as exc:
         return _placement_form(page, values, violations_of(exc), 400)
-    registry, audited, actor = page.console.registry, page.console.audited, page.actor
-    request = canonical_json({"placement": placement.model_dump(mode="json"), "reason": reason})
-    try:
-        await page.call(
-            lambda: audited.change(
-                actor,
-                "placement.record",
-                request,
-                lambda: registry.record_placement(placement, reason=reason),
-                child_id,
-            )
-        )
-    except InvalidInput as exc:
-        return _placement_form(page, values, exc.violations, 400)
-    return page.redirect(f"/child/{handle}")
+    registry = page.console.registry
+    return await change_then_child(
+        page,
+        "placement.record",
+        canonical_json({"placement": placement.model_dump(mode="json"), "reason": reason}),
+        lambda: registry.record_placement(placement, reason=reason),
+        child_id=child_id,
+        form_again=lambda problems: _placement_form(page, values, problems, 400),
+    )
 
 
 @routes.get("/child/{handle}/care", access="change")
@@ -107,18 +101,12 @@ async def record_care(page: Page) -> Response:
         reason = _Why.model_validate({"reason": optional(page, "reason")}).reason
     except ValidationError as exc:
         return _care_form(page, values, violations_of(exc), 400)
-    registry, audited, actor = page.console.registry, page.console.audited, page.actor
-    request = canonical_json({"care_setting": care.model_dump(mode="json"), "reason": reason})
-    try:
-        await page.call(
-            lambda: audited.change(
-                actor,
-                "care_setting.record",
-                request,
-                lambda: registry.record_care_setting(care, reason=reason),
-                child_id,
-            )
-        )
-    except InvalidInput as exc:
-        return _care_form(page, values, exc.violations, 400)
-    return page.redirect(f"/child/{handle}")
+    registry = page.console.registry
+    return await change_then_child(
+        page,
+        "care_setting.record",
+        canonical_json({"care_setting": care.model_dump(mode="json"), "reason": reason}),
+        lambda: registry.record_care_setting(care, reason=reason),
+        child_id=child_id,
+        form_again=lambda problems: _care_form(page, values, problems, 400),
+    )

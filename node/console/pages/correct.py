@@ -13,11 +13,11 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from childreg import codes
-from childreg.errors import InvalidInput, Violation
+from childreg.errors import Violation
 from childreg.history import CORRECTABLE, Closure, Correction
 from childreg.models import violations_of
 from childreg.signed import canonical_json
-from node.console.pages.forms import districts, given, optional, options, render
+from node.console.pages.forms import change_then_child, districts, given, optional, options, render
 from node.console.web import Page, Routes, form_values
 
 routes = Routes()
@@ -62,21 +62,15 @@ async def correct(page: Page) -> Response:
         })  # fmt: skip
     except ValidationError as exc:
         return _correct_form(page, values, violations_of(exc), 400)
-    registry, audited, actor = page.console.registry, page.console.audited, page.actor
-    request = canonical_json({"correction": correction.model_dump(mode="json")})
-    try:
-        await page.call(
-            lambda: audited.change(
-                actor,
-                "child.correct",
-                request,
-                lambda: registry.correct_child(correction),
-                child_id,
-            )
-        )
-    except InvalidInput as exc:
-        return _correct_form(page, values, exc.violations, 400)
-    return page.redirect(f"/child/{handle}")
+    registry = page.console.registry
+    return await change_then_child(
+        page,
+        "child.correct",
+        canonical_json({"correction": correction.model_dump(mode="json")}),
+        lambda: registry.correct_child(correction),
+        child_id=child_id,
+        form_again=lambda problems: _correct_form(page, values, problems, 400),
+    )
 
 
 @routes.get("/child/{handle}/close", access="change")
@@ -99,14 +93,12 @@ async def close(page: Page) -> Response:
         }))  # fmt: skip
     except ValidationError as exc:
         return _close_form(page, values, violations_of(exc), 400)
-    registry, audited, actor = page.console.registry, page.console.audited, page.actor
-    request = canonical_json({"closure": closure.model_dump(mode="json")})
-    try:
-        await page.call(
-            lambda: audited.change(
-                actor, "child.close", request, lambda: registry.close_child(closure), child_id
-            )
-        )
-    except InvalidInput as exc:
-        return _close_form(page, values, exc.violations, 400)
-    return page.redirect(f"/child/{handle}")
+    registry = page.console.registry
+    return await change_then_child(
+        page,
+        "child.close",
+        canonical_json({"closure": closure.model_dump(mode="json")}),
+        lambda: registry.close_child(closure),
+        child_id=child_id,
+        form_again=lambda problems: _close_form(page, values, problems, 400),
+    )

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
+from childreg.errors import InvalidInput, Violation
 from childreg.profile import active
 from node.console.web import Page
 
@@ -61,3 +62,22 @@ def districts(page: Page) -> list[tuple[str, str]]:
         for region in profile.regions
         for d in region.districts
     ]
+
+
+async def change_then_child(
+    page: Page,
+    action: str,
+    request: bytes,
+    do: Callable[[], object],
+    *,
+    child_id: str,
+    form_again: Callable[[list[Violation]], Response],
+) -> Response:
+    """One audited change of the child (``action``, one leaf naming the person), then back
+    to the child's page; the form again with the registry's problems if it refuses."""
+    audited, actor = page.console.audited, page.actor
+    try:
+        await page.call(lambda: audited.change(actor, action, request, do, child_id))
+    except InvalidInput as exc:
+        return form_again(list(exc.violations))
+    return page.redirect(f"/child/{page.request.path_params['handle']}")
