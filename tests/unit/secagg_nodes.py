@@ -43,7 +43,7 @@ from node.store.base import LedgerEntry, RecordStore
 from node.store.memory import MemoryStore
 from tests.conftest import authority_key
 from tests.conftest import make_keyring as make_keyring  # noqa: PLC0414 -- kept for importers
-from tests.inprocess import FakeRpcError, Method
+from tools.dev.inprocess import FakeRpcError, Method
 
 FEDERATION = "test.childreg"
 YEAR = "2023/24"

@@ -57,6 +57,7 @@ from node.statistics.aggregation import AggregationDesk, roster_entry
 from node.statistics.desk import StatisticsDesk
 from node.store.memory import MemoryStore
 from tools.dev.federation import Say
+from tools.dev.inprocess import Call
 
 #: Goals of issue 19.
 GOAL_DOWN_RATIO = 2.0
@@ -80,22 +81,6 @@ class _Clock:
     """Seconds spent inside node calls."""
 
     node_seconds: float = 0.0
-
-
-class _Call:
-    def __init__(self, run: Callable[[], Message]) -> None:
-        self._value: Message | None = None
-        self._error: grpc.RpcError | None = None
-        try:
-            self._value = run()
-        except grpc.RpcError as err:
-            self._error = err
-
-    def result(self) -> Message:
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
 
 
 @dataclass
@@ -129,7 +114,7 @@ class _Method:
     stub: _Stub
     name: str
 
-    def future(self, request: Message, timeout: float) -> _Call:
+    def future(self, request: Message, timeout: float) -> Call:
         stub = self.stub
 
         def run() -> Message:
@@ -145,7 +130,7 @@ class _Method:
             finally:
                 stub.clock.node_seconds += time.thread_time() - started
 
-        return _Call(run)
+        return Call(run)
 
 
 class _Refused(grpc.RpcError):

@@ -56,8 +56,8 @@ from coordinator.rounds.secure import RoundAborted, SecureRounds, SignedRoster
 from coordinator.rpc.convert import PUBLISHED_TABLES, privacy_from_proto
 from coordinator.server import load_roster
 from node.rpc.statistics import share_question_from_proto
-from tests.inprocess import FakeRpcError, Method
 from tools.clients.published import PublishedView
+from tools.dev.inprocess import FakeRpcError, Method
 
 FED = "test.childreg"
 YEAR = "2023/24"

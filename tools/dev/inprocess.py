@@ -1,8 +1,9 @@
-"""gRPC-stub stand-ins that call a handler in-process, for tests of one layer.
+"""gRPC-stub stand-ins that call a handler in-process, for tests of one layer and benches.
 
 Why this module exists: the coordinator's rounds call ``stub.Method.future(request,
-timeout).result()``; unit and integration tests of the rounds replace the network hop with
-a direct call to a fake node or a real node desk. One adapter serves them all, raising a
+timeout).result()``; unit and integration tests of the rounds, and the in-process rounds
+of ``childreg bench`` (o) (tools/dev/bench_dropout.py), replace the network hop with a
+direct call to a fake node or a real node desk. One adapter serves them all, raising a
 :class:`FakeRpcError` (which carries ``code()`` like gRPC's own errors) on failure.
 """
 
