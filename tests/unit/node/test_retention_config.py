@@ -9,26 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import tomli_w
 
 from childreg.config import load_config
 from childreg.errors import InvalidInput
 from node.config import NodeConfig
+from tests.unit.node.config_file import node_config
 
 
 def config(tmp_path: Path, **retention: object) -> Path:
     """A node configuration file with ``retention`` as its [retention] section."""
-    data: dict[str, object] = {
-        "department_id": "alpha", "name": "Alpha", "region": "shaki_zagatala",
-        "districts": ["shaki"], "data_dir": "data", "identity_dir": "identity",
-        "kek_file": "kek.key", "denylist_file": "denylist.json",
-        "statistics_authority_key": "authority.pub",
-    }  # fmt: skip
-    if retention:
-        data["retention"] = retention
-    path = tmp_path / "node.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path
+    return node_config(tmp_path, "retention", retention)
 
 
 def test_rules_are_off_unless_set(tmp_path: Path) -> None:
