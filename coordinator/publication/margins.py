@@ -13,7 +13,7 @@ combination of every measurement's noise so far, and its variance is
 Σ_tables σ²_t · ‖row of that combination's block for t‖² — times the number of noise
 *units* summed into the area, each independent with the same variance: under stage 1 a
 unit is one department (variance σ²), under secure aggregation the one national sum
-(variance n·σ²/(n−c)). The combination depends only on the sequence of dimensions (never on the
+(variance n·σ²/(t−c)). The combination depends only on the sequence of dimensions (never on the
 data), so it is the same for every region. Rounding to integers and raising negatives to
 zero are left out (they move a value by about one, or towards the truth).
 """
@@ -37,7 +37,7 @@ def cell_variances(sequence: Sequence[tuple[Dims, Fraction]]) -> list[Matrix]:
 
     ``sequence`` lists the tables of a snapshot in publication order: canonical
     dimensions and the per-cell noise variance of one unit of that table (one department's
-    σ² under stage 1, the national sum's n·σ²/(n−c) under secure aggregation). Multiply a
+    σ² under stage 1, the national sum's n·σ²/(t−c) under secure aggregation). Multiply a
     result by the number of units in an area for that area's variance.
     """
     errors, scale = _error_model(sequence)

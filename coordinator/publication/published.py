@@ -34,7 +34,7 @@ class PrivacyStatement:
     snapshot_rho: str  # the snapshot's cap
     snapshot_epsilon: float
     display_threshold: int
-    participants: int = 0  # secure aggregation only: n, c and σ²/(n−c)
+    participants: int = 0  # secure aggregation only: n, c and n·σ²/(t−c)
     colluders: int = 0
     share_sigma_squared: str = ""
 
@@ -117,7 +117,7 @@ def unit_variance(statement: PrivacyStatement) -> Fraction:
     """The per-cell noise variance of one unit of a published table, from its statement.
 
     Stage 1: σ², added by each department (an area holds one unit per department).
-    Stage 2: n·σ²/(n−c), the whole national sum's (its one area holds one unit).
+    Stage 2: n·σ²/(t−c), the whole national sum's (its one area holds one unit).
     """
     if statement.mechanism == SECURE_AGGREGATION:
         return statement.participants * Fraction(statement.share_sigma_squared)
