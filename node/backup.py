@@ -33,6 +33,7 @@ from typing import Any, Final
 from childreg.audit import merkle
 from childreg.audit.checkpoint import childreg_origin
 from childreg.errors import FailedPrecondition, KeyProblem
+from childreg.secretfile import fsync_path
 from node.crypto.keys import KekSource, Keyring
 from node.store.sqlcipher.backup import CopyReader, online_copy
 
@@ -88,14 +89,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _copy_facts(db: Path, keyring: Keyring) -> dict[str, Any]:
@@ -170,8 +163,8 @@ def make_backup(
     (out / MANIFEST_FILE).write_text(
         json.dumps({**manifest, "mac": mac}, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-    _sync(out / MANIFEST_FILE)
-    _sync(out)
+    fsync_path(out / MANIFEST_FILE)
+    fsync_path(out)
     if progress is not None:
         progress("digest", 2, 2)
     return BackupSummary(manifest, time.monotonic() - started)

@@ -42,6 +42,7 @@ from typing import Final
 import structlog
 
 from childreg.errors import FailedPrecondition, KeyProblem
+from childreg.secretfile import fsync_path
 from node.audit.actor import Actor
 from node.audit.service import Audited
 from node.crypto.keys import KekSource, Keyring, keyring_generation
@@ -55,7 +56,6 @@ __all__ = [
     "resolve_keyring",
     "rotate_kek",
     "switch_keyring",
-    "sync_dir",
 ]
 
 log = structlog.get_logger("childreg.node.keys")
@@ -160,16 +160,7 @@ def _db_generation(db_path: Path, keyring: Keyring) -> int:
 def switch_keyring(next_path: Path, keyring_path: Path) -> None:
     """Rename ``next_path`` over ``keyring_path`` (atomic) and sync the directory."""
     os.replace(next_path, keyring_path)
-    sync_dir(keyring_path.parent)
-
-
-def sync_dir(directory: Path) -> None:
-    """Make a rename or delete in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(keyring_path.parent)
 
 
 def resolve_keyring(
@@ -214,7 +205,7 @@ def resolve_keyring(
             log.info("node.kek_rotation.finished", generation=in_db)
         elif repair and next_path.exists():
             next_path.unlink()
-            sync_dir(next_path.parent)
+            fsync_path(next_path.parent)
             log.info("node.kek_rotation.discarded", generation=in_db)
         return keyring
     if from_next:

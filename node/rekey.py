@@ -37,10 +37,11 @@ from typing import Final, Literal
 import structlog
 
 from childreg.errors import KeyProblem
+from childreg.secretfile import fsync_path
 from node.audit.actor import Actor
 from node.audit.service import Audited
 from node.crypto.keys import KekSource, Keyring, RewrappedKeyring, keyring_kek_entry, keyring_note
-from node.kek_rotation import Fault, resolve_keyring, switch_keyring, sync_dir
+from node.kek_rotation import Fault, resolve_keyring, switch_keyring
 from node.store.sqlcipher import SqlCipherStore
 from node.store.sqlcipher.rekey import key_opens, rekey_file
 
@@ -140,7 +141,7 @@ def settle_rekey(
     if not key_opens(db_path, candidate.db_key_hex()):
         if repair:
             pending.unlink(missing_ok=True)
-            sync_dir(pending.parent)
+            fsync_path(pending.parent)
             log.info("node.rekey.discarded")
         return Settled("discarded" if repair else "none")
     if not repair or audited is None:

@@ -29,6 +29,7 @@ pseudonym (and its id when the child is in the backup) — for staff to enter ag
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -46,10 +47,11 @@ from childreg.audit.checkpoint import open_checkpoint
 from childreg.audit.leaf import AuditEvent
 from childreg.audit.note import NoteVerifier
 from childreg.errors import AlreadyExists, FailedPrecondition
+from childreg.secretfile import fsync_path
 from node.audit.actor import Actor
 from node.audit.checkpointer import WitnessClient, WitnessUnreachable
 from node.audit.log import AuditLog, node_signer
-from node.backup import DB_FILE, KEYRING_FILE, read_manifest, verify_backup
+from node.backup import DB_FILE, KEYRING_FILE, Progress, read_manifest, verify_backup
 from node.config import WitnessEndpoint
 from node.consent.extract import grant_ref
 from node.crypto.keys import KekSource, Keyring
@@ -98,9 +100,34 @@ RECORD_CHANGES: Final = frozenset(
         "consent.grant",
     }
 )
-
-#: Called with (stage, done, total).
-Progress = Callable[[str, int, int], None]
+#: Actions after the backup that a restore neither replays nor lists but warns about.
+WARNINGS: Final = {
+    "keys.rekey_db": (
+        "the database was rekeyed after this backup (leaf {seq}): the restored database is "
+        "under the backup's older database key; run `childreg node rekey-db` before "
+        "starting if that key may be known"
+    ),
+    "keys.rotate": (
+        "the KEK was rotated after this backup (leaf {seq}): the restored keys are wrapped "
+        "by the backup's KEK; run `childreg node rotate-kek` with a configuration naming "
+        "that KEK and --new-kek the current one, before starting"
+    ),
+    "console.account": (
+        "a web-console account was added, reset or disabled after this backup (leaf "
+        "{seq}): accounts are as of the backup; check them with `childreg node user list`"
+    ),
+}
+#: Actions that change nothing a restore must bring back: reads, the statistics rounds
+#: (the ledger and participation they charge are journaled and replayed), signing-key
+#: rotations (their statements are journaled and kept), sign-ins, denials, restores.
+UNCHANGING: Final = frozenset(
+    {
+        "child.read", "child.search", "child.history", "audit.read", "breakglass.read",
+        "extract.disclose", "statistics.release", "statistics.share", "statistics.unmask",
+        "statistics.count", "retention.review", "keys.rotate_signing", "console.sign_in",
+        "console.sign_out", "denied", RESTORE_ACTION,
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -116,14 +143,7 @@ class Reentry:
 
     def to_json(self) -> dict[str, Any]:
         """As JSON values."""
-        return {
-            "seq": self.seq,
-            "time": self.time,
-            "actor": self.actor,
-            "action": self.action,
-            "pseudonym": self.pseudonym,
-            "child_id": self.child_id,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -316,17 +336,9 @@ def _place(backup: Path, data_dir: Path) -> None:
         part = data_dir / f"{name}.restoring"
         shutil.copyfile(backup / name, part)
         os.chmod(part, 0o600)
-        fd = os.open(part, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(part)
         os.replace(part, data_dir / name)
-    fd = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(data_dir)
 
 
 def _remove_placed(data_dir: Path) -> None:
@@ -492,15 +504,5 @@ def _reapply(
             report.reenter.append(
                 Reentry(seq, event.time, event.actor, event.action, event.subject, child_id)
             )
-        elif event.action == "keys.rekey_db":
-            report.warnings.append(
-                f"the database was rekeyed after this backup (leaf {seq}): the restored "
-                "database is under the backup's older database key; run `childreg node "
-                "rekey-db` before starting if that key may be known"
-            )
-        elif event.action == "keys.rotate":
-            report.warnings.append(
-                f"the KEK was rotated after this backup (leaf {seq}): the restored keys are "
-                "wrapped by the backup's KEK; run `childreg node rotate-kek` with a "
-                "configuration naming that KEK and --new-kek the current one, before starting"
-            )
+        elif event.action in WARNINGS:
+            report.warnings.append(WARNINGS[event.action].format(seq=seq))

@@ -38,6 +38,7 @@ from typing import Any, Final
 
 import sqlcipher3
 
+from childreg.secretfile import fsync_path
 from node.store.sqlcipher.connection import _key
 
 __all__ = ["CopyReader", "online_copy"]
@@ -57,14 +58,6 @@ def _connect(path: Path, key_hex: str, *, readonly: bool = False) -> Any:
         conn.close()
         raise
     return conn
-
-
-def _sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _copy_bytes(pairs: list[tuple[Path, Path]], progress: ByteProgress | None) -> None:
@@ -134,7 +127,7 @@ def online_copy(
             dst.close()
         for extra in leftovers[1:]:
             extra.unlink(missing_ok=True)
-        _sync(target)
+        fsync_path(target)
     except BaseException:
         for leftover in leftovers:
             with contextlib.suppress(FileNotFoundError):
