@@ -145,7 +145,6 @@ class JournalContents:
     ledger: list[LedgerEntry] = field(default_factory=list)
     participation: list[tuple[str, Participation]] = field(default_factory=list)
     transitions: list[tuple[str, str]] = field(default_factory=list)
-    records: int = 0
     torn_tail: bool = False
 
     @property
@@ -217,7 +216,6 @@ def read_journal(path: Path, key: bytes) -> JournalContents:
             )
         elif kind == "key_transition":
             contents.transitions.append((str(record["which"]), str(record["note"])))
-        contents.records += 1
     return contents
 
 

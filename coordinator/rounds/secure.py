@@ -368,14 +368,13 @@ class SecureRounds:
                     ) from None
                 self._sleep(self._retry_interval)
                 continue
-            dropped = result.dropped
             log.info(
                 "round.done",
                 round_id=round_id,
                 table=question.table.id,
                 snapshot=question.snapshot,
                 participants=len(result.survivors),
-                dropped=list(dropped),
+                dropped=list(result.dropped),
                 attempt=attempt,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
@@ -386,7 +385,7 @@ class SecureRounds:
                     "was published",
                     {},
                 )
-            return AttemptResult(result.values, result.survivors, dropped, result.threshold)
+            return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _seen(self, dept: str, message: Message) -> None:

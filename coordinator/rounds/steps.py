@@ -169,8 +169,8 @@ class Attempt:
         if len(left) < self.t:
             raise AttemptFailed(
                 f"only {len(left)} of the {len(self._parts)} departments were left after "
-                f"{step}; a round of {len(self._parts)} needs at least {self.t} (more than "
-                f"half of the roster's {len(self._roster.members)})",
+                f"{step}; a round of {len(self._parts)} needs at least {self.t} (its "
+                f"threshold, of the roster's {len(self._roster.members)})",
                 self.dropped,
             )
 

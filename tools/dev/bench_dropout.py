@@ -57,7 +57,7 @@ from node.statistics.aggregation import AggregationDesk, roster_entry
 from node.statistics.desk import StatisticsDesk
 from node.store.memory import MemoryStore
 from tools.dev.federation import Say
-from tools.dev.inprocess import Call
+from tools.dev.inprocess import Call, FakeRpcError
 
 #: Goals of issue 19.
 GOAL_DOWN_RATIO = 2.0
@@ -67,13 +67,6 @@ CALLER = f"spiffe://{FEDERATION}/coordinator/national"
 #: The measured table (22 cells) and the warm-up table that settles each snapshot.
 TABLE, WARM = ("education_form", "sex"), ("education_form",)
 _STEPS = ("Ready", "RoundKeys", "KeyShares", "Share", "Unmask")
-
-
-class _Down(grpc.RpcError):
-    """What a call to a killed node raises."""
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
 
 
 @dataclass
@@ -121,25 +114,16 @@ class _Method:
             if stub.down_from is not None and _STEPS.index(self.name) >= _STEPS.index(
                 stub.down_from
             ):
-                raise _Down()
+                raise FakeRpcError(grpc.StatusCode.UNAVAILABLE)
             started = time.thread_time()
             try:
                 return stub.methods[self.name](request)
             except ChildregError as exc:
-                raise _Refused(status_for(exc)) from None
+                raise FakeRpcError(status_for(exc)) from None
             finally:
                 stub.clock.node_seconds += time.thread_time() - started
 
         return Call(run)
-
-
-class _Refused(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode) -> None:
-        super().__init__(code.name)
-        self._code = code
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
 
 
 def _federation(root: Path, n: int, authority: SigningKey) -> tuple[list[_Stub], bytes, _Clock]:
