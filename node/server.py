@@ -162,7 +162,6 @@ class NodeApp:
     lock: DataDirLock | None = None
     retention: RetentionJob | None = None
     console: ConsoleServer | None = None  # the web console, when configured
-    journal: ChangeJournal | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (finishing calls in flight for ``grace`` seconds) and close storage."""
@@ -175,9 +174,7 @@ class NodeApp:
         self.server.stop(grace).wait()
         if self.workers is not None:
             self.workers.close()
-        self.store.close()
-        if self.journal is not None:
-            self.journal.close()
+        close_store(self.store)
         if self.lock is not None:
             self.lock.release()
 
@@ -272,13 +269,12 @@ def node_profile(config: NodeConfig) -> Profile:
     return country
 
 
-def _open_store(
-    config: NodeConfig, keyring: Keyring
-) -> tuple[SqlCipherStore, ChangeJournal | None]:
+def _open_store(config: NodeConfig, keyring: Keyring) -> SqlCipherStore:
     """The serving node's store with its change journal caught up and attached."""
     store = SqlCipherStore.open(config.db_path, keyring.db_key_hex())
     try:
-        return store, attach_journal(config, store, keyring, catch=True)
+        attach_journal(config, store, keyring, catch=True)
+        return store
     except BaseException:
         store.close()
         raise
@@ -320,7 +316,7 @@ def _retention_job(
 def start_node(config: NodeConfig) -> NodeApp:
     """Install the country profile, open storage and start the mutual-TLS gRPC server."""
     install_profile(config)
-    lock, keyring, workers, store, journal = _open_storage(config)
+    lock, keyring, workers, store = _open_storage(config)
     try:
         keyring = with_signing(keyring, store)  # the signing keys' generations in use
         registry = Registry(store, keyring, districts=config.districts)
@@ -413,9 +409,7 @@ def start_node(config: NodeConfig) -> NodeApp:
             state_dir=config.data_dir,
         )
     except BaseException:
-        store.close()
-        if journal is not None:
-            journal.close()
+        close_store(store)
         if workers is not None:
             workers.close()
         lock.release()
@@ -428,7 +422,7 @@ def start_node(config: NodeConfig) -> NodeApp:
                 audited=audited, desk=desk, witnessed=checkpointer.last_witnessed,
             )  # fmt: skip
         except BaseException:
-            _unwind(server, store, journal, workers, lock)
+            _unwind(server, store, workers, lock)
             raise
     checkpointer.start()
     if retention is not None:
@@ -448,15 +442,15 @@ def start_node(config: NodeConfig) -> NodeApp:
         lock,
         retention,
         console,
-        journal,
     )
 
 
 def _open_storage(
     config: NodeConfig,
-) -> tuple[DataDirLock, Keyring, ImportWorkers | None, SqlCipherStore, ChangeJournal | None]:
-    """The data directory's lock, the keyring, the import workers, the open store and its
-    change journal (caught up and attached), or nothing held if any of them fails."""
+) -> tuple[DataDirLock, Keyring, ImportWorkers | None, SqlCipherStore]:
+    """The data directory's lock, the keyring, the import workers and the open store with
+    its change journal caught up and attached (closed by :func:`close_store`); nothing held
+    if any of them fails."""
     lock = DataDirLock(config.data_dir).acquire()  # no KEK rotation while the node serves
     try:
         keyring = open_keyring(config, repair=True)
@@ -469,27 +463,21 @@ def _open_storage(
         lock.release()
         raise
     try:
-        store, journal = _open_store(config, keyring)
+        store = _open_store(config, keyring)
     except BaseException:
         if workers is not None:
             workers.close()
         lock.release()
         raise
-    return lock, keyring, workers, store, journal
+    return lock, keyring, workers, store
 
 
 def _unwind(
-    server: grpc.Server,
-    store: SqlCipherStore,
-    journal: ChangeJournal | None,
-    workers: ImportWorkers | None,
-    lock: DataDirLock,
+    server: grpc.Server, store: SqlCipherStore, workers: ImportWorkers | None, lock: DataDirLock
 ) -> None:
     """Undo a start that failed after the gRPC server started."""
     server.stop(0)
-    store.close()
-    if journal is not None:
-        journal.close()
+    close_store(store)
     if workers is not None:
         workers.close()
     lock.release()
@@ -603,9 +591,7 @@ class OperatorSession:
 
     def close(self) -> None:
         """Close the store (and its journal)."""
-        self._store.close()
-        if isinstance(self._store.journal, ChangeJournal):
-            self._store.journal.close()
+        close_store(self._store)
 
     def __enter__(self) -> OperatorSession:
         return self
