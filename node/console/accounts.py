@@ -84,6 +84,7 @@ class SignedIn:
     login: str
     role: str
     language: str
+    changed_at: dt.datetime  # the account's, so a later reset or disable ends the session
 
 
 class SignInFailed(Exception):
@@ -197,7 +198,7 @@ class Accounts:
         return self._enrolment(account, None if password is not None else chosen)
 
     def disable(self, by: Actor, login: str) -> None:
-        """The account can no longer sign in (its sessions end: the caller closes them)."""
+        """The account can no longer sign in (its sessions end at their next request)."""
 
         def disable() -> None:
             old = self._require(login)
@@ -218,10 +219,11 @@ class Accounts:
             purpose="list",
         )
 
-    def role_of(self, login: str) -> str | None:
-        """The role of an enabled account, or None (for checking a session still holds)."""
+    def role_of(self, login: str) -> tuple[str, dt.datetime] | None:
+        """The role and ``changed_at`` of an enabled account, or None (read in one go, for
+        checking a session still holds)."""
         account = self._store.account(login)
-        return None if account is None or account.disabled else account.role
+        return None if account is None or account.disabled else (account.role, account.changed_at)
 
     # ----- signing in --------------------------------------------------------------------
     def check_password(self, login: str, password: str) -> None:
@@ -254,7 +256,7 @@ class Accounts:
                 dataclasses.replace(account, failures=0, locked_until=None, last_totp_step=step)
             )
             self._outcome(account, "OK")
-        return SignedIn(account.login, account.role, account.language)
+        return SignedIn(account.login, account.role, account.language, account.changed_at)
 
     def signed_out(self, login: str) -> None:
         """The leaf of a person signing out."""

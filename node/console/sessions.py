@@ -11,6 +11,7 @@ CSRF token and language; at most :data:`MAX_SESSIONS` exist at once, the oldest 
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import threading
 import time
@@ -34,6 +35,9 @@ class Session:
     login: str = ""  # "" until the password was right
     role: str = ""
     verified: bool = False  # both factors passed
+    #: The account's ``changed_at`` at sign-in: a reset or disable since (by the console or
+    #: the CLI, another process) ends the session at its next request.
+    changed_at: dt.datetime | None = None
     #: Children opened from this session: handle (the audit pseudonym, hex) -> child id,
     #: so no child id, name or date of birth ever appears in a URL.
     children: dict[str, str] = field(default_factory=dict)
@@ -91,9 +95,3 @@ class Sessions:
         """End a session."""
         with self._lock:
             self._by_token.pop(token, None)
-
-    def close_all(self, login: str) -> None:
-        """End every session of ``login`` (it was disabled or reset)."""
-        with self._lock:
-            for token in [t for t, s in self._by_token.items() if s.login == login]:
-                del self._by_token[token]

@@ -176,10 +176,11 @@ def _refused(page: Page, access: Access) -> Response | None:
         return None if session.login and not session.verified else page.redirect("/sign-in")
     if not session.verified:
         return page.redirect("/sign-in")
-    role = page.console.accounts.role_of(session.login)
-    if role is None:  # disabled since signing in
+    held = page.console.accounts.role_of(session.login)
+    if held is None or held[1] != session.changed_at:  # disabled or reset since signing in
         page.console.sessions.close(session.token)
         return page.redirect("/sign-in")
+    role = held[0]
     session.role = role
     if (access == "change" and role not in CHANGERS) or (access == "admin" and role != ADMIN):
         return forbidden(page)

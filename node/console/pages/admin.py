@@ -3,7 +3,8 @@
 Adding or resetting an account shows its enrolment once: the password (if the node made
 it), the TOTP secret as text and as a QR code (inline SVG made with segno, no script), to
 scan with an authenticator app. Each change is one ``console.account`` leaf naming the
-admin; a disabled or reset account's sessions end at once.
+admin; a disabled or reset account's sessions end at their next request (web.py
+compares the account's ``changed_at`` with the one at sign-in).
 """
 
 from __future__ import annotations
@@ -70,7 +71,6 @@ async def reset_user(page: Page) -> Response:
     login = page.field("login")
     accounts, actor = page.console.accounts, page.actor
     enrolment = await page.call(lambda: accounts.reset(actor, login))
-    page.console.sessions.close_all(login)
     return _enrolled(page, enrolment)
 
 
@@ -80,7 +80,6 @@ async def disable_user(page: Page) -> Response:
     login = page.field("login")
     accounts, actor = page.console.accounts, page.actor
     await page.call(lambda: accounts.disable(actor, login))
-    page.console.sessions.close_all(login)
     return page.redirect("/admin/users")
 
 

@@ -6,7 +6,7 @@ import pyotp
 
 from node.console.app import CSP
 from node.console.web import COOKIE
-from tests.unit.node.console.conftest import PASSWORD, Harness
+from tests.unit.node.console.conftest import OPERATOR, PASSWORD, Harness
 
 
 def test_password_then_code_signs_in(harness: Harness) -> None:
@@ -108,4 +108,12 @@ def test_sign_out_ends_the_session(harness: Harness) -> None:
     csrf = harness.csrf("/search")
     assert harness.client.post("/sign-out", data={"csrf": csrf}).url.path == "/sign-in"
     harness.client.cookies.set(COOKIE, token or "")
+    assert harness.client.get("/search").url.path == "/sign-in"
+
+
+def test_a_reset_outside_the_console_signs_an_open_session_out(harness: Harness) -> None:
+    """A reset through the Accounts service alone (as the CLI does) ends the open session."""
+    harness.sign_in(harness.add("aysel"))
+    assert harness.client.get("/search").url.path == "/search"
+    harness.console.accounts.reset(OPERATOR, "aysel", PASSWORD)
     assert harness.client.get("/search").url.path == "/sign-in"
