@@ -252,10 +252,19 @@ class Accounts:
             self._failed(account)
             raise SignInFailed
         with self._store.atomic():
-            self._store.replace_account(
-                dataclasses.replace(account, failures=0, locked_until=None, last_totp_step=step)
-            )
-            self._outcome(account, "OK")
+            fresh = self._store.account(login)  # not the copy read before the check
+            if fresh is None or step <= fresh.last_totp_step or not self._usable(fresh):
+                accepted = False
+            else:
+                accepted = True
+                account = fresh
+                self._store.replace_account(
+                    dataclasses.replace(fresh, failures=0, locked_until=None, last_totp_step=step)
+                )
+                self._outcome(fresh, "OK")
+        if not accepted:  # used meanwhile (a parallel request), reset, disabled or locked
+            self._failed(account)
+            raise SignInFailed
         return SignedIn(account.login, account.role, account.language, account.changed_at)
 
     def signed_out(self, login: str) -> None:
@@ -267,9 +276,11 @@ class Accounts:
         return not account.disabled and not locked
 
     def _failed(self, account: StoredAccount) -> None:
-        failures = account.failures + 1
-        locked = failures >= self._lockout_failures
         with self._store.atomic():
+            # Re-read inside the transaction: parallel failures each count.
+            account = self._store.account(account.login) or account
+            failures = account.failures + 1
+            locked = failures >= self._lockout_failures
             self._store.replace_account(
                 dataclasses.replace(
                     account,
