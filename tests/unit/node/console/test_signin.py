@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyotp
 
 from node.console.app import CSP
+from node.console.sessions import Sessions
 from node.console.web import COOKIE
 from tests.unit.node.console.conftest import OPERATOR, PASSWORD, Harness
 
@@ -117,3 +118,13 @@ def test_a_reset_outside_the_console_signs_an_open_session_out(harness: Harness)
     assert harness.client.get("/search").url.path == "/search"
     harness.console.accounts.reset(OPERATOR, "aysel", PASSWORD)
     assert harness.client.get("/search").url.path == "/sign-in"
+
+
+def test_anonymous_sessions_at_the_cap_never_evict_a_verified_one() -> None:
+    """At the cap, new anonymous sessions push out older anonymous ones, never staff's."""
+    sessions = Sessions(600, 3600, max_sessions=3)
+    staff = sessions.renew(sessions.open("en"), login="aysel", role="staff", verified=True)
+    anonymous = [sessions.open("en") for _ in range(10)]
+    assert sessions.get(staff.token) is staff
+    assert sessions.get(anonymous[0].token) is None
+    assert sessions.get(anonymous[-1].token) is anonymous[-1]
