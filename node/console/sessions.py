@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 MAX_SESSIONS: Final = 10_000
+#: How many children a session remembers (the most recently shown).
+MAX_CHILDREN: Final = 1_000
 
 
 @dataclass
@@ -39,9 +41,9 @@ class Session:
     #: The account's ``changed_at`` at sign-in: a reset or disable since (by the console or
     #: the CLI, another process) ends the session at its next request.
     changed_at: dt.datetime | None = None
-    #: Children opened from this session: handle (the audit pseudonym, hex) -> child id,
-    #: so no child id, name or date of birth ever appears in a URL.
-    children: dict[str, str] = field(default_factory=dict)
+    #: Children shown in this session: handle (random hex) -> child id, the most recent
+    #: last, so no child id, name, date of birth or pseudonym ever appears in a URL.
+    children: OrderedDict[str, str] = field(default_factory=OrderedDict)
 
 
 class Sessions:

@@ -14,6 +14,7 @@ data), anything else is logged by type only and shown as "something went wrong".
 from __future__ import annotations
 
 import hmac
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -28,7 +29,7 @@ from childreg.errors import ChildregError, InvalidInput, NotFound, PermissionDen
 from childreg.i18n import translations
 from node.audit.actor import Actor
 from node.console.accounts import ADMIN, CHANGERS
-from node.console.sessions import Session
+from node.console.sessions import MAX_CHILDREN, Session
 
 if TYPE_CHECKING:
     from node.console.app import Console
@@ -120,10 +121,18 @@ class Page:
         return await run_in_threadpool(fn)
 
     def child_handle(self, child_id: str) -> str:
-        """The handle a URL names a child by (its audit pseudonym, hex), remembered in this
-        session so :meth:`child_id` can turn it back."""
-        handle = self.console.keyring.pseudonym(child_id.strip()).hex()
-        self.session.children[handle] = child_id.strip()
+        """The handle a URL names a child by (random, 32 hex characters, this session's
+        own: not the audit pseudonym, which the log shows), remembered in this session so
+        :meth:`child_id` can turn it back; the same child keeps its handle."""
+        child_id = child_id.strip()
+        children = self.session.children
+        handle = next((h for h, c in children.items() if c == child_id), None)
+        if handle is None:
+            handle = secrets.token_hex(16)
+            children[handle] = child_id
+            while len(children) > MAX_CHILDREN:
+                children.popitem(last=False)
+        children.move_to_end(handle)
         return handle
 
     def child_id(self, handle: str) -> str:
