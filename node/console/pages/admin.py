@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from childreg.errors import InvalidInput
 from childreg.i18n import LANGUAGES, language_names
+from childreg.profile import current_academic_year
 from node.console.accounts import Enrolment
 from node.console.web import Page, Routes
 from node.store.accounts import ROLES
@@ -85,7 +86,7 @@ async def disable_user(page: Page) -> Response:
 
 def academic_years(today: dt.date, count: int) -> list[str]:
     """The ``count`` latest academic years (``2024/25``), newest first."""
-    first = today.year if today.month >= 9 else today.year - 1
+    first = int(current_academic_year(today)[:4])  # by the country profile's calendar
     return [f"{y}/{(y + 1) % 100:02d}" for y in range(first, first - count, -1)]
 
 

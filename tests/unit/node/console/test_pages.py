@@ -11,8 +11,10 @@ import pytest
 
 from childreg.audit.leaf import AuditEvent
 from childreg.models import ChildIn
+from childreg.profile import active
 from node.console.app import CSP
 from node.console.pages import ROUTES
+from node.console.pages.admin import academic_years
 from node.console.sessions import MAX_CHILDREN, Sessions
 from node.console.web import Page, PageRoute
 from tests.unit.node.console.conftest import PASSWORD, Harness
@@ -204,3 +206,10 @@ def test_a_session_remembers_only_its_latest_children() -> None:
         page.child_handle(f"C{i}")
     assert len(page.session.children) == MAX_CHILDREN
     assert first not in page.session.children
+
+
+def test_the_health_pages_years_follow_the_profiles_calendar() -> None:
+    """The academic years start on the profile's first day (Azerbaijan: 15 September)."""
+    assert active().calendar.start() == (9, 15)
+    assert academic_years(dt.date(2026, 9, 10), 3) == ["2025/26", "2024/25", "2023/24"]
+    assert academic_years(dt.date(2026, 9, 15), 2) == ["2026/27", "2025/26"]
