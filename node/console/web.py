@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from childreg.errors import ChildregError, InvalidInput, NotFound, PermissionDenied
-from childreg.i18n import translations
+from childreg.i18n import gettext
 from node.audit.actor import Actor
 from node.console.accounts import ADMIN, CHANGERS
 from node.console.sessions import MAX_CHILDREN, Session
@@ -88,7 +88,6 @@ class Page:
         self.session = session
         self.form: FormData = FormData()
         self.new_session: Session | None = None  # set when the handler renewed the session
-        self.signed_out = False  # set when the handler ended the session
 
     @property
     def language(self) -> str:
@@ -97,7 +96,7 @@ class Page:
 
     def _(self, message: str) -> str:
         """``message`` in the person's language."""
-        return translations(self.language).gettext(message)
+        return gettext(self.language, message)
 
     def field(self, name: str) -> str:
         """A text field of the posted form ("" if absent)."""
@@ -166,9 +165,7 @@ def endpoint(console: Console, route: PageRoute) -> Callable[[Request], Awaitabl
             response: Response = refused
         else:
             response = await _handle(page, route)
-        if page.signed_out:
-            response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
-        elif page.new_session is not None:
+        if page.new_session is not None:
             set_cookie(response, page.new_session.token)
         elif fresh:
             set_cookie(response, session.token)
