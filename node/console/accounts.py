@@ -84,6 +84,7 @@ class SignedIn:
     login: str
     role: str
     language: str
+    changed_at: dt.datetime  # the account's, so a later reset or disable ends the session
 
 
 class SignInFailed(Exception):
@@ -197,7 +198,7 @@ class Accounts:
         return self._enrolment(account, None if password is not None else chosen)
 
     def disable(self, by: Actor, login: str) -> None:
-        """The account can no longer sign in (its sessions end: the caller closes them)."""
+        """The account can no longer sign in (its sessions end at their next request)."""
 
         def disable() -> None:
             old = self._require(login)
@@ -218,10 +219,11 @@ class Accounts:
             purpose="list",
         )
 
-    def role_of(self, login: str) -> str | None:
-        """The role of an enabled account, or None (for checking a session still holds)."""
+    def role_of(self, login: str) -> tuple[str, dt.datetime] | None:
+        """The role and ``changed_at`` of an enabled account, or None (read in one go, for
+        checking a session still holds)."""
         account = self._store.account(login)
-        return None if account is None or account.disabled else account.role
+        return None if account is None or account.disabled else (account.role, account.changed_at)
 
     # ----- signing in --------------------------------------------------------------------
     def check_password(self, login: str, password: str) -> None:
@@ -250,11 +252,20 @@ class Accounts:
             self._failed(account)
             raise SignInFailed
         with self._store.atomic():
-            self._store.replace_account(
-                dataclasses.replace(account, failures=0, locked_until=None, last_totp_step=step)
-            )
-            self._outcome(account, "OK")
-        return SignedIn(account.login, account.role, account.language)
+            fresh = self._store.account(login)  # not the copy read before the check
+            if fresh is None or step <= fresh.last_totp_step or not self._usable(fresh):
+                accepted = False
+            else:
+                accepted = True
+                account = fresh
+                self._store.replace_account(
+                    dataclasses.replace(fresh, failures=0, locked_until=None, last_totp_step=step)
+                )
+                self._outcome(fresh, "OK")
+        if not accepted:  # used meanwhile (a parallel request), reset, disabled or locked
+            self._failed(account)
+            raise SignInFailed
+        return SignedIn(account.login, account.role, account.language, account.changed_at)
 
     def signed_out(self, login: str) -> None:
         """The leaf of a person signing out."""
@@ -265,9 +276,11 @@ class Accounts:
         return not account.disabled and not locked
 
     def _failed(self, account: StoredAccount) -> None:
-        failures = account.failures + 1
-        locked = failures >= self._lockout_failures
         with self._store.atomic():
+            # Re-read inside the transaction: parallel failures each count.
+            account = self._store.account(account.login) or account
+            failures = account.failures + 1
+            locked = failures >= self._lockout_failures
             self._store.replace_account(
                 dataclasses.replace(
                     account,

@@ -110,6 +110,7 @@ class Templates:
                 undefined=jinja2.StrictUndefined,
                 trim_blocks=True,
                 lstrip_blocks=True,
+                auto_reload=False,  # templates ship with the code: no stat per render
             )
             found.policies["ext.i18n.trimmed"] = True  # as the messages were extracted
             found.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ data), anything else is logged by type only and shown as "something went wrong".
 from __future__ import annotations
 
 import hmac
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -25,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from childreg.errors import ChildregError, InvalidInput, NotFound, PermissionDenied
-from childreg.i18n import translations
+from childreg.i18n import gettext
 from node.audit.actor import Actor
 from node.console.accounts import ADMIN, CHANGERS
-from node.console.sessions import Session
+from node.console.sessions import MAX_CHILDREN, Session
 
 if TYPE_CHECKING:
     from node.console.app import Console
@@ -87,7 +88,6 @@ class Page:
         self.session = session
         self.form: FormData = FormData()
         self.new_session: Session | None = None  # set when the handler renewed the session
-        self.signed_out = False  # set when the handler ended the session
 
     @property
     def language(self) -> str:
@@ -96,7 +96,7 @@ class Page:
 
     def _(self, message: str) -> str:
         """``message`` in the person's language."""
-        return translations(self.language).gettext(message)
+        return gettext(self.language, message)
 
     def field(self, name: str) -> str:
         """A text field of the posted form ("" if absent)."""
@@ -120,10 +120,18 @@ class Page:
         return await run_in_threadpool(fn)
 
     def child_handle(self, child_id: str) -> str:
-        """The handle a URL names a child by (its audit pseudonym, hex), remembered in this
-        session so :meth:`child_id` can turn it back."""
-        handle = self.console.keyring.pseudonym(child_id.strip()).hex()
-        self.session.children[handle] = child_id.strip()
+        """The handle a URL names a child by (random, 32 hex characters, this session's
+        own: not the audit pseudonym, which the log shows), remembered in this session so
+        :meth:`child_id` can turn it back; the same child keeps its handle."""
+        child_id = child_id.strip()
+        children = self.session.children
+        handle = next((h for h, c in children.items() if c == child_id), None)
+        if handle is None:
+            handle = secrets.token_hex(16)
+            children[handle] = child_id
+            while len(children) > MAX_CHILDREN:
+                children.popitem(last=False)
+        children.move_to_end(handle)
         return handle
 
     def child_id(self, handle: str) -> str:
@@ -157,9 +165,7 @@ def endpoint(console: Console, route: PageRoute) -> Callable[[Request], Awaitabl
             response: Response = refused
         else:
             response = await _handle(page, route)
-        if page.signed_out:
-            response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
-        elif page.new_session is not None:
+        if page.new_session is not None:
             set_cookie(response, page.new_session.token)
         elif fresh:
             set_cookie(response, session.token)
@@ -176,10 +182,11 @@ def _refused(page: Page, access: Access) -> Response | None:
         return None if session.login and not session.verified else page.redirect("/sign-in")
     if not session.verified:
         return page.redirect("/sign-in")
-    role = page.console.accounts.role_of(session.login)
-    if role is None:  # disabled since signing in
+    held = page.console.accounts.role_of(session.login)
+    if held is None or held[1] != session.changed_at:  # disabled or reset since signing in
         page.console.sessions.close(session.token)
         return page.redirect("/sign-in")
+    role = held[0]
     session.role = role
     if (access == "change" and role not in CHANGERS) or (access == "admin" and role != ADMIN):
         return forbidden(page)

@@ -187,7 +187,7 @@ def _round(
 
     def web_search() -> None:
         page = browser.post("/search", {"name": name})
-        found[:] = re.findall(r'href="/child/([0-9a-f]{64})"', page)
+        found[:] = re.findall(r'href="/child/([0-9a-f]{32})"', page)
 
     steps: list[tuple[str, Callable[[], object]]] = [
         ("console_search", web_search),

@@ -3,7 +3,8 @@
 Adding or resetting an account shows its enrolment once: the password (if the node made
 it), the TOTP secret as text and as a QR code (inline SVG made with segno, no script), to
 scan with an authenticator app. Each change is one ``console.account`` leaf naming the
-admin; a disabled or reset account's sessions end at once.
+admin; a disabled or reset account's sessions end at their next request (web.py
+compares the account's ``changed_at`` with the one at sign-in).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.responses import Response
 
 from childreg.errors import InvalidInput
 from childreg.i18n import LANGUAGES, language_names
+from childreg.profile import current_academic_year
 from node.console.accounts import Enrolment
 from node.console.web import Page, Routes
 from node.store.accounts import ROLES
@@ -70,7 +72,6 @@ async def reset_user(page: Page) -> Response:
     login = page.field("login")
     accounts, actor = page.console.accounts, page.actor
     enrolment = await page.call(lambda: accounts.reset(actor, login))
-    page.console.sessions.close_all(login)
     return _enrolled(page, enrolment)
 
 
@@ -80,13 +81,12 @@ async def disable_user(page: Page) -> Response:
     login = page.field("login")
     accounts, actor = page.console.accounts, page.actor
     await page.call(lambda: accounts.disable(actor, login))
-    page.console.sessions.close_all(login)
     return page.redirect("/admin/users")
 
 
 def academic_years(today: dt.date, count: int) -> list[str]:
     """The ``count`` latest academic years (``2024/25``), newest first."""
-    first = today.year if today.month >= 9 else today.year - 1
+    first = int(current_academic_year(today)[:4])  # by the country profile's calendar
     return [f"{y}/{(y + 1) % 100:02d}" for y in range(first, first - count, -1)]
 
 

@@ -74,6 +74,7 @@ async def code(page: Page) -> Response:
     page.new_session = page.console.sessions.renew(page.session, login=who.login, role=who.role,
                                                    verified=True)  # fmt: skip
     page.new_session.language = who.language
+    page.new_session.changed_at = who.changed_at
     return page.redirect("/search")
 
 

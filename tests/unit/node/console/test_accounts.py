@@ -105,3 +105,38 @@ def test_sign_in_attempts_leave_leaves_with_their_outcome(harness: Harness) -> N
         ("console.sign_in", "department-staff/baku.aysel", "OK"),
         ("denied", "-", "UNAUTHENTICATED"),
     ]
+
+
+def test_a_code_read_against_a_stale_account_is_accepted_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second use of one code is refused even when its first read predates the first use."""
+    enrolment = harness.add("aysel")
+    accounts, store = harness.console.accounts, harness.store
+    stale, read = store.account("aysel"), store.account
+    code = pyotp.TOTP(enrolment.totp_secret).at(harness.clock.now)
+    accounts.check_code("aysel", code)
+    reads = iter([stale])  # the parallel request read the account before the first use
+    monkeypatch.setattr(store, "account", lambda login: next(reads, None) or read(login))
+    with pytest.raises(SignInFailed):
+        accounts.check_code("aysel", code)
+
+
+def test_failures_read_against_a_stale_account_each_count(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wrong passwords whose first read predates the others' writes still lock the account."""
+    harness.add("aysel")
+    accounts, store = harness.console.accounts, harness.store
+    stale, read = store.account("aysel"), store.account
+    count = iter(range(1_000))
+    monkeypatch.setattr(
+        store, "account", lambda login: stale if next(count) % 2 == 0 else read(login)
+    )
+    for _ in range(3):
+        with pytest.raises(SignInFailed):
+            accounts.check_password("aysel", "wrong password here")
+    monkeypatch.undo()
+    held = store.account("aysel")
+    assert held is not None
+    assert held.locked_until is not None

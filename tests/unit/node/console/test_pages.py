@@ -4,15 +4,19 @@ action leaves one leaf naming the person."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pyotp
 import pytest
 
 from childreg.audit.leaf import AuditEvent
 from childreg.models import ChildIn
+from childreg.profile import active
 from node.console.app import CSP
 from node.console.pages import ROUTES
-from node.console.web import PageRoute
+from node.console.pages.admin import academic_years
+from node.console.sessions import MAX_CHILDREN, Sessions
+from node.console.web import Page, PageRoute
 from tests.unit.node.console.conftest import PASSWORD, Harness
 
 CHANGING = [r for r in ROUTES if r.access in ("change", "admin")]
@@ -105,14 +109,17 @@ def test_a_search_and_the_child_page_leave_one_leaf_each_naming_the_person(
                                                  "name": "Aysel Mamadova"})  # fmt: skip
     assert "Mammadova" in found.text
     assert child_id not in found.text
-    handle = harness.console.keyring.pseudonym(child_id).hex()
-    page = harness.client.get(f"/child/{handle}")
+    pseudonym = harness.console.keyring.pseudonym(child_id).hex()
+    assert pseudonym not in found.text
+    match = re.search(r'href="/child/([0-9a-f]{32})"', found.text)
+    assert match is not None
+    page = harness.client.get(f"/child/{match.group(1)}")
     assert page.status_code == 200
     assert "Mammadova" not in page.text.split("<title>")[1].split("</title>")[0]
     new = leaves(harness)[start:]
     assert [(e.action, e.actor, e.subject) for e in new] == [
-        ("child.search", "department-staff/baku.aysel", handle),
-        ("child.read", "department-staff/baku.aysel", handle),
+        ("child.search", "department-staff/baku.aysel", pseudonym),
+        ("child.read", "department-staff/baku.aysel", pseudonym),
     ]
 
 
@@ -186,3 +193,23 @@ def test_a_name_typed_in_the_other_script_finds_the_child(harness: Harness) -> N
         "/search", data={"csrf": harness.csrf("/search"), "name": "Айсель Мамедова"}
     )
     assert "Məmmədova" in found.text
+
+
+def test_a_session_remembers_only_its_latest_children() -> None:
+    """Handles are random, stable per child, and only the most recent 1,000 are kept."""
+    page = Page.__new__(Page)
+    page.session = Sessions(600, 3600).open("en")
+    first = page.child_handle("C0")
+    assert page.child_handle(" C0 ") == first
+    assert re.fullmatch(r"[0-9a-f]{32}", first)
+    for i in range(1, MAX_CHILDREN + 1):
+        page.child_handle(f"C{i}")
+    assert len(page.session.children) == MAX_CHILDREN
+    assert first not in page.session.children
+
+
+def test_the_health_pages_years_follow_the_profiles_calendar() -> None:
+    """The academic years start on the profile's first day (Azerbaijan: 15 September)."""
+    assert active().calendar.start() == (9, 15)
+    assert academic_years(dt.date(2026, 9, 10), 3) == ["2025/26", "2024/25", "2023/24"]
+    assert academic_years(dt.date(2026, 9, 15), 2) == ["2026/27", "2025/26"]

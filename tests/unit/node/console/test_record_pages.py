@@ -29,7 +29,7 @@ def signed_in_on_child(harness: Harness) -> str:
     harness.sign_in(harness.add("aysel"))
     found = harness.client.post("/search", data={"csrf": harness.csrf("/search"),
                                                  "name": "Aysel Mammadova"})  # fmt: skip
-    match = re.search(r'href="/child/([0-9a-f]{64})"', found.text)
+    match = re.search(r'href="/child/([0-9a-f]{32})"', found.text)
     assert match is not None, found.text
     return match.group(1)
 
@@ -305,7 +305,7 @@ def test_the_forms_speak_the_persons_language_with_code_names(harness: Harness) 
     assert az("Register a child") != "Register a child"
     assert az("Register a child") in harness.client.get("/register").text
     found = post(harness, "/search", name="Aysel Mammadova")
-    handle = re.search(r'href="/child/([0-9a-f]{64})"', found.text)  # type: ignore[attr-defined]
+    handle = re.search(r'href="/child/([0-9a-f]{32})"', found.text)  # type: ignore[attr-defined]
     assert handle is not None
     form = harness.client.get(f"/child/{handle.group(1)}/assessment").text
     assert az("Record the assessment") in form
@@ -322,7 +322,7 @@ def test_the_childs_page_names_codes_and_districts_in_the_persons_language(
     register(harness)
     harness.sign_in(harness.add("aysel", language="az"))
     found = post(harness, "/search", name="Aysel Mammadova")
-    match = re.search(r'href="/child/([0-9a-f]{64})"', found.text)  # type: ignore[attr-defined]
+    match = re.search(r'href="/child/([0-9a-f]{32})"', found.text)  # type: ignore[attr-defined]
     assert match is not None
     handle = match.group(1)
     post(harness, f"/child/{handle}/placement", academic_year=current_academic_year(),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pyotp
 
 from node.console.app import CSP
+from node.console.sessions import Sessions
 from node.console.web import COOKIE
-from tests.unit.node.console.conftest import PASSWORD, Harness
+from tests.unit.node.console.conftest import OPERATOR, PASSWORD, Harness
 
 
 def test_password_then_code_signs_in(harness: Harness) -> None:
@@ -109,3 +110,21 @@ def test_sign_out_ends_the_session(harness: Harness) -> None:
     assert harness.client.post("/sign-out", data={"csrf": csrf}).url.path == "/sign-in"
     harness.client.cookies.set(COOKIE, token or "")
     assert harness.client.get("/search").url.path == "/sign-in"
+
+
+def test_a_reset_outside_the_console_signs_an_open_session_out(harness: Harness) -> None:
+    """A reset through the Accounts service alone (as the CLI does) ends the open session."""
+    harness.sign_in(harness.add("aysel"))
+    assert harness.client.get("/search").url.path == "/search"
+    harness.console.accounts.reset(OPERATOR, "aysel", PASSWORD)
+    assert harness.client.get("/search").url.path == "/sign-in"
+
+
+def test_anonymous_sessions_at_the_cap_never_evict_a_verified_one() -> None:
+    """At the cap, new anonymous sessions push out older anonymous ones, never staff's."""
+    sessions = Sessions(600, 3600, max_sessions=3)
+    staff = sessions.renew(sessions.open("en"), login="aysel", role="staff", verified=True)
+    anonymous = [sessions.open("en") for _ in range(10)]
+    assert sessions.get(staff.token) is staff
+    assert sessions.get(anonymous[0].token) is None
+    assert sessions.get(anonymous[-1].token) is anonymous[-1]
